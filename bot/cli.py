@@ -1,0 +1,199 @@
+"""`switchboard` command line. Library code raises; only this module turns errors into one clear
+line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.errors import ConfigError, SwitchboardError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="switchboard: omnichannel support bot and router")
+config_app = typer.Typer(no_args_is_help=True, help="Validate the configuration.")
+dl_app = typer.Typer(no_args_is_help=True, help="Inspect and re-queue dead-lettered messages.")
+app.add_typer(config_app, name="config")
+app.add_typer(dl_app, name="deadletters")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="config file (default: $SWITCHBOARD_CONFIG or ./config.yaml)")
+]
+
+
+def fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"switchboard: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def load(config: Path | None):  # type: ignore[no-untyped-def]
+    from bot.config import load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as e:
+        fail(f"config error: {e}")
+
+
+def config_path(config: Path | None) -> Path:
+    return Path(config or os.environ.get("SWITCHBOARD_CONFIG") or "config.yaml").resolve()
+
+
+def _logging(settings, role: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    from bot.logs import setup_logging
+
+    fmt = os.environ.get("SWITCHBOARD_LOG_FORMAT") or settings.logging.format
+    setup_logging(settings.logging.level, fmt, role)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate config.yaml (unknown keys, wrong types, missing secrets) and print a summary."""
+    s = load(config)
+    chans = ", ".join(c.type for c in s.channels) or "none"
+    typer.echo(f"config OK: {config_path(config)}")
+    typer.echo(f"  redis    {s.redis.url}")
+    typer.echo(f"  database {s.database.url.split('@')[-1]}")
+    typer.echo(f"  nlu      {', '.join(s.nlu.urls)} (threshold {s.nlu.confidence_threshold})")
+    typer.echo(f"  web      http://{s.web.host}:{s.web.port}/")
+    typer.echo(f"  channels {chans}")
+
+
+@app.command()
+def up(
+    config: ConfigOpt = None,
+    routers: Annotated[int, typer.Option(help="number of router worker processes")] = 1,
+) -> None:
+    """Run the whole product: Redis (if none), Rasa, router worker(s), web and channels."""
+    from bot.supervisor import Supervisor
+
+    s = load(config)
+    try:
+        code = asyncio.run(Supervisor(s, config_path(config), routers=routers).run())
+    except SwitchboardError as e:
+        fail(str(e))
+    except Exception as e:  # RasaError and friends
+        fail(f"{type(e).__name__}: {e}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    role: Annotated[str, typer.Option(help="router | web")],
+    config: ConfigOpt = None,
+    port: Annotated[int | None, typer.Option(help="web port (overrides web.port)")] = None,
+) -> None:
+    """Run one role, e.g. several `--role router` processes sharing the queue."""
+    from bot import runtime
+
+    s = load(config)
+    _logging(s, role)
+    if role == "router":
+        asyncio.run(runtime.run_router(s))
+    elif role == "web":
+        asyncio.run(runtime.run_web(s, port=port))
+    else:
+        fail(f"--role: unknown role {role!r} (router, web)")
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option(help="train even if the data did not change")] = False,
+) -> None:
+    """Train the NLU model into models/ (skipped when the data has not changed)."""
+    import time
+
+    from bot.runtime import rasa_paths
+    from intents.rasa import RasaError
+    from intents.rasa import train as do_train
+
+    s = load(config)
+    t0 = time.monotonic()
+    try:
+        model, trained = do_train(rasa_paths(s), force=force)
+    except RasaError as e:
+        fail(str(e), 1)
+    took = time.monotonic() - t0
+    typer.echo(f"{'trained' if trained else 'up to date'}: {model} ({took:.1f}s)")
+
+
+@app.command()
+def route(
+    config: ConfigOpt = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="JSON lines file (default: stdin)")] = None,
+) -> None:
+    """Batch routing: JSON lines {channel, user, text} in, one JSON decision per line out."""
+    from bot.batch import route_lines
+
+    s = load(config)
+    _logging(s.model_copy(update={"logging": s.logging.model_copy(update={"level": "warning"})}))
+    src = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
+    try:
+        code = asyncio.run(route_lines(s, src, sys.stdout))
+    except SwitchboardError as e:
+        fail(str(e), 1)
+    finally:
+        if input:
+            src.close()
+    raise typer.Exit(code)
+
+
+@dl_app.command("list")
+def deadletters_list(config: ConfigOpt = None, count: int = 50) -> None:
+    """Show dead-lettered inbound messages with their error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.queue import Queue
+    from bot.runtime import connect_redis
+
+    s = load(config)
+
+    async def go():  # type: ignore[no-untyped-def]
+        r = connect_redis(s)
+        try:
+            return await Queue(r, s.queue).dead_letters(count)
+        finally:
+            await r.aclose()
+
+    items = asyncio.run(go())
+    if not items:
+        typer.echo("no dead letters")
+        return
+    t = Table("id", "conversation", "attempts", "error")
+    for e in items:
+        t.add_row(e.id, e.fields.get("c", ""), e.fields.get("attempts", ""), e.fields.get("error", "")[:120])
+    Console().print(t)
+
+
+@dl_app.command("replay")
+def deadletters_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="dead-letter ids (default: all)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Re-queue dead letters (all, or the given ids) onto the inbound stream."""
+    from bot.queue import Queue
+    from bot.runtime import connect_redis
+
+    s = load(config)
+
+    async def go() -> int:
+        r = connect_redis(s)
+        try:
+            return await Queue(r, s.queue).replay(ids or None)
+        finally:
+            await r.aclose()
+
+    typer.echo(f"re-queued {asyncio.run(go())} message(s)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""`config.yaml` → validated pydantic v2 settings.
+
+Rules: unknown keys are errors (typos must not be silently ignored), `${VAR}` / `${VAR:-default}`
+pull secrets from the environment, and any problem becomes one `ConfigError` line naming the key.
+Channel sections are validated by the config model each channel declares beside its code,
+imported through the registry only when that channel is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from bot.models import Priority
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DEFAULT_CONFIG = "config.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    # `switchboard up` starts a private redis-server (AOF on, under data/redis) when nothing answers.
+    start_if_unreachable: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///data/switchboard.db"
+
+
+class QueueSettings(Section):
+    inbound_stream: str = "inbound"
+    group: str = "routers"
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    claim_idle_ms: Annotated[int, Field(ge=100)] = 30_000
+    block_ms: Annotated[int, Field(ge=10)] = 1_000
+    batch: Annotated[int, Field(ge=1, le=1000)] = 64
+    # Acknowledged entries are kept this long for inspection; unacknowledged ones are never trimmed.
+    retention_s: Annotated[int, Field(ge=0)] = 24 * 3600
+    dedupe_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    order_wait_ms: Annotated[int, Field(ge=10)] = 5_000
+
+
+class NLUSettings(Section):
+    urls: Annotated[list[str], Field(min_length=1)] = ["http://127.0.0.1:5005"]
+    timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    backoff_max_s: Annotated[float, Field(gt=0)] = 10.0
+    # `switchboard up` / `route` start Rasa from rasa_venv when the first URL does not answer.
+    manage: bool = True
+    rasa_venv: str = ".venv-rasa"
+    project_dir: str = "intents"
+    model_dir: str = "models"
+    confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # A parse cache keyed by normalized redacted text + model version (FAQ traffic repeats).
+    cache_size: Annotated[int, Field(ge=0)] = 10_000
+
+
+class RouterSettings(Section):
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    escalate_after_fallbacks: Annotated[int, Field(ge=1)] = 2
+    answers_dir: str = "intents/answers"
+
+
+class WebSettings(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_message_chars: Annotated[int, Field(ge=1, le=20_000)] = 2_000
+    # Per-session and per-IP message rate limits for the widget (messages per minute).
+    rate_per_session: Annotated[int, Field(ge=1)] = 30
+    rate_per_ip: Annotated[int, Field(ge=1)] = 120
+    history: Annotated[int, Field(ge=10, le=5000)] = 200
+
+
+class SLATarget(Section):
+    first_response_min: Annotated[int, Field(ge=1)]
+    resolution_min: Annotated[int, Field(ge=1)]
+
+
+def _default_sla() -> dict[Priority, SLATarget]:
+    return {
+        Priority.URGENT: SLATarget(first_response_min=15, resolution_min=240),
+        Priority.HIGH: SLATarget(first_response_min=60, resolution_min=8 * 60),
+        Priority.NORMAL: SLATarget(first_response_min=4 * 60, resolution_min=24 * 60),
+        Priority.LOW: SLATarget(first_response_min=24 * 60, resolution_min=72 * 60),
+    }
+
+
+class SLASettings(Section):
+    targets: dict[Priority, SLATarget] = Field(default_factory=_default_sla)
+    warn_at: Annotated[float, Field(gt=0, lt=1)] = 0.75
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class ChannelSettings(Section):
+    """Base of every channel's config model; `type` selects the adapter in the registry."""
+
+    type: str
+
+
+class Settings(Section):
+    redis: RedisSettings = RedisSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    queue: QueueSettings = QueueSettings()
+    nlu: NLUSettings = NLUSettings()
+    router: RouterSettings = RouterSettings()
+    web: WebSettings = WebSettings()
+    sla: SLASettings = SLASettings()
+    logging: LoggingSettings = LoggingSettings()
+    channels: tuple[ChannelSettings, ...] = ()
+    # Directory the relative paths above are resolved against (the config file's folder).
+    base_dir: Path = Path(".")
+    data_dir: str = "data"
+
+    def path(self, p: str | Path) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else (self.base_dir / q)
+
+    def channel(self, type_: str) -> ChannelSettings | None:
+        for c in self.channels:
+            if c.type == type_:
+                return c
+        return None
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            got = os.environ.get(name)
+            if got is None or got == "":
+                if default is not None:
+                    return default
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return got
+
+        return ENV_REF.sub(sub, value)
+    return value
+
+
+def _loc(loc: tuple[Any, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _one_line(e: ValidationError, prefix: str = "") -> str:
+    err = e.errors(include_url=False)[0]
+    where = _loc(tuple(err["loc"]), prefix)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict | list):
+        inp = err["input"]
+        if not (isinstance(inp, SecretStr)):
+            msg += f" (got {inp!r})"
+    more = len(e.errors()) - 1
+    return f"{where}: {msg}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def parse_settings(raw: dict[str, Any] | None, base_dir: Path = Path(".")) -> Settings:
+    """Validate an already-loaded mapping (used by tests and by `load_settings`)."""
+    from bot.registry import channel_config_model  # lazy: keeps channel modules unimported
+
+    raw = dict(raw or {})
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level): must be a mapping of sections")
+    raw = _expand(raw, "")
+    channels_raw = raw.pop("channels", None) or []
+    if not isinstance(channels_raw, list):
+        raise ConfigError("channels: must be a list of channel sections, each with a `type`")
+    channels: list[ChannelSettings] = []
+    seen: set[str] = set()
+    for i, item in enumerate(channels_raw):
+        where = f"channels[{i}]"
+        if not isinstance(item, dict) or "type" not in item:
+            raise ConfigError(f"{where}: must be a mapping with a `type` (web, telegram, email, twitter)")
+        ctype = item["type"]
+        model = channel_config_model(ctype)
+        if model is None:
+            raise ConfigError(f"{where}.type: unknown channel type {ctype!r}")
+        if ctype in seen:
+            raise ConfigError(f"{where}.type: channel {ctype!r} is configured twice")
+        seen.add(ctype)
+        try:
+            channels.append(model.model_validate(item))
+        except ValidationError as e:
+            raise ConfigError(_one_line(e, where)) from None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_one_line(e)) from None
+    return settings.model_copy(update={"channels": tuple(channels), "base_dir": base_dir})
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate the config file (default: $SWITCHBOARD_CONFIG or ./config.yaml)."""
+    p = Path(path or os.environ.get("SWITCHBOARD_CONFIG") or DEFAULT_CONFIG)
+    if not p.exists():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{p}: must be a mapping of sections")
+    try:
+        return parse_settings(raw, base_dir=p.resolve().parent)
+    except ConfigError as e:
+        raise ConfigError(f"{p.name}: {e}") from None

@@ -1,0 +1,36 @@
+"""structlog setup: readable lines in a terminal, JSON lines otherwise. Event names are dotted
+verbs (`message.received`, `decision.made`); texts are logged only after redaction."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = None) -> None:
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if role:
+        processors.insert(0, lambda _l, _m, ev: {**ev, "role": ev.get("role", role)})
+    processors.append(structlog.processors.format_exc_info)
+    processors.append(
+        structlog.processors.JSONRenderer() if json_out else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+
+
+def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,24 @@
+"""Prometheus metrics. With `switchboard up` every role writes to one multiprocess directory
+($PROMETHEUS_MULTIPROC_DIR) so the web role's `/metrics` shows the whole product."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted onto the inbound queue", ["channel"])
+MESSAGES_DUP = Counter("switchboard_messages_duplicate_total", "Duplicate channel messages ignored", ["channel"])
+MESSAGES_OUT = Counter("switchboard_messages_out_total", "Replies delivered by channel senders", ["channel"])
+DECISIONS = Counter("switchboard_decisions_total", "Router decisions", ["action", "topic"])
+DEAD_LETTERS = Counter("switchboard_dead_letters_total", "Entries moved to the dead-letter stream", ["stream"])
+RETRIES = Counter("switchboard_retries_total", "Failed handling attempts that will be retried", ["stream"])
+NLU_LATENCY = Histogram(
+    "switchboard_nlu_latency_seconds",
+    "Rasa /model/parse latency",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+NLU_CACHE = Counter("switchboard_nlu_cache_total", "NLU parse cache lookups", ["result"])
+ROUTER_OVERHEAD = Histogram(
+    "switchboard_router_overhead_seconds",
+    "Time the router spends on a message outside the NLU call",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+)

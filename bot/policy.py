@@ -1,0 +1,178 @@
+"""Routing policy: a pure function of (NLU result, safety rules, conversation state) → decision.
+
+No I/O here, so every rule of TOPICS.md is unit-testable without servers. The router worker does
+the I/O around it (redaction, NLU call, state, queues).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from bot import safety
+from bot.models import ANSWER_TOPICS, HANDOFF_TOPICS, OUT_OF_SCOPE, TOPICS, Action, Priority
+
+if TYPE_CHECKING:
+    from bot.config import SLASettings
+    from intents.answers import Answers
+    from intents.client import NLUResult
+
+_TOPICS_BY_LEN = sorted(TOPICS, key=len, reverse=True)
+
+HANDOFF_PRIORITY = {"theft": Priority.URGENT, "compliance": Priority.HIGH, "human": Priority.NORMAL}
+# A handoff intent only needs this much confidence: missing a theft case is worse than a person
+# reading a message the bot could have answered.
+HANDOFF_MIN_CONFIDENCE = 0.3
+
+
+def topic_of(intent: str) -> str:
+    """Intent names start with their topic (`deposit_not_arrived` → `deposit`)."""
+    for t in _TOPICS_BY_LEN:
+        if intent == t or intent.startswith(t + "_"):
+            return t
+    return OUT_OF_SCOPE
+
+
+@dataclass(frozen=True, slots=True)
+class ConvState:
+    mode: str = "bot"  # "bot" | "agent"
+    fallbacks: int = 0
+    lang: str | None = None
+    vip: int = 0
+    handoff_topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    topic: str
+    intent: str
+    confidence: float
+    priority: Priority
+    reply: str
+    reason: str
+    state: ConvState
+    silent: bool = False
+
+
+_COIN = re.compile(
+    r"\b(BTC|ETH|USDT|USDC|BNB|SOL|XRP|TRX|ADA|DOGE|LTC|DOT|MATIC|POL|AVAX|TON|LINK|SHIB|ARB|OP|ATOM|XLM|EOS|DAI|FDUSD)\b",
+    re.I,
+)
+_NETWORK = re.compile(
+    r"\b(ERC[-\s]?20|TRC[-\s]?20|BEP[-\s]?20|BEP[-\s]?2|SPL|Solana|Arbitrum(?:\s+One)?|Optimism|Polygon|Avalanche\s+C[-\s]?Chain|Base|TON|Lightning|Omni|BSC)\b",
+    re.I,
+)
+
+
+def slots_from(text: str, entities: dict[str, str]) -> dict[str, str]:
+    """Slot values for answer placeholders: NLU entities first, then a cheap regex fallback."""
+    slots = dict(entities)
+    if "coin" not in slots and (m := _COIN.search(text)):
+        slots["coin"] = m.group(1).upper()
+    if "network" not in slots and (m := _NETWORK.search(text)):
+        n = m.group(1)
+        slots["network"] = re.sub(r"[-\s]", "", n).upper() if re.match(r"(?i)(erc|trc|bep)", n) else n
+    return slots
+
+
+def format_eta(minutes: int, lang: str) -> str:
+    if lang == "zh":
+        if minutes < 60:
+            return f"{minutes} 分钟内"
+        if minutes < 48 * 60:
+            return f"{minutes // 60} 小时内"
+        return f"{minutes // 1440} 天内"
+    if minutes < 60:
+        return f"within {minutes} minutes"
+    if minutes < 48 * 60:
+        h = minutes // 60
+        return f"within {h} hour{'s' if h > 1 else ''}"
+    return f"within {minutes // 1440} days"
+
+
+def _join(*parts: str | None) -> str:
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def decide(
+    *,
+    text: str,
+    lang: str,
+    nlu: NLUResult,
+    state: ConvState,
+    answers: Answers,
+    sla: SLASettings,
+    threshold: float,
+    escalate_after: int,
+    redactions: tuple[str, ...] = (),
+    entities: dict[str, str] | None = None,
+) -> Outcome:
+    """Decide answer / clarify / handoff for one (redacted) message."""
+    state = replace(state, lang=lang)
+    slots = slots_from(text, entities or {})
+    secret_note = answers.get("secret_redacted", lang) if redactions else None
+
+    if state.mode == "agent":
+        # A person owns this conversation: the bot stays silent, the message goes to the ticket.
+        topic = state.handoff_topic or "human"
+        return Outcome(
+            Action.HANDOFF, topic, nlu.intent, nlu.confidence, HANDOFF_PRIORITY.get(topic, Priority.NORMAL),
+            "", "agent_mode", state, silent=True,
+        )
+
+    intent, conf = nlu.intent, nlu.confidence
+    nlu_topic = topic_of(intent)
+    hit = safety.check(text, lang)
+    handoff_topic: str | None = None
+    reason = "nlu"
+    if hit is not None:
+        handoff_topic, reason = hit.topic, f"safety_rule:{hit.rule}"
+        if nlu_topic != hit.topic:
+            # Keep the classifier's best guess within the rule's topic, for the safety steps.
+            intent = next((n for n, _ in nlu.ranking if topic_of(n) == hit.topic), hit.topic)
+    elif nlu_topic in HANDOFF_TOPICS and conf >= HANDOFF_MIN_CONFIDENCE:
+        handoff_topic = nlu_topic
+    elif redactions and any(k in ("seed_phrase", "private_key", "api_secret") for k in redactions):
+        # Someone just pasted a seed phrase or key into a support chat: treat it as exposed.
+        handoff_topic, reason, intent = "theft", "secret_exposed", "theft_leaked_secret"
+
+    if handoff_topic is not None:
+        priority = HANDOFF_PRIORITY[handoff_topic]
+        if state.vip > 0:
+            priority = priority.raised()
+        eta = format_eta(sla.targets[priority].first_response_min, lang)
+        safety_steps = answers.get(intent, lang, **slots) if topic_of(intent) == handoff_topic else None
+        reply = _join(
+            safety_steps,
+            answers.get(f"handoff_{handoff_topic}", lang, eta=eta),
+            answers.get("never_ask", lang),
+        )
+        return Outcome(
+            Action.HANDOFF, handoff_topic, intent, conf, priority, reply, reason,
+            replace(state, mode="agent", fallbacks=0, handoff_topic=handoff_topic),
+        )
+
+    understood = nlu_topic in ANSWER_TOPICS and conf >= threshold and answers.has(intent, lang)
+    if understood:
+        reply = _join(answers.get(intent, lang, **slots), secret_note)
+        return Outcome(
+            Action.ANSWER, nlu_topic, intent, conf, Priority.LOW, reply, reason, replace(state, fallbacks=0)
+        )
+
+    fallbacks = state.fallbacks + 1
+    if fallbacks >= escalate_after:
+        priority = Priority.HIGH if state.vip > 0 else Priority.NORMAL
+        eta = format_eta(sla.targets[priority].first_response_min, lang)
+        reply = _join(answers.get("escalate_after_fallbacks", lang, eta=eta), answers.get("never_ask", lang))
+        return Outcome(
+            Action.HANDOFF, "human", intent, conf, priority, reply, "second_fallback",
+            replace(state, mode="agent", fallbacks=0, handoff_topic="human"),
+        )
+    own = answers.get(intent, lang) if nlu_topic == OUT_OF_SCOPE else None
+    reply = _join(own or answers.get("clarify", lang), secret_note)
+    why = "out_of_scope" if nlu_topic == OUT_OF_SCOPE else "low_confidence"
+    return Outcome(
+        Action.CLARIFY, OUT_OF_SCOPE, intent, conf, Priority.LOW, reply, why, replace(state, fallbacks=fallbacks)
+    )

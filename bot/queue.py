@@ -1,0 +1,312 @@
+"""Redis Streams queue with at-least-once delivery and exactly-once *effects*.
+
+- Intake (`publish`) is one Lua script: dedupe on the channel's own message id, assign the
+  conversation's next sequence number, `XADD` to `inbound` — all or nothing.
+- A worker's result (`commit`) is one Lua script: the outputs (`outbound:<channel>`, `handoff`,
+  `decisions`), the conversation state and the `XACK` land together, and only if this is the next
+  message of the conversation that has not been committed yet. A redelivered or duplicate entry is
+  acknowledged without a second answer; a message whose predecessor is still in flight waits, so
+  one conversation is handled in order even with several workers.
+- Entries of a dead worker are taken over with `XAUTOCLAIM`; an entry that failed `max_attempts`
+  times goes to the dead-letter stream with its error (`switchboard deadletters list|replay`).
+- Trimming uses `XTRIM MINID` below the oldest unacknowledged entry of every group, so it never
+  drops a message someone still has to handle.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bot.config import QueueSettings
+from bot.models import Message
+
+_INTAKE = """
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq_in', 1)
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local id = redis.call('XADD', KEYS[3], '*', 'm', ARGV[2], 'seq', seq, 'c', ARGV[3])
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+return id
+"""
+
+_ADVANCE = """
+local function advance(conv, skip, seq)
+  local newdone = seq
+  while redis.call('SISMEMBER', skip, newdone + 1) == 1 do
+    redis.call('SREM', skip, newdone + 1)
+    newdone = newdone + 1
+  end
+  return newdone
+end
+"""
+
+# KEYS: conv, inbound, attempts, skip, out1..outN
+# ARGV: group, entry, seq, nstate, k1, v1, ..., payload1, maxlen1, ...
+_COMMIT = _ADVANCE + """
+local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
+local seq = tonumber(ARGV[3])
+if done >= seq then
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  return 0
+end
+if done ~= seq - 1 then return -1 end
+local i = 5
+local st = {}
+for j = 1, tonumber(ARGV[4]) do
+  st[#st + 1] = ARGV[i]; st[#st + 1] = ARGV[i + 1]; i = i + 2
+end
+for k = 5, #KEYS do
+  if ARGV[i + 1] ~= '0' then
+    redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[i + 1], '*', 'd', ARGV[i])
+  else
+    redis.call('XADD', KEYS[k], '*', 'd', ARGV[i])
+  end
+  i = i + 2
+end
+st[#st + 1] = 'seq_done'; st[#st + 1] = advance(KEYS[1], KEYS[4], seq)
+redis.call('HSET', KEYS[1], unpack(st))
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: conv, inbound, attempts, skip, dead ; ARGV: group, entry, seq, m, error, attempts, conv id, at
+_DEAD = _ADVANCE + """
+redis.call('XADD', KEYS[5], '*', 'entry', ARGV[2], 'm', ARGV[4], 'error', ARGV[5], 'attempts', ARGV[6],
+           'c', ARGV[7], 'at', ARGV[8])
+if ARGV[3] ~= '' then
+  local seq = tonumber(ARGV[3])
+  local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
+  if done == seq - 1 then
+    redis.call('HSET', KEYS[1], 'seq_done', advance(KEYS[1], KEYS[4], seq))
+  elseif done < seq - 1 then
+    redis.call('SADD', KEYS[4], seq)
+  end
+end
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+
+CONV_TTL_S = 90 * 24 * 3600
+
+
+def conv_key(conversation_id: str) -> str:
+    return f"conv:{conversation_id}"
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def conversation(self) -> str:
+        return self.fields.get("c", "")
+
+    @property
+    def seq(self) -> int | None:
+        s = self.fields.get("seq")
+        return int(s) if s and s.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    stream: str
+    payload: str
+    maxlen: int = 0  # 0 = a work queue (never trimmed by length); >0 = a capped log
+
+
+def _decode(fields: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+
+
+def _entries(raw: Any) -> list[Entry]:
+    out: list[Entry] = []
+    for eid, fields in raw or []:
+        if fields is None:
+            continue
+        out.append(Entry(eid.decode() if isinstance(eid, bytes) else eid, _decode(fields)))
+    return out
+
+
+class Queue:
+    """The inbound queue and its dead letters, for one Redis."""
+
+    def __init__(self, r: aioredis.Redis, settings: QueueSettings) -> None:
+        self.r = r
+        self.s = settings
+        self.stream = settings.inbound_stream
+        self.group = settings.group
+        self.dead_stream = f"{self.stream}:dead"
+        self.attempts_key = f"{self.stream}:attempts"
+        self._intake = r.register_script(_INTAKE)
+        self._commit = r.register_script(_COMMIT)
+        self._dead = r.register_script(_DEAD)
+
+    # -- producers -------------------------------------------------------------------------------
+    async def publish(self, msg: Message, *, force: bool = False) -> str | None:
+        """Put `msg` on the inbound stream; returns the entry id, or None for a duplicate."""
+        res = await self._intake(
+            keys=[f"seen:{msg.dedupe_key}", conv_key(msg.conversation_id), self.stream],
+            args=[self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S],
+        )
+        if res is None:
+            return None
+        return res.decode() if isinstance(res, bytes) else str(res)
+
+    # -- consumers -------------------------------------------------------------------------------
+    async def ensure_group(self, stream: str | None = None, group: str | None = None) -> None:
+        await ensure_group(self.r, stream or self.stream, group or self.group)
+
+    async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
+        res = await self.r.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        return _entries(res[0][1]) if res else []
+
+    async def read_own_pending(self, consumer: str, count: int) -> list[Entry]:
+        res = await self.r.xreadgroup(self.group, consumer, {self.stream: "0"}, count=count)
+        return _entries(res[0][1]) if res else []
+
+    async def autoclaim(self, consumer: str, count: int, min_idle_ms: int | None = None) -> list[Entry]:
+        """Take over entries idle longer than `claim_idle_ms` (their worker died or gave up)."""
+        idle = self.s.claim_idle_ms if min_idle_ms is None else min_idle_ms
+        start = "0-0"
+        got: list[Entry] = []
+        for _ in range(10):
+            res = await self.r.xautoclaim(self.stream, self.group, consumer, idle, start, count=count)
+            start = res[0].decode() if isinstance(res[0], bytes) else res[0]
+            got.extend(_entries(res[1]))
+            if len(res) > 2 and res[2]:
+                # Entries deleted from the stream while pending: nothing left to handle.
+                ids = [d.decode() if isinstance(d, bytes) else d for d in res[2]]
+                await self.r.xack(self.stream, self.group, *ids)
+            if start == "0-0" or len(got) >= count:
+                break
+        return got
+
+    async def touch(self, consumer: str, ids: list[str]) -> None:
+        """Reset the idle time of entries this worker still holds (waiting for Rasa, say)."""
+        if ids:
+            await self.r.xclaim(self.stream, self.group, consumer, 0, ids, justid=True)
+
+    async def conv_progress(self, conversation_id: str) -> int:
+        v = await self.r.hget(conv_key(conversation_id), "seq_done")
+        return int(v) if v else 0
+
+    async def commit(
+        self, entry: Entry, state: dict[str, str], outputs: list[Output]
+    ) -> int:
+        """1 = committed, 0 = duplicate (acked, nothing sent), -1 = a predecessor is not done yet."""
+        seq = entry.seq or 0
+        keys = [
+            conv_key(entry.conversation),
+            self.stream,
+            self.attempts_key,
+            conv_key(entry.conversation) + ":skip",
+            *[o.stream for o in outputs],
+        ]
+        args: list[Any] = [self.group, entry.id, seq, len(state)]
+        for k, v in state.items():
+            args += [k, v]
+        for o in outputs:
+            args += [o.payload, o.maxlen]
+        return int(await self._commit(keys=keys, args=args))
+
+    async def fail(self, entry: Entry, error: str) -> bool:
+        """Count a failed attempt; dead-letter the entry once it reached `max_attempts`.
+
+        Returns True when the entry was dead-lettered."""
+        n = int(await self.r.hincrby(self.attempts_key, entry.id, 1))
+        if n >= self.s.max_attempts:
+            await self.dead_letter(entry, error, n)
+            return True
+        return False
+
+    async def dead_letter(self, entry: Entry, error: str, attempts: int = 1) -> None:
+        conv = entry.conversation or "unknown"
+        await self._dead(
+            keys=[conv_key(conv), self.stream, self.attempts_key, conv_key(conv) + ":skip", self.dead_stream],
+            args=[
+                self.group, entry.id, "" if entry.seq is None else entry.seq, entry.fields.get("m", ""),
+                error[:2000], attempts, conv, str(int(time.time())),
+            ],
+        )
+
+    async def pending_count(self) -> int:
+        try:
+            info = await self.r.xpending(self.stream, self.group)
+        except ResponseError:
+            return 0
+        return int(info["pending"] if isinstance(info, dict) else info[0])
+
+    # -- dead letters ----------------------------------------------------------------------------
+    async def dead_letters(self, count: int = 100) -> list[Entry]:
+        return _entries(await self.r.xrange(self.dead_stream, count=count))
+
+    async def replay(self, dead_ids: list[str] | None = None) -> int:
+        """Re-queue dead letters (all, or the given ids) as new inbound entries."""
+        items = await self.dead_letters(10_000)
+        n = 0
+        for e in items:
+            if dead_ids and e.id not in dead_ids:
+                continue
+            raw = e.fields.get("m", "")
+            try:
+                msg = Message.from_json(raw)
+            except ValueError:
+                continue  # unparseable: stays dead (list shows why)
+            await self.publish(msg, force=True)
+            await self.r.xdel(self.dead_stream, e.id)
+            n += 1
+        return n
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    async def trim(self, stream: str | None = None) -> int:
+        return await trim_stream(self.r, stream or self.stream, self.s.retention_s)
+
+
+async def ensure_group(r: aioredis.Redis, stream: str, group: str) -> None:
+    try:
+        await r.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as e:
+        if "BUSYGROUP" not in str(e):
+            raise
+
+
+async def trim_stream(r: aioredis.Redis, stream: str, retention_s: int) -> int:
+    """Drop entries older than `retention_s` that every consumer group has acknowledged."""
+    try:
+        groups = await r.xinfo_groups(stream)
+    except ResponseError:
+        return 0
+    cutoff = (int(time.time() * 1000) - retention_s * 1000, 0)
+    safe = cutoff
+    for g in groups:
+        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+        last = g.get("last-delivered-id") or b"0-0"
+        last = last.decode() if isinstance(last, bytes) else last
+        ms, sq = parse_id(last)
+        bound = (ms, sq + 1)
+        if int(g.get("pending") or 0) > 0:
+            p = await r.xpending(stream, name)
+            mn = p.get("min") if isinstance(p, dict) else p[1]
+            if mn:
+                bound = min(bound, parse_id(mn.decode() if isinstance(mn, bytes) else mn))
+        safe = min(safe, bound)
+    if safe <= (0, 0):
+        return 0
+    return int(await r.xtrim(stream, minid=f"{safe[0]}-{safe[1]}"))

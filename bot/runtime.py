@@ -1,0 +1,134 @@
+"""Wiring for the roles: Redis connection, NLU client, channels, router and web processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+
+from bot.channel import Channel, OutboundSender
+from bot.config import Settings
+from bot.intake import make_sink
+from bot.logs import get_logger
+from bot.queue import Queue
+from bot.registry import channel_adapter
+from bot.router import Brain, RouterWorker
+from intents.answers import Answers
+from intents.client import NLUClient
+from intents.rasa import RasaPaths
+
+log = get_logger("switchboard.runtime")
+
+
+def connect_redis(settings: Settings) -> aioredis.Redis:
+    return aioredis.from_url(
+        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2
+    )
+
+
+def rasa_paths(settings: Settings) -> RasaPaths:
+    return RasaPaths(
+        root=settings.base_dir.resolve(),
+        venv=settings.path(settings.nlu.rasa_venv),
+        project=settings.path(settings.nlu.project_dir),
+        models=settings.path(settings.nlu.model_dir),
+    )
+
+
+def redis_host_port(settings: Settings) -> tuple[str, int] | None:
+    u = urlparse(settings.redis.url)
+    if u.scheme not in ("redis", "rediss"):
+        return None
+    return (u.hostname or "127.0.0.1", u.port or 6379)
+
+
+def nlu_client(settings: Settings) -> NLUClient:
+    n = settings.nlu
+    return NLUClient(list(n.urls), timeout_s=n.timeout_s, backoff_max_s=n.backoff_max_s, cache_size=n.cache_size)
+
+
+def answers(settings: Settings) -> Answers:
+    return Answers(settings.path(settings.router.answers_dir))
+
+
+def build_channels(settings: Settings, r: aioredis.Redis) -> list[Channel]:
+    out: list[Channel] = []
+    for cfg in settings.channels:
+        cls = channel_adapter(cfg.type)
+        out.append(cls.from_config(settings, cfg, r))
+    return out
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    r = connect_redis(settings)
+    async with nlu_client(settings) as nlu:
+        await nlu.refresh_versions()
+        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings)))
+        try:
+            await worker.run(stop)
+        finally:
+            await r.aclose()
+
+
+async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None) -> None:
+    """The edge role: HTTP app (widget, webhooks, health, metrics), channel adapters and their
+    outbound senders."""
+    import uvicorn
+
+    from bot.web import create_app
+
+    stop = stop or asyncio.Event()
+    r = connect_redis(settings)
+    queue = Queue(r, settings.queue)
+    sink = make_sink(queue)
+    channels = build_channels(settings, r)
+    for ch in channels:
+        await ch.start(sink)
+    senders = [
+        OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms) for ch in channels
+    ]
+    sender_tasks = [asyncio.create_task(s.run(stop)) for s in senders]
+    app = create_app(settings, r, channels)
+    config = uvicorn.Config(
+        app,
+        host=settings.web.host,
+        port=settings.web.port if port is None else port,
+        log_level="warning",
+        ws_max_size=64 * 1024,
+        lifespan="on",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    serve = asyncio.create_task(server.serve())
+    log.info("web.started", url=f"http://{settings.web.host}:{config.port}/")
+    stop_wait = asyncio.create_task(stop.wait())
+    await asyncio.wait([serve, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stop.set()
+    with contextlib.suppress(Exception):
+        await serve
+    for t in sender_tasks:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(t, 5)
+    for ch in channels:
+        await ch.stop()
+    await r.aclose()
+
+
+def data_dir(settings: Settings) -> Path:
+    d = settings.path(settings.data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    return d

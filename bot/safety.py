@@ -1,0 +1,122 @@
+"""The handoff safety net: rules in both languages that catch theft, compliance and requests for a
+person even when the classifier is unsure or wrong. A missed theft case costs a user their funds,
+so these rules err on the side of a person looking at it.
+
+Rules describe something that *happened to the user* ("my account was hacked", "不是我操作"); a
+question *about* security ("how do I stop my account being hacked?") is left to the classifier.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_F = re.I | re.S
+
+
+def _rx(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in parts), _F)
+
+
+_SECRET_WORDS = (
+    r"(?:password|passcode|seed(?:\s*phrase)?|recovery\s*phrase|mnemonic|private\s*key|2fa(?:\s*code)?|"
+    r"authenticator|google\s*auth\w*|api\s*(?:key|secret)|secret\s*key|12\s*words|24\s*words|"
+    r"verification\s*code|sms\s*code|\[REDACTED:\w+\])"
+)
+_ASSETS = r"(?:funds?|coins?|money|balance|assets?|crypto|tokens?|btc|eth|usdt|usdc|bnb|sol|xrp|trx|bitcoin|ether|savings|everything|all\s+my\s+\w+)"
+
+THEFT_EN = _rx(
+    r"\b(?:hack(?:ed|er|ers)?|compromised|breached)\b.{0,40}\b(?:my|our)\b.{0,20}\b(?:account|wallet|funds?)\b",
+    r"\b(?:my|our)\s+(?:\w+\s+){0,2}(?:account|wallet|email|phone|binance|api\s*key)s?\b.{0,25}\b(?:was|were|got|has\s+been|have\s+been|is|been|being)\s+(?:\w+\s+)?(?:hacked|compromised|stolen|taken\s+over|breached|hijacked|drained|accessed)",
+    r"\b(?:i(?:'ve|\s+have)?|we)\s+(?:been|got|was|were|just\s+got)\s+(?:hacked|scammed|phished|robbed|drained|sim[\s-]*swapped)",
+    r"\bsome(?:one|body)\b.{0,30}\b(?:logged|log(?:ged)?\s*in|signed\s*in|accessed|got\s+into|broke\s+into|hacked|stole|took|withdr[ae]w|transferred|changed)\b",
+    r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not|have\s*n[o']?t|haven't)\s+(?:\w+\s+){0,2}(?:make|made|do|did|authori[sz]e|authori[sz]ed|request|requested|place|placed|initiate|initiated|approve|approved|send|sent|withdraw|log\s*in|login|trade)\b",
+    r"\bnot\s+(?:made\s+)?by\s+me\b|\bwasn'?t\s+me\b|\bwithout\s+my\s+(?:permission|consent|knowledge|authori[sz]ation)\b",
+    r"\bunauthori[sz]ed\s+(?:\w+\s+)?(?:withdrawals?|logins?|access|trades?|transactions?|transfers?|orders?|activity|changes?)",
+    r"\bsim[\s-]*(?:card\s+)?(?:swap|swapped|hijack|jacking|ported)\b|\bport(?:ed)?[\s-]*out\b.{0,30}\bnumber\b|\b(?:phone|mobile)\s+number\b.{0,30}\b(?:hijacked|ported|transferred|taken)\b",
+    rf"\b(?:my|all\s+(?:of\s+)?my|the)\s+(?:\w+\s+){{0,2}}{_ASSETS}\b.{{0,30}}\b(?:are|is|were|was|have\s+been|has\s+been|got|just)?\s*(?:gone|missing|stolen|disappeared|drained|vanished|taken|emptied|zero|withdrawn\s+without)",
+    rf"\b(?:stole|stolen|drained|emptied|wiped|cleaned\s+out|swept)\b.{{0,30}}\b(?:my|our)\b.{{0,20}}\b(?:{_ASSETS}|account|wallet)",
+    rf"\b(?:i|we)\s+(?:accidentally\s+|mistakenly\s+)?(?:entered|typed|gave|shared|sent|leaked|posted|exposed|revealed|told|showed|pasted|imported)\s+(?:\w+\s+){{0,3}}{_SECRET_WORDS}",
+    rf"\b(?:my|our)\s+{_SECRET_WORDS}\s+(?:was|were|got|has\s+been|have\s+been|is|are)\s+(?:\w+\s+)?(?:leaked|exposed|stolen|compromised|shared|published|changed|reset|disabled|removed)",
+    r"\b(?:email|e-mail|phone(?:\s+number)?|mobile|2fa|authenticator|password|withdrawal\s+address|whitelist)\b.{0,30}\b(?:changed|reset|removed|disabled|added|replaced)\b.{0,40}\b(?:not\s+me|wasn'?t\s+me|i\s+didn'?t|i\s+did\s+not|without\s+me|by\s+someone|never\s+(?:did|asked|requested))",
+    r"\b(?:scam(?:med)?|phish(?:ed|ing)?|fake\s+(?:support|site|website|app|admin|agent|exchange))\b.{0,60}\b(?:took|stole|lost|drained|sent|gave|paid|transferred|emptied)\b",
+    r"\b(?:lost|loss\s+of)\b.{0,30}\b(?:to|in|from)\s+(?:a\s+)?(?:scam|scammer|hacker|phishing|fake)",
+)
+
+THEFT_ZH = _rx(
+    r"被盗|被黑|盗号|被偷|被人偷|被入侵|被攻击|被劫持|被洗劫|被掏空|被清空|被人转走|被转走|被提走|被人提|被划走",
+    r"不是我(本人)?(操作|做的|提的|下的|登录|登的|买的|卖的|转的|改的|授权)|非本人|并非本人|我(并)?没有?(操作|授权|提现|提币|下单|交易|登录|转账|改过?)",
+    r"(资金|币|钱|资产|余额|USDT|BTC|ETH|账户里?的?.{0,6})(全|都|突然|莫名其?妙?地?)?.{0,4}(不见|没了|消失|少了|丢了|被转|归零|清零)",
+    r"有人(登录|登陆|登入|进入|盗|动|转|提|改|用)了?.{0,10}(我|账|账户|账号|钱包)|异地登录|陌生设备登录|未知设备",
+    r"被骗|受骗|上当|诈骗.{0,12}(损失|被|转|骗)|钓鱼(网站|链接|邮件|短信).{0,20}(输入|填|登录|点|泄露|被盗|转)|假(客服|官网|网站|APP).{0,20}(转|骗|输入|给了|泄露|被盗)",
+    r"(泄露|泄漏|外泄|暴露|告诉了?别人|发给了?(别人|对方|客服|他|她)|给了?(别人|对方|他|她))了?.{0,8}(助记词|私钥|密码|验证码|API|密钥|谷歌验证)",
+    r"(助记词|私钥|密码|API\s*密钥|密钥|谷歌验证|验证码).{0,8}(泄露|泄漏|外泄|被盗|被人知道|被别人知道|发给了|给了别人)",
+    r"SIM\s*卡?.{0,6}(被|盗|劫持|补办|复制)|手机号.{0,8}(被盗|被劫持|被转|被补办|被过户)|被补卡",
+    r"(邮箱|手机号?|绑定手机|谷歌验证|2FA|双重验证|提币地址|白名单|登录密码|资金密码).{0,10}(被|遭)(人)?(改|换|修改|更改|解绑|关闭|重置|删除|添加)",
+    r"未经(我的?)?(授权|允许|同意)|盗刷|盗提|盗转",
+)
+
+COMPLIANCE_EN = _rx(
+    r"\b(?:account|funds?|assets?|balance|withdrawals?|deposits?|wallet)\b.{0,30}\b(?:frozen|freezed|froze|restricted|suspended|blocked|seized|held\s+for\s+review|on\s+hold|under\s+review|disabled|banned|closed\s+by\s+you|locked\s+by\s+(?:you|compliance|risk))\b",
+    r"\b(?:froze|frozen|freeze|restricted|suspended|banned)\b.{0,20}\b(?:my|our)\s+(?:account|funds?|assets?|withdrawals?)",
+    r"\b(?:aml|anti[\s-]*money[\s-]*laundering|kyt|risk\s+(?:control|review|team|management)|compliance\s+(?:review|check|team|hold))\b",
+    r"\b(?:police|law\s+enforcement|court\s+order|subpoena|warrant|prosecutor|fbi|investigat(?:or|ion)\s+(?:request|agency)|seizure\s+order|legal\s+request)\b",
+    r"\bsanction(?:s|ed)?\b|\bofac\b|\bembargo",
+    r"\b(?:source|proof)\s+of\s+(?:funds?|wealth|income)\b",
+)
+
+COMPLIANCE_ZH = _rx(
+    r"冻结|被封|封号|封禁|封了|限制(交易|提现|提币|登录|账户)|账户(受限|被限制|异常被限|停用)|资金(被扣|被冻|被锁|被限制)|暂停(交易|提现)",
+    r"风控|风险控制|风险审核|反洗钱|\bAML\b|KYT|合规(审查|审核|部门|团队)",
+    r"警方|警察|公安|法院|司法|检察|协查|调证|执法",
+    r"制裁|OFAC",
+    r"资金来源(证明)?|收入证明|财富来源",
+)
+
+HUMAN_EN = _rx(
+    r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
+    r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b|\bhuman\s+(?:agent|support|being|please)\b",
+    r"\b(?:need|want|get)\s+(?:a|an|to\s+talk\s+to\s+an?)?\s*(?:human|agent|manager|supervisor)\b",
+    r"\bcall\s+me\b|\bphone\s+call\b|\bphone\s+support\b|\bcall\s+(?:back|you)\b",
+    r"\b(?:formal|official)\s+complaint\b|\b(?:file|lodge|make|submit)\s+a\s+complaint\b|\bcompensat(?:e|ion)\b|\breimburse",
+)
+
+HUMAN_ZH = _rx(
+    r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)",
+    r"投诉|赔偿|补偿|索赔|打电话|来电|电话(联系|客服|沟通)",
+)
+
+# Hypothetical or how-to questions *about* security ("how do I protect my account from being hacked").
+HOWTO = _rx(
+    r"\b(?:how\s+(?:do|can|should|could|would)\s+(?:i|we|you|one|people)|how\s+to|what\s+(?:should|do|can|would)\s+i\s+do\s+if|what\s+happens\s+if|what\s+if|tips|ways\s+to|is\s+it\s+possible|can\s+(?:someone|hackers|a\s+hacker))\b.{0,60}\b(?:protect|prevent|avoid|secure|stop|recogni[sz]e|spot|identify|detect|tell|know|safe|happen|keep)",
+    r"\bhow\s+(?:do|can)\s+(?:i|you)\s+(?:know|tell|check)\s+if\b",
+    r"如何(防止|防范|避免|保护|识别|辨别|保障)|怎么(防止|防范|避免|保护|识别|辨别|才能不被)|怎样(防止|防范|避免|保护|识别)|防止.{0,8}被盗|如果.{0,10}(被盗|被黑).{0,10}(怎么办|该怎么)|万一.{0,10}(被盗|被黑)",
+)
+# Things that make it clear it already happened, overriding a how-to phrasing.
+HAPPENED = _rx(
+    r"\b(?:just|already|yesterday|today|last\s+night|this\s+morning|an?\s+hour\s+ago|minutes\s+ago|now\s+my|has\s+been|have\s+been|was|were|got)\b.{0,40}\b(?:hacked|stolen|gone|drained|compromised|changed|scammed|phished|logged)",
+    r"不是我|非本人|已经|刚刚|刚才|昨天|今天|昨晚|早上|不见了|没了|被盗了|被黑了",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyHit:
+    topic: str  # theft | compliance | human
+    rule: str
+
+
+def check(text: str, lang: str) -> SafetyHit | None:
+    """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity."""
+    # Both languages' rules run: people mix them ("我的USDT被盗了", "account frozen 了").
+    howto = bool(HOWTO.search(text)) and not HAPPENED.search(text)
+    if not howto:
+        for name, rx in (("theft_en", THEFT_EN), ("theft_zh", THEFT_ZH)):
+            if rx.search(text):
+                return SafetyHit("theft", name)
+    for name, rx in (("compliance_en", COMPLIANCE_EN), ("compliance_zh", COMPLIANCE_ZH)):
+        if rx.search(text) and not (howto and name.startswith("compliance")):
+            return SafetyHit("compliance", name)
+    for name, rx in (("human_en", HUMAN_EN), ("human_zh", HUMAN_ZH)):
+        if rx.search(text):
+            return SafetyHit("human", name)
+    return None

@@ -1,0 +1,112 @@
+"""The web app: channel routes (widget, webhooks), health, readiness and Prometheus metrics.
+The agent console mounts here too (handoff/)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from bot.channel import Channel
+    from bot.config import Settings
+
+
+class QueueLagCollector:
+    """Queue lag read from Redis at scrape time (entries not yet delivered + pending per stream)."""
+
+    def __init__(self, lag: dict[str, tuple[int, int]]) -> None:
+        self.lag = lag
+
+    def collect(self) -> Any:
+        g = GaugeMetricFamily("switchboard_queue_lag", "Entries not yet delivered to a consumer", labels=["stream"])
+        p = GaugeMetricFamily("switchboard_queue_pending", "Entries delivered but not acknowledged", labels=["stream"])
+        for stream, (lag, pending) in self.lag.items():
+            g.add_metric([stream], lag)
+            p.add_metric([stream], pending)
+        yield g
+        yield p
+
+
+async def queue_lag(r: aioredis.Redis, streams: list[str]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for s in streams:
+        try:
+            groups = await r.xinfo_groups(s)
+        except Exception:  # stream does not exist yet
+            continue
+        lag = sum(int(g.get("lag") or 0) for g in groups)
+        pending = sum(int(g.get("pending") or 0) for g in groups)
+        out[s] = (lag, pending)
+    return out
+
+
+def create_app(settings: Settings, redis: aioredis.Redis, channels: list[Channel]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        try:
+            yield
+        finally:
+            await app.state.http.close()
+
+    app = FastAPI(title="switchboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    mp = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    multiproc_dir = mp if mp and os.path.isdir(mp) else None
+    app.state.settings = settings
+    app.state.redis = redis
+    for ch in channels:
+        r = ch.routes()
+        if r is not None:
+            app.include_router(r)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await redis.ping()
+            checks["redis"] = "ok"
+        except Exception as e:
+            checks["redis"] = f"unreachable: {type(e).__name__}"
+        url = settings.nlu.urls[0].rstrip("/")
+        try:
+            async with app.state.http.get(f"{url}/status") as resp:
+                checks["nlu"] = "ok" if resp.status == 200 else f"HTTP {resp.status}"
+        except Exception as e:
+            checks["nlu"] = f"unreachable: {type(e).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        from bot.router import HANDOFF_STREAM, outbound_stream
+
+        streams = [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c.name) for c in channels]]
+        lag = await queue_lag(redis, streams)
+        registry = CollectorRegistry()
+        if multiproc_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        else:
+            from prometheus_client import REGISTRY
+
+            registry = REGISTRY  # type: ignore[assignment]
+        data = generate_latest(registry)
+        lag_reg = CollectorRegistry()
+        lag_reg.register(QueueLagCollector(lag))  # type: ignore[arg-type]
+        return Response(data + generate_latest(lag_reg), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,2 @@
+"""Tickets, agents, assignment, priority and SLA, the agent console. Until tickets land, handoff
+decisions are consumed from the `handoff` stream."""

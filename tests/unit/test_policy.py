@@ -1,0 +1,116 @@
+"""The routing policy as a pure function: TOPICS.md rules without servers."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import SLASettings
+from bot.models import Action, Priority
+from bot.policy import ConvState, decide, format_eta, slots_from, topic_of
+from intents.answers import Answers
+from intents.client import NLUResult
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSWERS = Answers(ROOT / "intents" / "answers")
+SLA = SLASettings()
+
+
+def run(text: str, intent: str, conf: float, state: ConvState | None = None, lang: str = "en", **kw):  # type: ignore[no-untyped-def]
+    return decide(text=text, lang=lang, nlu=NLUResult(intent, conf, ((intent, conf),)), state=state or ConvState(),
+                  answers=ANSWERS, sla=SLA, threshold=0.5, escalate_after=2, **kw)
+
+
+def any_intent(topic: str, lang: str = "en") -> str:
+    return sorted(k for k in ANSWERS.keys(lang) if topic_of(k) == topic)[0]
+
+
+def test_topic_from_intent_prefix() -> None:
+    assert topic_of("deposit_not_arrived") == "deposit"
+    assert topic_of("out_of_scope_weather") == "out_of_scope"
+    assert topic_of("smalltalk_greet") == "smalltalk"
+    assert topic_of("nlu_fallback") == "out_of_scope"
+
+
+def test_confident_answer_topic_is_answered_in_the_users_language() -> None:
+    intent = any_intent("deposit", "zh")
+    out = run("USDT充值一直没到账怎么办", intent, 0.9, lang="zh")
+    assert out.action is Action.ANSWER and out.topic == "deposit"
+    assert out.reply == ANSWERS.get(intent, "zh", coin="USDT")
+    assert out.priority is Priority.LOW
+
+
+def test_theft_rule_overrides_a_wrong_confident_classifier() -> None:
+    out = run("my account was hacked and my BTC is gone", any_intent("deposit"), 0.97)
+    assert out.action is Action.HANDOFF and out.topic == "theft" and out.priority is Priority.URGENT
+    assert out.reason.startswith("safety_rule:")
+    assert "within 15 minutes" in out.reply
+    assert "never ask for your password" in out.reply
+    assert out.state.mode == "agent"
+
+
+def test_chinese_theft_and_compliance_rules() -> None:
+    out = run("我的账户被盗了，不是我操作的提币", "smalltalk_greet", 0.2, lang="zh")
+    assert (out.action, out.topic, out.priority) == (Action.HANDOFF, "theft", Priority.URGENT)
+    assert "15 分钟内" in out.reply
+    out = run("账户被冻结了怎么回事", "account_login_problem", 0.8, lang="zh")
+    assert (out.action, out.topic, out.priority) == (Action.HANDOFF, "compliance", Priority.HIGH)
+
+
+def test_asking_about_security_is_answered_not_escalated() -> None:
+    intent = any_intent("security")
+    out = run("How can I protect my account from being hacked?", intent, 0.8)
+    assert out.action is Action.ANSWER and out.topic == "security"
+
+
+def test_vip_raises_handoff_priority_one_step() -> None:
+    out = run("I want to talk to a real person", "human_request_agent", 0.9, state=ConvState(vip=1))
+    assert out.topic == "human" and out.priority is Priority.HIGH
+    out = run("I want to talk to a real person", "human_request_agent", 0.9)
+    assert out.priority is Priority.NORMAL
+
+
+def test_second_failed_understanding_escalates_to_a_person() -> None:
+    first = run("blorp fizz", any_intent("deposit"), 0.2)
+    assert first.action is Action.CLARIFY and first.topic == "out_of_scope" and first.reply
+    second = run("zzz qqq", any_intent("deposit"), 0.1, state=first.state)
+    assert second.action is Action.HANDOFF and second.topic == "human" and second.reason == "second_fallback"
+    assert second.state.mode == "agent"
+
+
+def test_an_answer_resets_the_fallback_count() -> None:
+    first = run("blorp", "nlu_fallback", 0.1)
+    ok = run("how do I deposit", any_intent("deposit"), 0.9, state=first.state)
+    assert ok.state.fallbacks == 0
+    again = run("blorp", "nlu_fallback", 0.1, state=ok.state)
+    assert again.action is Action.CLARIFY
+
+
+def test_agent_mode_keeps_the_bot_silent() -> None:
+    out = run("hello? anyone?", "smalltalk_greet", 0.99, state=ConvState(mode="agent", handoff_topic="theft"))
+    assert out.silent and out.reply == "" and out.action is Action.HANDOFF and out.topic == "theft"
+
+
+def test_pasted_seed_phrase_goes_to_a_person_and_warns() -> None:
+    out = run("here is [REDACTED:seed_phrase] please fix", any_intent("account"), 0.9, redactions=("seed_phrase",))
+    assert out.action is Action.HANDOFF and out.topic == "theft"
+
+
+def test_redacted_password_adds_the_warning_to_an_answer() -> None:
+    intent = any_intent("account")
+    out = run("cant login password: [REDACTED:password]", intent, 0.9, redactions=("password",))
+    assert out.action is Action.ANSWER
+    assert ANSWERS.get("secret_redacted", "en") in out.reply
+
+
+def test_slots_and_eta() -> None:
+    assert slots_from("send usdt via trc-20 please", {}) == {"coin": "USDT", "network": "TRC20"}
+    assert slots_from("x", {"coin": "BTC"}) == {"coin": "BTC"}
+    assert format_eta(15, "en") == "within 15 minutes"
+    assert format_eta(240, "zh") == "4 小时内"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_system_reply_exists_in_both_languages(lang: str) -> None:
+    for key in ("clarify", "escalate_after_fallbacks", "handoff_theft", "handoff_compliance", "handoff_human",
+                "never_ask", "secret_redacted"):
+        assert ANSWERS.has(key, lang), key
