@@ -154,7 +154,10 @@ def decide(
             replace(state, mode="agent", fallbacks=0, handoff_topic=handoff_topic),
         )
 
-    understood = nlu_topic in ANSWER_TOPICS and conf >= threshold and answers.has(intent, lang)
+    # Confidence split between sibling intents of one topic ("how to deposit" vs "which network")
+    # is still confidence in the topic: the threshold applies to the topic's share.
+    topic_conf = max(conf, sum(c for n, c in nlu.ranking if topic_of(n) == nlu_topic))
+    understood = nlu_topic in ANSWER_TOPICS and topic_conf >= threshold and answers.has(intent, lang)
     if understood:
         reply = _join(answers.get(intent, lang, **slots), secret_note)
         return Outcome(

@@ -309,4 +309,4 @@ async def trim_stream(r: aioredis.Redis, stream: str, retention_s: int) -> int:
         safe = min(safe, bound)
     if safe <= (0, 0):
         return 0
-    return int(await r.xtrim(stream, minid=f"{safe[0]}-{safe[1]}"))
+    return int(await r.xtrim(stream, minid=f"{safe[0]}-{safe[1]}", approximate=False))

@@ -61,7 +61,7 @@ _HEX_KEY_WITH_CONTEXT = re.compile(
     _KEY_CONTEXT + r"[^0-9A-Za-z]{0,40}?(?:(?:is|was|:|=|是|为|為)\s*)?(?P<v>(?:0x)?[0-9a-fA-F]{64})\b",
     re.I,
 )
-_WIF = re.compile(r"(?<![1-9A-HJ-NP-Za-km-z])[5KL][1-9A-HJ-NP-Za-km-z]{50,51}(?![1-9A-HJ-NP-Za-km-z])")
+_WIF = re.compile(r"(?<![0-9A-Za-z])[5KL][1-9A-HJ-NP-Za-km-z]{50,51}(?![0-9A-Za-z])")
 _XPRV = re.compile(r"\b[xyzt]prv[1-9A-HJ-NP-Za-km-z]{100,112}\b")
 
 _API_CONTEXT = re.compile(
@@ -206,8 +206,17 @@ def redact(text: str) -> Redacted:
     out = _redact_seed_zh(out, kinds)
     out = _replace_group(_HEX_KEY_WITH_CONTEXT, PRIVATE_KEY, out, kinds)
     out, c1 = _XPRV.subn(mark(PRIVATE_KEY), out)
-    out, c2 = _WIF.subn(mark(PRIVATE_KEY), out)
-    kinds.extend([PRIVATE_KEY] * (c1 + c2))
+    kinds.extend([PRIVATE_KEY] * c1)
+
+    def wif(m: re.Match[str]) -> str:
+        k = m.group(0)
+        # A real WIF key is random base58: it always mixes cases. Hex TxIDs never match this.
+        if any(c.isupper() for c in k[1:]) and any(c.islower() for c in k):
+            kinds.append(PRIVATE_KEY)
+            return mark(PRIVATE_KEY)
+        return k
+
+    out = _WIF.sub(wif, out)
     out = _replace_group(_API_CONTEXT, API_SECRET, out, kinds, check=lambda m: _api_value(m))
 
     def long_tok(m: re.Match[str]) -> str:

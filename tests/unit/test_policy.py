@@ -114,3 +114,15 @@ def test_every_system_reply_exists_in_both_languages(lang: str) -> None:
     for key in ("clarify", "escalate_after_fallbacks", "handoff_theft", "handoff_compliance", "handoff_human",
                 "never_ask", "secret_redacted"):
         assert ANSWERS.has(key, lang), key
+
+
+def test_confidence_split_between_sibling_intents_counts_for_the_topic() -> None:
+    how, net = "deposit_how", "deposit_choose_network"
+    nlu = NLUResult(how, 0.45, ((how, 0.45), (net, 0.40), ("trading_spot_convert", 0.05)))
+    out = decide(text="How do I deposit USDT on TRC20?", lang="en", nlu=nlu, state=ConvState(), answers=ANSWERS,
+                 sla=SLA, threshold=0.5, escalate_after=2)
+    assert out.action is Action.ANSWER and out.topic == "deposit" and out.intent == how
+    split = NLUResult(how, 0.45, ((how, 0.45), ("trading_spot_convert", 0.40)))
+    out = decide(text="deposit or convert?", lang="en", nlu=split, state=ConvState(), answers=ANSWERS,
+                 sla=SLA, threshold=0.5, escalate_after=2)
+    assert out.action is Action.CLARIFY

@@ -37,10 +37,24 @@ def test_hex_private_keys_with_context_never_survive(key: str, ctx: str) -> None
     assert key not in out.text and "[REDACTED:private_key]" in out.text
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.text(alphabet=B58, min_size=50, max_size=50), st.sampled_from("5KL"))
-def test_wif_keys_never_survive(body: str, first: str) -> None:
-    wif = first + body
+def wif_encode(secret: bytes, compressed: bool) -> str:
+    """Bitcoin's Wallet Import Format: base58check(0x80 ‖ key [‖ 0x01])."""
+    import hashlib
+
+    raw = b"\x80" + secret + (b"\x01" if compressed else b"")
+    raw += hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
+    n = int.from_bytes(raw, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=32, max_size=32).filter(lambda b: any(b)), st.booleans())
+def test_wif_keys_never_survive(secret: bytes, compressed: bool) -> None:
+    wif = wif_encode(secret, compressed)
     assert wif not in redact(f"import this {wif} please").text
 
 

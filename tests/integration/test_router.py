@@ -1,0 +1,186 @@
+"""The router worker end to end on the real Redis and a real Rasa server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from bot.intake import make_sink
+from bot.models import Decision, Message, Outbound
+from bot.queue import Queue
+from bot.router import Brain, RouterWorker
+from bot.runtime import answers
+from intents.client import NLUClient
+from tests.conftest import REDIS_URL, ROOT, make_settings
+
+pytestmark = [pytest.mark.redis, pytest.mark.rasa]
+
+
+def web_msg(cmid: str, text: str, session: str = "s1") -> Message:
+    from bot.lang import detect_language
+
+    return Message(channel="web", channel_message_id=cmid, conversation_id=f"web:{session}", user_id=session,
+                   text=text, lang=detect_language(text))
+
+
+async def drain(settings, r: aioredis.Redis, brain_cls=Brain, timeout: float = 60) -> RouterWorker:  # type: ignore[no-untyped-def]
+    async with NLUClient(settings.nlu.urls, timeout_s=5) as nlu:
+        await nlu.refresh_versions()
+        w = RouterWorker(settings, r, brain_cls(settings, nlu, answers(settings)))
+        await asyncio.wait_for(w.run(burst=True), timeout)
+        return w
+
+
+async def outbound(r: aioredis.Redis, channel: str = "web") -> list[Outbound]:
+    return [Outbound.from_json(f["d"]) for _, f in await r.xrange(f"outbound:{channel}")]
+
+
+async def decisions(r: aioredis.Redis) -> list[Decision]:
+    return [Decision.from_json(f["d"]) for _, f in await r.xrange("decisions")]
+
+
+async def test_questions_are_answered_in_the_users_language_and_theft_is_handed_off(
+    rasa_url: str, aredis: aioredis.Redis
+) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]})
+    sink = make_sink(Queue(aredis, s.queue))
+    await sink(web_msg("1", "How do I enable 2FA?", "en1"))
+    await sink(web_msg("2", "USDT充值一直没到账怎么办", "zh1"))
+    await sink(web_msg("3", "my account was hacked and my BTC is gone", "t1"))
+    await drain(s, aredis)
+    by_conv = {d.conversation_id: d for d in await decisions(aredis)}
+    en, zh, theft = by_conv["web:en1"], by_conv["web:zh1"], by_conv["web:t1"]
+    assert (en.action.value, en.topic) == ("answer", "security")
+    assert "2FA" in en.reply or "authenticator" in en.reply.lower()
+    assert (zh.action.value, zh.topic) == ("answer", "deposit")
+    assert any("\u4e00" <= c <= "\u9fff" for c in zh.reply)
+    assert (theft.action.value, theft.topic, theft.priority.value) == ("handoff", "theft", "urgent")
+    replies = {o.conversation_id: o for o in await outbound(aredis)}
+    assert replies["web:t1"].kind == "handoff" and "15 minutes" in replies["web:t1"].text
+    handoffs = await aredis.xrange("handoff")
+    assert len(handoffs) == 1 and orjson.loads(handoffs[0][1]["d"])["decision"]["topic"] == "theft"
+
+
+async def test_bot_stays_silent_after_a_handoff(rasa_url: str, aredis: aioredis.Redis) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]})
+    sink = make_sink(Queue(aredis, s.queue))
+    await sink(web_msg("1", "I want to talk to a real person", "h"))
+    await sink(web_msg("2", "How do I enable 2FA?", "h"))
+    await drain(s, aredis)
+    assert [o.kind for o in await outbound(aredis)] == ["handoff"]
+    # The follow-up still reaches the handoff stream (for the ticket), silently.
+    assert len(await aredis.xrange("handoff")) == 2
+
+
+async def test_duplicates_and_redeliveries_are_answered_once(rasa_url: str, aredis: aioredis.Redis) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]})
+    q = Queue(aredis, s.queue)
+    sink = make_sink(q)
+    assert await sink(web_msg("same", "how do I deposit BTC")) is not None
+    assert await sink(web_msg("same", "how do I deposit BTC")) is None
+    await drain(s, aredis)
+    # Re-inject the already handled entry as a redelivery: acked, not answered again.
+    [(eid, fields)] = await aredis.xrange("inbound")
+    await aredis.xadd("inbound", fields)
+    await drain(s, aredis)
+    assert len(await outbound(aredis)) == 1
+
+
+async def test_one_conversation_stays_in_order_across_two_workers(rasa_url: str, aredis: aioredis.Redis) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]}, router={"concurrency": 8})
+    sink = make_sink(Queue(aredis, s.queue))
+    texts = [f"how long does a withdrawal of {i} USDT take" for i in range(20)]
+    for i, t in enumerate(texts):
+        await sink(web_msg(f"o{i}", t, "ordered"))
+        await sink(web_msg(f"p{i}", t, f"other{i}"))
+    await asyncio.gather(drain(s, aredis), drain(s, aredis))
+    ds = [d for d in await decisions(aredis) if d.conversation_id == "web:ordered"]
+    assert [d.redacted_text for d in ds] == texts
+    assert len(await outbound(aredis)) == 40
+
+
+class FailingBrain(Brain):
+    """Fault injection: the real Brain, except messages containing BOOM raise."""
+
+    async def decide(self, msg, state):  # type: ignore[no-untyped-def]
+        if "BOOM" in msg.text:
+            raise RuntimeError("injected failure")
+        return await super().decide(msg, state)
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered_and_others_flow(
+    rasa_url: str, aredis: aioredis.Redis
+) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]})
+    q = Queue(aredis, s.queue)
+    sink = make_sink(q)
+    await sink(web_msg("1", "BOOM please", "f"))
+    await sink(web_msg("2", "how do I deposit ETH", "f"))
+    await aredis.xadd("inbound", {"m": "{not json", "seq": "1", "c": "web:junk"})
+    await drain(s, aredis, FailingBrain)
+    dead = await q.dead_letters()
+    assert sorted(d.fields["error"].split(":")[0] for d in dead) == ["RuntimeError", "malformed entry"]
+    assert [o.in_reply_to for o in await outbound(aredis)] != []
+    assert len(await outbound(aredis)) == 1  # the ETH question, answered after the dead one
+    assert await q.pending_count() == 0
+
+
+@pytest.mark.slow
+def test_killed_worker_mid_batch_every_message_answered_exactly_once(
+    rasa_url: str, redis_sync: redis.Redis, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text((ROOT / "config.yaml").read_text().replace("claim_idle_ms: 30000", "claim_idle_ms: 1000"))
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+           "SWITCHBOARD_LOG_FORMAT": "json"}
+    s = make_settings(nlu={"urls": [rasa_url]})
+
+    async def publish(n: int) -> None:
+        r = aioredis.from_url(REDIS_URL, decode_responses=True)
+        sink = make_sink(Queue(r, s.queue))
+        for i in range(n):
+            await sink(web_msg(f"k{i}", f"what are the fees for {i} BTC withdrawal", f"conv{i % 25}"))
+        await r.aclose()
+
+    n = 300
+    asyncio.run(publish(n))
+    argv = [str(ROOT / ".venv/bin/switchboard"), "run", "--role", "router", "--config", str(cfg)]
+    w1 = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while redis_sync.xlen("decisions") < 40 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w1.send_signal(signal.SIGKILL)
+    w1.wait()
+    done_at_kill = redis_sync.xlen("decisions")
+    assert done_at_kill < n, "the worker finished before it was killed; the test proves nothing"
+    w2 = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if redis_sync.xlen("decisions") >= n and redis_sync.xpending("inbound", "routers")["pending"] == 0:
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # a straggler double answer would show up here
+    finally:
+        w2.send_signal(signal.SIGTERM)
+        w2.wait(20)
+    ds = [Decision.from_json(f["d"]) for _, f in redis_sync.xrange("decisions")]
+    outs = [Outbound.from_json(f["d"]) for _, f in redis_sync.xrange("outbound:web")]
+    assert len(ds) == n, f"{len(ds)} decisions for {n} messages (killed after {done_at_kill})"
+    assert len({d.message_id for d in ds}) == n
+    assert len(outs) == n and len({o.in_reply_to for o in outs}) == n
+    # Per conversation, in the order sent.
+    for c in range(25):
+        got = [d.redacted_text for d in ds if d.conversation_id == f"web:conv{c}"]
+        want = [f"what are the fees for {i} BTC withdrawal" for i in range(c, n, 25)]
+        assert got == want
+    print(f"killed after {done_at_kill}/{n}; all {n} answered exactly once", file=sys.stderr)

@@ -1,0 +1,110 @@
+"""The web widget in real headless Chromium against the real product roles (web + router
+processes, Redis, Rasa): the path widget → inbound → router → Rasa → outbound → widget."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import REDIS_URL, ROOT, free_port, wait_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.rasa, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+BOT = '[data-sb="msg"][data-kind="bot"][data-id]'
+USER = '[data-sb="msg"][data-kind="user"]'
+
+
+@pytest.fixture(scope="module")
+def product(rasa_url: str, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    r = redis.Redis.from_url(REDIS_URL)
+    r.flushdb()
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+           "SWITCHBOARD_LOG_FORMAT": "json"}
+    logs = tmp_path_factory.mktemp("roles")
+    exe = str(ROOT / ".venv/bin/switchboard")
+    cfg = str(ROOT / "config.yaml")
+    procs = [
+        subprocess.Popen([exe, "run", "--role", "web", "--port", str(port), "--config", cfg], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(logs / "web.log", "wb")),  # noqa: SIM115
+        subprocess.Popen([exe, "run", "--role", "router", "--config", cfg], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb")),  # noqa: SIM115
+    ]
+    try:
+        wait_port(port, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+        r.flushdb()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+async def ask(page: Page, text: str, n_bot_before: int) -> str:
+    box = page.locator('[data-sb="input"]')
+    await box.fill(text)
+    await box.press("Enter")
+    reply = page.locator(BOT).nth(n_bot_before)
+    await expect(reply).to_be_visible(timeout=20_000)
+    return (await reply.inner_text()).strip()
+
+
+async def test_chat_in_both_languages_and_theft_handoff_then_history_survives_reload(
+    product: str, browser: Browser
+) -> None:
+    ctx = await browser.new_context(locale="en-US")
+    page = await ctx.new_page()
+    await page.goto(product + "/")
+    await page.locator('[data-sb="launcher"]').click()
+    await expect(page.locator('[data-sb="status"]')).to_have_attribute("data-state", "online", timeout=10_000)
+
+    en = await ask(page, "How do I enable 2FA?", 0)
+    assert "2FA" in en or "authenticator" in en.lower()
+    zh = await ask(page, "USDT充值一直没到账怎么办", 1)
+    assert any("\u4e00" <= c <= "\u9fff" for c in zh) and "充值" in zh
+    theft = await ask(page, "my account was hacked and my BTC is gone", 2)
+    assert "15 minutes" in theft and "never ask" in theft
+    await page.screenshot(path=str(ROOT / "data" / "widget-e2e.png")) if (ROOT / "data").is_dir() else None
+
+    # A reload restores the conversation from the server, each message exactly once.
+    await page.reload()
+    await page.locator('[data-sb="launcher"]').click()
+    await expect(page.locator(BOT)).to_have_count(3, timeout=10_000)
+    await expect(page.locator(USER)).to_have_count(3)
+    await ctx.close()
+
+
+async def test_reply_sent_while_offline_arrives_after_reconnect(product: str, browser: Browser) -> None:
+    ctx = await browser.new_context(locale="zh-CN")
+    page = await ctx.new_page()
+    await page.goto(product + "/")
+    await page.locator('[data-sb="launcher"]').click()
+    await expect(page.locator('[data-sb="status"]')).to_have_attribute("data-state", "online", timeout=10_000)
+    await ctx.set_offline(True)
+    box = page.locator('[data-sb="input"]')
+    await box.fill("KYC审核要多久")
+    await box.press("Enter")
+    await page.wait_for_timeout(500)
+    await ctx.set_offline(False)
+    reply = page.locator(BOT).first
+    await expect(reply).to_be_visible(timeout=30_000)
+    assert any("\u4e00" <= c <= "\u9fff" for c in await reply.inner_text())
+    await expect(page.locator(USER)).to_have_count(1)
+    await ctx.close()
