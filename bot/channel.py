@@ -62,7 +62,7 @@ class OutboundSender:
         channel: Channel,
         *,
         claim_idle_ms: int = 30_000,
-        max_attempts: int = 8,
+        max_attempts: int = 50,
         block_ms: int = 1000,
     ) -> None:
         self.r = redis
@@ -110,39 +110,63 @@ class OutboundSender:
                     return
                 await asyncio.sleep(0.05)
                 continue
-            for e in entries:
-                ok = await self._deliver(e)
-                if not ok:
-                    # Transient failure: back off before the next attempt (exponential, capped).
+            for i, e in enumerate(entries):
+                wait = await self._deliver(e)
+                if wait is not None:
+                    # Transient failure: wait what the API asked for, else back off exponentially.
+                    # The failed entry and the rest of the batch are retried in order.
                     backoff = min(max(backoff * 2, 0.2), 10.0)
-                    await asyncio.sleep(backoff)
-                    last_claim = 0.0 if self.claim_idle_ms <= 1000 else last_claim
+                    await self._retry_in_order(entries[i:], wait if wait > 0 else backoff, stop)
                     break
                 backoff = 0.0
 
-    async def _deliver(self, e: Entry) -> bool:
+    async def _retry_in_order(self, entries: list[Entry], first_wait: float, stop: asyncio.Event) -> None:
+        """Keep retrying the failed entry (then the rest) so replies go out in order."""
+        wait: float | None = first_wait
+        backoff = max(first_wait, 0.2)
+        idx = 0
+        while idx < len(entries) and not stop.is_set():
+            if wait is not None:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                    return
+                except TimeoutError:
+                    pass
+            wait = await self._deliver(entries[idx])
+            if wait is None:
+                idx += 1
+                backoff = 0.2
+            else:
+                backoff = min(backoff * 2, 30.0)
+                wait = wait if wait > 0 else backoff
+
+    async def _deliver(self, e: Entry) -> float | None:
+        """Send one entry. None = done (sent, duplicate or dead-lettered); a number = transient
+        failure, retry after that many seconds (0 = use back-off)."""
         try:
             ob = Outbound.from_json(e.fields.get("d", ""))
         except ValueError as exc:
             await self._dead(e, f"malformed outbound: {exc}")
-            return True
+            return None
         marker = f"sent:{self.channel.name}:{ob.id}"
         if await self.r.exists(marker):
             await self.r.xack(self.stream, SENDERS_GROUP, e.id)
-            return True
+            return None
         try:
             await self.channel.send(ob)
         except TransientError as exc:
             n = await self.r.hincrby(f"{self.stream}:attempts", e.id, 1)
             metrics.RETRIES.labels(self.stream).inc()
-            log.warning("outbound.retry", channel=self.channel.name, attempt=n, error=str(exc)[:200])
-            if n >= self.max_attempts * 10:
+            retry_after = getattr(exc, "retry_after", None)
+            log.warning("outbound.retry", channel=self.channel.name, attempt=n, retry_after=retry_after,
+                        error=str(exc)[:200])
+            if n >= self.max_attempts:
                 await self._dead(e, f"gave up after {n} transient failures: {exc}")
-                return True
-            return False
+                return None
+            return float(retry_after) if retry_after else 0.0
         except PermanentChannelError as exc:
             await self._dead(e, str(exc))
-            return True
+            return None
         pipe = self.r.pipeline(transaction=True)
         pipe.set(marker, "1", ex=7 * 24 * 3600)
         pipe.xack(self.stream, SENDERS_GROUP, e.id)
@@ -151,7 +175,7 @@ class OutboundSender:
         self.sent += 1
         metrics.MESSAGES_OUT.labels(self.channel.name).inc()
         log.info("reply.sent", channel=self.channel.name, conversation=ob.conversation_id, kind=ob.kind)
-        return True
+        return None
 
     async def _dead(self, e: Entry, reason: str) -> None:
         fields: dict[Any, Any] = {**e.fields, "error": reason[:2000], "entry": e.id}

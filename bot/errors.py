@@ -22,7 +22,14 @@ class NLUUnavailable(TransientError):
 
 
 class TransientChannelError(TransientError):
-    """A channel's API failed in a way that may succeed later (network, 5xx, rate limit)."""
+    """A channel's API failed in a way that may succeed later (network, 5xx, rate limit).
+
+    `retry_after` (seconds) is honoured by the outbound sender when the API said how long to wait
+    (Telegram `RetryAfter`, X `x-rate-limit-reset`)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentChannelError(SwitchboardError):

@@ -183,6 +183,9 @@ class Outbound(_Wire):
     text: str
     lang: Lang = "en"
     kind: OutboundKind = "answer"
+    # The decision's topic, so a channel can keep account matters out of public places (X mentions,
+    # Telegram groups) and move the user to a private chat instead.
+    topic: str | None = None
     in_reply_to: str | None = None  # Message.id
     author: str | None = None  # agent display name for kind="agent"
     buttons: tuple[Button, ...] = ()

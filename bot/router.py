@@ -117,6 +117,7 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
             text=d.reply,
             lang=d.lang,
             kind=d.action.value,  # type: ignore[arg-type]
+            topic=d.topic,
             in_reply_to=msg.id,
             meta={k: v for k, v in msg.meta.items() if k.startswith("reply_")},
         )
