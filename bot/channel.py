@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import metrics
@@ -103,6 +104,11 @@ class OutboundSender:
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("redis.unavailable", error=str(e))
                 await asyncio.sleep(0.5)
+                continue
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                await ensure_group(self.r, self.stream, SENDERS_GROUP)
                 continue
             if burst and not entries:
                 info = await self.r.xpending(self.stream, SENDERS_GROUP)

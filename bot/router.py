@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import metrics
@@ -189,6 +190,14 @@ class RouterWorker:
                 except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                     log.warning("redis.unavailable", error=str(e))
                     await asyncio.sleep(0.5)
+                    continue
+                except ResponseError as e:
+                    if "NOGROUP" not in str(e):
+                        raise
+                    # The stream or group vanished (Redis restarted without persistence, a manual
+                    # cleanup): recreate it and carry on rather than crash-looping.
+                    log.warning("queue.group_recreated", stream=self.queue.stream)
+                    await self._retry_redis(self.queue.ensure_group)
                     continue
                 for e in entries:
                     self._spawn(e)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from intents.rasa import RasaPaths, RasaServer, free_port, train
-from tests.conftest import ROOT
+from tests.conftest import REDIS_URL, ROOT, wait_port
 
 
 def repo_rasa_paths() -> RasaPaths:
@@ -31,3 +34,31 @@ def rasa_url(trained_model, tmp_path_factory) -> Iterator[str]:  # type: ignore[
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def product(rasa_url: str, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The product's web and router roles as real processes (repo config.yaml, test Redis DB)."""
+    r = redis.Redis.from_url(REDIS_URL)
+    r.flushdb()
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+           "SWITCHBOARD_LOG_FORMAT": "json"}
+    logs = tmp_path_factory.mktemp("roles")
+    exe = str(ROOT / ".venv/bin/switchboard")
+    cfg = str(ROOT / "config.yaml")
+    procs = [
+        subprocess.Popen([exe, "run", "--role", "web", "--port", str(port), "--config", cfg], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(logs / "web.log", "wb")),  # noqa: SIM115
+        subprocess.Popen([exe, "run", "--role", "router", "--config", cfg], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb")),  # noqa: SIM115
+    ]
+    try:
+        wait_port(port, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+        r.flushdb()

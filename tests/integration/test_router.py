@@ -32,11 +32,11 @@ def web_msg(cmid: str, text: str, session: str = "s1") -> Message:
                    text=text, lang=detect_language(text))
 
 
-async def drain(settings, r: aioredis.Redis, brain_cls=Brain, timeout: float = 60) -> RouterWorker:  # type: ignore[no-untyped-def]
+async def drain(settings, r: aioredis.Redis, brain_cls=Brain, limit_s: float = 60) -> RouterWorker:  # type: ignore[no-untyped-def]
     async with NLUClient(settings.nlu.urls, timeout_s=5) as nlu:
         await nlu.refresh_versions()
         w = RouterWorker(settings, r, brain_cls(settings, nlu, answers(settings)))
-        await asyncio.wait_for(w.run(burst=True), timeout)
+        await asyncio.wait_for(w.run(burst=True), limit_s)
         return w
 
 

@@ -4,14 +4,12 @@ processes, Redis, Rasa): the path widget → inbound → router → Rasa → out
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-import redis
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.conftest import REDIS_URL, ROOT, free_port, wait_port
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.rasa, pytest.mark.slow]
 
@@ -20,33 +18,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 BOT = '[data-sb="msg"][data-kind="bot"][data-id]'
 USER = '[data-sb="msg"][data-kind="user"]'
-
-
-@pytest.fixture(scope="module")
-def product(rasa_url: str, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    r = redis.Redis.from_url(REDIS_URL)
-    r.flushdb()
-    port = free_port()
-    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
-           "SWITCHBOARD_LOG_FORMAT": "json"}
-    logs = tmp_path_factory.mktemp("roles")
-    exe = str(ROOT / ".venv/bin/switchboard")
-    cfg = str(ROOT / "config.yaml")
-    procs = [
-        subprocess.Popen([exe, "run", "--role", "web", "--port", str(port), "--config", cfg], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(logs / "web.log", "wb")),  # noqa: SIM115
-        subprocess.Popen([exe, "run", "--role", "router", "--config", cfg], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(logs / "router.log", "wb")),  # noqa: SIM115
-    ]
-    try:
-        wait_port(port, 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(20)
-        r.flushdb()
 
 
 @pytest.fixture
