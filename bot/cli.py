@@ -18,6 +18,10 @@ config_app = typer.Typer(no_args_is_help=True, help="Validate the configuration.
 dl_app = typer.Typer(no_args_is_help=True, help="Inspect and re-queue dead-lettered messages.")
 app.add_typer(config_app, name="config")
 app.add_typer(dl_app, name="deadletters")
+agents_app = typer.Typer(no_args_is_help=True, help="Manage agent accounts of the console.")
+app.add_typer(agents_app, name="agents")
+db_app = typer.Typer(no_args_is_help=True, help="Ticket database.")
+app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="config file (default: $SWITCHBOARD_CONFIG or ./config.yaml)")
@@ -189,6 +193,89 @@ def deadletters_replay(
             await r.aclose()
 
     typer.echo(f"re-queued {asyncio.run(go())} message(s)")
+
+
+def _with_tickets(config: Path | None, fn):  # type: ignore[no-untyped-def]
+    from bot.runtime import connect_redis, ticket_service
+
+    s = load(config)
+
+    async def go():  # type: ignore[no-untyped-def]
+        r = connect_redis(s)
+        svc, engine = await ticket_service(s, r, migrate=True)
+        try:
+            return await fn(svc)
+        finally:
+            await engine.dispose()
+            await r.aclose()
+
+    return asyncio.run(go())
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply the ticket database migrations (also done at every start)."""
+
+    async def nothing(svc):  # type: ignore[no-untyped-def]
+        return None
+
+    _with_tickets(config, nothing)
+    typer.echo("database is up to date")
+
+
+@agents_app.command("add")
+def agents_add(
+    email: str,
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="agent | supervisor")] = "agent",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an agent; the password is read from $SWITCHBOARD_AGENT_PASSWORD or prompted."""
+    from handoff.service import TicketError
+
+    pw = os.environ.get("SWITCHBOARD_AGENT_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                      confirmation_prompt=True)
+    try:
+        a = _with_tickets(config, lambda svc: svc.add_agent(email, name, pw, role))
+    except (TicketError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"agent {a.id} created: {a.email} ({a.role})")
+
+
+@agents_app.command("list")
+def agents_list(config: ConfigOpt = None) -> None:
+    """List agents."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from handoff.models import Agent
+
+    async def go(svc):  # type: ignore[no-untyped-def]
+        async with svc.sm() as s:
+            return list((await s.execute(select(Agent).order_by(Agent.id))).scalars())
+
+    t = Table("id", "email", "name", "role", "active")
+    for a in _with_tickets(config, go):
+        t.add_row(str(a.id), a.email, a.name, a.role, "yes" if a.active else "no")
+    Console().print(t)
+
+
+@agents_app.command("disable")
+def agents_disable(email: str, config: ConfigOpt = None) -> None:
+    """Disable an agent: signs them out everywhere at once."""
+    from sqlalchemy import update
+
+    from handoff.models import Agent
+
+    async def go(svc):  # type: ignore[no-untyped-def]
+        async with svc.sm() as s, s.begin():
+            res = await s.execute(update(Agent).where(Agent.email == email.strip().lower()).values(active=False))
+            return res.rowcount
+
+    if not _with_tickets(config, go):
+        fail(f"no agent with email {email}", 1)
+    typer.echo(f"agent {email} disabled")
 
 
 def main() -> None:

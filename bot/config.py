@@ -106,6 +106,21 @@ class SLASettings(Section):
     warn_at: Annotated[float, Field(gt=0, lt=1)] = 0.75
 
 
+class HandoffSettings(Section):
+    # Round-robin assignment of new tickets among agents who are online in the console.
+    auto_assign: bool = False
+    # VIP level per contact identity ("<channel>:<source id>"), e.g. {"telegram:12345": 2}.
+    vip: dict[str, int] = Field(default_factory=dict)
+    # POSTed a JSON event on SLA warnings and breaches (optional).
+    sla_webhook: str | None = None
+    sla_check_s: Annotated[float, Field(gt=0)] = 5.0
+    session_hours: Annotated[int, Field(ge=1, le=168)] = 12
+    max_login_failures: Annotated[int, Field(ge=1)] = 5
+    lockout_min: Annotated[int, Field(ge=1)] = 15
+    # Agents' answers ready to insert, per language.
+    canned_file: str = "handoff/canned.yml"
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -125,6 +140,7 @@ class Settings(Section):
     router: RouterSettings = RouterSettings()
     web: WebSettings = WebSettings()
     sla: SLASettings = SLASettings()
+    handoff: HandoffSettings = HandoffSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     # Directory the relative paths above are resolved against (the config file's folder).

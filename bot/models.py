@@ -156,6 +156,8 @@ class Decision(_Wire):
     redactions: tuple[str, ...] = ()
     reason: str = ""  # why: "nlu", "safety_rule:<name>", "low_confidence", "second_fallback", ...
     silent: bool = False  # True when an agent owns the conversation: nothing is sent
+    csat: int | None = None  # a 1–5 rating answering the satisfaction question of `ticket`
+    ticket: str | None = None
     decided_at: AwareDatetime = Field(default_factory=utcnow)
 
     def public(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class ConvState:
     lang: str | None = None
     vip: int = 0
     handoff_topic: str | None = None
+    csat_pending: str | None = None  # ticket number whose 1–5 rating we asked for
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -23,7 +26,7 @@ from bot import metrics
 from bot.config import Settings
 from bot.errors import NLUUnavailable
 from bot.logs import get_logger
-from bot.models import Action, Decision, Message, Outbound
+from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
 from bot.redact import redact
@@ -35,6 +38,7 @@ log = get_logger("switchboard.router")
 DECISIONS_STREAM = "decisions"
 HANDOFF_STREAM = "handoff"
 DECISIONS_MAXLEN = 100_000
+CONV_LOG_MAXLEN = 50
 
 
 def outbound_stream(channel: str) -> str:
@@ -48,7 +52,20 @@ def state_from_hash(h: dict[str, str]) -> ConvState:
         lang=h.get("lang") or None,
         vip=int(h.get("vip") or 0),
         handoff_topic=h.get("handoff_topic") or None,
+        csat_pending=h.get("csat_pending") or None,
     )
+
+
+TICKET_RE = re.compile(r"\bSB[-\s]?(\d{1,6})\b", re.I)
+STATUS_WORDS = {
+    "en": {"new": "waiting for an agent", "open": "being handled by our team", "pending_user": "waiting for your reply",
+           "resolved": "resolved", "closed": "closed"},
+    "zh": {"new": "等待客服处理", "open": "处理中", "pending_user": "等待您的回复", "resolved": "已解决", "closed": "已关闭"},
+}
+
+
+class TicketLookup(Protocol):
+    async def status_for(self, number: str, channel: str, user_id: str) -> Any: ...
 
 
 @dataclass
@@ -58,11 +75,58 @@ class Brain:
     settings: Settings
     nlu: NLUClient
     answers: Answers
+    tickets: TicketLookup | None = None
+
+    def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
+                priority: Priority = Priority.LOW, **kw: Any) -> Decision:
+        return Decision(
+            message_id=msg.id, conversation_id=msg.conversation_id, channel=msg.channel, action=action,
+            topic=topic, intent=intent, confidence=1.0, priority=priority, reply=reply, lang=msg.lang,  # type: ignore[arg-type]
+            model_version=self.nlu.model_version, redacted_text=text, **kw,
+        )
+
+    async def _ticket_status(self, msg: Message, text: str, number: str) -> str:
+        lang = msg.lang
+        t = await self.tickets.status_for(number, msg.channel, msg.user_id) if self.tickets else None
+        if t is None:
+            return self.answers.get("ticket_status_unknown", lang, ticket=number) or ""
+        return self.answers.get(
+            "ticket_status_found", lang, ticket=number, status=STATUS_WORDS[lang].get(t.status, t.status)
+        ) or ""
+
+    async def _special(self, msg: Message, text: str, state: ConvState) -> tuple[Decision, ConvState] | None:
+        """Commands, ratings and ticket lookups, handled before the NLU."""
+        cmd = msg.meta.get("command")
+        stripped = text.strip()
+        if state.mode != "agent" and state.csat_pending and stripped in {"1", "2", "3", "4", "5"}:
+            d = self._simple(msg, text, Action.ANSWER, "smalltalk", "csat",
+                             self.answers.get("csat_thanks", msg.lang) or "", csat=int(stripped),
+                             ticket=state.csat_pending, reason="csat")
+            return d, replace(state, csat_pending=None)
+        if state.mode == "agent":
+            return None
+        if cmd in ("start", "help") and not (cmd == "start" and msg.meta.get("command_arg")):
+            key = "welcome" if cmd == "start" else "help"
+            return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
+                                self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
+        arg = msg.meta.get("command_arg", "")
+        if cmd in ("status", "start") and (m := TICKET_RE.search(arg or text)):
+            number = f"SB-{int(m.group(1)):06d}"
+            reply = await self._ticket_status(msg, text, number)
+            return self._simple(msg, text, Action.ANSWER, "ticket", "ticket_status", reply), replace(state, fallbacks=0)
+        return None
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
         red = redact(msg.text)
         text = red.text
+        special = await self._special(msg, text, state)
+        if special is not None:
+            return special[0], special[1], 0.0
+        if state.csat_pending:
+            state = replace(state, csat_pending=None)  # they moved on without rating
+        if msg.meta.get("command") == "human":
+            text = "I want to talk to a human agent" if msg.lang == "en" else "我要转人工客服"
         if state.mode == "agent":
             nlu = NLUResult("agent_mode", 0.0)
         elif not text.strip():
@@ -86,6 +150,9 @@ class Brain:
             redactions=red.kinds,
             entities=entities,
         )
+        if out.action is Action.ANSWER and out.intent == "ticket_status" and (m := TICKET_RE.search(text)):
+            number = f"SB-{int(m.group(1)):06d}"
+            out = replace(out, reply=await self._ticket_status(msg, text, number))
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,
@@ -127,7 +194,13 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
         red_msg = msg.model_copy(update={"text": d.redacted_text})
         payload = '{"decision":' + d.to_json() + ',"message":' + red_msg.to_json() + "}"
         outs.append(Output(HANDOFF_STREAM, payload))
+    if d.csat is not None and d.ticket:
+        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": {"ticket": d.ticket, "score": d.csat}}).decode()))
     outs.append(Output(DECISIONS_STREAM, d.to_json(), DECISIONS_MAXLEN))
+    # The conversation's recent turns, so a ticket opened later shows what was already said.
+    turn = {"in": d.redacted_text, "out": "" if d.silent else d.reply, "intent": d.intent,
+            "at": d.decided_at.isoformat()}
+    outs.append(Output(f"conv:{msg.conversation_id}:log", orjson.dumps(turn).decode(), CONV_LOG_MAXLEN))
     return outs
 
 
@@ -137,6 +210,8 @@ def state_updates(before: ConvState, after: ConvState) -> dict[str, str]:
         upd["mode"] = after.mode
     if after.handoff_topic and after.handoff_topic != before.handoff_topic:
         upd["handoff_topic"] = after.handoff_topic
+    if before.csat_pending and not after.csat_pending:
+        upd["csat_pending"] = ""
     return upd
 
 

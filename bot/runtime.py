@@ -70,17 +70,30 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+async def ticket_service(settings: Settings, r: aioredis.Redis, migrate: bool = False):  # type: ignore[no-untyped-def]
+    """The ticket service on the configured database (applying migrations when asked)."""
+    from handoff.db import make_engine, sessionmaker, upgrade
+    from handoff.service import TicketService
+
+    engine = make_engine(settings)
+    if migrate:
+        await upgrade(engine)
+    return TicketService(settings, sessionmaker(engine), r), engine
+
+
 async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     r = connect_redis(settings)
+    tickets, engine = await ticket_service(settings, r, migrate=True)
     async with nlu_client(settings) as nlu:
         await nlu.refresh_versions()
-        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings)))
+        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
         try:
             await worker.run(stop)
         finally:
             await r.aclose()
+            await engine.dispose()
 
 
 async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None) -> None:
@@ -101,7 +114,13 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms) for ch in channels
     ]
     sender_tasks = [asyncio.create_task(s.run(stop)) for s in senders]
-    app = create_app(settings, r, channels)
+    from handoff.console import console_router
+    from handoff.worker import consume_handoffs, sla_loop
+
+    svc, engine = await ticket_service(settings, r, migrate=True)
+    sender_tasks.append(asyncio.create_task(consume_handoffs(svc, r, stop, claim_idle_ms=settings.queue.claim_idle_ms)))
+    sender_tasks.append(asyncio.create_task(sla_loop(svc, stop, settings.handoff.sla_check_s)))
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r)])
     config = uvicorn.Config(
         app,
         host=settings.web.host,
@@ -125,6 +144,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
             await asyncio.wait_for(t, 5)
     for ch in channels:
         await ch.stop()
+    await engine.dispose()
     await r.aclose()
 
 

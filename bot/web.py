@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -49,7 +49,9 @@ async def queue_lag(r: aioredis.Redis, streams: list[str]) -> dict[str, tuple[in
     return out
 
 
-def create_app(settings: Settings, redis: aioredis.Redis, channels: list[Channel]) -> FastAPI:
+def create_app(
+    settings: Settings, redis: aioredis.Redis, channels: list[Channel], extra_routers: list[APIRouter] | None = None
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
@@ -67,6 +69,8 @@ def create_app(settings: Settings, redis: aioredis.Redis, channels: list[Channel
         r = ch.routes()
         if r is not None:
             app.include_router(r)
+    for extra in extra_routers or []:
+        app.include_router(extra)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

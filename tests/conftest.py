@@ -75,3 +75,18 @@ async def aredis(redis_sync: redis.Redis) -> AsyncIterator[aioredis.Redis]:
     r = aioredis.from_url(REDIS_URL, decode_responses=True)
     yield r
     await r.aclose()
+
+
+PG_URL = os.environ.get("SWITCHBOARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+async def reset_postgres(url: str) -> None:
+    """Empty the test database (it belongs to the test suite) before migrating it from scratch."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    eng = create_async_engine(url)
+    async with eng.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await eng.dispose()

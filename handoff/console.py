@@ -1,0 +1,305 @@
+"""The agent console: `/agent` (page), `/agent/api/*` (JSON), `/agent/ws` (live updates).
+
+Sessions are server-side (Redis) behind an HttpOnly, SameSite=Strict cookie; every state-changing
+request carries the session's CSRF token in `X-CSRF-Token`; the login form uses a double-submit
+token. A disabled agent's requests fail at once, whatever cookie they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import redis.asyncio as aioredis
+import yaml
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.logs import get_logger
+from bot.models import TOPICS
+from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_or_dummy
+from handoff.models import Agent
+from handoff.service import EVENTS, TicketError, TicketService
+
+log = get_logger("switchboard.console")
+
+STATIC = resources.files("handoff") / "static"
+CONTENT_TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'",
+}
+
+
+def _static(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+def console_router(settings: Settings, svc: TicketService, r: aioredis.Redis) -> APIRouter:
+    hs = settings.handoff
+    sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60)
+    router = APIRouter(prefix="/agent")
+
+    def secure(request: Request) -> bool:
+        return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+    async def agent_of(token: str | None) -> tuple[Agent, str] | None:
+        sess = await sessions.get(token)
+        if sess is None:
+            return None
+        async with svc.sm() as s:
+            a = await s.get(Agent, sess.agent_id)
+        if a is None or not a.active:
+            await sessions.drop(sess.token)
+            return None
+        return a, sess.csrf
+
+    async def current(request: Request, write: bool = False) -> Agent:
+        got = await agent_of(request.cookies.get(SESSION_COOKIE))
+        if got is None:
+            raise HTTPException(401, "sign in first")
+        agent, csrf = got
+        if write and not same(request.headers.get("x-csrf-token"), csrf):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        return agent
+
+    def page(name: str) -> HTMLResponse:
+        return HTMLResponse(_static(name).decode(), headers=SECURITY_HEADERS)
+
+    @router.get("/login", include_in_schema=False)
+    async def login_page(request: Request) -> Response:
+        resp = page("login.html")
+        token = secrets.token_urlsafe(24)
+        resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=False, samesite="strict", secure=secure(request),
+                        path="/agent", max_age=3600)
+        return resp
+
+    @router.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+        email = form.get("email", "").strip().lower()[:320]
+        ip = request.client.host if request.client else "?"
+        if not same(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
+            return RedirectResponse("/agent/login?error=invalid", 303)
+        if await sessions.locked(email, ip):
+            log.warning("agent.login_locked", email=email, ip=ip)
+            return RedirectResponse("/agent/login?error=locked", 303)
+        async with svc.sm() as s:
+            a = (await s.execute(select(Agent).where(Agent.email == email))).scalar_one_or_none()
+        ok = verify_or_dummy(a.password_hash if a else None, form.get("password", ""))
+        if not ok or a is None:
+            await sessions.failed(email, ip)
+            log.warning("agent.login_failed", email=email, ip=ip)
+            return RedirectResponse("/agent/login?error=invalid", 303)
+        if not a.active:
+            return RedirectResponse("/agent/login?error=disabled", 303)
+        await sessions.succeeded(email)
+        sess = await sessions.create(a.id)
+        log.info("agent.login", agent=a.name)
+        resp = RedirectResponse("/agent", 303)
+        resp.set_cookie(SESSION_COOKIE, sess.token, httponly=True, samesite="strict", secure=secure(request),
+                        path="/agent", max_age=hs.session_hours * 3600)
+        resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/agent")
+        return resp
+
+    @router.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        await current(request, write=True)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            await sessions.drop(token)
+        resp = JSONResponse({"ok": True})
+        resp.delete_cookie(SESSION_COOKIE, path="/agent")
+        return resp
+
+    @router.get("", include_in_schema=False)
+    async def console(request: Request) -> Response:
+        if await agent_of(request.cookies.get(SESSION_COOKIE)) is None:
+            return RedirectResponse("/agent/login", 303)
+        return page("console.html")
+
+    @router.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if "/" in name or name.startswith(".") or not (STATIC / name).is_file():
+            raise HTTPException(404)
+        ext = name[name.rfind("."):]
+        return Response(_static(name), media_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    # -- API ---------------------------------------------------------------------------------------
+    @router.get("/api/me")
+    async def me(request: Request) -> dict[str, Any]:
+        got = await agent_of(request.cookies.get(SESSION_COOKIE))
+        if got is None:
+            raise HTTPException(401, "sign in first")
+        a, csrf = got
+        return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf}
+
+    @router.get("/api/tickets")
+    async def tickets(request: Request, view: str = "queue", q: str | None = None) -> dict[str, Any]:
+        a = await current(request)
+        return {"tickets": await svc.list(view, a, q)}
+
+    async def run(fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+        try:
+            return await fn(*args)
+        except TicketError as e:
+            raise HTTPException(getattr(e, "status_code", 400), str(e)) from None
+
+    async def body(request: Request) -> dict[str, Any]:
+        try:
+            data = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            raise HTTPException(400, "body must be JSON") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "body must be a JSON object")
+        return data
+
+    @router.get("/api/tickets/{number}")
+    async def ticket(request: Request, number: str) -> dict[str, Any]:
+        await current(request)
+        return await run(svc.detail, number)  # type: ignore[no-any-return]
+
+    @router.post("/api/tickets/{number}/claim")
+    async def claim(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        t = await run(svc.claim, number, a)
+        return svc.ticket_json(t)
+
+    @router.post("/api/tickets/{number}/reply")
+    async def reply(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        text = str((await body(request)).get("text") or "")[:10_000]
+        return await run(svc.reply, number, a, text)  # type: ignore[no-any-return]
+
+    @router.post("/api/tickets/{number}/note")
+    async def note(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        text = str((await body(request)).get("text") or "")[:10_000]
+        return await run(svc.note, number, a, text)  # type: ignore[no-any-return]
+
+    @router.post("/api/tickets/{number}/transfer")
+    async def transfer(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        to = (await body(request)).get("agent_id")
+        if not isinstance(to, int):
+            raise HTTPException(400, "agent_id must be a number")
+        return svc.ticket_json(await run(svc.transfer, number, a, to))
+
+    @router.post("/api/tickets/{number}/status")
+    async def status(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        return svc.ticket_json(await run(svc.set_status, number, a, str((await body(request)).get("status"))))
+
+    @router.post("/api/tickets/{number}/resolve")
+    async def resolve(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        return svc.ticket_json(await run(svc.resolve, number, a))
+
+    @router.post("/api/tickets/{number}/handback")
+    async def handback(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        return svc.ticket_json(await run(svc.handback, number, a))
+
+    @router.post("/api/tickets/{number}/feedback")
+    async def feedback(request: Request, number: str) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        topic = b.get("topic")
+        if topic not in TOPICS:
+            raise HTTPException(400, "topic must be one of " + ", ".join(TOPICS))
+        intent = b.get("intent") if isinstance(b.get("intent"), str) else None
+        await run(svc.feedback, number, a, topic, intent)
+        return {"ok": True}
+
+    @router.post("/api/contacts/{contact_id}/link")
+    async def link(request: Request, contact_id: int) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        ch, sid = b.get("channel"), b.get("source_id")
+        if not (isinstance(ch, str) and isinstance(sid, str) and ch and sid):
+            raise HTTPException(400, "channel and source_id are required")
+        await run(svc.link_identity, contact_id, ch, sid, a)
+        return {"ok": True}
+
+    @router.get("/api/agents")
+    async def agents(request: Request) -> dict[str, Any]:
+        await current(request)
+        online = set(await r.smembers("agent:online"))
+        async with svc.sm() as s:
+            rows = (await s.execute(select(Agent).where(Agent.active).order_by(Agent.name))).scalars()
+            return {"agents": [{"id": a.id, "name": a.name, "role": a.role, "online": str(a.id) in online}
+                               for a in rows]}
+
+    @router.get("/api/canned")
+    async def canned(request: Request) -> dict[str, Any]:
+        await current(request)
+        path = settings.path(hs.canned_file)
+        items = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else []
+        out = []
+        for it in items or []:
+            for lang in ("en", "zh"):
+                if it.get(lang):
+                    out.append({"key": it["key"], "title": it.get("title", it["key"]), "lang": lang, "text": it[lang]})
+        return {"canned": out}
+
+    @router.get("/api/intents")
+    async def intents(request: Request) -> dict[str, Any]:
+        await current(request)
+        from bot.policy import topic_of
+        from intents.answers import Answers
+
+        ans = Answers(settings.path(settings.router.answers_dir))
+        by: dict[str, list[str]] = {}
+        for k in sorted(ans.keys("en")):
+            t = topic_of(k)
+            if k in ("clarify",) or t == "out_of_scope" and not k.startswith("out_of_scope"):
+                continue
+            by.setdefault(t, []).append(k)
+        return {"topics": list(TOPICS), "intents": by}
+
+    @router.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        got = await agent_of(websocket.cookies.get(SESSION_COOKIE))
+        if got is None:
+            await websocket.close(code=4401)
+            return
+        agent, _ = got
+        await websocket.accept()
+        await r.sadd("agent:online", agent.id)
+        ps = r.pubsub(ignore_subscribe_messages=True)
+        await ps.subscribe(EVENTS)
+
+        async def pump() -> None:
+            async for m in ps.listen():
+                if isinstance(m.get("data"), str):
+                    await websocket.send_text(m["data"])
+
+        task = asyncio.create_task(pump())
+        try:
+            while True:
+                raw = await websocket.receive_text()
+                if raw == '{"type":"ping"}' or '"ping"' in raw:
+                    await websocket.send_text('{"type":"pong"}')
+                    await r.sadd("agent:online", agent.id)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            with contextlib.suppress(Exception):
+                await ps.aclose()
+            await r.srem("agent:online", agent.id)
+
+    return router

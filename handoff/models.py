@@ -1,0 +1,125 @@
+"""Ticket data model (SQLAlchemy 2). Names follow Chatwoot's: contact, contact identity per
+channel (`source_id`), ticket (conversation) with assignee, status, priority, `waiting_since` and
+the applied SLA due times. Messages hold redacted text only; the audit log is append-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    vip: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    identities: Mapped[list[ContactIdentity]] = relationship(back_populates="contact", lazy="selectin")
+
+
+class ContactIdentity(Base):
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("channel", "source_id", name="uq_identity_channel_source"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(512))
+    label: Mapped[str | None] = mapped_column(String(200))
+    contact: Mapped[Contact] = relationship(back_populates="identities")
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="agent")  # agent | supervisor
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_priority", "status", "priority_rank"),
+        Index("ix_tickets_conversation", "channel", "conversation_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[str] = mapped_column(String(512))
+    topic: Mapped[str] = mapped_column(String(32))
+    intent: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(10))
+    priority_rank: Mapped[int] = mapped_column(Integer)  # 0 urgent … 3 low, for ordering
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    lang: Mapped[str] = mapped_column(String(5), default="en")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    channel_meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    waiting_since: Mapped[datetime | None]
+    first_response_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    first_responded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    sla_warned_at: Mapped[datetime | None]
+    sla_breached_at: Mapped[datetime | None]
+    csat: Mapped[int | None] = mapped_column(Integer)
+    contact: Mapped[Contact] = relationship(lazy="selectin")
+    assignee: Mapped[Agent | None] = relationship(lazy="selectin")
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out | note
+    author_type: Mapped[str] = mapped_column(String(10))  # user | bot | agent | system
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)  # redacted
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    source_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # dedupe
+    created_at: Mapped[datetime]
+    author: Mapped[Agent | None] = relationship(lazy="selectin")
+
+
+class AuditLog(Base):
+    """Append-only: every state change of a ticket, who did it and when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime]
+
+
+class Feedback(Base):
+    """An agent's correction of the bot ("bot was wrong": the right topic/intent), for retraining."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    text: Mapped[str] = mapped_column(Text)  # redacted
+    lang: Mapped[str] = mapped_column(String(5))
+    predicted_intent: Mapped[str | None] = mapped_column(String(100))
+    correct_topic: Mapped[str] = mapped_column(String(32))
+    correct_intent: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(20))  # agent | csat | fallback | rephrase
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    status: Mapped[str] = mapped_column(String(12), default="new")  # new | accepted | discarded
+    created_at: Mapped[datetime]

@@ -1,0 +1,689 @@
+"""The ticket service: every state change goes through here (no side effects in ORM hooks).
+
+Statuses follow one transition table; each change is written to the append-only audit log and
+announced to the agent console (Redis pub/sub `agent:events`). Replies to users leave through
+the `outbound:<channel>` streams — the handoff side never calls a channel directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.errors import SwitchboardError
+from bot.logs import get_logger
+from bot.models import Button, Outbound, Priority
+from handoff.models import Agent, AuditLog, Contact, ContactIdentity, Feedback, Ticket, TicketMessage
+
+log = get_logger("switchboard.handoff")
+
+EVENTS = "agent:events"
+OPEN_STATUSES = ("new", "open", "pending_user")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"open", "pending_user", "resolved", "closed"}),
+    "open": frozenset({"pending_user", "resolved", "closed"}),
+    "pending_user": frozenset({"open", "resolved", "closed"}),
+    "resolved": frozenset({"open", "closed"}),
+    "closed": frozenset(),
+}
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+BASE_PRIORITY = {"theft": Priority.URGENT, "compliance": Priority.HIGH}
+REOPEN_WINDOW = timedelta(days=7)
+
+RESOLVED_TEXT = {
+    "en": "Your ticket {ticket} has been resolved. How satisfied are you with our support? Reply with a number from 1 (very unhappy) to 5 (very happy).",
+    "zh": "您的工单 {ticket} 已处理完毕。您对本次服务满意吗？请回复 1（非常不满意）到 5（非常满意）之间的数字。",
+}
+HANDBACK_TEXT = {
+    "en": "Our agent has handed this conversation back to the assistant. Ask me anything, or write \"agent\" to reach a person again.",
+    "zh": "客服已将对话交还给智能助手。您可以继续提问，如需人工请回复“人工”。",
+}
+
+
+class TicketError(SwitchboardError):
+    status_code = 400
+
+
+class NotFound(TicketError):
+    status_code = 404
+
+
+class Conflict(TicketError):
+    status_code = 409
+
+
+class Forbidden(TicketError):
+    status_code = 403
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    d = aware(dt)
+    return d.isoformat(timespec="seconds").replace("+00:00", "Z") if d else None
+
+
+def ticket_number(ticket_id: int) -> str:
+    return f"SB-{ticket_id:06d}"
+
+
+class TicketService:
+    def __init__(
+        self,
+        settings: Settings,
+        sm: async_sessionmaker[AsyncSession],
+        redis: aioredis.Redis,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.sm = sm
+        self.r = redis
+        self.clock = clock
+
+    # -- serialization ----------------------------------------------------------------------------
+    def sla_state(self, t: Ticket, now: datetime | None = None) -> str:
+        if t.status not in ("new", "open"):
+            return "ok"
+        now = now or self.clock()
+        start = aware(t.created_at)
+        due = aware(t.first_response_due if t.first_responded_at is None else t.resolution_due)
+        if start is None or due is None:
+            return "ok"
+        if now >= due:
+            return "breached"
+        if (now - start) >= (due - start) * self.settings.sla.warn_at:
+            return "warning"
+        return "ok"
+
+    def ticket_json(self, t: Ticket, last: TicketMessage | None = None) -> dict[str, Any]:
+        c = t.contact
+        return {
+            "number": t.number,
+            "status": t.status,
+            "priority": t.priority,
+            "topic": t.topic,
+            "intent": t.intent,
+            "channel": t.channel,
+            "lang": t.lang,
+            "contact": {
+                "id": c.id,
+                "name": c.name,
+                "vip": c.vip,
+                "identities": [
+                    {"channel": i.channel, "source_id": i.source_id, "label": i.label} for i in c.identities
+                ],
+            },
+            "assignee": {"id": t.assignee.id, "name": t.assignee.name} if t.assignee else None,
+            "created_at": iso(t.created_at),
+            "updated_at": iso(t.updated_at),
+            "first_response_due": iso(t.first_response_due),
+            "resolution_due": iso(t.resolution_due),
+            "first_responded_at": iso(t.first_responded_at),
+            "resolved_at": iso(t.resolved_at),
+            "sla": self.sla_state(t),
+            "csat": t.csat,
+            "last_message": (
+                {"text": last.body[:200], "at": iso(last.created_at), "author_type": last.author_type}
+                if last
+                else None
+            ),
+        }
+
+    @staticmethod
+    def message_json(m: TicketMessage, number: str | None) -> dict[str, Any]:
+        return {
+            "id": m.id,
+            "ticket": number,
+            "direction": m.direction,
+            "author_type": m.author_type,
+            "author": m.author.name if m.author else None,
+            "channel": m.channel,
+            "text": m.body,
+            "attachments": m.attachments or [],
+            "at": iso(m.created_at),
+        }
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        try:
+            await self.r.publish(EVENTS, orjson.dumps(event).decode())
+        except Exception as e:  # the console catches up on reconnect; never fail a write for it
+            log.warning("console.publish_failed", error=str(e))
+
+    # -- helpers ----------------------------------------------------------------------------------
+    async def _get(self, s: AsyncSession, number: str, lock: bool = False) -> Ticket:
+        q = select(Ticket).where(Ticket.number == number)
+        if lock and s.bind.dialect.name == "postgresql":
+            q = q.with_for_update()
+        t = (await s.execute(q)).scalar_one_or_none()
+        if t is None:
+            raise NotFound(f"ticket {number} not found")
+        return t
+
+    def _audit(self, s: AsyncSession, t: Ticket, actor: str, action: str, frm: str | None = None,
+               to: str | None = None, **detail: Any) -> None:
+        s.add(AuditLog(ticket_id=t.id, actor=actor, action=action, from_status=frm, to_status=to,
+                       detail=detail, at=self.clock()))
+
+    def _transition(self, s: AsyncSession, t: Ticket, to: str, actor: str, action: str = "status") -> None:
+        if to == t.status:
+            return
+        if to not in TRANSITIONS[t.status]:
+            raise Conflict(f"a {t.status} ticket cannot become {to}")
+        frm = t.status
+        t.status = to
+        t.updated_at = self.clock()
+        if to == "resolved":
+            t.resolved_at = self.clock()
+        self._audit(s, t, actor, action, frm, to)
+
+    async def _last_message(self, s: AsyncSession, t: Ticket) -> TicketMessage | None:
+        return (
+            await s.execute(
+                select(TicketMessage).where(TicketMessage.ticket_id == t.id, TicketMessage.direction != "note")
+                .order_by(TicketMessage.id.desc()).limit(1)
+            )
+        ).scalar_one_or_none()
+
+    async def _announce(self, s: AsyncSession, t: Ticket) -> None:
+        await self.publish({"type": "ticket", "ticket": self.ticket_json(t, await self._last_message(s, t))})
+
+    async def _contact_for(self, s: AsyncSession, channel: str, source_id: str, label: str | None) -> Contact:
+        ident = (
+            await s.execute(
+                select(ContactIdentity).where(ContactIdentity.channel == channel, ContactIdentity.source_id == source_id)
+            )
+        ).scalar_one_or_none()
+        if ident is not None:
+            return await s.get_one(Contact, ident.contact_id)
+        vip = self.settings.handoff.vip.get(f"{channel}:{source_id}", 0)
+        c = Contact(name=None, vip=vip, created_at=self.clock())
+        s.add(c)
+        await s.flush()
+        s.add(ContactIdentity(contact_id=c.id, channel=channel, source_id=source_id, label=label))
+        await s.flush()
+        await s.refresh(c, ["identities"])
+        return c
+
+    def _priority(self, decided: str, topic: str, contact: Contact) -> str:
+        p = Priority(decided)
+        if contact.vip > 0:
+            base = BASE_PRIORITY.get(topic, Priority.NORMAL)
+            p = max(p, base.raised(), key=lambda x: -PRIORITY_RANK[x.value])
+        return p.value
+
+    def _sla(self, t: Ticket) -> None:
+        target = self.settings.sla.targets[Priority(t.priority)]
+        start = aware(t.created_at) or self.clock()
+        t.first_response_due = start + timedelta(minutes=target.first_response_min)
+        t.resolution_due = start + timedelta(minutes=target.resolution_min)
+        t.sla_warned_at = None
+        t.sla_breached_at = None
+
+    async def _outbound(self, t: Ticket, text: str, kind: str, author: str | None = None,
+                        buttons: tuple[Button, ...] = ()) -> None:
+        meta = {k: str(v) for k, v in (t.channel_meta or {}).items() if k.startswith("reply_")}
+        ob = Outbound(
+            channel=t.channel,
+            conversation_id=t.conversation_id,
+            user_id=str((t.channel_meta or {}).get("user_id", "")),
+            text=text,
+            lang=t.lang if t.lang in ("zh", "en") else "en",  # type: ignore[arg-type]
+            kind=kind,  # type: ignore[arg-type]
+            topic=t.topic,
+            author=author,
+            buttons=buttons,
+            meta={**meta, "ticket": t.number or ""},
+        )
+        await self.r.xadd(f"outbound:{t.channel}", {"d": ob.to_json()})
+
+    async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
+        from bot.queue import conv_key
+
+        await self.r.hset(conv_key(conversation_id), mapping={"mode": mode, "fallbacks": "0", **extra})
+
+    # -- intake from the router ------------------------------------------------------------------
+    async def handle_event(self, payload: dict[str, Any]) -> Ticket | None:
+        """One entry of the `handoff` stream: a handoff decision, a message from a conversation an
+        agent owns, or a CSAT answer. Idempotent on the message id."""
+        if "csat" in payload:
+            await self.record_csat(payload["csat"]["ticket"], int(payload["csat"]["score"]))
+            return None
+        d, m = payload["decision"], payload["message"]
+        async with self.sm() as s, s.begin():
+            dup = (
+                await s.execute(select(TicketMessage.id).where(TicketMessage.source_message_id == m["id"]))
+            ).scalar_one_or_none()
+            if dup is not None:
+                return None
+            label = (m.get("meta") or {}).get("user_label")
+            contact = await self._contact_for(s, m["channel"], m["user_id"], label)
+            t = (
+                await s.execute(
+                    select(Ticket).where(Ticket.channel == m["channel"], Ticket.conversation_id == m["conversation_id"],
+                                         Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id.desc()).limit(1)
+                )
+            ).scalar_one_or_none()
+            now = self.clock()
+            created = False
+            if t is None and not d.get("silent"):
+                recent = (
+                    await s.execute(
+                        select(Ticket).where(Ticket.channel == m["channel"], Ticket.conversation_id == m["conversation_id"],
+                                             Ticket.status == "resolved", Ticket.resolved_at >= now - REOPEN_WINDOW)
+                        .order_by(Ticket.id.desc()).limit(1)
+                    )
+                ).scalar_one_or_none()
+                if recent is not None:
+                    t = recent
+                    self._transition(s, t, "open", "bot", "reopened")
+                    t.priority = self._priority(d["priority"], d["topic"], contact)
+                    t.priority_rank = PRIORITY_RANK[t.priority]
+                    t.created_at = now
+                    t.first_responded_at = None
+                    self._sla(t)
+            if t is None:
+                priority = self._priority(d["priority"], d["topic"], contact)
+                t = Ticket(
+                    contact_id=contact.id, channel=m["channel"], conversation_id=m["conversation_id"],
+                    topic=d["topic"], intent=d.get("intent"), priority=priority, priority_rank=PRIORITY_RANK[priority],
+                    status="new", lang=m.get("lang", "en"), channel_meta={}, created_at=now, updated_at=now,
+                    waiting_since=now,
+                )
+                self._sla(t)
+                s.add(t)
+                await s.flush()
+                t.number = ticket_number(t.id)
+                self._audit(s, t, "bot", "opened", None, "new", topic=t.topic, priority=t.priority,
+                            reason=d.get("reason"), confidence=d.get("confidence"))
+                created = True
+                await self._import_history(s, t, m["conversation_id"])
+            elif t.status == "pending_user":
+                self._transition(s, t, "open", "user", "user_replied")
+            t.channel_meta = {**{k: v for k, v in (m.get("meta") or {}).items() if k.startswith("reply_")},
+                              "user_id": m["user_id"]}
+            t.updated_at = now
+            t.waiting_since = t.waiting_since or now
+            msg = TicketMessage(
+                ticket_id=t.id, direction="in", author_type="user", channel=m["channel"], body=m["text"],
+                attachments=list(m.get("attachments") or []), source_message_id=m["id"], created_at=now,
+            )
+            s.add(msg)
+            if not d.get("silent") and d.get("reply"):
+                s.add(TicketMessage(ticket_id=t.id, direction="out", author_type="bot", channel=m["channel"],
+                                    body=d["reply"], attachments=[], created_at=now))
+            await s.flush()
+            await s.refresh(t, ["contact", "assignee"])
+            if created:
+                log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
+                await self._auto_assign(s, t)
+            number = t.number
+            await self._announce(s, t)
+            await self.publish({"type": "message", "message": self.message_json(msg, number)})
+            return t
+
+    async def _import_history(self, s: AsyncSession, t: Ticket, conversation_id: str) -> None:
+        """Bring the bot's earlier exchange of this conversation into the ticket, so the agent
+        sees what the user already said and was told."""
+        try:
+            items = await self.r.xrange(f"conv:{conversation_id}:log", count=50)
+        except Exception:
+            return
+        for _, f in items[:-1]:  # the last one is the handoff message itself
+            try:
+                turn = orjson.loads(f["d"])
+            except (KeyError, orjson.JSONDecodeError):
+                continue
+            at = datetime.fromisoformat(turn["at"]) if turn.get("at") else self.clock()
+            s.add(TicketMessage(ticket_id=t.id, direction="in", author_type="user", channel=t.channel,
+                                body=turn.get("in", ""), attachments=[], created_at=at))
+            if turn.get("out"):
+                s.add(TicketMessage(ticket_id=t.id, direction="out", author_type="bot", channel=t.channel,
+                                    body=turn["out"], attachments=[], created_at=at))
+
+    async def _auto_assign(self, s: AsyncSession, t: Ticket) -> None:
+        if not self.settings.handoff.auto_assign:
+            return
+        online = sorted(int(x) for x in await self.r.smembers("agent:online"))
+        agents = [a for a in (await s.execute(select(Agent).where(Agent.id.in_(online), Agent.active))).scalars()]
+        if not agents:
+            return
+        i = int(await self.r.incr("agent:rr")) % len(agents)
+        a = agents[i]
+        t.assignee_id = a.id
+        self._transition(s, t, "open", "system", "auto_assigned")
+        self._audit(s, t, "system", "assigned", detail_agent=a.name)
+        await s.flush()
+        await s.refresh(t, ["assignee"])
+
+    # -- agent actions ----------------------------------------------------------------------------
+    async def claim(self, number: str, agent: Agent) -> Ticket:
+        """Atomic: of two agents claiming at once, exactly one wins; the other gets a Conflict."""
+        async with self.sm() as s, s.begin():
+            res = await s.execute(
+                update(Ticket)
+                .where(Ticket.number == number, Ticket.assignee_id.is_(None), Ticket.status.in_(OPEN_STATUSES))
+                .values(assignee_id=agent.id, updated_at=self.clock(),
+                        status=case((Ticket.status == "new", "open"), else_=Ticket.status))
+                .execution_options(synchronize_session=False)
+            )
+            t = await self._get(s, number)
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                if t.assignee_id == agent.id:
+                    return t
+                if t.assignee_id is not None:
+                    await s.refresh(t, ["assignee"])
+                    raise Conflict(f"already claimed by {t.assignee.name if t.assignee else 'someone'}")
+                raise Conflict(f"a {t.status} ticket cannot be claimed")
+            await s.refresh(t)
+            self._audit(s, t, agent.name, "claimed", None, t.status)
+            await s.flush()
+            await s.refresh(t, ["assignee"])
+            log.info("ticket.claimed", ticket=number, agent=agent.name)
+            await self._announce(s, t)
+            return t
+
+    def _may_act(self, t: Ticket, agent: Agent) -> None:
+        if agent.role != "supervisor" and t.assignee_id not in (None, agent.id):
+            raise Forbidden(f"{t.number} is assigned to someone else; ask them or a supervisor to transfer it")
+
+    async def reply(self, number: str, agent: Agent, text: str) -> dict[str, Any]:
+        from bot.redact import redact
+
+        text = text.strip()
+        if not text:
+            raise TicketError("a reply needs text")
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number, lock=True)
+            if t.status == "closed":
+                raise Conflict("the ticket is closed")
+            self._may_act(t, agent)
+            if t.assignee_id is None:
+                t.assignee_id = agent.id
+                self._audit(s, t, agent.name, "claimed", None, t.status)
+            now = self.clock()
+            if t.status in ("new", "resolved"):
+                self._transition(s, t, "open", agent.name)
+            if t.first_responded_at is None:
+                t.first_responded_at = now
+            t.waiting_since = None
+            t.updated_at = now
+            body = redact(text).text
+            m = TicketMessage(ticket_id=t.id, direction="out", author_type="agent", author_id=agent.id,
+                              channel=t.channel, body=body, attachments=[], created_at=now)
+            s.add(m)
+            await s.flush()
+            await s.refresh(m, ["author"])
+            await s.refresh(t, ["assignee"])
+            await self._outbound(t, text, "agent", author=agent.name)
+            log.info("ticket.replied", ticket=number, agent=agent.name)
+            out = self.message_json(m, t.number)
+            await self._announce(s, t)
+            await self.publish({"type": "message", "message": out})
+            return out
+
+    async def note(self, number: str, agent: Agent, text: str) -> dict[str, Any]:
+        from bot.redact import redact
+
+        if not text.strip():
+            raise TicketError("a note needs text")
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number)
+            m = TicketMessage(ticket_id=t.id, direction="note", author_type="agent", author_id=agent.id,
+                              channel=t.channel, body=redact(text.strip()).text, attachments=[], created_at=self.clock())
+            s.add(m)
+            self._audit(s, t, agent.name, "note")
+            await s.flush()
+            await s.refresh(m, ["author"])
+            out = self.message_json(m, t.number)
+            await self.publish({"type": "message", "message": out})
+            return out
+
+    async def transfer(self, number: str, actor: Agent, to_agent_id: int) -> Ticket:
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number, lock=True)
+            self._may_act(t, actor)
+            to = await s.get(Agent, to_agent_id)
+            if to is None or not to.active:
+                raise NotFound("no such active agent")
+            frm = t.assignee.name if t.assignee else None
+            t.assignee_id = to.id
+            t.updated_at = self.clock()
+            if t.status == "new":
+                self._transition(s, t, "open", actor.name)
+            self._audit(s, t, actor.name, "transfer", detail_from=frm, detail_to=to.name)
+            await s.flush()
+            await s.refresh(t, ["assignee"])
+            await self._announce(s, t)
+            return t
+
+    async def set_status(self, number: str, actor: Agent, status: str) -> Ticket:
+        if status not in TRANSITIONS:
+            raise TicketError(f"unknown status {status!r}")
+        if status == "resolved":
+            return await self.resolve(number, actor)
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number, lock=True)
+            self._may_act(t, actor)
+            self._transition(s, t, status, actor.name)
+            await s.flush()
+            await self._announce(s, t)
+            return t
+
+    async def resolve(self, number: str, actor: Agent, *, ask_csat: bool = True, handback: bool = False) -> Ticket:
+        """Resolve: the user is told (and asked for a 1–5 rating), the bot takes the conversation back."""
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number, lock=True)
+            self._may_act(t, actor)
+            self._transition(s, t, "resolved", actor.name, "handback" if handback else "status")
+            lang = t.lang if t.lang in ("zh", "en") else "en"
+            if handback:
+                await self._outbound(t, HANDBACK_TEXT[lang], "system")
+                await self._set_mode(t.conversation_id, "bot")
+            else:
+                buttons = tuple(Button(label=str(i), payload=str(i)) for i in range(1, 6)) if ask_csat else ()
+                await self._outbound(t, RESOLVED_TEXT[lang].format(ticket=t.number), "system", buttons=buttons)
+                await self._set_mode(t.conversation_id, "bot", csat_pending=t.number or "")
+            await s.flush()
+            await s.refresh(t, ["assignee"])
+            log.info("ticket.resolved", ticket=number, agent=actor.name, handback=handback)
+            await self._announce(s, t)
+            return t
+
+    async def handback(self, number: str, actor: Agent) -> Ticket:
+        return await self.resolve(number, actor, handback=True)
+
+    async def record_csat(self, number: str, score: int) -> None:
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number)
+            if not 1 <= score <= 5:
+                return
+            t.csat = score
+            self._audit(s, t, "user", "csat", score=score)
+            log.info("ticket.csat", ticket=number, score=score)
+            await s.flush()
+            await self._announce(s, t)
+
+    async def feedback(self, number: str, agent: Agent, topic: str, intent: str | None) -> None:
+        """An agent marks the bot's understanding wrong, with the right topic/intent."""
+        async with self.sm() as s, s.begin():
+            t = await self._get(s, number)
+            first = (
+                await s.execute(select(TicketMessage).where(TicketMessage.ticket_id == t.id,
+                                                           TicketMessage.author_type == "user")
+                                .order_by(TicketMessage.id).limit(1))
+            ).scalar_one_or_none()
+            s.add(Feedback(ticket_id=t.id, text=first.body if first else "", lang=t.lang, predicted_intent=t.intent,
+                           correct_topic=topic, correct_intent=intent, source="agent", agent_id=agent.id,
+                           created_at=self.clock()))
+            prev = t.topic
+            t.topic = topic
+            self._audit(s, t, agent.name, "bot_wrong", detail_from=prev, detail_to=topic, intent=intent)
+
+    async def link_identity(self, contact_id: int, channel: str, source_id: str, actor: Agent) -> None:
+        """Link another channel identity to a contact (merging the contact it belonged to)."""
+        async with self.sm() as s, s.begin():
+            c = await s.get(Contact, contact_id)
+            if c is None:
+                raise NotFound("no such contact")
+            ident = (
+                await s.execute(select(ContactIdentity).where(ContactIdentity.channel == channel,
+                                                              ContactIdentity.source_id == source_id))
+            ).scalar_one_or_none()
+            if ident is None:
+                s.add(ContactIdentity(contact_id=c.id, channel=channel, source_id=source_id))
+            elif ident.contact_id != c.id:
+                old = ident.contact_id
+                await s.execute(update(ContactIdentity).where(ContactIdentity.contact_id == old)
+                                .values(contact_id=c.id))
+                await s.execute(update(Ticket).where(Ticket.contact_id == old).values(contact_id=c.id))
+            log.info("contact.linked", contact=contact_id, channel=channel, by=actor.name)
+
+    # -- reads ------------------------------------------------------------------------------------
+    async def list(self, view: str, agent: Agent, q: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        async with self.sm() as s:
+            stmt = select(Ticket)
+            if view == "queue":
+                stmt = stmt.where(Ticket.status.in_(("new", "open")),
+                                  or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
+            elif view == "mine":
+                stmt = stmt.where(Ticket.assignee_id == agent.id, Ticket.status.in_(OPEN_STATUSES))
+            elif view == "resolved":
+                stmt = stmt.where(Ticket.status.in_(("resolved", "closed")))
+            else:
+                stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES))
+            if q:
+                like = f"%{q.strip()}%"
+                stmt = stmt.where(or_(Ticket.number.ilike(like), Ticket.topic.ilike(like),
+                                      Ticket.conversation_id.ilike(like)))
+            if view == "resolved":
+                stmt = stmt.order_by(Ticket.resolved_at.desc())
+            else:
+                stmt = stmt.order_by(Ticket.priority_rank, Ticket.first_response_due.is_(None),
+                                     Ticket.first_response_due, Ticket.id)
+            tickets = list((await s.execute(stmt.limit(limit))).scalars())
+            lasts: dict[int, TicketMessage] = {}
+            if tickets:
+                sub = (
+                    select(func.max(TicketMessage.id)).where(TicketMessage.ticket_id.in_([t.id for t in tickets]),
+                                                             TicketMessage.direction != "note")
+                    .group_by(TicketMessage.ticket_id)
+                )
+                for m in (await s.execute(select(TicketMessage).where(TicketMessage.id.in_(sub)))).scalars():
+                    lasts[m.ticket_id] = m
+            return [self.ticket_json(t, lasts.get(t.id)) for t in tickets]
+
+    async def detail(self, number: str) -> dict[str, Any]:
+        async with self.sm() as s:
+            t = await self._get(s, number)
+            others = list(
+                (await s.execute(select(Ticket).where(Ticket.contact_id == t.contact_id).order_by(Ticket.id))).scalars()
+            )
+            ids = {o.id: o.number for o in others}
+            msgs = list(
+                (await s.execute(select(TicketMessage).where(TicketMessage.ticket_id.in_(list(ids)))
+                                 .order_by(TicketMessage.created_at, TicketMessage.id))).scalars()
+            )
+            audit = list(
+                (await s.execute(select(AuditLog).where(AuditLog.ticket_id == t.id).order_by(AuditLog.id))).scalars()
+            )
+            return {
+                "ticket": self.ticket_json(t, await self._last_message(s, t)),
+                "messages": [self.message_json(m, ids.get(m.ticket_id)) for m in msgs],
+                "audit": [
+                    {"at": iso(a.at), "actor": a.actor, "action": a.action,
+                     "detail": _audit_detail(a)} for a in audit
+                ],
+                "other_tickets": [self.ticket_json(o) for o in others if o.id != t.id],
+            }
+
+    async def status_for(self, number: str, channel: str, user_id: str) -> Ticket | None:
+        """The ticket if it belongs to whoever asks from (channel, user_id); None otherwise — the
+        caller must answer the same way whether the ticket exists or not."""
+        async with self.sm() as s:
+            t = (await s.execute(select(Ticket).where(Ticket.number == number.upper()))).scalar_one_or_none()
+            if t is None:
+                return None
+            owns = (
+                await s.execute(select(ContactIdentity.id).where(ContactIdentity.contact_id == t.contact_id,
+                                                                 ContactIdentity.channel == channel,
+                                                                 ContactIdentity.source_id == user_id))
+            ).scalar_one_or_none()
+            return t if owns is not None else None
+
+    # -- SLA --------------------------------------------------------------------------------------
+    async def sla_tick(self) -> list[tuple[str, str]]:
+        """Emit each ticket's SLA warning and breach once. Returns [(number, event)]."""
+        now = self.clock()
+        events: list[tuple[str, str, dict[str, Any]]] = []
+        async with self.sm() as s, s.begin():
+            rows = (await s.execute(select(Ticket).where(Ticket.status.in_(("new", "open"))))).scalars()
+            for t in rows:
+                st = self.sla_state(t, now)
+                if st == "breached" and t.sla_breached_at is None:
+                    t.sla_breached_at = now
+                    t.sla_warned_at = t.sla_warned_at or now
+                    self._audit(s, t, "system", "sla_breached")
+                    events.append((t.number or "", "breached", self.ticket_json(t)))
+                elif st == "warning" and t.sla_warned_at is None:
+                    t.sla_warned_at = now
+                    self._audit(s, t, "system", "sla_warning")
+                    events.append((t.number or "", "warning", self.ticket_json(t)))
+        for number, ev, tj in events:
+            log.warning(f"sla.{ev}", ticket=number, priority=tj["priority"], topic=tj["topic"])
+            await self.publish({"type": "sla", "event": ev, "ticket": tj})
+            if self.settings.handoff.sla_webhook:
+                asyncio.get_running_loop().create_task(self._webhook({"event": f"sla.{ev}", "ticket": tj}))
+        return [(n, e) for n, e, _ in events]
+
+    async def _webhook(self, body: dict[str, Any]) -> None:
+        import aiohttp
+
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+                await http.post(str(self.settings.handoff.sla_webhook), json=body)
+        except Exception as e:
+            log.warning("sla.webhook_failed", error=str(e))
+
+    # -- agents -----------------------------------------------------------------------------------
+    async def add_agent(self, email: str, name: str, password: str, role: str = "agent") -> Agent:
+        from handoff.auth import hash_password
+
+        if role not in ("agent", "supervisor"):
+            raise TicketError("role must be agent or supervisor")
+        async with self.sm() as s, s.begin():
+            a = Agent(email=email.strip().lower(), name=name, password_hash=hash_password(password), role=role,
+                      active=True, created_at=self.clock())
+            s.add(a)
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict(f"an agent with email {email} exists") from None
+            return a
+
+
+def _audit_detail(a: AuditLog) -> str:
+    parts = []
+    if a.from_status or a.to_status:
+        parts.append(f"{a.from_status or '∅'} → {a.to_status or '∅'}")
+    for k, v in (a.detail or {}).items():
+        if v is not None:
+            parts.append(f"{k.removeprefix('detail_')}: {v}")
+    return ", ".join(parts)
