@@ -18,6 +18,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Validate the configuration.
 dl_app = typer.Typer(no_args_is_help=True, help="Inspect and re-queue dead-lettered messages.")
 app.add_typer(config_app, name="config")
 app.add_typer(dl_app, name="deadletters")
+tg_app = typer.Typer(no_args_is_help=True, help="Telegram: register or remove the webhook, show its status.")
+app.add_typer(tg_app, name="telegram")
 agents_app = typer.Typer(no_args_is_help=True, help="Manage agent accounts of the console.")
 app.add_typer(agents_app, name="agents")
 db_app = typer.Typer(no_args_is_help=True, help="Ticket database.")
@@ -276,6 +278,46 @@ def agents_disable(email: str, config: ConfigOpt = None) -> None:
     if not _with_tickets(config, go):
         fail(f"no agent with email {email}", 1)
     typer.echo(f"agent {email} disabled")
+
+
+def _telegram(config: Path | None, action: str, drop_pending: bool = False) -> None:
+    from channels.telegram import admin
+
+    cfg = load(config).channel("telegram")
+    if cfg is None:
+        fail("config error: no `type: telegram` entry under channels")
+    try:
+        if action == "set":
+            typer.echo(f"webhook set: {asyncio.run(admin.set_webhook(cfg, drop_pending=drop_pending))}")
+        elif action == "delete":
+            asyncio.run(admin.delete_webhook(cfg, drop_pending=drop_pending))
+            typer.echo("webhook deleted (polling mode can now receive updates)")
+        else:
+            for k, v in asyncio.run(admin.info(cfg)).items():
+                typer.echo(f"{k:16} {v}")
+    except SwitchboardError as e:
+        fail(str(e), 1)
+
+
+DropOpt = Annotated[bool, typer.Option("--drop-pending", help="discard updates Telegram has queued")]
+
+
+@tg_app.command("set-webhook")
+def telegram_set_webhook(config: ConfigOpt = None, drop_pending: DropOpt = False) -> None:
+    """Register public_url + webhook_path (with the secret token) as the bot's webhook."""
+    _telegram(config, "set", drop_pending)
+
+
+@tg_app.command("delete-webhook")
+def telegram_delete_webhook(config: ConfigOpt = None, drop_pending: DropOpt = False) -> None:
+    """Remove the webhook (needed before polling mode can receive updates)."""
+    _telegram(config, "delete", drop_pending)
+
+
+@tg_app.command("info")
+def telegram_info(config: ConfigOpt = None) -> None:
+    """Show the bot's identity and Telegram's view of the webhook (URL, pending, last error)."""
+    _telegram(config, "info")
 
 
 def main() -> None:

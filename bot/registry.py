@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 # type → (config model "module:Class", adapter "module:Class")
 CHANNELS: dict[str, tuple[str, str]] = {
     "web": ("channels.web.config:WebChannelSettings", "channels.web.adapter:WebChannel"),
+    "twitter": ("channels.twitter.config:TwitterChannelSettings", "channels.twitter.adapter:TwitterChannel"),
+    "telegram": ("channels.telegram.config:TelegramChannelSettings", "channels.telegram.adapter:TelegramChannel"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,7 +30,7 @@ from handoff.service import EVENTS, TicketError, TicketService
 
 log = get_logger("switchboard.console")
 
-STATIC = resources.files("handoff") / "static"
+STATIC = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from datetime import UTC, datetime
-from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
@@ -187,7 +187,7 @@ class WebChannel:
     # -- HTTP -------------------------------------------------------------------------------------
     def routes(self) -> APIRouter:
         router = APIRouter()
-        static = resources.files("channels.web") / "static"
+        static = Path(__file__).resolve().parent / "static"
 
         @router.get("/widget.js", include_in_schema=False)
         async def widget_js() -> Response:

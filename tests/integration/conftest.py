@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -36,15 +37,26 @@ def rasa_url(trained_model, tmp_path_factory) -> Iterator[str]:  # type: ignore[
         server.stop()
 
 
+def product_env(rasa_url: str, tmp: Path) -> dict[str, str]:
+    """Environment for the product's processes: the test Redis DB, this session's Rasa, and a
+    SQLite ticket database in a temporary folder."""
+    return {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+            "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/tickets.db"}
+
+
 @pytest.fixture(scope="module")
-def product(rasa_url: str, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def product_logs(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    return tmp_path_factory.mktemp("roles")
+
+
+@pytest.fixture(scope="module")
+def product(rasa_url: str, product_logs: Path) -> Iterator[str]:
     """The product's web and router roles as real processes (repo config.yaml, test Redis DB)."""
     r = redis.Redis.from_url(REDIS_URL)
     r.flushdb()
     port = free_port()
-    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
-           "SWITCHBOARD_LOG_FORMAT": "json"}
-    logs = tmp_path_factory.mktemp("roles")
+    logs = product_logs
+    env = product_env(rasa_url, logs)
     exe = str(ROOT / ".venv/bin/switchboard")
     cfg = str(ROOT / "config.yaml")
     procs = [

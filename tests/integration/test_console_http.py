@@ -1,0 +1,141 @@
+"""The agent console over HTTP against the real web and router roles: sign-in, CSRF, lockout,
+disabled agents, and the handoff path widget → ticket → agent reply → widget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from yarl import URL
+
+from tests.conftest import ROOT
+from tests.integration.conftest import product_env
+
+pytestmark = [pytest.mark.redis, pytest.mark.rasa]
+
+EXE = str(ROOT / ".venv/bin/switchboard")
+PW = "correct-horse-battery"
+
+
+def cli(rasa_url: str, logs: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**product_env(rasa_url, logs), "SWITCHBOARD_AGENT_PASSWORD": PW}
+    return subprocess.run([EXE, *args], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+SET_COOKIES: list[str] = []
+
+
+async def login(http: aiohttp.ClientSession, base: str, email: str, password: str = PW) -> str:
+    async with http.get(base + "/agent/login") as r:
+        assert r.status == 200
+    csrf = http.cookie_jar.filter_cookies(URL(base + "/agent"))["sb_login_csrf"].value
+    async with http.post(base + "/agent/login", data={"email": email, "password": password, "csrf": csrf},
+                         allow_redirects=False) as r:
+        assert r.status == 303
+        SET_COOKIES[:] = r.headers.getall("Set-Cookie", [])
+        return r.headers["location"]
+
+
+@pytest.fixture(scope="module")
+def agents(product: str, rasa_url: str, product_logs: Path) -> str:
+    for email, name in (("lin@example.com", "Lin"), ("mei@example.com", "Mei"), ("bob@example.com", "Bob")):
+        p = cli(rasa_url, product_logs, "agents", "add", email, "--name", name)
+        assert p.returncode == 0, p.stderr
+    return product
+
+
+async def test_nothing_works_without_a_session(agents: str) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(agents + "/agent", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["location"] == "/agent/login"
+        async with http.get(agents + "/agent/api/tickets") as r:
+            assert r.status == 401
+        async with http.post(agents + "/agent/api/tickets/SB-000001/claim") as r:
+            assert r.status == 401
+
+
+async def test_sign_in_needs_the_csrf_token_and_actions_need_the_session_token(agents: str) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(agents + "/agent/login") as r:
+            assert r.status == 200
+        async with http.post(agents + "/agent/login", data={"email": "lin@example.com", "password": PW, "csrf": "x"},
+                             allow_redirects=False) as r:
+            assert r.headers["location"] == "/agent/login?error=invalid"
+        assert await login(http, agents, "lin@example.com") == "/agent"
+        async with http.get(agents + "/agent/api/me") as r:
+            me = await r.json()
+            assert me["name"] == "Lin" and me["csrf"]
+        async with http.post(agents + "/agent/api/tickets/SB-000001/note", json={"text": "x"}) as r:
+            assert r.status == 403  # no X-CSRF-Token
+        [session_cookie] = [c for c in SET_COOKIES if c.startswith("sb_session=")]
+        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
+
+
+async def test_brute_force_is_locked_out(agents: str) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        for _ in range(5):
+            assert await login(http, agents, "mei@example.com", "wrong-password") == "/agent/login?error=invalid"
+        assert await login(http, agents, "mei@example.com", PW) == "/agent/login?error=locked"
+
+
+async def test_a_disabled_agent_is_locked_out_at_once(agents: str, rasa_url: str, product_logs: Path) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, agents, "bob@example.com") == "/agent"
+        async with http.get(agents + "/agent/api/me") as r:
+            assert r.status == 200
+        p = cli(rasa_url, product_logs, "agents", "disable", "bob@example.com")
+        assert p.returncode == 0, p.stderr
+        async with http.get(agents + "/agent/api/me") as r:
+            assert r.status == 401
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, agents, "bob@example.com") == "/agent/login?error=disabled"
+
+
+async def test_theft_in_the_widget_reaches_an_agent_whose_reply_reaches_the_widget(agents: str) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        ws = await user.ws_connect(agents + "/ws/chat")
+        await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
+        session = (await ws.receive_json(timeout=5))["session"]
+        await ws.send_str(orjson.dumps({"type": "message", "client_id": "t1",
+                                        "text": "my account was hacked and my BTC is gone"}).decode())
+        assert await login(staff, agents, "lin@example.com") == "/agent"
+        async with staff.get(agents + "/agent/api/me") as r:
+            csrf = (await r.json())["csrf"]
+        number = None
+        for _ in range(100):
+            async with staff.get(agents + "/agent/api/tickets?view=queue") as r:
+                rows = [t for t in (await r.json())["tickets"]
+                        if any(i["source_id"] == session for i in t["contact"]["identities"])]
+            if rows:
+                number = rows[0]["number"]
+                assert rows[0]["priority"] == "urgent" and rows[0]["topic"] == "theft"
+                break
+            await asyncio.sleep(0.1)
+        assert number, "no ticket appeared for the theft message"
+        h = {"X-CSRF-Token": csrf}
+        async with staff.post(agents + f"/agent/api/tickets/{number}/claim", headers=h) as r:
+            assert r.status == 200 and (await r.json())["assignee"]["name"] == "Lin"
+        # A second message while the agent has it: the bot stays silent, the ticket gets it.
+        await ws.send_str('{"type":"message","client_id":"t2","text":"How do I enable 2FA?"}')
+        async with staff.post(agents + f"/agent/api/tickets/{number}/reply", headers=h,
+                              json={"text": "Hi, I'm Lin from security. I've frozen withdrawals."}) as r:
+            assert r.status == 200
+        kinds = []
+        async with asyncio.timeout(20):
+            while "agent" not in kinds:
+                m = await ws.receive_json()
+                if m["type"] == "event":
+                    kinds.append(m["kind"])
+                    if m["kind"] == "agent":
+                        assert m["author"] == "Lin" and "frozen withdrawals" in m["text"]
+        assert kinds.count("bot") == 1, kinds  # only the handoff notice; nothing for the 2FA question
+        async with staff.get(agents + f"/agent/api/tickets/{number}") as r:
+            detail = await r.json()
+        texts = [m["text"] for m in detail["messages"]]
+        assert "How do I enable 2FA?" in texts
+        await ws.close()
