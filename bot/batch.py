@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -96,6 +97,19 @@ async def _route(settings: Settings, url: str, src: IO[str], out: IO[str]) -> in
             continue
         by_conv.setdefault(msg.conversation_id, []).append((i, msg))
 
+    for i, d in (await decide_conversations(settings, url, by_conv)).items():
+        results[i] = d
+    for r in results:
+        out.write(orjson.dumps(r).decode() + "\n")
+    out.flush()
+    return 1 if bad else 0
+
+
+async def decide_conversations(
+    settings: Settings, url: str, by_conv: dict[str, list[tuple[int, Message]]]
+) -> dict[int, dict[str, Any]]:
+    """Decide every message, conversations in parallel, each conversation's messages in order."""
+    results: dict[int, dict[str, Any]] = {}
     async with NLUClient([url], timeout_s=settings.nlu.timeout_s, cache_size=settings.nlu.cache_size) as nlu:
         await nlu.refresh_versions()
         brain = Brain(settings, nlu, answers(settings))
@@ -109,7 +123,25 @@ async def _route(settings: Settings, url: str, src: IO[str], out: IO[str]) -> in
                 results[i] = d.public()
 
         await asyncio.gather(*(conversation(v) for v in by_conv.values()))
-    for r in results:
-        out.write(orjson.dumps(r).decode() + "\n")
-    out.flush()
-    return 1 if bad else 0
+    return results
+
+
+async def evaluate(settings: Settings, paths: list[Path], url: str | None = None) -> tuple[Any, list[Any]]:
+    """Route every held-out item as its own conversation; returns (report, items)."""
+    from intents.evaluate import load_items, score
+
+    items = load_items(paths)
+    server = None
+    if url is None:
+        url, server = await asyncio.to_thread(ensure_rasa, settings)
+    try:
+        by_conv = {
+            f"eval:{i}": [(i, Message(channel="eval", channel_message_id=str(i), conversation_id=f"eval:{i}",
+                                      user_id=str(i), text=it.text, lang=it.lang))]  # type: ignore[arg-type]
+            for i, it in enumerate(items)
+        }
+        res = await decide_conversations(settings, url, by_conv)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+    return score(items, [res[i] for i in range(len(items))]), items

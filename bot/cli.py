@@ -148,6 +148,55 @@ def route(
     raise typer.Exit(code)
 
 
+@app.command("eval")
+def eval_cmd(
+    config: ConfigOpt = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", help="held-out files or folders")] = None,
+    min_accuracy: Annotated[float, typer.Option(help="topic accuracy per language")] = 0.92,
+    min_handoff_recall: Annotated[float, typer.Option(help="handoff recall per language")] = 1.0,
+    max_false_handoff: Annotated[float, typer.Option(help="false-handoff rate per language")] = 0.03,
+    min_clarify: Annotated[float, typer.Option(help="clarify rate on out-of-scope messages")] = 0.85,
+    errors: Annotated[int, typer.Option(help="show this many misrouted messages")] = 15,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON")] = None,
+) -> None:
+    """Evaluate routing on the held-out set; exits 1 when a gate threshold is not met."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.batch import evaluate
+    from intents.evaluate import Gate
+
+    s = load(config)
+    _logging(s.model_copy(update={"logging": s.logging.model_copy(update={"level": "warning"})}))
+    paths = data or [s.path(s.nlu.project_dir) / "eval" / "heldout"]
+    try:
+        rep, _ = asyncio.run(evaluate(s, paths))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e), 2)
+    con = Console()
+    t = Table("topic", "precision", "recall", "support", title=f"Per topic ({rep.n} held-out messages)")
+    for topic, m in rep.per_topic.items():
+        t.add_row(topic, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(int(m["support"])))
+    con.print(t)
+    t = Table("language", "n", "topic accuracy", "handoff recall", "false handoff", "clarify rate", title="Per language")
+    for lang, m in rep.per_lang.items():
+        t.add_row(lang, str(int(m["n"])), f"{m['topic_accuracy']:.3f}", f"{m['handoff_recall']:.3f}",
+                  f"{m['false_handoff']:.3f}", f"{m['clarify_rate']:.3f}")
+    con.print(t)
+    if errors and rep.errors:
+        t = Table("want", "got", "action", "conf", "text", title="Misrouted (first)")
+        for e in rep.errors[:errors]:
+            t.add_row(e["want"], e["got"], e["action"], f"{e['confidence']:.2f}", e["text"][:90])
+        con.print(t)
+    if json_out:
+        json_out.write_bytes(__import__("orjson").dumps(rep.to_json(), option=2))
+    gate = Gate(min_accuracy, min_handoff_recall, max_false_handoff, min_clarify)
+    bad = gate.failures(rep)
+    for b in bad:
+        typer.echo(f"GATE FAILED: {b}", err=True)
+    raise typer.Exit(1 if bad else 0)
+
+
 @dl_app.command("list")
 def deadletters_list(config: ConfigOpt = None, count: int = 50) -> None:
     """Show dead-lettered inbound messages with their error."""

@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
-from bot.policy import ConvState, decide, slots_from
+from bot.policy import ConvState, decide, format_eta, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
 from bot.redact import redact
 from intents.answers import Answers
@@ -150,6 +150,14 @@ class Brain:
             redactions=red.kinds,
             entities=entities,
         )
+        if out.action is Action.CLARIFY and msg.meta.get("ticket_on_clarify") == "1":
+            # Channels where a round of "please rephrase" is slow (email) open a ticket instead.
+            prio = Priority.HIGH if state.vip > 0 else Priority.NORMAL
+            eta = format_eta(self.settings.sla.targets[prio].first_response_min, msg.lang)
+            reply = self.answers.get("handoff_human", msg.lang, eta=eta) or ""
+            out = replace(out, action=Action.HANDOFF, topic="human", priority=prio, reply=reply,
+                          reason="clarify_to_ticket", state=replace(out.state, mode="agent", fallbacks=0,
+                                                                    handoff_topic="human"))
         if out.action is Action.ANSWER and out.intent == "ticket_status" and (m := TICKET_RE.search(text)):
             number = f"SB-{int(m.group(1)):06d}"
             out = replace(out, reply=await self._ticket_status(msg, text, number))

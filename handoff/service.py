@@ -43,6 +43,10 @@ RESOLVED_TEXT = {
     "en": "Your ticket {ticket} has been resolved. How satisfied are you with our support? Reply with a number from 1 (very unhappy) to 5 (very happy).",
     "zh": "您的工单 {ticket} 已处理完毕。您对本次服务满意吗？请回复 1（非常不满意）到 5（非常满意）之间的数字。",
 }
+ACK_LINE = {
+    "en": "Your ticket number is {ticket} — keep it in the subject when you write to us about this case.",
+    "zh": "您的工单号为 {ticket}，就此事来信时请在主题中保留该工单号。",
+}
 HANDBACK_TEXT = {
     "en": "Our agent has handed this conversation back to the assistant. Ask me anything, or write \"agent\" to reach a person again.",
     "zh": "客服已将对话交还给智能助手。您可以继续提问，如需人工请回复“人工”。",
@@ -238,7 +242,7 @@ class TicketService:
         t.sla_breached_at = None
 
     async def _outbound(self, t: Ticket, text: str, kind: str, author: str | None = None,
-                        buttons: tuple[Button, ...] = ()) -> None:
+                        buttons: tuple[Button, ...] = (), extra_meta: dict[str, str] | None = None) -> None:
         meta = {k: str(v) for k, v in (t.channel_meta or {}).items() if k.startswith("reply_")}
         ob = Outbound(
             channel=t.channel,
@@ -250,9 +254,17 @@ class TicketService:
             topic=t.topic,
             author=author,
             buttons=buttons,
-            meta={**meta, "ticket": t.number or ""},
+            meta={**meta, "ticket": t.number or "", **(extra_meta or {})},
         )
         await self.r.xadd(f"outbound:{t.channel}", {"d": ob.to_json()})
+
+    async def _ack(self, t: Ticket, handoff_reply: str) -> None:
+        """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
+        ticket number and the expected reply time; it replaces the bot's handoff reply there."""
+        lang = t.lang if t.lang in ("zh", "en") else "en"
+        line = ACK_LINE[lang].format(ticket=t.number)
+        text = f"{handoff_reply.strip()}\n\n{line}" if handoff_reply.strip() else line
+        await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
         from bot.queue import conv_key
@@ -334,6 +346,8 @@ class TicketService:
             if created:
                 log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
                 await self._auto_assign(s, t)
+                if (m.get("meta") or {}).get("reply_ticket_ack") == "1":
+                    await self._ack(t, d.get("reply") or "")
             number = t.number
             await self._announce(s, t)
             await self.publish({"type": "message", "message": self.message_json(msg, number)})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from playwright.async_api import Browser, async_playwright
 
 from intents.rasa import RasaPaths, RasaServer, free_port, train
 from tests.conftest import REDIS_URL, ROOT, wait_port
@@ -74,3 +75,16 @@ def product(rasa_url: str, product_logs: Path) -> Iterator[str]:
         for p in procs:
             p.wait(20)
         r.flushdb()
+
+
+CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()

@@ -24,8 +24,8 @@ async def hello(ws: aiohttp.ClientWebSocketResponse, lang: str = "en") -> str:
     return str(w["session"])
 
 
-async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 20) -> dict:  # type: ignore[type-arg]
-    async with asyncio.timeout(timeout):
+async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str, limit_s: float = 20) -> dict:  # type: ignore[type-arg]
+    async with asyncio.timeout(limit_s):
         while True:
             m = await ws.receive_json()
             if m["type"] == kind:
@@ -76,7 +76,7 @@ async def test_widget_rate_limit(rasa_url: str, tmp_path) -> None:  # type: igno
     cfg.write_text((ROOT / "config.yaml").read_text().replace("rate_per_session: 30", "rate_per_session: 3"))
     port = free_port()
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url}
-    p = subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web", "--port", str(port),
+    p = subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web", "--port", str(port),  # noqa: ASYNC220
                           "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, 30)

@@ -1,0 +1,1770 @@
+/* switchboard · Agent console — plain ES2020, no build step, no dependencies.
+ *
+ * Serves two pages: login.html (body[data-page=login]) and console.html (body[data-page=console]).
+ * Every piece of text that comes from the server is rendered with textContent (never innerHTML);
+ * the only markup parsed from strings is the constant icon set below.
+ */
+'use strict';
+
+(() => {
+  // ───────────────────────────── tiny DOM helpers ─────────────────────────────
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  /** h('div', {class: 'x', text: 'hi', onclick: fn, 'data-foo': 1}, child, [children], 'text') */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === null || v === undefined || v === false) continue;
+        if (k === 'class') el.className = v;
+        else if (k === 'text') el.textContent = v;
+        else if (k === 'testid') el.dataset.testid = v;
+        else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+        else if (v === true) el.setAttribute(k, '');
+        else el.setAttribute(k, String(v));
+      }
+    }
+    append(el, children);
+    return el;
+  }
+  function append(el, children) {
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      if (Array.isArray(c)) append(el, c);
+      else if (c instanceof Node) el.appendChild(c);
+      else el.appendChild(document.createTextNode(String(c)));
+    }
+  }
+
+  // ───────────────────────────── icons (constant markup) ─────────────────────────────
+  const SVG_OPEN = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" focusable="false">';
+  const ICONS = {
+    inbox: '<polyline points="22 12 16 12 14 15 10 15 8 12 2 12"/><path d="M5.45 5.11L2 12v6a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2v-6l-3.45-6.89A2 2 0 0 0 16.76 4H7.24a2 2 0 0 0-1.79 1.11z"/>',
+    user: '<path d="M20 21v-2a4 4 0 0 0-4-4H8a4 4 0 0 0-4 4v2"/><circle cx="12" cy="7" r="4"/>',
+    userPlus: '<path d="M16 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2"/><circle cx="8.5" cy="7" r="4"/><line x1="20" y1="8" x2="20" y2="14"/><line x1="23" y1="11" x2="17" y2="11"/>',
+    layers: '<polygon points="12 2 2 7 12 12 22 7 12 2"/><polyline points="2 17 12 22 22 17"/><polyline points="2 12 12 17 22 12"/>',
+    checkCircle: '<path d="M22 11.08V12a10 10 0 1 1-5.93-9.14"/><polyline points="22 4 12 14.01 9 11.01"/>',
+    check: '<polyline points="20 6 9 17 4 12"/>',
+    search: '<circle cx="11" cy="11" r="7"/><line x1="21" y1="21" x2="16.65" y2="16.65"/>',
+    email: '<rect x="2" y="4" width="20" height="16" rx="2"/><polyline points="22 6 12 13 2 6"/>',
+    telegram: '<path d="M21.6 3.2 2.9 10.4c-1 .4-1 1.5 0 1.8l4.6 1.5 1.8 5.5c.2.7 1.1.9 1.6.4l2.6-2.4 4.8 3.5c.6.5 1.5.1 1.7-.6l3.3-15.6c.2-.9-.7-1.6-1.5-1.3z" fill="currentColor" stroke="none"/><path d="m7.6 13.7 9.6-6.1-7.2 7.7" stroke="var(--tg-fold, #fff)" stroke-width="1.3" fill="none"/>',
+    twitter: '<path fill="currentColor" stroke="none" d="M17.75 3h3.07l-6.7 7.66L22 21h-6.17l-4.83-6.32L5.47 21H2.4l7.17-8.2L2 3h6.33l4.37 5.78L17.75 3zm-1.08 16.2h1.7L7.4 4.72H5.58l11.09 14.48z"/>',
+    web: '<path d="M21 11.5a8.38 8.38 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.38 8.38 0 0 1-3.8-.9L3 21l1.9-5.7a8.38 8.38 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.38 8.38 0 0 1 3.8-.9h.5a8.48 8.48 0 0 1 8 8v.5z"/>',
+    bolt: '<polygon points="13 2 3 14 12 14 11 22 21 10 12 10 13 2"/>',
+    note: '<path d="M12 20h9"/><path d="M16.5 3.5a2.121 2.121 0 0 1 3 3L7 19l-4 1 1-4L16.5 3.5z"/>',
+    reply: '<polyline points="9 14 4 9 9 4"/><path d="M20 20v-7a4 4 0 0 0-4-4H4"/>',
+    transfer: '<polyline points="15 10 20 15 15 20"/><path d="M4 4v7a4 4 0 0 0 4 4h12"/>',
+    clock: '<circle cx="12" cy="12" r="9"/><polyline points="12 7 12 12 15.5 14"/>',
+    bot: '<rect x="4" y="8" width="16" height="12" rx="3"/><path d="M12 8V4.5"/><circle cx="12" cy="3.5" r="1"/><circle cx="9" cy="14" r="1" fill="currentColor"/><circle cx="15" cy="14" r="1" fill="currentColor"/><path d="M2 13v3M22 13v3"/>',
+    flag: '<path d="M4 15s1-1 4-1 5 2 8 2 4-1 4-1V3s-1 1-4 1-5-2-8-2-4 1-4 1z"/><line x1="4" y1="22" x2="4" y2="15"/>',
+    info: '<circle cx="12" cy="12" r="9"/><line x1="12" y1="16" x2="12" y2="11"/><line x1="12" y1="8" x2="12.01" y2="8"/>',
+    sidebar: '<rect x="3" y="4" width="18" height="16" rx="2"/><line x1="15" y1="4" x2="15" y2="20"/>',
+    logout: '<path d="M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4"/><polyline points="16 17 21 12 16 7"/><line x1="21" y1="12" x2="9" y2="12"/>',
+    clip: '<path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"/>',
+    star: '<polygon points="12 2 15.09 8.26 22 9.27 17 14.14 18.18 21.02 12 17.77 5.82 21.02 7 14.14 2 9.27 8.91 8.26 12 2" fill="currentColor"/>',
+    x: '<line x1="18" y1="6" x2="6" y2="18"/><line x1="6" y1="6" x2="18" y2="18"/>',
+    keyboard: '<rect x="2" y="6" width="20" height="12" rx="2"/><path d="M6 10h.01M10 10h.01M14 10h.01M18 10h.01M7 14h10"/>',
+    reopen: '<polyline points="1 4 1 10 7 10"/><path d="M3.51 15a9 9 0 1 0 2.13-9.36L1 10"/>',
+    alert: '<path d="M10.29 3.86L1.82 18a2 2 0 0 0 1.71 3h16.94a2 2 0 0 0 1.71-3L13.71 3.86a2 2 0 0 0-3.42 0z"/><line x1="12" y1="9" x2="12" y2="13"/><line x1="12" y1="17" x2="12.01" y2="17"/>',
+    arrowDown: '<line x1="12" y1="5" x2="12" y2="19"/><polyline points="19 12 12 19 5 12"/>',
+    lock: '<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>',
+    file: '<path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z"/><polyline points="14 2 14 8 20 8"/>',
+  };
+  const iconCache = new Map();
+  function icon(name, cls) {
+    let tpl = iconCache.get(name);
+    if (!tpl) {
+      tpl = document.createElement('template');
+      tpl.innerHTML = SVG_OPEN + (ICONS[name] || '') + '</svg>'; // constant strings only
+      iconCache.set(name, tpl);
+    }
+    const svg = tpl.content.firstChild.cloneNode(true);
+    svg.setAttribute('class', 'ico' + (cls ? ' ' + cls : ''));
+    return svg;
+  }
+  function hydrateIcons(root = document) {
+    for (const el of $$('[data-icon]', root)) {
+      if (el.firstChild) continue;
+      el.appendChild(icon(el.dataset.icon));
+    }
+  }
+
+  // ───────────────────────────── vocabulary ─────────────────────────────
+  const CHANNELS = {
+    telegram: { label: 'Telegram', icon: 'telegram' },
+    twitter: { label: 'X', icon: 'twitter' },
+    email: { label: 'Email', icon: 'email' },
+    web: { label: 'Web chat', icon: 'web' },
+  };
+  const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2, low: 3 };
+  const PRIORITY_LABEL = { urgent: 'Urgent', high: 'High', normal: 'Normal', low: 'Low' };
+  const STATUS_LABEL = { new: 'New', open: 'Open', pending_user: 'Pending', resolved: 'Resolved', closed: 'Closed' };
+  const OPEN_STATUSES = ['new', 'open', 'pending_user'];
+  const LANG_LABEL = { zh: '中文', en: 'EN' };
+  const LANG_NAME = { zh: 'Chinese', en: 'English' };
+  const SLA_RANK = { ok: 0, warning: 1, breached: 2 };
+  const SLA_WARN_AT = 0.75; // mirrors config.yaml sla.warn_at; the server's own `sla` wins when it is worse
+  const VIEW_TITLES = {
+    queue: ['Queue', 'Unassigned and yours · by priority, then SLA'],
+    mine: ['Mine', 'Open tickets assigned to you'],
+    all: ['All open', 'Every open ticket, anyone’s'],
+    resolved: ['Resolved', 'Recently resolved and closed'],
+  };
+
+  const channelInfo = (c) => CHANNELS[c] || { label: c || 'unknown', icon: 'web' };
+  function channelBadge(ch, withLabel) {
+    const info = channelInfo(ch);
+    return h('span', { class: `chan chan-${ch || 'unknown'}`, title: info.label },
+      icon(info.icon), withLabel ? h('span', { class: 'chan-label', text: info.label }) : null);
+  }
+
+  // ───────────────────────────── time ─────────────────────────────
+  let clockSkew = 0; // server time − local time (ms), from the Date header of /me
+  const now = () => Date.now() + clockSkew;
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  const absFmt = new Intl.DateTimeFormat(undefined, {
+    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+  const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'short', day: 'numeric' });
+  const shortDateFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+  const hmFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const absTime = (iso) => (iso ? absFmt.format(new Date(ms(iso))) : '');
+
+  function dur(delta) {
+    const s = Math.max(0, Math.floor(delta / 1000));
+    if (s < 60) return `${s}s`;
+    const m = Math.floor(s / 60);
+    if (m < 10) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+    if (m < 60) return `${m}m`;
+    const hh = Math.floor(m / 60);
+    if (hh < 24) return `${hh}h ${String(m % 60).padStart(2, '0')}m`;
+    const d = Math.floor(hh / 24);
+    return `${d}d ${hh % 24}h`;
+  }
+  function rel(iso) {
+    const t = ms(iso);
+    if (Number.isNaN(t)) return '';
+    const d = now() - t;
+    if (d < -60000) return `in ${dur(-d)}`;
+    const s = Math.floor(d / 1000);
+    if (s < 45) return 'just now';
+    const m = Math.floor(s / 60);
+    if (m < 1) return '1m ago';
+    if (m < 60) return `${m}m ago`;
+    const hh = Math.floor(m / 60);
+    if (hh < 24) return `${hh}h ago`;
+    const days = Math.floor(hh / 24);
+    if (days < 7) return `${days}d ago`;
+    return shortDateFmt.format(new Date(t));
+  }
+  /** <time> that keeps itself relative (refreshed every 20 s) with the absolute time on hover. */
+  function timeEl(iso, cls) {
+    if (!iso) return h('span', { class: cls || 'ts' });
+    return h('time', { class: cls || 'ts', datetime: iso, 'data-rel': iso, title: absTime(iso), text: rel(iso) });
+  }
+  function refreshRelTimes() {
+    for (const el of $$('[data-rel]')) {
+      const t = rel(el.dataset.rel);
+      if (el.textContent !== t) el.textContent = t;
+    }
+  }
+
+  /** SLA of a ticket right now → {state, data, text, title, cls} */
+  function slaInfo(t) {
+    const server = t.sla || 'ok';
+    if (t.status === 'resolved' || t.status === 'closed') {
+      const at = t.resolved_at || t.updated_at;
+      return { data: server, cls: 'done', text: STATUS_LABEL[t.status], title: at ? `${STATUS_LABEL[t.status]} ${absTime(at)}` : '' };
+    }
+    if (t.status === 'pending_user') {
+      return { data: server, cls: 'paused', text: 'Waiting on user', title: 'SLA paused while waiting on the user' };
+    }
+    const first = !t.first_responded_at;
+    const dueIso = first ? t.first_response_due : t.resolution_due;
+    const due = ms(dueIso);
+    if (Number.isNaN(due)) return { data: server, cls: server === 'ok' ? 'none' : server, text: server === 'ok' ? '' : server, title: '' };
+    const n = now();
+    const left = due - n;
+    let state = 'ok';
+    if (left <= 0) state = 'breached';
+    else {
+      const start = ms(t.created_at);
+      if (!Number.isNaN(start) && due > start && (n - start) / (due - start) >= SLA_WARN_AT) state = 'warning';
+    }
+    if (SLA_RANK[server] > SLA_RANK[state]) state = server;
+    const kind = first ? 'First response' : 'Resolution';
+    let text;
+    if (left > 0 && state === 'breached') text = 'breached';
+    else text = left > 0 ? `${dur(left)} left` : `breached ${dur(-left)} ago`;
+    return { data: state, cls: state, text, title: `${kind} due ${absTime(dueIso)}`, kind };
+  }
+
+  // ───────────────────────────── misc helpers ─────────────────────────────
+  function initials(name) {
+    const s = String(name || '?').trim();
+    if (!s) return '?';
+    if (/[\u3400-\u9fff]/.test(s[0])) return s[0];
+    const parts = s.replace(/^@/, '').split(/[\s._-]+/).filter(Boolean);
+    return ((parts[0] || '?')[0] + (parts.length > 1 ? parts[parts.length - 1][0] : '')).toUpperCase();
+  }
+  function hue(str) {
+    let x = 0;
+    for (const ch of String(str || '')) x = (x * 31 + ch.codePointAt(0)) >>> 0;
+    return x % 360;
+  }
+  function avatar(name, cls) {
+    const el = h('span', { class: 'avatar' + (cls ? ' ' + cls : ''), title: name || '', text: initials(name) });
+    el.style.setProperty('--h', String(hue(name)));
+    return el;
+  }
+  function contactLabel(c) {
+    if (!c) return 'Unknown contact';
+    if (c.name) return c.name;
+    const ids = c.identities || [];
+    const withLabel = ids.find((i) => i.label);
+    if (withLabel) return withLabel.label;
+    if (ids[0]) return ids[0].source_id;
+    return `Contact #${c.id}`;
+  }
+  function fmtSize(n) {
+    if (!(n >= 0)) return '';
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
+    return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  }
+  const debounce = (fn, wait) => {
+    let t = null;
+    return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), wait); };
+  };
+  const humanize = (s) => String(s || '').replace(/_/g, ' ');
+  /** Text with [REDACTED:kind] tokens shown as locked chips (still textContent only). */
+  function richText(text) {
+    const frag = document.createDocumentFragment();
+    const re = /\[REDACTED:([a-z_]+)\]/g;
+    const s = String(text ?? '');
+    let last = 0;
+    let m;
+    while ((m = re.exec(s))) {
+      if (m.index > last) frag.appendChild(document.createTextNode(s.slice(last, m.index)));
+      frag.appendChild(h('span', { class: 'redacted', title: 'Removed before storage — support never asks for this' },
+        icon('lock'), `redacted ${humanize(m[1])}`));
+      last = m.index + m[0].length;
+    }
+    if (last < s.length) frag.appendChild(document.createTextNode(s.slice(last)));
+    return frag;
+  }
+
+  // ───────────────────────────── toasts ─────────────────────────────
+  function toast(message, opts = {}) {
+    const { kind = 'info', title = null, action = null, timeout = kind === 'error' ? 8000 : 5000 } = opts;
+    const box = $('#toasts');
+    if (!box) return null;
+    const ico = { error: 'alert', warning: 'clock', breach: 'alert', success: 'check', urgent: 'alert', info: 'info' }[kind] || 'info';
+    const el = h('div', { class: `toast toast-${kind}`, testid: 'toast', role: kind === 'error' ? 'alert' : 'status' },
+      h('span', { class: 'toast-ico' }, icon(ico)),
+      h('div', { class: 'toast-body' },
+        title ? h('div', { class: 'toast-title', text: title }) : null,
+        h('div', { class: 'toast-msg', text: message })),
+      action ? h('button', { type: 'button', class: 'toast-action', text: action.label, onclick: () => { action.run(); close(); } }) : null,
+      h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => close() }, icon('x')));
+    let timer = null;
+    function close() {
+      clearTimeout(timer);
+      el.classList.add('leaving');
+      setTimeout(() => el.remove(), 180);
+    }
+    const arm = () => { if (timeout) timer = setTimeout(close, timeout); };
+    el.addEventListener('mouseenter', () => clearTimeout(timer));
+    el.addEventListener('mouseleave', arm);
+    box.appendChild(el);
+    while (box.children.length > 5) box.firstChild.remove();
+    arm();
+    return el;
+  }
+
+  // ═════════════════════════════ LOGIN PAGE ═════════════════════════════
+  function readCookie(name) {
+    for (const part of document.cookie.split(';')) {
+      const p = part.trim();
+      if (p.startsWith(name + '=')) {
+        try { return decodeURIComponent(p.slice(name.length + 1)); } catch { return p.slice(name.length + 1); }
+      }
+    }
+    return '';
+  }
+
+  function initLogin() {
+    const form = $('#login-form');
+    const email = $('#email');
+    const password = $('#password');
+    const csrf = $('#csrf');
+    const errBox = $('#login-error');
+    const submit = $('#login-submit');
+    const params = new URLSearchParams(location.search);
+    const MESSAGES = {
+      invalid: ['Wrong email or password.', 'Check both and try again.'],
+      locked: ['Too many sign-in attempts.', 'For your security sign-in is paused for a while. Try again in a few minutes.'],
+      disabled: ['This account is disabled.', 'Ask your supervisor to re-enable it.'],
+      csrf: ['Your sign-in form expired.', 'Please try again.'],
+      expired: ['Your session ended.', 'Please sign in again.'],
+    };
+    const err = params.get('error');
+    if (err) {
+      const [head, tail] = MESSAGES[err] || ['Sign-in failed.', 'Please try again.'];
+      errBox.replaceChildren(icon('alert'), h('div', null, h('strong', { text: head }), ' ', tail));
+      errBox.dataset.error = err;
+      errBox.hidden = false;
+      if (err === 'locked' || err === 'disabled') errBox.classList.add('login-error-strong');
+    }
+    let remembered = '';
+    try { remembered = sessionStorage.getItem('sb_login_email') || ''; } catch { /* storage off */ }
+    if (remembered) {
+      email.value = remembered;
+      if (err === 'invalid') password.focus();
+    }
+    csrf.value = readCookie('sb_login_csrf');
+
+    form.addEventListener('submit', (e) => {
+      csrf.value = readCookie('sb_login_csrf');
+      const problems = [];
+      if (!email.value.trim()) problems.push(email);
+      if (!password.value) problems.push(password);
+      for (const el of [email, password]) el.classList.toggle('invalid', problems.includes(el));
+      if (problems.length) {
+        e.preventDefault();
+        problems[0].focus();
+        return;
+      }
+      try { sessionStorage.setItem('sb_login_email', email.value.trim()); } catch { /* ignore */ }
+      submit.disabled = true;
+      submit.classList.add('busy');
+      $('.btn-label', submit).textContent = 'Signing in…';
+    });
+    // a page restored from the back/forward cache must not keep the busy button
+    window.addEventListener('pageshow', () => {
+      submit.disabled = false;
+      submit.classList.remove('busy');
+      $('.btn-label', submit).textContent = 'Sign in';
+      csrf.value = readCookie('sb_login_csrf');
+    });
+  }
+
+  // ═════════════════════════════ CONSOLE ═════════════════════════════
+  const S = {
+    me: null,
+    view: 'queue',
+    q: '',
+    filters: { priority: new Set(), channel: new Set() },
+    known: new Map(), // number → T (latest known)
+    searchHits: null, // Set of numbers from the server search, or null when no search
+    cursor: null, // number under the keyboard cursor
+    openNumber: null,
+    detail: null, // {ticket, messages, audit, other_tickets}
+    detailCache: new Map(),
+    mode: 'reply',
+    drafts: new Map(), // `${number}:${mode}` → text
+    unread: new Set(),
+    flash: new Map(), // number → timestamp until which the row flashes
+    agents: null,
+    canned: null,
+    intents: null,
+    busy: new Set(), // actions in flight, `${number}:${action}`
+    loaded: false,
+    ws: null,
+    wsAttempts: 0,
+    wsEverOpen: false,
+    lastFullLoad: 0,
+    showDetails: true,
+  };
+
+  // ───────────────────────────── API ─────────────────────────────
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail || `HTTP ${status}`);
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+  function detailText(data) {
+    if (!data) return '';
+    const d = data.detail ?? data.error ?? data.message;
+    if (typeof d === 'string') return d;
+    if (Array.isArray(d)) return d.map((x) => (x && (x.msg || x.message)) || JSON.stringify(x)).join('; ');
+    if (d && typeof d === 'object') return d.msg || d.message || JSON.stringify(d);
+    return '';
+  }
+  let redirecting = false;
+  function toLogin() {
+    if (redirecting) return;
+    redirecting = true;
+    location.assign('/agent/login');
+  }
+  async function api(path, { method = 'GET', body, raw = false } = {}) {
+    const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
+    if (method !== 'GET') {
+      opts.headers['X-CSRF-Token'] = (S.me && S.me.csrf) || '';
+      if (body !== undefined) {
+        opts.headers['Content-Type'] = 'application/json';
+        opts.body = JSON.stringify(body);
+      }
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (e) {
+      throw new ApiError(0, 'Network error — is the server reachable?');
+    }
+    if (res.status === 401) {
+      toLogin();
+      throw new ApiError(401, 'Signed out');
+    }
+    if (raw) return res;
+    let data = null;
+    const text = await res.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+    if (!res.ok) throw new ApiError(res.status, detailText(data) || res.statusText || `HTTP ${res.status}`);
+    return data;
+  }
+  const enc = encodeURIComponent;
+  const tpath = (n, tail = '') => `/agent/api/tickets/${enc(n)}${tail}`;
+
+  /** Shared error handling of agent actions: 403 → not allowed, 409 → server detail + refresh. */
+  function actionError(err, number) {
+    if (err.status === 401) return;
+    if (err.status === 403) {
+      toast(err.detail && err.detail !== 'Forbidden' ? err.detail : 'You are not allowed to do that.', { kind: 'error', title: 'Not allowed' });
+    } else if (err.status === 409) {
+      toast(err.detail || 'Someone else changed this ticket.', { kind: 'warning', title: number ? `${number} changed` : 'Conflict' });
+      if (number) refreshTicket(number);
+    } else if (err.status === 404) {
+      toast(err.detail || 'Not found.', { kind: 'error', title: 'Not found' });
+      if (number) refreshTicket(number);
+    } else {
+      toast(err.detail || err.message || 'Something went wrong.', { kind: 'error', title: err.status ? `Error ${err.status}` : 'Error' });
+    }
+  }
+
+  // ───────────────────────────── ticket store ─────────────────────────────
+  const isOpenStatus = (t) => OPEN_STATUSES.includes(t.status);
+  const mine = (t) => !!(t.assignee && S.me && t.assignee.id === S.me.id);
+  const VIEW_PRED = {
+    queue: (t) => (t.status === 'new' || t.status === 'open') && (!t.assignee || mine(t)),
+    mine: (t) => mine(t) && isOpenStatus(t),
+    all: (t) => isOpenStatus(t),
+    resolved: (t) => t.status === 'resolved' || t.status === 'closed',
+  };
+  function cmpTickets(a, b) {
+    const pr = (PRIORITY_RANK[a.priority] ?? 9) - (PRIORITY_RANK[b.priority] ?? 9);
+    if (pr) return pr;
+    const da = ms(a.first_response_due);
+    const db = ms(b.first_response_due);
+    const na = Number.isNaN(da);
+    const nb = Number.isNaN(db);
+    if (na !== nb) return na ? 1 : -1;
+    if (!na && da !== db) return da - db;
+    return String(a.number).localeCompare(String(b.number));
+  }
+  function cmpResolved(a, b) {
+    return (ms(b.resolved_at || b.updated_at) || 0) - (ms(a.resolved_at || a.updated_at) || 0);
+  }
+  /** Merge a ticket; `force` for pushes that may carry the same updated_at (SLA events). */
+  function upsert(t, force = false) {
+    if (!t || !t.number) return null;
+    const old = S.known.get(t.number);
+    if (old && !force) {
+      const o = ms(old.updated_at);
+      const n = ms(t.updated_at);
+      if (!Number.isNaN(o) && !Number.isNaN(n) && n < o) return old; // stale
+    }
+    const merged = old ? { ...old, ...t } : t;
+    if (old && t.last_message === undefined) merged.last_message = old.last_message;
+    S.known.set(t.number, merged);
+    if (S.detail && S.detail.ticket.number === t.number) S.detail.ticket = merged;
+    const cached = S.detailCache.get(t.number);
+    if (cached) cached.ticket = merged;
+    return merged;
+  }
+  function matchesSearch(t, q) {
+    if (!q) return true;
+    const needle = q.toLowerCase();
+    const hay = [
+      t.number, t.topic, t.intent, t.channel, contactLabel(t.contact), t.contact && t.contact.name,
+      ...((t.contact && t.contact.identities) || []).flatMap((i) => [i.label, i.source_id]),
+      t.last_message && t.last_message.text, t.assignee && t.assignee.name,
+    ];
+    return hay.some((x) => x && String(x).toLowerCase().includes(needle));
+  }
+  function visibleTickets() {
+    const pred = VIEW_PRED[S.view];
+    const { priority, channel } = S.filters;
+    const out = [];
+    for (const t of S.known.values()) {
+      if (!pred(t)) continue;
+      if (priority.size && !priority.has(t.priority)) continue;
+      if (channel.size && !channel.has(t.channel)) continue;
+      if (S.q && !(matchesSearch(t, S.q) || (S.searchHits && S.searchHits.has(t.number)))) continue;
+      out.push(t);
+    }
+    out.sort(S.view === 'resolved' ? cmpResolved : cmpTickets);
+    return out;
+  }
+
+  // ───────────────────────────── loading ─────────────────────────────
+  async function loadView(view, q) {
+    const params = new URLSearchParams({ view });
+    if (q) params.set('q', q);
+    const data = await api(`/agent/api/tickets?${params}`);
+    const list = (data && data.tickets) || [];
+    for (const t of list) upsert(t);
+    return list;
+  }
+  /** Fetch everything the counts and lists need: open tickets and the recent resolved ones. */
+  async function refreshAll() {
+    S.lastFullLoad = Date.now();
+    const [all, , resolved] = await Promise.all([
+      loadView('all'),
+      loadView('queue'), // the server's own queue semantics (e.g. supervisor scoping) win over ours
+      loadView('resolved'),
+    ]);
+    // forget tickets that moved elsewhere while we were not listening
+    const seen = new Set([...all, ...resolved].map((t) => t.number));
+    for (const [n, t] of S.known) {
+      if (!seen.has(n) && isOpenStatus(t)) S.known.delete(n);
+    }
+    S.resolvedCapped = resolved.length >= 200;
+    S.loaded = true;
+    renderAll();
+    if (S.openNumber) refreshTicket(S.openNumber);
+  }
+
+  // ───────────────────────────── rendering: sidebar ─────────────────────────────
+  function renderCounts() {
+    const counts = { queue: 0, mine: 0, all: 0, resolved: 0 };
+    let urgentUnclaimed = 0;
+    let breached = 0;
+    let warning = 0;
+    for (const t of S.known.values()) {
+      for (const v of Object.keys(counts)) if (VIEW_PRED[v](t)) counts[v]++;
+      if (t.priority === 'urgent' && !t.assignee && (t.status === 'new' || t.status === 'open')) urgentUnclaimed++;
+      if (t.status === 'new' || t.status === 'open') {
+        const st = slaInfo(t).data;
+        if (st === 'breached') breached++;
+        else if (st === 'warning') warning++;
+      }
+    }
+    for (const el of $$('[data-count]')) {
+      const v = el.dataset.count;
+      const n = counts[v];
+      el.textContent = v === 'resolved' && S.resolvedCapped ? `${n}+` : String(n || (S.loaded ? '0' : ''));
+      el.classList.toggle('zero', !n);
+    }
+    const stats = $('#side-stats');
+    if (stats) {
+      const row = (cls, label, n, ico, onClick) => h('button', { type: 'button', class: `stat ${cls}${n ? '' : ' zero'}`, onclick: onClick },
+        icon(ico), h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-n', text: String(n) }));
+      stats.replaceChildren(
+        row('stat-urgent', 'Unclaimed urgent', urgentUnclaimed, 'alert', () => { setView('queue'); setFilter('priority', 'urgent', true); }),
+        row('stat-breached', 'SLA breached', breached, 'clock', () => setView('all')),
+        row('stat-warning', 'SLA at risk', warning, 'clock', () => setView('all')),
+      );
+    }
+    document.title = urgentUnclaimed ? `(${urgentUnclaimed}) switchboard` : 'switchboard';
+    S.titleCount = urgentUnclaimed;
+  }
+
+  function renderViewNav() {
+    for (const b of $$('.view')) {
+      const on = b.dataset.view === S.view;
+      b.classList.toggle('active', on);
+      b.setAttribute('aria-current', on ? 'page' : 'false');
+    }
+    const [title, sub] = VIEW_TITLES[S.view];
+    $('#list-title').textContent = title;
+    $('#list-sub').textContent = sub;
+    for (const c of $$('#filters .chip')) {
+      c.classList.toggle('on', S.filters[c.dataset.filter].has(c.dataset.value));
+      c.setAttribute('aria-pressed', String(c.classList.contains('on')));
+    }
+  }
+
+  // ───────────────────────────── rendering: list ─────────────────────────────
+  const rowEls = new Map(); // number → <li>
+
+  function rowSig(t) {
+    const lm = t.last_message;
+    return [t.updated_at, t.status, t.priority, t.topic, t.sla, t.assignee && t.assignee.id, lm && lm.at, lm && lm.text,
+      S.unread.has(t.number), contactLabel(t.contact), t.contact && t.contact.vip].join('|');
+  }
+  function buildRow(t) {
+    const li = h('li', { class: 'row', role: 'option', testid: 'ticket-row', 'data-number': t.number });
+    li.addEventListener('mousedown', (e) => { if (e.button === 0) e.preventDefault(); }); // keep focus where it is
+    li.addEventListener('click', () => openTicket(t.number));
+    fillRow(li, t);
+    return li;
+  }
+  function fillRow(li, t) {
+    li.dataset.priority = t.priority;
+    li.dataset.status = t.status;
+    li.dataset.sig = rowSig(t);
+    const sla = slaInfo(t);
+    const lm = t.last_message;
+    const previewPrefix = lm ? ({ bot: 'Bot: ', agent: 'Agent: ', system: '' }[lm.author_type] || '') : '';
+    const vip = t.contact && t.contact.vip > 0;
+    li.classList.toggle('unread', S.unread.has(t.number));
+    li.classList.toggle('is-mine', mine(t));
+    li.replaceChildren(
+      h('div', { class: 'row-l1' },
+        h('span', { class: `pill pri pri-${t.priority}`, text: PRIORITY_LABEL[t.priority] || t.priority }),
+        h('span', { class: 'row-num', text: t.number }),
+        h('span', { class: 'row-topic', text: humanize(t.topic) }),
+        t.status === 'new' ? h('span', { class: 'row-new', text: 'New' }) : null,
+        t.status === 'pending_user' ? h('span', { class: 'row-pending', text: 'Pending' }) : null,
+        h('span', { class: 'spacer' }),
+        h('span', { class: `sla sla-${sla.cls}`, testid: 'sla', 'data-sla': sla.data, title: sla.title, text: sla.text })),
+      h('div', { class: 'row-l2' },
+        channelBadge(t.channel),
+        h('span', { class: 'row-contact', text: contactLabel(t.contact) }),
+        vip ? h('span', { class: 'vip', title: `VIP level ${t.contact.vip}` }, icon('star'), `VIP${t.contact.vip > 1 ? ' ' + t.contact.vip : ''}`) : null,
+        t.lang && t.lang !== 'en' ? h('span', { class: 'lang', text: LANG_LABEL[t.lang] || t.lang }) : null,
+        h('span', { class: 'spacer' }),
+        timeEl(lm ? lm.at : t.updated_at, 'row-time')),
+      h('div', { class: 'row-l3' },
+        h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, lm.text] : h('i', { text: 'No messages yet' })),
+        t.assignee ? avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : ''))
+          : h('span', { class: 'unassigned', title: 'Unassigned', text: '—' })),
+    );
+  }
+
+  function renderList() {
+    const ul = $('#ticket-list');
+    const list = visibleTickets();
+    const nums = new Set(list.map((t) => t.number));
+    for (const [n, el] of rowEls) {
+      if (!nums.has(n)) { el.remove(); rowEls.delete(n); }
+    }
+    let prev = null;
+    const nowMs = Date.now();
+    for (const t of list) {
+      let li = rowEls.get(t.number);
+      if (!li) {
+        li = buildRow(t);
+        rowEls.set(t.number, li);
+      } else if (li.dataset.sig !== rowSig(t)) {
+        fillRow(li, t);
+      }
+      const fl = S.flash.get(t.number);
+      li.classList.toggle('flash', !!fl && fl > nowMs);
+      const expected = prev ? prev.nextSibling : ul.firstChild;
+      if (expected !== li) ul.insertBefore(li, expected);
+      prev = li;
+    }
+    // stray non-row children (empty states) after the rows
+    for (const el of Array.from(ul.children)) if (!el.classList.contains('row')) el.remove();
+    if (!list.length) {
+      if (!S.loaded) {
+        for (let i = 0; i < 7; i++) ul.appendChild(h('li', { class: 'row skeleton' }, h('div'), h('div'), h('div')));
+      } else {
+        const filtered = S.q || S.filters.priority.size || S.filters.channel.size;
+        ul.appendChild(h('li', { class: 'list-empty' },
+          icon(filtered ? 'search' : S.view === 'resolved' ? 'checkCircle' : 'inbox', 'empty-ico'),
+          h('strong', { text: filtered ? 'No tickets match' : S.view === 'queue' ? 'Queue is clear' : 'Nothing here' }),
+          h('span', { text: filtered ? 'Try a different search or clear the filters.' : S.view === 'queue' ? 'New escalations show up here instantly.' : '' }),
+          filtered ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Clear search and filters', onclick: clearFilters }) : null));
+      }
+    }
+    // keep the cursor on a visible ticket
+    if (S.cursor && !nums.has(S.cursor)) {
+      const idx = S.cursorIndex ?? 0;
+      S.cursor = list.length ? list[Math.min(idx, list.length - 1)].number : null;
+    }
+    S.cursorIndex = S.cursor ? list.findIndex((t) => t.number === S.cursor) : -1;
+    for (const [n, el] of rowEls) {
+      el.classList.toggle('cursor', n === S.cursor);
+      el.classList.toggle('active', n === S.openNumber);
+      el.setAttribute('aria-selected', String(n === S.openNumber));
+    }
+    S.visible = list;
+  }
+
+  function renderAll() {
+    renderViewNav();
+    renderCounts();
+    renderList();
+    if (S.detail) renderHeader();
+  }
+  const renderSoon = (() => {
+    let queued = false;
+    return () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => { queued = false; renderAll(); });
+    };
+  })();
+
+  function tickSla() {
+    for (const [n, li] of rowEls) {
+      const t = S.known.get(n);
+      if (!t) continue;
+      const el = li.querySelector('.sla');
+      if (!el) continue;
+      const s = slaInfo(t);
+      if (el.textContent !== s.text) el.textContent = s.text;
+      if (el.dataset.sla !== s.data) {
+        el.dataset.sla = s.data;
+      }
+      const cls = `sla sla-${s.cls}`;
+      if (el.className !== cls) el.className = cls;
+    }
+    const head = $('#conv-head .sla');
+    if (head && S.detail) {
+      const s = slaInfo(S.detail.ticket);
+      head.dataset.sla = s.data;
+      head.className = `sla sla-big sla-${s.cls}`;
+      const txt = head.querySelector('.sla-text');
+      if (txt && txt.textContent !== s.text) txt.textContent = s.text;
+    }
+  }
+
+  // ───────────────────────────── views, filters, cursor ─────────────────────────────
+  function setView(view) {
+    if (!VIEW_PRED[view]) return;
+    S.view = view;
+    S.searchHits = null;
+    renderViewNav();
+    renderList();
+    $('#ticket-list').scrollTop = 0;
+    // refresh this view from the server (its own ordering/scoping); render from memory meanwhile
+    loadView(view, S.q).then((list) => {
+      if (S.q) S.searchHits = new Set(list.map((t) => t.number));
+      renderAll();
+    }).catch((e) => actionError(e));
+  }
+  function setFilter(kind, value, only = false) {
+    const set = S.filters[kind];
+    if (only) { set.clear(); set.add(value); } else if (set.has(value)) set.delete(value); else set.add(value);
+    renderViewNav();
+    renderList();
+  }
+  function clearFilters() {
+    S.filters.priority.clear();
+    S.filters.channel.clear();
+    S.q = '';
+    S.searchHits = null;
+    $('#search').value = '';
+    renderViewNav();
+    renderList();
+  }
+  const runSearch = debounce(async () => {
+    const q = S.q;
+    if (!q) { S.searchHits = null; renderList(); return; }
+    try {
+      const list = await loadView(S.view, q);
+      if (q !== S.q) return;
+      S.searchHits = new Set(list.map((t) => t.number));
+      renderList();
+    } catch (e) { actionError(e); }
+  }, 220);
+
+  function moveCursor(delta) {
+    const list = S.visible || [];
+    if (!list.length) return;
+    let idx = list.findIndex((t) => t.number === S.cursor);
+    if (idx < 0) idx = list.findIndex((t) => t.number === S.openNumber);
+    idx = idx < 0 ? (delta > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, idx + delta));
+    S.cursor = list[idx].number;
+    S.cursorIndex = idx;
+    for (const [n, el] of rowEls) el.classList.toggle('cursor', n === S.cursor);
+    const el = rowEls.get(S.cursor);
+    if (el) el.scrollIntoView({ block: 'nearest' });
+    prefetch(S.cursor);
+  }
+  const prefetch = debounce((n) => {
+    if (!n || S.detailCache.has(n) || n === S.openNumber) return;
+    api(tpath(n)).then((d) => { if (d && d.ticket) cacheDetail(d); }).catch(() => {});
+  }, 180);
+  function cacheDetail(d) {
+    S.detailCache.delete(d.ticket.number);
+    S.detailCache.set(d.ticket.number, d);
+    while (S.detailCache.size > 40) S.detailCache.delete(S.detailCache.keys().next().value);
+  }
+
+  // ───────────────────────────── conversation ─────────────────────────────
+  let openSeq = 0;
+  async function openTicket(number, { focusComposer = null } = {}) {
+    if (!number) return;
+    const switching = S.openNumber !== number;
+    if (switching) saveDraft();
+    S.openNumber = number;
+    S.cursor = number;
+    S.unread.delete(number);
+    renderList();
+    if (location.hash !== `#${number}`) history.replaceState(null, '', `#${number}`);
+    const seq = ++openSeq;
+    const cached = S.detailCache.get(number);
+    if (switching) {
+      if (cached) showDetail(cached, true);
+      else showLoading(number);
+    }
+    try {
+      const d = await api(tpath(number));
+      if (seq !== openSeq) return;
+      upsert(d.ticket, true);
+      d.ticket = S.known.get(d.ticket.number) || d.ticket;
+      cacheDetail(d);
+      showDetail(d, switching && !cached);
+      renderAll();
+    } catch (e) {
+      if (seq !== openSeq) return;
+      if (e.status === 404) {
+        toast(`${number} was not found.`, { kind: 'error' });
+        closeConversation();
+      } else actionError(e);
+    }
+    if (focusComposer) focusReply(focusComposer);
+  }
+  const refreshTicket = (number) => {
+    if (number && number === S.openNumber) return openTicket(number);
+    if (number) {
+      S.detailCache.delete(number);
+      return api(tpath(number)).then((d) => { upsert(d.ticket, true); renderSoon(); }).catch(() => {});
+    }
+    return null;
+  };
+  function closeConversation() {
+    saveDraft();
+    S.openNumber = null;
+    S.detail = null;
+    $('#conv-live').hidden = true;
+    $('#conv-empty').hidden = false;
+    history.replaceState(null, '', location.pathname + location.search);
+    renderList();
+  }
+  function showLoading(number) {
+    $('#conv-empty').hidden = true;
+    $('#conv-live').hidden = false;
+    $('#conv-head').replaceChildren(h('div', { class: 'conv-title' }, h('span', { class: 'conv-num', text: number }), h('span', { class: 'muted', text: 'Loading…' })));
+    $('#conv-actions').replaceChildren();
+    $('#messages').replaceChildren(h('div', { class: 'msgs-loading' }, h('div', { class: 'sk sk1' }), h('div', { class: 'sk sk2' }), h('div', { class: 'sk sk3' })));
+    $('#details').replaceChildren();
+  }
+
+  /** Render a detail payload; `fresh` re-renders the thread, otherwise only new messages are appended. */
+  function showDetail(d, fresh) {
+    const prevNumber = S.detail && S.detail.ticket.number;
+    S.detail = d;
+    $('#conv-empty').hidden = true;
+    $('#conv-live').hidden = false;
+    $('#conv-live').classList.toggle('no-details', !S.showDetails);
+    renderHeader();
+    renderMessages(fresh || prevNumber !== d.ticket.number);
+    renderDetails();
+    if (prevNumber !== d.ticket.number) loadDraft();
+    updateComposer();
+  }
+
+  function renderHeader() {
+    const d = S.detail;
+    if (!d) return;
+    const t = d.ticket;
+    const sla = slaInfo(t);
+    const c = t.contact || {};
+    const vip = c.vip > 0;
+    $('#conv-head').replaceChildren(
+      h('div', { class: 'conv-title' },
+        h('span', { class: 'conv-num', text: t.number }),
+        h('span', { class: `pill pri pri-${t.priority}`, text: PRIORITY_LABEL[t.priority] || t.priority }),
+        h('span', { class: `pill status status-${t.status}`, 'data-status': t.status, text: STATUS_LABEL[t.status] || t.status }),
+        h('span', { class: 'conv-topic', text: humanize(t.topic) }),
+        t.intent ? h('span', { class: 'conv-intent', title: 'Intent the bot detected', text: humanize(t.intent) }) : null,
+        h('span', { class: 'spacer' }),
+        h('span', { class: `sla sla-big sla-${sla.cls}`, 'data-sla': sla.data, title: sla.title },
+          icon('clock'), h('span', { class: 'sla-text', text: sla.text })),
+        h('button', { type: 'button', class: 'icon-btn details-toggle' + (S.showDetails ? ' on' : ''), title: 'Toggle details (i)', 'aria-label': 'Toggle details', onclick: toggleDetails }, icon('sidebar'))),
+      h('div', { class: 'conv-sub' },
+        avatar(contactLabel(c), 'avatar-sm'),
+        h('span', { class: 'conv-contact', text: contactLabel(c) }),
+        vip ? h('span', { class: 'vip', title: `VIP level ${c.vip}` }, icon('star'), `VIP ${c.vip}`) : null,
+        ...(c.identities || []).map((i) => h('span', { class: 'ident', title: `${channelInfo(i.channel).label}: ${i.source_id}` },
+          channelBadge(i.channel), h('span', { text: i.label || i.source_id }))),
+        h('span', { class: 'lang', title: `Writes in ${LANG_NAME[t.lang] || t.lang}`, text: LANG_LABEL[t.lang] || t.lang || '?' }),
+        h('span', { class: 'spacer' }),
+        h('span', { class: 'conv-assignee' },
+          t.assignee ? [avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : '')), h('span', { text: mine(t) ? `${t.assignee.name} (you)` : t.assignee.name })]
+            : h('span', { class: 'muted', text: 'Unassigned' }))),
+    );
+    renderActions();
+  }
+
+  function canAct(t) {
+    return !t.assignee || mine(t) || (S.me && S.me.role === 'supervisor');
+  }
+  function renderActions() {
+    const d = S.detail;
+    if (!d) return;
+    const t = d.ticket;
+    const open = isOpenStatus(t);
+    const allowed = canAct(t);
+    const lockTitle = allowed ? '' : `Assigned to ${t.assignee && t.assignee.name} — ask them or a supervisor`;
+    const busy = (a) => S.busy.has(`${t.number}:${a}`);
+    const btn = (testid, label, ico, kbd, onClick, { primary = false, disabled = false, title = '', danger = false } = {}) => h('button', {
+      type: 'button', class: `btn btn-sm ${primary ? 'btn-primary' : 'btn-ghost'}${danger ? ' btn-danger' : ''}${busy(testid) ? ' busy' : ''}`,
+      testid, disabled: disabled || busy(testid), title: title || (kbd ? `${label} (${kbd})` : label), onclick: onClick,
+    }, icon(ico), h('span', { text: label }), kbd ? h('kbd', { text: kbd }) : null);
+    const items = [];
+    if (open && !t.assignee) items.push(btn('claim', 'Claim', 'userPlus', 'c', () => doClaim(), { primary: true }));
+    if (open && mine(t)) items.push(h('span', { class: 'yours' }, icon('check'), 'Yours'));
+    if (open) {
+      items.push(btn('transfer', 'Transfer', 'transfer', 't', () => openTransfer(), { disabled: !allowed, title: lockTitle }));
+      if (t.status === 'pending_user') items.push(btn('pending', 'Reopen', 'reopen', 'p', () => doStatus('open'), { disabled: !allowed, title: lockTitle || 'Back to open (p)' }));
+      else items.push(btn('pending', 'Pending', 'clock', 'p', () => doStatus('pending_user'), { disabled: !allowed, title: lockTitle || 'Waiting on the user — pauses the SLA (p)' }));
+      items.push(btn('resolve', 'Resolve', 'checkCircle', 'e', () => doResolve(), { primary: !!t.assignee && allowed, disabled: !allowed, title: lockTitle || 'Resolve: the user is told and asked for a 1–5 rating (e)' }));
+      items.push(btn('handback', 'Hand back to bot', 'bot', null, () => doHandback(), { disabled: !allowed, title: lockTitle || 'Give the conversation back to the assistant' }));
+    } else if (t.status === 'resolved') {
+      items.push(btn('reopen', 'Reopen', 'reopen', null, () => doStatus('open')));
+    }
+    items.push(h('span', { class: 'spacer' }));
+    items.push(btn('bot-wrong', 'Bot was wrong', 'flag', 'b', () => openBotWrong(), { title: 'Mark the bot’s topic/intent wrong for retraining (b)' }));
+    $('#conv-actions').replaceChildren(...items);
+  }
+
+  function messageEl(m) {
+    const base = { testid: 'message', 'data-direction': m.direction, 'data-author-type': m.author_type, 'data-id': m.id, 'data-ticket': m.ticket || '' };
+    const isCurrent = S.detail && m.ticket === S.detail.ticket.number;
+    const atts = (m.attachments || []).length
+      ? h('div', { class: 'atts' }, m.attachments.map((a) => h('span', { class: 'att', title: a.content_type || '' },
+        icon(/^image\//.test(a.content_type || '') ? 'file' : 'clip'), h('span', { class: 'att-name', text: a.name || 'attachment' }),
+        a.size != null ? h('span', { class: 'att-size', text: fmtSize(a.size) }) : null)))
+      : null;
+    if (m.author_type === 'system') {
+      return h('div', { ...base, class: 'msg msg-system' + (isCurrent ? '' : ' other') },
+        h('span', { class: 'msg-text', text: m.text }), ' · ', timeEl(m.at));
+    }
+    if (m.direction === 'note') {
+      return h('div', { ...base, class: 'msg msg-note' + (isCurrent ? '' : ' other') },
+        h('div', { class: 'msg-meta' }, icon('note'), h('b', { text: 'Internal note' }), h('span', { text: m.author ? `· ${m.author}` : '' }), h('span', { class: 'spacer' }), timeEl(m.at)),
+        h('div', { class: 'msg-text' }, richText(m.text)), atts);
+    }
+    const inbound = m.direction === 'in';
+    const who = inbound ? contactLabel(S.detail && S.detail.ticket.contact) : m.author_type === 'bot' ? 'Assistant' : (m.author || 'Agent');
+    const av = inbound ? avatar(who, 'avatar-sm') : m.author_type === 'bot' ? h('span', { class: 'avatar avatar-sm avatar-bot' }, icon('bot')) : avatar(who, 'avatar-sm avatar-agent');
+    return h('div', { ...base, class: `msg ${inbound ? 'msg-in' : 'msg-out'} msg-${m.author_type}` + (isCurrent ? '' : ' other') },
+      av,
+      h('div', { class: 'msg-col' },
+        h('div', { class: 'msg-meta' },
+          h('b', { text: who }),
+          m.author_type === 'bot' ? h('span', { class: 'tag', text: 'Bot' }) : null,
+          channelBadge(m.channel, true),
+          timeEl(m.at)),
+        h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(m.text)), atts)));
+  }
+  function dividerEl(number, isCurrent) {
+    const other = (S.detail.other_tickets || []).find((o) => o.number === number);
+    const t = isCurrent ? S.detail.ticket : other;
+    return h('div', { class: 'divider' + (isCurrent ? ' current' : ''), 'data-divider': number },
+      h('span', { class: 'divider-line' }),
+      isCurrent
+        ? h('span', { class: 'divider-label' }, h('b', { text: number }), ' · this ticket')
+        : h('button', { type: 'button', class: 'divider-label link', title: `Open ${number}`, onclick: () => openTicket(number) },
+          h('b', { text: number || 'Earlier conversation' }),
+          t ? ` · ${humanize(t.topic)} · ${STATUS_LABEL[t.status] || t.status}` : ''),
+      h('span', { class: 'divider-line' }));
+  }
+  function dayKey(iso) {
+    const d = new Date(ms(iso));
+    return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+  }
+  function dayLabel(iso) {
+    const d = new Date(ms(iso));
+    const today = new Date(now());
+    const y = new Date(today);
+    y.setDate(today.getDate() - 1);
+    if (dayKey(d.toISOString()) === dayKey(today.toISOString())) return 'Today';
+    if (dayKey(d.toISOString()) === dayKey(y.toISOString())) return 'Yesterday';
+    return dayFmt.format(d);
+  }
+
+  let lastTicketInThread = null;
+  let lastDayInThread = null;
+  function appendToThread(box, m) {
+    if (m.ticket !== lastTicketInThread) {
+      box.appendChild(dividerEl(m.ticket, m.ticket === S.detail.ticket.number));
+      lastTicketInThread = m.ticket;
+      lastDayInThread = null;
+    }
+    const dk = m.at ? dayKey(m.at) : null;
+    if (dk && dk !== lastDayInThread) {
+      box.appendChild(h('div', { class: 'day', text: dayLabel(m.at), title: absTime(m.at) }));
+      lastDayInThread = dk;
+    }
+    box.appendChild(messageEl(m));
+  }
+  function renderMessages(fresh) {
+    const box = $('#messages');
+    const msgs = S.detail.messages || [];
+    const rendered = $$('.msg[data-id]', box).map((el) => el.dataset.id);
+    const ids = msgs.map((m) => String(m.id));
+    const prefixOk = !fresh && rendered.length <= ids.length && rendered.every((id, i) => id === ids[i]);
+    const atBottom = isNearBottom(box);
+    if (!prefixOk) {
+      box.replaceChildren();
+      lastTicketInThread = null;
+      lastDayInThread = null;
+      if (!msgs.length) box.appendChild(h('div', { class: 'thread-empty', text: 'No messages in this conversation yet.' }));
+      for (const m of msgs) appendToThread(box, m);
+      scrollToBottom(true);
+      return;
+    }
+    const extra = msgs.slice(rendered.length);
+    $('.thread-empty', box)?.remove();
+    for (const m of extra) appendToThread(box, m);
+    if (extra.length) {
+      if (atBottom || extra.every((m) => m.author_type === 'agent')) scrollToBottom();
+      else $('#new-msgs').hidden = false;
+    }
+  }
+  function isNearBottom(box) {
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  }
+  function scrollToBottom(instant) {
+    const box = $('#messages');
+    box.scrollTo({ top: box.scrollHeight, behavior: instant ? 'auto' : 'smooth' });
+    $('#new-msgs').hidden = true;
+  }
+  /** A message arrived (push or our own POST): add it to the open thread if it belongs there. */
+  function addMessage(m) {
+    if (!m || !m.ticket) return;
+    const t = S.known.get(m.ticket);
+    if (t && m.direction !== 'note') {
+      const lm = t.last_message;
+      if (!lm || !(ms(lm.at) > ms(m.at))) {
+        upsert({ ...t, last_message: { text: m.text, at: m.at, author_type: m.author_type } }, true);
+      }
+    }
+    if (m.direction === 'in' && m.ticket !== S.openNumber) S.unread.add(m.ticket);
+    for (const [n, d] of S.detailCache) {
+      if (n === S.openNumber) continue;
+      if (n === m.ticket || (d.other_tickets || []).some((o) => o.number === m.ticket)) S.detailCache.delete(n);
+    }
+    const d = S.detail;
+    if (d && (m.ticket === d.ticket.number || (d.other_tickets || []).some((o) => o.number === m.ticket))) {
+      if (!d.messages.some((x) => x.id === m.id)) {
+        d.messages.push(m);
+        d.messages.sort((a, b) => (ms(a.at) - ms(b.at)) || (a.id - b.id));
+        renderMessages(false);
+      }
+    }
+    renderSoon();
+  }
+
+  function section(title, ...body) {
+    return h('section', { class: 'dsec' }, h('h4', { text: title }), ...body);
+  }
+  function kv(label, value, title) {
+    return h('div', { class: 'kv' }, h('span', { class: 'k', text: label }), h('span', { class: 'v', title: title || null }, value ?? '—'));
+  }
+  function renderDetails() {
+    const d = S.detail;
+    const t = d.ticket;
+    const c = t.contact || {};
+    const sla = slaInfo(t);
+    const others = d.other_tickets || [];
+    const audit = d.audit || [];
+    $('#details').replaceChildren(
+      section('Contact',
+        h('div', { class: 'dcontact' }, avatar(contactLabel(c), 'avatar-md'),
+          h('div', null, h('div', { class: 'dname', text: contactLabel(c) }),
+            h('div', { class: 'muted small' }, c.vip > 0 ? h('span', { class: 'vip' }, icon('star'), `VIP ${c.vip}`) : 'Regular', ` · writes ${LANG_NAME[t.lang] || t.lang || '?'}`))),
+        h('ul', { class: 'idents' }, (c.identities || []).map((i) => h('li', null, channelBadge(i.channel, true),
+          h('span', { class: 'ident-label', text: i.label || i.source_id }),
+          i.label && i.label !== i.source_id ? h('span', { class: 'muted mono small', text: i.source_id }) : null)))),
+      section('Ticket',
+        kv('Status', STATUS_LABEL[t.status] || t.status),
+        kv('Priority', PRIORITY_LABEL[t.priority] || t.priority),
+        kv('Topic', humanize(t.topic)),
+        t.intent ? kv('Intent', humanize(t.intent)) : null,
+        kv('Channel', channelInfo(t.channel).label),
+        kv('Created', timeEl(t.created_at)),
+        kv('First response', t.first_responded_at ? timeEl(t.first_responded_at) : t.first_response_due ? h('span', null, 'due ', timeEl(t.first_response_due)) : '—'),
+        kv('Resolution due', t.resolution_due ? timeEl(t.resolution_due) : '—'),
+        kv('SLA', h('span', { class: `sla sla-${sla.cls}`, text: sla.text || sla.data })),
+        t.csat != null ? kv('CSAT', `${t.csat} / 5`) : null),
+      others.length ? section(`Other tickets (${others.length})`,
+        h('ul', { class: 'others' }, others.map((o) => h('li', null, h('button', { type: 'button', class: 'other-t', onclick: () => openTicket(o.number) },
+          h('span', { class: `dot pri-${o.priority}` }), h('span', { class: 'mono', text: o.number }), h('span', { class: 'muted', text: humanize(o.topic) }),
+          h('span', { class: 'spacer' }), h('span', { class: `pill status status-${o.status}`, text: STATUS_LABEL[o.status] || o.status })))))) : null,
+      section('Activity',
+        audit.length ? h('ol', { class: 'audit' }, audit.slice().reverse().map((a) => h('li', null,
+          h('span', { class: 'audit-dot' }),
+          h('div', null, h('div', null, h('b', { text: a.actor || 'system' }), ' ', h('span', { text: humanize(a.action) })),
+            a.detail ? h('div', { class: 'muted small', text: a.detail }) : null,
+            timeEl(a.at, 'ts small')))))
+          : h('p', { class: 'muted small', text: 'No activity yet.' })),
+    );
+  }
+  function toggleDetails() {
+    S.showDetails = !S.showDetails;
+    try { localStorage.setItem('sb_details', S.showDetails ? '1' : '0'); } catch { /* ignore */ }
+    $('#conv-live').classList.toggle('no-details', !S.showDetails);
+    renderHeader();
+  }
+
+  // ───────────────────────────── composer ─────────────────────────────
+  const ta = () => $('#reply-input');
+  function draftKey(mode = S.mode) { return `${S.openNumber}:${mode}`; }
+  function saveDraft() {
+    if (!S.openNumber || !S.detail) return;
+    const v = ta().value;
+    if (v) S.drafts.set(draftKey(), v); else S.drafts.delete(draftKey());
+  }
+  function loadDraft() {
+    ta().value = S.drafts.get(draftKey()) || '';
+    autosize();
+  }
+  function setMode(mode) {
+    if (mode !== 'reply' && mode !== 'note') return;
+    if (mode !== S.mode) {
+      saveDraft();
+      S.mode = mode;
+      loadDraft();
+    }
+    updateComposer();
+  }
+  function updateComposer() {
+    const comp = $('#composer');
+    comp.dataset.mode = S.mode;
+    for (const b of $$('.ctab', comp)) {
+      const on = b.dataset.mode === S.mode;
+      b.classList.toggle('on', on);
+      b.setAttribute('aria-selected', String(on));
+    }
+    const t = S.detail && S.detail.ticket;
+    const hint = $('#composer-hint');
+    const meta = $('#composer-meta');
+    const input = ta();
+    const send = $('#reply-send');
+    let disabled = false;
+    if (!t) return;
+    const lang = LANG_NAME[t.lang] || 'the user’s language';
+    const ident = (t.contact && (t.contact.identities || []).find((i) => i.channel === t.channel)) || null;
+    if (S.mode === 'note') {
+      hint.replaceChildren(icon('lock'), 'Only agents see notes');
+      input.placeholder = 'Write an internal note… (Ctrl+Enter to add)';
+      $('.send-label', send).textContent = 'Add note';
+    } else {
+      hint.replaceChildren(channelBadge(t.channel), `Reply via ${channelInfo(t.channel).label}`, ident ? ` to ${ident.label || ident.source_id}` : '');
+      input.placeholder = `Reply in ${lang}… (Ctrl+Enter to send · / for canned answers)`;
+      $('.send-label', send).textContent = 'Send';
+      if (t.status === 'closed') disabled = true;
+    }
+    let note = '';
+    if (!canAct(t) && S.mode === 'reply') { disabled = true; note = `Assigned to ${t.assignee.name}`; } else if (S.mode === 'reply' && t.status === 'closed') note = 'Closed — replies are off';
+    else if (S.mode === 'reply' && !t.assignee && isOpenStatus(t)) note = 'Replying assigns it to you';
+    else if (S.mode === 'reply' && t.status === 'resolved') note = 'Replying reopens the ticket';
+    meta.textContent = note;
+    input.disabled = disabled;
+    send.disabled = disabled || S.sending;
+    send.classList.toggle('busy', !!S.sending);
+  }
+  function autosize() {
+    const el = ta();
+    el.style.height = 'auto';
+    el.style.height = `${Math.min(Math.max(el.scrollHeight, 64), 280)}px`;
+  }
+  function focusReply(mode) {
+    if (!S.detail) return;
+    setMode(mode);
+    const el = ta();
+    el.focus();
+    el.setSelectionRange(el.value.length, el.value.length);
+  }
+  async function send() {
+    const t = S.detail && S.detail.ticket;
+    if (!t || S.sending) return;
+    const el = ta();
+    const text = el.value.trim();
+    if (!text) { el.focus(); return; }
+    const mode = S.mode;
+    const number = t.number;
+    S.sending = true;
+    updateComposer();
+    try {
+      const m = await api(tpath(number, mode === 'note' ? '/note' : '/reply'), { method: 'POST', body: { text } });
+      if (S.openNumber === number && S.mode === mode) { el.value = ''; autosize(); }
+      S.drafts.delete(`${number}:${mode}`);
+      if (m && m.id !== undefined) addMessage({ ticket: number, ...m });
+      scrollToBottom();
+      refreshTicket(number); // assignee/status/first response may have changed; fetch audit too
+    } catch (e) {
+      actionError(e, number);
+    } finally {
+      S.sending = false;
+      updateComposer();
+    }
+  }
+
+  // canned answers: "/" at a word start in the composer, or Ctrl+K / the button
+  const canned = { open: false, from: -1, items: [], idx: 0, viaSearch: false };
+  async function ensureCanned() {
+    if (S.canned) return S.canned;
+    try {
+      const d = await api('/agent/api/canned');
+      S.canned = (d && d.canned) || [];
+    } catch (e) { actionError(e); S.canned = []; }
+    return S.canned;
+  }
+  function cannedText(c) {
+    const t = S.detail && S.detail.ticket;
+    return String(c.text || '').replace(/\{ticket\}/g, t ? t.number : '');
+  }
+  async function openCanned(viaSearch) {
+    if (!S.detail) return;
+    if (ta().disabled) return;
+    await ensureCanned();
+    canned.open = true;
+    canned.viaSearch = viaSearch;
+    canned.idx = 0;
+    const pop = $('#canned-pop');
+    pop.hidden = false;
+    pop.classList.toggle('via-search', viaSearch);
+    const f = $('#canned-filter');
+    f.value = '';
+    if (viaSearch) { canned.from = -1; f.focus(); }
+    renderCanned();
+  }
+  function closeCanned(refocus = true) {
+    if (!canned.open) return;
+    canned.open = false;
+    $('#canned-pop').hidden = true;
+    if (refocus) ta().focus();
+  }
+  function cannedQuery() {
+    if (canned.viaSearch) return $('#canned-filter').value.trim().toLowerCase();
+    const el = ta();
+    return el.value.slice(canned.from + 1, el.selectionStart).toLowerCase();
+  }
+  function renderCanned() {
+    const lang = S.detail && S.detail.ticket.lang;
+    const q = cannedQuery();
+    const all = (S.canned || []).slice().sort((a, b) => (a.lang === lang ? 0 : 1) - (b.lang === lang ? 0 : 1));
+    canned.items = all.filter((c) => !q || [c.key, c.title, c.text].some((x) => x && String(x).toLowerCase().includes(q)));
+    canned.idx = Math.min(canned.idx, Math.max(0, canned.items.length - 1));
+    const ul = $('#canned-list');
+    ul.replaceChildren(...(canned.items.length ? canned.items.map((c, i) => h('li', {
+      class: 'canned-item' + (i === canned.idx ? ' on' : ''), role: 'option', 'aria-selected': String(i === canned.idx),
+      onmousedown: (e) => { e.preventDefault(); canned.idx = i; insertCanned(); },
+      onmousemove: () => { if (canned.idx !== i) { canned.idx = i; highlightCanned(); } },
+    },
+    h('div', { class: 'canned-top' }, h('span', { class: 'canned-title', text: c.title || c.key }),
+      h('span', { class: 'lang' + (c.lang === lang ? ' lang-match' : ''), text: LANG_LABEL[c.lang] || c.lang }),
+      h('span', { class: 'canned-key mono', text: `/${c.key}` })),
+    h('div', { class: 'canned-text', text: cannedText(c) })))
+      : [h('li', { class: 'canned-empty', text: (S.canned || []).length ? 'No canned answer matches.' : 'No canned answers configured.' })]));
+    highlightCanned();
+  }
+  function highlightCanned() {
+    $$('#canned-list .canned-item').forEach((li, i) => {
+      li.classList.toggle('on', i === canned.idx);
+      if (i === canned.idx) li.scrollIntoView({ block: 'nearest' });
+    });
+  }
+  function insertCanned() {
+    const c = canned.items[canned.idx];
+    if (!c) return;
+    const el = ta();
+    const text = cannedText(c);
+    let start = el.selectionStart;
+    let end = el.selectionEnd;
+    if (!canned.viaSearch && canned.from >= 0) { start = canned.from; end = el.selectionStart; }
+    el.value = el.value.slice(0, start) + text + el.value.slice(end);
+    const pos = start + text.length;
+    closeCanned(true);
+    el.setSelectionRange(pos, pos);
+    autosize();
+    saveDraft();
+  }
+  function cannedKey(e) {
+    if (!canned.open) return false;
+    if (e.key === 'ArrowDown' || (e.key === 'n' && e.ctrlKey)) { canned.idx = Math.min(canned.items.length - 1, canned.idx + 1); highlightCanned(); }
+    else if (e.key === 'ArrowUp' || (e.key === 'p' && e.ctrlKey)) { canned.idx = Math.max(0, canned.idx - 1); highlightCanned(); }
+    else if ((e.key === 'Enter' && !e.ctrlKey && !e.metaKey) || e.key === 'Tab') { if (!canned.items.length) { closeCanned(); return true; } insertCanned(); }
+    else if (e.key === 'Escape') closeCanned(true);
+    else return false;
+    e.preventDefault();
+    e.stopPropagation();
+    return true;
+  }
+
+  // ───────────────────────────── actions ─────────────────────────────
+  async function act(action, path, body, okMsg) {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return null;
+    const number = t.number;
+    const key = `${number}:${action}`;
+    if (S.busy.has(key)) return null;
+    S.busy.add(key);
+    renderActions();
+    try {
+      const res = await api(tpath(number, path), { method: 'POST', body });
+      if (res && res.number) upsert(res, true);
+      if (okMsg) toast(typeof okMsg === 'function' ? okMsg(res) : okMsg, { kind: 'success' });
+      renderAll();
+      refreshTicket(number);
+      return res || {};
+    } catch (e) {
+      actionError(e, number);
+      return null;
+    } finally {
+      S.busy.delete(key);
+      if (S.detail && S.detail.ticket.number === number) { renderActions(); updateComposer(); }
+    }
+  }
+  function doClaim() {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    if (mine(t)) { toast(`${t.number} is already yours.`); return; }
+    if (t.assignee) { toast(`Already claimed by ${t.assignee.name}.`, { kind: 'warning' }); return; }
+    if (!isOpenStatus(t)) { toast(`A ${STATUS_LABEL[t.status].toLowerCase()} ticket cannot be claimed.`, { kind: 'warning' }); return; }
+    act('claim', '/claim', undefined, null).then((r) => { if (r) updateComposer(); });
+  }
+  function doStatus(status) {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    act('pending', '/status', { status }, status === 'pending_user' ? `${t.number} is waiting on the user` : `${t.number} reopened`);
+  }
+  function doResolve() {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    if (!isOpenStatus(t)) { toast(`${t.number} is already ${STATUS_LABEL[t.status].toLowerCase()}.`); return; }
+    const number = t.number;
+    act('resolve', '/resolve', undefined, null).then((r) => {
+      if (!r) return;
+      toast('The user was told and asked for a rating.', {
+        kind: 'success', title: `${number} resolved`,
+        action: { label: 'Reopen', run: () => { if (S.openNumber === number) doStatus('open'); else api(tpath(number, '/status'), { method: 'POST', body: { status: 'open' } }).then((x) => { upsert(x, true); renderAll(); }).catch((e) => actionError(e, number)); } },
+      });
+      if (S.view !== 'resolved' && S.view !== 'all') advanceAfterDone(number);
+    });
+  }
+  function doHandback() {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    const number = t.number;
+    act('handback', '/handback', undefined, null).then((r) => {
+      if (!r) return;
+      toast('The assistant answers this user again.', { kind: 'success', title: `${number} handed back to the bot` });
+    });
+  }
+  /** After resolving, keep the ticket open but put the cursor on the next one in the list. */
+  function advanceAfterDone(number) {
+    const list = S.visible || [];
+    if (!list.length) return;
+    const idx = list.findIndex((x) => x.number === number);
+    if (idx === -1 && S.cursorIndex >= 0) {
+      S.cursor = list[Math.min(S.cursorIndex, list.length - 1)].number;
+      renderList();
+    }
+  }
+
+  // transfer dialog
+  const transfer = { items: [], idx: 0 };
+  async function openTransfer() {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    if (!isOpenStatus(t)) { toast('Only open tickets can be transferred.'); return; }
+    if (!canAct(t)) { toast(`Assigned to ${t.assignee.name} — ask them or a supervisor.`, { kind: 'error', title: 'Not allowed' }); return; }
+    const dlg = $('#transfer-dlg');
+    $('#transfer-title').textContent = `Transfer ${t.number}`;
+    $('#transfer-filter').value = '';
+    $('#transfer-list').replaceChildren(h('li', { class: 'muted pick-empty', text: 'Loading agents…' }));
+    dlg.showModal();
+    $('#transfer-filter').focus();
+    try {
+      const d = await api('/agent/api/agents');
+      S.agents = (d && d.agents) || [];
+    } catch (e) { actionError(e); }
+    transfer.idx = 0;
+    renderTransfer();
+  }
+  function renderTransfer() {
+    const t = S.detail && S.detail.ticket;
+    const q = $('#transfer-filter').value.trim().toLowerCase();
+    const agents = (S.agents || []).slice().sort((a, b) => (b.online - a.online) || String(a.name).localeCompare(String(b.name)));
+    transfer.items = agents.filter((a) => !q || String(a.name).toLowerCase().includes(q));
+    transfer.idx = Math.min(transfer.idx, Math.max(0, transfer.items.length - 1));
+    const cur = t && t.assignee ? t.assignee.id : null;
+    $('#transfer-list').replaceChildren(...(transfer.items.length ? transfer.items.map((a, i) => h('li', {
+      class: 'pick' + (i === transfer.idx ? ' on' : '') + (a.id === cur ? ' current' : ''), role: 'option', 'data-agent-id': a.id,
+      onclick: () => { transfer.idx = i; doTransfer(); },
+      onmousemove: () => { if (transfer.idx !== i) { transfer.idx = i; $$('#transfer-list .pick').forEach((li, j) => li.classList.toggle('on', j === i)); } },
+    }, avatar(a.name, 'avatar-sm'),
+    h('span', { class: 'pick-name', text: a.name + (S.me && a.id === S.me.id ? ' (you)' : '') }),
+    a.role === 'supervisor' ? h('span', { class: 'tag', text: 'Supervisor' }) : null,
+    h('span', { class: 'spacer' }),
+    a.id === cur ? h('span', { class: 'muted small', text: 'current' }) : null,
+    h('span', { class: 'presence ' + (a.online ? 'on' : 'off'), text: a.online ? 'online' : 'offline' })))
+      : [h('li', { class: 'muted pick-empty', text: 'No agent matches.' })]));
+  }
+  async function doTransfer() {
+    const a = transfer.items[transfer.idx];
+    const t = S.detail && S.detail.ticket;
+    if (!a || !t) return;
+    if (t.assignee && a.id === t.assignee.id) { toast(`${t.number} is already with ${a.name}.`); return; }
+    $('#transfer-dlg').close();
+    await act('transfer', '/transfer', { agent_id: a.id }, `${t.number} transferred to ${a.name}`);
+  }
+
+  // bot-was-wrong dialog
+  async function openBotWrong() {
+    const t = S.detail && S.detail.ticket;
+    if (!t) return;
+    const dlg = $('#botwrong-dlg');
+    $('#botwrong-lead').replaceChildren('The bot filed this as ', h('b', { text: humanize(t.topic) }),
+      t.intent ? [' / ', h('span', { class: 'mono', text: t.intent })] : '', '. What should it have been?');
+    dlg.showModal();
+    if (!S.intents) {
+      try { S.intents = await api('/agent/api/intents'); } catch (e) { actionError(e); S.intents = { topics: [], intents: {} }; }
+    }
+    const sel = $('#bw-topic');
+    const topics = (S.intents.topics || []).slice();
+    sel.replaceChildren(h('option', { value: '', text: 'Choose a topic…' }), ...topics.map((x) => h('option', { value: x, text: humanize(x) })));
+    sel.value = '';
+    fillIntents();
+    sel.focus();
+  }
+  function fillIntents() {
+    const topic = $('#bw-topic').value;
+    const list = (S.intents && S.intents.intents && S.intents.intents[topic]) || [];
+    const sel = $('#bw-intent');
+    sel.replaceChildren(h('option', { value: '', text: topic ? 'Not sure / none' : '—' }), ...list.map((x) => h('option', { value: x, text: x })));
+    sel.disabled = !topic || !list.length;
+    $('#bw-submit').disabled = !topic;
+  }
+  async function submitBotWrong(e) {
+    e.preventDefault();
+    const topic = $('#bw-topic').value;
+    if (!topic) { $('#bw-topic').focus(); return; }
+    const intent = $('#bw-intent').value || null;
+    $('#botwrong-dlg').close();
+    const r = await act('bot-wrong', '/feedback', { topic, intent, bot_wrong: true }, null);
+    if (r) toast(`Marked for retraining: ${humanize(topic)}${intent ? ' / ' + intent : ''}.`, { kind: 'success', title: 'Thanks — correction sent' });
+  }
+
+  // help
+  const SHORTCUTS = [
+    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['i', 'Toggle details panel']]],
+    ['Act on the open ticket', [['c', 'Claim'], ['r', 'Reply'], ['n', 'Internal note'], ['e', 'Resolve'], ['p', 'Pending ↔ open'], ['t', 'Transfer'], ['b', 'Bot was wrong']]],
+    ['In the composer', [['Ctrl Enter', 'Send reply / add note'], ['/', 'Canned answers (at a word start)'], ['Ctrl K', 'Search canned answers'], ['Esc', 'Leave the composer']]],
+    ['Anywhere', [['?', 'This help'], ['Esc', 'Close dialogs']]],
+  ];
+  function openHelp() {
+    const grid = $('#help-grid');
+    if (!grid.firstChild) {
+      grid.replaceChildren(...SHORTCUTS.map(([title, rows]) => h('section', null, h('h4', { text: title }),
+        h('dl', null, rows.map(([k, label]) => [h('dt', null, k.split(' ').map((x) => (x === '–' ? ' – ' : h('kbd', { text: x })))), h('dd', { text: label })])))));
+    }
+    $('#help-dlg').showModal();
+  }
+
+  // ───────────────────────────── live updates ─────────────────────────────
+  function setConn(state, text) {
+    const el = $('#conn');
+    el.dataset.state = state;
+    $('.conn-text', el).textContent = text;
+  }
+  function connectWS() {
+    const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/agent/ws`;
+    let ws;
+    try { ws = new WebSocket(url); } catch { scheduleReconnect(); return; }
+    S.ws = ws;
+    let ping = null;
+    ws.addEventListener('open', () => {
+      const reconnect = S.wsEverOpen;
+      S.wsEverOpen = true;
+      S.wsAttempts = 0;
+      setConn('live', 'Live');
+      ping = setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'ping' })); }, 25000);
+      if (reconnect || Date.now() - S.lastFullLoad > 3000) refreshAll().catch((e) => actionError(e));
+    });
+    ws.addEventListener('message', (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      try { handleEvent(msg); } catch (e) { console.error('switchboard: bad event', e, msg); }
+    });
+    ws.addEventListener('close', () => {
+      clearInterval(ping);
+      if (S.ws !== ws) return;
+      S.ws = null;
+      scheduleReconnect();
+    });
+    ws.addEventListener('error', () => { /* a close follows */ });
+  }
+  function scheduleReconnect() {
+    S.wsAttempts++;
+    const base = Math.min(30000, 1000 * 2 ** Math.min(S.wsAttempts - 1, 5));
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    setConn('down', `Reconnecting in ${Math.ceil(delay / 1000)}s…`);
+    if (S.wsAttempts >= 2) api('/agent/api/me').catch(() => {}); // a 401 here sends us to the login page
+    setTimeout(() => { setConn('connecting', 'Connecting…'); connectWS(); }, delay);
+  }
+
+  function handleEvent(msg) {
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'ticket' && msg.ticket) {
+      const t = msg.ticket;
+      const before = S.known.get(t.number);
+      const merged = upsert(t);
+      if (!merged) return;
+      const isNewUrgent = merged.priority === 'urgent' && !merged.assignee && (merged.status === 'new' || merged.status === 'open')
+        && (!before || before.priority !== 'urgent' || !isOpenStatus(before));
+      if (isNewUrgent) {
+        flashRow(t.number);
+        toast(`${humanize(merged.topic)} · ${contactLabel(merged.contact)} via ${channelInfo(merged.channel).label}`, {
+          kind: 'urgent', title: `New urgent ticket ${t.number}`, timeout: 10000,
+          action: { label: 'Open', run: () => openTicket(t.number) },
+        });
+      }
+      if (before && S.openNumber === t.number && before.assignee == null && merged.assignee && !mine(merged)) {
+        toast(`${t.number} was claimed by ${merged.assignee.name}.`, { kind: 'warning' });
+      }
+      if (S.openNumber === t.number) {
+        renderHeader();
+        updateComposer();
+        debouncedDetailRefresh();
+      }
+      renderSoon();
+    } else if (msg.type === 'message' && msg.message) {
+      addMessage(msg.message);
+    } else if (msg.type === 'sla' && msg.ticket) {
+      const t = upsert(msg.ticket, true);
+      const breach = msg.event === 'breached';
+      flashRow(msg.ticket.number, breach ? 'sla-alert' : 'sla-warn');
+      toast(`${humanize(t.topic)} · ${contactLabel(t.contact)} · ${PRIORITY_LABEL[t.priority] || t.priority}`, {
+        kind: breach ? 'breach' : 'warning',
+        title: breach ? `SLA breached · ${t.number}` : `SLA at risk · ${t.number}`,
+        timeout: breach ? 12000 : 8000,
+        action: S.openNumber === t.number ? null : { label: 'Open', run: () => openTicket(t.number) },
+      });
+      if (S.openNumber === t.number) renderHeader();
+      renderSoon();
+    }
+  }
+  const debouncedDetailRefresh = debounce(() => { if (S.openNumber) openTicket(S.openNumber); }, 400);
+  function flashRow(number, cls = 'flash') {
+    if (cls === 'flash') S.flash.set(number, Date.now() + 2600);
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      const el = rowEls.get(number);
+      if (!el) return;
+      el.classList.remove(cls);
+      void el.offsetWidth; // restart the animation
+      el.classList.add(cls);
+      setTimeout(() => el.classList.remove(cls), 2600);
+    }));
+    const q = $('.view[data-view="queue"] .view-count');
+    if (q && cls === 'flash') { q.classList.remove('bump'); void q.offsetWidth; q.classList.add('bump'); }
+  }
+
+  // ───────────────────────────── keyboard ─────────────────────────────
+  function isTyping(el) {
+    if (!el || el === document.body) return false;
+    if (el.isContentEditable) return true;
+    const tag = el.tagName;
+    if (tag === 'TEXTAREA' || tag === 'SELECT') return true;
+    if (tag === 'INPUT') return !['button', 'checkbox', 'radio', 'submit', 'reset'].includes(el.type);
+    return false;
+  }
+  function anyDialogOpen() { return $$('dialog').some((d) => d.open); }
+  function onKey(e) {
+    if (e.isComposing || e.keyCode === 229) return; // IME composition (Chinese input)
+    if (anyDialogOpen()) return; // <dialog> handles Esc itself
+    const typing = isTyping(document.activeElement);
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && !e.altKey && e.key.toLowerCase() === 'k') {
+      if (S.detail) { e.preventDefault(); focusReply(S.mode); openCanned(true); }
+      return;
+    }
+    if (typing) {
+      if (e.key === 'Escape' && !canned.open) {
+        if (document.activeElement.id === 'search' && S.q) return; // search input clears itself
+        document.activeElement.blur();
+      }
+      return;
+    }
+    if (mod || e.altKey) return;
+    const k = e.key;
+    const t = S.detail && S.detail.ticket;
+    let handled = true;
+    switch (k) {
+      case 'j': moveCursor(1); break;
+      case 'k': moveCursor(-1); break;
+      case 'ArrowDown': if (document.activeElement && document.activeElement.closest('#ticket-list')) moveCursor(1); else handled = false; break;
+      case 'ArrowUp': if (document.activeElement && document.activeElement.closest('#ticket-list')) moveCursor(-1); else handled = false; break;
+      case 'Enter': case 'o':
+        if (S.cursor) openTicket(S.cursor); else if (S.visible && S.visible.length) openTicket(S.visible[0].number); else handled = false;
+        break;
+      case 'c': if (t) doClaim(); break;
+      case 'r': if (t) focusReply('reply'); break;
+      case 'n': if (t) focusReply('note'); break;
+      case 'e': if (t) doResolve(); break;
+      case 'p': if (t && isOpenStatus(t) && canAct(t)) doStatus(t.status === 'pending_user' ? 'open' : 'pending_user'); break;
+      case 't': if (t) openTransfer(); break;
+      case 'b': if (t) openBotWrong(); break;
+      case 'i': if (t) toggleDetails(); break;
+      case '/': $('#search').focus(); $('#search').select(); break;
+      case '?': openHelp(); break;
+      case '1': setView('queue'); break;
+      case '2': setView('mine'); break;
+      case '3': setView('all'); break;
+      case '4': setView('resolved'); break;
+      case 'Escape': if (S.openNumber) closeConversation(); else handled = false; break;
+      default: handled = false;
+    }
+    if (handled) e.preventDefault();
+  }
+
+  // ───────────────────────────── boot ─────────────────────────────
+  function wireConsole() {
+    hydrateIcons();
+    try { S.showDetails = localStorage.getItem('sb_details') !== '0'; } catch { /* ignore */ }
+    for (const b of $$('.view')) b.addEventListener('click', () => setView(b.dataset.view));
+    for (const c of $$('#filters .chip')) c.addEventListener('click', () => setFilter(c.dataset.filter, c.dataset.value));
+    const search = $('#search');
+    search.addEventListener('input', () => { S.q = search.value.trim(); renderList(); runSearch(); });
+    search.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') { e.preventDefault(); if (search.value) { search.value = ''; S.q = ''; S.searchHits = null; renderList(); } else search.blur(); }
+      if (e.key === 'Enter') { e.preventDefault(); search.blur(); if (S.visible && S.visible.length) { S.cursor = S.visible[0].number; openTicket(S.cursor); } }
+      if (e.key === 'ArrowDown') { e.preventDefault(); search.blur(); moveCursor(1); }
+    });
+    $('#help-btn').addEventListener('click', openHelp);
+    $('#logout-btn').addEventListener('click', logout);
+    $('#new-msgs').addEventListener('click', () => scrollToBottom());
+    $('#messages').addEventListener('scroll', () => { if (isNearBottom($('#messages'))) $('#new-msgs').hidden = true; });
+
+    // composer
+    const input = ta();
+    for (const b of $$('.ctab')) b.addEventListener('click', () => { setMode(b.dataset.mode); ta().focus(); });
+    $('#reply-send').addEventListener('click', send);
+    $('#canned-btn').addEventListener('click', () => { ta().focus(); openCanned(true); });
+    input.addEventListener('keydown', (e) => {
+      if (cannedKey(e)) return;
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); send(); return; }
+      if (e.key === 'Escape') { e.preventDefault(); input.blur(); }
+    });
+    input.addEventListener('input', (e) => {
+      autosize();
+      const pos = input.selectionStart;
+      if (!canned.open && e.inputType === 'insertText' && e.data === '/') {
+        const before = input.value.slice(0, pos - 1);
+        if (!before || /\s$/.test(before)) { canned.from = pos - 1; openCanned(false); }
+      } else if (canned.open && !canned.viaSearch) {
+        const q = input.value.slice(canned.from + 1, pos);
+        if (pos <= canned.from || input.value[canned.from] !== '/' || /\s/.test(q)) closeCanned(false);
+        else renderCanned();
+      }
+      saveDraftSoon();
+    });
+    input.addEventListener('blur', () => { setTimeout(() => { if (canned.open && !canned.viaSearch && document.activeElement !== input) closeCanned(false); }, 120); saveDraft(); });
+    const filter = $('#canned-filter');
+    filter.addEventListener('input', () => { canned.idx = 0; renderCanned(); });
+    filter.addEventListener('keydown', (e) => { cannedKey(e); });
+    filter.addEventListener('blur', () => setTimeout(() => { if (canned.open && canned.viaSearch && document.activeElement !== filter) closeCanned(false); }, 120));
+    document.addEventListener('mousedown', (e) => { if (canned.open && !e.target.closest('#canned-pop') && e.target !== input) closeCanned(false); });
+
+    // dialogs
+    const tf = $('#transfer-filter');
+    tf.addEventListener('input', () => { transfer.idx = 0; renderTransfer(); });
+    tf.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowDown') { e.preventDefault(); transfer.idx = Math.min(transfer.items.length - 1, transfer.idx + 1); renderTransfer(); }
+      else if (e.key === 'ArrowUp') { e.preventDefault(); transfer.idx = Math.max(0, transfer.idx - 1); renderTransfer(); }
+      else if (e.key === 'Enter') { e.preventDefault(); doTransfer(); }
+    });
+    $('#transfer-form').addEventListener('submit', (e) => { if (e.submitter && e.submitter.value === 'cancel') return; e.preventDefault(); });
+    $('#bw-topic').addEventListener('change', fillIntents);
+    $('#botwrong-form').addEventListener('submit', (e) => { if (e.submitter && e.submitter.value === 'cancel') return; submitBotWrong(e); });
+    $('#bw-cancel').addEventListener('click', () => $('#botwrong-dlg').close());
+    for (const dlg of $$('dialog')) {
+      dlg.addEventListener('click', (e) => { if (e.target === dlg) dlg.close(); }); // backdrop click
+      dlg.addEventListener('close', () => { if (S.detail && document.activeElement === document.body) $('#ticket-list').focus({ preventScroll: true }); });
+    }
+
+    document.addEventListener('keydown', onKey);
+    window.addEventListener('hashchange', () => {
+      const n = decodeURIComponent(location.hash.slice(1));
+      if (/^SB-\d+$/i.test(n) && n !== S.openNumber) openTicket(n.toUpperCase());
+    });
+    window.addEventListener('online', () => { if (!S.ws) connectWS(); });
+    setInterval(tickSla, 1000);
+    setInterval(() => { refreshRelTimes(); renderCounts(); }, 20000);
+  }
+  const saveDraftSoon = debounce(saveDraft, 300);
+
+  async function logout() {
+    try {
+      await fetch('/agent/logout', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'X-CSRF-Token': (S.me && S.me.csrf) || '', 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: (S.me && S.me.csrf) || '' }),
+      });
+    } catch { /* go to the login page anyway */ }
+    location.assign('/agent/login');
+  }
+
+  async function initConsole() {
+    wireConsole();
+    renderViewNav();
+    renderList(); // skeleton
+    let me;
+    try {
+      const t0 = Date.now();
+      const res = await api('/agent/api/me', { raw: true });
+      const t1 = Date.now();
+      if (!res.ok) throw new ApiError(res.status, res.statusText);
+      me = await res.json();
+      const date = Date.parse(res.headers.get('Date') || '');
+      if (!Number.isNaN(date)) {
+        const skew = date - (t0 + t1) / 2;
+        if (Math.abs(skew) > 3000) clockSkew = skew; // Date has 1 s resolution; only fix real drift
+      }
+    } catch (e) {
+      if (e.status !== 401) {
+        $('#ticket-list').replaceChildren(h('li', { class: 'list-empty' }, icon('alert', 'empty-ico'), h('strong', { text: 'Cannot reach the server' }),
+          h('span', { text: e.message }), h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Retry', onclick: () => location.reload() })));
+      }
+      return;
+    }
+    S.me = me;
+    $('#me-name').textContent = me.name;
+    $('#me-role').textContent = me.role === 'supervisor' ? 'Supervisor' : 'Agent';
+    $('#me').title = me.email || '';
+    const av = avatar(me.name, 'avatar-sm avatar-me');
+    $('#me-avatar').replaceWith(av);
+    av.id = 'me-avatar';
+    document.body.classList.toggle('is-supervisor', me.role === 'supervisor');
+    document.body.classList.remove('is-loading');
+
+    connectWS();
+    try {
+      await refreshAll();
+    } catch (e) {
+      actionError(e);
+    }
+    const fromHash = decodeURIComponent(location.hash.slice(1));
+    if (/^SB-\d+$/i.test(fromHash)) openTicket(fromHash.toUpperCase());
+    else if (S.visible && S.visible.length) { S.cursor = S.visible[0].number; renderList(); }
+    // warm the small lookups in the background so dialogs open instantly
+    ensureCanned();
+    api('/agent/api/intents').then((d) => { S.intents = d; }).catch(() => {});
+  }
+
+  // ───────────────────────────── entry ─────────────────────────────
+  function start() {
+    const page = document.body && document.body.dataset.page;
+    if (page === 'login') initLogin();
+    else if (page === 'console') initConsole();
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
