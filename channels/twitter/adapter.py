@@ -1,0 +1,545 @@
+"""X (Twitter) channel on tweepy's async v2 client: mentions and DMs in, replies out.
+
+Receiving, chosen in config:
+* `webhook` — the Account Activity API pushes events to `webhook_path`; the CRC challenge is
+  answered and every POST's signature verified (403 otherwise), then events go through a dispatch
+  table (unknown kinds are logged and skipped).
+* `polling` — GET /2/users/:id/mentions (since_id) and GET /2/dm_events, each in its own loop with
+  its checkpoint in Redis, so a restart neither loses nor re-reads posts; errors back off with
+  jitter, a 429 waits for `x-rate-limit-reset`.
+
+Sending (`send`) applies the public/private rule of `channels.twitter.policy`: general answers
+are posted under the user's post, everything about their account goes by DM with a short public
+nudge. A reply made of several API calls records each finished call in Redis under the outbound
+id, so a retry after a rate limit continues where it stopped instead of sending parts twice.
+
+tweepy's host is fixed (https://api.twitter.com); the client's documented `session` attribute
+is the seam — pass `session=` (anything with aiohttp's `request`) to point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+import tweepy
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tweepy.asynchronous import AsyncClient
+
+from bot.config import ChannelSettings, Settings
+from bot.errors import PermanentChannelError, TransientChannelError
+from bot.logs import get_logger
+from bot.models import Message, Outbound
+from channels.twitter import normalize
+from channels.twitter.config import TwitterChannelSettings
+from channels.twitter.normalize import Skipped
+from channels.twitter.policy import nudge_text, plan_reply
+from channels.twitter.text import weighted_length
+from channels.twitter.webhook import SIGNATURE_HEADER, crc_response, signature_ok
+
+if TYPE_CHECKING:
+    from bot.intake import Sink
+
+log = get_logger("switchboard.twitter")
+
+PROGRESS_TTL_S = 7 * 24 * 3600
+MAX_PAGES = 10
+MAX_WEBHOOK_BODY = 1024 * 1024
+_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Payload keys of an Account Activity delivery that are context, not events.
+_WEBHOOK_CONTEXT = frozenset({"for_user_id", "users", "apps", "user_has_blocked", "source"})
+
+TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "lang", "attachments", "entities",
+                "referenced_tweets", "in_reply_to_user_id"]
+MEDIA_FIELDS = ["type", "url", "preview_image_url"]
+DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversation_id", "attachments"]
+
+
+class XRefused(PermanentChannelError):
+    """X answered 4xx: the same request will not succeed. `status` and `api_messages` let a
+    caller recognise the few refusals it can handle (DMs closed, duplicate post)."""
+
+    def __init__(self, message: str, status: int, api_messages: list[str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.api_messages = api_messages
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with jitter, reset on success (half fixed, half random, so a fleet
+    of pollers that failed together does not retry together)."""
+
+    base: float = 1.0
+    cap: float = 300.0
+    attempt: int = 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        d = min(self.cap, self.base * 2 ** (self.attempt - 1))
+        return d / 2 + random.uniform(0, d / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def _secret(v: Any) -> str | None:
+    return v.get_secret_value() if v is not None else None
+
+
+def _retry_after(e: tweepy.TooManyRequests) -> float | None:
+    if e.reset_time is None:
+        return None
+    return max(1.0, float(e.reset_time) - time.time())
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _parse_time(v: Any) -> datetime | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class TwitterChannel:
+    name: ClassVar[str] = "twitter"
+
+    def __init__(
+        self,
+        settings: Settings,
+        cfg: TwitterChannelSettings,
+        r: aioredis.Redis,
+        *,
+        session: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.r = r
+        self.client = AsyncClient(
+            bearer_token=_secret(cfg.bearer_token),
+            consumer_key=_secret(cfg.consumer_key),
+            consumer_secret=_secret(cfg.consumer_secret),
+            access_token=_secret(cfg.access_token),
+            access_token_secret=_secret(cfg.access_token_secret),
+            return_type=dict,
+        )
+        # The documented seam: tweepy uses `client.session` when set, else a session per call.
+        self.client.session = session
+        self._owns_session = False
+        # OAuth 1.0a user context when the four values are set, else the (user-context) bearer.
+        self._user_auth = cfg.oauth1
+        self.account_id: str | None = cfg.account_id
+        self._sink: Sink | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.poll_rounds: dict[str, int] = {"mentions": 0, "dms": 0}
+        self._webhook_handlers: dict[str, Callable[[Any, dict[str, Any], str], Awaitable[None]]] = {
+            "tweet_create_events": self._on_tweet_events,
+            "direct_message_events": self._on_dm_events,
+        }
+
+    @classmethod
+    def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> TwitterChannel:
+        assert isinstance(cfg, TwitterChannelSettings)
+        return cls(settings, cfg, redis)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self, sink: Sink) -> None:
+        """Starts the poll loops (polling mode) and returns at once: an X outage must not hold up
+        the start of the other channels, so nothing here waits for the API."""
+        if self._sink is not None:
+            raise RuntimeError("twitter channel already started")
+        self._sink = sink
+        self._stop.clear()
+        self._ensure_session()
+        if self.cfg.mode == "polling":
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._poll_loop("mentions", self.poll_mentions_once)),
+                loop.create_task(self._poll_loop("dms", self.poll_dms_once)),
+            ]
+        log.info("twitter.started", mode=self.cfg.mode, account=self.account_id)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for t in self._tasks:
+            try:
+                await asyncio.wait_for(t, 5)
+            except TimeoutError:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        self._tasks = []
+        self._sink = None
+        if self._owns_session and self.client.session is not None:
+            await self.client.session.close()
+            self.client.session = None
+            self._owns_session = False
+
+    async def __aenter__(self) -> TwitterChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _ensure_session(self) -> None:
+        """One shared HTTP session per channel (created inside the running loop)."""
+        if self.client.session is None:
+            self.client.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
+            )
+            self._owns_session = True
+
+    # -- API calls and their errors -----------------------------------------------------------------
+    async def _api(self, what: str, fn: Callable[..., Awaitable[Any]], **kw: Any) -> dict[str, Any]:
+        """Call tweepy and turn its failures into the product's two kinds: transient (retry
+        later; 429 says when) and permanent (this request will never succeed)."""
+        self._ensure_session()
+        try:
+            res = await fn(user_auth=self._user_auth, **kw)
+        except tweepy.TooManyRequests as e:
+            raise TransientChannelError(f"X rate limit on {what}", retry_after=_retry_after(e)) from None
+        except tweepy.TwitterServerError as e:
+            raise TransientChannelError(f"X server error {e.response.status} on {what}") from None
+        except tweepy.Unauthorized:
+            # Wrong or revoked credentials: nothing succeeds until ops fix them, but the replies
+            # must wait for that rather than be thrown away.
+            log.error("twitter.unauthorized", what=what)
+            raise TransientChannelError(f"X rejected the credentials on {what}", retry_after=60) from None
+        except tweepy.HTTPException as e:
+            status = int(getattr(e.response, "status", 0) or 0)
+            if status in (408, 409, 425):
+                raise TransientChannelError(f"X answered {status} on {what}") from None
+            raise XRefused(f"X refused {what}: {e}"[:500], status, list(e.api_messages)) from None
+        except aiohttp.ClientResponseError as e:
+            # A non-JSON error page (a proxy in front of X): classify by status.
+            if e.status in (408, 429) or e.status >= 500:
+                raise TransientChannelError(f"X answered {e.status} on {what}") from None
+            raise XRefused(f"X refused {what}: HTTP {e.status}", e.status, []) from None
+        except (aiohttp.ClientError, TimeoutError, OSError, json.JSONDecodeError) as e:
+            raise TransientChannelError(f"X unreachable on {what}: {type(e).__name__}") from None
+        return res if isinstance(res, dict) else {}
+
+    async def _account(self) -> str:
+        if self.account_id is None:
+            me = await self._api("users/me", self.client.get_me, user_fields=["username"])
+            uid = (me.get("data") or {}).get("id")
+            if not uid:
+                raise TransientChannelError("X users/me returned no id")
+            self.account_id = str(uid)
+            log.info("twitter.account_resolved", account=self.account_id)
+        return self.account_id
+
+    # -- inbound: common ----------------------------------------------------------------------------
+    async def _intake(self, res: Message | Skipped, source_id: str) -> None:
+        if isinstance(res, Skipped):
+            log.info("twitter.event_skipped", reason=res.reason, id=source_id)
+            return
+        assert self._sink is not None, "channel not started"
+        await self._sink(res)
+
+    async def _normalize_and_intake(self, source_id: str, build: Callable[[], Message | Skipped]) -> None:
+        """A malformed item (a field of the wrong type, text X should never send) is logged and
+        skipped — one bad event must not stop the others, nor the channel."""
+        try:
+            res = build()
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            log.warning("twitter.event_malformed", id=source_id, error=f"{type(e).__name__}: {str(e)[:200]}")
+            return
+        await self._intake(res, source_id)
+
+    # -- inbound: polling ---------------------------------------------------------------------------
+    async def _poll_loop(self, name: str, once: Callable[[], Awaitable[None]]) -> None:
+        """Poll until stopped. Mentions and DMs run separately: one endpoint's rate limit or
+        missing permission must not starve the other."""
+        backoff = Backoff(cap=self.cfg.backoff_max_s)
+        while not self._stop.is_set():
+            try:
+                await once()
+                self.poll_rounds[name] += 1
+                backoff.reset()
+                delay = self.cfg.poll_interval_s
+            except TransientChannelError as e:
+                delay = (e.retry_after + random.uniform(0, 1)) if e.retry_after else backoff.next()
+                log.warning("twitter.poll_failed", endpoint=name, error=str(e), retry_in=round(delay, 2))
+            except PermanentChannelError as e:
+                delay = max(backoff.next(), self.cfg.poll_interval_s)
+                log.error("twitter.poll_refused", endpoint=name, error=str(e)[:300], retry_in=round(delay, 2))
+            except _REDIS_ERRORS as e:
+                delay = backoff.next()
+                log.warning("redis.unavailable", endpoint=name, error=str(e), retry_in=round(delay, 2))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a bug: keep the channel alive; the checkpoint did not move
+                delay = backoff.next()
+                log.exception("twitter.poll_crashed", endpoint=name, error=type(e).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    def _key(self, account: str, what: str) -> str:
+        return f"twitter:{account}:{what}"
+
+    async def _poll_start(self, account: str) -> datetime:
+        """Until the first checkpoint exists, only posts newer than the first start (minus the
+        configured look-back) are taken — stored, so a restart before the first post keeps it."""
+        candidate = datetime.now(UTC) - timedelta(seconds=self.cfg.first_poll_lookback_s)
+        key = self._key(account, "poll_start")
+        await self.r.set(key, _iso(candidate), nx=True)
+        return _parse_time(await self.r.get(key)) or candidate
+
+    async def poll_mentions_once(self) -> None:
+        me = await self._account()
+        key = self._key(me, "since:mentions")
+        since = await self.r.get(key)
+        params: dict[str, Any] = {
+            "max_results": 100,
+            "tweet_fields": TWEET_FIELDS,
+            "expansions": ["author_id", "attachments.media_keys"],
+            "media_fields": MEDIA_FIELDS,
+            "user_fields": ["username"],
+        }
+        if since:
+            params["since_id"] = since
+        else:
+            params["start_time"] = await self._poll_start(me)
+        found: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            resp = await self._api("mentions", self.client.get_users_mentions, id=me, pagination_token=token, **params)
+            found.extend((t, resp.get("includes")) for t in resp.get("data") or [] if isinstance(t, dict))
+            token = (resp.get("meta") or {}).get("next_token")
+            if not token:
+                break
+        else:
+            log.warning("twitter.backlog_truncated", endpoint="mentions", pages=MAX_PAGES)
+        found.sort(key=lambda ti: int(ti[0].get("id") or 0))
+        for tweet, inc in found:
+            tid = str(tweet.get("id"))
+            await self._normalize_and_intake(tid, lambda t=tweet, i=inc: normalize.mention_from_v2(t, i, me))
+        if found:
+            newest = str(found[-1][0].get("id"))
+            if not since or int(newest) > int(since):
+                await self.r.set(key, newest)
+
+    async def poll_dms_once(self) -> None:
+        """GET /2/dm_events has no since_id: page back from the newest event until one we have
+        already taken (or one older than the first start), then take the new ones oldest first."""
+        me = await self._account()
+        key = self._key(me, "since:dms")
+        since = int(await self.r.get(key) or 0)
+        start = None if since else await self._poll_start(me)
+        params: dict[str, Any] = {
+            "max_results": 100,
+            "event_types": "MessageCreate",
+            "dm_event_fields": DM_FIELDS,
+            "expansions": ["sender_id", "attachments.media_keys"],
+            "media_fields": MEDIA_FIELDS,
+            "user_fields": ["username"],
+        }
+        fresh: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            resp = await self._api("dm_events", self.client.get_direct_message_events, pagination_token=token, **params)
+            reached_known = False
+            for ev in resp.get("data") or []:
+                if not isinstance(ev, dict):
+                    continue
+                eid = int(ev.get("id") or 0)
+                created = _parse_time(ev.get("created_at"))
+                if (since and eid <= since) or (start and created and created < start):
+                    reached_known = True
+                    continue
+                fresh.append((ev, resp.get("includes")))
+            token = (resp.get("meta") or {}).get("next_token")
+            if reached_known or not token:
+                break
+        else:
+            log.warning("twitter.backlog_truncated", endpoint="dm_events", pages=MAX_PAGES)
+        fresh.sort(key=lambda ei: int(ei[0].get("id") or 0))
+        for ev, inc in fresh:
+            eid = str(ev.get("id"))
+            await self._normalize_and_intake(eid, lambda e=ev, i=inc: normalize.dm_from_v2(e, i, me))
+        if fresh:
+            await self.r.set(key, str(fresh[-1][0].get("id")))
+
+    # -- inbound: webhook ---------------------------------------------------------------------------
+    def routes(self) -> APIRouter | None:
+        if self.cfg.mode != "webhook":
+            return None
+        secret = _secret(self.cfg.consumer_secret)
+        assert secret, "webhook mode is validated to have consumer_secret"
+        router = APIRouter()
+
+        @router.get(self.cfg.webhook_path, include_in_schema=False)
+        async def crc(crc_token: str | None = None) -> JSONResponse:
+            if not crc_token:
+                return JSONResponse({"error": "crc_token missing"}, status_code=400)
+            return JSONResponse(crc_response(secret, crc_token))
+
+        @router.post(self.cfg.webhook_path, include_in_schema=False)
+        async def events(request: Request) -> Response:
+            body = await request.body()
+            if len(body) > MAX_WEBHOOK_BODY:
+                return Response(status_code=413)
+            if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+                log.warning("twitter.webhook_rejected", reason="bad_signature",
+                            client=request.client.host if request.client else None)
+                return Response(status_code=403)
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return Response(status_code=400)
+            if not isinstance(payload, dict):
+                return Response(status_code=400)
+            if self._sink is None:
+                return Response(status_code=503)
+            try:
+                await self.handle_webhook(payload)
+            except _REDIS_ERRORS as e:
+                # Nothing was lost on our side: X retries a delivery that did not get a 2xx.
+                log.warning("twitter.webhook_intake_failed", error=str(e))
+                return Response(status_code=503)
+            return Response(status_code=200)
+
+        return router
+
+    async def handle_webhook(self, payload: dict[str, Any]) -> None:
+        """Dispatch one verified Account Activity delivery."""
+        for_user = str(payload.get("for_user_id") or "")
+        if self.account_id is None and for_user:
+            self.account_id = for_user
+        me = self.account_id or for_user
+        if for_user and for_user != me:
+            log.info("twitter.event_skipped", reason="other_account", for_user_id=for_user)
+            return
+        for kind, value in payload.items():
+            if kind in _WEBHOOK_CONTEXT:
+                continue
+            handler = self._webhook_handlers.get(kind)
+            if handler is None:
+                log.info("twitter.event_skipped", reason="unhandled_kind", kind=kind)
+                continue
+            if not isinstance(value, list):
+                log.warning("twitter.event_malformed", kind=kind, error="not a list")
+                continue
+            await handler(value, payload, me)
+
+    async def _on_tweet_events(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
+        for t in items:
+            if not isinstance(t, dict):
+                log.warning("twitter.event_malformed", kind="tweet_create_events", error="not an object")
+                continue
+            tid = str(t.get("id_str") or t.get("id") or "?")
+            await self._normalize_and_intake(tid, lambda t=t: normalize.mention_from_webhook(t, me))
+
+    async def _on_dm_events(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
+        users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
+        for ev in items:
+            if not isinstance(ev, dict):
+                log.warning("twitter.event_malformed", kind="direct_message_events", error="not an object")
+                continue
+            eid = str(ev.get("id") or "?")
+            await self._normalize_and_intake(eid, lambda e=ev: normalize.dm_from_webhook(e, users or {}, me))
+
+    # -- outbound -----------------------------------------------------------------------------------
+    async def _progress(self, ob: Outbound) -> dict[str, str]:
+        try:
+            return dict(await self.r.hgetall(f"twitter:out:{ob.id}"))
+        except _REDIS_ERRORS as e:
+            raise TransientChannelError(f"progress read failed: {e}") from None
+
+    async def _mark(self, ob: Outbound, step: str, value: str) -> None:
+        key = f"twitter:out:{ob.id}"
+        try:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(key, step, value)
+            pipe.expire(key, PROGRESS_TTL_S)
+            await pipe.execute()
+        except _REDIS_ERRORS as e:
+            raise TransientChannelError(f"progress write failed: {e}") from None
+
+    async def _tweet(self, text: str, reply_to: str, *, dm_link: bool) -> str:
+        kw: dict[str, Any] = {"text": text, "in_reply_to_tweet_id": reply_to}
+        if dm_link and self.account_id:
+            # Adds X's "Send a private message" button under the reply.
+            kw["direct_message_deep_link"] = f"https://twitter.com/messages/compose?recipient_id={self.account_id}"
+        try:
+            res = await self._api("create_tweet", self.client.create_tweet, **kw)
+        except XRefused as e:
+            if e.status == 403 and any("duplicate" in m.lower() for m in e.api_messages):
+                # Our earlier attempt got through but its answer was lost: it is posted.
+                log.info("twitter.reply_already_posted", in_reply_to=reply_to)
+                return ""
+            raise
+        return str((res.get("data") or {}).get("id") or "")
+
+    async def _dm(self, user_id: str, text: str) -> None:
+        await self._api("create_dm", self.client.create_direct_message, participant_id=user_id, text=text)
+
+    def _handle_prefix(self, ob: Outbound) -> str:
+        """Public replies start with the user's @handle: it is how X threads read, and it keeps
+        two users' identical answers from being refused as duplicate posts."""
+        h = ob.meta.get("reply_handle")
+        return f"@{h} " if h else ""
+
+    async def send(self, ob: Outbound) -> None:
+        prefix = self._handle_prefix(ob)
+        plan = plan_reply(
+            ob,
+            public_max_chars=self.cfg.public_max_chars - weighted_length(prefix),
+            dm_max_chars=self.cfg.dm_max_chars,
+            help_url=self.cfg.help_url,
+        )
+        done = await self._progress(ob)
+        reply_to = ob.meta.get("reply_tweet_id", "")
+        if plan.route == "public":
+            if "public" not in done:
+                tid = await self._tweet(prefix + plan.public_text, reply_to, dm_link=False)
+                await self._mark(ob, "public", tid or "posted")
+            log.info("twitter.reply_public", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
+            return
+
+        recipient = ob.meta.get("reply_author_id") or ob.user_id
+        dm_state = done.get("dm", "")
+        for i, part in enumerate(plan.dm_parts):
+            if dm_state == "refused" or f"dm:{i}" in done:
+                continue
+            try:
+                await self._dm(recipient, part)
+            except XRefused as e:
+                if plan.route == "dm_with_nudge" and i == 0 and e.status == 403:
+                    # The user does not accept DMs from us: the public nudge asks them to write first.
+                    log.info("twitter.dm_refused", conversation=ob.conversation_id)
+                    await self._mark(ob, "dm", "refused")
+                    dm_state = "refused"
+                    break
+                raise
+            await self._mark(ob, f"dm:{i}", "sent")
+        if plan.route == "dm_with_nudge" and "public" not in done:
+            text = prefix + nudge_text(
+                ob.lang, dm_sent=dm_state != "refused" and bool(plan.dm_parts),
+                secret_posted=bool(ob.meta.get("reply_redacted")),
+            )
+            tid = await self._tweet(text, reply_to, dm_link=True)
+            await self._mark(ob, "public", tid or "posted")
+        log.info("twitter.reply_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic,
+                 reason=plan.reason, parts=len(plan.dm_parts), nudge=plan.route == "dm_with_nudge",
+                 dm=dm_state or "sent")

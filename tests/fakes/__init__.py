@@ -1,0 +1,1 @@
+"""Local fakes of third-party APIs the tests cannot reach."""

@@ -1,0 +1,290 @@
+"""A local HTTP server that speaks enough of the Telegram Bot API for python-telegram-bot to run
+against it for real (`base_url=fake.base_url`): it records every call, feeds updates to
+getUpdates, and can be told to fail the next calls of a method (429 + retry_after, 403, 400, 5xx).
+
+Shape after opsdroid's `ExternalAPIMockServer`: runs on the test's own event loop, port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+BOT_ID = 424242
+BOT_USERNAME = "sb_test_bot"
+TOKEN = f"{BOT_ID}:AAHtestTOKENtestTOKENtestTOKEN12345"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float  # time.monotonic() when the call arrived
+    status: int = 200
+
+
+@dataclass
+class Failure:
+    status: int
+    description: str
+    retry_after: int | None = None
+    migrate_to_chat_id: int | None = None
+
+
+@dataclass
+class FakeBotAPI:
+    """Records calls in `calls`; `updates` is what getUpdates serves (honouring `offset`)."""
+
+    bot_id: int = BOT_ID
+    username: str = BOT_USERNAME
+    token: str = TOKEN
+    calls: list[Call] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    chat_types: dict[int, str] = field(default_factory=dict)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    reject_token: bool = False
+    _failures: dict[str, list[Failure | None]] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+    _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> FakeBotAPI:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def close(self) -> None:
+        self._new_update.set()  # release a long poll in flight
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeBotAPI:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/file/bot"
+
+    # -- test controls ----------------------------------------------------------------------------
+    def push_update(self, update: dict[str, Any]) -> None:
+        self.updates.append(update)
+        self._new_update.set()
+
+    def fail_next(self, method: str, times: int = 1, *, status: int = 429, description: str = "",
+                  retry_after: int | None = None, migrate_to_chat_id: int | None = None, skip: int = 0) -> None:
+        """Answer the next `times` calls of `method` (after `skip` good ones) with an error; the
+        failed calls are recorded with their status."""
+        desc = description or {429: "Too Many Requests: retry after", 403: "Forbidden: bot was blocked by the user",
+                               400: "Bad Request: chat not found"}.get(status, "Internal Server Error")
+        q = self._failures.setdefault(method, [])
+        q.extend([None] * skip)
+        q.extend(Failure(status, desc, retry_after, migrate_to_chat_id) for _ in range(times))
+
+    def of(self, method: str, *, ok_only: bool = True) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Params of the sendMessage calls that succeeded, in order."""
+        return [c.params for c in self.of("sendMessage")]
+
+    async def wait_for(self, method: str, n: int = 1, within: float = 10.0) -> list[Call]:
+        deadline = time.monotonic() + within
+        while len(self.of(method)) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{method}: {len(self.of(method))} of {n} calls after {within}s")
+            await asyncio.sleep(0.02)
+        return self.of(method)
+
+    # -- the API ----------------------------------------------------------------------------------
+    async def _handle(self, req: web.Request) -> web.Response:
+        method = req.match_info["method"]
+        # Like Telegram: parameters in the query string or the (form) body.
+        params = _decode({**req.query, **(await req.post())})
+        call = Call(method, params, time.monotonic())
+        self.calls.append(call)
+        if self.reject_token or req.match_info["token"] != self.token:
+            call.status = 401
+            return _json({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
+        queue = self._failures.get(method)
+        f = queue.pop(0) if queue else None
+        if f is not None:
+            call.status = f.status
+            body: dict[str, Any] = {"ok": False, "error_code": f.status, "description": f.description}
+            if f.retry_after is not None:
+                body["parameters"] = {"retry_after": f.retry_after}
+            if f.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": f.migrate_to_chat_id}
+            return _json(body, f.status)
+        handler = getattr(self, f"_m_{method}", None)
+        result = await handler(params) if handler else True
+        return _json({"ok": True, "result": result})
+
+    async def _m_getMe(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Switchboard", "username": self.username,
+                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+    async def _m_sendMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(p["chat_id"])
+        msg: dict[str, Any] = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": self.chat_types.get(chat_id, "private" if chat_id > 0 else "supergroup")},
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "Switchboard", "username": self.username},
+            "text": p["text"],
+        }
+        if "reply_markup" in p:
+            msg["reply_markup"] = p["reply_markup"]
+        return msg
+
+    async def _m_getUpdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(p.get("offset") or 0)
+        timeout = float(p.get("timeout") or 0)
+        if offset:  # confirmation: Telegram forgets everything below the offset
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates and timeout:
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), timeout=min(timeout, 1.0))
+            except TimeoutError:
+                pass
+        limit = int(p.get("limit") or 100)
+        return self.updates[:limit]
+
+    async def _m_setWebhook(self, p: dict[str, Any]) -> bool:
+        self.webhook = {"url": p["url"], "secret_token": p.get("secret_token"),
+                        "allowed_updates": p.get("allowed_updates"), "max_connections": p.get("max_connections")}
+        return True
+
+    async def _m_deleteWebhook(self, p: dict[str, Any]) -> bool:
+        self.webhook = {}
+        return True
+
+    async def _m_getWebhookInfo(self, p: dict[str, Any]) -> dict[str, Any]:
+        info: dict[str, Any] = {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
+                                "pending_update_count": len(self.updates)}
+        if self.webhook.get("allowed_updates"):
+            info["allowed_updates"] = self.webhook["allowed_updates"]
+        if self.webhook.get("max_connections"):
+            info["max_connections"] = int(self.webhook["max_connections"])
+        return info
+
+
+def _decode(form: dict[str, Any]) -> dict[str, Any]:
+    """PTB posts form fields; objects (reply_markup, reply_parameters, lists) arrive as JSON."""
+    out: dict[str, Any] = {}
+    for k, v in form.items():
+        if isinstance(v, str) and v[:1] in "{[":
+            try:
+                out[k] = orjson.loads(v)
+                continue
+            except orjson.JSONDecodeError:
+                pass
+        out[k] = v
+    return out
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+# -- update builders ------------------------------------------------------------------------------
+_update_ids = itertools.count(int(time.time()) % 1_000_000 * 100)
+_message_ids = itertools.count(1)
+
+
+def next_update_id() -> int:
+    return next(_update_ids)
+
+
+def user(uid: int = 1001, *, lang: str | None = "en", first_name: str = "Ann") -> dict[str, Any]:
+    u: dict[str, Any] = {"id": uid, "is_bot": False, "first_name": first_name}
+    if lang:
+        u["language_code"] = lang
+    return u
+
+
+def chat(chat_id: int, type_: str = "private") -> dict[str, Any]:
+    c: dict[str, Any] = {"id": chat_id, "type": type_}
+    if type_ != "private":
+        c["title"] = "Exchange community"
+    return c
+
+
+def message(text: str | None = None, *, uid: int = 1001, chat_id: int | None = None, chat_type: str = "private",
+            lang: str | None = "en", update_id: int | None = None, edited: bool = False,
+            reply_to: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A `message` (or `edited_message`) update as Telegram sends it."""
+    m: dict[str, Any] = {
+        "message_id": next(_message_ids),
+        "date": int(time.time()),
+        "chat": chat(chat_id if chat_id is not None else uid, chat_type),
+        "from": user(uid, lang=lang),
+        **extra,
+    }
+    if text is not None:
+        m["text"] = text
+        if text.startswith("/"):
+            m["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    if reply_to is not None:
+        m["reply_to_message"] = reply_to
+    if edited:
+        m["edit_date"] = int(time.time())
+    return {"update_id": update_id or next_update_id(), ("edited_message" if edited else "message"): m}
+
+
+def bot_message(chat_id: int, text: str, *, chat_type: str = "private", message_id: int = 77,
+                bot_id: int = BOT_ID) -> dict[str, Any]:
+    return {"message_id": message_id, "date": int(time.time()), "chat": chat(chat_id, chat_type),
+            "from": {"id": bot_id, "is_bot": True, "first_name": "Switchboard", "username": BOT_USERNAME},
+            "text": text}
+
+
+def callback(data: str, *, uid: int = 1001, chat_id: int | None = None, lang: str | None = "en",
+             on_text: str = "Was this answer helpful?") -> dict[str, Any]:
+    cid = chat_id if chat_id is not None else uid
+    return {"update_id": next_update_id(), "callback_query": {
+        "id": f"cq{next(_message_ids)}", "from": user(uid, lang=lang), "chat_instance": "ci1", "data": data,
+        "message": bot_message(cid, on_text)}}
+
+
+def photo(file_size: int, *, caption: str | None = None, uid: int = 1001, **kw: Any) -> dict[str, Any]:
+    sizes = [
+        {"file_id": "small-id", "file_unique_id": "small", "width": 90, "height": 60, "file_size": file_size // 20},
+        {"file_id": "big-id", "file_unique_id": "big", "width": 1280, "height": 853, "file_size": file_size},
+        {"file_id": "mid-id", "file_unique_id": "mid", "width": 320, "height": 213, "file_size": file_size // 5},
+    ]
+    extra: dict[str, Any] = {"photo": sizes}
+    if caption is not None:
+        extra["caption"] = caption
+    return message(None, uid=uid, **extra, **kw)
+
+
+def document(name: str, size: int, *, mime: str = "application/pdf", caption: str | None = None,
+             uid: int = 1001, **kw: Any) -> dict[str, Any]:
+    extra: dict[str, Any] = {"document": {"file_id": f"doc-{name}", "file_unique_id": f"u-{name}", "file_name": name,
+                                          "mime_type": mime, "file_size": size}}
+    if caption is not None:
+        extra["caption"] = caption
+    return message(None, uid=uid, **extra, **kw)

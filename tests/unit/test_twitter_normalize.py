@@ -1,0 +1,116 @@
+"""X payloads (API v2 from polling, v1.1 from the Account Activity webhook) → Message."""
+
+from __future__ import annotations
+
+from channels.twitter.normalize import (
+    Skipped,
+    dm_from_v2,
+    dm_from_webhook,
+    mention_from_v2,
+    mention_from_webhook,
+)
+
+ME = "100"
+
+
+def v2_tweet(**kw: object) -> dict[str, object]:
+    t: dict[str, object] = {"id": "2001", "text": "@ExchangeSupport what is staking?", "author_id": "7",
+                            "conversation_id": "1999", "lang": "en"}
+    t.update(kw)
+    return t
+
+
+def v1_tweet(**kw: object) -> dict[str, object]:
+    t: dict[str, object] = {
+        "id_str": "3001", "text": "@ExchangeSupport &amp; hello, how do fees work?", "lang": "en",
+        "user": {"id_str": "8", "screen_name": "bob"},
+        "entities": {"user_mentions": [{"id_str": ME, "screen_name": "ExchangeSupport"}]},
+    }
+    t.update(kw)
+    return t
+
+
+def test_a_v2_mention_becomes_a_public_conversation_of_its_author() -> None:
+    inc = {"users": [{"id": "7", "username": "alice"}],
+           "media": [{"media_key": "3_9", "type": "photo", "url": "https://pbs.twimg.com/media/a.jpg"}]}
+    m = mention_from_v2(v2_tweet(attachments={"media_keys": ["3_9"]},
+                                 text="@ExchangeSupport @bob what is staking? https://t.co/abc",
+                                 entities={"urls": [{"url": "https://t.co/abc", "media_key": "3_9"}]}), inc, ME)
+    assert not isinstance(m, Skipped)
+    assert (m.channel, m.channel_message_id, m.conversation_id, m.user_id) == ("twitter", "2001", "twitter:mention:7", "7")
+    assert m.text == "what is staking?"
+    assert m.meta == {"reply_visibility": "public", "reply_tweet_id": "2001", "reply_author_id": "7",
+                      "conversation_tweet_id": "1999", "reply_handle": "alice"}
+    [a] = m.attachments
+    assert (a.content_type, a.ref) == ("image/jpeg", "https://pbs.twimg.com/media/a.jpg")
+
+
+def test_language_comes_from_the_text_and_the_posts_lang() -> None:
+    zh = mention_from_v2(v2_tweet(text="@ExchangeSupport USDT充值没到账", lang="zh"), None, ME)
+    assert not isinstance(zh, Skipped) and zh.lang == "zh"
+    emoji = mention_from_v2(v2_tweet(text="@ExchangeSupport 🙏🙏", lang="zh"), None, ME)
+    assert not isinstance(emoji, Skipped) and emoji.lang == "zh"
+
+
+def test_own_posts_and_retweets_are_skipped() -> None:
+    assert mention_from_v2(v2_tweet(author_id=ME), None, ME) == Skipped("own_post")
+    assert mention_from_v2(v2_tweet(referenced_tweets=[{"type": "retweeted", "id": "1"}]), None, ME) == Skipped("retweet")
+
+
+def test_a_secret_in_a_post_is_redacted_before_the_queue_and_flagged_for_the_sender() -> None:
+    seed = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    m = mention_from_v2(v2_tweet(text=f"@ExchangeSupport hacked! my seed phrase was {seed}"), None, ME)
+    assert not isinstance(m, Skipped)
+    assert "abandon" not in m.text and "[REDACTED:seed_phrase]" in m.text
+    assert m.meta["reply_redacted"] == "seed_phrase"
+
+
+def test_a_v2_dm_event_becomes_the_users_dm_conversation() -> None:
+    m = dm_from_v2({"id": "4001", "event_type": "MessageCreate", "text": "hi", "sender_id": "7",
+                    "dm_conversation_id": "7-100"}, {"users": [{"id": "7", "username": "alice"}]}, ME)
+    assert not isinstance(m, Skipped)
+    assert (m.channel_message_id, m.conversation_id, m.user_id) == ("4001", "twitter:dm:7", "7")
+    assert m.meta["reply_visibility"] == "dm" and m.meta["reply_author_id"] == "7" and m.meta["reply_handle"] == "alice"
+    assert dm_from_v2({"id": "4002", "event_type": "MessageCreate", "text": "x", "sender_id": ME}, None, ME) == Skipped("own_dm")
+    assert dm_from_v2({"id": "4003", "event_type": "ParticipantsJoin"}, None, ME) == Skipped("dm_event:ParticipantsJoin")
+
+
+def test_a_webhook_tweet_is_unescaped_stripped_and_threaded() -> None:
+    m = mention_from_webhook(v1_tweet(in_reply_to_status_id_str="2999"), ME)
+    assert not isinstance(m, Skipped)
+    assert m.text == "& hello, how do fees work?"
+    assert (m.conversation_id, m.meta["reply_tweet_id"], m.meta["reply_handle"]) == ("twitter:mention:8", "3001", "bob")
+    assert m.meta["conversation_tweet_id"] == "2999"
+
+
+def test_a_long_webhook_tweet_uses_its_full_text_and_media() -> None:
+    m = mention_from_webhook(v1_tweet(truncated=True, text="@ExchangeSupport short…", extended_tweet={
+        "full_text": "@ExchangeSupport the full question about margin https://t.co/m",
+        "entities": {"user_mentions": [{"id_str": ME}]},
+        "extended_entities": {"media": [{"id_str": "55", "type": "video", "url": "https://t.co/m",
+                                         "media_url_https": "https://pbs.twimg.com/v.jpg"}]},
+    }), ME)
+    assert not isinstance(m, Skipped)
+    assert m.text == "the full question about margin"
+    assert [(a.name, a.content_type) for a in m.attachments] == [("video-55", "video/mp4")]
+
+
+def test_webhook_tweets_not_addressed_to_us_are_skipped() -> None:
+    assert mention_from_webhook(v1_tweet(user={"id_str": ME}), ME) == Skipped("own_post")
+    assert mention_from_webhook(v1_tweet(retweeted_status={}), ME) == Skipped("retweet")
+    assert mention_from_webhook(v1_tweet(entities={"user_mentions": []}), ME) == Skipped("not_addressed_to_us")
+    reply = mention_from_webhook(v1_tweet(entities={}, in_reply_to_user_id_str=ME), ME)
+    assert not isinstance(reply, Skipped)
+
+
+def test_a_webhook_dm_with_media_and_our_own_echo() -> None:
+    ev = {"type": "message_create", "id": "5001", "message_create": {
+        "sender_id": "8", "target": {"recipient_id": ME},
+        "message_data": {"text": "screenshot https://t.co/s", "attachment": {"type": "media", "media": {
+            "id_str": "66", "type": "photo", "url": "https://t.co/s", "media_url_https": "https://ton.twimg.com/s.jpg"}}}}}
+    m = dm_from_webhook(ev, {"8": {"screen_name": "bob"}}, ME)
+    assert not isinstance(m, Skipped)
+    assert (m.text, m.conversation_id, m.meta["reply_handle"]) == ("screenshot", "twitter:dm:8", "bob")
+    assert m.attachments[0].ref == "https://ton.twimg.com/s.jpg"
+    ev["message_create"]["sender_id"] = ME  # type: ignore[index]
+    assert dm_from_webhook(ev, {}, ME) == Skipped("own_dm")
