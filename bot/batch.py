@@ -36,8 +36,16 @@ def ensure_rasa(settings: Settings) -> tuple[str, RasaServer | None]:
         st = rasa_status(url)
         if st and (st.get("model_file") or st.get("model_id")):
             return url, None
+    from intents.ops import find_model, live_version
+
     paths = rasa_paths(settings)
     model = model_for_data(paths)
+    live = live_version(paths)
+    if live:
+        try:
+            model = find_model(paths, live)
+        except FileNotFoundError:
+            pass
     try:
         if not model.exists():
             m = newest_model(paths)

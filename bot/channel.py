@@ -173,6 +173,13 @@ class OutboundSender:
         except PermanentChannelError as exc:
             await self._dead(e, str(exc))
             return None
+        except Exception as exc:  # a bug in an adapter must not kill the sender or drop the reply
+            n = await self.r.hincrby(f"{self.stream}:attempts", e.id, 1)
+            log.exception("outbound.failed", channel=self.channel.name, attempt=n, error=type(exc).__name__)
+            if n >= self.max_attempts:
+                await self._dead(e, f"{type(exc).__name__}: {exc}")
+                return None
+            return 0.0
         pipe = self.r.pipeline(transaction=True)
         pipe.set(marker, "1", ex=7 * 24 * 3600)
         pipe.xack(self.stream, SENDERS_GROUP, e.id)

@@ -23,6 +23,8 @@ app.add_typer(tg_app, name="telegram")
 agents_app = typer.Typer(no_args_is_help=True, help="Manage agent accounts of the console.")
 app.add_typer(agents_app, name="agents")
 db_app = typer.Typer(no_args_is_help=True, help="Ticket database.")
+review_app = typer.Typer(help="Review misunderstood messages and label them for retraining.")
+app.add_typer(review_app, name="review")
 app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[
@@ -114,17 +116,23 @@ def train(
     import time
 
     from bot.runtime import rasa_paths
-    from intents.rasa import RasaError
+    from intents.ops import write_meta
+    from intents.rasa import RasaError, data_hash
     from intents.rasa import train as do_train
 
     s = load(config)
+    paths = rasa_paths(s)
     t0 = time.monotonic()
     try:
-        model, trained = do_train(rasa_paths(s), force=force)
+        model, trained = do_train(paths, force=force)
     except RasaError as e:
         fail(str(e), 1)
     took = time.monotonic() - t0
+    if trained:
+        write_meta(model, data_hash=data_hash(paths), training_s=round(took, 1),
+                   trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     typer.echo(f"{'trained' if trained else 'up to date'}: {model} ({took:.1f}s)")
+    typer.echo(f"next: switchboard eval --compare {model.name.removesuffix('.tar.gz')}")
 
 
 @app.command()
@@ -158,8 +166,17 @@ def eval_cmd(
     min_clarify: Annotated[float, typer.Option(help="clarify rate on out-of-scope messages")] = 0.85,
     errors: Annotated[int, typer.Option(help="show this many misrouted messages")] = 15,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON")] = None,
+    compare: Annotated[str | None, typer.Option("--compare", help="candidate model version to compare with the live one")] = None,
+    tolerance: Annotated[float, typer.Option(help="allowed topic-accuracy drop for --compare")] = 0.01,
 ) -> None:
-    """Evaluate routing on the held-out set; exits 1 when a gate threshold is not met."""
+    """Evaluate routing on the held-out set; exits 1 when a gate threshold is not met.
+
+    With --compare VERSION: the candidate against the live model on the held-out set and the newly
+    labelled messages; refuses (exit 1) if handoff recall drops or topic accuracy falls by more than
+    the tolerance, and prints the per-topic diff."""
+    if compare:
+        _compare(config, compare, tolerance, data)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -195,6 +212,232 @@ def eval_cmd(
     for b in bad:
         typer.echo(f"GATE FAILED: {b}", err=True)
     raise typer.Exit(1 if bad else 0)
+
+
+def _compare(config: Path | None, version: str, tolerance: float, data: list[Path] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.batch import ensure_rasa, evaluate
+    from bot.runtime import rasa_paths
+    from intents.ops import find_model, live_version, write_meta
+    from intents.rasa import RasaServer, free_port
+
+    s = load(config)
+    _logging(s.model_copy(update={"logging": s.logging.model_copy(update={"level": "warning"})}))
+    paths = rasa_paths(s)
+    try:
+        cand = find_model(paths, version)
+    except FileNotFoundError as e:
+        fail(str(e), 2)
+    heldout = data or [s.path(s.nlu.project_dir) / "eval" / "heldout"]
+    reviewed = _reviewed_items(paths)
+    con = Console()
+
+    def run_on(url: str):  # type: ignore[no-untyped-def]
+        rep, _ = asyncio.run(evaluate(s, heldout, url))
+        new = asyncio.run(evaluate(s, [reviewed], url))[0] if reviewed.exists() else None
+        return rep, new
+
+    live_url, live_server = ensure_rasa(s)
+    cand_server = RasaServer(paths, cand, free_port(), log_path=s.path(s.data_dir) / "logs" / "rasa-candidate.log")
+    typer.echo(f"starting the candidate {cand.name} (~20 s)…", err=True)
+    try:
+        cand_server.start()
+        cand_server.wait_ready(300)
+        live_rep, live_new = run_on(live_url)
+        cand_rep, cand_new = run_on(cand_server.url)
+    finally:
+        cand_server.stop()
+        if live_server is not None:
+            live_server.stop()
+    t = Table("topic", "live recall", "candidate recall", "Δ", title=f"Per topic: live {live_version(paths) or '(running)'} vs {cand.name}")
+    for topic in sorted(set(live_rep.per_topic) | set(cand_rep.per_topic)):
+        a = live_rep.per_topic.get(topic, {}).get("recall", 0.0)
+        b = cand_rep.per_topic.get(topic, {}).get("recall", 0.0)
+        t.add_row(topic, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}")
+    con.print(t)
+    t = Table("language", "metric", "live", "candidate", "Δ", title="Gate metrics")
+    problems = []
+    for lang in sorted(cand_rep.per_lang):
+        for metric in ("topic_accuracy", "handoff_recall", "false_handoff", "clarify_rate"):
+            a = live_rep.per_lang.get(lang, {}).get(metric, 0.0)
+            b = cand_rep.per_lang[lang][metric]
+            t.add_row(lang, metric, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}")
+        if cand_rep.per_lang[lang]["handoff_recall"] < live_rep.per_lang.get(lang, {}).get("handoff_recall", 0.0):
+            problems.append(f"{lang}: handoff recall dropped")
+        if cand_rep.per_lang[lang]["topic_accuracy"] < live_rep.per_lang.get(lang, {}).get("topic_accuracy", 0.0) - tolerance:
+            problems.append(f"{lang}: topic accuracy fell by more than {tolerance}")
+    con.print(t)
+    if cand_new is not None and live_new is not None:
+        a = sum(m["topic_accuracy"] * m["n"] for m in live_new.per_lang.values()) / max(1, live_new.n)
+        b = sum(m["topic_accuracy"] * m["n"] for m in cand_new.per_lang.values()) / max(1, cand_new.n)
+        con.print(f"newly labelled messages ({cand_new.n}): topic accuracy live {a:.3f} → candidate {b:.3f}")
+    verdict = "refused" if problems else "passed"
+    write_meta(cand, gate=verdict, metrics=cand_rep.per_lang, gate_problems=problems)
+    for pbl in problems:
+        typer.echo(f"GATE REFUSED: {pbl}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"gate passed: deploy with `switchboard deploy {cand.name.removesuffix('.tar.gz')}`")
+
+
+def _reviewed_items(paths) -> Path:  # type: ignore[no-untyped-def]
+    """The accepted review labels as a JSONL eval file (text, lang, topic, intent)."""
+    import tempfile
+
+    import orjson
+    import yaml
+
+    from bot.policy import topic_of
+    from intents.ops import REVIEWED
+
+    out = Path(tempfile.mkdtemp(prefix="sb-reviewed-")) / "reviewed.jsonl"
+    lines = []
+    for lang in ("en", "zh"):
+        f = paths.nlu_data / lang / REVIEWED
+        if not f.exists():
+            continue
+        for b in (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            for ex in str(b["examples"]).splitlines():
+                ex = ex.strip().removeprefix("- ").strip()
+                if ex:
+                    lines.append(orjson.dumps({"text": ex, "lang": lang, "topic": topic_of(b["intent"]),
+                                               "intent": b["intent"]}).decode())
+    if lines:
+        out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+@review_app.callback(invoke_without_command=True)
+def review_list(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(help="groups to show")] = 30,
+) -> None:
+    """Show the most frequent misunderstood messages, grouped, with a suggested intent."""
+    if ctx.invoked_subcommand:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.review import gather
+
+    s = load(config)
+    groups = asyncio.run(gather(s))
+    if not groups:
+        typer.echo("nothing to review")
+        return
+    t = Table("#", "n", "lang", "message (redacted)", "bot said", "suggested", "evidence",
+              title=f"Review queue — {len(groups)} group(s)")
+    for i, g in enumerate(groups[:limit], 1):
+        t.add_row(str(i), str(g.count), g.lang, g.text[:70], g.predicted or "", g.suggested or "—",
+                  ",".join(g.sources))
+    Console().print(t)
+    typer.echo('accept: switchboard review accept "<message>" --intent <intent>   discard: switchboard review discard "<message>"')
+
+
+@review_app.command("accept")
+def review_accept(
+    text: str,
+    intent: Annotated[str, typer.Option(help="the correct intent")],
+    lang: Annotated[str | None, typer.Option(help="en | zh (default: detected)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a message to the training data as an example of INTENT (deduplicated)."""
+    from bot.lang import detect_language
+    from bot.redact import redact
+    from bot.review import resolve
+
+    s = load(config)
+    clean = redact(text).text
+    try:
+        added = asyncio.run(resolve(s, clean, intent=intent, lang=lang or detect_language(clean)))
+    except ValueError as e:
+        fail(str(e))
+    typer.echo("added to the training data; run `switchboard train`" if added else "already in the training data")
+
+
+@review_app.command("discard")
+def review_discard(text: str, config: ConfigOpt = None) -> None:
+    """Drop a message from the review queue without labelling it."""
+    from bot.lang import detect_language
+    from bot.review import resolve
+
+    s = load(config)
+    asyncio.run(resolve(s, text, intent=None, lang=detect_language(text)))
+    typer.echo("discarded")
+
+
+@app.command()
+def models(config: ConfigOpt = None) -> None:
+    """List trained model versions (the live one marked)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.runtime import rasa_paths
+    from intents.ops import list_models
+
+    t = Table("", "version", "trained", "training s", "gate", "data hash")
+    for m in list_models(rasa_paths(load(config))):
+        from intents.ops import read_meta
+
+        meta = read_meta(Path(m["path"]))
+        t.add_row("●" if m["live"] else "", m["version"], m["trained_at"], str(m["training_s"] or ""),
+                  str(meta.get("gate", "")), str(m["data_hash"] or ""))
+    Console().print(t)
+
+
+@app.command()
+def deploy(
+    version: Annotated[str | None, typer.Argument(help="model version (default: the one for the current data)")] = None,
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option(help="deploy even if the gate did not pass it")] = False,
+) -> None:
+    """Load a model on every configured Rasa server, one at a time, with no downtime."""
+    from bot.runtime import rasa_paths
+    from intents.ops import DeployError, find_model, read_meta, set_live
+    from intents.ops import deploy as do_deploy
+    from intents.rasa import model_for_data
+
+    s = load(config)
+    paths = rasa_paths(s)
+    try:
+        model = find_model(paths, version) if version else model_for_data(paths)
+    except FileNotFoundError as e:
+        fail(str(e), 2)
+    if not model.exists():
+        fail(f"{model.name} is not trained; run `switchboard train`", 2)
+    gate = read_meta(model).get("gate")
+    if gate != "passed" and not force:
+        fail(f"{model.name}: the gate has not passed it (gate: {gate or 'not run'}); run "
+             f"`switchboard eval --compare {model.name.removesuffix('.tar.gz')}` or use --force", 1)
+    try:
+        do_deploy(list(s.nlu.urls), model, log=lambda m: typer.echo(m, err=True))
+    except DeployError as e:
+        fail(str(e), 1)
+    set_live(paths, model.name.removesuffix(".tar.gz"))
+    typer.echo(f"live: {model.name.removesuffix('.tar.gz')}")
+
+
+@app.command()
+def rollback(config: ConfigOpt = None) -> None:
+    """Deploy the previously live model again."""
+    from bot.runtime import rasa_paths
+    from intents.ops import DeployError, find_model, previous_version, set_live
+    from intents.ops import deploy as do_deploy
+
+    s = load(config)
+    paths = rasa_paths(s)
+    prev = previous_version(paths)
+    if not prev:
+        fail("no previous live model to roll back to", 1)
+    try:
+        do_deploy(list(s.nlu.urls), find_model(paths, prev), log=lambda m: typer.echo(m, err=True))
+    except (DeployError, FileNotFoundError) as e:
+        fail(str(e), 1)
+    set_live(paths, prev)
+    typer.echo(f"rolled back; live: {prev}")
 
 
 @dl_app.command("list")

@@ -30,6 +30,9 @@ def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = Non
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    # HTTP client libraries log request URLs at INFO; Telegram's contain the bot token.
+    for noisy in ("httpx", "httpcore", "telegram", "aiohttp.access", "tweepy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

@@ -105,11 +105,12 @@ class Brain:
             return d, replace(state, csat_pending=None)
         if state.mode == "agent":
             return None
-        if cmd in ("start", "help") and not (cmd == "start" and msg.meta.get("command_arg")):
+        arg = msg.meta.get("command_arg", "")
+        if cmd == "help" or (cmd == "start" and not TICKET_RE.search(arg or "")):
+            # `/start` may carry a deep-link payload (e.g. `group_account` from a group): greet.
             key = "welcome" if cmd == "start" else "help"
             return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
                                 self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
-        arg = msg.meta.get("command_arg", "")
         if cmd in ("status", "start") and (m := TICKET_RE.search(arg or text)):
             number = f"SB-{int(m.group(1)):06d}"
             reply = await self._ticket_status(msg, text, number)

@@ -139,6 +139,19 @@ class Supervisor:
         say("nlu: checking the model (trains only when the data changed)…")
         model, trained = await asyncio.to_thread(train, paths)
         say(f"nlu: {'trained' if trained else 'up to date'}: {model.name}")
+        from intents.ops import find_model, live_version, set_live
+
+        live = live_version(paths)
+        if live:
+            try:
+                model = find_model(paths, live)
+                if trained:
+                    say(f"nlu: serving the live model {live}; deploy the new one with `switchboard eval "
+                        f"--compare` then `switchboard deploy`")
+            except FileNotFoundError:
+                set_live(paths, model.name.removesuffix(".tar.gz"))
+        else:
+            set_live(paths, model.name.removesuffix(".tar.gz"))
         if rasa_status(url):
             say(f"nlu: using the Rasa server at {url}")
             return

@@ -1,0 +1,586 @@
+"""Telegram channel adapter on python-telegram-bot 22 (`telegram.Bot`).
+
+Inbound, two modes chosen in config:
+- **webhook**: `routes()` gives the FastAPI endpoint. Every request must carry the configured
+  `X-Telegram-Bot-Api-Secret-Token` (403 otherwise). The update is normalized and put on the
+  queue *before* we answer 200, so a 200 means durably queued; when Redis is down we answer 503
+  and Telegram delivers the update again later. Duplicates (Telegram retries) are dropped by the
+  intake's dedupe on `update_id`.
+- **polling**: a `getUpdates` long-poll loop. The offset — which is also how Telegram learns an
+  update was received — only advances after the update is queued, and is persisted in Redis.
+  Errors back off exponentially with jitter.
+
+We use PTB's `Bot` (HTTP client, types, errors) but not `Application`: its handler pipeline
+catches handler errors and moves on, and its updater confirms an update before handlers ran —
+both would lose a message when Redis blips. Our own dispatch table lives in `normalize.py`.
+
+Outbound (`send`): plain text (no parse_mode, nothing to escape wrongly), a typing action first,
+split at 4096 characters on paragraph/line boundaries with the number of parts already sent kept
+in Redis (a retry after part 2 failed does not repeat part 1), buttons as an inline keyboard,
+and Bot API errors mapped onto the sender's transient/permanent contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import random
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlencode
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Request, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.request import HTTPXRequest
+
+from bot.config import ChannelSettings, Settings
+from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
+from bot.logs import get_logger
+from bot.models import Button, Message, Outbound
+from bot.redact import redact
+from channels.telegram import render
+from channels.telegram.config import TelegramChannelSettings
+from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize
+
+if TYPE_CHECKING:
+    from bot.intake import Sink
+
+log = get_logger("switchboard.telegram")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_UPDATE_BYTES = 1024 * 1024
+BLOCKED_KEY = "telegram:blocked"  # hash: chat id → ISO time the bot was blocked / removed
+DEAD_UPDATES = "telegram:updates:dead"  # raw updates we failed to normalize, with the error
+PARTS_TTL_S = 7 * 24 * 3600
+CALLBACK_TTL_S = 30 * 24 * 3600
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+T = TypeVar("T")
+
+
+class Backoff:
+    """Exponential back-off with jitter, reset on success (the shape of errbot's
+    `serve_forever`): many bots restarting together do not hammer the API in step."""
+
+    def __init__(self, base: float = 0.5, cap: float = 60.0) -> None:
+        self.base, self.cap, self.n = base, cap, 0
+
+    def next(self) -> float:
+        d = min(self.cap, self.base * 2**self.n)
+        self.n += 1
+        return d / 2 + random.uniform(0, d / 2)
+
+    def reset(self) -> None:
+        self.n = 0
+
+
+def build_bot(cfg: TelegramChannelSettings, updates_request: HTTPXRequest | None = None) -> Bot:
+    """A PTB Bot for `cfg` (no I/O). Two connection pools, so a long poll never holds up sends."""
+    t = cfg.request_timeout_s
+    request = HTTPXRequest(connection_pool_size=16, read_timeout=t, write_timeout=t, connect_timeout=5.0,
+                           pool_timeout=5.0)
+    return Bot(cfg.token.get_secret_value(), base_url=cfg.base_url, base_file_url=cfg.base_file_url,
+               request=request, get_updates_request=updates_request or updates_http(cfg))
+
+
+def updates_http(cfg: TelegramChannelSettings) -> HTTPXRequest:
+    return HTTPXRequest(connection_pool_size=1, read_timeout=10.0, write_timeout=cfg.request_timeout_s,
+                        connect_timeout=5.0, pool_timeout=5.0)
+
+
+def redacted_raw(value: Any) -> Any:
+    """A raw update with every string redacted, fit to be stored for inspection."""
+    if isinstance(value, dict):
+        return {k: redacted_raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted_raw(v) for v in value]
+    if isinstance(value, str):
+        return redact(value).text
+    return value
+
+
+def scrub(cfg: TelegramChannelSettings, err: BaseException | str) -> str:
+    """Error text without the token (HTTP errors can carry the request URL, which contains it)."""
+    return str(err).replace(cfg.token.get_secret_value(), "<token>")[:300]
+
+
+def retry_seconds(e: RetryAfter) -> float:
+    # `e.retry_after` raises a PTBDeprecationWarning in 22.x (int → timedelta migration);
+    # `_retry_after` is the timedelta PTB keeps in every 22.x version.
+    td = getattr(e, "_retry_after", None)
+    return max(float(td.total_seconds()), 0.0) if td is not None else 1.0
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class TelegramChannel:
+    """The Telegram adapter: see the module docstring for the delivery guarantees."""
+
+    name: ClassVar[str] = "telegram"
+
+    def __init__(self, settings: Settings, cfg: TelegramChannelSettings, r: aioredis.Redis) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.r = r
+        self._bot: Bot | None = None
+        self._updates_request: HTTPXRequest | None = None
+        self._sink: Sink | None = None
+        self._ready = False
+        self._username: str | None = cfg.bot_username
+        self._stop = asyncio.Event()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.outbound_stream = f"outbound:{self.name}"
+        self.offset_key = f"telegram:offset:{cfg.bot_id}"
+
+    @classmethod
+    def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> TelegramChannel:
+        if not isinstance(cfg, TelegramChannelSettings):
+            raise ConfigError("telegram channel: expected a TelegramChannelSettings section")
+        return cls(settings, cfg, redis)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def bot(self) -> Bot:
+        if self._bot is None:
+            raise RuntimeError("telegram channel not started")
+        return self._bot
+
+    @property
+    def username(self) -> str | None:
+        return self._username
+
+    @property
+    def identity(self) -> BotIdentity:
+        return BotIdentity(self.cfg.bot_id, self._username, self.cfg.max_attachment_bytes)
+
+    async def start(self, sink: Sink) -> None:
+        """Connect (getMe) and, in polling mode, start the poll loop. A Bot API that does not
+        answer yet is retried in the background (the web app must come up regardless); a token
+        the API rejects stops the start."""
+        if self._sink is not None:
+            raise RuntimeError("telegram channel already started")
+        self._sink = sink
+        self._stop.clear()
+        self._updates_request = updates_http(self.cfg)
+        self._bot = build_bot(self.cfg, self._updates_request)
+        try:
+            await self._initialize_once()
+        except ConfigError:
+            await self._bot.shutdown()
+            self._bot, self._sink = None, None
+            raise
+        if self.cfg.mode == "polling":
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop())
+        elif not self._ready:
+            self._spawn(self._initialize_until_ready())
+        log.info("telegram.started", mode=self.cfg.mode, bot=self._username, ready=self._ready)
+
+    async def stop(self) -> None:
+        if self._sink is None and self._bot is None:
+            return
+        self._stop.set()
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll_task
+            self._poll_task = None
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._bot is not None:
+            await self._bot.shutdown()
+        self._bot = self._updates_request = None
+        self._sink = None
+        self._ready = False
+        log.info("telegram.stopped")
+
+    async def _initialize_once(self) -> bool:
+        try:
+            await self.bot.initialize()
+        except InvalidToken:
+            raise ConfigError("channels.telegram.token: the Bot API rejected the token (revoked or mistyped?)") from None
+        except TelegramError as e:
+            log.warning("telegram.unreachable", error=scrub(self.cfg, e))
+            return False
+        self._ready = True
+        self._username = self.cfg.bot_username or self.bot.username
+        return True
+
+    async def _initialize_until_ready(self) -> None:
+        backoff = Backoff()
+        while not self._ready and not self._stop.is_set():
+            if await self._sleep(backoff.next()):
+                return
+            with contextlib.suppress(ConfigError):  # logged below; keep trying, ops may fix DNS/token
+                if await self._initialize_once():
+                    log.info("telegram.connected", bot=self._username)
+                    return
+            log.warning("telegram.still_unreachable", attempt=backoff.n)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep, or return True at once when the channel is stopping."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # -- inbound ----------------------------------------------------------------------------------
+    async def handle_raw(self, data: dict[str, Any]) -> str | None:
+        """Queue one update as Telegram sent it (JSON). An update PTB cannot parse — say a Bot API
+        field newer than this PTB — is stored (redacted) in `telegram:updates:dead` and skipped:
+        refusing it would make Telegram redeliver it forever and stall every later update."""
+        try:
+            update = Update.de_json(data, self._bot)
+        except Exception as exc:  # PTB raises TypeError/KeyError/ValueError/… on shapes it does not know
+            await self._dead_update(data, exc)
+            return None
+        return await self.handle_update(update)
+
+    async def handle_update(self, update: Update) -> str | None:
+        """Queue one update. Returns the inbound entry id (None: nothing queued or a duplicate).
+        Raises TransientError when Redis is unavailable, so the caller retries (polling) or
+        answers 503 and Telegram redelivers (webhook)."""
+        sink = self._sink
+        if sink is None:
+            raise TransientError("telegram channel not started")
+        try:
+            n = normalize(update, self.identity)
+        except Exception as exc:  # a bug or an update shape we did not foresee: kept, not dropped
+            await self._dead_update(update.to_dict(), exc)
+            return None
+        try:
+            return await self._apply(n, update.update_id, sink)
+        except _REDIS_ERRORS as e:
+            raise TransientError(f"redis unavailable: {e}") from None
+
+    async def _apply(self, n: Normalized, update_id: int, sink: Sink) -> str | None:
+        if n.membership is not None:
+            await self._membership(*n.membership)
+        if n.skipped:
+            log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason=n.skipped)
+        for ob in n.notices:
+            await self.r.xadd(self.outbound_stream, {"d": ob.to_json()})
+        entry: str | None = None
+        if n.message is not None:
+            msg = await self._resolve_callback(n.message)
+            entry = await sink(msg)
+            if msg.meta.get("chat_type") == "private":
+                await self.r.hdel(BLOCKED_KEY, msg.meta["reply_chat_id"])  # they write again: not blocked
+        if n.callback_query_id is not None:
+            self._spawn(self._answer_callback(n.callback_query_id))
+        return entry
+
+    async def _membership(self, chat_id: int, status: str) -> None:
+        if status in ("kicked", "left"):
+            await self.r.hset(BLOCKED_KEY, str(chat_id), _now_iso())
+            log.info("telegram.blocked", chat=chat_id, status=status)
+        elif status in ("member", "administrator"):
+            await self.r.hdel(BLOCKED_KEY, str(chat_id))
+
+    async def _resolve_callback(self, msg: Message) -> Message:
+        """Long button payloads travel as a digest (callback_data ≤ 64 bytes); swap them back."""
+        if msg.meta.get("callback") != "1" or not msg.text.startswith(render.CALLBACK_PREFIX):
+            return msg
+        payload = await self.r.get(f"telegram:cb:{msg.text[len(render.CALLBACK_PREFIX):]}")
+        return msg.model_copy(update={"text": payload}) if payload else msg
+
+    async def _answer_callback(self, query_id: str) -> None:
+        """Stops the button's loading spinner. Best effort: the message is queued already."""
+        try:
+            await self.bot.answer_callback_query(query_id)
+        except TelegramError as e:
+            log.info("telegram.callback_answer_failed", error=scrub(self.cfg, e))
+
+    async def _dead_update(self, raw: dict[str, Any], exc: BaseException) -> None:
+        # No exc_info in the log: exception texts (pydantic's, PTB's) can quote the user's text.
+        log.error("telegram.update_failed", update_id=raw.get("update_id"), error=type(exc).__name__)
+        trace = redact("".join(traceback.format_exception(exc))).text[-4000:]
+        try:
+            await self.r.xadd(DEAD_UPDATES, {"u": orjson.dumps(redacted_raw(raw)).decode(), "error": trace,
+                                             "at": _now_iso()}, maxlen=10_000, approximate=True)
+        except _REDIS_ERRORS as e:
+            raise TransientError(f"redis unavailable: {e}") from None
+
+    # -- webhook ----------------------------------------------------------------------------------
+    def routes(self) -> APIRouter | None:
+        if self.cfg.mode != "webhook":
+            return None
+        router = APIRouter()
+
+        @router.post(self.cfg.webhook_path, include_in_schema=False)
+        async def telegram_webhook(request: Request) -> Response:
+            return await self.webhook(request)
+
+        return router
+
+    def _secret_ok(self, got: str | None) -> bool:
+        want = self.cfg.webhook_secret
+        if want is None or got is None:
+            return False
+        return hmac.compare_digest(got.encode(), want.get_secret_value().encode())
+
+    async def webhook(self, request: Request) -> Response:
+        """One webhook delivery. 200 only once the update is queued (or deliberately skipped)."""
+        if not self._secret_ok(request.headers.get(SECRET_HEADER)):
+            log.warning("telegram.webhook_forbidden", client=request.client.host if request.client else None)
+            return Response(status_code=403)
+        size = request.headers.get("content-length", "")
+        if size.isdigit() and int(size) > MAX_UPDATE_BYTES:
+            return Response(status_code=413)
+        body = await request.body()
+        if len(body) > MAX_UPDATE_BYTES:
+            return Response(status_code=413)
+        try:
+            data = orjson.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
+        except (orjson.JSONDecodeError, ValueError):
+            log.warning("telegram.webhook_invalid")
+            return Response(status_code=400)
+        try:
+            await self.handle_raw(data)
+        except TransientError as e:
+            log.warning("telegram.webhook_unavailable", update_id=data["update_id"], error=str(e)[:200])
+            return Response(status_code=503)
+        return Response(status_code=200)
+
+    # -- polling ----------------------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        """getUpdates until stopped. The offset (= confirmation to Telegram) moves past an update
+        only once it is queued; it is kept in Redis so a restart resumes where we were."""
+        backoff = Backoff()
+        while not self._ready:
+            if await self._sleep(backoff.next()):
+                return
+            with contextlib.suppress(ConfigError):
+                await self._initialize_once()
+        backoff.reset()
+        offset: int | None = None
+        webhook_cleared = False
+        while not self._stop.is_set():
+            try:
+                if offset is None:
+                    stored = await self.r.get(self.offset_key)
+                    offset = int(stored) if stored else 0
+                if not webhook_cleared:
+                    # getUpdates is refused (409) while a webhook is registered.
+                    await self.bot.delete_webhook(drop_pending_updates=False)
+                    webhook_cleared = True
+                updates = await self._get_updates(offset)
+            except RetryAfter as e:
+                wait = retry_seconds(e)
+                log.warning("telegram.poll_flood_control", retry_after=wait)
+            except Conflict as e:
+                webhook_cleared = False
+                wait = backoff.next()
+                log.error("telegram.poll_conflict", error=scrub(self.cfg, e), retry_in=round(wait, 1))
+            except TelegramError as e:  # network errors, 5xx, a revoked token
+                wait = backoff.next()
+                log.warning("telegram.poll_failed", error=scrub(self.cfg, e), retry_in=round(wait, 1))
+            except _REDIS_ERRORS as e:
+                wait = backoff.next()
+                log.warning("redis.unavailable", error=str(e), retry_in=round(wait, 1))
+            else:
+                backoff.reset()
+                for raw in updates:
+                    uid = raw.get("update_id") if isinstance(raw, dict) else None
+                    if not isinstance(uid, int):
+                        log.warning("telegram.update_without_id")
+                        continue
+                    if not await self._intake_until_done(raw, uid):
+                        return
+                    offset = uid + 1
+                continue
+            if await self._sleep(wait):
+                return
+
+    async def _get_updates(self, offset: int) -> list[Any]:
+        """One long poll, as raw JSON. Not `Bot.get_updates`: that parses the whole batch at once,
+        so a single update PTB cannot parse fails every call and — the offset being unable to
+        move past an update we cannot name — stalls polling for good (and PTB logs the raw batch,
+        user texts included). PTB's request layer still does the HTTP and maps the errors."""
+        assert self._updates_request is not None
+        query: dict[str, Any] = {"timeout": self.cfg.poll_timeout_s,
+                                 "allowed_updates": orjson.dumps(list(ALLOWED_UPDATES)).decode()}
+        if offset:
+            query["offset"] = offset
+        res = await self._updates_request.post(f"{self.bot.base_url}/getUpdates?{urlencode(query)}",
+                                               read_timeout=10.0 + self.cfg.poll_timeout_s)
+        if not isinstance(res, list):
+            raise TelegramError(f"getUpdates answered {type(res).__name__}, not a list")
+        return res
+
+    async def _intake_until_done(self, raw: dict[str, Any], update_id: int) -> bool:
+        """Queue one polled update, retrying while Redis is down; then persist the offset.
+        False when stopped first (the update stays unconfirmed and comes again next time)."""
+        backoff = Backoff(base=0.2, cap=10.0)
+        while not self._stop.is_set():
+            try:
+                await self.handle_raw(raw)
+                await self.r.set(self.offset_key, update_id + 1)
+                return True
+            except (TransientError, *_REDIS_ERRORS) as e:
+                wait = backoff.next()
+                log.warning("telegram.intake_retry", update_id=update_id, error=str(e)[:200],
+                            retry_in=round(wait, 1))
+                if await self._sleep(wait):
+                    break
+        return False
+
+    # -- outbound ---------------------------------------------------------------------------------
+    @staticmethod
+    def chat_id(ob: Outbound) -> int:
+        raw = ob.meta.get("reply_chat_id") or ob.conversation_id.partition(":")[2]
+        try:
+            return int(raw)
+        except ValueError:
+            raise PermanentChannelError(f"no Telegram chat id for conversation {ob.conversation_id!r}") from None
+
+    async def send(self, ob: Outbound) -> None:
+        """Send one reply. Safe to call again after a failure: parts already delivered are not
+        repeated (their count is kept in Redis under the outbound id)."""
+        if self._bot is None:
+            raise TransientChannelError("telegram channel not started")
+        chat_id = self.chat_id(ob)
+        buttons: tuple[Button, ...] = ob.buttons
+        if render.needs_private_chat(ob):
+            if not self._username:
+                raise TransientChannelError("bot username unknown yet (getMe has not answered)")
+            text = render.go_private_text(ob.lang, self._username, ob.topic)
+            buttons = ()
+            log.info("telegram.moved_to_private", conversation=ob.conversation_id, topic=ob.topic)
+        else:
+            text = render.with_author(ob)
+        parts = render.split_text(text)
+        if not parts:
+            log.info("telegram.empty_reply", conversation=ob.conversation_id)
+            return
+        key = f"telegram:parts:{ob.id}"
+        done = int(await self._redis(self.r.get(key)) or 0)
+        if done >= len(parts):
+            return
+        reply_to = ob.meta.get("reply_to_message_id")
+        thread = ob.meta.get("reply_thread_id")
+        thread_id = int(thread) if thread and thread.isdigit() else None
+        markup = await self._keyboard(buttons) if buttons else None
+        if done == 0:
+            # A typing indicator the API refuses (BadRequest) must not cost the reply itself.
+            chat_id = await self._call(
+                chat_id, lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
+                ignore_bad_request=True)
+        for i in range(done, len(parts)):
+            first, last = i == 0, i == len(parts) - 1
+            reply = (ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+                     if first and reply_to and reply_to.isdigit() else None)
+
+            def part(cid: int, migrated: bool, text: str = parts[i], reply: ReplyParameters | None = reply,
+                     markup: InlineKeyboardMarkup | None = markup if last else None) -> Awaitable[Any]:
+                return self.bot.send_message(
+                    cid, text, reply_markup=markup, link_preview_options=NO_PREVIEW,
+                    # After a migration the old message ids and thread mean nothing in the new chat.
+                    reply_parameters=None if migrated else reply,
+                    message_thread_id=None if migrated else thread_id,
+                )
+
+            chat_id = await self._call(chat_id, part)
+            await self._redis(self.r.set(key, i + 1, ex=PARTS_TTL_S))
+        if len(parts) > 1:
+            log.info("telegram.reply_split", conversation=ob.conversation_id, parts=len(parts))
+
+    async def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup:
+        rows = []
+        for row in render.keyboard_rows(buttons):
+            rows.append([InlineKeyboardButton(b.label, callback_data=await self._callback_data(b.payload))
+                         for b in row])
+        return InlineKeyboardMarkup(rows)
+
+    async def _callback_data(self, payload: str) -> str:
+        if render.fits_callback(payload):
+            return payload
+        digest = render.callback_digest(payload)
+        await self._redis(self.r.set(f"telegram:cb:{digest}", payload, ex=CALLBACK_TTL_S))
+        return render.CALLBACK_PREFIX + digest
+
+    async def _redis(self, aw: Awaitable[T]) -> T:
+        try:
+            return await aw
+        except _REDIS_ERRORS as e:
+            raise TransientChannelError(f"redis unavailable: {e}") from None
+
+    async def _call(self, chat_id: int, make: Callable[[int, bool], Awaitable[Any]], *,
+                    ignore_bad_request: bool = False) -> int:
+        """Run one Bot API call for `chat_id`, following a group → supergroup migration once.
+        Returns the chat id that worked."""
+        try:
+            await self._api(make(chat_id, False), chat_id, ignore_bad_request=ignore_bad_request)
+            return chat_id
+        except ChatMigrated as e:
+            new = e.new_chat_id
+        log.info("telegram.chat_migrated", old=chat_id, new=new)
+        try:
+            await self._api(make(new, True), new, ignore_bad_request=ignore_bad_request)
+        except ChatMigrated as e:
+            raise PermanentChannelError(f"telegram chat {chat_id} migrated twice (to {new}, {e.new_chat_id})") from None
+        return new
+
+    async def _api(self, call: Awaitable[T], chat_id: int, *, ignore_bad_request: bool = False) -> T | None:
+        """Await a Bot API call, mapping PTB errors onto the sender's contract: transient ones are
+        retried (after `retry_after` when Telegram said so), permanent ones dead-lettered."""
+        try:
+            return await call
+        except RetryAfter as e:
+            wait = retry_seconds(e)
+            raise TransientChannelError(f"telegram flood control: retry in {wait:g}s", retry_after=wait) from None
+        except Forbidden as e:
+            # Blocked by the user, or the bot was removed from the group.
+            await self._redis(self.r.hset(BLOCKED_KEY, str(chat_id), _now_iso()))
+            log.info("telegram.blocked", chat=chat_id, error=scrub(self.cfg, e))
+            raise PermanentChannelError(f"telegram forbidden: {scrub(self.cfg, e)}") from None
+        except ChatMigrated:
+            raise
+        except BadRequest as e:  # before NetworkError: BadRequest subclasses it
+            if ignore_bad_request:
+                log.info("telegram.bad_request_ignored", error=scrub(self.cfg, e))
+                return None
+            raise PermanentChannelError(f"telegram bad request: {scrub(self.cfg, e)}") from None
+        except InvalidToken as e:
+            log.error("telegram.token_rejected")
+            raise TransientChannelError(f"telegram rejected the token: {scrub(self.cfg, e)}") from None
+        except TelegramError as e:  # NetworkError, TimedOut, 5xx and anything new: try again later
+            raise TransientChannelError(f"telegram unavailable: {scrub(self.cfg, e)}") from None

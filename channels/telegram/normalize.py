@@ -1,0 +1,260 @@
+"""Telegram `Update` → our `Message`, through a dispatch table on the update type.
+
+Pure (no I/O): the adapter feeds it the bot's identity and acts on the result — queue the message,
+enqueue notices for the user, answer a callback query, record a block. Unknown update types and
+messages that are not for the bot are skipped with a reason the adapter logs, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import CallbackQuery, Chat, ChatMemberUpdated, Update, User
+from telegram import Message as TgMessage
+
+from bot.lang import Lang, detect_language
+from bot.models import Attachment, Message, Outbound
+from channels.telegram import render
+
+CHANNEL = "telegram"
+# The update types we ask Telegram for (setWebhook / getUpdates `allowed_updates`).
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+COMMANDS = frozenset({"start", "help", "status", "human"})
+# Commands whose argument is an identifier (ticket number, deep-link payload), not words.
+ID_COMMANDS = frozenset({"start", "status"})
+CHAT_TYPES = frozenset({"private", "group", "supergroup"})
+# Media we cannot pass on: in a private chat the user is told to write instead of getting silence.
+UNSUPPORTED_MEDIA = ("voice", "audio", "video", "video_note", "sticker", "animation")
+
+_COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)(.*)$", re.S)
+_LEADING_PUNCT = re.compile(r"^[\s,:;，：；、]+")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who "the bot" is, to recognise mentions and replies in groups."""
+
+    id: int
+    username: str | None
+    max_attachment_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str  # lower case, without "/" and "@bot"
+    arg: str
+    target: str | None  # the @bot a command was addressed to, if any
+    text: str  # the message text with the "@bot" suffix of the command removed
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """What one update becomes. `message` goes to the queue; `notices` are system replies for the
+    user (put on the outbound stream before the message, so they arrive first)."""
+
+    kind: str
+    message: Message | None = None
+    notices: tuple[Outbound, ...] = ()
+    callback_query_id: str | None = None
+    # (chat id, new status of the bot in that chat) from my_chat_member: "kicked" = blocked.
+    membership: tuple[int, str] | None = None
+    skipped: str | None = None
+
+
+def update_kind(update: Update) -> str:
+    for t in Update.ALL_TYPES:
+        if getattr(update, str(t), None) is not None:
+            return str(t)
+    return "unknown"
+
+
+def parse_command(text: str) -> Command | None:
+    m = _COMMAND_RE.match(text.strip())
+    if not m:
+        return None
+    name, target, rest = m.group(1).lower(), m.group(2), m.group(3).strip()
+    return Command(name=name, arg=rest, target=target, text=f"/{m.group(1)}" + (f" {rest}" if rest else ""))
+
+
+def strip_mention(text: str, username: str) -> tuple[str, bool]:
+    """Remove "@username" (any case, not inside a word or e-mail address) from `text`."""
+    pat = re.compile(rf"(?<![\w@.])@{re.escape(username)}(?!\w)", re.I)
+    out, n = pat.subn(" ", text)
+    if not n:
+        return text, False
+    out = _SPACES.sub(" ", out)
+    return _LEADING_PUNCT.sub("", out).strip(), True
+
+
+def _replies_to_bot(m: TgMessage, me: BotIdentity) -> bool:
+    r = m.reply_to_message
+    return bool(r and r.from_user and r.from_user.id == me.id)
+
+
+def _attachments(m: TgMessage, limit: int) -> tuple[list[Attachment], list[Attachment]]:
+    """(accepted, too large). A photo arrives in several sizes: the largest is the one to keep."""
+    found: list[Attachment] = []
+    if m.photo:
+        p = max(m.photo, key=lambda s: (s.file_size or 0, s.width * s.height))
+        found.append(Attachment(name=f"photo_{p.file_unique_id}.jpg", content_type="image/jpeg",
+                                size=p.file_size or 0, ref=p.file_id))
+    if m.document:
+        d = m.document
+        found.append(Attachment(name=(d.file_name or f"document_{d.file_unique_id}")[:255],
+                                content_type=d.mime_type or "application/octet-stream",
+                                size=d.file_size or 0, ref=d.file_id))
+    accepted = [a for a in found if a.size <= limit]
+    return accepted, [a for a in found if a.size > limit]
+
+
+def _reply_meta(chat: Chat, message_id: int | None, thread_id: int | None) -> dict[str, str]:
+    meta = {"reply_chat_id": str(chat.id), "reply_chat_type": chat.type, "chat_type": chat.type}
+    if message_id is not None:
+        meta["reply_to_message_id"] = str(message_id)
+    if thread_id is not None:
+        meta["reply_thread_id"] = str(thread_id)
+    return meta
+
+
+def _notice(update_id: int, key: str, chat: Chat, user: User, text: str, lang: Lang,
+            reply_meta: dict[str, str]) -> Outbound:
+    # A deterministic id: if Telegram delivers the update twice, the sender's sent-marker keeps
+    # the notice from going out twice.
+    return Outbound(
+        id=f"tg-{update_id}-{key}",
+        channel=CHANNEL,
+        conversation_id=f"{CHANNEL}:{chat.id}",
+        user_id=str(user.id),
+        text=text,
+        lang=lang,
+        kind="system",
+        meta={**reply_meta, "reply_public_ok": "1"},
+    )
+
+
+def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalized:
+    kind = "edited_message" if edited else "message"
+    m = update.edited_message if edited else update.message
+    assert m is not None
+    user, chat = m.from_user, m.chat
+    if user is None or m.sender_chat is not None:
+        return Normalized(kind, skipped="no_user")  # channel posts, anonymous group admins
+    if user.is_bot:
+        return Normalized(kind, skipped="from_bot")
+    if chat.type not in CHAT_TYPES:
+        return Normalized(kind, skipped=f"chat_type_{chat.type}")
+    text = m.text if m.text is not None else (m.caption or "")
+    group = render.is_group(chat.type)
+    cmd = parse_command(text)
+    if cmd is not None and cmd.target is not None:
+        if me.username is None or cmd.target.lower() != me.username.lower():
+            if group:
+                return Normalized(kind, skipped="command_for_another_bot")
+            cmd = None  # "/start@otherbot" in a private chat: just text
+        else:
+            text = cmd.text
+    mentioned = False
+    if me.username:
+        text, mentioned = strip_mention(text, me.username)
+    if group and not (mentioned or _replies_to_bot(m, me) or (cmd is not None and cmd.target is not None)):
+        return Normalized(kind, skipped="group_not_addressed")
+    if cmd is None and mentioned:
+        cmd = parse_command(text)  # "@bot /status SB-000123"
+    if cmd is not None and cmd.name in ID_COMMANDS:
+        lang = detect_language("", user.language_code)  # "SB-000123", "group_account": no language
+    elif cmd is not None and cmd.name in COMMANDS:
+        lang = detect_language(cmd.arg, user.language_code)  # "/human 我要人工": the words, not "/human"
+    else:
+        lang = detect_language(text, user.language_code)
+    thread_id = m.message_thread_id if m.is_topic_message else None
+    reply_meta = _reply_meta(chat, m.message_id, thread_id)
+    accepted, rejected = _attachments(m, me.max_attachment_bytes)
+    notices: list[Outbound] = []
+    if rejected:
+        body = render.too_large_notice([a.name for a in rejected], me.max_attachment_bytes, lang,
+                                       text_kept=bool(text.strip()))
+        notices.append(_notice(update.update_id, "too_large", chat, user, body, lang, reply_meta))
+    if not text.strip() and not accepted:
+        if rejected:
+            return Normalized(kind, notices=tuple(notices), skipped="only_rejected_files")
+        if chat.type == "private" and any(getattr(m, a, None) for a in UNSUPPORTED_MEDIA):
+            body = render.text("unsupported", lang)
+            return Normalized(kind, notices=(_notice(update.update_id, "unsupported", chat, user, body, lang,
+                                                     reply_meta),), skipped="unsupported_media")
+        return Normalized(kind, skipped="no_content")
+    meta = dict(reply_meta)
+    if edited:
+        meta["edited"] = "1"
+    if cmd is not None and cmd.name in COMMANDS:
+        meta["command"] = cmd.name
+        meta["command_arg"] = cmd.arg
+    msg = Message(
+        channel=CHANNEL,
+        channel_message_id=str(update.update_id),
+        # In a group every member is their own conversation: one user's handoff must not silence
+        # the bot for the whole group.
+        conversation_id=f"{CHANNEL}:{chat.id}" if chat.type == "private" else f"{CHANNEL}:{chat.id}:{user.id}",
+        user_id=str(user.id),
+        text=text,
+        lang=lang,
+        attachments=tuple(accepted),
+        meta=meta,
+    )
+    return Normalized(kind, message=msg, notices=tuple(notices))
+
+
+def _from_callback(update: Update, me: BotIdentity) -> Normalized:
+    q: CallbackQuery | None = update.callback_query
+    assert q is not None
+    if q.data is None:  # game buttons carry no data
+        return Normalized("callback_query", callback_query_id=q.id, skipped="no_callback_data")
+    user = q.from_user
+    src = q.message  # the bot's message that carried the keyboard (may be inaccessible when old)
+    if src is not None:
+        chat_id, chat_type, src_id = src.chat.id, src.chat.type, src.message_id
+    else:  # an inline-mode message: answer the user privately
+        chat_id, chat_type, src_id = user.id, "private", None
+    # The button's message is the bot's own text in the user's language; the data is machine text.
+    lang = detect_language(getattr(src, "text", None) or "", user.language_code)
+    meta = {"reply_chat_id": str(chat_id), "reply_chat_type": chat_type, "chat_type": chat_type,
+            "callback": "1"}
+    if src_id is not None:
+        meta["reply_to_message_id"] = str(src_id)
+        meta["callback_message_id"] = str(src_id)
+    msg = Message(
+        channel=CHANNEL,
+        channel_message_id=str(update.update_id),
+        conversation_id=f"{CHANNEL}:{chat_id}",
+        user_id=str(user.id),
+        text=q.data,
+        lang=lang,
+        meta=meta,
+    )
+    return Normalized("callback_query", message=msg, callback_query_id=q.id)
+
+
+def _from_my_chat_member(update: Update, me: BotIdentity) -> Normalized:
+    """The bot's own membership changed: "kicked" in a private chat means the user blocked it."""
+    cm: ChatMemberUpdated | None = update.my_chat_member
+    assert cm is not None
+    return Normalized("my_chat_member", membership=(cm.chat.id, str(cm.new_chat_member.status)),
+                      skipped="membership_update")
+
+
+HANDLERS: dict[str, Callable[[Update, BotIdentity], Normalized]] = {
+    "message": lambda u, me: _from_message(u, me, edited=False),
+    "edited_message": lambda u, me: _from_message(u, me, edited=True),
+    "callback_query": _from_callback,
+    "my_chat_member": _from_my_chat_member,
+}
+
+
+def normalize(update: Update, me: BotIdentity) -> Normalized:
+    kind = update_kind(update)
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        return Normalized(kind, skipped="unsupported_update")
+    return handler(update, me)

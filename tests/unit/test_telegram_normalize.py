@@ -1,0 +1,171 @@
+"""Telegram updates → our Message: what the router gets to see (no network: pure normalization)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+
+from channels.telegram.normalize import BotIdentity, Normalized, normalize, parse_command, strip_mention
+from tests.fakes import telegram_api as tg
+
+ME = BotIdentity(id=tg.BOT_ID, username=tg.BOT_USERNAME, max_attachment_bytes=5 * 1024 * 1024)
+
+
+def norm(update: dict[str, Any], me: BotIdentity = ME) -> Normalized:
+    return normalize(Update.de_json(update, None), me)
+
+
+def test_a_private_text_message_becomes_a_message_for_the_queue() -> None:
+    u = tg.message("How do I enable 2FA?", uid=555, lang="en")
+    n = norm(u)
+    m = n.message
+    assert m is not None and n.skipped is None and n.notices == ()
+    assert (m.channel, m.channel_message_id, m.conversation_id, m.user_id) == (
+        "telegram", str(u["update_id"]), "telegram:555", "555")
+    assert m.text == "How do I enable 2FA?" and m.lang == "en"
+    assert m.meta == {"reply_chat_id": "555", "reply_chat_type": "private", "chat_type": "private",
+                      "reply_to_message_id": str(u["message"]["message_id"])}
+
+
+def test_language_comes_from_the_text_and_the_users_telegram_language_decides_ties() -> None:
+    assert norm(tg.message("USDT充值一直没到账", lang="en")).message.lang == "zh"  # type: ignore[union-attr]
+    assert norm(tg.message("how to deposit", lang="zh-hans")).message.lang == "en"  # type: ignore[union-attr]
+    assert norm(tg.message("???", lang="zh-hans")).message.lang == "zh"  # type: ignore[union-attr]
+
+
+def test_commands_are_normalized_into_meta_and_the_text_is_kept() -> None:
+    m = norm(tg.message("/status SB-000042", lang="zh")).message
+    assert m is not None and m.text == "/status SB-000042"
+    assert (m.meta["command"], m.meta["command_arg"]) == ("status", "SB-000042")
+    assert m.lang == "zh"  # a ticket number has no language: the user's Telegram language decides
+    human = norm(tg.message("/human 我要找人工客服", lang="en")).message
+    assert human is not None and human.lang == "zh"
+    start = norm(tg.message("/start group_account")).message
+    assert start is not None and (start.meta["command"], start.meta["command_arg"]) == ("start", "group_account")
+    for cmd in ("/help", "/human", "/start"):
+        m = norm(tg.message(cmd)).message
+        assert m is not None and m.meta["command"] == cmd[1:] and m.meta["command_arg"] == ""
+    unknown = norm(tg.message("/price btc")).message
+    assert unknown is not None and "command" not in unknown.meta
+
+
+def test_parse_command() -> None:
+    c = parse_command("/Status@SB_test_bot  T-1 ")
+    assert c is not None and (c.name, c.arg, c.target, c.text) == ("status", "T-1", "SB_test_bot", "/Status T-1")
+    assert parse_command("/") is None and parse_command("hello /status") is None
+    assert parse_command("/status\nT-1") is not None
+
+
+def test_edited_messages_are_new_messages_marked_edited() -> None:
+    first = tg.message("how do I deposit ETH", uid=9)
+    edit = tg.message("how do I deposit BTC", uid=9, edited=True)
+    a, b = norm(first).message, norm(edit).message
+    assert a is not None and b is not None
+    assert b.meta["edited"] == "1" and "edited" not in a.meta
+    assert a.channel_message_id != b.channel_message_id and b.text == "how do I deposit BTC"
+
+
+def test_a_photo_with_caption_keeps_the_largest_size_as_attachment() -> None:
+    n = norm(tg.photo(800_000, caption="deposit screenshot, USDT not arrived"))
+    m = n.message
+    assert m is not None and m.text == "deposit screenshot, USDT not arrived"
+    [att] = m.attachments
+    assert (att.name, att.content_type, att.size, att.ref) == ("photo_big.jpg", "image/jpeg", 800_000, "big-id")
+
+
+def test_a_document_over_the_limit_is_refused_but_the_text_still_counts() -> None:
+    n = norm(tg.document("statement.pdf", 9 * 1024 * 1024, caption="my withdrawal is stuck", lang="en"))
+    assert n.message is not None and n.message.attachments == () and n.message.text == "my withdrawal is stuck"
+    [notice] = n.notices
+    assert notice.kind == "system" and notice.meta["reply_public_ok"] == "1"
+    assert "“statement.pdf” is too large (the limit is 5 MB)" in notice.text
+    assert "Your message itself has been received" in notice.text
+    small = norm(tg.document("id.pdf", 100_000)).message
+    assert small is not None and small.text == "" and small.attachments[0].name == "id.pdf"
+
+
+def test_only_a_too_large_file_gives_a_notice_and_nothing_to_route() -> None:
+    n = norm(tg.photo(50 * 1024 * 1024, lang="zh"))
+    assert n.message is None and n.skipped == "only_rejected_files"
+    assert "太大" in n.notices[0].text
+
+
+def test_voice_in_a_private_chat_asks_for_text_instead_of_silence() -> None:
+    n = norm(tg.message(None, voice={"file_id": "v", "file_unique_id": "v", "duration": 3}))
+    assert n.message is None and n.skipped == "unsupported_media"
+    assert "text, photos and documents" in n.notices[0].text
+    service = norm(tg.message(None, new_chat_title="x"))
+    assert service.message is None and service.skipped == "no_content" and service.notices == ()
+
+
+def test_in_groups_only_mentions_and_replies_to_the_bot_are_taken() -> None:
+    gid = -100123
+    plain = norm(tg.message("how do I deposit", chat_id=gid, chat_type="supergroup"))
+    assert plain.message is None and plain.skipped == "group_not_addressed"
+    other = norm(tg.message("@someone_else hi", chat_id=gid, chat_type="supergroup"))
+    assert other.message is None
+
+    m = norm(tg.message("@SB_Test_Bot, how do I deposit?", chat_id=gid, chat_type="supergroup")).message
+    assert m is not None and m.text == "how do I deposit?"
+    # each member of a group is their own conversation (a handoff must not silence the group)
+    assert m.conversation_id == f"telegram:{gid}:{m.user_id}" and m.meta["reply_chat_type"] == "supergroup"
+
+    reply = tg.message("and for ETH?", chat_id=gid, chat_type="group",
+                       reply_to=tg.bot_message(gid, "Deposits need 12 confirmations.", chat_type="group"))
+    assert norm(reply).message is not None
+    to_human = tg.message("and for ETH?", chat_id=gid, chat_type="group",
+                          reply_to=tg.bot_message(gid, "hi", chat_type="group", bot_id=999))
+    assert norm(to_human).message is None
+
+
+def test_group_commands_must_name_the_bot() -> None:
+    gid = -100123
+    m = norm(tg.message("/status@sb_test_bot T-1", chat_id=gid, chat_type="supergroup")).message
+    assert m is not None and m.text == "/status T-1" and m.meta["command"] == "status"
+    other = norm(tg.message("/status@other_bot T-1", chat_id=gid, chat_type="supergroup"))
+    assert other.message is None and other.skipped == "command_for_another_bot"
+    assert norm(tg.message("/help", chat_id=gid, chat_type="supergroup")).message is None
+
+
+def test_a_mention_is_not_matched_inside_emails_or_longer_names() -> None:
+    assert strip_mention("mail me at x@sb_test_bot.com", "sb_test_bot") == ("mail me at x@sb_test_bot.com", False)
+    assert strip_mention("@sb_test_bot2 hi", "sb_test_bot")[1] is False
+    assert strip_mention("你好 @sb_test_bot ，提币卡住了", "sb_test_bot") == ("你好 ，提币卡住了", True)
+
+
+def test_without_a_known_username_groups_rely_on_replies() -> None:
+    me = BotIdentity(id=tg.BOT_ID, username=None, max_attachment_bytes=1000)
+    assert norm(tg.message("@sb_test_bot hi", chat_id=-5, chat_type="group"), me).message is None
+
+
+def test_a_button_press_becomes_a_message_with_the_buttons_data() -> None:
+    u = tg.callback("csat:5", uid=77, lang="en", on_text="这个回答有帮助吗？")
+    n = norm(u)
+    m = n.message
+    assert m is not None and n.callback_query_id == u["callback_query"]["id"]
+    assert m.text == "csat:5" and m.meta["callback"] == "1" and m.conversation_id == "telegram:77"
+    assert m.lang == "zh"  # the message with the buttons was Chinese
+    assert m.meta["reply_to_message_id"] == "77" == m.meta["callback_message_id"]
+
+
+def test_unknown_updates_and_other_senders_are_skipped_not_errors() -> None:
+    inline = {"update_id": 5, "inline_query": {"id": "q", "from": tg.user(), "query": "btc", "offset": ""}}
+    assert norm(inline).skipped == "unsupported_update" and norm(inline).kind == "inline_query"
+    post = {"update_id": 6, "channel_post": {"message_id": 1, "date": 0, "chat": {"id": -1001, "type": "channel"},
+                                             "text": "news"}}
+    assert norm(post).skipped == "unsupported_update"
+    bot_msg = tg.message("hi")
+    bot_msg["message"]["from"]["is_bot"] = True
+    assert norm(bot_msg).skipped == "from_bot"
+    assert norm({"update_id": 7}).skipped == "unsupported_update"
+
+
+def test_being_blocked_is_reported_as_a_membership_change() -> None:
+    u = {"update_id": 8, "my_chat_member": {
+        "chat": {"id": 555, "type": "private"}, "from": tg.user(555), "date": 0,
+        "old_chat_member": {"status": "member", "user": {"id": tg.BOT_ID, "is_bot": True, "first_name": "S"}},
+        "new_chat_member": {"status": "kicked", "until_date": 0,
+                            "user": {"id": tg.BOT_ID, "is_bot": True, "first_name": "S"}}}}
+    n = norm(u)
+    assert n.membership == (555, "kicked") and n.message is None
