@@ -132,11 +132,11 @@
   const hmFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
   const absTime = (iso) => (iso ? absFmt.format(new Date(ms(iso))) : '');
 
-  function dur(delta) {
+  function dur(delta, coarse = false) {
     const s = Math.max(0, Math.floor(delta / 1000));
     if (s < 60) return `${s}s`;
     const m = Math.floor(s / 60);
-    if (m < 10) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+    if (m < 10 && !coarse) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
     if (m < 60) return `${m}m`;
     const hh = Math.floor(m / 60);
     if (hh < 24) return `${hh}h ${String(m % 60).padStart(2, '0')}m`;
@@ -197,7 +197,7 @@
     const kind = first ? 'First response' : 'Resolution';
     let text;
     if (left > 0 && state === 'breached') text = 'breached';
-    else text = left > 0 ? `${dur(left)} left` : `breached ${dur(-left)} ago`;
+    else text = left > 0 ? `${dur(left)} left` : `breached ${dur(-left, true)} ago`;
     return { data: state, cls: state, text, title: `${kind} due ${absTime(dueIso)}`, kind };
   }
 
@@ -258,7 +258,7 @@
 
   // ───────────────────────────── toasts ─────────────────────────────
   function toast(message, opts = {}) {
-    const { kind = 'info', title = null, action = null, timeout = kind === 'error' ? 8000 : 5000 } = opts;
+    const { kind = 'info', title = null, action = null, timeout = kind === 'error' ? 8000 : kind === 'success' ? 4000 : 6000 } = opts;
     const box = $('#toasts');
     if (!box) return null;
     const ico = { error: 'alert', warning: 'clock', breach: 'alert', success: 'check', urgent: 'alert', info: 'info' }[kind] || 'info';
@@ -279,7 +279,7 @@
     el.addEventListener('mouseenter', () => clearTimeout(timer));
     el.addEventListener('mouseleave', arm);
     box.appendChild(el);
-    while (box.children.length > 5) box.firstChild.remove();
+    while (box.children.length > 4) box.firstChild.remove();
     arm();
     return el;
   }
@@ -633,9 +633,9 @@
         h('span', { class: 'spacer' }),
         timeEl(lm ? lm.at : t.updated_at, 'row-time')),
       h('div', { class: 'row-l3' },
-        h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, lm.text] : h('i', { text: 'No messages yet' })),
+        h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, richText(lm.text.replace(/\s+/g, ' '))] : h('i', { text: 'No messages yet' })),
         t.assignee ? avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : ''))
-          : h('span', { class: 'unassigned', title: 'Unassigned', text: '—' })),
+          : h('span', { class: 'unassigned', title: 'Unassigned' })),
     );
   }
 
@@ -663,7 +663,7 @@
       prev = li;
     }
     // stray non-row children (empty states) after the rows
-    for (const el of Array.from(ul.children)) if (!el.classList.contains('row')) el.remove();
+    for (const el of Array.from(ul.children)) if (!el.dataset.number) el.remove();
     if (!list.length) {
       if (!S.loaded) {
         for (let i = 0; i < 7; i++) ul.appendChild(h('li', { class: 'row skeleton' }, h('div'), h('div'), h('div')));
@@ -732,6 +732,7 @@
   // ───────────────────────────── views, filters, cursor ─────────────────────────────
   function setView(view) {
     if (!VIEW_PRED[view]) return;
+    if (document.activeElement && document.activeElement.classList.contains('view')) document.activeElement.blur();
     S.view = view;
     S.searchHits = null;
     renderViewNav();
@@ -803,19 +804,27 @@
     S.unread.delete(number);
     renderList();
     if (location.hash !== `#${number}`) history.replaceState(null, '', `#${number}`);
-    const seq = ++openSeq;
     const cached = S.detailCache.get(number);
     if (switching) {
       if (cached) showDetail(cached, true);
       else showLoading(number);
     }
+    const loading = reloadDetail(number, switching && !cached);
+    S.loading = loading;
+    await loading;
+    if (S.loading === loading) S.loading = null;
+    if (focusComposer) focusReply(focusComposer);
+  }
+  /** Fetch the open ticket again and patch the view (cursor, hash and unread marks stay as they are). */
+  async function reloadDetail(number, fresh = false) {
+    const seq = ++openSeq;
     try {
       const d = await api(tpath(number));
-      if (seq !== openSeq) return;
+      if (seq !== openSeq || S.openNumber !== number) return;
       upsert(d.ticket, true);
       d.ticket = S.known.get(d.ticket.number) || d.ticket;
       cacheDetail(d);
-      showDetail(d, switching && !cached);
+      showDetail(d, fresh);
       renderAll();
     } catch (e) {
       if (seq !== openSeq) return;
@@ -824,10 +833,9 @@
         closeConversation();
       } else actionError(e);
     }
-    if (focusComposer) focusReply(focusComposer);
   }
   const refreshTicket = (number) => {
-    if (number && number === S.openNumber) return openTicket(number);
+    if (number && number === S.openNumber) return reloadDetail(number);
     if (number) {
       S.detailCache.delete(number);
       return api(tpath(number)).then((d) => { upsert(d.ticket, true); renderSoon(); }).catch(() => {});
@@ -840,13 +848,15 @@
     S.detail = null;
     $('#conv-live').hidden = true;
     $('#conv-empty').hidden = false;
+    placeToasts();
     history.replaceState(null, '', location.pathname + location.search);
     renderList();
   }
   function showLoading(number) {
+    S.detail = null; // no action may hit the previous ticket while this one loads
     $('#conv-empty').hidden = true;
     $('#conv-live').hidden = false;
-    $('#conv-head').replaceChildren(h('div', { class: 'conv-title' }, h('span', { class: 'conv-num', text: number }), h('span', { class: 'muted', text: 'Loading…' })));
+    $('#conv-head').replaceChildren(h('div', { class: 'conv-title' }, h('span', { class: 'conv-num-loading', text: number }), h('span', { class: 'muted', text: 'Loading…' })));
     $('#conv-actions').replaceChildren();
     $('#messages').replaceChildren(h('div', { class: 'msgs-loading' }, h('div', { class: 'sk sk1' }), h('div', { class: 'sk sk2' }), h('div', { class: 'sk sk3' })));
     $('#details').replaceChildren();
@@ -883,7 +893,7 @@
         h('span', { class: 'spacer' }),
         h('span', { class: `sla sla-big sla-${sla.cls}`, 'data-sla': sla.data, title: sla.title },
           icon('clock'), h('span', { class: 'sla-text', text: sla.text })),
-        h('button', { type: 'button', class: 'icon-btn details-toggle' + (S.showDetails ? ' on' : ''), title: 'Toggle details (i)', 'aria-label': 'Toggle details', onclick: toggleDetails }, icon('sidebar'))),
+        h('button', { type: 'button', class: 'icon-btn details-toggle' + ((narrow() ? $('#conv-live').classList.contains('show-details-narrow') : S.showDetails) ? ' on' : ''), title: 'Toggle details (i)', 'aria-label': 'Toggle details', onclick: toggleDetails }, icon('sidebar'))),
       h('div', { class: 'conv-sub' },
         avatar(contactLabel(c), 'avatar-sm'),
         h('span', { class: 'conv-contact', text: contactLabel(c) }),
@@ -929,6 +939,13 @@
     items.push(h('span', { class: 'spacer' }));
     items.push(btn('bot-wrong', 'Bot was wrong', 'flag', 'b', () => openBotWrong(), { title: 'Mark the bot’s topic/intent wrong for retraining (b)' }));
     $('#conv-actions').replaceChildren(...items);
+    placeToasts();
+  }
+  /** Toasts sit top-right just under the ticket toolbar: never over the composer or the actions. */
+  function placeToasts() {
+    const bar = $('#conv-actions');
+    const r = bar && !$('#conv-live').hidden ? bar.getBoundingClientRect() : null;
+    document.documentElement.style.setProperty('--toast-top', `${r && r.bottom > 0 ? Math.round(r.bottom + 10) : 16}px`);
   }
 
   function messageEl(m) {
@@ -1105,10 +1122,16 @@
           : h('p', { class: 'muted small', text: 'No activity yet.' })),
     );
   }
+  const narrow = () => window.matchMedia('(max-width: 1320px)').matches;
   function toggleDetails() {
-    S.showDetails = !S.showDetails;
-    try { localStorage.setItem('sb_details', S.showDetails ? '1' : '0'); } catch { /* ignore */ }
-    $('#conv-live').classList.toggle('no-details', !S.showDetails);
+    const live = $('#conv-live');
+    if (narrow()) {
+      live.classList.toggle('show-details-narrow');
+    } else {
+      S.showDetails = !S.showDetails;
+      try { localStorage.setItem('sb_details', S.showDetails ? '1' : '0'); } catch { /* ignore */ }
+      live.classList.toggle('no-details', !S.showDetails);
+    }
     renderHeader();
   }
 
@@ -1423,7 +1446,7 @@
     if (!t) return;
     const dlg = $('#botwrong-dlg');
     $('#botwrong-lead').replaceChildren('The bot filed this as ', h('b', { text: humanize(t.topic) }),
-      t.intent ? [' / ', h('span', { class: 'mono', text: t.intent })] : '', '. What should it have been?');
+      ...(t.intent ? [' / ', h('span', { class: 'mono', text: t.intent })] : []), '. What should it have been?');
     dlg.showModal();
     if (!S.intents) {
       try { S.intents = await api('/agent/api/intents'); } catch (e) { actionError(e); S.intents = { topics: [], intents: {} }; }
@@ -1494,8 +1517,9 @@
       try { msg = JSON.parse(ev.data); } catch { return; }
       try { handleEvent(msg); } catch (e) { console.error('switchboard: bad event', e, msg); }
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (ev) => {
       clearInterval(ping);
+      if (ev.code === 4401 || ev.code === 4403) { toLogin(); return; } // session gone
       if (S.ws !== ws) return;
       S.ws = null;
       scheduleReconnect();
@@ -1552,7 +1576,7 @@
       renderSoon();
     }
   }
-  const debouncedDetailRefresh = debounce(() => { if (S.openNumber) openTicket(S.openNumber); }, 400);
+  const debouncedDetailRefresh = debounce(() => { if (S.openNumber) reloadDetail(S.openNumber); }, 400);
   function flashRow(number, cls = 'flash') {
     if (cls === 'flash') S.flash.set(number, Date.now() + 2600);
     requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -1578,6 +1602,7 @@
   }
   function anyDialogOpen() { return $$('dialog').some((d) => d.open); }
   function onKey(e) {
+    if (e.defaultPrevented) return; // handled by a field's own listener (composer, search, pickers)
     if (e.isComposing || e.keyCode === 229) return; // IME composition (Chinese input)
     if (anyDialogOpen()) return; // <dialog> handles Esc itself
     const typing = isTyping(document.activeElement);
@@ -1595,6 +1620,13 @@
     }
     if (mod || e.altKey) return;
     const k = e.key;
+    if (!S.detail && S.loading && 'crnepbti'.includes(k) && k.length === 1) {
+      // the ticket is still loading: run the shortcut as soon as it is there
+      e.preventDefault();
+      const replay = { key: k, isComposing: false, keyCode: 0, ctrlKey: false, metaKey: false, altKey: false, defaultPrevented: false, preventDefault() {} };
+      S.loading.then(() => { if (S.detail) onKey(replay); });
+      return;
+    }
     const t = S.detail && S.detail.ticket;
     let handled = true;
     switch (k) {
@@ -1619,7 +1651,6 @@
       case '2': setView('mine'); break;
       case '3': setView('all'); break;
       case '4': setView('resolved'); break;
-      case 'Escape': if (S.openNumber) closeConversation(); else handled = false; break;
       default: handled = false;
     }
     if (handled) e.preventDefault();
@@ -1696,6 +1727,7 @@
       if (/^SB-\d+$/i.test(n) && n !== S.openNumber) openTicket(n.toUpperCase());
     });
     window.addEventListener('online', () => { if (!S.ws) connectWS(); });
+    window.addEventListener('resize', debounce(placeToasts, 100));
     setInterval(tickSla, 1000);
     setInterval(() => { refreshRelTimes(); renderCounts(); }, 20000);
   }
