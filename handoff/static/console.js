@@ -1090,7 +1090,7 @@
     const sla = slaInfo(t);
     const others = d.other_tickets || [];
     const audit = d.audit || [];
-    $('#details').replaceChildren(
+    $('#details').replaceChildren(...[
       section('Contact',
         h('div', { class: 'dcontact' }, avatar(contactLabel(c), 'avatar-md'),
           h('div', null, h('div', { class: 'dname', text: contactLabel(c) }),
@@ -1120,7 +1120,7 @@
             a.detail ? h('div', { class: 'muted small', text: a.detail }) : null,
             timeEl(a.at, 'ts small')))))
           : h('p', { class: 'muted small', text: 'No activity yet.' })),
-    );
+    ].filter(Boolean));  // a missing section must not render as the text "null"
   }
   const narrow = () => window.matchMedia('(max-width: 1320px)').matches;
   function toggleDetails() {
