@@ -133,7 +133,9 @@ def decide(
         if nlu_topic != hit.topic:
             # Keep the classifier's best guess within the rule's topic, for the safety steps.
             intent = next((n for n, _ in nlu.ranking if topic_of(n) == hit.topic), hit.topic)
-    elif nlu_topic in HANDOFF_TOPICS and conf >= HANDOFF_MIN_CONFIDENCE:
+    elif nlu_topic in HANDOFF_TOPICS and conf >= (threshold if nlu_topic == "human" else HANDOFF_MIN_CONFIDENCE):
+        # Theft and compliance need little confidence; an explicit request for a person is
+        # caught by the rules, so the classifier alone needs the normal threshold for it.
         handoff_topic = nlu_topic
     elif redactions and any(k in ("seed_phrase", "private_key", "api_secret") for k in redactions):
         # Someone just pasted a seed phrase or key into a support chat: treat it as exposed.

@@ -32,6 +32,9 @@ THEFT_EN = _rx(
     r"\bsome(?:one|body)\b.{0,30}\b(?:logged|log(?:ged)?\s*in|signed\s*in|accessed|got\s+into|broke\s+into|hacked|stole|took|withdr[ae]w|transferred|changed)\b",
     r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not|have\s*n[o']?t|haven't)\s+(?:\w+\s+){0,2}(?:make|made|do|did|authori[sz]e|authori[sz]ed|request|requested|place|placed|initiate|initiated|approve|approved|send|sent|withdraw|log\s*in|login|trade)\b",
     r"\bnot\s+(?:made\s+)?by\s+me\b|\bwasn'?t\s+me\b|\bwithout\s+my\s+(?:permission|consent|knowledge|authori[sz]ation)\b",
+    r"\b(?:withdrawals?|transactions?|trades?|transfers?|orders?|logins?|sessions?|devices?|api\s*keys?)\b.{0,30}\b(?:is|was|are|were)\s*(?:n'?t|not)\s+(?:mine|me|from\s+me|by\s+me)\b",
+    r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not)\s+(?:\w+\s+){0,2}(?:add|added|change|changed|set|enable|enabled|disable|disabled|reset|create|created|open|opened|approve|approved|bind|bound|link|linked)\b",
+    r"\blog(?:ged)?[\s-]?in\b.{0,40}\bfrom\b.{0,40}\b(?:i'?m\s+in|i\s+am\s+in|i\s+live\s+in|i'?ve\s+never|i\s+have\s+never|never\s+been)\b",
     r"\bunauthori[sz]ed\s+(?:\w+\s+)?(?:withdrawals?|logins?|access|trades?|transactions?|transfers?|orders?|activity|changes?)",
     r"\bsim[\s-]*(?:card\s+)?(?:swap|swapped|hijack|jacking|ported)\b|\bport(?:ed)?[\s-]*out\b.{0,30}\bnumber\b|\b(?:phone|mobile)\s+number\b.{0,30}\b(?:hijacked|ported|transferred|taken)\b",
     rf"\b(?:my|all\s+(?:of\s+)?my|the)\s+(?:\w+\s+){{0,2}}{_ASSETS}\b.{{0,30}}\b(?:are|is|were|was|have\s+been|has\s+been|got|just)?\s*(?:gone|missing|stolen|disappeared|drained|vanished|taken|emptied|zero|withdrawn\s+without)",
@@ -54,12 +57,17 @@ THEFT_ZH = _rx(
     r"SIM\s*卡?.{0,6}(被|盗|劫持|补办|复制)|手机号.{0,8}(被盗|被劫持|被转|被补办|被过户)|被补卡",
     r"(邮箱|手机号?|绑定手机|谷歌验证|2FA|双重验证|提币地址|白名单|登录密码|资金密码).{0,10}(被|遭)(人)?(改|换|修改|更改|解绑|关闭|重置|删除|添加)",
     r"未经(我的?)?(授权|允许|同意)|盗刷|盗提|盗转",
+    r"我.{0,4}(都|也)?没(有)?(改|修改|动过|操作|设置|添加|申请|绑定|更改|授权)",
+    r"(这笔|那笔|这个|这些).{0,6}(提现|提币|交易|转账|订单|登录).{0,6}不是我",
 )
 
 COMPLIANCE_EN = _rx(
     r"\b(?:account|funds?|assets?|balance|withdrawals?|deposits?|wallet)\b.{0,30}\b(?:frozen|freezed|froze|restricted|suspended|blocked|seized|held\s+for\s+review|on\s+hold|under\s+review|disabled|banned|closed\s+by\s+you|locked\s+by\s+(?:you|compliance|risk))\b",
     r"\b(?:froze|frozen|freeze|restricted|suspended|banned)\b.{0,20}\b(?:my|our)\s+(?:account|funds?|assets?|withdrawals?)",
-    r"\b(?:aml|anti[\s-]*money[\s-]*laundering|kyt|risk\s+(?:control|review|team|management)|compliance\s+(?:review|check|team|hold))\b",
+    r"\b(?:aml|anti[\s-]*money[\s-]*laundering|kyt|risk\s+(?:control|review|team)|compliance\s+(?:review|check|team|hold))\b",
+    r"\b(?:deposits?|withdrawals?|funds?|transfers?|assets?|balance|account)\b.{0,40}\b(?:under\s+review|on\s+hold|held|restricted|restrictions?)\b",
+    r"\b(?:notice|message|banner|warning)\b.{0,30}\brestrict",
+    r"\b(?:iran|iranian|north\s+korea|dprk|cuba|cuban|syria|syrian|crimea|donetsk|luhansk)\b",
     r"\b(?:police|law\s+enforcement|court\s+order|subpoena|warrant|prosecutor|fbi|investigat(?:or|ion)\s+(?:request|agency)|seizure\s+order|legal\s+request)\b",
     r"\bsanction(?:s|ed)?\b|\bofac\b|\bembargo",
     r"\b(?:source|proof)\s+of\s+(?:funds?|wealth|income)\b",
@@ -69,7 +77,7 @@ COMPLIANCE_ZH = _rx(
     r"冻结|被封|封号|封禁|封了|限制(交易|提现|提币|登录|账户)|账户(受限|被限制|异常被限|停用)|资金(被扣|被冻|被锁|被限制)|暂停(交易|提现)",
     r"风控|风险控制|风险审核|反洗钱|\bAML\b|KYT|合规(审查|审核|部门|团队)",
     r"警方|警察|公安|法院|司法|检察|协查|调证|执法",
-    r"制裁|OFAC",
+    r"制裁|OFAC|伊朗|朝鲜|古巴|叙利亚|克里米亚",
     r"资金来源(证明)?|收入证明|财富来源",
 )
 
@@ -83,7 +91,12 @@ HUMAN_EN = _rx(
 
 HUMAN_ZH = _rx(
     r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)",
-    r"投诉|赔偿|补偿|索赔|打电话|来电|电话(联系|客服|沟通)",
+    r"投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
+)
+# "Is this a real person?" asks what we are; it is not a request for one.
+ARE_YOU_HUMAN = _rx(
+    r"\b(?:is\s+this|are\s+you|am\s+i\s+(?:talking|chatting|speaking)\s+(?:to|with))\s+(?:a\s+|an\s+)?(?:real\s+|live\s+|actual\s+)?(?:human|person|bot|robot|ai|machine)\b",
+    r"(是|是不是)(真人|机器人|人工|AI|ai)(吗|么|呢|\?|？|$)|真人(吗|么)",
 )
 
 # Hypothetical or how-to questions *about* security ("how do I protect my account from being hacked").
@@ -91,6 +104,7 @@ HOWTO = _rx(
     r"\b(?:how\s+(?:do|can|should|could|would)\s+(?:i|we|you|one|people)|how\s+to|what\s+(?:should|do|can|would)\s+i\s+do\s+if|what\s+happens\s+if|what\s+if|tips|ways\s+to|is\s+it\s+possible|can\s+(?:someone|hackers|a\s+hacker))\b.{0,60}\b(?:protect|prevent|avoid|secure|stop|recogni[sz]e|spot|identify|detect|tell|know|safe|happen|keep)",
     r"\bhow\s+(?:do|can)\s+(?:i|you)\s+(?:know|tell|check)\s+if\b",
     r"如何(防止|防范|避免|保护|识别|辨别|保障)|怎么(防止|防范|避免|保护|识别|辨别|才能不被)|怎样(防止|防范|避免|保护|识别)|防止.{0,8}被盗|如果.{0,10}(被盗|被黑).{0,10}(怎么办|该怎么)|万一.{0,10}(被盗|被黑)",
+    r"每次.{0,12}(能|可以|会).{0,4}(通知|提醒|告诉)我|(登录|登陆)(提醒|通知)怎么",
 )
 # Things that make it clear it already happened, overriding a how-to phrasing.
 HAPPENED = _rx(
@@ -116,6 +130,8 @@ def check(text: str, lang: str) -> SafetyHit | None:
     for name, rx in (("compliance_en", COMPLIANCE_EN), ("compliance_zh", COMPLIANCE_ZH)):
         if rx.search(text) and not (howto and name.startswith("compliance")):
             return SafetyHit("compliance", name)
+    if ARE_YOU_HUMAN.search(text) and not re.search(r"(?i)\b(?:want|need|let\s+me|give\s+me|transfer|connect)\b|转人工|要人工|找人工", text):
+        return None
     for name, rx in (("human_en", HUMAN_EN), ("human_zh", HUMAN_ZH)):
         if rx.search(text):
             return SafetyHit("human", name)

@@ -126,3 +126,42 @@ def test_confidence_split_between_sibling_intents_counts_for_the_topic() -> None
     out = decide(text="deposit or convert?", lang="en", nlu=split, state=ConvState(), answers=ANSWERS,
                  sla=SLA, threshold=0.5, escalate_after=2)
     assert out.action is Action.CLARIFY
+
+
+@pytest.mark.parametrize("text", [
+    "this withdrawal isn't mine: 0x4c574db0bf0d79b82fba87561970c65758dd29db983f8055fd73b04bb076e94d",
+    "there's a new address in my whitelist that i never added",
+    "my account shows a login from Lagos but i'm in Toronto",
+    "收到防钓鱼码修改的邮件，可我什么都没改",
+    "这笔提币不是我提的",
+])
+def test_theft_phrasings_reach_a_person_whatever_the_classifier_says(text: str) -> None:
+    out = run(text, any_intent("withdrawal"), 0.9, lang="zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en")
+    assert (out.action, out.topic) == (Action.HANDOFF, "theft")
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("can someone living in Iran use the exchange?", "compliance"),
+    ("deposit arrived but it's on hold, says under review", "compliance"),
+    ("a banner says my account has restrictions", "compliance"),
+])
+def test_compliance_phrasings_reach_a_person(text: str, topic: str) -> None:
+    out = run(text, any_intent("account"), 0.9)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("is this a real human replying?", "en"),
+    ("回复我的是真人吗", "zh"),
+    ("where can I take a course on risk management", "en"),
+    ("你们客服会打电话要我的谷歌验证码吗", "zh"),
+    ("每次有人登录我的账户能通知我吗", "zh"),
+])
+def test_questions_about_people_and_security_are_not_handed_off(text: str, lang: str) -> None:
+    out = run(text, any_intent("smalltalk", lang), 0.9, lang=lang)
+    assert out.action is Action.ANSWER
+
+
+def test_classifier_alone_needs_the_normal_threshold_for_a_person() -> None:
+    out = run("is there a testnet i can connect my bot to", "human_request_agent", 0.41)
+    assert out.action is not Action.HANDOFF
