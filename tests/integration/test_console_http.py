@@ -4,7 +4,6 @@ disabled agents, and the handoff path widget → ticket → agent reply → widg
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from pathlib import Path
 

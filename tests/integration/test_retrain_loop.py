@@ -57,6 +57,7 @@ def route_one(ws: Path, url: str, text: str) -> dict:  # type: ignore[type-arg]
     return json.loads(p.stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.timeout(900)
 def test_label_retrain_gate_deploy_without_downtime(workspace: Path, trained_model: Path, redis_sync) -> None:  # type: ignore[no-untyped-def]
     live = RasaServer(repo_rasa_paths(),
                       workspace / "models" / trained_model.name, free_port(), log_path=workspace / "live.log")
@@ -121,6 +122,7 @@ def test_label_retrain_gate_deploy_without_downtime(workspace: Path, trained_mod
         live.stop()
 
 
+@pytest.mark.timeout(900)
 def test_a_bad_dataset_is_refused_by_the_gate(workspace: Path, trained_model: Path) -> None:
     live = RasaServer(repo_rasa_paths(),
                       workspace / "models" / trained_model.name, free_port(), log_path=workspace / "live.log")
