@@ -293,7 +293,13 @@ class RouterWorker:
                     await asyncio.sleep(0)
         finally:
             if self._inflight:
-                await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+                # Finish what is in flight, but never hang a shutdown: whatever is still waiting
+                # (for Rasa, for a predecessor) stays pending in Redis and is taken over later.
+                _, late = await asyncio.wait(list(self._inflight.values()), timeout=10)
+                for t in late:
+                    t.cancel()
+                if late:
+                    await asyncio.gather(*late, return_exceptions=True)
             log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates)
 
     async def _retry_redis(self, fn):  # type: ignore[no-untyped-def]

@@ -184,9 +184,12 @@ async def test_in_a_group_the_bot_answers_only_when_addressed_and_moves_account_
 
     await t.route()
     await t.deliver()
-    d_account, d_term = await t.decisions()
+    # Each member of a group is their own conversation, so the two are handled concurrently.
+    by_text = {d.redacted_text: d for d in await t.decisions()}
+    d_account, d_term = by_text["how to reset my password"], by_text["what is a blockchain"]
     assert d_account.topic == "account" and d_term.topic == "glossary"
-    first, second = t.fake.sent()
+    sent = {m["reply_parameters"]["message_id"]: m for m in t.fake.sent()}
+    first, second = sent[account["message"]["message_id"]], sent[term["message"]["message_id"]]
     # The account answer is not discussed in front of the group: a deep link to a private chat.
     assert first["chat_id"] == str(gid)
     assert "https://t.me/sb_test_bot?start=group_account" in first["text"]
