@@ -85,9 +85,9 @@ async def test_planted_secrets_appear_nowhere(rasa_url: str, tmp_path: Path) -> 
     logs = [tmp_path / "web.log", tmp_path / "router.log"]
     procs = [
         subprocess.Popen([exe, "run", "--role", "web", "--port", str(port)], env=env, cwd=ROOT,  # noqa: ASYNC220
-                         stdout=subprocess.DEVNULL, stderr=open(logs[0], "wb")),  # noqa: SIM115
+                         stdout=subprocess.DEVNULL, stderr=open(logs[0], "wb")),  # noqa: SIM115, ASYNC230
         subprocess.Popen([exe, "run", "--role", "router"], env=env, cwd=ROOT,  # noqa: ASYNC220
-                         stdout=subprocess.DEVNULL, stderr=open(logs[1], "wb")),  # noqa: SIM115
+                         stdout=subprocess.DEVNULL, stderr=open(logs[1], "wb")),  # noqa: SIM115, ASYNC230
     ]
     try:
         await asyncio.to_thread(wait_port, port, 30)
@@ -103,7 +103,8 @@ async def test_planted_secrets_appear_nowhere(rasa_url: str, tmp_path: Path) -> 
                             if m["type"] == "event" and m["kind"] == "bot":
                                 break
         for _ in range(50):  # the theft case becomes a ticket
-            if (tmp_path / "t.db").exists() and rs.xpending("handoff", "tickets")["pending"] == 0 and rs.xlen("handoff"):
+            db_ready = (tmp_path / "t.db").exists()  # noqa: ASYNC240
+            if db_ready and rs.xpending("handoff", "tickets")["pending"] == 0 and rs.xlen("handoff"):
                 break
             await asyncio.sleep(0.1)
     finally:
