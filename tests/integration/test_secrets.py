@@ -115,7 +115,7 @@ async def test_planted_secrets_appear_nowhere(rasa_url: str, tmp_path: Path) -> 
         await runner.cleanup()
     stores = {
         "redis": redis_dump(rs),
-        "database": b"".join(f.read_bytes() for f in tmp_path.glob("t.db*")).decode("utf-8", "replace"),
+        "database": b"".join(f.read_bytes() for f in tmp_path.glob("t.db*")).decode("utf-8", "replace"),  # noqa: ASYNC240
         "logs": "".join(f.read_text(errors="replace") for f in logs),
         "nlu requests": b"\n".join(seen).decode("utf-8", "replace"),
     }
