@@ -104,3 +104,63 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
         await r.aclose()
         rs.stop()
         shutil.rmtree(rs.dir, ignore_errors=True)
+
+
+@pytest.mark.timeout(300)
+async def test_postgres_restart_while_tickets_are_written_loses_nothing(aredis: aioredis.Redis) -> None:
+    """The ticket writer keeps events pending while PostgreSQL restarts, then writes each once."""
+    from bot.models import Action, Decision, Priority
+    from handoff.db import make_engine, sessionmaker, upgrade
+    from handoff.service import TicketService
+    from handoff.worker import consume_handoffs
+    from tests.conftest import PG_URL, reset_postgres
+
+    await reset_postgres(PG_URL)
+    s = make_settings(database={"url": PG_URL})
+    engine = make_engine(PG_URL)
+    await upgrade(engine)
+    svc = TicketService(s, sessionmaker(engine), aredis)
+    n = 60
+
+    async def publish(i: int) -> None:
+        m = Message(channel="web", channel_message_id=f"p{i}", conversation_id=f"web:pg{i % 12}", user_id=f"pg{i % 12}",
+                    text=f"my account was hacked #{i}", lang="en")
+        d = Decision(message_id=m.id, conversation_id=m.conversation_id, channel="web", action=Action.HANDOFF,
+                     topic="theft", intent="theft_account_hacked", confidence=0.9, priority=Priority.URGENT,
+                     reply="A person will take over.", lang="en", silent=i >= 12)
+        await aredis.xadd("handoff", {"d": '{"decision":' + d.to_json() + ',"message":' + m.to_json() + "}"})
+
+    for i in range(n // 2):
+        await publish(i)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consume_handoffs(svc, aredis, stop, claim_idle_ms=500))
+    for _ in range(200):
+        if (await aredis.xinfo_groups("handoff") or [{"lag": 1}])[0].get("lag") == 0:
+            break
+        await asyncio.sleep(0.05)
+    cluster = await asyncio.to_thread(lambda: sorted(Path("/etc/postgresql").iterdir())[0].name)
+    restart = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    for i in range(n // 2, n):  # written while PostgreSQL goes down and comes back
+        await publish(i)
+        await asyncio.sleep(0.02)
+    assert await restart.wait() == 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = await aredis.xpending("handoff", "tickets")
+        if info["pending"] == 0 and (await aredis.xinfo_groups("handoff"))[0]["lag"] == 0:
+            break
+        await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    from sqlalchemy import func, select
+
+    from handoff.models import Ticket, TicketMessage
+
+    async with svc.sm() as sess:
+        tickets = (await sess.execute(select(func.count()).select_from(Ticket))).scalar_one()
+        msgs = (await sess.execute(select(func.count()).select_from(TicketMessage)
+                                   .where(TicketMessage.author_type == "user"))).scalar_one()
+    await engine.dispose()
+    assert (tickets, msgs) == (12, n)
