@@ -23,7 +23,7 @@ _TOPICS_BY_LEN = sorted(TOPICS, key=len, reverse=True)
 HANDOFF_PRIORITY = {"theft": Priority.URGENT, "compliance": Priority.HIGH, "human": Priority.NORMAL}
 # A handoff intent only needs this much confidence: missing a theft case is worse than a person
 # reading a message the bot could have answered.
-HANDOFF_MIN_CONFIDENCE = 0.3
+HANDOFF_MIN_CONFIDENCE = 0.25
 
 
 def topic_of(intent: str) -> str:

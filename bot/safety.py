@@ -34,6 +34,7 @@ THEFT_EN = _rx(
     r"\bnot\s+(?:made\s+)?by\s+me\b|\bwasn'?t\s+me\b|\bwithout\s+my\s+(?:permission|consent|knowledge|authori[sz]ation)\b",
     r"\b(?:withdrawals?|transactions?|trades?|transfers?|orders?|logins?|sessions?|devices?|api\s*keys?)\b.{0,30}\b(?:is|was|are|were)\s*(?:n'?t|not)\s+(?:mine|me|from\s+me|by\s+me)\b",
     r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not)\s+(?:\w+\s+){0,2}(?:add|added|change|changed|set|enable|enabled|disable|disabled|reset|create|created|open|opened|approve|approved|bind|bound|link|linked)\b",
+    r"\bpassword\b.{0,60}\b(?:breach(?:ed)?|leak(?:ed)?|hacked|compromised|exposed|dumped)\b",
     r"\blog(?:ged)?[\s-]?in\b.{0,40}\bfrom\b.{0,40}\b(?:i'?m\s+in|i\s+am\s+in|i\s+live\s+in|i'?ve\s+never|i\s+have\s+never|never\s+been)\b",
     r"\bunauthori[sz]ed\s+(?:\w+\s+)?(?:withdrawals?|logins?|access|trades?|transactions?|transfers?|orders?|activity|changes?)",
     r"\bsim[\s-]*(?:card\s+)?(?:swap|swapped|hijack|jacking|ported)\b|\bport(?:ed)?[\s-]*out\b.{0,30}\bnumber\b|\b(?:phone|mobile)\s+number\b.{0,30}\b(?:hijacked|ported|transferred|taken)\b",
@@ -58,6 +59,7 @@ THEFT_ZH = _rx(
     r"(邮箱|手机号?|绑定手机|谷歌验证|2FA|双重验证|提币地址|白名单|登录密码|资金密码).{0,10}(被|遭)(人)?(改|换|修改|更改|解绑|关闭|重置|删除|添加)",
     r"未经(我的?)?(授权|允许|同意)|盗刷|盗提|盗转",
     r"我.{0,4}(都|也)?没(有)?(改|修改|动过|操作|设置|添加|申请|绑定|更改|授权)",
+    r"我(从来|从|根本|压根)?(就)?没(有)?(开|下|买|卖|做|提|转|借)过",
     r"(这笔|那笔|这个|这些).{0,6}(提现|提币|交易|转账|订单|登录).{0,6}不是我",
 )
 
@@ -71,6 +73,7 @@ COMPLIANCE_EN = _rx(
     r"\b(?:police|law\s+enforcement|court\s+order|subpoena|warrant|prosecutor|fbi|investigat(?:or|ion)\s+(?:request|agency)|seizure\s+order|legal\s+request)\b",
     r"\bsanction(?:s|ed)?\b|\bofac\b|\bembargo",
     r"\b(?:source|proof)\s+of\s+(?:funds?|wealth|income)\b",
+    r"\b(?:request(?:ed|s|ing)?|ask(?:ed|ing|s)?|need|want|provide|send|upload)\b.{0,40}\b(?:bank\s+statements?|pay\s*slips?|salary\s+slips?|tax\s+returns?|employment\s+letter)\b",
 )
 
 COMPLIANCE_ZH = _rx(

@@ -165,3 +165,14 @@ def test_questions_about_people_and_security_are_not_handed_off(text: str, lang:
 def test_classifier_alone_needs_the_normal_threshold_for_a_person() -> None:
     out = run("is there a testnet i can connect my bot to", "human_request_agent", 0.41)
     assert out.action is not Action.HANDOFF
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("合约里多了一个20倍多单，我根本没开过", "theft"),
+    ("I reused my exchange password on a forum that got hacked last week", "theft"),
+    ("support asked me to provide bank statements and payslips, why?", "compliance"),
+])
+def test_more_handoff_phrasings(text: str, topic: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
