@@ -184,7 +184,10 @@ def _loc(loc: tuple[Any, ...], prefix: str = "") -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part)
+            if not name.isprintable() or not name:
+                name = repr(name)  # a key with a newline must not break the one-line error
+            out += f".{name}" if out else name
     return out or "(top level)"
 
 

@@ -17,6 +17,7 @@ CHANNELS: dict[str, tuple[str, str]] = {
     "web": ("channels.web.config:WebChannelSettings", "channels.web.adapter:WebChannel"),
     "twitter": ("channels.twitter.config:TwitterChannelSettings", "channels.twitter.adapter:TwitterChannel"),
     "telegram": ("channels.telegram.config:TelegramChannelSettings", "channels.telegram.adapter:TelegramChannel"),
+    "email": ("channels.email.config:EmailChannelSettings", "channels.email.adapter:EmailChannel"),
 }
 
 

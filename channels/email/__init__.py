@@ -1,0 +1,1 @@
+"""Email channel: IMAP in (IDLE, polling fallback), SMTP out, threads that stay threads."""
