@@ -100,6 +100,10 @@ def run(
     s = load(config)
     _logging(s, role)
     if role == "router":
+        try:
+            runtime.answers(s)
+        except ConfigError as e:
+            fail(f"config error: {e}")
         asyncio.run(runtime.run_router(s))
     elif role == "web":
         asyncio.run(runtime.run_web(s, port=port))

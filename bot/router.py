@@ -234,6 +234,7 @@ class RouterWorker:
     handled: int = 0
     duplicates: int = 0
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _waiting: int = 0
     _progress: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -254,10 +255,15 @@ class RouterWorker:
         try:
             while not stop.is_set():
                 await self.brain.nlu.wait_available()
-                if len(self._inflight) >= limit:
-                    await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+                # Entries waiting for an earlier message of their conversation (held by a dead
+                # worker until it is claimed) do not take a working slot, so they cannot starve
+                # the claim of the very entries they wait for; the total stays bounded.
+                busy = len(self._inflight) - self._waiting
+                if busy >= limit or len(self._inflight) >= 4 * limit:
+                    await asyncio.wait(list(self._inflight.values()), timeout=0.05,
+                                       return_when=asyncio.FIRST_COMPLETED)
                     continue
-                room = min(limit - len(self._inflight), qs.batch)
+                room = min(limit - busy, qs.batch, 4 * limit - len(self._inflight))
                 entries: list[Entry] = []
                 now = time.monotonic()
                 try:
@@ -336,6 +342,13 @@ class RouterWorker:
         finish in time (the entry then stays pending and is retried)."""
         deadline = time.monotonic() + self.settings.queue.order_wait_ms / 1000
         key = conv_key(e.conversation)
+        self._waiting += 1
+        try:
+            return await self._wait_loop(e, seq, key, deadline)
+        finally:
+            self._waiting -= 1
+
+    async def _wait_loop(self, e: Entry, seq: int, key: str, deadline: float) -> tuple[str, dict[str, str]]:
         while True:
             h = await self.redis.hgetall(key)
             st = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}

@@ -52,7 +52,19 @@ def nlu_client(settings: Settings) -> NLUClient:
 
 
 def answers(settings: Settings) -> Answers:
-    return Answers(settings.path(settings.router.answers_dir))
+    """The answer texts; a missing or empty answers folder stops the start (the bot would
+    otherwise reply with nothing)."""
+    from bot.errors import ConfigError
+
+    root = settings.path(settings.router.answers_dir)
+    try:
+        ans = Answers(root)
+    except ValueError as e:
+        raise ConfigError(f"router.answers_dir: {e}") from None
+    for lang in ("en", "zh"):
+        if not ans.has("clarify", lang):
+            raise ConfigError(f"router.answers_dir: no {lang} answers (with `clarify`) under {root}")
+    return ans
 
 
 def build_channels(settings: Settings, r: aioredis.Redis) -> list[Channel]:

@@ -90,3 +90,17 @@ async def reset_postgres(url: str) -> None:
         await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     await eng.dispose()
+
+
+def config_copy(dest: Path, *replace: tuple[str, str]) -> Path:
+    """The repo's config.yaml written elsewhere, its relative paths made absolute to the repo."""
+    text = (ROOT / "config.yaml").read_text()
+    for key, rel in (("rasa_venv", ".venv-rasa"), ("project_dir", "intents"), ("model_dir", "models"),
+                     ("answers_dir", "intents/answers"), ("data_dir", "data")):
+        text = text.replace(f"{key}: {rel}", f"{key}: {ROOT / rel}")
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new)
+    p = dest / "config.yaml"
+    p.write_text(text)
+    return p

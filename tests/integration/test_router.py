@@ -20,7 +20,7 @@ from bot.queue import Queue
 from bot.router import Brain, RouterWorker
 from bot.runtime import answers
 from intents.client import NLUClient
-from tests.conftest import REDIS_URL, ROOT, make_settings
+from tests.conftest import REDIS_URL, ROOT, config_copy, make_settings
 
 pytestmark = [pytest.mark.redis, pytest.mark.rasa]
 
@@ -135,11 +135,11 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_and_others_flow(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_killed_worker_mid_batch_every_message_answered_exactly_once(
     rasa_url: str, redis_sync: redis.Redis, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text((ROOT / "config.yaml").read_text().replace("claim_idle_ms: 30000", "claim_idle_ms: 1000"))
+    cfg = config_copy(tmp_path, ("claim_idle_ms: 30000", "claim_idle_ms: 1000"))
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
            "SWITCHBOARD_LOG_FORMAT": "json"}
     s = make_settings(nlu={"urls": [rasa_url]})
@@ -162,9 +162,10 @@ def test_killed_worker_mid_batch_every_message_answered_exactly_once(
     w1.wait()
     done_at_kill = redis_sync.xlen("decisions")
     assert done_at_kill < n, "the worker finished before it was killed; the test proves nothing"
-    w2 = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    w2 = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                          stderr=open(tmp_path / "w2.log", "wb"))  # noqa: SIM115  (a PIPE nobody reads would block it)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 100
         while time.monotonic() < deadline:
             if redis_sync.xlen("decisions") >= n and redis_sync.xpending("inbound", "routers")["pending"] == 0:
                 break

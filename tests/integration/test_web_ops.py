@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL, ROOT, free_port, wait_port
+from tests.conftest import REDIS_URL, ROOT, config_copy, free_port, wait_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.rasa]
 
@@ -72,8 +72,7 @@ async def test_bad_frames_get_clear_errors_and_are_not_queued(product: str) -> N
 
 
 async def test_widget_rate_limit(rasa_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text((ROOT / "config.yaml").read_text().replace("rate_per_session: 30", "rate_per_session: 3"))
+    cfg = config_copy(tmp_path, ("rate_per_session: 30", "rate_per_session: 3"))
     port = free_port()
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url}
     p = subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web", "--port", str(port),  # noqa: ASYNC220
