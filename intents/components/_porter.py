@@ -4,7 +4,6 @@ Pure Python, no dependencies; used by the intent classifier to conflate English 
 forms ("charged", "charges", "charging" -> "charg"). Only ASCII lowercase words are
 passed in; anything else is returned unchanged by the caller.
 """
-import re
 _V = "aeiou"
 def _cons(w, i):
     c = w[i]

@@ -386,7 +386,7 @@ class TfidfSvmIntentModel:
 
         oof = np.zeros((X.shape[0], k))
         usable = np.zeros(X.shape[0], dtype=bool)
-        for (tr, va), clf in zip(splits, fold_models):
+        for (_tr, va), clf in zip(splits, fold_models):
             present = clf.classes_
             oof[va] = self._margins(clf, X[va], k, col_index=present)
             usable[va] = np.isin(y[va], present)
