@@ -133,8 +133,43 @@ async def test_theft_in_the_widget_reaches_an_agent_whose_reply_reaches_the_widg
                     if m["kind"] == "agent":
                         assert m["author"] == "Lin" and "frozen withdrawals" in m["text"]
         assert kinds.count("bot") == 1, kinds  # only the handoff notice; nothing for the 2FA question
-        async with staff.get(agents + f"/agent/api/tickets/{number}") as r:
-            detail = await r.json()
-        texts = [m["text"] for m in detail["messages"]]
+        texts: list[str] = []
+        for _ in range(100):  # the ticket writer appends the silent message asynchronously
+            async with staff.get(agents + f"/agent/api/tickets/{number}") as r:
+                texts = [m["text"] for m in (await r.json())["messages"]]
+            if "How do I enable 2FA?" in texts:
+                break
+            await asyncio.sleep(0.1)
         assert "How do I enable 2FA?" in texts
         await ws.close()
+
+
+async def test_review_page_is_for_supervisors_and_discards(agents: str, rasa_url: str, product_logs: Path) -> None:
+    import redis as sync_redis
+
+    from tests.conftest import REDIS_URL
+
+    p = cli(rasa_url, product_logs, "agents", "add", "sup@example.com", "--name", "Sue", "--role", "supervisor")
+    assert p.returncode == 0, p.stderr
+    r = sync_redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    r.xadd("decisions", {"d": orjson.dumps({
+        "message_id": "m9", "conversation_id": "web:rev", "channel": "web", "action": "clarify", "topic": "out_of_scope",
+        "intent": "out_of_scope_unrelated", "confidence": 0.2, "priority": "low", "reply": "…", "lang": "en",
+        "redacted_text": "what does the purple tier sticker mean", "silent": False,
+        "decided_at": "2026-11-28T12:00:00+00:00"}).decode()})
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, agents, "lin@example.com") == "/agent"
+        async with http.get(agents + "/agent/review") as resp:
+            assert resp.status == 403  # agents do not relabel training data
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, agents, "sup@example.com") == "/agent"
+        async with http.get(agents + "/agent/review") as resp:
+            page = await resp.text()
+            assert resp.status == 200 and "purple tier sticker" in page
+        csrf = page.split("name='csrf' value='")[1].split("'")[0]
+        form = {"csrf": csrf, "text": "what does the purple tier sticker mean", "lang": "en", "action": "discard"}
+        async with http.post(agents + "/agent/review", data={**form, "csrf": "wrong"}, allow_redirects=False) as resp:
+            assert resp.status == 403
+        async with http.post(agents + "/agent/review", data=form) as resp:
+            page = await resp.text()
+            assert "discarded" in page and "purple tier sticker" not in page.split("</p>", 2)[-1]
