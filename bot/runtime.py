@@ -141,6 +141,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         ws_max_size=64 * 1024,
         lifespan="on",
         access_log=False,
+        timeout_graceful_shutdown=5,  # a stuck client must not hold a restart hostage
     )
     server = uvicorn.Server(config)
     serve = asyncio.create_task(server.serve())
@@ -151,9 +152,9 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     stop.set()
     with contextlib.suppress(Exception):
         await serve
-    for t in sender_tasks:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(t, 5)
+    _, late = await asyncio.wait(sender_tasks, timeout=5)
+    for t in late:
+        t.cancel()
     for ch in channels:
         await ch.stop()
     await engine.dispose()

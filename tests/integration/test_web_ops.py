@@ -93,3 +93,65 @@ async def test_widget_rate_limit(rasa_url: str, tmp_path) -> None:  # type: igno
     finally:
         p.terminate()
         p.wait(20)
+
+
+def random_frames(n: int, seed: int = 7) -> list[str]:
+    """Malformed and odd widget frames: random JSON of every shape, deep nesting, junk text,
+    invalid surrogates, wrong types in the right fields."""
+    import json
+    import random
+
+    rnd = random.Random(seed)
+
+    def value(depth: int = 0) -> object:
+        choices = [
+            lambda: None, lambda: True, lambda: rnd.randint(-2**70, 2**70), lambda: rnd.random(),
+            lambda: "".join(chr(rnd.randrange(1, 0xD7FF)) for _ in range(rnd.randrange(12))),
+            lambda: [value(depth + 1) for _ in range(rnd.randrange(4))],
+            lambda: {str(rnd.random()): value(depth + 1) for _ in range(rnd.randrange(4))},
+            lambda: {"type": rnd.choice(["message", "hello", "ping", "x", None, 5]), "client_id": value(depth + 1),
+                     "text": value(depth + 1)},
+            lambda: {"type": "message", "client_id": "".join(rnd.choice("ab-_:.") for _ in range(rnd.randrange(120))),
+                     "text": "x" * rnd.randrange(3000)},
+        ]
+        return choices[rnd.randrange(len(choices) if depth < 4 else 5)]()
+
+    frames = []
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:
+            frames.append(json.dumps(value(), ensure_ascii=rnd.random() < 0.5))
+        elif kind == 1:
+            d = rnd.randrange(2, 3000)
+            frames.append("[" * d + "]" * d)
+        elif kind == 2:
+            frames.append("".join(chr(rnd.randrange(32, 0x2FFF)) for _ in range(rnd.randrange(200))))
+        elif kind == 3:
+            frames.append('{"type":"message","client_id":"c' + str(i) + '","text":"\\ud83d' + "?" * rnd.randrange(5) + '"}')
+        else:
+            frames.append(json.dumps({"type": "message", "client_id": value(), "text": value()}))
+    return frames
+
+
+async def test_fuzzed_widget_frames_get_answers_not_crashes(product: str) -> None:
+    frames = random_frames(300)
+    answered = 0
+    async with aiohttp.ClientSession() as http, http.ws_connect(product + "/ws/chat") as ws:
+        await hello(ws)
+        for f in frames:
+            await ws.send_str(f)
+            while True:  # every frame gets exactly one ack, error or pong (events may come in between)
+                m = await ws.receive_json(timeout=10)
+                if m["type"] in ("ack", "error", "pong"):
+                    answered += 1
+                    break
+        await ws.send_str('{"type":"ping"}')
+        assert (await next_of(ws, "pong"))["type"] == "pong"  # still alive after all of it
+    assert answered == len(frames)
+    async with aiohttp.ClientSession() as http, http.ws_connect(product + "/ws/chat") as ws:
+        await hello(ws)
+        await ws.send_str("x" * 200_000)  # over the frame limit: this connection is closed…
+        msg = await ws.receive(timeout=10)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    async with aiohttp.ClientSession() as http, http.ws_connect(product + "/ws/chat") as ws:
+        await hello(ws)  # …and the server goes on serving others
