@@ -9,7 +9,7 @@ RASA_VENV := .venv-rasa
 PY310 ?= $(shell (command -v pyenv >/dev/null && ls -d $$(pyenv root)/versions/3.10*/bin/python3.10 2>/dev/null | sort -V | tail -1) || command -v python3.10 || true)
 PYTEST_ARGS ?=
 
-.PHONY: up test test-fast bench bench-nlu lint sysdeps lock lock-rasa down clean help
+.PHONY: up test test-fast bench bench-nlu lint audit sysdeps lock lock-rasa down clean help
 
 help:
 	@echo "make up     - install everything needed, train the NLU model if missing, run the product"
@@ -56,6 +56,12 @@ bench-nlu: $(RASA_VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot channels intents handoff tests bench
+
+# Known vulnerabilities in the locked product dependencies (queries PyPI's advisory data).
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip install -q pip-audit
+	grep -v '^#' requirements/product.lock > .audit-reqs.txt
+	$(VENV)/bin/pip-audit --no-deps --disable-pip -r .audit-reqs.txt; rc=$$?; rm -f .audit-reqs.txt; exit $$rc
 
 lock: $(VENV)/.installed
 	{ echo "# Product environment (.venv, Python 3.11). Regenerate: make lock"; $(VENV)/bin/pip freeze --exclude-editable; } > requirements/product.lock
