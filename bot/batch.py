@@ -55,7 +55,7 @@ def ensure_rasa(settings: Settings) -> tuple[str, RasaServer | None]:
             else:
                 model = m
         server = RasaServer(paths, model, free_port(), log_path=settings.path(settings.data_dir) / "logs" / "rasa-route.log")
-        _err(f"no Rasa server answers at {settings.nlu.urls[0]}; starting one on {model.name} (~20 s)")
+        _err(f"no Rasa server answers at {settings.nlu.urls[0]}; starting one on {model.name} at {server.url} (~20 s)")
         server.start()
         server.wait_ready(300)
     except RasaError as e:

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from intents.rasa import port_open
 from tests.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.rasa]
@@ -52,14 +53,10 @@ def test_one_decision_per_line_in_order_with_per_user_state(rasa_url: str) -> No
 
 @pytest.mark.slow
 def test_starts_and_stops_its_own_rasa_when_none_answers(trained_model) -> None:  # type: ignore[no-untyped-def]
-    def rasa_processes() -> int:
-        ps = subprocess.run(["pgrep", "-fc", "rasa run --enable-api"], capture_output=True, text=True)
-        return int(ps.stdout.strip() or 0)
-
-    before = rasa_processes()
     dead = f"http://127.0.0.1:{free_port()}"
     p = route('{"channel":"web","user":"u1","text":"How do I deposit USDT on TRC20?"}\n', dead, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["topic"] == "deposit"
     assert "starting one" in p.stderr
-    assert rasa_processes() == before  # the server it started is gone again
+    started = p.stderr.rsplit(" at http://127.0.0.1:", 1)[1].split()[0]
+    assert not port_open("127.0.0.1", int(started))  # the server it started is gone again

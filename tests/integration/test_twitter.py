@@ -182,7 +182,11 @@ async def test_a_dm_conversation_is_answered_privately_and_handed_to_an_agent(
         fake_x.add_dm("9001", "carol", "How do I deposit USDT on TRC20?")
         await until(await inbound(1))
         await route_and_send(s, aredis, ch)
-        assert len(fake_x.dms) == 1 and fake_x.dms[0]["text"].startswith("To deposit USDT")
+        from bot.models import Decision
+
+        [d] = [Decision.from_json(f["d"]) for _, f in await aredis.xrange("decisions")]
+        assert (d.action.value, d.topic) == ("answer", "deposit")  # which deposit intent is the model's call
+        assert len(fake_x.dms) == 1 and fake_x.dms[0]["text"].startswith(d.reply[:40])
 
         fake_x.add_dm("9001", "carol", "I want to talk to a real person")
         await until(await inbound(2))
