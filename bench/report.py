@@ -104,7 +104,8 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
         bt.add_column("what")
         bt.add_column("value", justify="right")
         bt.add_row("enqueue (pipelined intake Lua)", f"{fmt(b['enqueue_s'], 2)} s")
-        bt.add_row("time to drain (first XADD → last decision committed)", f"{fmt(b['drain_s'], 1)} s")
+        bt.add_row("time to drain (first XADD → last decision committed)",
+                   f"{fmt(b['drain_s'], 1)} s" + ("" if b["drained"] else " — NOT drained (time bound)"))
         bt.add_row("drain rate", f"{fmt(b['drain_rate'])} msg/s")
         bt.add_row("decisions: exactly one per message", f"{b['exactly_once']} ({b['decided']:,} decided, "
                    f"{b['missing']} missing, {b['duplicates']} duplicated)")
@@ -148,9 +149,12 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
                        fmt(max(0.0, c["cores"].get("host", 0.0) - sum(v for k, v in c["cores"].items() if k != "host")), 2))
         con.print(st)
         if c:
+            ev = c.get("router_events") or {}
             con.print(f"  ⁶ router ceiling: {c['messages']:,} unique messages enqueued at once, one router, an NLU stub "
-                      f"that answers at once (bench/stub_nlu.py): {fmt(c['cpu_ms_per_msg'].get('router'), 2)} ms router "
-                      f"CPU per message, exactly once: {c['exactly_once']}, in order: {c['in_order']}.")
+                      f"that answers at once (bench/stub_nlu.py): {'drained' if c['drained'] else 'NOT drained'} in "
+                      f"{fmt(c['drain_s'], 1)} s, {fmt(c['cpu_ms_per_msg'].get('router'), 2)} ms router CPU per message, "
+                      f"exactly once: {c['exactly_once']}, in order: {c['in_order']}, router errors NLU/Redis/late "
+                      f"{ev.get('nlu', 0)}/{ev.get('redis', 0)}/{ev.get('late', 0)}.")
         con.print(f"  {s['note']}")
 
     for line in res.get("notes", []):
