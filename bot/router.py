@@ -235,6 +235,7 @@ class RouterWorker:
     duplicates: int = 0
     _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _waiting: int = 0
+    _waiting_tasks: dict[str, bool] = field(default_factory=dict)
     _progress: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -342,13 +343,14 @@ class RouterWorker:
         finish in time (the entry then stays pending and is retried)."""
         deadline = time.monotonic() + self.settings.queue.order_wait_ms / 1000
         key = conv_key(e.conversation)
-        self._waiting += 1
+        # Only a task that actually has to wait stops taking a working slot.
         try:
-            return await self._wait_loop(e, seq, key, deadline)
+            return await self._wait_checks(e, seq, key, deadline)
         finally:
-            self._waiting -= 1
+            if self._waiting_tasks.pop(e.id, None):
+                self._waiting -= 1
 
-    async def _wait_loop(self, e: Entry, seq: int, key: str, deadline: float) -> tuple[str, dict[str, str]]:
+    async def _wait_checks(self, e: Entry, seq: int, key: str, deadline: float) -> tuple[str, dict[str, str]]:
         while True:
             h = await self.redis.hgetall(key)
             st = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
@@ -360,6 +362,9 @@ class RouterWorker:
             left = deadline - time.monotonic()
             if left <= 0:
                 return "late", {}
+            if e.id not in self._waiting_tasks:
+                self._waiting_tasks[e.id] = True
+                self._waiting += 1
             try:
                 await asyncio.wait_for(self._event(e.conversation).wait(), timeout=min(left, 0.1))
             except TimeoutError:
