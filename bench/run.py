@@ -698,11 +698,17 @@ class Bench:
         if two:
             note += (f" Raw, two replicas gave {fmt(two.get('throughput'), 0)} vs {fmt(one.get('throughput'), 0)} parses/s "
                      f"with one ({fmt(two.get('rasa_cores'), 2)} vs {fmt(one.get('rasa_cores'), 2)} Rasa cores).")
-        if ceil:
+        if ceil and ceil["drained"]:
             note += (f" Router ceiling: against an NLU stub that answers at once, one router process routed "
                      f"{fmt(ceil['drain_rate'], 0)} msg/s at {fmt(ceil['cpu_ms_per_msg'].get('router'), 2)} ms CPU per "
                      f"message (redis-server {fmt(ceil['cpu_ms_per_msg'].get('redis'), 2)} ms) — the router's cost "
                      "when its caches are warm and it is not interleaved with Rasa.")
+        elif ceil:
+            ev = ceil.get("router_events") or {}
+            note += (f" Router ceiling: the router did NOT drain {ceil['messages']:,} messages within "
+                     f"{fmt(ceil['drain_s'], 0)} s against an instant NLU stub (router errors NLU/Redis/late "
+                     f"{ev.get('nlu', 0)}/{ev.get('redis', 0)}/{ev.get('late', 0)}): a router bug, see its log "
+                     "(--keep-tmp).")
         return {"rows": rows, "note": note, "ceiling": ceil}
 
 
