@@ -25,13 +25,9 @@ log = get_logger("switchboard.runtime")
 
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
-    """One client per process. The pool blocks when all connections are busy instead of failing
-    with "Too many connections" (a burst can hold many in-flight messages)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis.url, max_connections=256, timeout=30, decode_responses=True,
-        health_check_interval=30, socket_connect_timeout=2,
+    return aioredis.from_url(
+        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2
     )
-    return aioredis.Redis.from_pool(pool)
 
 
 def rasa_paths(settings: Settings) -> RasaPaths:
