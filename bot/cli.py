@@ -104,9 +104,9 @@ def run(
             runtime.answers(s)
         except ConfigError as e:
             fail(f"config error: {e}")
-        asyncio.run(runtime.run_router(s))
+        runtime.run_loop(runtime.run_router(s))
     elif role == "web":
-        asyncio.run(runtime.run_web(s, port=port))
+        runtime.run_loop(runtime.run_web(s, port=port))
     else:
         fail(f"--role: unknown role {role!r} (router, web)")
 

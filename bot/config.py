@@ -69,6 +69,8 @@ class NLUSettings(Section):
     confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     # A parse cache keyed by normalized redacted text + model version (FAQ traffic repeats).
     cache_size: Annotated[int, Field(ge=0)] = 10_000
+    # Requests waiting at one Rasa server at a time (it parses one message at a time).
+    max_in_flight: Annotated[int, Field(ge=1, le=256)] = 4
 
 
 class RouterSettings(Section):

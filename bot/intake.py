@@ -3,7 +3,7 @@ stored in Redis), then publish with dedupe on the channel's own message id."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bot import metrics
 from bot.logs import get_logger
@@ -13,7 +13,11 @@ from bot.redact import redact
 
 log = get_logger("switchboard.intake")
 
-Sink = Callable[[Message], Awaitable[str | None]]
+class Sink(Protocol):
+    """Accepts one message onto the queue; returns its entry id, or None for a duplicate.
+    `pre_redacted=True`: the caller already applied `redacted()` (saves a second pass)."""
+
+    async def __call__(self, msg: Message, *, pre_redacted: bool = False) -> str | None: ...
 
 
 def redacted(msg: Message) -> Message:
@@ -25,8 +29,8 @@ def redacted(msg: Message) -> Message:
 
 
 def make_sink(queue: Queue) -> Sink:
-    async def accept(msg: Message) -> str | None:
-        safe = redacted(msg)
+    async def accept(msg: Message, *, pre_redacted: bool = False) -> str | None:
+        safe = msg if pre_redacted else redacted(msg)
         entry = await queue.publish(safe)
         if entry is None:
             metrics.MESSAGES_DUP.labels(msg.channel).inc()

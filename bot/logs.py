@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
+
+
+def _orjson_dumps(obj: Any, **_kw: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
 
 
 def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = None) -> None:
@@ -20,13 +26,17 @@ def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = Non
     if role:
         processors.insert(0, lambda _l, _m, ev: {**ev, "role": ev.get("role", role)})
     processors.append(structlog.processors.format_exc_info)
-    processors.append(
-        structlog.processors.JSONRenderer() if json_out else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    if json_out:
+        # orjson straight to bytes: a third of the cost of json.dumps + print per line.
+        processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
+        factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")

@@ -122,20 +122,33 @@ class SafetyHit:
     rule: str
 
 
+_HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAS_LATIN = re.compile(r"[A-Za-z\u0130\u0131\u017f\u212a]")  # + what re.I folds onto ASCII letters
+
+
 def check(text: str, lang: str) -> SafetyHit | None:
     """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity."""
-    # Both languages' rules run: people mix them ("我的USDT被盗了", "account frozen 了").
+    # Both languages' rules run on mixed text ("我的USDT被盗了", "account frozen 了"). A rule set
+    # only runs when the text has its script: every English rule needs a Latin word, every Chinese
+    # one a Chinese character — except COMPLIANCE_ZH's AML/KYT/OFAC, which COMPLIANCE_EN (checked
+    # first) matches as well. Half the regex work for monolingual messages, the same answers.
+    zh = _HAS_CJK.search(text) is not None
+    en = _HAS_LATIN.search(text) is not None
     howto = bool(HOWTO.search(text)) and not HAPPENED.search(text)
     if not howto:
-        for name, rx in (("theft_en", THEFT_EN), ("theft_zh", THEFT_ZH)):
-            if rx.search(text):
-                return SafetyHit("theft", name)
-    for name, rx in (("compliance_en", COMPLIANCE_EN), ("compliance_zh", COMPLIANCE_ZH)):
-        if rx.search(text) and not (howto and name.startswith("compliance")):
-            return SafetyHit("compliance", name)
+        if en and THEFT_EN.search(text):
+            return SafetyHit("theft", "theft_en")
+        if zh and THEFT_ZH.search(text):
+            return SafetyHit("theft", "theft_zh")
+    if not howto:
+        if en and COMPLIANCE_EN.search(text):
+            return SafetyHit("compliance", "compliance_en")
+        if zh and COMPLIANCE_ZH.search(text):
+            return SafetyHit("compliance", "compliance_zh")
     if ARE_YOU_HUMAN.search(text) and not re.search(r"(?i)\b(?:want|need|let\s+me|give\s+me|transfer|connect)\b|转人工|要人工|找人工", text):
         return None
-    for name, rx in (("human_en", HUMAN_EN), ("human_zh", HUMAN_ZH)):
-        if rx.search(text):
-            return SafetyHit("human", name)
+    if en and HUMAN_EN.search(text):
+        return SafetyHit("human", "human_en")
+    if zh and HUMAN_ZH.search(text):
+        return SafetyHit("human", "human_zh")
     return None

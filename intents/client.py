@@ -1,7 +1,9 @@
 """HTTP client for Rasa NLU servers (`POST /model/parse`).
 
-One shared aiohttp connection pool; several servers are used round-robin; a server that fails is
-skipped until a background probe sees it answer again. When none answers, `NLUUnavailable` is
+One shared aiohttp connection pool; each request goes to the healthy server with the fewest requests
+in flight, and at most `max_in_flight` wait at each server (Rasa parses one message at a time, so
+more only queue inside Rasa, where they cost it CPU and hide the queueing from our metrics). A server
+that fails is skipped until a background probe sees it answer again. When none answers, `NLUUnavailable` is
 raised so callers leave the message in the queue — never guess. Parses are cached by normalized
 (already redacted) text and model version, because FAQ traffic repeats.
 """
@@ -22,6 +24,7 @@ import orjson
 from bot.errors import NLUUnavailable
 
 _WS = re.compile(r"\s+")
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class _Server:
     model_version: str | None = None
     failures: int = 0
     down_since: float = 0.0
+    inflight: int = 0
 
 
 @dataclass
@@ -60,12 +64,14 @@ class NLUClient:
     timeout_s: float = 5.0
     backoff_max_s: float = 10.0
     cache_size: int = 10_000
+    max_in_flight: int = 4
     _servers: list[_Server] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
     _rr: int = 0
     _cache: OrderedDict[tuple[str, str | None], NLUResult] = field(default_factory=OrderedDict)
     _available: asyncio.Event | None = None
     _probe_task: asyncio.Task[None] | None = None
+    _slot_freed: asyncio.Event | None = None
     hits: int = 0
     misses: int = 0
 
@@ -168,10 +174,26 @@ class NLUClient:
             delay = min(delay * 2, self.backoff_max_s)
 
     def _pick(self) -> list[_Server]:
+        """Healthy servers, least loaded first (round-robin among equals)."""
         n = len(self._servers)
         self._rr = (self._rr + 1) % n
         order = [self._servers[(self._rr + i) % n] for i in range(n)]
-        return [s for s in order if s.healthy]
+        return sorted((s for s in order if s.healthy), key=lambda s: s.inflight)
+
+    async def _slot(self) -> list[_Server]:
+        """Wait until the least loaded healthy server has room; returns the candidates."""
+        while True:
+            candidates = self._pick()
+            if not candidates or candidates[0].inflight < self.max_in_flight:
+                return candidates
+            if self._slot_freed is None or self._slot_freed.is_set():
+                self._slot_freed = asyncio.Event()
+            await self._slot_freed.wait()
+
+    def _release(self, s: _Server) -> None:
+        s.inflight -= 1
+        if self._slot_freed is not None:
+            self._slot_freed.set()
 
     async def parse(self, text: str) -> NLUResult:
         """Classify `text` (already redacted). Raises NLUUnavailable when no server answers."""
@@ -186,16 +208,18 @@ class NLUClient:
                     hit.intent, hit.confidence, hit.ranking, hit.entities, hit.model_version, 0.0, True
                 )
         self.misses += 1
-        candidates = self._pick()
+        # The NLU time includes waiting for a free slot at a server: that is Rasa's capacity.
+        t0 = time.perf_counter()
+        candidates = await self._slot()
         if not candidates:
             raise NLUUnavailable("no NLU server is reachable")
         body = orjson.dumps({"text": text})
         last = "no server tried"
         for s in candidates:
-            t0 = time.perf_counter()
+            s.inflight += 1
             try:
                 async with self._session.post(
-                    f"{s.url}/model/parse", data=body, headers={"Content-Type": "application/json"}
+                    f"{s.url}/model/parse", data=body, headers=_JSON
                 ) as r:
                     raw = await r.read()
                     if r.status != 200:
@@ -207,6 +231,8 @@ class NLUClient:
                 last = f"{s.url}: {type(e).__name__}"
                 self._mark_down(s)
                 continue
+            finally:
+                self._release(s)
             res = _result(data, s.model_version, time.perf_counter() - t0)
             if self.cache_size:
                 self._cache[(key[0], s.model_version)] = res

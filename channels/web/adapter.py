@@ -42,13 +42,48 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_FRAME = 64 * 1024
 
-_BOX_ADD = """
+# KEYS: sent marker, mailbox ; ARGV: ttl, history, notify channel, session, event json.
+# The wake-up carries the event and the id it follows, so a socket that has seen everything up to
+# that id sends it at once without reading the mailbox back (one Redis round trip less per event).
+_BOX_ADD_BODY = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then return false end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local prev = ''
+if last[1] then prev = last[1][1] end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[5])
+"""
+_BOX_ADD = _BOX_ADD_BODY + "return id\n"
+# The user's own line, behind the per-minute rate limits of the session and of the IP address:
+# KEYS: + session counter, IP counter ; ARGV: + session limit, IP limit. Returns 'rate_limited'.
+_BOX_USER = """
+local ns = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 120)
+local ni = redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], 120)
+if ns > tonumber(ARGV[6]) or ni > tonumber(ARGV[7]) then return 'rate_limited' end
+""" + _BOX_ADD_BODY + "return id\n"
+# The same for a reply taken from `outbound:web`, acknowledged in the same script:
+# KEYS: + outbound stream, attempts hash ; ARGV: + group, entry id. A redelivered reply whose
+# marker is already set is only acknowledged.
+_BOX_DELIVER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
+  redis.call('HDEL', KEYS[4], ARGV[7])
+  return false
+end
+""" + _BOX_ADD_BODY + """
+redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
+redis.call('HDEL', KEYS[4], ARGV[7])
 return id
 """
+
+
+def _id_key(eid: str) -> tuple[int, int]:
+    ms, _, seq = eid.partition("-")
+    return int(ms), int(seq or 0)
+
 
 ERRORS = {
     "too_long": {
@@ -78,12 +113,25 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class Waiter:
+    """One open socket's wake-up: an event plus the mailbox events announced since it last looked."""
+
+    __slots__ = ("event", "items")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.items: list[tuple[str, str, str]] = []  # (previous id, id, event json)
+
+    def set(self) -> None:
+        self.event.set()
+
+
 class Hub:
     """Wakes the open sockets of a session when its mailbox grows (one pub/sub per process)."""
 
     def __init__(self, r: aioredis.Redis) -> None:
         self.r = r
-        self.waiters: dict[str, set[asyncio.Event]] = {}
+        self.waiters: dict[str, set[Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -97,21 +145,32 @@ class Hub:
                 await self._task
             self._task = None
 
-    def register(self, session: str) -> asyncio.Event:
-        ev = asyncio.Event()
-        self.waiters.setdefault(session, set()).add(ev)
-        return ev
+    def register(self, session: str) -> Waiter:
+        w = Waiter()
+        self.waiters.setdefault(session, set()).add(w)
+        return w
 
-    def unregister(self, session: str, ev: asyncio.Event) -> None:
+    def unregister(self, session: str, w: Waiter) -> None:
         s = self.waiters.get(session)
         if s:
-            s.discard(ev)
+            s.discard(w)
             if not s:
                 self.waiters.pop(session, None)
 
-    def wake(self, session: str) -> None:
-        for ev in self.waiters.get(session, ()):
-            ev.set()
+    def wake(self, session: str, item: tuple[str, str, str] | None = None) -> None:
+        for w in self.waiters.get(session, ()):
+            if item is not None and len(w.items) < 100:
+                w.items.append(item)
+            w.event.set()
+
+    def _on_message(self, data: str) -> None:
+        session, sep, rest = data.partition("\n")
+        if not sep:
+            self.wake(session)
+            return
+        prev, _, rest = rest.partition("\n")
+        eid, _, event = rest.partition("\n")
+        self.wake(session, (prev, eid, event))
 
     async def _listen(self) -> None:
         while True:
@@ -126,7 +185,7 @@ class Hub:
                     if isinstance(data, bytes):
                         data = data.decode()
                     if isinstance(data, str):
-                        self.wake(data)
+                        self._on_message(data)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
@@ -147,6 +206,8 @@ class WebChannel:
         self.hub = Hub(r)
         self.sink: Sink | None = None
         self._box_add = r.register_script(_BOX_ADD)
+        self._box_deliver = r.register_script(_BOX_DELIVER)
+        self._box_user = r.register_script(_BOX_USER)
 
     @classmethod
     def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> WebChannel:
@@ -168,9 +229,9 @@ class WebChannel:
         )
         return res.decode() if isinstance(res, bytes) else res
 
-    async def send(self, ob: Outbound) -> None:
-        session = ob.user_id
-        event = {
+    @staticmethod
+    def _event_of(ob: Outbound) -> dict[str, Any]:
+        return {
             "kind": "agent" if ob.kind == "agent" else ("system" if ob.kind == "system" else "bot"),
             "text": ob.text,
             "ts": ob.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -179,8 +240,22 @@ class WebChannel:
             "buttons": [b.model_dump() for b in ob.buttons],
             "in_reply_to": ob.in_reply_to,
         }
+
+    async def send(self, ob: Outbound) -> None:
         try:
-            await self.add_event(session, f"out:{ob.id}", event)
+            await self.add_event(ob.user_id, f"out:{ob.id}", self._event_of(ob))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise TransientChannelError(f"mailbox write failed: {e}") from None
+
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+        """`send` and the acknowledgement of the outbound entry in one script (the mailbox marker
+        makes it idempotent): what `OutboundSender` uses when a channel offers it."""
+        try:
+            await self._box_deliver(
+                keys=[f"web:sent:out:{ob.id}", box_key(ob.user_id), stream, f"{stream}:attempts"],
+                args=[BOX_TTL_S, self.settings.web.history, NOTIFY, ob.user_id,
+                      orjson.dumps(self._event_of(ob)).decode(), group, entry_id],
+            )
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             raise TransientChannelError(f"mailbox write failed: {e}") from None
 
@@ -213,15 +288,6 @@ class WebChannel:
         if "*" in allowed:
             return True
         return ws.headers.get("origin", "") in allowed
-
-    async def _rate_ok(self, session: str, ip: str) -> bool:
-        minute = int(time.time() // 60)
-        pipe = self.r.pipeline(transaction=False)
-        for key in (f"rl:web:s:{session}:{minute}", f"rl:web:ip:{ip}:{minute}"):
-            pipe.incr(key)
-            pipe.expire(key, 120)
-        n_s, _, n_ip, _ = await pipe.execute()
-        return n_s <= self.settings.web.rate_per_session and n_ip <= self.settings.web.rate_per_ip
 
     async def _serve(self, ws: WebSocket) -> None:
         if not self._origin_ok(ws):
@@ -257,31 +323,48 @@ class WebChannel:
                 await writer
             self.hub.unregister(session, wake)
 
-    async def _writer(self, ws: WebSocket, session: str, wake: asyncio.Event, state: dict[str, Any]) -> None:
+    async def _writer(self, ws: WebSocket, session: str, wake: Waiter, state: dict[str, Any]) -> None:
         ping_every = self.cfg.ping_interval_s
         while True:
             try:
-                await asyncio.wait_for(wake.wait(), timeout=ping_every)
+                await asyncio.wait_for(wake.event.wait(), timeout=ping_every)
             except TimeoutError:
                 await ws.send_text('{"type":"ping"}')
                 continue
-            wake.clear()
-            while True:
-                start = f"({state['last']}" if state["last"] else "-"
-                try:
-                    items = await self.r.xrange(box_key(session), min=start, count=200)
-                except (RedisConnectionError, RedisTimeoutError, OSError):
-                    await asyncio.sleep(0.5)
+            wake.event.clear()
+            items, wake.items = wake.items, []
+            # Announced events that directly follow what this socket has seen go out as they are;
+            # anything else (a gap, a plain wake-up, a reconnect) reads the mailbox from `last`.
+            behind = not items
+            for prev, eid, event in items:
+                last = state["last"]
+                if last is not None and _id_key(eid) <= _id_key(last):
+                    continue  # already sent from the mailbox
+                if prev != (last or ""):
+                    behind = True
+                    break
+                await ws.send_text(event[:-1] + f',"type":"event","id":"{eid}"}}')
+                state["last"] = eid
+            if behind:
+                if not await self._catch_up(ws, session, state):
                     wake.set()
-                    break
-                for eid, fields in items:
-                    eid = eid.decode() if isinstance(eid, bytes) else eid
-                    ev = orjson.loads(fields[b"e"] if b"e" in fields else fields["e"])
-                    ev.update({"type": "event", "id": eid})
-                    await ws.send_text(orjson.dumps(ev).decode())
-                    state["last"] = eid
-                if len(items) < 200:
-                    break
+
+    async def _catch_up(self, ws: WebSocket, session: str, state: dict[str, Any]) -> bool:
+        while True:
+            start = f"({state['last']}" if state["last"] else "-"
+            try:
+                items = await self.r.xrange(box_key(session), min=start, count=200)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await asyncio.sleep(0.5)
+                return False
+            for eid, fields in items:
+                eid = eid.decode() if isinstance(eid, bytes) else eid
+                ev = orjson.loads(fields[b"e"] if b"e" in fields else fields["e"])
+                ev.update({"type": "event", "id": eid})
+                await ws.send_text(orjson.dumps(ev).decode())
+                state["last"] = eid
+            if len(items) < 200:
+                return True
 
     async def _error(self, ws: WebSocket, code: str, lang: str, client_id: str | None, **kw: Any) -> None:
         msg = ERRORS[code][lang].format(**kw) if kw else ERRORS[code][lang]
@@ -327,17 +410,18 @@ class WebChannel:
                 await self._error(ws, "too_long", lang, cid, n=len(text), max=limit)
                 continue
             try:
-                if not await self._rate_ok(session, ip):
+                if not await self._accept(session, ip, cid, text, lang):
                     await self._error(ws, "rate_limited", lang, cid)
                     continue
-                await self._accept(session, cid, text, lang)
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.intake_failed", error=str(e))
                 await self._error(ws, "unavailable", lang, cid)
                 continue
             await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
 
-    async def _accept(self, session: str, client_id: str, text: str, lang: str) -> None:
+    async def _accept(self, session: str, ip: str, client_id: str, text: str, lang: str) -> bool:
+        """Rate limits, the user's line into the mailbox, the message onto the queue. False when
+        a rate limit refused it (nothing stored)."""
         assert self.sink is not None, "channel not started"
         msg = redacted(
             Message(
@@ -350,10 +434,18 @@ class WebChannel:
             )
         )
         # The user's own line goes into the mailbox (redacted) so history survives a reload;
-        # it is written before the queue so it always precedes the reply.
-        await self.add_event(
-            session,
-            f"in:{session}:{client_id}",
-            {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id, "author": None, "buttons": []},
+        # it is written before the queue so it always precedes the reply. A resent line (same
+        # client id) is not written twice, and the queue drops the duplicate message.
+        minute = int(time.time() // 60)
+        event = {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id, "author": None,
+                 "buttons": []}
+        res = await self._box_user(
+            keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
+                  f"rl:web:ip:{ip}:{minute}"],
+            args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode(),
+                  self.settings.web.rate_per_session, self.settings.web.rate_per_ip],
         )
-        await self.sink(msg)
+        if res in (b"rate_limited", "rate_limited"):
+            return False
+        await self.sink(msg, pre_redacted=True)
+        return True
