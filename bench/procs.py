@@ -284,8 +284,9 @@ class Cluster:
     # -- product roles ---------------------------------------------------------------------------
     def write_config(self, name: str, nlu_urls: list[str], **over: Any) -> Path:
         """A config for the product's roles: this run's Redis, Rasa(s), a temp SQLite ticket DB.
-        The widget's per-minute rate limits are lifted: every bench session comes from 127.0.0.1
-        and sends far more than a person would (the limits are not what is measured)."""
+        The per-minute rate limits (widget session/IP, per-user intake) are lifted: every bench
+        session comes from 127.0.0.1 and sends far more than a person would (the limits are not
+        what is measured)."""
         repo = ROOT
         cfg: dict[str, Any] = {
             "redis": {"url": self.redis_url, "start_if_unreachable": False},
@@ -298,6 +299,7 @@ class Cluster:
             "web": {"host": "127.0.0.1", "port": self.web_port or 0, "rate_per_session": 1_000_000,
                     "rate_per_ip": 1_000_000},
             "handoff": {"canned_file": str(repo / "handoff" / "canned.yml")},
+            "queue": {"user_rate_per_minute": 0},
             "logging": {"level": "info", "format": "json"},
             "data_dir": str(self.tmp / "data"),
             "channels": [{"type": "web", "allowed_origins": ["*"]}],

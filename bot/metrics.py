@@ -7,6 +7,8 @@ from prometheus_client import Counter, Histogram
 
 MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted onto the inbound queue", ["channel"])
 MESSAGES_DUP = Counter("switchboard_messages_duplicate_total", "Duplicate channel messages ignored", ["channel"])
+MESSAGES_LIMITED = Counter("switchboard_messages_rate_limited_total", "Messages refused by the per-user limit",
+                           ["channel"])
 MESSAGES_OUT = Counter("switchboard_messages_out_total", "Replies delivered by channel senders", ["channel"])
 DECISIONS = Counter("switchboard_decisions_total", "Router decisions", ["action", "topic"])
 DEAD_LETTERS = Counter("switchboard_dead_letters_total", "Entries moved to the dead-letter stream", ["stream"])

@@ -25,8 +25,17 @@ from redis.exceptions import ResponseError
 from bot.config import QueueSettings
 from bot.models import Message
 
+# KEYS: seen marker, conv, inbound, rate counter ; ARGV: dedupe ttl, message, conv id, force,
+# conv ttl, rate limit per minute (0 = none). Returns the entry id, false for a duplicate, or
+# {'rate_limited', n} when the sender is over the limit (nothing is stored but the count).
 _INTAKE = """
 if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local limit = tonumber(ARGV[6])
+if limit > 0 then
+  local n = redis.call('INCR', KEYS[4])
+  if n == 1 then redis.call('EXPIRE', KEYS[4], 120) end
+  if n > limit then return {'rate_limited', n} end
+end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq_in', 1)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 local id = redis.call('XADD', KEYS[3], '*', 'm', ARGV[2], 'seq', seq, 'c', ARGV[3])
@@ -97,6 +106,20 @@ return 1
 CONV_TTL_S = 90 * 24 * 3600
 
 
+class RateLimited(Exception):
+    """The sender went over the per-user message limit of the current minute."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} messages this minute (limit {limit})")
+        self.count = count
+        self.limit = limit
+
+    @property
+    def first(self) -> bool:
+        """The first refused message of the window: the one the sender is told about."""
+        return self.count == self.limit + 1
+
+
 def conv_key(conversation_id: str) -> str:
     return f"conv:{conversation_id}"
 
@@ -159,14 +182,22 @@ class Queue:
         self._dead = r.register_script(_DEAD)
 
     # -- producers -------------------------------------------------------------------------------
-    async def publish(self, msg: Message, *, force: bool = False) -> str | None:
-        """Put `msg` on the inbound stream; returns the entry id, or None for a duplicate."""
+    async def publish(self, msg: Message, *, force: bool = False, rate_per_minute: int = 0) -> str | None:
+        """Put `msg` on the inbound stream; returns the entry id, or None for a duplicate.
+
+        With `rate_per_minute`, a sender (channel + user) over that many messages in the current
+        minute raises `RateLimited` and nothing is queued."""
+        minute = int(time.time() // 60)
         res = await self._intake(
-            keys=[f"seen:{msg.dedupe_key}", conv_key(msg.conversation_id), self.stream],
-            args=[self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S],
+            keys=[f"seen:{msg.dedupe_key}", conv_key(msg.conversation_id), self.stream,
+                  f"rl:user:{msg.channel}:{msg.user_id}:{minute}"],
+            args=[self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
+                  0 if force else rate_per_minute],
         )
         if res is None:
             return None
+        if isinstance(res, list):
+            raise RateLimited(int(res[1]), rate_per_minute)
         return res.decode() if isinstance(res, bytes) else str(res)
 
     # -- consumers -------------------------------------------------------------------------------

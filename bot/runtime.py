@@ -132,7 +132,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     stop = stop or asyncio.Event()
     r = connect_redis(settings)
     queue = Queue(r, settings.queue)
-    sink = make_sink(queue)
+    sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
     channels = build_channels(settings, r)
     for ch in channels:
         await ch.start(sink)

@@ -61,6 +61,7 @@ from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
 from bot.logs import get_logger
 from bot.models import Button, Message, Outbound
+from bot.ratelimit import AuthFailureLimit
 from bot.redact import redact
 from channels.telegram import render
 from channels.telegram.config import TelegramChannelSettings
@@ -149,6 +150,7 @@ class TelegramChannel:
         self.settings = settings
         self.cfg = cfg
         self.r = r
+        self._auth_failures = AuthFailureLimit(r, "telegram")
         self._bot: Bot | None = None
         self._updates_request: HTTPXRequest | None = None
         self._sink: Sink | None = None
@@ -357,8 +359,12 @@ class TelegramChannel:
 
     async def webhook(self, request: Request) -> Response:
         """One webhook delivery. 200 only once the update is queued (or deliberately skipped)."""
+        ip = request.client.host if request.client else None
+        if self._auth_failures.blocked(ip):
+            return Response(status_code=429)
         if not self._secret_ok(request.headers.get(SECRET_HEADER)):
-            log.warning("telegram.webhook_forbidden", client=request.client.host if request.client else None)
+            log.warning("telegram.webhook_forbidden", client=ip)
+            await self._auth_failures.failed(ip)
             return Response(status_code=403)
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > MAX_UPDATE_BYTES:

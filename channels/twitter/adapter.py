@@ -43,6 +43,7 @@ from bot.config import ChannelSettings, Settings
 from bot.errors import PermanentChannelError, TransientChannelError
 from bot.logs import get_logger
 from bot.models import Message, Outbound
+from bot.ratelimit import AuthFailureLimit
 from channels.twitter import normalize
 from channels.twitter.config import TwitterChannelSettings
 from channels.twitter.normalize import Skipped
@@ -133,6 +134,7 @@ class TwitterChannel:
         self.settings = settings
         self.cfg = cfg
         self.r = r
+        self._auth_failures = AuthFailureLimit(r, "twitter")
         self.client = AsyncClient(
             bearer_token=_secret(cfg.bearer_token),
             consumer_key=_secret(cfg.consumer_key),
@@ -396,12 +398,15 @@ class TwitterChannel:
 
         @router.post(self.cfg.webhook_path, include_in_schema=False)
         async def events(request: Request) -> Response:
+            ip = request.client.host if request.client else None
+            if self._auth_failures.blocked(ip):
+                return Response(status_code=429)
             body = await request.body()
             if len(body) > MAX_WEBHOOK_BODY:
                 return Response(status_code=413)
             if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
-                log.warning("twitter.webhook_rejected", reason="bad_signature",
-                            client=request.client.host if request.client else None)
+                log.warning("twitter.webhook_rejected", reason="bad_signature", client=ip)
+                await self._auth_failures.failed(ip)
                 return Response(status_code=403)
             try:
                 payload = orjson.loads(body)

@@ -108,7 +108,7 @@ async def telegram(aredis: aioredis.Redis, fake: FakeBotAPI) -> AsyncIterator[Ca
             over["nlu"] = {"urls": [rasa_url]}
         s = make_settings(**over)
         ch = TelegramChannel.from_config(s, s.channel("telegram"), aredis)  # type: ignore[arg-type]
-        await ch.start(make_sink(Queue(aredis, s.queue)))
+        await ch.start(make_sink(Queue(aredis, s.queue), rate_per_minute=s.queue.user_rate_per_minute))
         app = create_app(s, aredis, [ch])
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://switchboard.test")
         t = TG(s, aredis, fake, ch, http)
@@ -245,6 +245,59 @@ async def test_webhook_requests_without_the_right_secret_are_refused_and_nothing
     assert await t.inbound() == []
     assert await t.post(u) == 200
     assert len(await t.inbound()) == 1
+
+
+async def same_minute(need_s: float) -> None:
+    """Rate windows are clock minutes: start a test that must stay in one window early enough."""
+    if time.time() % 60 > 60 - need_s:
+        await asyncio.sleep(60 - time.time() % 60 + 0.05)
+
+
+async def test_an_address_that_keeps_forging_deliveries_is_locked_out_while_telegram_is_not(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    await same_minute(10)
+    t = await telegram()
+    app = t.http._transport.app  # type: ignore[attr-defined]
+    attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 40000)),
+                                 base_url="http://switchboard.test")
+    try:
+        codes = []
+        for i in range(25):
+            r = await attacker.post("/telegram/webhook", json=tg.message(f"forged {i}", uid=520),
+                                    headers={SECRET_HEADER: f"guess-{i}"})
+            codes.append(r.status_code)
+        assert codes[:20] == [403] * 20
+        assert set(codes[21:]) == {429}
+        # Locked out for the rest of the minute, even with the right secret now...
+        r = await attacker.post("/telegram/webhook", json=tg.message("now valid", uid=520),
+                                headers={SECRET_HEADER: SECRET})
+        assert r.status_code == 429
+    finally:
+        await attacker.aclose()
+    # ...while deliveries from Telegram's own address go through.
+    assert await t.post(tg.message("real update", uid=521)) == 200
+    assert [m.text for m in await t.inbound()] == ["real update"]
+
+
+async def test_a_user_flooding_the_bot_is_refused_past_the_limit_and_told_once(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    await same_minute(10)
+    t = await telegram()
+    limit = t.settings.queue.user_rate_per_minute
+    assert limit == 30
+    for i in range(limit + 5):
+        assert await t.post(tg.message(f"message number {i}", uid=530)) == 200  # 200: Telegram must not retry
+    assert await t.post(tg.message("someone else", uid=531)) == 200
+    got = [m.text for m in await t.inbound()]
+    assert got == [f"message number {i}" for i in range(limit)] + ["someone else"]
+    notices = [Outbound.from_json(f["d"]) for _, f in await t.r.xrange("outbound:telegram")]
+    assert len(notices) == 1
+    assert notices[0].kind == "system" and notices[0].meta["reply_chat_id"] == "530"
+    assert "wait a minute" in notices[0].text
+    await t.deliver()
+    assert [str(p["chat_id"]) for p in t.fake.sent()] == ["530"]
 
 
 async def test_webhook_answers_503_while_redis_is_down_so_telegram_redelivers(
