@@ -57,11 +57,9 @@ bench-nlu: $(RASA_VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot channels intents handoff tests bench
 
-# Known vulnerabilities in the locked product dependencies (queries PyPI's advisory data).
-audit: $(VENV)/.installed
-	$(VENV)/bin/pip install -q pip-audit
-	grep -v '^#' requirements/product.lock > .audit-reqs.txt
-	$(VENV)/bin/pip-audit --no-deps --disable-pip -r .audit-reqs.txt; rc=$$?; rm -f .audit-reqs.txt; exit $$rc
+# Known vulnerabilities in the locked dependencies (pip-audit in .venv-audit; also run by `make test`).
+audit:
+	bash scripts/audit.sh
 
 lock: $(VENV)/.installed
 	{ echo "# Product environment (.venv, Python 3.11). Regenerate: make lock"; $(VENV)/bin/pip freeze --exclude-editable; } > requirements/product.lock

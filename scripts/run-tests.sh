@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false
 .venv/bin/ruff check bot channels intents handoff tests || exit 1
+bash scripts/audit.sh || exit 1
 .venv/bin/switchboard train || exit 1
 .venv/bin/pytest -q -p no:cacheprovider --durations=15 "$@"
 exit $?
