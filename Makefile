@@ -9,12 +9,13 @@ RASA_VENV := .venv-rasa
 PY310 ?= $(shell (command -v pyenv >/dev/null && ls -d $$(pyenv root)/versions/3.10*/bin/python3.10 2>/dev/null | sort -V | tail -1) || command -v python3.10 || true)
 PYTEST_ARGS ?=
 
-.PHONY: up test test-fast bench bench-nlu lint audit sysdeps lock lock-rasa down clean help
+.PHONY: up test soak test-fast bench bench-nlu lint audit sysdeps lock lock-rasa down clean help
 
 help:
 	@echo "make up     - install everything needed, train the NLU model if missing, run the product"
 	@echo "make test   - install everything needed and run the whole test suite"
 	@echo "make bench  - benchmarks (bench/), make bench-nlu - BANKING77 classifier benchmark"
+	@echo "make soak   - the fault tests, SOAK=10 times longer (more messages, kills and restarts)"
 
 $(VENV)/.installed: requirements/product.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "python3 must be 3.11+"' || { echo "error: python3 3.11+ is required for the product"; exit 1; }
@@ -44,6 +45,10 @@ up: venvs
 
 test: venvs sysdeps
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+# Longer fault runs: SOAK times the messages, worker kills and Redis restarts (default 10).
+soak: venvs sysdeps
+	SWITCHBOARD_SOAK=$${SOAK:-10} bash scripts/run-tests.sh tests/integration/test_router.py tests/integration/test_faults.py -k "killed or restart"
 
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)

@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 from bot.config import Settings, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# `make soak` sets this: the fault tests run SOAK times as many messages and faults.
+SOAK = max(1, int(os.environ.get("SWITCHBOARD_SOAK", "1")))
 TEST_REDIS_DB = int(os.environ.get("SWITCHBOARD_TEST_REDIS_DB", "13"))
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{TEST_REDIS_DB}")
 

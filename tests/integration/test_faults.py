@@ -18,7 +18,7 @@ from bot.queue import Queue
 from bot.router import Brain, RouterWorker
 from bot.runtime import answers
 from intents.client import NLUClient
-from tests.conftest import free_port, make_settings
+from tests.conftest import SOAK, free_port, make_settings
 
 pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 
@@ -61,13 +61,14 @@ class PrivateRedis:
             self.proc.wait(10)
 
 
+@pytest.mark.timeout(180 * SOAK)
 async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) -> None:
     rs = PrivateRedis()
     rs.start()
     url = f"redis://127.0.0.1:{rs.port}/0"
     s = make_settings(redis={"url": url}, nlu={"urls": [rasa_url]}, router={"concurrency": 8})
     r = aioredis.from_url(url, decode_responses=True)
-    n = 200
+    n = 200 * SOAK
     sink = make_sink(Queue(r, s.queue))
     for i in range(n):
         await sink(Message(channel="web", channel_message_id=f"b{i}", conversation_id=f"web:c{i % 20}",
@@ -77,16 +78,18 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
         async with NLUClient([rasa_url], timeout_s=5) as nlu:
             worker = RouterWorker(s, r, Brain(s, nlu, answers(s)))
             task = asyncio.create_task(worker.run(stop))
-            for _ in range(300):
-                if await r.xlen("outbound:web") >= 40:
-                    break
-                await asyncio.sleep(0.02)
-            at_stop = await r.xlen("outbound:web")
-            assert at_stop < n, "the burst finished before the restart; the test proves nothing"
-            await asyncio.to_thread(rs.stop)  # Redis goes away mid-burst…
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(rs.start)  # …and comes back with its AOF
-            deadline = time.monotonic() + 90
+            for _ in range(SOAK):  # `make soak`: restarted again and again, each time mid-burst
+                target = await r.xlen("outbound:web") + 40
+                for _ in range(300):
+                    if await r.xlen("outbound:web") >= target:
+                        break
+                    await asyncio.sleep(0.02)
+                at_stop = await r.xlen("outbound:web")
+                assert at_stop < n, "the burst finished before the restart; the test proves nothing"
+                await asyncio.to_thread(rs.stop)  # Redis goes away mid-burst…
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(rs.start)  # …and comes back with its AOF
+            deadline = time.monotonic() + 90 * SOAK
             while time.monotonic() < deadline:
                 try:
                     if await r.xlen("outbound:web") >= n and await Queue(r, s.queue).pending_count() == 0:
