@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -38,7 +39,18 @@ if limit > 0 then
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq_in', 1)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-local id = redis.call('XADD', KEYS[3], '*', 'm', ARGV[2], 'seq', seq, 'c', ARGV[3])
+local fields = {'m', ARGV[2], 'seq', seq, 'c', ARGV[3]}
+-- Nothing earlier of this conversation is still in flight: the state the router needs is final
+-- now, so it travels with the entry (field 's') and the router skips reading it back. The commit
+-- checks `ver` (bumped by anyone else who changes the state, e.g. an agent) and refuses a stale one.
+local flat = redis.call('HGETALL', KEYS[2])
+local st = {}
+for i = 1, #flat, 2 do st[flat[i]] = flat[i + 1] end
+if tonumber(st['seq_done'] or '0') == seq - 1 then
+  fields[#fields + 1] = 's'
+  fields[#fields + 1] = cjson.encode(st)
+end
+local id = redis.call('XADD', KEYS[3], '*', unpack(fields))
 redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
 return id
 """
@@ -55,7 +67,9 @@ end
 """
 
 # KEYS: conv, inbound, attempts, skip, out1..outN
-# ARGV: group, entry, seq, nstate, k1, v1, ..., payload1, maxlen1, ...
+# ARGV: group, entry, seq, nstate, expected ver ('' = any), k1, v1, ..., payload1, maxlen1, ...
+# Returns 1 committed, 0 duplicate (acked), -1 a predecessor is not done, -2 the state changed
+# since it was read (decide again).
 _COMMIT = _ADVANCE + """
 local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
 local seq = tonumber(ARGV[3])
@@ -65,7 +79,8 @@ if done >= seq then
   return 0
 end
 if done ~= seq - 1 then return -1 end
-local i = 5
+if ARGV[5] ~= '' and (redis.call('HGET', KEYS[1], 'ver') or '0') ~= ARGV[5] then return -2 end
+local i = 6
 local st = {}
 for j = 1, tonumber(ARGV[4]) do
   st[#st + 1] = ARGV[i]; st[#st + 1] = ARGV[i + 1]; i = i + 2
@@ -142,6 +157,20 @@ class Entry:
     def seq(self) -> int | None:
         s = self.fields.get("seq")
         return int(s) if s and s.isdigit() else None
+
+    @property
+    def state(self) -> dict[str, str] | None:
+        """The conversation state as of intake, when nothing earlier was in flight then."""
+        raw = self.fields.get("s")
+        if not raw:
+            return None
+        try:
+            st = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(st, dict):  # cjson encodes an empty table as {} but be strict
+            return None
+        return {str(k): str(v) for k, v in st.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +268,10 @@ class Queue:
         return int(v) if v else 0
 
     async def commit(
-        self, entry: Entry, state: dict[str, str], outputs: list[Output]
+        self, entry: Entry, state: dict[str, str], outputs: list[Output], *, ver: str | None = None
     ) -> int:
-        """1 = committed, 0 = duplicate (acked, nothing sent), -1 = a predecessor is not done yet."""
+        """1 = committed, 0 = duplicate (acked, nothing sent), -1 = a predecessor is not done yet,
+        -2 = the state's `ver` is no longer `ver` (someone else changed it: decide again)."""
         seq = entry.seq or 0
         keys = [
             conv_key(entry.conversation),
@@ -250,7 +280,7 @@ class Queue:
             conv_key(entry.conversation) + ":skip",
             *[o.stream for o in outputs],
         ]
-        args: list[Any] = [self.group, entry.id, seq, len(state)]
+        args: list[Any] = [self.group, entry.id, seq, len(state), "" if ver is None else ver]
         for k, v in state.items():
             args += [k, v]
         for o in outputs:

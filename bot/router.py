@@ -266,6 +266,7 @@ class RouterWorker:
                     continue
                 room = min(limit - busy, qs.batch, 4 * limit - len(self._inflight))
                 entries: list[Entry] = []
+                fresh = False
                 now = time.monotonic()
                 try:
                     if now - last_claim >= qs.claim_idle_ms / 2000:
@@ -275,6 +276,7 @@ class RouterWorker:
                     if not entries:
                         block = 50 if (burst or self._inflight) else qs.block_ms
                         entries = await self.queue.read(self.name, room, block)
+                        fresh = True
                     if now - last_trim > 10:
                         last_trim = now
                         await self.queue.trim()
@@ -291,7 +293,7 @@ class RouterWorker:
                     await self._retry_redis(self.queue.ensure_group)
                     continue
                 for e in entries:
-                    self._spawn(e)
+                    self._spawn(e, fresh=fresh)
                 if burst and not entries and not self._inflight:
                     if await self.queue.pending_count() == 0:
                         break
@@ -319,10 +321,12 @@ class RouterWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _spawn(self, e: Entry) -> None:
+    def _spawn(self, e: Entry, *, fresh: bool = False) -> None:
+        """`fresh`: first delivery of the entry (its intake state snapshot may be used); entries
+        taken over from a dead worker or our own pending list always read the state back."""
         if e.id in self._inflight:
             return
-        t = asyncio.get_running_loop().create_task(self._handle(e))
+        t = asyncio.get_running_loop().create_task(self._handle(e, fresh))
         self._inflight[e.id] = t
         t.add_done_callback(lambda _t, i=e.id: self._inflight.pop(i, None))
 
@@ -370,7 +374,7 @@ class RouterWorker:
             except TimeoutError:
                 pass
 
-    async def _handle(self, e: Entry) -> None:
+    async def _handle(self, e: Entry, fresh: bool = False) -> None:
         stream = self.queue.stream
         try:
             msg = Message.from_json(e.fields.get("m", ""))
@@ -383,20 +387,34 @@ class RouterWorker:
             metrics.DEAD_LETTERS.labels(stream).inc()
             return
         try:
-            turn, st = await self._wait_turn(e, seq)
-            if turn == "late":
-                log.info("message.waiting_for_predecessor", entry=e.id, conversation=msg.conversation_id)
-                return  # stays pending; retried after claim_idle_ms
-            if turn == "dup":
-                await self.queue.commit(e, {}, [])  # acks the duplicate, sends nothing
-                self.duplicates += 1
-                return
-            state = state_from_hash(st)
-            t0 = time.perf_counter()
-            decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
-            outs = outputs_for(msg, decision)
-            res = await self.queue.commit(e, state_updates(state, new_state), outs)
-            overhead = time.perf_counter() - t0
+            st = e.state if fresh else None
+            if st is None or int(st.get("seq_done") or 0) != seq - 1:
+                turn, st = await self._wait_turn(e, seq)
+                if turn == "late":
+                    log.info("message.waiting_for_predecessor", entry=e.id, conversation=msg.conversation_id)
+                    return  # stays pending; retried after claim_idle_ms
+                if turn == "dup":
+                    await self.queue.commit(e, {}, [])  # acks the duplicate, sends nothing
+                    self.duplicates += 1
+                    return
+            while True:
+                state = state_from_hash(st)
+                t0 = time.perf_counter()
+                decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
+                outs = outputs_for(msg, decision)
+                res = await self.queue.commit(e, state_updates(state, new_state), outs, ver=st.get("ver") or "0")
+                overhead = time.perf_counter() - t0
+                if res != -2:
+                    break
+                # Someone (an agent taking the conversation) changed the state meanwhile: read it
+                # again and decide again, so the bot never answers over a person.
+                log.info("message.state_changed", entry=e.id, conversation=msg.conversation_id)
+                turn, st = await self._wait_turn(e, seq)
+                if turn != "go":
+                    if turn == "dup":
+                        await self.queue.commit(e, {}, [])
+                        self.duplicates += 1
+                    return
             if res == 1:
                 self.handled += 1
                 metrics.DECISIONS.labels(decision.action.value, decision.topic).inc()

@@ -269,7 +269,11 @@ class TicketService:
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
         from bot.queue import conv_key
 
-        await self.r.hset(conv_key(conversation_id), mapping={"mode": mode, "fallbacks": "0", **extra})
+        # `ver` tells a router that decided on the old state to decide again (see bot.queue).
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(conv_key(conversation_id), mapping={"mode": mode, "fallbacks": "0", **extra})
+        pipe.hincrby(conv_key(conversation_id), "ver", 1)
+        await pipe.execute()
 
     # -- intake from the router ------------------------------------------------------------------
     async def handle_event(self, payload: dict[str, Any]) -> Ticket | None:

@@ -81,6 +81,26 @@ async def test_bot_stays_silent_after_a_handoff(rasa_url: str, aredis: aioredis.
     assert len(await aredis.xrange("handoff")) == 2
 
 
+async def test_an_agent_taking_over_after_intake_keeps_the_bot_silent(rasa_url: str, aredis: aioredis.Redis) -> None:
+    """The entry carries the conversation state as of intake; an agent who takes the conversation
+    before the router gets to it must still win (the commit sees the state changed and the router
+    decides again on the new state)."""
+    from handoff.service import TicketService
+
+    s = make_settings(nlu={"urls": [rasa_url]})
+    sink = make_sink(Queue(aredis, s.queue))
+    await sink(web_msg("1", "How do I enable 2FA?", "ag"))
+    [(_, fields)] = await aredis.xrange("inbound")
+    assert orjson.loads(fields["s"])["seq_in"] == "1"  # the state travelled with the entry
+    await TicketService(s, None, aredis)._set_mode("web:ag", "agent")  # type: ignore[arg-type]
+    w = await drain(s, aredis)
+    assert w.handled == 1
+    assert await outbound(aredis) == []  # a person has it: no bot answer
+    [d] = await decisions(aredis)
+    assert d.silent
+    assert len(await aredis.xrange("handoff")) == 1  # the message goes to the agent's ticket
+
+
 async def test_duplicates_and_redeliveries_are_answered_once(rasa_url: str, aredis: aioredis.Redis) -> None:
     s = make_settings(nlu={"urls": [rasa_url]})
     q = Queue(aredis, s.queue)
