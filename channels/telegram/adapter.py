@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import random
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -57,6 +56,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
 from bot.logs import get_logger
@@ -82,22 +82,6 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 T = TypeVar("T")
-
-
-class Backoff:
-    """Exponential back-off with jitter, reset on success (the shape of errbot's
-    `serve_forever`): many bots restarting together do not hammer the API in step."""
-
-    def __init__(self, base: float = 0.5, cap: float = 60.0) -> None:
-        self.base, self.cap, self.n = base, cap, 0
-
-    def next(self) -> float:
-        d = min(self.cap, self.base * 2**self.n)
-        self.n += 1
-        return d / 2 + random.uniform(0, d / 2)
-
-    def reset(self) -> None:
-        self.n = 0
 
 
 def build_bot(cfg: TelegramChannelSettings, updates_request: HTTPXRequest | None = None) -> Bot:

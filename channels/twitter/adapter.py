@@ -25,7 +25,6 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tweepy.asynchronous import AsyncClient
 
+from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import PermanentChannelError, TransientChannelError
 from bot.logs import get_logger
@@ -77,24 +77,6 @@ class XRefused(PermanentChannelError):
         super().__init__(message)
         self.status = status
         self.api_messages = api_messages
-
-
-@dataclass
-class Backoff:
-    """Exponential back-off with jitter, reset on success (half fixed, half random, so a fleet
-    of pollers that failed together does not retry together)."""
-
-    base: float = 1.0
-    cap: float = 300.0
-    attempt: int = 0
-
-    def next(self) -> float:
-        self.attempt += 1
-        d = min(self.cap, self.base * 2 ** (self.attempt - 1))
-        return d / 2 + random.uniform(0, d / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def _secret(v: Any) -> str | None:
@@ -272,7 +254,7 @@ class TwitterChannel:
     async def _poll_loop(self, name: str, once: Callable[[], Awaitable[None]]) -> None:
         """Poll until stopped. Mentions and DMs run separately: one endpoint's rate limit or
         missing permission must not starve the other."""
-        backoff = Backoff(cap=self.cfg.backoff_max_s)
+        backoff = Backoff(base=1.0, cap=self.cfg.backoff_max_s)
         while not self._stop.is_set():
             try:
                 await once()
