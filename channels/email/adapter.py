@@ -398,9 +398,11 @@ class EmailChannel:
             notes.append("Parts of this mail could not be read: " + ", ".join(mail.problems))
         stored = await self._store(mail, cmid, notes)
         lang = detect_language(text, mail.lang_hint)
+        # Intake redacts `text` only: the subject is kept in meta and state, and quoted in replies.
+        safe_subject = redact(mail.subject).text[:300]
         meta = {
             "reply_to_addr": sender,
-            "reply_subject": mail.subject[:300],
+            "reply_subject": safe_subject,
             "reply_ticket_ack": "1",
             "ticket_on_clarify": "1",
             "user_label": (mail.from_name or sender)[:200],
@@ -425,7 +427,7 @@ class EmailChannel:
             meta=meta,
         )
         if how == "new":
-            await self.state.set_conv(conv, owner=sender, subject=mail.subject[:300])
+            await self.state.set_conv(conv, owner=sender, subject=safe_subject)
         if mail.message_id:
             await self.state.remember_msgid(mail.message_id, conv)
         entry = await self._sink(msg)

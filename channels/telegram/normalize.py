@@ -16,6 +16,7 @@ from telegram import Message as TgMessage
 
 from bot.lang import Lang, detect_language
 from bot.models import Attachment, Message, Outbound
+from bot.redact import redact
 from channels.telegram import render
 
 CHANNEL = "telegram"
@@ -190,7 +191,7 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         meta["edited"] = "1"
     if cmd is not None and cmd.name in COMMANDS:
         meta["command"] = cmd.name
-        meta["command_arg"] = cmd.arg
+        meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
     msg = Message(
         channel=CHANNEL,
         channel_message_id=str(update.update_id),
