@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import random
 import re
 import ssl
 import time
@@ -54,6 +53,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError
 from bot.lang import detect_language
@@ -92,22 +92,6 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTime
 BLOCKED_EXTENSIONS = frozenset(
     ".exe .com .bat .cmd .scr .pif .msi .dll .js .jse .vbs .vbe .wsf .wsh .ps1 .jar .hta .lnk .reg .cpl .iso".split()
 )
-
-
-class Backoff:
-    """Exponential back-off with jitter, reset on success (errbot's `serve_forever` shape): a
-    fleet restarting together does not hammer the mail server in step."""
-
-    def __init__(self, base: float = 0.5, cap: float = 60.0) -> None:
-        self.base, self.cap, self.n = base, cap, 0
-
-    def next(self) -> float:
-        d = min(self.cap, self.base * 2**self.n)
-        self.n += 1
-        return d / 2 + random.uniform(0, d / 2)
-
-    def reset(self) -> None:
-        self.n = 0
 
 
 @dataclass(frozen=True, slots=True)
