@@ -31,6 +31,9 @@ class RedisSettings(Section):
     url: str = "redis://127.0.0.1:6379/0"
     # `switchboard up` starts a private redis-server (AOF on, under data/redis) when nothing answers.
     start_if_unreachable: bool = True
+    # Connections per process (redis-py's default of 100 is reached by ~100 widget sessions opening
+    # at once; past the limit an operation fails and the user is asked to retry).
+    max_connections: Annotated[int, Field(ge=8, le=10_000)] = 1_000
 
     @field_validator("url")
     @classmethod

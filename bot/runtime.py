@@ -39,7 +39,8 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
     return aioredis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2
+        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
+        max_connections=settings.redis.max_connections,
     )
 
 
