@@ -78,3 +78,54 @@ def test_x_webhook_events_normalize_or_are_skipped(tweet: dict[str, Any], dm: di
         except (ValueError, TypeError, KeyError, AttributeError):
             continue  # logged as twitter.event_malformed and skipped by TwitterChannel
         assert isinstance(res, Message | Skipped)
+
+
+# -- MIME ----------------------------------------------------------------------------------------
+
+_SEED_MAILS = [
+    b"From: =?utf-8?b?5byg5LiJ?= <zhang@example.com>\r\nTo: support@ex.com\r\nSubject: =?gbk?q?=D3=E0=B6=EE?=\r\n"
+    b"Message-ID: <a@b>\r\nIn-Reply-To: <x@y>\r\nContent-Type: multipart/alternative; boundary=B\r\n\r\n"
+    b"--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"5oiR55qEVVNEVOWFheWAvOayoeWIsOi0pg==\r\n--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    b"<p>my <b>USDT</b> deposit</p><blockquote>old</blockquote>\r\n--B--\r\n",
+    b"From: a@b.c\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=\"X\"\r\n\r\n--X\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"caf=E9 withdrawal =\r\npending\r\n--X\r\nContent-Type: image/png; name=a.png\r\nContent-Disposition: attachment\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--X\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: c@d.e\r\nSubject: fwd\r\n\r\ninner body\r\n--X--\r\n",
+]
+
+
+@st.composite
+def mangled_mail(draw: st.DrawFn) -> bytes:
+    """A real-looking mail, then damaged: bytes flipped, cut, spliced, headers and parts duplicated."""
+    raw = bytearray(draw(st.sampled_from(_SEED_MAILS)))
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
+        if not raw:
+            break
+        i = draw(st.integers(0, len(raw) - 1))
+        if op == "flip":
+            raw[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del raw[i:i + draw(st.integers(1, 200))]
+        elif op == "insert":
+            raw[i:i] = draw(st.sampled_from([b"\r\n", b"--B\r\n", b"--X--", b"=?utf-8?b?", b"\x00\xff", b"boundary=",
+                                             b"Content-Transfer-Encoding: base64\r\n", b"charset=x-unknown;",
+                                             b"\r\n\r\n", b"Content-Type: multipart/mixed; boundary=Z\r\n"]))
+        else:
+            j = draw(st.integers(i, min(len(raw), i + 300)))
+            raw[j:j] = raw[i:j]
+    return bytes(raw)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mangled_mail(), st.binary(max_size=2000)))
+def test_damaged_mail_is_read_as_far_as_possible_and_never_raises(raw: bytes) -> None:
+    from channels.email.parse import parse_mail
+
+    m = parse_mail(raw)
+    assert isinstance(m.body, str) and isinstance(m.subject, str)
+    assert "\x00" not in m.body
+    for a in m.attachments:
+        assert isinstance(a.data, bytes) and isinstance(a.name, str)
