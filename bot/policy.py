@@ -57,12 +57,13 @@ class Outcome:
     silent: bool = False
 
 
+# ASCII boundaries, not \b: in "我的USDT没到" there is no \b around USDT (Chinese characters are \w too).
 _COIN = re.compile(
-    r"\b(BTC|ETH|USDT|USDC|BNB|SOL|XRP|TRX|ADA|DOGE|LTC|DOT|MATIC|POL|AVAX|TON|LINK|SHIB|ARB|OP|ATOM|XLM|EOS|DAI|FDUSD)\b",
+    r"(?<![A-Za-z0-9])(BTC|ETH|USDT|USDC|BNB|SOL|XRP|TRX|ADA|DOGE|LTC|DOT|MATIC|POL|AVAX|TON|LINK|SHIB|ARB|OP|ATOM|XLM|EOS|DAI|FDUSD)(?![A-Za-z0-9])",
     re.I,
 )
 _NETWORK = re.compile(
-    r"\b(ERC[-\s]?20|TRC[-\s]?20|BEP[-\s]?20|BEP[-\s]?2|SPL|Solana|Arbitrum(?:\s+One)?|Optimism|Polygon|Avalanche\s+C[-\s]?Chain|Base|TON|Lightning|Omni|BSC)\b",
+    r"(?<![A-Za-z0-9])(ERC[-\s]?20|TRC[-\s]?20|BEP[-\s]?20|BEP[-\s]?2|SPL|Solana|Arbitrum(?:\s+One)?|Optimism|Polygon|Avalanche\s+C[-\s]?Chain|Base|TON|Lightning|Omni|BSC)(?![A-Za-z0-9])",
     re.I,
 )
 

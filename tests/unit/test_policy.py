@@ -105,6 +105,10 @@ def test_redacted_password_adds_the_warning_to_an_answer() -> None:
 def test_slots_and_eta() -> None:
     assert slots_from("send usdt via trc-20 please", {}) == {"coin": "USDT", "network": "TRC20"}
     assert slots_from("x", {"coin": "BTC"}) == {"coin": "BTC"}
+    # Inside Chinese text, where \b does not separate "的" from "USDT".
+    assert slots_from("我的USDT用TRC20充值没到账", {}) == {"coin": "USDT", "network": "TRC20"}
+    assert slots_from("提币BTC到冷钱包", {}) == {"coin": "BTC"}
+    assert slots_from("the method button is gone", {}) == {}  # no "eth" in "method", no "ton" in "button"
     assert format_eta(15, "en") == "within 15 minutes"
     assert format_eta(240, "zh") == "4 小时内"
 
