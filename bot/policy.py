@@ -72,10 +72,16 @@ def slots_from(text: str, entities: dict[str, str]) -> dict[str, str]:
     """Slot values for answer placeholders: NLU entities first, then a cheap regex fallback."""
     slots = dict(entities)
     if "coin" not in slots and (m := _COIN.search(text)):
-        slots["coin"] = m.group(1).upper()
+        slots["coin"] = m.group(1)
     if "network" not in slots and (m := _NETWORK.search(text)):
-        n = m.group(1)
-        slots["network"] = re.sub(r"[-\s]", "", n).upper() if re.match(r"(?i)(erc|trc|bep)", n) else n
+        slots["network"] = m.group(1)
+    # The same spelling whoever found it: "usdt" -> "USDT", "trc-20" -> "TRC20", "SB 12" -> "SB-000012".
+    if "coin" in slots:
+        slots["coin"] = slots["coin"].upper()
+    if "network" in slots and re.match(r"(?i)(erc|trc|bep)", slots["network"]):
+        slots["network"] = re.sub(r"[-\s]", "", slots["network"]).upper()
+    if "ticket_id" in slots and (t := re.search(r"\d{1,6}", slots["ticket_id"])):
+        slots["ticket_id"] = f"SB-{int(t.group(0)):06d}"
     return slots
 
 

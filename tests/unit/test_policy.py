@@ -108,7 +108,10 @@ def test_slots_and_eta() -> None:
     # Inside Chinese text, where \b does not separate "的" from "USDT".
     assert slots_from("我的USDT用TRC20充值没到账", {}) == {"coin": "USDT", "network": "TRC20"}
     assert slots_from("提币BTC到冷钱包", {}) == {"coin": "BTC"}
-    assert slots_from("the method button is gone", {}) == {}  # no "eth" in "method", no "ton" in "button"
+    assert slots_from("the method button is gone", {}) == {}
+    # NLU entities win, spelled the same way.
+    assert slots_from("x", {"coin": "usdt", "network": "trc-20", "ticket_id": "sb 12"}) == {
+        "coin": "USDT", "network": "TRC20", "ticket_id": "SB-000012"}  # no "eth" in "method", no "ton" in "button"
     assert format_eta(15, "en") == "within 15 minutes"
     assert format_eta(240, "zh") == "4 小时内"
 
