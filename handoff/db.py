@@ -3,6 +3,9 @@ managed by Alembic migrations (handoff/migrations), applied at start."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -36,8 +39,16 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[typ
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Any constant: the key of the PostgreSQL advisory lock that serializes migrations.
+_MIGRATION_LOCK = 7_305_118_431
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply Alembic migrations up to head on this engine's database."""
+    """Apply Alembic migrations up to head on this engine's database.
+
+    The roles start together and each migrates at start: one process at a time (a PostgreSQL
+    advisory lock, a lock file beside a SQLite file), so the second finds the schema at head
+    instead of failing with "table … already exists"."""
     from alembic import command
     from alembic.config import Config
 
@@ -47,7 +58,19 @@ async def upgrade(engine: AsyncEngine) -> None:
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")
 
-    async with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        await conn.run_sync(run)
+    lock_fd: int | None = None
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        lock_fd = os.open(f"{url.database}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+    try:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            elif conn.dialect.name == "postgresql":
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            await conn.run_sync(run)
+    finally:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
