@@ -20,7 +20,12 @@ What it does:
    ``bench/results/nlu_banking77-<timestamp>.json``.
 
 The test set is only used here, once per run; parameters were chosen on a validation
-split of the training data (see intents/components/README.md).
+split of the training data (see intents/components/README.md). That tuning loop is
+``--validate``: k-fold cross-validation on the *training* split only, in-process (the model
+class without Rasa), with the classifier parameters of ``intents/config.yml`` plus
+``--set name=value`` overrides (JSON values), e.g.
+
+    .venv-rasa/bin/python bench/nlu_banking77.py --validate --set meta_C=0.02 --set knn_k=3
 """
 
 from __future__ import annotations
@@ -237,6 +242,56 @@ def metrics(gold: List[str], parsed: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------- validate
+
+
+def classifier_params(overrides: list[str]) -> dict[str, Any]:
+    """The classifier entry of intents/config.yml as model parameters, with overrides."""
+    from rasa.shared.utils.io import read_yaml_file
+
+    entry = [c for c in read_yaml_file(PIPELINE_CONFIG)["pipeline"] if CLASSIFIER_MARKER in str(c.get("name"))][0]
+    params = {k: v for k, v in entry.items() if k not in ("name", "ranking_length")}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        params[key.strip()] = json.loads(value)
+    return params
+
+
+def validate(texts: list[str], labels: list[str], params: dict[str, Any], folds: int) -> dict[str, Any]:
+    """Stratified k-fold cross-validation on the training split (the test split is not read)."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from intents.components.text_features import TfidfSvmIntentModel
+
+    y = np.array(labels)
+    rows = []
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    for f, (tr, va) in enumerate(skf.split(np.zeros(len(y)), y)):
+        t0 = time.perf_counter()
+        model = TfidfSvmIntentModel(**params).fit([texts[i] for i in tr], list(y[tr]))
+        fit_s = time.perf_counter() - t0
+        pred = np.array(model.predict([texts[i] for i in va]), dtype=object)
+        rows.append({
+            "fold": f,
+            "accuracy": float(np.mean(pred == y[va])),
+            "balanced_accuracy": float(balanced_accuracy_score(y[va], pred.astype(str))),
+            "fit_s": round(fit_s, 1),
+        })
+        log(f"fold {f}: accuracy {rows[-1]['accuracy']:.4f}, balanced {rows[-1]['balanced_accuracy']:.4f}, "
+            f"fit {fit_s:.1f} s ({model.mode_} model)")
+    acc = np.array([r["accuracy"] for r in rows])
+    bal = np.array([r["balanced_accuracy"] for r in rows])
+    return {
+        "folds": rows,
+        "accuracy": round(float(acc.mean()), 4),
+        "accuracy_sem": round(float(acc.std() / np.sqrt(len(acc))), 4),
+        "balanced_accuracy": round(float(bal.mean()), 4),
+        "fit_s_mean": round(float(np.mean([r["fit_s"] for r in rows])), 1),
+    }
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -269,6 +324,11 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data, config, model, log)")
     ap.add_argument("--limit-test", type=int, default=0, help="parse only the first N test messages (smoke test)")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    ap.add_argument("--validate", action="store_true",
+                    help="tuning mode: k-fold cross-validation on the training split only (no Rasa, no test set)")
+    ap.add_argument("--folds", type=int, default=5, help="folds for --validate")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
+                    help="with --validate: override a classifier parameter of intents/config.yml")
     args = ap.parse_args()
 
     os.environ["RASA_TELEMETRY_ENABLED"] = "false"
@@ -279,6 +339,15 @@ def main() -> int:
     quiet_rasa_logging()
 
     d = data_dir()
+    if args.validate:
+        train_x, train_y, _ = read_split(d, "train")
+        params = classifier_params(args.set)
+        log(f"validating on {len(train_x)} training messages, {args.folds} folds: {json.dumps(params)}")
+        v = validate(train_x, train_y, params, args.folds)
+        print(f"cross-validation on the training split ({args.folds} folds): accuracy {v['accuracy']:.4f} "
+              f"(+- {v['accuracy_sem']:.4f}), balanced accuracy {v['balanced_accuracy']:.4f}, "
+              f"fit {v['fit_s_mean']:.1f} s per fold")
+        return 0
     train_x, train_y, train_sha = read_split(d, "train")
     test_x, test_y, test_sha = read_split(d, "test")
     if args.limit_test:

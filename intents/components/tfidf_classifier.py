@@ -1,4 +1,5 @@
-"""Rasa 3 graph component: TF-IDF + linear SVM intent classifier with calibrated confidences.
+"""Rasa 3 graph component: stacked TF-IDF intent classifier (linear SVMs + kNN, logistic
+regression meta-learner) with calibrated confidences.
 
 Pipeline entry::
 
@@ -49,7 +50,7 @@ def _implementation_fingerprint() -> str:
     """
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("tfidf_classifier.py", "text_features.py", "_porter.py"):
+    for name in ("tfidf_classifier.py", "text_features.py", "_porter.py", "_zh_variants.py"):
         h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
@@ -61,7 +62,7 @@ _IMPLEMENTATION = _implementation_fingerprint()
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
 class TfidfIntentClassifier(IntentClassifier, GraphComponent):
-    """Intent classifier on its own word / char / word-pair TF-IDF features."""
+    """Intent classifier on its own word / char / word-pair TF-IDF features (see README.md)."""
 
     @classmethod
     def required_components(cls) -> List[Type]:
@@ -155,7 +156,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         logger.debug(
             f"{self.__class__.__name__}: {len(texts)} examples, "
             f"{len(self.model.classes_)} intents, {self.model.n_features_} features, "
-            f"softmax temperature {self.model.temperature_:.3f}"
+            f"{self.model.mode_} model, softmax temperature {self.model.temperature_:.3f}"
         )
         self.persist()
         return self._resource
