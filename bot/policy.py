@@ -24,6 +24,8 @@ HANDOFF_PRIORITY = {"theft": Priority.URGENT, "compliance": Priority.HIGH, "huma
 # A handoff intent only needs this much confidence: missing a theft case is worse than a person
 # reading a message the bot could have answered.
 HANDOFF_MIN_CONFIDENCE = 0.25
+# Which handoff reading wins when the rules and the classifier disagree.
+_SEVERITY: dict[str, int] = {**dict.fromkeys(TOPICS, 0), "human": 1, "compliance": 2, "theft": 3}
 
 
 def topic_of(intent: str) -> str:
@@ -137,7 +139,11 @@ def decide(
     reason = "nlu"
     if hit is not None:
         handoff_topic, reason = hit.topic, f"safety_rule:{hit.rule}"
-        if nlu_topic != hit.topic:
+        if _SEVERITY[nlu_topic] > _SEVERITY[hit.topic] and conf >= HANDOFF_MIN_CONFIDENCE:
+            # "FREEZE MY ACCOUNT, SOMEONE IS WITHDRAWING": a compliance or human rule matched, the
+            # classifier sees theft — the more severe reading wins (theft is urgent).
+            handoff_topic, reason = nlu_topic, f"safety_rule:{hit.rule}+nlu"
+        elif nlu_topic != hit.topic:
             # Keep the classifier's best guess within the rule's topic, for the safety steps.
             intent = next((n for n, _ in nlu.ranking if topic_of(n) == hit.topic), hit.topic)
     elif nlu_topic in HANDOFF_TOPICS and conf >= (threshold if nlu_topic == "human" else HANDOFF_MIN_CONFIDENCE):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from intents.components._zh_variants import to_simplified
+
 _F = re.I | re.S
 
 
@@ -29,7 +31,7 @@ THEFT_EN = _rx(
     r"\b(?:hack(?:ed|er|ers)?|compromised|breached)\b.{0,40}\b(?:my|our)\b.{0,20}\b(?:account|wallet|funds?)\b",
     r"\b(?:my|our)\s+(?:\w+\s+){0,2}(?:account|wallet|email|phone|binance|api\s*key)s?\b.{0,25}\b(?:was|were|got|has\s+been|have\s+been|is|been|being)\s+(?:\w+\s+)?(?:hacked|compromised|stolen|taken\s+over|breached|hijacked|drained|accessed)",
     r"\b(?:i(?:'ve|\s+have)?|we)\s+(?:been|got|was|were|just\s+got)\s+(?:hacked|scammed|phished|robbed|drained|sim[\s-]*swapped)",
-    r"\bsome(?:one|body)\b.{0,30}\b(?:logged|log(?:ged)?\s*in|signed\s*in|accessed|got\s+into|broke\s+into|hacked|stole|took|withdr[ae]w|transferred|changed)\b",
+    r"\bsome(?:one|body)\b.{0,30}\b(?:logged|log(?:ged)?\s*in|signed\s*in|accessed|got\s+into|broke\s+into|hacked|stole|took|withdr[ae]w|withdrawing|transferred|transferring|changed|(?:is|was)\s+(?:moving|selling|sending|draining|emptying))\b",
     r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not|have\s*n[o']?t|haven't)\s+(?:\w+\s+){0,2}(?:make|made|do|did|authori[sz]e|authori[sz]ed|request|requested|place|placed|initiate|initiated|approve|approved|send|sent|withdraw|log\s*in|login|trade)\b",
     r"\bnot\s+(?:made\s+)?by\s+me\b|\bwasn'?t\s+me\b|\bwithout\s+my\s+(?:permission|consent|knowledge|authori[sz]ation)\b",
     r"\b(?:withdrawals?|transactions?|trades?|transfers?|orders?|logins?|sessions?|devices?|api\s*keys?)\b.{0,30}\b(?:is|was|are|were)\s*(?:n'?t|not)\s+(?:mine|me|from\s+me|by\s+me)\b",
@@ -38,9 +40,15 @@ THEFT_EN = _rx(
     r"\blog(?:ged)?[\s-]?in\b.{0,40}\bfrom\b.{0,40}\b(?:i'?m\s+in|i\s+am\s+in|i\s+live\s+in|i'?ve\s+never|i\s+have\s+never|never\s+been)\b",
     r"\bunauthori[sz]ed\s+(?:\w+\s+)?(?:withdrawals?|logins?|access|trades?|transactions?|transfers?|orders?|activity|changes?)",
     r"\bsim[\s-]*(?:card\s+)?(?:swap|swapped|hijack|jacking|ported)\b|\bport(?:ed)?[\s-]*out\b.{0,30}\bnumber\b|\b(?:phone|mobile)\s+number\b.{0,30}\b(?:hijacked|ported|transferred|taken)\b",
-    rf"\b(?:my|all\s+(?:of\s+)?my|the)\s+(?:\w+\s+){{0,2}}{_ASSETS}\b.{{0,30}}\b(?:are|is|were|was|have\s+been|has\s+been|got|just)?\s*(?:gone|missing|stolen|disappeared|drained|vanished|taken|emptied|zero|withdrawn\s+without)",
+    rf"\b(?:my|all\s+(?:of\s+)?my|the)\s+(?:\w+\s+){{0,2}}{_ASSETS}\b.{{0,30}}\b(?:are|is|were|was|have\s+been|has\s+been|got|just)?\s*(?:gone|missing|stolen|disappeared|drained|vanished|taken|emptied|zero|withdrawn\s+without|\b0[.,]0{{3,}}(?![.,]?\w))",
+    r"\b(?:balance|wallet|account|funds)\b.{0,20}\b(?:went|dropped|fell|is\s+now|now\s+(?:shows?|says?))\s+(?:down\s+)?(?:to\s+)?(?:0|zero|nothing)\b",
     rf"\b(?:stole|stolen|drained|emptied|wiped|cleaned\s+out|swept)\b.{{0,30}}\b(?:my|our)\b.{{0,20}}\b(?:{_ASSETS}|account|wallet)",
-    rf"\b(?:i|we)\s+(?:accidentally\s+|mistakenly\s+)?(?:entered|typed|gave|shared|sent|leaked|posted|exposed|revealed|told|showed|pasted|imported)\s+(?:\w+\s+){{0,3}}{_SECRET_WORDS}",
+    rf"\b(?:i|we)\s+(?:accidentally\s+|mistakenly\s+)?(?:entered|typed|gave|shared|sent|leaked|posted|exposed|revealed|told|showed|pasted|imported|put\s+in)\s+(?:[\w'-]+[,/&]?\s+){{0,5}}{_SECRET_WORDS}",
+    rf"\b(?:i|we)\b[^.!?]{{0,80}}\band\s+(?:then\s+)?(?:entered|typed|put\s+in|pasted|imported|filled\s+in)\s+(?:[\w'-]+[,/&]?\s+){{0,5}}{_SECRET_WORDS}",
+    # a login / device the user does not own ("new device login from a windows pc, i only use an iphone")
+    r"\b(?:new|unknown|unrecogni[sz]ed|strange|unfamiliar|suspicious|foreign)\s+(?:device|log[\s-]?in|sign[\s-]?in|ip|location|session|browser)s?\b.{0,100}\b(?:i\s+only\s+(?:use|have|own)|(?:is|was)\s*(?:n'?t|not)\s+mine|not\s+(?:mine|me)|i\s+(?:do\s*n[o']?t|dont|never)\s+(?:own|have|use|recogni[sz]e|know)|never\s+(?:used|owned|had|been\s+to))",
+    # recovery mail going somewhere else ("the reset link goes to an address I don't recognise")
+    r"\b(?:e-?mail|phone|number|reset|recovery|verification|security)\b.{0,60}\b(?:address|e-?mail|number|phone)\s+(?:that\s+)?i\s+(?:do\s*n[o']?t|dont|never)\s+(?:recogni[sz]e|know|own|use|have|set)",
     rf"\b(?:my|our)\s+{_SECRET_WORDS}\s+(?:was|were|got|has\s+been|have\s+been|is|are)\s+(?:\w+\s+)?(?:leaked|exposed|stolen|compromised|shared|published|changed|reset|disabled|removed)",
     r"\b(?:email|e-mail|phone(?:\s+number)?|mobile|2fa|authenticator|password|withdrawal\s+address|whitelist)\b.{0,30}\b(?:changed|reset|removed|disabled|added|replaced)\b.{0,40}\b(?:not\s+me|wasn'?t\s+me|i\s+didn'?t|i\s+did\s+not|without\s+me|by\s+someone|never\s+(?:did|asked|requested))",
     r"\b(?:scam(?:med)?|phish(?:ed|ing)?|fake\s+(?:support|site|website|app|admin|agent|exchange))\b.{0,60}\b(?:took|stole|lost|drained|sent|gave|paid|transferred|emptied)\b",
@@ -59,47 +67,62 @@ THEFT_ZH = _rx(
     r"(邮箱|手机号?|绑定手机|谷歌验证|2FA|双重验证|提币地址|白名单|登录密码|资金密码).{0,10}(被|遭)(人)?(改|换|修改|更改|解绑|关闭|重置|删除|添加)",
     r"未经(我的?)?(授权|允许|同意)|盗刷|盗提|盗转",
     r"我.{0,4}(都|也)?没(有)?(改|修改|动过|操作|设置|添加|申请|绑定|更改|授权)",
-    r"我(从来|从|根本|压根)?(就)?没(有)?(开|下|买|卖|做|提|转|借)过",
+    r"我(真的|从来|从|根本|压根)?(就)?没(有)?(开|下|买|卖|做|提|转|借|点|碰|登)过",
+    r"(莫名其妙|无缘无故|平白无故)(地|的)?.{0,8}(开了|下了|多了.{0,6}(单|仓)|被(提|转|卖|买|平|划))",
+    r"有人(在|正在)(提|转|登|操作|卖)|(快|先|请|赶紧|马上)?(帮我|给我)(先)?(冻结|锁定?|封)(一下)?(我的)?(账户|账号|号)",
+    r"中了?(木马|病毒|恶意软件)|(电脑|手机)中毒",
     r"(这笔|那笔|这个|这些).{0,6}(提现|提币|交易|转账|订单|登录).{0,6}不是我",
 )
 
-COMPLIANCE_EN = _rx(
+# Account / funds status (frozen, restricted, on hold) and specific compliance matters (AML, police,
+# sanctions, source of funds): a fake "your account will be suspended" text only has the first kind.
+_COMPLIANCE_EN_STATUS = (
     r"\b(?:account|funds?|assets?|balance|withdrawals?|deposits?|wallet)\b.{0,30}\b(?:frozen|freezed|froze|restricted|suspended|blocked|seized|held\s+for\s+review|on\s+hold|under\s+review|disabled|banned|closed\s+by\s+you|locked\s+by\s+(?:you|compliance|risk))\b",
     r"\b(?:froze|frozen|freeze|restricted|suspended|banned)\b.{0,20}\b(?:my|our)\s+(?:account|funds?|assets?|withdrawals?)",
-    r"\b(?:aml|anti[\s-]*money[\s-]*laundering|kyt|risk\s+(?:control|review|team)|compliance\s+(?:review|check|team|hold))\b",
     r"\b(?:deposits?|withdrawals?|funds?|transfers?|assets?|balance|account)\b.{0,40}\b(?:under\s+review|on\s+hold|held|restricted|restrictions?)\b",
     r"\b(?:notice|message|banner|warning)\b.{0,30}\brestrict",
+)
+_COMPLIANCE_EN_SPECIFIC = (
+    r"\b(?:aml|anti[\s-]*money[\s-]*laundering|kyt|risk\s+(?:control|review|team)|compliance\s+(?:review|check|team|hold))\b",
     r"\b(?:iran|iranian|north\s+korea|dprk|cuba|cuban|syria|syrian|crimea|donetsk|luhansk)\b",
     r"\b(?:police|law\s+enforcement|court\s+order|subpoena|warrant|prosecutor|fbi|investigat(?:or|ion)\s+(?:request|agency)|seizure\s+order|legal\s+request)\b",
     r"\bsanction(?:s|ed)?\b|\bofac\b|\bembargo",
     r"\b(?:source|proof)\s+of\s+(?:funds?|wealth|income)\b",
     r"\b(?:request(?:ed|s|ing)?|ask(?:ed|ing|s)?|need|want|provide|send|upload)\b.{0,40}\b(?:bank\s+statements?|pay\s*slips?|salary\s+slips?|tax\s+returns?|employment\s+letter)\b",
 )
+COMPLIANCE_EN = _rx(*_COMPLIANCE_EN_STATUS, *_COMPLIANCE_EN_SPECIFIC)
+COMPLIANCE_EN_SPECIFIC = _rx(*_COMPLIANCE_EN_SPECIFIC)
 
-COMPLIANCE_ZH = _rx(
+_COMPLIANCE_ZH_STATUS = (
     r"冻结|被封|封号|封禁|封了|限制(交易|提现|提币|登录|账户)|账户(受限|被限制|异常被限|停用)|资金(被扣|被冻|被锁|被限制)|暂停(交易|提现)",
+)
+_COMPLIANCE_ZH_SPECIFIC = (
     r"风控|风险控制|风险审核|反洗钱|\bAML\b|KYT|合规(审查|审核|部门|团队)",
     r"警方|警察|公安|法院|司法|检察|协查|调证|执法",
     r"制裁|OFAC|伊朗|朝鲜|古巴|叙利亚|克里米亚",
     r"资金来源(证明)?|收入证明|财富来源",
 )
+COMPLIANCE_ZH = _rx(*_COMPLIANCE_ZH_STATUS, *_COMPLIANCE_ZH_SPECIFIC)
+COMPLIANCE_ZH_SPECIFIC = _rx(*_COMPLIANCE_ZH_SPECIFIC)
 
 HUMAN_EN = _rx(
-    r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
+    r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:(?:customer\s+)?(?:support|service|care)\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
     r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b|\bhuman\s+(?:agent|support|being|please)\b",
     r"\b(?:need|want|get)\s+(?:a|an|to\s+talk\s+to\s+an?)?\s*(?:human|agent|manager|supervisor)\b",
     r"\bcall\s+me\b|\bphone\s+call\b|\bphone\s+support\b|\bcall\s+(?:back|you)\b",
+    r"\bescalat(?:e|ed|ing|ion)\b|\b(?:report(?:ing)?|complain(?:ing)?\s+about)\s+(?:your|the|an?|one\s+of\s+your)\s+(?:support\s+|customer\s+service\s+)?(?:agent|staff|employee|rep|representative|support\s+person)\b",
     r"\b(?:formal|official)\s+complaint\b|\b(?:file|lodge|make|submit)\s+a\s+complaint\b|\bcompensat(?:e|ion)\b|\breimburse",
 )
 
 HUMAN_ZH = _rx(
-    r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)",
+    r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)|(能|可以)?(做主|做得了主|说了算|管事)的(人)?",
     r"投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
 )
 # "Is this a real person?" asks what we are; it is not a request for one.
 ARE_YOU_HUMAN = _rx(
     r"\b(?:is\s+this|are\s+you|am\s+i\s+(?:talking|chatting|speaking)\s+(?:to|with))\s+(?:a\s+|an\s+)?(?:real\s+|live\s+|actual\s+)?(?:human|person|bot|robot|ai|machine)\b",
     r"(是|是不是)(真人|机器人|人工|AI|ai)(吗|么|呢|\?|？|$)|真人(吗|么)",
+    r"真人还是(机器人?|程序|AI|ai|bot|自动)|(机器人?|程序|AI|ai|bot|自动回复)还是真人|你是(不是)?(机器人|AI|ai|程序|bot)(吧|吗|么|啊|呀)?",
 )
 
 # Hypothetical or how-to questions *about* security ("how do I protect my account from being hacked").
@@ -107,12 +130,26 @@ HOWTO = _rx(
     r"\b(?:how\s+(?:do|can|should|could|would)\s+(?:i|we|you|one|people)|how\s+to|what\s+(?:should|do|can|would)\s+i\s+do\s+if|what\s+happens\s+if|what\s+if|tips|ways\s+to|is\s+it\s+possible|can\s+(?:someone|hackers|a\s+hacker))\b.{0,60}\b(?:protect|prevent|avoid|secure|stop|recogni[sz]e|spot|identify|detect|tell|know|safe|happen|keep)",
     r"\bhow\s+(?:do|can)\s+(?:i|you)\s+(?:know|tell|check)\s+if\b",
     r"如何(防止|防范|避免|保护|识别|辨别|保障)|怎么(防止|防范|避免|保护|识别|辨别|才能不被)|怎样(防止|防范|避免|保护|识别)|防止.{0,8}被盗|如果.{0,10}(被盗|被黑).{0,10}(怎么办|该怎么)|万一.{0,10}(被盗|被黑)",
+    r"(怕|害怕|担心|以防|预防|防着).{0,8}(被盗|被黑|被偷|被骗|被入侵)|听说.{0,20}(被盗|被黑|被骗)|(保护好?|更安全).{0,6}(自己|账户|账号|帐号|号|资产|资金)",
+    r"(能|可以|能不能|可不可以|用来|怎么|如何)防(盗|黑|骗)|(假如|假设|如果|要是|万一).{0,12}(泄露|泄漏|被盗|被黑|被偷|丢了)",
+    r"\bjust\s+wondering\b|\bhypothetical(?:ly)?\b",
     r"每次.{0,12}(能|可以|会).{0,4}(通知|提醒|告诉)我|(登录|登陆)(提醒|通知)怎么",
 )
+# "Is this message really from you? I didn't click it": asking whether something is phishing. It
+# silences the theft rules, and the compliance ones when it is about a link / SMS / mail (a fake
+# "your account will be suspended" text), not a real compliance request ("you asked for my bank
+# statements, is that legit?").
+LEGIT_CHECK = _rx(
+    r"\bis\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|legit|real|genuine|official|a\s+scam|phishing)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not)\s+(?:click|open|call|reply|answer|tap)",
+    r"是(不是)?你们(的|发的|官方)|(还|并)?没(有)?(点开?|回拨|打过去|打回去|回复)(链接|那个|电话|它)?(吧|吗|呢|[，,。.？?!！]|$)",
+)
+_PHISHING_VECTOR = _rx(r"\b(?:link|sms|text\s+message|texts?|e-?mail|url|website|call(?:ed)?)\b", r"短信|链接|网址|邮件|电话|网站")
 # Things that make it clear it already happened, overriding a how-to phrasing.
 HAPPENED = _rx(
     r"\b(?:just|already|yesterday|today|last\s+night|this\s+morning|an?\s+hour\s+ago|minutes\s+ago|now\s+my|has\s+been|have\s+been|was|were|got)\b.{0,40}\b(?:hacked|stolen|gone|drained|compromised|changed|scammed|phished|logged)",
-    r"不是我|非本人|已经|刚刚|刚才|昨天|今天|昨晚|早上|不见了|没了|被盗了|被黑了",
+    r"不是我|非本人|已经|刚刚|刚才|昨天|今天|昨晚|早上|不见了|没了|中了?(木马|病毒)|(帮我|给我)(先)?(冻结|锁)",
+    # "被盗了" reports it, unless it is the hypothetical "万一平台被黑了" / "怕被盗了"
+    r"(?<!万一)(?<!如果)(?<!要是)(?<!假如)(?<!怕)(?<!担心)(?<!平台)(?<!交易所)(?<!你们)被(盗|黑)了",
 )
 
 
@@ -133,17 +170,26 @@ def check(text: str, lang: str) -> SafetyHit | None:
     # one a Chinese character — except COMPLIANCE_ZH's AML/KYT/OFAC, which COMPLIANCE_EN (checked
     # first) matches as well. Half the regex work for monolingual messages, the same answers.
     zh = _HAS_CJK.search(text) is not None
+    if zh:
+        text = to_simplified(text)  # the Chinese rules are written in simplified characters
     en = _HAS_LATIN.search(text) is not None
-    howto = bool(HOWTO.search(text)) and not HAPPENED.search(text)
-    if not howto:
+    happened = HAPPENED.search(text) is not None
+    howto = HOWTO.search(text) is not None and not happened
+    legit_check = LEGIT_CHECK.search(text) is not None and not happened
+    if not (howto or legit_check):
         if en and THEFT_EN.search(text):
             return SafetyHit("theft", "theft_en")
         if zh and THEFT_ZH.search(text):
             return SafetyHit("theft", "theft_zh")
     if not howto:
-        if en and COMPLIANCE_EN.search(text):
+        # Asking whether a "your account will be suspended" text / link is real: only the specific
+        # compliance rules (a real request for bank statements is still compliance).
+        phishing_check = legit_check and _PHISHING_VECTOR.search(text) is not None
+        rules_en = COMPLIANCE_EN_SPECIFIC if phishing_check else COMPLIANCE_EN
+        rules_zh = COMPLIANCE_ZH_SPECIFIC if phishing_check else COMPLIANCE_ZH
+        if en and rules_en.search(text):
             return SafetyHit("compliance", "compliance_en")
-        if zh and COMPLIANCE_ZH.search(text):
+        if zh and rules_zh.search(text):
             return SafetyHit("compliance", "compliance_zh")
     if ARE_YOU_HUMAN.search(text) and not re.search(r"(?i)\b(?:want|need|let\s+me|give\s+me|transfer|connect)\b|转人工|要人工|找人工", text):
         return None

@@ -183,3 +183,72 @@ def test_more_handoff_phrasings(text: str, topic: str) -> None:
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
     out = run(text, any_intent("trading", lang), 0.9, lang=lang)
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("PLEASE FREEZE MY ACCOUNT NOW SOMEONE IS WITHDRAWING", "theft"),
+    ("I clicked a link in a text and entered my email, password and google code on the page", "theft"),
+    ("got a 'new device login' notification from a windows pc. i only use an iphone", "theft"),
+    ("cant log in, the reset link goes to an email address i don't recognise", "theft"),
+    ("合约账户莫名其妙开了个50倍空单，直接爆仓了，我真的没点过", "theft"),
+    ("快帮我冻结账户，有人在提币", "theft"),
+    ("this bot is useless, connect me with support staff", "human"),
+    ("how do i escalate this?? nobody is helping me", "human"),
+    ("reporting your support agent for being rude and closing my chat", "human"),
+])
+def test_indirect_reports_reach_a_person(text: str, topic: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("account", lang), 0.9, lang=lang)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
+    if topic == "theft":
+        assert out.priority is Priority.URGENT
+
+
+@pytest.mark.parametrize("text", [
+    "有什么办法让号更安全一点，怕被盗",
+    "听说最近好多人被盗，我该做哪些设置保护自己",
+    "万一平台被黑了我的钱咋办，有没有保险基金",
+    "对面是真人还是程序啊",
+])
+def test_worries_and_questions_in_chinese_are_answered(text: str) -> None:
+    out = run(text, any_intent("security", "zh"), 0.9, lang="zh")
+    assert out.action is Action.ANSWER
+
+
+def test_the_more_severe_reading_wins_when_rule_and_classifier_disagree() -> None:
+    # The compliance rule sees "freeze my account"; the classifier sees theft: urgent theft.
+    out = run("freeze my account please, coins leaving", "theft_unauthorized_withdrawal", 0.6)
+    assert (out.topic, out.priority) == ("theft", Priority.URGENT) and out.reason.endswith("+nlu")
+    # A classifier too unsure of theft does not override the rule.
+    out = run("freeze my account please, coins leaving", "theft_unauthorized_withdrawal", 0.1)
+    assert out.topic == "compliance"
+    # Still my account was hacked and still urgent when the classifier says compliance.
+    out = run("my account was hacked", "compliance_account_frozen", 0.9)
+    assert (out.topic, out.priority) == ("theft", Priority.URGENT)
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("帳號被盜了，裡面的USDT全部被轉走", "theft"),  # traditional characters: the rules see simplified text
+    ("帳戶被凍結了，完全不能提幣", "compliance"),
+    ("why does my spot balance say 0.00000 btc??? there was 0.8 in there on friday", "theft"),
+    ("收到防钓鱼码修改的邮件，我什么都没改", "theft"),
+    ("我是VIP，找个能做主的来", "human"),
+    ("got an email asking for a source of wealth declaration and bank statements, is that legit?", "compliance"),
+])
+def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str, topic: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("deposit", lang), 0.9, lang=lang)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
+
+
+@pytest.mark.parametrize("text", [
+    "got an sms 'your account will be suspended, verify here' with a link. didnt click. is it from you?",
+    "提币白名单能防盗号吗",
+    "假如我密码泄露了但开了2FA，别人能登进来吗",
+    "收到短信说账户被冻结要点链接解冻，还没点，是你们发的吗",
+    "I sent 0.8 ETH two hours ago, etherscan shows success but my balance still shows 0. tx 0x9d4727f1",
+])
+def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("security", lang), 0.9, lang=lang)
+    assert out.action is Action.ANSWER
