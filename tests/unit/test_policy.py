@@ -234,6 +234,8 @@ def test_the_more_severe_reading_wins_when_rule_and_classifier_disagree() -> Non
     ("收到防钓鱼码修改的邮件，我什么都没改", "theft"),
     ("我是VIP，找个能做主的来", "human"),
     ("got an email asking for a source of wealth declaration and bank statements, is that legit?", "compliance"),
+    ("API密钥不小心截图发到群里了，有提币权限的", "theft"),
+    ("半夜有三笔提币到陌生地址，能追回吗", "theft"),
 ])
 def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str, topic: str) -> None:
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
@@ -247,6 +249,7 @@ def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str,
     "假如我密码泄露了但开了2FA，别人能登进来吗",
     "收到短信说账户被冻结要点链接解冻，还没点，是你们发的吗",
     "I sent 0.8 ETH two hours ago, etherscan shows success but my balance still shows 0. tx 0x9d4727f1",
+    "USDT充错链了，充到了ERC20地址，钱是不是没了",
 ])
 def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
