@@ -71,7 +71,7 @@ from channels.email.compose import (
 from channels.email.config import ADDRESS_RE, EmailChannelSettings
 from channels.email.guards import Verdict, classify
 from channels.email.imap import IMAP_ERRORS, ImapError, ImapSession
-from channels.email.parse import ParsedMail, first_address, parse_headers_only, parse_mail
+from channels.email.parse import ParsedMail, decode_bytes, first_address, parse_headers_only, parse_mail
 from channels.email.smtp import send_mail
 from channels.email.state import EmailState
 
@@ -109,6 +109,30 @@ def safe_filename(name: str) -> str:
     if dot and len(ext) <= 10:
         return f"{stem[:100]}.{ext}" or "attachment"
     return name[:110] or "attachment"
+
+
+_TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".log", ".json", ".md", ".htm", ".html", ".xml", ".eml", ".tsv"})
+
+
+def _is_text(content_type: str, ext: str) -> bool:
+    ct = content_type.split(";")[0].strip().lower()
+    return ct.startswith("text/") or ct in ("application/json", "message/rfc822", "application/csv") or ext in _TEXT_EXTENSIONS
+
+
+def _redact_text_file(data: bytes) -> tuple[bytes, list[str]]:
+    """A text attachment redacted, as UTF-8, and the kinds of secret removed. Paragraph by
+    paragraph (lines for very long ones): the regexes hold the GIL for a whole call, and one call
+    over a multi-megabyte log would stall the event loop for seconds; a secret does not span
+    paragraphs."""
+    text = decode_bytes(data, None)
+    out: list[str] = []
+    kinds: set[str] = set()
+    for para in re.split(r"(\n[ \t]*\n)", text):
+        for piece in (para.splitlines(keepends=True) if len(para) > 65536 else (para,)):
+            red = redact(piece)
+            out.append(red.text)
+            kinds.update(red.kinds)
+    return "".join(out).encode("utf-8"), sorted(kinds)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -437,9 +461,17 @@ class EmailChannel:
             elif size > self.cfg.max_attachment_bytes:
                 rejected.append(f"{fname}: {_mib(size)} is over the {_mib(self.cfg.max_attachment_bytes)} limit")
             else:
+                data, content_type = a.data, a.content_type
+                if _is_text(content_type, ext):
+                    # A text file is text too: secrets in it are redacted before it is written
+                    # (stored as UTF-8). Images and PDFs are kept as sent — no OCR here.
+                    data, kinds = await asyncio.to_thread(_redact_text_file, data)
+                    if kinds:
+                        notes.append(f"Secrets removed from the attachment {fname}: {', '.join(kinds)}")
+                    content_type = f"{content_type.split(';')[0].strip()}; charset=utf-8"
                 rel = rel_dir / f"{i + 1:02d}-{fname}"
-                await asyncio.to_thread(_write_atomic, self.attachments_dir / rel, a.data)
-                stored.append(Attachment(name=a.name[:200], content_type=a.content_type, size=size, ref=rel.as_posix()))
+                await asyncio.to_thread(_write_atomic, self.attachments_dir / rel, data)
+                stored.append(Attachment(name=a.name[:200], content_type=content_type, size=len(data), ref=rel.as_posix()))
         if rejected:
             notes.append("Attachments not stored: " + "; ".join(rejected))
             log.info("email.attachments_rejected", count=len(rejected))

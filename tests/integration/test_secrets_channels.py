@@ -167,6 +167,15 @@ def mails() -> list[bytes]:
     alt.set_content(f"{EN[1]}\n{ZH[2]}\n")
     alt.add_alternative(f"<p>{EN[1]}</p><p>{EN[2]}</p><p>{EN[4]}</p><p>{ZH[1]}</p>", subtype="html")
     out.append(alt.as_bytes())
+    # Secrets inside text attachments (a UTF-8 note, a GBK log, a CSV export): stored redacted.
+    att = EmailMessage()
+    _head(att, "files@example.org", "logs attached")
+    att.set_content("Please see the attached files, my withdrawal failed.")
+    att.add_attachment(f"{EN[0]}\n{EN[3]}\n".encode(), maintype="text", subtype="plain", filename="notes.txt")
+    att.add_attachment(f"{ZH[1]}\n{ZH[3]}\n".encode("gbk"), maintype="text", subtype="plain", filename="日志.txt")
+    att.add_attachment(f"time,action\n2026-11-01,login password={PW}\n".encode(), maintype="text",
+                       subtype="csv", filename="export.csv")
+    out.append(att.as_bytes())
     return out
 
 
@@ -439,7 +448,7 @@ async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     assert {d["to"] for d in fake_x.dms} >= {str(8200 + i) for i in range(len(TEXTS))}  # every DM answered
     assert {t["reply"]["in_reply_to_tweet_id"] for t in fake_x.tweets} == {str(81000 + i) for i in range(len(TEXTS))}
     assert {m["To"] for m in smtp.rec.mails} >= {"victim@example.org", "lin@example.cn", "quote@example.org",
-                                                   "zhang.wei@example.cn", "html@example.org", "alt@example.org"}
+                                                   "zhang.wei@example.cn", "html@example.org", "alt@example.org", "files@example.org"}
     assert any(HAN.search(str(m.get_body(preferencelist=("plain",)).get_content())) for m in smtp.rec.mails)
     tickets = {ch: [b for c, b in user_ticket_messages(tmp_path) if c == ch and "phished" in b]
                for ch in ("telegram", "twitter", "email")}
