@@ -110,6 +110,8 @@ HUMAN_EN = _rx(
     r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:(?:customer\s+)?(?:support|service|care)\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
     r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b|\bhuman\s+(?:agent|support|being|please)\b",
     r"\b(?:need|want|get)\s+(?:a|an|to\s+talk\s+to\s+an?)?\s*(?:human|agent|manager|supervisor)\b",
+    r"\b(?:i\s+)?(?:need|want)\s+(?:a|an|some)\s+(?:real\s+|actual\s+|live\s+)?(?:person|someone|somebody|staff\s+member|rep)\b",
+    r"\bi\s+(?:expect|demand|want|need)\b.{0,40}\b(?:refund(?:ed)?|money\s+back|compensat\w*|reimburs\w*|made\s+whole)\b|\b(?:sue|lawsuit|my\s+lawyer|attorney|legal\s+action|small\s+claims)\b",
     r"\bcall\s+me\b|\bphone\s+call\b|\bphone\s+support\b|\bcall\s+(?:back|you)\b",
     r"\bescalat(?:e|ed|ing|ion)\b|\b(?:report(?:ing)?|complain(?:ing)?\s+about)\s+(?:your|the|an?|one\s+of\s+your)\s+(?:support\s+|customer\s+service\s+)?(?:agent|staff|employee|rep|representative|support\s+person)\b",
     r"\b(?:formal|official)\s+complaint\b|\b(?:file|lodge|make|submit)\s+a\s+complaint\b|\bcompensat(?:e|ion)\b|\breimburse",
@@ -117,31 +119,39 @@ HUMAN_EN = _rx(
 
 HUMAN_ZH = _rx(
     r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)|(能|可以)?(做主|做得了主|说了算|管事)的(人)?",
-    r"投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
+    r"电话客服|客服热线|人工客服|投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
 )
 # "Is this a real person?" asks what we are; it is not a request for one.
 ARE_YOU_HUMAN = _rx(
     r"\b(?:is\s+this|are\s+you|am\s+i\s+(?:talking|chatting|speaking)\s+(?:to|with))\s+(?:a\s+|an\s+)?(?:real\s+|live\s+|actual\s+)?(?:human|person|bot|robot|ai|machine)\b",
     r"(是|是不是)(真人|机器人|人工|AI|ai)(吗|么|呢|\?|？|$)|真人(吗|么)",
-    r"真人还是(机器人?|程序|AI|ai|bot|自动)|(机器人?|程序|AI|ai|bot|自动回复)还是真人|你是(不是)?(机器人|AI|ai|程序|bot)(吧|吗|么|啊|呀)?",
+    r"是(不是)?真人在(回复|回答|聊|打字|回)|真人还是(机器人?|程序|AI|ai|bot|自动)|(机器人?|程序|AI|ai|bot|自动回复)还是真人|你是(不是)?(机器人|AI|ai|程序|bot)(吧|吗|么|啊|呀)?",
 )
 
 # Hypothetical or how-to questions *about* security ("how do I protect my account from being hacked").
 HOWTO = _rx(
-    r"\b(?:how\s+(?:do|can|should|could|would)\s+(?:i|we|you|one|people)|how\s+to|what\s+(?:should|do|can|would)\s+i\s+do\s+if|what\s+happens\s+if|what\s+if|tips|ways\s+to|is\s+it\s+possible|can\s+(?:someone|hackers|a\s+hacker))\b.{0,60}\b(?:protect|prevent|avoid|secure|stop|recogni[sz]e|spot|identify|detect|tell|know|safe|happen|keep)",
+    r"\b(?:how\s+(?:do|can|should|could|would)\s+(?:i|we|you|one|people)|how\s+(?:does|do|can|will)\s+(?:the|a|an|your|this|that|it)\b|how\s+to|what\s+(?:should|do|can|would)\s+i\s+do\s+if|what\s+happens\s+if|what\s+if|tips|ways\s+to|is\s+it\s+possible|can\s+(?:someone|hackers|a\s+hacker))\b.{0,60}\b(?:protect|prevent|avoid|secure|stop|recogni[sz]e|spot|identify|detect|tell|know|safe|safer|happen|keep|lock\s+(?:down|up)|harden)",
     r"\bhow\s+(?:do|can)\s+(?:i|you)\s+(?:know|tell|check)\s+if\b",
     r"如何(防止|防范|避免|保护|识别|辨别|保障)|怎么(防止|防范|避免|保护|识别|辨别|才能不被)|怎样(防止|防范|避免|保护|识别)|防止.{0,8}被盗|如果.{0,10}(被盗|被黑).{0,10}(怎么办|该怎么)|万一.{0,10}(被盗|被黑)",
     r"(怕|害怕|担心|以防|预防|防着).{0,8}(被盗|被黑|被偷|被骗|被入侵)|听说.{0,20}(被盗|被黑|被骗)|(保护好?|更安全).{0,6}(自己|账户|账号|帐号|号|资产|资金)",
+    r"(怎么|如何|在哪|哪里)(开启|开通|设置|打开|绑定|关闭|启用)|(需要|应该|该)做(些|哪些)?什么(防护|保护|防范|安全设置)|做.{0,4}(防护|防范)",
+    r"(没|不)(用|在|注册)(过)?(你们|这个|贵)(的)?(平台|交易所|app|APP)|\bnot\s+(?:on|with|using|a\s+(?:customer|user)\s+(?:of|on))\s+(?:your|this)\s+(?:exchange|platform|app|site)|\b(?:is|was|are)\s*(?:n'?t|not)\s+(?:on|with|using)\s+(?:your|this)\s+(?:exchange|platform|app|site)",
     r"(是不是|会不会|是否)(就|都)?(没了|丢了|不见了|找不回)|(能|可以|能不能|可不可以|用来|怎么|如何)防(盗|黑|骗)|(假如|假设|如果|要是|万一).{0,12}(泄露|泄漏|被盗|被黑|被偷|丢了)",
     r"\bjust\s+wondering\b|\bhypothetical(?:ly)?\b",
     r"每次.{0,12}(能|可以|会).{0,4}(通知|提醒|告诉)我|(登录|登陆)(提醒|通知)怎么",
+)
+# Someone else's incident ("my friend got hacked, what should I set up?"): not evidence that it
+# happened to the user, so it does not override a how-to phrasing.
+THIRD_PARTY = _rx(
+    r"\bmy\s+(?:friend|mom|mum|mother|dad|father|parents?|brother|sister|wife|husband|cousin|colleague|coworker|uncle|aunt|grandma|grandpa|neighbou?r|son|daughter)(?:'s)?\s+(?:\w+\s+){0,2}(?:got|was|were|has\s+been|have\s+been|been)\s+(?:hacked|scammed|phished|drained|stolen)",
+    r"(朋友|妈妈?|爸爸?|父母|家人|老婆|老公|同事|亲戚|兄弟|姐姐|妹妹|哥哥|弟弟|同学|邻居)(的)?(账户|账号|帐号|号|钱包|币)?(也)?被(人)?(盗|黑|骗)了?",
 )
 # "Is this message really from you? I didn't click it": asking whether something is phishing. It
 # silences the theft rules, and the compliance ones when it is about a link / SMS / mail (a fake
 # "your account will be suspended" text), not a real compliance request ("you asked for my bank
 # statements, is that legit?").
 LEGIT_CHECK = _rx(
-    r"\bis\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|legit|real|genuine|official|a\s+scam|phishing)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not)\s+(?:click|open|call|reply|answer|tap)",
+    r"\bis\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|legit|real|genuine|official|a\s+scam|phishing)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:click(?:ed)?|tap(?:ped)?)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:open(?:ed)?\s+(?:the|that|this|any)\s+(?:link|e-?mail|mail|sms|text|message|attachment)|(?:call(?:ed)?|reply|replied|answer(?:ed)?)\s+(?:to\s+)?(?:it|that|them|back|the\s+(?:number|call|sms|text|e-?mail|message)))\b",
     r"是(不是)?你们(的|发的|官方)|(还|并)?没(有)?(点开?|回拨|打过去|打回去|回复)(链接|那个|电话|它)?(吧|吗|呢|[，,。.？?!！]|$)",
 )
 _PHISHING_VECTOR = _rx(r"\b(?:link|sms|text\s+message|texts?|e-?mail|url|website|call(?:ed)?)\b", r"短信|链接|网址|邮件|电话|网站")
@@ -164,6 +174,21 @@ _HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _HAS_LATIN = re.compile(r"[A-Za-z\u0130\u0131\u017f\u212a]")  # + what re.I folds onto ASCII letters
 
 
+# Cantonese written forms -> Mandarin, for the rules only ("我冇改過" = "我没有改过", "俾人盜咗" =
+# "被人盗了", "戶口" = account). Applied after traditional -> simplified.
+_YUE = (("冇", "没有"), ("咗", "了"), ("俾人", "被人"), ("俾你哋", "被你们"), ("你哋", "你们"), ("佢哋", "他们"),
+        ("佢", "他"), ("点解", "为什么"), ("户口", "账户"), ("唔系", "不是"), ("唔", "不"), ("系", "是"), ("嘅", "的"),
+        ("喺", "在"), ("头先", "刚才"), ("乜嘢", "什么"), ("睇", "看"))
+
+
+def _mandarin(text: str) -> str:
+    text = to_simplified(text)
+    if any(c in text for c in "冇咗俾哋佢唔嘅喺睇") or "户口" in text or "点解" in text or "头先" in text:
+        for a, b in _YUE:
+            text = text.replace(a, b)
+    return text
+
+
 def check(text: str, lang: str) -> SafetyHit | None:
     """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity."""
     # Both languages' rules run on mixed text ("我的USDT被盗了", "account frozen 了"). A rule set
@@ -172,9 +197,9 @@ def check(text: str, lang: str) -> SafetyHit | None:
     # first) matches as well. Half the regex work for monolingual messages, the same answers.
     zh = _HAS_CJK.search(text) is not None
     if zh:
-        text = to_simplified(text)  # the Chinese rules are written in simplified characters
+        text = _mandarin(text)  # the Chinese rules are written in simplified Mandarin
     en = _HAS_LATIN.search(text) is not None
-    happened = HAPPENED.search(text) is not None
+    happened = HAPPENED.search(THIRD_PARTY.sub(" ", text)) is not None
     howto = HOWTO.search(text) is not None and not happened
     legit_check = LEGIT_CHECK.search(text) is not None and not happened
     if not (howto or legit_check):

@@ -255,3 +255,30 @@ def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
     out = run(text, any_intent("security", lang), 0.9, lang=lang)
     assert out.action is Action.ANSWER
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("頭先收到個email話我改咗綁定手機號碼，我冇改過喎", "theft"),  # Cantonese
+    ("i never opened this long, who did", "theft"),
+    ("你们有电话客服吗", "human"),
+    ("no i dont want to open a ticket, i want a person on chat", "human"),
+    ("the convert screen showed the wrong price, I expect the difference refunded", "human"),
+    ("法院判决书下来了，要求划扣我账户里的资产，我需要做什么", "compliance"),
+])
+def test_cantonese_and_more_requests_for_a_person(text: str, topic: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
+
+
+@pytest.mark.parametrize("text", [
+    "my friend got hacked last week, any tips to lock down my account?",
+    "我朋友账户被盗了，我需要做些什么防护",
+    "怎么开启异地登录提醒",
+    "是真人在回复吗",
+    "how does the withdrawal whitelist stop someone else withdrawing",
+])
+def test_someone_elses_incident_and_setup_questions_are_answered(text: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("security", lang), 0.9, lang=lang)
+    assert out.action is Action.ANSWER
