@@ -3,7 +3,9 @@ it from `outbound:<channel>`.
 
 A channel is built from its config only (`from_config`, no I/O in `__init__`), has an explicit
 lifecycle (`start(sink)` / `stop()`), sends with `send(outbound)`, and may expose HTTP routes
-(the widget, webhooks) that the web app mounts.
+(the widget, webhooks) that the web app mounts. A channel whose users send files may also offer
+`async fetch_attachment(ref) -> bytes` (FileNotFoundError when it is gone): the agent console uses
+it to open a file from a ticket.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     svc, engine = await ticket_service(settings, r, migrate=True)
     sender_tasks.append(asyncio.create_task(consume_handoffs(svc, r, stop, claim_idle_ms=settings.queue.claim_idle_ms)))
     sender_tasks.append(asyncio.create_task(sla_loop(svc, stop, settings.handoff.sla_check_s)))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r)])
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)])
     config = uvicorn.Config(
         app,
         host=settings.web.host,

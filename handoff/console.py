@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import orjson
 import redis.asyncio as aioredis
@@ -22,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import select
 
 from bot.config import Settings
+from bot.errors import PermanentChannelError, TransientError
 from bot.logs import get_logger
 from bot.models import TOPICS
 from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_or_dummy
@@ -46,7 +49,19 @@ def _static(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
-def console_router(settings: Settings, svc: TicketService, r: aioredis.Redis) -> APIRouter:
+# Shown in the browser (same origin, behind the session): raster images only. Everything else
+# (PDF, HTML, text, SVG…) is downloaded, never rendered inside the console's origin.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def _disposition(kind: str, name: str) -> str:
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "attachment"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
+
+
+def console_router(
+    settings: Settings, svc: TicketService, r: aioredis.Redis, channels: Sequence[Any] = ()
+) -> APIRouter:
     hs = settings.handoff
     sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60)
     router = APIRouter(prefix="/agent")
@@ -170,6 +185,38 @@ def console_router(settings: Settings, svc: TicketService, r: aioredis.Redis) ->
     async def ticket(request: Request, number: str) -> dict[str, Any]:
         await current(request)
         return await run(svc.detail, number)  # type: ignore[no-any-return]
+
+    @router.get("/api/tickets/{number}/messages/{message_id}/attachments/{index}")
+    async def attachment(request: Request, number: str, message_id: int, index: int) -> Response:
+        """A file the user sent, fetched from where its channel keeps it (the e-mail attachment
+        store, Telegram's file servers). Read access to the ticket is enough; every download is logged."""
+        a = await current(request)
+        channel, att = await run(svc.attachment, number, message_id, index)
+        ref = att.get("ref")
+        fetchers = [f for ch in channels if ch.name == channel and (f := getattr(ch, "fetch_attachment", None))]
+        if not ref or not fetchers:
+            raise HTTPException(404, f"files sent on {channel} cannot be opened here")
+        data: bytes | None = None
+        for fetch in fetchers:  # several mailboxes of one channel type: the one that has it
+            try:
+                data = await fetch(ref)
+                break
+            except FileNotFoundError:
+                continue
+            except (TransientError, PermanentChannelError, OSError) as e:
+                log.warning("console.attachment_failed", ticket=number, channel=channel, error=str(e)[:200])
+                raise HTTPException(502, f"{channel} did not return the file: {e}") from None
+        if data is None:
+            raise HTTPException(404, "the file is no longer available")
+        ctype = str(att.get("content_type") or "").split(";")[0].strip().lower()
+        inline = ctype in INLINE_TYPES
+        log.info("console.attachment", agent=a.id, ticket=number, message=message_id, bytes=len(data))
+        return Response(data, media_type=ctype if inline else "application/octet-stream", headers={
+            "Content-Disposition": _disposition("inline" if inline else "attachment", str(att.get("name") or "attachment")),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Content-Security-Policy": "default-src 'none'; img-src 'self'; sandbox",
+        })
 
     @router.post("/api/tickets/{number}/claim")
     async def claim(request: Request, number: str) -> dict[str, Any]:

@@ -632,6 +632,18 @@ class TicketService:
                 "other_tickets": [self.ticket_json(o) for o in others if o.id != t.id],
             }
 
+    async def attachment(self, number: str, message_id: int, index: int) -> tuple[str, dict[str, Any]]:
+        """(channel, attachment record) of the `index`-th file of a message of ticket `number`."""
+        async with self.sm() as s:
+            t = await self._get(s, number)
+            m = await s.get(TicketMessage, message_id)
+            if m is None or m.ticket_id != t.id:
+                raise NotFound(f"message {message_id} is not in ticket {number}")
+            atts = m.attachments or []
+            if not 0 <= index < len(atts):
+                raise NotFound(f"message {message_id} has no attachment {index}")
+            return m.channel, dict(atts[index])
+
     async def status_for(self, number: str, channel: str, user_id: str) -> Ticket | None:
         """The ticket if it belongs to whoever asks from (channel, user_id); None otherwise — the
         caller must answer the same way whether the ticket exists or not."""

@@ -560,6 +560,15 @@ class EmailChannel:
         await self._done(session, uid)
 
     # -- outbound ---------------------------------------------------------------------------------
+    async def fetch_attachment(self, ref: str) -> bytes:
+        """A stored attachment (`ref` is relative to attachments_dir), for the agent console.
+        Only files inside attachments_dir: FileNotFoundError for anything else."""
+        root = self.attachments_dir.resolve()
+        path = (root / ref).resolve()
+        if root not in path.parents or not path.is_file():
+            raise FileNotFoundError(ref)
+        return await asyncio.to_thread(path.read_bytes)
+
     async def send(self, ob: Outbound) -> None:
         to = (ob.meta.get("reply_to_addr") or ob.user_id or "").strip().lower()
         if not ADDRESS_RE.match(to):

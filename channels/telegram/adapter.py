@@ -453,6 +453,22 @@ class TelegramChannel:
                     break
         return False
 
+    # -- files ------------------------------------------------------------------------------------
+    async def fetch_attachment(self, ref: str) -> bytes:
+        """The bytes of a file a user sent (`ref` is its Telegram file id), for the agent console.
+        Telegram keeps the file; we never store it. FileNotFoundError if Telegram no longer has it."""
+        if self._bot is None:
+            raise TransientChannelError("telegram channel not started")
+        try:
+            f = await self._bot.get_file(ref)
+            if f.file_size and f.file_size > self.cfg.max_attachment_bytes:
+                raise PermanentChannelError(f"file is {f.file_size} bytes, over max_attachment_bytes")
+            return bytes(await f.download_as_bytearray())
+        except BadRequest as e:
+            raise FileNotFoundError(f"telegram: {e.message}") from None
+        except (RetryAfter, TelegramError) as e:
+            raise TransientChannelError(f"telegram: {e}") from None
+
     # -- outbound ---------------------------------------------------------------------------------
     @staticmethod
     def chat_id(ob: Outbound) -> int:

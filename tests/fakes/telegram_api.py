@@ -48,6 +48,7 @@ class FakeBotAPI:
     updates: list[dict[str, Any]] = field(default_factory=list)
     chat_types: dict[int, str] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # file_id -> content, for getFile + download
     reject_token: bool = False
     _failures: dict[str, list[Failure | None]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
@@ -60,6 +61,7 @@ class FakeBotAPI:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -138,8 +140,26 @@ class FakeBotAPI:
                 body["parameters"] = {"migrate_to_chat_id": f.migrate_to_chat_id}
             return _json(body, f.status)
         handler = getattr(self, f"_m_{method}", None)
-        result = await handler(params) if handler else True
+        try:
+            result = await handler(params) if handler else True
+        except _BadRequest as e:
+            call.status = 400
+            return _json({"ok": False, "error_code": 400, "description": str(e)}, 400)
         return _json({"ok": True, "result": result})
+
+    async def _m_getFile(self, p: dict[str, Any]) -> Any:
+        fid = str(p["file_id"])
+        if fid not in self.files:
+            raise _BadRequest("Bad Request: invalid file_id")
+        return {"file_id": fid, "file_unique_id": f"u-{fid}", "file_size": len(self.files[fid]),
+                "file_path": f"photos/{fid}.bin"}
+
+    async def _file(self, req: web.Request) -> web.Response:
+        self.calls.append(Call("download", {"path": req.match_info["path"]}, time.monotonic()))
+        fid = req.match_info["path"].removeprefix("photos/").removesuffix(".bin")
+        if req.match_info["token"] != self.token or fid not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[fid], content_type="application/octet-stream")
 
     async def _m_getMe(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Switchboard", "username": self.username,
@@ -189,6 +209,10 @@ class FakeBotAPI:
         if self.webhook.get("max_connections"):
             info["max_connections"] = int(self.webhook["max_connections"])
         return info
+
+
+class _BadRequest(Exception):
+    pass
 
 
 def _decode(form: dict[str, Any]) -> dict[str, Any]:

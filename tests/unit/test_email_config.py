@@ -86,3 +86,20 @@ def test_validating_the_config_does_not_import_the_mail_libraries() -> None:
         "assert 'aioimaplib' not in sys.modules and 'aiosmtplib' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+async def test_the_console_reads_only_files_inside_the_attachment_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import redis.asyncio as aioredis
+
+    from channels.email.adapter import EmailChannel
+
+    store = tmp_path / "store"
+    (store / "ab").mkdir(parents=True)
+    (store / "ab" / "01-x.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_text("not yours")
+    s = parse_settings({"channels": [{**BASE, "attachments_dir": str(store)}]})
+    ch = EmailChannel.from_config(s, s.channel("email"), aioredis.Redis())  # type: ignore[arg-type]
+    assert await ch.fetch_attachment("ab/01-x.png") == b"png"
+    for ref in ("../secret.txt", str(tmp_path / "secret.txt"), "ab", "ab/missing.png", "ab/../../secret.txt"):
+        with pytest.raises(FileNotFoundError):
+            await ch.fetch_attachment(ref)
