@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
+from playwright.async_api import Browser, expect
 
 from channels.telegram.adapter import SECRET_HEADER
 from tests.conftest import REDIS_URL, ROOT, config_copy, free_port, wait_port
@@ -25,7 +26,7 @@ from tests.integration.email_peers import PASSWORD, USER, Dovecot, SmtpServer
 from tests.integration.test_console_http import PW, login
 from tests.integration.test_secrets_channels import start_roles, stop_roles, until
 
-pytestmark = [pytest.mark.redis, pytest.mark.rasa, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
 TG_SECRET = "tg-webhook_Secret42"
 # Not valid images, on purpose: the console must hand back exactly what the user sent.
@@ -97,7 +98,7 @@ async def ticket_with_files(http: aiohttp.ClientSession, base: str, channel: str
 
 
 async def test_agents_open_telegram_photos_and_email_attachments_of_their_tickets(
-    rasa_url: str, tmp_path: Path, dovecot: Dovecot
+    rasa_url: str, tmp_path: Path, dovecot: Dovecot, browser: Browser
 ) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
     smtp = SmtpServer()
@@ -161,6 +162,21 @@ async def test_agents_open_telegram_photos_and_email_attachments_of_their_ticket
                     assert r.status == 200 and await r.read() == STATEMENT
                     assert r.headers["content-type"] == "application/octet-stream"
                     assert r.headers["content-disposition"].startswith("attachment;")
+
+                # In the console page: the file chips are links that open the file.
+                page = await (await browser.new_context()).new_page()
+                await page.goto(base + "/agent")
+                await page.get_by_test_id("email").fill("lin@example.com")
+                await page.get_by_test_id("password").fill(PW)
+                await page.get_by_test_id("login-submit").click()
+                await page.get_by_test_id("ticket-row").filter(has_text=em["ticket"]).click()
+                chip = page.get_by_test_id("attachment").filter(has_text="statement.pdf")
+                await expect(chip).to_have_attribute("href", f"/agent/api/tickets/{em['ticket']}/messages/{em['id']}/attachments/{pdf}")
+                async with page.expect_download() as dl:
+                    await chip.click()
+                download = await dl.value
+                assert download.suggested_filename == "statement.pdf"
+                assert await asyncio.to_thread(Path(await download.path()).read_bytes) == STATEMENT
 
                 # Only files of that ticket's messages, and a clear answer when a file is gone.
                 async with http.get(f"{eurl}/{len(names)}") as r:
