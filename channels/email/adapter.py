@@ -56,6 +56,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError
+from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
@@ -101,48 +102,8 @@ class Stored:
     full_text_ref: str | None
 
 
-def safe_filename(name: str) -> str:
-    """A file name that is safe on any disk: no path parts, no control or shell characters."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f<>:\"|?*]", "_", name).strip(" .")
-    stem, dot, ext = name.rpartition(".")
-    if dot and len(ext) <= 10:
-        return f"{stem[:100]}.{ext}" or "attachment"
-    return name[:110] or "attachment"
-
-
-_TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".log", ".json", ".md", ".htm", ".html", ".xml", ".eml", ".tsv"})
-
-
-def _is_text(content_type: str, ext: str) -> bool:
-    ct = content_type.split(";")[0].strip().lower()
-    return ct.startswith("text/") or ct in ("application/json", "message/rfc822", "application/csv") or ext in _TEXT_EXTENSIONS
-
-
-def _redact_text_file(data: bytes) -> tuple[bytes, list[str]]:
-    """A text attachment redacted, as UTF-8, and the kinds of secret removed. Paragraph by
-    paragraph (lines for very long ones): the regexes hold the GIL for a whole call, and one call
-    over a multi-megabyte log would stall the event loop for seconds; a secret does not span
-    paragraphs."""
-    text = decode_bytes(data, None)
-    out: list[str] = []
-    kinds: set[str] = set()
-    for para in re.split(r"(\n[ \t]*\n)", text):
-        for piece in (para.splitlines(keepends=True) if len(para) > 65536 else (para,)):
-            red = redact(piece)
-            out.append(red.text)
-            kinds.update(red.kinds)
-    return "".join(out).encode("utf-8"), sorted(kinds)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _decode_any(data: bytes) -> str:
+    return decode_bytes(data, None)  # the mail parser's charset guesses (GBK, Big5, …)
 
 
 def _now_iso() -> str:
@@ -462,15 +423,15 @@ class EmailChannel:
                 rejected.append(f"{fname}: {_mib(size)} is over the {_mib(self.cfg.max_attachment_bytes)} limit")
             else:
                 data, content_type = a.data, a.content_type
-                if _is_text(content_type, ext):
+                if is_text(content_type, fname):
                     # A text file is text too: secrets in it are redacted before it is written
                     # (stored as UTF-8). Images and PDFs are kept as sent — no OCR here.
-                    data, kinds = await asyncio.to_thread(_redact_text_file, data)
+                    data, kinds = await asyncio.to_thread(redact_text_file, data, _decode_any)
                     if kinds:
                         notes.append(f"Secrets removed from the attachment {fname}: {', '.join(kinds)}")
                     content_type = f"{content_type.split(';')[0].strip()}; charset=utf-8"
                 rel = rel_dir / f"{i + 1:02d}-{fname}"
-                await asyncio.to_thread(_write_atomic, self.attachments_dir / rel, data)
+                await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
                 stored.append(Attachment(name=a.name[:200], content_type=content_type, size=len(data), ref=rel.as_posix()))
         if rejected:
             notes.append("Attachments not stored: " + "; ".join(rejected))
@@ -478,7 +439,7 @@ class EmailChannel:
         full = self._full_text(mail, notes)
         rel = rel_dir / "00-message.txt"
         data = full.encode("utf-8")
-        await asyncio.to_thread(_write_atomic, self.attachments_dir / rel, data)
+        await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
         body = Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(data), ref=rel.as_posix())
         return Stored((body, *stored), tuple(rejected), body.ref)
 
@@ -548,7 +509,7 @@ class EmailChannel:
             rel = Path(key[:2]) / key / "00-message.txt"
             note = (f"This mail could not be processed automatically ({error}).\n"
                     f"The original is still in the mailbox {self.cfg.mailbox}, UID {uid}.\n").encode()
-            await asyncio.to_thread(_write_atomic, self.attachments_dir / rel, note)
+            await asyncio.to_thread(write_atomic, self.attachments_dir / rel, note)
             await self.state.set_conv(conv, owner=addr, subject="")
             await self._sink(Message(
                 channel=self.name, channel_message_id=cmid, conversation_id=conv, user_id=addr, text="",
@@ -563,11 +524,7 @@ class EmailChannel:
     async def fetch_attachment(self, ref: str) -> bytes:
         """A stored attachment (`ref` is relative to attachments_dir), for the agent console.
         Only files inside attachments_dir: FileNotFoundError for anything else."""
-        root = self.attachments_dir.resolve()
-        path = (root / ref).resolve()
-        if root not in path.parents or not path.is_file():
-            raise FileNotFoundError(ref)
-        return await asyncio.to_thread(path.read_bytes)
+        return await asyncio.to_thread(read_inside, self.attachments_dir, ref)
 
     async def send(self, ob: Outbound) -> None:
         to = (ob.meta.get("reply_to_addr") or ob.user_id or "").strip().lower()
