@@ -111,6 +111,12 @@ class Brain:
             key = "welcome" if cmd == "start" else "help"
             return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
                                 self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
+        if not stripped and msg.attachments and not cmd:
+            # A file without a word (a screenshot, a statement): say it arrived and ask what it is
+            # about. Not a failed understanding — it does not count towards the escalation.
+            names = ", ".join(a.name for a in msg.attachments)[:200]
+            return self._simple(msg, text, Action.ANSWER, "smalltalk", "file_received",
+                                self.answers.get("file_received", msg.lang, name=names) or ""), state
         if cmd in ("status", "start") and (m := TICKET_RE.search(arg or text)):
             number = f"SB-{int(m.group(1)):06d}"
             reply = await self._ticket_status(msg, text, number)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import secrets
 import time
@@ -20,17 +21,18 @@ from typing import Any, ClassVar
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
+from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
 from bot.intake import Sink, redacted
 from bot.lang import detect_language
 from bot.logs import get_logger
-from bot.models import Message, Outbound
+from bot.models import Attachment, Message, Outbound
 from channels.web.config import WebChannelSettings
 
 log = get_logger("switchboard.web")
@@ -101,6 +103,14 @@ ERRORS = {
     "unavailable": {
         "en": "We could not receive your message just now; it will be retried automatically.",
         "zh": "暂时无法接收您的消息，系统会自动重试。",
+    },
+    "file_too_large": {
+        "en": "That file is too large ({n} MB, the limit is {max} MB).",
+        "zh": "文件太大（{n} MB，上限 {max} MB）。",
+    },
+    "file_type": {
+        "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.",
+        "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。",
     },
 }
 
@@ -208,6 +218,7 @@ class WebChannel:
         self._box_add = r.register_script(_BOX_ADD)
         self._box_deliver = r.register_script(_BOX_DELIVER)
         self._box_user = r.register_script(_BOX_USER)
+        self.attachments_dir = settings.path(cfg.attachments_dir or Path(settings.data_dir) / "web" / "attachments")
 
     @classmethod
     def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> WebChannel:
@@ -281,7 +292,85 @@ class WebChannel:
         async def ws_chat(ws: WebSocket) -> None:
             await self._serve(ws)
 
+        @router.options("/widget/upload", include_in_schema=False)
+        async def upload_preflight(request: Request) -> Response:
+            return Response(status_code=204, headers={
+                **self._cors(request), "Access-Control-Allow-Methods": "POST",
+                "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "600",
+            })
+
+        @router.post("/widget/upload", include_in_schema=False)
+        async def upload(request: Request) -> Response:
+            return await self._upload(request)
+
         return router
+
+    # -- files ------------------------------------------------------------------------------------
+    def _cors(self, request: Request) -> dict[str, str]:
+        origin = request.headers.get("origin")
+        if "*" in self.cfg.allowed_origins:
+            return {"Access-Control-Allow-Origin": "*"}
+        if origin and origin in self.cfg.allowed_origins:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    async def _upload(self, request: Request) -> Response:
+        """One file from the widget: `POST /widget/upload?session=…&client_id=…&name=…&lang=…` with
+        the file as the body. It becomes a message of the session (no text, the file attached),
+        behind the same rate limits and duplicate check as typed lines; the widget sees it come back
+        in the mailbox like its other lines."""
+        q = request.query_params
+        cors = self._cors(request)
+        lang = q.get("lang") if q.get("lang") in ("zh", "en") else "en"
+
+        def refuse(status: int, code: str, **kw: Any) -> JSONResponse:
+            msg = ERRORS[code][lang].format(**kw) if kw else ERRORS[code][lang]
+            return JSONResponse({"error": code, "message": msg}, status, headers=cors)
+
+        if request.headers.get("origin") and not cors:
+            return JSONResponse({"error": "origin"}, 403)
+        session, cid = q.get("session") or "", q.get("client_id") or ""
+        if not (SESSION_RE.match(session) and CLIENT_ID_RE.match(cid)):
+            return refuse(400, "invalid")
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype not in self.cfg.allowed_attachment_types:
+            return refuse(415, "file_type")
+        limit = self.cfg.max_attachment_bytes
+
+        def too_large(n: int) -> JSONResponse:
+            return refuse(413, "file_too_large", n=f"{n / 1048576:.1f}", max=f"{limit / 1048576:.0f}")
+
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return too_large(int(declared))
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return too_large(len(body))
+        if not body:
+            return refuse(400, "invalid")
+        name = safe_filename(q.get("name") or "file")
+        data = bytes(body)
+        if is_text(ctype, name):
+            data, _ = await asyncio.to_thread(redact_text_file, data)
+        key = hashlib.sha256(session.encode()).hexdigest()[:24]
+        rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
+        ip = request.client.host if request.client else "?"
+        try:
+            await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
+            att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
+            if not await self._accept(session, ip, cid, "", lang, (att,)):
+                return refuse(429, "rate_limited")
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log.warning("web.upload_failed", error=str(e)[:200])
+            return refuse(503, "unavailable")
+        log.info("web.upload", bytes=len(data), content_type=ctype)
+        return JSONResponse({"ok": True, "client_id": cid}, headers=cors)
+
+    async def fetch_attachment(self, ref: str) -> bytes:
+        """A file a widget user sent, for the agent console (only from inside the store)."""
+        return await asyncio.to_thread(read_inside, self.attachments_dir, ref)
 
     def _origin_ok(self, ws: WebSocket) -> bool:
         allowed = self.cfg.allowed_origins
@@ -419,7 +508,9 @@ class WebChannel:
                 continue
             await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
 
-    async def _accept(self, session: str, ip: str, client_id: str, text: str, lang: str) -> bool:
+    async def _accept(
+        self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = ()
+    ) -> bool:
         """Rate limits, the user's line into the mailbox, the message onto the queue. False when
         a rate limit refused it (nothing stored)."""
         assert self.sink is not None, "channel not started"
@@ -431,14 +522,17 @@ class WebChannel:
                 user_id=session,
                 text=text,
                 lang=lang,  # type: ignore[arg-type]
+                attachments=attachments,
             )
         )
         # The user's own line goes into the mailbox (redacted) so history survives a reload;
         # it is written before the queue so it always precedes the reply. A resent line (same
         # client id) is not written twice, and the queue drops the duplicate message.
         minute = int(time.time() // 60)
-        event = {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id, "author": None,
-                 "buttons": []}
+        event: dict[str, Any] = {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id,
+                                 "author": None, "buttons": []}
+        if attachments:
+            event["attachments"] = [{"name": a.name, "size": a.size, "content_type": a.content_type} for a in attachments]
         res = await self._box_user(
             keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
                   f"rl:web:ip:{ip}:{minute}"],

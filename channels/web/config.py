@@ -16,3 +16,11 @@ class WebChannelSettings(ChannelSettings):
     # Origins allowed to open the widget's WebSocket ("*" = any page may embed the widget).
     allowed_origins: tuple[str, ...] = ("*",)
     ping_interval_s: Annotated[float, Field(gt=0)] = 25.0
+    # Files users attach in the widget (screenshots of a transfer, a statement): at most this big,
+    # of these types, stored under attachments_dir (relative to the config file's folder; default
+    # <data_dir>/web/attachments). Text files are redacted before they are stored.
+    max_attachment_bytes: Annotated[int, Field(ge=1, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
+    allowed_attachment_types: tuple[str, ...] = (
+        "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
+    )
+    attachments_dir: str | None = None

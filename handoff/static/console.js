@@ -952,9 +952,9 @@
     const base = { testid: 'message', 'data-direction': m.direction, 'data-author-type': m.author_type, 'data-id': m.id, 'data-ticket': m.ticket || '' };
     const isCurrent = S.detail && m.ticket === S.detail.ticket.number;
     const atts = (m.attachments || []).length
-      ? h('div', { class: 'atts' }, m.attachments.map((a, i) => h(a.ref && m.ticket && m.channel !== 'web' ? 'a' : 'span', {
+      ? h('div', { class: 'atts' }, m.attachments.map((a, i) => h(a.ref && m.ticket ? 'a' : 'span', {
         class: 'att', title: a.content_type || '', testid: 'attachment',
-        ...(a.ref && m.ticket && m.channel !== 'web'
+        ...(a.ref && m.ticket
           ? { href: `/agent/api/tickets/${encodeURIComponent(m.ticket)}/messages/${m.id}/attachments/${i}`, target: '_blank', rel: 'noopener' }
           : {}) },
         icon(/^image\//.test(a.content_type || '') ? 'file' : 'clip'), h('span', { class: 'att-name', text: a.name || 'attachment' }),

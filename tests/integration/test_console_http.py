@@ -144,6 +144,71 @@ async def test_theft_in_the_widget_reaches_an_agent_whose_reply_reaches_the_widg
         await ws.close()
 
 
+async def test_a_file_sent_in_the_widget_reaches_the_ticket_and_the_agent_opens_it(agents: str) -> None:
+    shot = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20
+    note = "notes from my phone\nmy password is Hunter2!xq and the coins left at 3am\n"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        ws = await user.ws_connect(agents + "/ws/chat")
+        await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
+        session = (await ws.receive_json(timeout=5))["session"]
+        up = agents + "/widget/upload"
+
+        async def upload(cid: str, body: bytes, ctype: str, name: str, sess: str = session) -> tuple[int, dict]:  # type: ignore[type-arg]
+            async with user.post(up, params={"session": sess, "client_id": cid, "name": name, "lang": "en"},
+                                 data=body, headers={"content-type": ctype}) as r:
+                return r.status, await r.json()
+
+        # A file alone, before any handoff: the bot says it arrived and asks what it is about.
+        status, body = await upload("f1", shot, "image/png", "withdrawal.png")
+        assert (status, body["ok"]) == (200, True)
+        events: list[dict] = []  # type: ignore[type-arg]
+        async with asyncio.timeout(20):
+            while not any(e["kind"] == "bot" for e in events):
+                m = await ws.receive_json()
+                if m["type"] == "event":
+                    events.append(m)
+        assert events[0]["kind"] == "user" and events[0]["client_id"] == "f1"
+        assert events[0]["attachments"] == [{"name": "withdrawal.png", "size": len(shot), "content_type": "image/png"}]
+        assert "received your file (withdrawal.png)" in events[-1]["text"]
+        # Refused with a reason: a type we do not take, too large, a made-up session.
+        status, body = await upload("f2", b"MZ\x90\x00", "application/x-msdownload", "tool.exe")
+        assert status == 415 and "PDF" in body["message"]
+        status, body = await upload("f3", b"0" * (10 * 1024 * 1024 + 1), "image/png", "huge.png")
+        assert status == 413 and "10 MB" in body["message"]
+        status, _ = await upload("f4", shot, "image/png", "x.png", sess="../../etc")
+        assert status == 400
+
+        # Theft, then a text file with a secret in it: both join the ticket, the secret does not.
+        await ws.send_str('{"type":"message","client_id":"t1","text":"my account was hacked and my BTC is gone"}')
+        assert await login(staff, agents, "lin@example.com") == "/agent"
+        number = None
+        for _ in range(100):
+            async with staff.get(agents + "/agent/api/tickets?view=queue") as r:
+                rows = [t for t in (await r.json())["tickets"]
+                        if any(i["source_id"] == session for i in t["contact"]["identities"])]
+            if rows:
+                number = rows[0]["number"]
+                break
+            await asyncio.sleep(0.1)
+        assert number, "no ticket for the theft message"
+        status, _ = await upload("f5", note.encode(), "text/plain", "notes.txt")
+        assert status == 200
+        msg = None
+        for _ in range(100):
+            async with staff.get(agents + f"/agent/api/tickets/{number}") as r:
+                msgs = [m for m in (await r.json())["messages"] if m["attachments"] and m["ticket"] == number]
+            if msgs:
+                msg = msgs[0]
+                break
+            await asyncio.sleep(0.1)
+        assert msg and msg["attachments"][0]["name"] == "notes.txt"
+        async with staff.get(agents + f"/agent/api/tickets/{number}/messages/{msg['id']}/attachments/0") as r:
+            assert r.status == 200
+            stored = (await r.read()).decode()
+        assert "coins left at 3am" in stored and "Hunter2" not in stored and "[REDACTED:password]" in stored
+        await ws.close()
+
+
 async def test_review_page_is_for_supervisors_and_discards(agents: str, rasa_url: str, product_logs: Path) -> None:
     import redis as sync_redis
 

@@ -65,3 +65,30 @@ async def test_reply_sent_while_offline_arrives_after_reconnect(product: str, br
     assert any("\u4e00" <= c <= "\u9fff" for c in await reply.inner_text())
     await expect(page.locator(USER)).to_have_count(1)
     await ctx.close()
+
+
+async def test_a_screenshot_is_attached_in_the_widget_and_refused_files_say_why(
+    product: str, browser: Browser, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    shot = tmp_path / "转账截图.png"
+    shot.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    exe = tmp_path / "helper.exe"
+    exe.write_bytes(b"MZ" + bytes(100))
+    ctx = await browser.new_context(locale="zh-CN")
+    page = await ctx.new_page()
+    await page.goto(product + "/")
+    await page.locator('[data-sb="launcher"]').click()
+    await expect(page.locator('[data-sb="status"]')).to_have_attribute("data-state", "online", timeout=10_000)
+    await page.locator('[data-sb="file-input"]').set_input_files(str(shot))
+    mine = page.locator(USER).filter(has=page.locator('[data-sb="file"]', has_text="转账截图.png"))
+    await expect(mine).to_have_attribute("data-state", "sent", timeout=10_000)
+    await expect(page.locator(BOT).first).to_contain_text("已收到您的文件（转账截图.png）", timeout=20_000)
+    # Reloaded, the file line is restored from the mailbox, once.
+    await page.reload()
+    await page.locator('[data-sb="launcher"]').click()
+    await expect(mine).to_have_count(1, timeout=10_000)
+    # A program is refused in the widget itself, with the reason, and nothing is sent.
+    await page.locator('[data-sb="file-input"]').set_input_files(str(exe))
+    await expect(page.get_by_text("不支持该文件类型")).to_be_visible()
+    await expect(page.locator(USER)).to_have_count(1)
+    await ctx.close()

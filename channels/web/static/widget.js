@@ -48,6 +48,9 @@
   const LOCALE = LANG === 'zh' ? 'zh-CN' : 'en-US';
 
   const MAX_LEN = 2000;
+  // What /widget/upload accepts (the server checks again; web channel `allowed_attachment_types`).
+  const FILE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain'];
+  const MAX_FILE_BYTES = 10 * 1048576;
   const COUNTER_FROM = 1800;
   const TYPING_MAX_MS = 15000;
   const PING_MS = 25000;
@@ -74,6 +77,10 @@
       closeChat: 'Close support chat',
       minimize: 'Minimize chat',
       send: 'Send message',
+      attach: 'Attach a screenshot or file',
+      fileTooLarge: 'That file is too large (the limit is {max} MB).',
+      fileType: 'That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.',
+      fileNotReady: 'Still connecting — please attach the file again in a moment.',
       inputLabel: 'Message',
       conversation: 'Conversation with support',
       agent: 'Agent',
@@ -117,6 +124,10 @@
       closeChat: '关闭在线客服',
       minimize: '收起对话',
       send: '发送消息',
+      attach: '添加截图或文件',
+      fileTooLarge: '文件太大（上限 {max} MB）。',
+      fileType: '不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。',
+      fileNotReady: '正在连接，请稍后重新添加文件。',
       inputLabel: '消息',
       conversation: '与客服的对话',
       agent: '客服',
@@ -283,6 +294,7 @@
     alert: ['M22 12a10 10 0 1 1-20 0 10 10 0 1 1 20 0z', 'M12 8v4', 'M12 16h.01'],
     headset: ['M3 18v-6a9 9 0 0 1 18 0v6', 'M21 19a2 2 0 0 1-2 2h-1a2 2 0 0 1-2-2v-3a2 2 0 0 1 2-2h3z', 'M3 19a2 2 0 0 0 2 2h1a2 2 0 0 0 2-2v-3a2 2 0 0 0-2-2H3z'],
     shield: ['M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z', 'M9 12l2 2 4-4'],
+    clip: ['M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48'],
   };
   function icon(name, size, filled) {
     const svg = document.createElementNS(SVG_NS, 'svg');
@@ -565,6 +577,14 @@ time::before { content: attr(data-t); }
   transition: background-color .15s ease, transform .15s ease, opacity .15s ease;
 }
 .send .ic { margin: 1px 2px 0 0; }
+.attach {
+  flex: none; width: 34px; height: 34px; border: 0; border-radius: 50%; padding: 0; cursor: pointer;
+  display: grid; place-items: center; background: transparent; color: #6b7280; margin-left: -10px;
+}
+.attach:hover { color: var(--sb-accent); }
+.file { display: inline-flex; align-items: center; gap: 6px; max-width: 100%; }
+.file .fname { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.file .fsize { opacity: .7; font-size: 12px; flex: none; }
 .send:hover:not(:disabled) { transform: scale(1.06); }
 .send:disabled { background: #d9dde4; color: #fff; cursor: default; }
 .foot { display: flex; justify-content: space-between; align-items: center; gap: 8px; padding: 6px 6px 0; font-size: 11px; color: var(--sb-faint); }
@@ -631,7 +651,7 @@ time::before { content: attr(data-t); }
 
   // ------------------------------------------------------------------- DOM --
   let host, shadow, root, launcher, badge, panel, statusEl, statusText, banner, bannerText, scroller, list,
-    greetingRow, typingRow, pill, input, sendBtn, counter, preview;
+    greetingRow, typingRow, pill, input, sendBtn, counter, preview, fileInput;
 
   function build() {
     host = document.createElement('div');
@@ -705,9 +725,16 @@ time::before { content: attr(data-t); }
     input.addEventListener('input', onInput);
     input.addEventListener('keydown', onInputKey);
     sendBtn = h('button', { class: 'send', type: 'button', 'data-sb': 'send', 'aria-label': T.send, title: T.send, disabled: true, onclick: submitInput }, [icon('send', 17)]);
+    fileInput = h('input', { type: 'file', hidden: true, 'data-sb': 'file-input', accept: FILE_TYPES.join(','), tabindex: '-1' });
+    fileInput.addEventListener('change', () => {
+      const f = fileInput.files && fileInput.files[0];
+      fileInput.value = '';
+      if (f) uploadFile(f);
+    });
+    const attachBtn = h('button', { class: 'attach', type: 'button', 'data-sb': 'attach', 'aria-label': T.attach, title: T.attach, onclick: () => fileInput.click() }, [icon('clip', 18)]);
     counter = h('span', { class: 'counter', 'data-sb': 'counter', 'aria-live': 'polite', hidden: true });
     const composer = h('div', { class: 'composer' }, [
-      h('div', { class: 'field' }, [input, sendBtn]),
+      h('div', { class: 'field' }, [attachBtn, input, sendBtn, fileInput]),
       h('div', { class: 'foot' }, [h('span', { class: 'powered' }, [icon('shield', 12), T.powered]), counter]),
     ]);
 
@@ -788,6 +815,12 @@ time::before { content: attr(data-t); }
     const bubble = h('div', { class: 'bubble', 'data-sr': sr ? (kind === 'agent' && o.author ? o.author + ' — ' : '') + sr : null });
     if (kind === 'bot' || kind === 'agent') appendLinkified(bubble, text);
     else bubble.appendChild(document.createTextNode(text));
+    for (const a of o.attachments || []) {
+      bubble.appendChild(h('span', { class: 'file', 'data-sb': 'file' }, [
+        icon('clip', 13), h('span', { class: 'fname', text: String(a.name || 'file') }),
+        a.size ? h('span', { class: 'fsize', text: fmtBytes(a.size) }) : null,
+      ]));
+    }
 
     if (kind === 'agent') {
       row.setAttribute('data-author', o.author || '');
@@ -825,7 +858,7 @@ time::before { content: attr(data-t); }
       meta.appendChild(h('span', { class: 'st', title: T.sent, 'data-label': T.sent }, [icon('check', 12)]));
     } else if (state === 'failed') {
       meta.appendChild(h('span', { class: 'st', 'data-label': T.failed }, [icon('alert', 12)]));
-      meta.appendChild(h('button', { class: 'retry', type: 'button', 'data-sb': 'retry', 'aria-label': T.retry, 'data-label': T.retry, onclick: () => retry(row) }));
+      if (!row.__sbFile) meta.appendChild(h('button', { class: 'retry', type: 'button', 'data-sb': 'retry', 'aria-label': T.retry, 'data-label': T.retry, onclick: () => retry(row) }));
     }
   }
 
@@ -946,7 +979,8 @@ time::before { content: attr(data-t); }
     }
     if (kind === 'bot' || kind === 'agent') hideTyping();
 
-    const row = buildRow(kind, text, parseTs(ev.ts), { id, author, clientId: cid, state: 'sent', animate: st.open });
+    const attachments = Array.isArray(ev.attachments) ? ev.attachments.filter((a) => a && typeof a === 'object') : [];
+    const row = buildRow(kind, text, parseTs(ev.ts), { id, author, clientId: cid, state: 'sent', animate: st.open, attachments });
     if (kind === 'user' && cid) st.byClient.set(cid, row);
     const ref = firstPending();
     withScroll(() => {
@@ -1215,6 +1249,40 @@ time::before { content: attr(data-t); }
     if (st.open) {
       try { input.focus({ preventScroll: true }); } catch (_) { input.focus(); }
     }
+  }
+
+  function fmtBytes(n) {
+    return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MB' : Math.max(1, Math.round(n / 1024)) + ' KB';
+  }
+
+  /** A file goes over HTTP (too big for a chat frame); it comes back in the mailbox like a typed
+   *  line, which confirms the bubble. The server checks size and type again. */
+  function uploadFile(file) {
+    const type = String(file.type || '').toLowerCase();
+    if (FILE_TYPES.indexOf(type) < 0) { localNotice(T.fileType); return; }
+    if (file.size > MAX_FILE_BYTES) { localNotice(T.fileTooLarge.replace('{max}', String(MAX_FILE_BYTES / 1048576))); return; }
+    if (!st.session) { localNotice(T.fileNotReady); return; }
+    const cid = uuid();
+    clearChips();
+    const row = buildRow('user', '', new Date(), { clientId: cid, state: 'pending', animate: true, attachments: [{ name: file.name, size: file.size }] });
+    row.__sbFile = true;
+    st.byClient.set(cid, row);
+    withScroll(() => list.appendChild(row), true);
+    markRead();
+    const q = new URLSearchParams({ session: st.session, client_id: cid, name: file.name || 'file', lang: LANG });
+    fetch(ORIGIN + '/widget/upload?' + q.toString(), { method: 'POST', body: file, headers: { 'content-type': type }, mode: 'cors', credentials: 'omit' })
+      .then((res) => res.json().catch(() => ({})).then((body) => {
+        if (res.ok) {
+          if (row.getAttribute('data-state') !== 'sent') setUserState(row, 'sent');
+          return;
+        }
+        setUserState(row, 'failed');
+        localNotice((body && typeof body.message === 'string' && body.message) || T.errors.invalid);
+      }))
+      .catch(() => {
+        setUserState(row, 'failed');
+        localNotice(T.errors.unavailable || T.errors.invalid);
+      });
   }
 
   function sendText(raw) {
