@@ -111,9 +111,10 @@ class Brain:
             key = "welcome" if cmd == "start" else "help"
             return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
                                 self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
-        if not stripped and msg.attachments and not cmd:
+        if not stripped and msg.attachments and not cmd and msg.meta.get("ticket_on_clarify") != "1":
             # A file without a word (a screenshot, a statement): say it arrived and ask what it is
-            # about. Not a failed understanding — it does not count towards the escalation.
+            # about. Not a failed understanding — it does not count towards the escalation. (A mail
+            # always carries its text as a file, and an empty one becomes a ticket instead.)
             names = ", ".join(a.name for a in msg.attachments)[:200]
             return self._simple(msg, text, Action.ANSWER, "smalltalk", "file_received",
                                 self.answers.get("file_received", msg.lang, name=names) or ""), state
