@@ -33,6 +33,7 @@ THEFT_EN = _rx(
     r"\b(?:i(?:'ve|\s+have)?|we)\s+(?:been|got|was|were|just\s+got)\s+(?:hacked|scammed|phished|robbed|drained|sim[\s-]*swapped)",
     r"\bsome(?:one|body)\b.{0,30}\b(?:logged|log(?:ged)?\s*in|signed\s*in|accessed|got\s+into|broke\s+into|hacked|stole|took|withdr[ae]w|withdrawing|transferred|transferring|changed|(?:is|was)\s+(?:moving|selling|sending|draining|emptying))\b",
     r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not|have\s*n[o']?t|haven't)\s+(?:\w+\s+){0,2}(?:make|made|do|did|authori[sz]e|authori[sz]ed|request|requested|place|placed|initiate|initiated|approve|approved|send|sent|withdraw|log\s*in|login|trade)\b",
+    r"\bnone\s+of\s+(?:these|those|them|the|this)\b[^.?!]{0,60}\bby\s+me\b|\b(?:never|not)\s+(?:opened|placed|made|initiated|authori[sz]ed|approved|done)\s+by\s+me\b",
     r"\bnot\s+(?:made\s+)?by\s+me\b|\bwasn'?t\s+me\b|\bwithout\s+my\s+(?:permission|consent|knowledge|authori[sz]ation)\b",
     r"\b(?:withdrawals?|transactions?|trades?|transfers?|orders?|logins?|sessions?|devices?|api\s*keys?)\b.{0,30}\b(?:is|was|are|were)\s*(?:n'?t|not)\s+(?:mine|me|from\s+me|by\s+me)\b",
     r"\b(?:i|we)\s+(?:did\s*n[o']?t|didnt|never|did\s+not)\s+(?:\w+\s+){0,2}(?:add|added|change|changed|set|enable|enabled|disable|disabled|reset|create|created|open|opened|approve|approved|bind|bound|link|linked)\b",
@@ -53,6 +54,12 @@ THEFT_EN = _rx(
     r"\b(?:email|e-mail|phone(?:\s+number)?|mobile|2fa|authenticator|password|withdrawal\s+address|whitelist)\b.{0,30}\b(?:changed|reset|removed|disabled|added|replaced)\b.{0,40}\b(?:not\s+me|wasn'?t\s+me|i\s+didn'?t|i\s+did\s+not|without\s+me|by\s+someone|never\s+(?:did|asked|requested))",
     r"\b(?:scam(?:med)?|phish(?:ed|ing)?|fake\s+(?:support|site|website|app|admin|agent|exchange))\b.{0,60}\b(?:took|stole|lost|drained|sent|gave|paid|transferred|emptied)\b",
     r"\b(?:lost|loss\s+of)\b.{0,30}\b(?:to|in|from)\s+(?:a\s+)?(?:scam|scammer|hacker|phishing|fake)",
+    # scams told as a story: "it was a scam", "pay a 20% tax before I can withdraw", "he got me to move 3 BTC"
+    r"\b(?:it'?s|it\s+was|that\s+was|this\s+was|they\s+were|turned\s+out\s+to\s+be)\s+(?:all\s+)?(?:a\s+)?(?:scam|fraud|rug\s*pull|ponzi)\b(?!\s+(?:money|funds?|coins?|payments?|usdt))",
+    r"\b(?:pay|paid)\b.{0,25}\b(?:tax|fee|deposit|unlock\w*)\b.{0,25}\bbefore\b.{0,20}\b(?:withdraw\w*|take|get|cash)",
+    r"\b(?:got|convinced|persuaded|told)\s+me\s+to\s+(?:move|send|transfer|deposit|invest|put)\b",
+    # the whole message is the alarm: "hacked 🚨", "got drained!!"
+    r"^\W*(?:(?:i'?m|i\s+am|i\s+was|i\s+got|i'?ve\s+been|got|been|was|account|acc|acct|wallet|funds?)\s+)?(?:hacked|stolen|drained|compromised|robbed|scammed|rugged)\W*$",
 )
 
 THEFT_ZH = _rx(
@@ -121,6 +128,8 @@ HUMAN_ZH = _rx(
     r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)|(能|可以)?(做主|做得了主|说了算|管事)的(人)?",
     r"电话客服|客服热线|人工客服|投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
 )
+# Someone who wants to be paid back ("差价谁来赔") — unless it is a what-if ("要是被黑了谁来赔").
+COMPENSATION_ZH = _rx(r"谁(来)?赔|赔(给)?我|要求?赔|退(还)?差价")
 # "Is this a real person?" asks what we are; it is not a request for one.
 ARE_YOU_HUMAN = _rx(
     r"\b(?:is\s+this|are\s+you|am\s+i\s+(?:talking|chatting|speaking)\s+(?:to|with))\s+(?:a\s+|an\s+)?(?:real\s+|live\s+|actual\s+)?(?:human|person|bot|robot|ai|machine)\b",
@@ -136,9 +145,18 @@ HOWTO = _rx(
     r"(怕|害怕|担心|以防|预防|防着).{0,8}(被盗|被黑|被偷|被骗|被入侵)|听说.{0,20}(被盗|被黑|被骗)|(保护好?|更安全).{0,6}(自己|账户|账号|帐号|号|资产|资金)",
     r"(怎么|如何|在哪|哪里)(开启|开通|设置|打开|绑定|关闭|启用)|(需要|应该|该)做(些|哪些)?什么(防护|保护|防范|安全设置)|做.{0,4}(防护|防范)",
     r"(没|不)(用|在|注册)(过)?(你们|这个|贵)(的)?(平台|交易所|app|APP)|\bnot\s+(?:on|with|using|a\s+(?:customer|user)\s+(?:of|on))\s+(?:your|this)\s+(?:exchange|platform|app|site)|\b(?:is|was|are)\s*(?:n'?t|not)\s+(?:on|with|using)\s+(?:your|this)\s+(?:exchange|platform|app|site)",
-    r"(是不是|会不会|是否)(就|都)?(没了|丢了|不见了|找不回)|(能|可以|能不能|可不可以|用来|怎么|如何)防(盗|黑|骗)|(假如|假设|如果|要是|万一).{0,12}(泄露|泄漏|被盗|被黑|被偷|丢了)",
+    r"(是不是|会不会|是否)(就|都)?(没了|丢了|不见了|找不回)|(能|可以|能不能|可不可以|用来|怎么|如何)防(盗|黑|骗)|(假如|假设|如果|要是|万一).{0,12}(泄露|泄漏|被盗|被黑|被偷|丢了|被(别)?人看到|被人知道)",
     r"\bjust\s+wondering\b|\bhypothetical(?:ly)?\b",
+    # a definition, not an incident: "what does AML stand for", "风控是什么意思"
+    r"\bwhat\s+(?:does|do|is|'s)\s+(?:the\s+)?[\w-]+(?:\s+[\w-]+)?\s+(?:stand\s+for|mean)\b|\bstands?\s+for\b|\bmeaning\s+of\b",
+    r"(是|指)(什么|啥)意思|是什么的(缩写|简称)|(什么|啥)是(AML|KYT|风控|反洗钱)",
     r"每次.{0,12}(能|可以|会).{0,4}(通知|提醒|告诉)我|(登录|登陆)(提醒|通知)怎么",
+)
+# Said outright that nothing happened ("我只是问问，没发生", "just asking, nothing happened"): even a
+# classifier sure it is theft is not a report.
+ONLY_ASKING = _rx(
+    r"\bjust\s+(?:asking|wondering|curious)\b|\bnothing\s+(?:has\s+)?happened\b|\bhypothetical(?:ly)?\b|\bin\s+case\s+it\s+ever\s+happens\b",
+    r"只是问问|只是问一下|随便问问|(还)?没(有)?发生|没出事|以防万一",
 )
 # Someone else's incident ("my friend got hacked, what should I set up?"): not evidence that it
 # happened to the user, so it does not override a how-to phrasing.
@@ -189,6 +207,12 @@ def _mandarin(text: str) -> str:
     return text
 
 
+def only_asking(text: str) -> bool:
+    """The user says it is a question and nothing happened (and nothing says it did)."""
+    t = _mandarin(text) if _HAS_CJK.search(text) else text
+    return ONLY_ASKING.search(t) is not None and HAPPENED.search(THIRD_PARTY.sub(" ", t)) is None
+
+
 def check(text: str, lang: str) -> SafetyHit | None:
     """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity."""
     # Both languages' rules run on mixed text ("我的USDT被盗了", "account frozen 了"). A rule set
@@ -221,6 +245,6 @@ def check(text: str, lang: str) -> SafetyHit | None:
         return None
     if en and HUMAN_EN.search(text):
         return SafetyHit("human", "human_en")
-    if zh and HUMAN_ZH.search(text):
+    if zh and (HUMAN_ZH.search(text) or (not howto and COMPENSATION_ZH.search(text))):
         return SafetyHit("human", "human_zh")
     return None

@@ -282,3 +282,38 @@ def test_someone_elses_incident_and_setup_questions_are_answered(text: str) -> N
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
     out = run(text, any_intent("security", lang), 0.9, lang=lang)
     assert out.action is Action.ANSWER
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("hacked 🚨🚨🚨", "theft"),
+    ("None of these ETH perp longs were opened by me. 20x, all liquidated within minutes", "theft"),
+    ("I met a mentor on Telegram, he got me to move 3 BTC into his platform, now they want a 20% tax "
+     "before I can withdraw. I know now it's a scam", "theft"),
+    ("系统bug导致我的限价单按市价成交了，差价谁来赔？", "human"),
+])
+def test_terse_alarms_scam_stories_and_claims(text: str, topic: str) -> None:
+    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    assert (out.action, out.topic) == (Action.HANDOFF, topic)
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("What does AML stand for? Keep seeing it in the app", "en"),
+    ("交易所要是被黑客攻击了 用户的币谁来赔", "zh"),
+    ("i sold usdt on p2p, the payment turned out to be scam money and now that balance is frozen", "en"),
+])
+def test_definitions_and_what_ifs_are_not_reports(text: str, lang: str) -> None:
+    out = run(text, any_intent("glossary", lang), 0.9, lang=lang)
+    assert out.topic != "theft" and out.topic != "human"
+
+
+def test_only_asking_turns_a_confident_theft_reading_into_an_answer() -> None:
+    ranking = (("theft_leaked_secret", 0.9), ("security_account_tips", 0.08))
+    text = "如果助记词被别人看到了会怎么样？我只是问问，没发生"
+    out = decide(text=text, lang="zh", nlu=NLUResult("theft_leaked_secret", 0.9, ranking), state=ConvState(),
+                 answers=ANSWERS, sla=SLA, threshold=0.05, escalate_after=2)
+    assert out.action is Action.ANSWER and out.intent == "security_account_tips"
+    # Without the words that say nothing happened, the same reading hands off.
+    out = decide(text="助记词被别人看到了", lang="zh", nlu=NLUResult("theft_leaked_secret", 0.9, ranking),
+                 state=ConvState(), answers=ANSWERS, sla=SLA, threshold=0.05, escalate_after=2)
+    assert (out.action, out.topic) == (Action.HANDOFF, "theft")
