@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -66,6 +67,9 @@ _WEBHOOK_CONTEXT = frozenset({"for_user_id", "users", "apps", "user_has_blocked"
 TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "lang", "attachments", "entities",
                 "referenced_tweets", "in_reply_to_user_id"]
 MEDIA_FIELDS = ["type", "url", "preview_image_url"]
+# Where X serves the media users attach (public images; DM media behind OAuth; videos).
+MEDIA_HOSTS = frozenset({"pbs.twimg.com", "ton.twitter.com", "video.twimg.com"})
+MAX_MEDIA_BYTES = 50 * 1024 * 1024
 DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversation_id", "attachments"]
 
 
@@ -191,6 +195,39 @@ class TwitterChannel:
                 timeout=aiohttp.ClientTimeout(total=self.cfg.request_timeout_s)
             )
             self._owns_session = True
+
+    # -- files ------------------------------------------------------------------------------------
+    async def fetch_attachment(self, ref: str) -> bytes:
+        """A photo or video a user sent (`ref` is X's media URL), for the agent console. Only X's
+        media hosts (never an arbitrary URL); DM media (ton.twitter.com) is signed with the
+        account's OAuth 1.0a keys, as X requires. FileNotFoundError when X no longer has it."""
+        u = urlsplit(ref)
+        if u.scheme != "https" or u.hostname not in MEDIA_HOSTS:
+            raise FileNotFoundError(f"not an X media URL: {ref[:100]}")
+        headers: dict[str, str] = {}
+        if u.hostname == "ton.twitter.com":
+            if not self._user_auth:
+                raise PermanentChannelError("DM media needs the OAuth 1.0a keys (consumer key/secret, access token/secret)")
+            from oauthlib.oauth1 import Client as OAuth1
+
+            signer = OAuth1(_secret(self.cfg.consumer_key), client_secret=_secret(self.cfg.consumer_secret),
+                            resource_owner_key=_secret(self.cfg.access_token),
+                            resource_owner_secret=_secret(self.cfg.access_token_secret))
+            _, headers, _ = signer.sign(ref, http_method="GET")
+        self._ensure_session()
+        try:
+            async with self.client.session.request("GET", ref, headers=headers,
+                                                   timeout=aiohttp.ClientTimeout(total=60)) as res:
+                if res.status in (404, 410):
+                    raise FileNotFoundError(ref)
+                if res.status >= 400:
+                    raise TransientChannelError(f"x media: HTTP {res.status}")
+                data = await res.content.read(MAX_MEDIA_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise TransientChannelError(f"x media: {type(e).__name__}") from None
+        if len(data) > MAX_MEDIA_BYTES:
+            raise PermanentChannelError(f"x media over {MAX_MEDIA_BYTES} bytes")
+        return bytes(data)
 
     # -- API calls and their errors -----------------------------------------------------------------
     async def _api(self, what: str, fn: Callable[..., Awaitable[Any]], **kw: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import yarl
 from aiohttp import web
 
 TW = "https://api.twitter.com"
+MEDIA_HOSTS = ("pbs.twimg.com", "ton.twitter.com", "video.twimg.com")
 ACCOUNT_ID = "100000000000000001"
 ACCOUNT_HANDLE = "ExchangeSupport"
 CONSUMER_KEY = "test-consumer-key"
@@ -96,7 +97,10 @@ class LocalAioSession:
         self._s = aiohttp.ClientSession()
 
     def request(self, method: str, url: Any, **kw: Any) -> Any:
-        return self._s.request(method, yarl.URL(str(url).replace(TW, self.base, 1), encoded=True), **kw)
+        u = str(url)
+        for host in MEDIA_HOSTS:  # media URLs go to the fake too, under /_media/<host>/…
+            u = u.replace(f"https://{host}/", f"{self.base}/_media/{host}/", 1)
+        return self._s.request(method, yarl.URL(u.replace(TW, self.base, 1), encoded=True), **kw)
 
     async def close(self) -> None:
         await self._s.close()
@@ -136,6 +140,7 @@ class FakeXAPI:
     dms_closed: set[str] = field(default_factory=set)
     rate_limited: list[tuple[str, int]] = field(default_factory=list)  # (path, x-rate-limit-reset) given
     down: bool = False
+    media: dict[str, bytes] = field(default_factory=dict)  # media URL -> bytes served under /_media
     _failures: list[Failure] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1_790_000_000_000_000_000, 1_000))
     _runner: web.AppRunner | None = None
@@ -149,6 +154,7 @@ class FakeXAPI:
         app.router.add_post("/2/tweets", self._create_tweet)
         app.router.add_post("/2/dm_conversations/with/{pid}/messages", self._create_dm)
         app.router.add_get("/2/dm_events", self._dm_events)
+        app.router.add_get("/_media/{host}/{path:.+}", self._media)
         app.middlewares.append(self._middleware)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -238,11 +244,21 @@ class FakeXAPI:
                     headers["x-rate-limit-remaining"] = "0"
                 return web.json_response({"title": "Too Many Requests", "detail": "Too Many Requests",
                                           "type": "about:blank", "status": f.status}, status=f.status, headers=headers)
+        if request.path.startswith("/_media/pbs.twimg.com/"):
+            return await handler(request)  # public images need no authorization
+        if request.path.startswith("/_media/ton.twitter.com/") and not auth.startswith("OAuth "):
+            return web.json_response({"title": "Unauthorized", "status": 401}, status=401)  # DM media: OAuth 1.0a only
         if not (auth.startswith("OAuth ") and f'oauth_consumer_key="{self.consumer_key}"' in auth) and not (
             auth.startswith("Bearer ") and len(auth) > 7
         ):
             return web.json_response({"title": "Unauthorized", "detail": "Unauthorized", "status": 401}, status=401)
         return await handler(request)
+
+    async def _media(self, request: web.Request) -> web.Response:
+        key = f"https://{request.match_info['host']}/{request.match_info['path']}"
+        if key not in self.media:
+            return web.Response(status=404)
+        return web.Response(body=self.media[key], content_type="image/jpeg")
 
     async def _me(self, request: web.Request) -> web.Response:
         return web.json_response({"data": {"id": self.account_id, "username": self.handle, "name": "Support"}})

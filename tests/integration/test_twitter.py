@@ -212,3 +212,19 @@ async def test_a_dm_conversation_is_answered_privately_and_handed_to_an_agent(
         ("answer", "deposit", False), ("handoff", "human", False), ("handoff", "human", True)]
     assert await aredis.xlen("inbound") == 3
     assert fake_x.tweets == []  # nothing of a DM conversation is ever public
+
+
+async def test_agents_get_the_media_users_sent_and_nothing_else(aredis: aioredis.Redis, fake_x: FakeXAPI) -> None:
+    settings = make_settings(channels=[channel_section("webhook")])
+    photo = "https://pbs.twimg.com/media/Fx1.jpg"
+    dm = "https://ton.twitter.com/1.1/ton/data/dm/1790/1791/abc.jpg"
+    fake_x.media.update({photo: b"\xff\xd8public", dm: b"\xff\xd8private"})
+    async with running(settings, aredis, fake_x) as ch:
+        assert await ch.fetch_attachment(photo) == b"\xff\xd8public"
+        assert await ch.fetch_attachment(dm) == b"\xff\xd8private"
+        signed = [q for q in fake_x.requests if q.path.startswith("/_media/ton.twitter.com/")]
+        assert signed and signed[-1].auth.startswith("OAuth ") and "oauth_signature=" in signed[-1].auth
+        for ref in ("https://pbs.twimg.com/media/gone.jpg", "https://evil.example/x.jpg", "http://pbs.twimg.com/media/Fx1.jpg",
+                    "file:///etc/passwd", "Fx1"):
+            with pytest.raises(FileNotFoundError):
+                await ch.fetch_attachment(ref)
