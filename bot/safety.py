@@ -54,6 +54,7 @@ THEFT_EN = _rx(
     r"\b(?:email|e-mail|phone(?:\s+number)?|mobile|2fa|authenticator|password|withdrawal\s+address|whitelist)\b.{0,30}\b(?:changed|reset|removed|disabled|added|replaced)\b.{0,40}\b(?:not\s+me|wasn'?t\s+me|i\s+didn'?t|i\s+did\s+not|without\s+me|by\s+someone|never\s+(?:did|asked|requested))",
     r"\b(?:scam(?:med)?|phish(?:ed|ing)?|fake\s+(?:support|site|website|app|admin|agent|exchange))\b.{0,60}\b(?:took|stole|lost|drained|sent|gave|paid|transferred|emptied)\b",
     r"\b(?:lost|loss\s+of)\b.{0,30}\b(?:to|in|from)\s+(?:a\s+)?(?:scam|scammer|hacker|phishing|fake)",
+    r"\b(?:logged\s+in|signed\s+in|entered|typed|put\s+in)\b.{0,60}\b(?:turned\s+out|realized|realised|found\s+out|later\s+saw|noticed)\b.{0,30}\b(?:fake|phishing|scam|not\s+(?:your|the\s+real))",
     # scams told as a story: "it was a scam", "pay a 20% tax before I can withdraw", "he got me to move 3 BTC"
     r"\b(?:it'?s|it\s+was|that\s+was|this\s+was|they\s+were|turned\s+out\s+to\s+be)\s+(?:all\s+)?(?:a\s+)?(?:scam|fraud|rug\s*pull|ponzi)\b(?!\s+(?:money|funds?|coins?|payments?|usdt))",
     r"\b(?:pay|paid)\b.{0,25}\b(?:tax|fee|deposit|unlock\w*)\b.{0,25}\bbefore\b.{0,20}\b(?:withdraw\w*|take|get|cash)",
@@ -78,6 +79,7 @@ THEFT_ZH = _rx(
     r"(莫名其妙|无缘无故|平白无故)(地|的)?.{0,8}(开了|下了|多了.{0,6}(单|仓)|被(提|转|卖|买|平|划))",
     r"有人(在|正在)(提|转|登|操作|卖)|(快|先|请|赶紧|马上)?(帮我|给我)(先)?(冻结|锁定?|封)(一下)?(我的)?(账户|账号|号)",
     r"中了?(木马|病毒|恶意软件)|(电脑|手机)中毒",
+    r"(登录|登入|输入|填写?|填了)(了)?.{0,24}发现.{0,6}(不是你们|是假的?|是钓鱼|是骗)",
     r"(提币|提现|转账|转出|转走|提走|转了|提了).{0,10}(陌生|不认识|未知|别人)的?地址|(助记词|私钥|密码|密钥|API|验证码|谷歌验证).{0,12}(发到|发在|贴到|贴在|晒|上传|传到|截图).{0,8}(群|网上|github|推特|论坛|朋友圈|公开|电报|微信)",
     r"(这笔|那笔|这个|这些).{0,6}(提现|提币|交易|转账|订单|登录).{0,6}不是我",
 )
@@ -170,13 +172,13 @@ THIRD_PARTY = _rx(
 # statements, is that legit?").
 LEGIT_CHECK = _rx(
     r"\bis\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|legit|real|genuine|official|a\s+scam|phishing)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:click(?:ed)?|tap(?:ped)?)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:open(?:ed)?\s+(?:the|that|this|any)\s+(?:link|e-?mail|mail|sms|text|message|attachment)|(?:call(?:ed)?|reply|replied|answer(?:ed)?)\s+(?:to\s+)?(?:it|that|them|back|the\s+(?:number|call|sms|text|e-?mail|message)))\b",
-    r"是(不是)?你们(的|发的|官方)|(还|并)?没(有)?(点开?|回拨|打过去|打回去|回复)(链接|那个|电话|它)?(吧|吗|呢|[，,。.？?!！]|$)",
+    r"(?<!不)是(不是)?你们(的|发的|官方)[^。.!！]{0,12}(吗|么|嘛|吧|\?|？)|是不是你们|(还|并)?没(有)?(点开?|回拨|打过去|打回去|回复)(链接|那个|电话|它)?(吧|吗|呢|[，,。.？?!！]|$)",
 )
 _PHISHING_VECTOR = _rx(r"\b(?:link|sms|text\s+message|texts?|e-?mail|url|website|call(?:ed)?)\b", r"短信|链接|网址|邮件|电话|网站")
 # Things that make it clear it already happened, overriding a how-to phrasing.
 HAPPENED = _rx(
     r"\b(?:just|already|yesterday|today|last\s+night|this\s+morning|an?\s+hour\s+ago|minutes\s+ago|now\s+my|has\s+been|have\s+been|was|were|got)\b.{0,40}\b(?:hacked|stolen|gone|drained|compromised|changed|scammed|phished|logged)",
-    r"不是我|非本人|已经|刚刚|刚才|昨天|今天|昨晚|早上|(?<!是不是)(?<!会不会)(?<!是否)(?<!不会)(不见了|没了)|中了?(木马|病毒)|(帮我|给我)(先)?(冻结|锁)",
+    r"不是我|非本人|已经|刚刚|刚才|昨天|今天|昨晚|早上|(?<!是不是)(?<!会不会)(?<!是否)(?<!不会)(不见了|没了)|中了?(木马|病毒)|(帮我|给我)(先)?(冻结|锁)|(后来|才|结果)发现|发现(是|不是)(假|钓鱼|骗)",
     # "被盗了" reports it, unless it is the hypothetical "万一平台被黑了" / "怕被盗了"
     r"(?<!万一)(?<!如果)(?<!要是)(?<!假如)(?<!怕)(?<!担心)(?<!平台)(?<!交易所)(?<!你们)被(盗|黑)了",
 )

@@ -290,6 +290,8 @@ def test_someone_elses_incident_and_setup_questions_are_answered(text: str) -> N
     ("I met a mentor on Telegram, he got me to move 3 BTC into his platform, now they want a 20% tax "
      "before I can withdraw. I know now it's a scam", "theft"),
     ("系统bug导致我的限价单按市价成交了，差价谁来赔？", "human"),
+    ("点了邮件里的链接登录了 后来发现不是你们的网站", "theft"),
+    ("I logged in through the link in the email and then realized the site was fake", "theft"),
 ])
 def test_terse_alarms_scam_stories_and_claims(text: str, topic: str) -> None:
     lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
