@@ -150,8 +150,11 @@ def decide(
         # Theft and compliance need little confidence; an explicit request for a person is
         # caught by the rules, so the classifier alone needs the normal threshold for it.
         handoff_topic = nlu_topic
-        alt = next(((n, c) for n, c in nlu.ranking if topic_of(n) not in HANDOFF_TOPICS), None)
-        if nlu_topic == "theft" and alt is not None and safety.only_asking(text):
+        if (
+            nlu_topic == "theft"
+            and (alt := next(((n, c) for n, c in nlu.ranking if topic_of(n) not in HANDOFF_TOPICS), None)) is not None
+            and safety.only_asking(text)
+        ):
             # "If someone saw my seed phrase, what happens? Just asking, nothing happened": the
             # user says it did not happen — answer with the best non-handoff reading instead.
             handoff_topic, (intent, conf), reason = None, alt, "nlu:only_asking"

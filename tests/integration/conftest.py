@@ -13,6 +13,16 @@ from playwright.async_api import Browser, async_playwright
 
 from intents.rasa import RasaPaths, RasaServer, free_port, train
 from tests.conftest import REDIS_URL, ROOT, wait_port
+from tests.integration.email_peers import Dovecot
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A private Dovecot (real IMAP with IDLE) with an empty mailbox, for one test."""
+    d = Dovecot()
+    d.start()
+    yield d
+    d.cleanup()
 
 
 def repo_rasa_paths() -> RasaPaths:

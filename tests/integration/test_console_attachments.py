@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -19,12 +18,12 @@ import redis
 from playwright.async_api import Browser, expect
 
 from channels.telegram.adapter import SECRET_HEADER
-from tests.conftest import REDIS_URL, ROOT, config_copy, free_port, wait_port
+from tests.conftest import REDIS_URL, ROOT, free_port, wait_port
 from tests.fakes import telegram_api as tg
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.integration.email_peers import PASSWORD, USER, Dovecot, SmtpServer
 from tests.integration.test_console_http import PW, login
-from tests.integration.test_secrets_channels import start_roles, stop_roles, until
+from tests.integration.test_secrets_channels import start_roles, stop_roles, until, write_config
 
 pytestmark = [pytest.mark.redis, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
@@ -33,41 +32,6 @@ TG_SECRET = "tg-webhook_Secret42"
 PHOTO = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
 SCREENSHOT = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
 STATEMENT = b"%PDF-1.4\n" + os.urandom(2000)
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    d = Dovecot()
-    d.start()
-    yield d
-    d.cleanup()
-
-
-def write_config(tmp: Path, fake: FakeBotAPI, dovecot: Dovecot, smtp_port: int) -> Path:
-    channels = f"""  - type: telegram
-    token: ${{SB_TEST_TG_TOKEN}}
-    mode: webhook
-    webhook_secret: ${{SB_TEST_TG_WEBHOOK_SECRET}}
-    base_url: {fake.base_url}
-    base_file_url: {fake.base_file_url}
-  - type: email
-    address: {USER}
-    imap_host: 127.0.0.1
-    imap_port: {dovecot.port}
-    imap_security: plain
-    username: {USER}
-    password: ${{SB_TEST_EMAIL_PASSWORD}}
-    idle: true
-    poll_interval_s: 0.3
-    reconnect_max_s: 0.5
-    smtp_host: 127.0.0.1
-    smtp_port: {smtp_port}
-    smtp_security: none
-    smtp_auth: false
-    attachments_dir: {tmp / "attachments"}
-"""
-    web = '  - type: web\n    allowed_origins: ["*"]\n'
-    return config_copy(tmp, (web, web + channels), (f"data_dir: {ROOT / 'data'}", f"data_dir: {tmp / 'data'}"))
 
 
 def theft_mail() -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -38,6 +39,18 @@ async def login(http: aiohttp.ClientSession, base: str, email: str, password: st
         assert r.status == 303
         SET_COOKIES[:] = r.headers.getall("Set-Cookie", [])
         return r.headers["location"]
+
+
+async def ticket_of(staff: aiohttp.ClientSession, base: str, session: str) -> dict[str, Any] | None:
+    """The queued ticket of a widget session, waited for up to 10 s (the ticket worker is asynchronous)."""
+    for _ in range(100):
+        async with staff.get(base + "/agent/api/tickets?view=queue") as r:
+            rows = [t for t in (await r.json())["tickets"]
+                    if any(i["source_id"] == session for i in t["contact"]["identities"])]
+        if rows:
+            return rows[0]  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +118,10 @@ async def test_theft_in_the_widget_reaches_an_agent_whose_reply_reaches_the_widg
         assert await login(staff, agents, "lin@example.com") == "/agent"
         async with staff.get(agents + "/agent/api/me") as r:
             csrf = (await r.json())["csrf"]
-        number = None
-        for _ in range(100):
-            async with staff.get(agents + "/agent/api/tickets?view=queue") as r:
-                rows = [t for t in (await r.json())["tickets"]
-                        if any(i["source_id"] == session for i in t["contact"]["identities"])]
-            if rows:
-                number = rows[0]["number"]
-                assert rows[0]["priority"] == "urgent" and rows[0]["topic"] == "theft"
-                break
-            await asyncio.sleep(0.1)
-        assert number, "no ticket appeared for the theft message"
+        ticket = await ticket_of(staff, agents, session)
+        assert ticket, "no ticket appeared for the theft message"
+        assert ticket["priority"] == "urgent" and ticket["topic"] == "theft"
+        number = ticket["number"]
         h = {"X-CSRF-Token": csrf}
         async with staff.post(agents + f"/agent/api/tickets/{number}/claim", headers=h) as r:
             assert r.status == 200 and (await r.json())["assignee"]["name"] == "Lin"
@@ -181,16 +187,9 @@ async def test_a_file_sent_in_the_widget_reaches_the_ticket_and_the_agent_opens_
         # Theft, then a text file with a secret in it: both join the ticket, the secret does not.
         await ws.send_str('{"type":"message","client_id":"t1","text":"my account was hacked and my BTC is gone"}')
         assert await login(staff, agents, "lin@example.com") == "/agent"
-        number = None
-        for _ in range(100):
-            async with staff.get(agents + "/agent/api/tickets?view=queue") as r:
-                rows = [t for t in (await r.json())["tickets"]
-                        if any(i["source_id"] == session for i in t["contact"]["identities"])]
-            if rows:
-                number = rows[0]["number"]
-                break
-            await asyncio.sleep(0.1)
-        assert number, "no ticket for the theft message"
+        ticket = await ticket_of(staff, agents, session)
+        assert ticket, "no ticket for the theft message"
+        number = ticket["number"]
         status, _ = await upload("f5", note.encode(), "text/plain", "notes.txt")
         assert status == 200
         msg = None

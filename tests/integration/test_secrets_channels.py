@@ -25,7 +25,7 @@ import re
 import sqlite3
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -181,16 +181,17 @@ def mails() -> list[bytes]:
 
 # -- the product --------------------------------------------------------------------------------
 
-def write_config(tmp: Path, fake_tg: FakeBotAPI, fake_x: FakeXAPI, dovecot: Dovecot, smtp_port: int) -> Path:
-    """The repo's config.yaml with the Telegram, X and email channels added (credentials from the
-    environment, as in production) and the data and attachment folders in `tmp`."""
-    channels = f"""  - type: telegram
+def write_config(tmp: Path, fake_tg: FakeBotAPI, dovecot: Dovecot, smtp_port: int, fake_x: FakeXAPI | None = None) -> Path:
+    """The repo's config.yaml with the Telegram, email and (given its fake) X channels added
+    (credentials from the environment, as in production) and the data and attachment folders in `tmp`."""
+    telegram = f"""  - type: telegram
     token: ${{SB_TEST_TG_TOKEN}}
     mode: webhook
     webhook_secret: ${{SB_TEST_TG_WEBHOOK_SECRET}}
     base_url: {fake_tg.base_url}
     base_file_url: {fake_tg.base_file_url}
-  - type: twitter
+"""
+    twitter = f"""  - type: twitter
     mode: webhook
     consumer_key: ${{SB_TEST_X_CONSUMER_KEY}}
     consumer_secret: ${{SB_TEST_X_CONSUMER_SECRET}}
@@ -200,7 +201,8 @@ def write_config(tmp: Path, fake_tg: FakeBotAPI, fake_x: FakeXAPI, dovecot: Dove
     handle: {xf.ACCOUNT_HANDLE}
     webhook_path: {xf.WEBHOOK_PATH}
     help_url: {xf.HELP_URL}
-  - type: email
+""" if fake_x is not None else ""
+    email = f"""  - type: email
     address: {SUPPORT}
     from_name: Exchange Support
     imap_host: 127.0.0.1
@@ -219,7 +221,8 @@ def write_config(tmp: Path, fake_tg: FakeBotAPI, fake_x: FakeXAPI, dovecot: Dove
     attachments_dir: {tmp / "attachments"}
 """
     web = '  - type: web\n    allowed_origins: ["*"]\n'
-    return config_copy(tmp, (web, web + channels), (f"data_dir: {ROOT / 'data'}", f"data_dir: {tmp / 'data'}"))
+    return config_copy(tmp, (web, web + telegram + twitter + email),
+                       (f"data_dir: {ROOT / 'data'}", f"data_dir: {tmp / 'data'}"))
 
 
 def start_roles(tmp: Path, cfg: Path, port: int, env: dict[str, str]) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
@@ -362,14 +365,6 @@ def leaks(stores: dict[str, str]) -> list[str]:
 
 # -- the test -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    d = Dovecot()
-    d.start()
-    yield d
-    d.cleanup()
-
-
 async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     rasa_url: str, tmp_path: Path, dovecot: Dovecot
 ) -> None:
@@ -383,7 +378,7 @@ async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     async with FakeBotAPI() as fake_tg:
         await smtp.start()
         await fake_x.start()
-        cfg = write_config(tmp_path, fake_tg, fake_x, dovecot, smtp.port)
+        cfg = write_config(tmp_path, fake_tg, dovecot, smtp.port, fake_x)
         env = {
             **os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": f"http://127.0.0.1:{proxy_port}",
             "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db", "SWITCHBOARD_LOG_FORMAT": "json",

@@ -20,6 +20,16 @@ def run(text: str, intent: str, conf: float, state: ConvState | None = None, lan
                   answers=ANSWERS, sla=SLA, threshold=0.5, escalate_after=2, **kw)
 
 
+def lang_of(text: str) -> str:
+    return "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+
+
+def routed(text: str, wrong_topic: str):  # type: ignore[no-untyped-def]
+    """`text` decided while the classifier is sure (0.9) of an intent of `wrong_topic`."""
+    lang = lang_of(text)
+    return run(text, any_intent(wrong_topic, lang), 0.9, lang=lang)
+
+
 def any_intent(topic: str, lang: str = "en") -> str:
     return sorted(k for k in ANSWERS.keys(lang) if topic_of(k) == topic)[0]
 
@@ -143,7 +153,7 @@ def test_confidence_split_between_sibling_intents_counts_for_the_topic() -> None
     "这笔提币不是我提的",
 ])
 def test_theft_phrasings_reach_a_person_whatever_the_classifier_says(text: str) -> None:
-    out = run(text, any_intent("withdrawal"), 0.9, lang="zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en")
+    out = run(text, any_intent("withdrawal"), 0.9, lang=lang_of(text))
     assert (out.action, out.topic) == (Action.HANDOFF, "theft")
 
 
@@ -180,8 +190,7 @@ def test_classifier_alone_needs_the_normal_threshold_for_a_person() -> None:
     ("support asked me to provide bank statements and payslips, why?", "compliance"),
 ])
 def test_more_handoff_phrasings(text: str, topic: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    out = routed(text, "trading")
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
 
 
@@ -197,8 +206,7 @@ def test_more_handoff_phrasings(text: str, topic: str) -> None:
     ("reporting your support agent for being rude and closing my chat", "human"),
 ])
 def test_indirect_reports_reach_a_person(text: str, topic: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("account", lang), 0.9, lang=lang)
+    out = routed(text, "account")
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
     if topic == "theft":
         assert out.priority is Priority.URGENT
@@ -238,8 +246,7 @@ def test_the_more_severe_reading_wins_when_rule_and_classifier_disagree() -> Non
     ("半夜有三笔提币到陌生地址，能追回吗", "theft"),
 ])
 def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str, topic: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("deposit", lang), 0.9, lang=lang)
+    out = routed(text, "deposit")
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
 
 
@@ -252,8 +259,7 @@ def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str,
     "USDT充错链了，充到了ERC20地址，钱是不是没了",
 ])
 def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("security", lang), 0.9, lang=lang)
+    out = routed(text, "security")
     assert out.action is Action.ANSWER
 
 
@@ -266,8 +272,7 @@ def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
     ("法院判决书下来了，要求划扣我账户里的资产，我需要做什么", "compliance"),
 ])
 def test_cantonese_and_more_requests_for_a_person(text: str, topic: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    out = routed(text, "trading")
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
 
 
@@ -279,8 +284,7 @@ def test_cantonese_and_more_requests_for_a_person(text: str, topic: str) -> None
     "how does the withdrawal whitelist stop someone else withdrawing",
 ])
 def test_someone_elses_incident_and_setup_questions_are_answered(text: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("security", lang), 0.9, lang=lang)
+    out = routed(text, "security")
     assert out.action is Action.ANSWER
 
 
@@ -294,8 +298,7 @@ def test_someone_elses_incident_and_setup_questions_are_answered(text: str) -> N
     ("I logged in through the link in the email and then realized the site was fake", "theft"),
 ])
 def test_terse_alarms_scam_stories_and_claims(text: str, topic: str) -> None:
-    lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
-    out = run(text, any_intent("trading", lang), 0.9, lang=lang)
+    out = routed(text, "trading")
     assert (out.action, out.topic) == (Action.HANDOFF, topic)
 
 
