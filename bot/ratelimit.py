@@ -64,3 +64,29 @@ class AuthFailureLimit:
                 log.warning("webhook.ip_blocked", webhook=self.name, client=ip, failures=int(n), for_s=round(left))
             self._blocked[ip] = time.monotonic() + left
         return int(n)
+
+
+class WindowLimit:
+    """At most `limit` hits per key per fixed window, counted in Redis (shared by every web
+    process). Used where any request, good or bad, costs something worth bounding (the X CRC
+    challenge signs what it is given). Counting fails open: when Redis is unreachable the request
+    is judged on its own merits."""
+
+    def __init__(self, r: aioredis.Redis, name: str, *, limit: int, window_s: int = 60) -> None:
+        self.r = r
+        self.name = name
+        self.limit = limit
+        self.window_s = window_s
+
+    async def hit(self, key: str) -> bool:
+        """Count one request for `key`; False when it is over the limit of this window."""
+        window = int(time.time() // self.window_s)
+        k = f"rl:{self.name}:{key}:{window}"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.incr(k)
+        pipe.expire(k, 2 * self.window_s)
+        try:
+            n, _ = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return True
+        return int(n) <= self.limit

@@ -59,6 +59,7 @@ from telegram.request import HTTPXRequest
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
+from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import Button, Message, Outbound
 from bot.ratelimit import AuthFailureLimit
@@ -350,11 +351,9 @@ class TelegramChannel:
             log.warning("telegram.webhook_forbidden", client=ip)
             await self._auth_failures.failed(ip)
             return Response(status_code=403)
-        size = request.headers.get("content-length", "")
-        if size.isdigit() and int(size) > MAX_UPDATE_BYTES:
-            return Response(status_code=413)
-        body = await request.body()
-        if len(body) > MAX_UPDATE_BYTES:
+        try:
+            body = await read_capped(request, MAX_UPDATE_BYTES)
+        except BodyTooLarge:
             return Response(status_code=413)
         try:
             data = orjson.loads(body)

@@ -13,8 +13,12 @@ from bot.config import ChannelSettings
 
 # BotFather tokens look like "123456789:AA…"; the part before the colon is the bot's user id.
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
-# Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret_token.
+# Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as a webhook secret_token; the secret
+# is all that stands between the webhook URL and a forged update, so we require at least 32 random
+# ones (`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` makes 43).
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+SECRET_MIN = 32
+SECRET_HOWTO = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
 
@@ -92,6 +96,8 @@ class TelegramChannelSettings(ChannelSettings):
         secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
         if secret is not None and not SECRET_RE.match(secret):
             raise bad("webhook_secret: use 1-256 characters A-Z, a-z, 0-9, _ or -")
+        if secret is not None and (len(secret) < SECRET_MIN or len(set(secret)) < 8):
+            raise bad(f"webhook_secret: use at least {SECRET_MIN} random characters (make one with: {SECRET_HOWTO})")
         if self.mode == "webhook" and not secret:
             raise bad("webhook_secret: required in webhook mode (every request is checked against it)")
         return self

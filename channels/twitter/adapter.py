@@ -42,15 +42,16 @@ from tweepy.asynchronous import AsyncClient
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import PermanentChannelError, TransientChannelError
+from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import Message, Outbound
-from bot.ratelimit import AuthFailureLimit
+from bot.ratelimit import AuthFailureLimit, WindowLimit
 from channels.twitter import normalize
 from channels.twitter.config import TwitterChannelSettings
 from channels.twitter.normalize import Skipped
 from channels.twitter.policy import nudge_text, plan_reply
 from channels.twitter.text import weighted_length
-from channels.twitter.webhook import SIGNATURE_HEADER, crc_response, signature_ok
+from channels.twitter.webhook import SIGNATURE_HEADER, crc_response, crc_token_ok, signature_ok
 
 if TYPE_CHECKING:
     from bot.intake import Sink
@@ -60,6 +61,7 @@ log = get_logger("switchboard.twitter")
 PROGRESS_TTL_S = 7 * 24 * 3600
 MAX_PAGES = 10
 MAX_WEBHOOK_BODY = 1024 * 1024
+CRC_PER_MINUTE = 10  # per client address
 _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Payload keys of an Account Activity delivery that are context, not events.
 _WEBHOOK_CONTEXT = frozenset({"for_user_id", "users", "apps", "user_has_blocked", "source"})
@@ -121,6 +123,8 @@ class TwitterChannel:
         self.cfg = cfg
         self.r = r
         self._auth_failures = AuthFailureLimit(r, "twitter")
+        # X sends a CRC challenge on registration and about hourly: a handful per minute is plenty.
+        self._crc_limit = WindowLimit(r, "twitter:crc", limit=CRC_PER_MINUTE)
         self.client = AsyncClient(
             bearer_token=_secret(cfg.bearer_token),
             consumer_key=_secret(cfg.consumer_key),
@@ -410,9 +414,15 @@ class TwitterChannel:
         router = APIRouter()
 
         @router.get(self.cfg.webhook_path, include_in_schema=False)
-        async def crc(crc_token: str | None = None) -> JSONResponse:
+        async def crc(request: Request, crc_token: str | None = None) -> JSONResponse:
+            ip = request.client.host if request.client else "?"
+            if not await self._crc_limit.hit(ip):
+                return JSONResponse({"error": "too many CRC requests"}, status_code=429)
             if not crc_token:
                 return JSONResponse({"error": "crc_token missing"}, status_code=400)
+            if not crc_token_ok(crc_token):
+                log.warning("twitter.crc_refused", client=ip, length=len(crc_token))
+                return JSONResponse({"error": "crc_token is not shaped like X's"}, status_code=400)
             return JSONResponse(crc_response(secret, crc_token))
 
         @router.post(self.cfg.webhook_path, include_in_schema=False)
@@ -420,8 +430,9 @@ class TwitterChannel:
             ip = request.client.host if request.client else None
             if self._auth_failures.blocked(ip):
                 return Response(status_code=429)
-            body = await request.body()
-            if len(body) > MAX_WEBHOOK_BODY:
+            try:
+                body = await read_capped(request, MAX_WEBHOOK_BODY)
+            except BodyTooLarge:
                 return Response(status_code=413)
             if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
                 log.warning("twitter.webhook_rejected", reason="bad_signature", client=ip)

@@ -27,7 +27,7 @@ from tests.integration.test_secrets_channels import start_roles, stop_roles, unt
 
 pytestmark = [pytest.mark.redis, pytest.mark.rasa, pytest.mark.browser, pytest.mark.slow]
 
-TG_SECRET = "tg-webhook_Secret42"
+TG_SECRET = "tg-webhook_Secret42-kQ7vXz9LmN3pR5tW"
 # Not valid images, on purpose: the console must hand back exactly what the user sent.
 PHOTO = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
 SCREENSHOT = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)

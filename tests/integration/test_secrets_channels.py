@@ -73,7 +73,7 @@ ZH = [
 ]
 TEXTS = [(t, "en") for t in EN] + [(t, "zh") for t in ZH]
 
-TG_SECRET = "tg-webhook_Secret42"
+TG_SECRET = "tg-webhook_Secret42-kQ7vXz9LmN3pR5tW"
 SUPPORT = USER
 HAN = re.compile(r"[\u4e00-\u9fff]")
 

@@ -41,7 +41,7 @@ pytestmark = [
     ),
 ]
 
-SECRET = "tg-webhook_Secret42"
+SECRET = "tg-webhook_Secret42-kQ7vXz9LmN3pR5tW"
 HAN = range(0x4E00, 0xA000)
 
 

@@ -34,7 +34,7 @@ def test_a_token_alone_is_a_polling_bot_with_safe_defaults() -> None:
 def test_webhook_mode_requires_a_secret_and_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"channels\[0\].*webhook_secret: required in webhook mode"):
         tg(mode="webhook")
-    cfg = tg(mode="webhook", webhook_secret="s3cret_-X", public_url="https://bot.example.com/")
+    cfg = tg(mode="webhook", webhook_secret="s3cret_-X-0123456789abcdefghijklmnop", public_url="https://bot.example.com/")
     assert cfg.webhook_url() == "https://bot.example.com/telegram/webhook"
 
 
