@@ -93,6 +93,39 @@ class WebSettings(Section):
     rate_per_session: Annotated[int, Field(ge=1)] = 30
     rate_per_ip: Annotated[int, Field(ge=1)] = 120
     history: Annotated[int, Field(ge=10, le=5000)] = 200
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For / -Proto are believed.
+    # Empty (the default): the client address is the TCP peer's, whatever headers say.
+    trusted_proxies: tuple[str, ...] = ()
+    # /metrics: with a token, scrapers send `Authorization: Bearer <token>`; without one, only
+    # clients on this host (loopback) get an answer.
+    metrics_token: SecretStr | None = None
+    # Strict-Transport-Security on every response served over HTTPS (0 = not sent).
+    hsts_max_age_s: Annotated[int, Field(ge=0)] = 31_536_000
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_strength(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 24:
+            raise ValueError("use at least 24 random characters "
+                             "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP address or CIDR network") from None
+        return v
 
 
 class SLATarget(Section):

@@ -128,7 +128,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     outbound senders."""
     import uvicorn
 
-    from bot.web import create_app
+    from bot.web import create_app, uvicorn_options
 
     stop = stop or asyncio.Event()
     r = connect_redis(settings)
@@ -153,10 +153,10 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         host=settings.web.host,
         port=settings.web.port if port is None else port,
         log_level="warning",
-        ws_max_size=64 * 1024,
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=5,  # a stuck client must not hold a restart hostage
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     serve = asyncio.create_task(server.serve())

@@ -1,20 +1,28 @@
 """The web app: channel routes (widget, webhooks), health, readiness and Prometheus metrics.
-The agent console mounts here too (handoff/)."""
+The agent console mounts here too (handoff/).
+
+Client addresses come from the TCP peer unless it is one of `web.trusted_proxies` (then from its
+X-Forwarded-For); uvicorn's own proxy handling, which trusts any local client, is turned off.
+Responses served over HTTPS carry HSTS; `/metrics` needs a token or a local client."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from bot.channel import Channel
     from bot.config import Settings
@@ -49,6 +57,40 @@ async def queue_lag(r: aioredis.Redis, streams: list[str]) -> dict[str, tuple[in
     return out
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Server options that matter for security: no proxy headers believed by uvicorn itself (it
+    would trust X-Forwarded-For from any local client); `create_app` applies `trusted_proxies`."""
+    return {"proxy_headers": False, "server_header": False, "ws_max_size": 64 * 1024}
+
+
+class HSTSMiddleware:
+    """`Strict-Transport-Security` on every HTTP response whose request came over HTTPS (as the
+    TCP peer, or a trusted proxy's X-Forwarded-Proto, says)."""
+
+    def __init__(self, app: ASGIApp, max_age_s: int) -> None:
+        self.app = app
+        self.value = f"max-age={max_age_s}; includeSubDomains".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"strict-transport-security", self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_hsts)
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def create_app(
     settings: Settings, redis: aioredis.Redis, channels: list[Channel], extra_routers: list[APIRouter] | None = None
 ) -> FastAPI:
@@ -61,6 +103,12 @@ def create_app(
             await app.state.http.close()
 
     app = FastAPI(title="switchboard", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # Added last = outermost: the proxy headers are resolved before HSTS looks at the scheme.
+    if settings.web.hsts_max_age_s:
+        app.add_middleware(HSTSMiddleware, max_age_s=settings.web.hsts_max_age_s)
+    if settings.web.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.web.trusted_proxies))
+    metrics_token = settings.web.metrics_token.get_secret_value().encode() if settings.web.metrics_token else None
     mp = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     multiproc_dir = mp if mp and os.path.isdir(mp) else None
     app.state.settings = settings
@@ -94,7 +142,15 @@ def create_app(
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if metrics_token is not None:
+            auth = request.headers.get("authorization", "")
+            if not hmac.compare_digest(auth.encode(), b"Bearer " + metrics_token):
+                return Response("metrics need the bearer token (web.metrics_token)\n", status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        elif not _loopback(request.client.host if request.client else None):
+            return Response("metrics are served to this host only unless web.metrics_token is set\n",
+                            status_code=403)
         from bot.router import HANDOFF_STREAM, outbound_stream
 
         streams = [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c.name) for c in channels]]

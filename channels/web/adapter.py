@@ -5,6 +5,11 @@ Every event of a session (the user's messages, bot and agent replies) is kept in
 Redis stream — the mailbox — so a page that was offline or reloaded gets exactly the events it has
 not seen, in order, from any web process. Delivery to open sockets is woken through one pub/sub
 channel per process, but the mailbox is the source of truth, so a missed wake-up loses nothing.
+
+Two ids per visitor. The **session** is a bearer secret issued by the server only (a client-chosen
+or expired one gets a fresh session, never someone else's history); Redis keeps only its SHA-256.
+The **contact** id is public: it names the visitor to agents, in tickets, logs and the queue, and
+keys the mailbox; knowing it gives no access to anything.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
 from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
+from bot.httpbody import BodyTooLarge, read_capped
 from bot.intake import Sink, redacted
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
 from channels.web.config import WebChannelSettings
+from channels.web.sniff import matches_type
 
 log = get_logger("switchboard.web")
 
@@ -43,6 +50,8 @@ SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_FRAME = 64 * 1024
+SESSION_HEADER = "x-widget-session"
+FILES_BYTES = "web:files:bytes"  # bytes of all stored widget uploads (every web process adds to it)
 
 # KEYS: sent marker, mailbox ; ARGV: ttl, history, notify channel, session, event json.
 # The wake-up carries the event and the id it follows, so a socket that has seen everything up to
@@ -60,12 +69,32 @@ _BOX_ADD = _BOX_ADD_BODY + "return id\n"
 # The user's own line, behind the per-minute rate limits of the session and of the IP address:
 # KEYS: + session counter, IP counter ; ARGV: + session limit, IP limit. Returns 'rate_limited'.
 _BOX_USER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local ns = redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], 120)
 local ni = redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], 120)
 if ns > tonumber(ARGV[6]) or ni > tonumber(ARGV[7]) then return 'rate_limited' end
 """ + _BOX_ADD_BODY + "return id\n"
+# An upload's admission, before anything is written: a resend of a stored file (same client id) is
+# 'dup' and costs nothing; then the rate limits as for typed lines; then the byte quotas of the
+# session and of the whole store. KEYS: sent marker, session counter, IP counter, session bytes,
+# total bytes ; ARGV: session limit, IP limit, size, session quota, total quota, session ttl.
+_ADMIT_UPLOAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup' end
+local ns = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 120)
+local ni = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 120)
+if ns > tonumber(ARGV[1]) or ni > tonumber(ARGV[2]) then return 'rate_limited' end
+local size = tonumber(ARGV[3])
+if tonumber(redis.call('GET', KEYS[4]) or '0') + size > tonumber(ARGV[4]) then return 'quota_session' end
+if tonumber(redis.call('GET', KEYS[5]) or '0') + size > tonumber(ARGV[5]) then return 'quota_total' end
+redis.call('INCRBY', KEYS[4], size)
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('INCRBY', KEYS[5], size)
+return 'ok'
+"""
 # The same for a reply taken from `outbound:web`, acknowledged in the same script:
 # KEYS: + outbound stream, attempts hash ; ARGV: + group, entry id. A redelivered reply whose
 # marker is already set is only acknowledged.
@@ -112,11 +141,28 @@ ERRORS = {
         "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.",
         "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。",
     },
+    "quota_session": {
+        "en": "You have sent as many files as this chat can take. Please describe the rest in a message.",
+        "zh": "本次会话可发送的文件已达上限，请用文字描述其余内容。",
+    },
+    "quota_total": {
+        "en": "Files cannot be received just now. Please describe it in a message or try again later.",
+        "zh": "暂时无法接收文件，请用文字描述或稍后再试。",
+    },
+    "session": {
+        "en": "Your chat session has expired. Please reload the page.",
+        "zh": "会话已过期，请刷新页面。",
+    },
 }
 
 
-def box_key(session: str) -> str:
-    return f"web:box:{session}"
+def box_key(contact: str) -> str:
+    return f"web:box:{contact}"
+
+
+def session_key(session: str) -> str:
+    """Where a session's contact id is kept: under a hash, so the bearer secret is not stored."""
+    return "web:session:" + hashlib.sha256(session.encode()).hexdigest()
 
 
 def _now_iso() -> str:
@@ -218,6 +264,7 @@ class WebChannel:
         self._box_add = r.register_script(_BOX_ADD)
         self._box_deliver = r.register_script(_BOX_DELIVER)
         self._box_user = r.register_script(_BOX_USER)
+        self._admit_upload = r.register_script(_ADMIT_UPLOAD)
         self.attachments_dir = settings.path(cfg.attachments_dir or Path(settings.data_dir) / "web" / "attachments")
 
     @classmethod
@@ -228,6 +275,38 @@ class WebChannel:
     async def start(self, sink: Sink) -> None:
         self.sink = sink
         self.hub.start()
+        await self._count_stored_files()
+
+    async def _count_stored_files(self) -> None:
+        """The total-bytes quota counter starts from what is on disk (first process to start)."""
+        try:
+            if await self.r.exists(FILES_BYTES):
+                return
+            used = await asyncio.to_thread(_dir_bytes, self.attachments_dir)
+            await self.r.set(FILES_BYTES, used, nx=True)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log.warning("web.files_count_failed", error=str(e)[:200])
+
+    # -- sessions ---------------------------------------------------------------------------------
+    async def resume(self, session: object) -> tuple[str, str]:
+        """(session, contact) for a hello: the same pair for a session this server issued and
+        that has not expired, a fresh pair for anything else (absent, malformed, made up)."""
+        if isinstance(session, str) and SESSION_RE.match(session):
+            contact = await self.r.getex(session_key(session), ex=BOX_TTL_S)
+            if contact:
+                return session, contact.decode() if isinstance(contact, bytes) else str(contact)
+        session = secrets.token_urlsafe(24)
+        contact = "w" + secrets.token_hex(8)
+        await self.r.set(session_key(session), contact, ex=BOX_TTL_S)
+        return session, contact
+
+    async def contact_of(self, session: str) -> str | None:
+        if not SESSION_RE.match(session):
+            return None
+        contact = await self.r.get(session_key(session))
+        if not contact:
+            return None
+        return contact.decode() if isinstance(contact, bytes) else str(contact)
 
     async def stop(self) -> None:
         await self.hub.stop()
@@ -296,7 +375,7 @@ class WebChannel:
         async def upload_preflight(request: Request) -> Response:
             return Response(status_code=204, headers={
                 **self._cors(request), "Access-Control-Allow-Methods": "POST",
-                "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "600",
+                "Access-Control-Allow-Headers": f"content-type, {SESSION_HEADER}", "Access-Control-Max-Age": "600",
             })
 
         @router.post("/widget/upload", include_in_schema=False)
@@ -315,10 +394,12 @@ class WebChannel:
         return {}
 
     async def _upload(self, request: Request) -> Response:
-        """One file from the widget: `POST /widget/upload?session=…&client_id=…&name=…&lang=…` with
-        the file as the body. It becomes a message of the session (no text, the file attached),
-        behind the same rate limits and duplicate check as typed lines; the widget sees it come back
-        in the mailbox like its other lines."""
+        """One file from the widget: `POST /widget/upload?client_id=…&name=…&lang=…` with the
+        session in the `X-Widget-Session` header (never in the URL, which proxies log) and the file
+        as the body. It becomes a message of the session (no text, the file attached), behind the
+        same rate limits and duplicate check as typed lines plus byte quotas per session and in
+        total — all checked before anything is written. The file's first bytes must match the type
+        it claims. The widget sees it come back in the mailbox like its other lines."""
         q = request.query_params
         cors = self._cors(request)
         lang = q.get("lang") if q.get("lang") in ("zh", "en") else "en"
@@ -329,43 +410,56 @@ class WebChannel:
 
         if request.headers.get("origin") and not cors:
             return JSONResponse({"error": "origin"}, 403)
-        session, cid = q.get("session") or "", q.get("client_id") or ""
-        if not (SESSION_RE.match(session) and CLIENT_ID_RE.match(cid)):
+        session, cid = request.headers.get(SESSION_HEADER) or "", q.get("client_id") or ""
+        if not CLIENT_ID_RE.match(cid):
             return refuse(400, "invalid")
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype not in self.cfg.allowed_attachment_types:
             return refuse(415, "file_type")
         limit = self.cfg.max_attachment_bytes
-
-        def too_large(n: int) -> JSONResponse:
-            return refuse(413, "file_too_large", n=f"{n / 1048576:.1f}", max=f"{limit / 1048576:.0f}")
-
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return too_large(int(declared))
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return too_large(len(body))
-        if not body:
-            return refuse(400, "invalid")
-        name = safe_filename(q.get("name") or "file")
-        data = bytes(body)
-        if is_text(ctype, name):
-            data, _ = await asyncio.to_thread(redact_text_file, data)
-        key = hashlib.sha256(session.encode()).hexdigest()[:24]
-        rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
-        ip = request.client.host if request.client else "?"
         try:
+            contact = await self.contact_of(session)
+            if contact is None:
+                return refuse(403, "session")
+            try:
+                data = await read_capped(request, limit)
+            except BodyTooLarge:
+                declared = request.headers.get("content-length") or ""
+                n = int(declared) if declared.isdigit() else limit + 1
+                return refuse(413, "file_too_large", n=f"{n / 1048576:.1f}", max=f"{limit / 1048576:.0f}")
+            if not data:
+                return refuse(400, "invalid")
+            name = safe_filename(q.get("name") or "file")
+            if not matches_type(data, ctype):
+                log.warning("web.upload_refused", reason="content_mismatch", content_type=ctype, contact=contact)
+                return refuse(415, "file_type")
+            ip = request.client.host if request.client else "?"
+            minute = int(time.time() // 60)
+            verdict = await self._admit_upload(
+                keys=[f"web:sent:in:{contact}:{cid}", f"rl:web:s:{contact}:{minute}", f"rl:web:ip:{ip}:{minute}",
+                      f"web:quota:{contact}", FILES_BYTES],
+                args=[self.settings.web.rate_per_session, self.settings.web.rate_per_ip, len(data),
+                      self.cfg.max_upload_bytes_per_session, self.cfg.max_upload_bytes_total, BOX_TTL_S],
+            )
+            verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+            if verdict == "dup":
+                return JSONResponse({"ok": True, "client_id": cid}, headers=cors)
+            if verdict == "rate_limited":
+                return refuse(429, "rate_limited")
+            if verdict in ("quota_session", "quota_total"):
+                log.warning("web.upload_refused", reason=verdict, contact=contact, bytes=len(data))
+                return refuse(413 if verdict == "quota_session" else 507, verdict)
+            if is_text(ctype, name):
+                data, _ = await asyncio.to_thread(redact_text_file, data)
+            key = hashlib.sha256(contact.encode()).hexdigest()[:24]
+            rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
             att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
-            if not await self._accept(session, ip, cid, "", lang, (att,)):
-                return refuse(429, "rate_limited")
+            await self._accept(contact, ip, cid, "", lang, (att,), counted=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.upload_failed", error=str(e)[:200])
             return refuse(503, "unavailable")
-        log.info("web.upload", bytes=len(data), content_type=ctype)
+        log.info("web.upload", contact=contact, bytes=len(data), content_type=ctype)
         return JSONResponse({"ok": True, "client_id": cid}, headers=cors)
 
     async def fetch_attachment(self, ref: str) -> bytes:
@@ -393,30 +487,37 @@ class WebChannel:
             with contextlib.suppress(Exception):
                 await ws.close(code=1002)
             return
-        session = h.get("session")
-        if not (isinstance(session, str) and SESSION_RE.match(session)):
-            session = secrets.token_urlsafe(18)
+        try:
+            session, contact = await self.resume(h.get("session"))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log.warning("web.session_unavailable", error=str(e)[:200])
+            with contextlib.suppress(Exception):
+                await ws.close(code=1013)  # try again later
+            return
         lang_hint = h.get("lang") if h.get("lang") in ("zh", "en") else "en"
         last = h.get("last_seen")
         last_seen = last if isinstance(last, str) and EVENT_ID_RE.match(last) else None
-        await ws.send_text(orjson.dumps({"type": "welcome", "session": session}).decode())
-        wake = self.hub.register(session)
+        await ws.send_text(orjson.dumps({"type": "welcome", "session": session, "contact": contact}).decode())
+        wake = self.hub.register(contact)
         wake.set()  # send the backlog at once
         state = {"last": last_seen, "lang": lang_hint}
-        writer = asyncio.create_task(self._writer(ws, session, wake, state))
+        writer = asyncio.create_task(self._writer(ws, contact, wake, state))
         try:
-            await self._reader(ws, session, ip, state)
+            await self._reader(ws, contact, ip, state)
         finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
-            self.hub.unregister(session, wake)
+            self.hub.unregister(contact, wake)
 
     async def _writer(self, ws: WebSocket, session: str, wake: Waiter, state: dict[str, Any]) -> None:
         ping_every = self.cfg.ping_interval_s
         while True:
             try:
-                await asyncio.wait_for(wake.event.wait(), timeout=ping_every)
+                # Not asyncio.wait_for: on 3.11 it can swallow the cancel that ends this writer when
+                # the wake-up fires at the same moment, leaving a closed socket's task for a ping period.
+                async with asyncio.timeout(ping_every):
+                    await wake.event.wait()
             except TimeoutError:
                 await ws.send_text('{"type":"ping"}')
                 continue
@@ -509,10 +610,13 @@ class WebChannel:
             await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
 
     async def _accept(
-        self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = ()
+        self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = (),
+        *, counted: bool = False,
     ) -> bool:
         """Rate limits, the user's line into the mailbox, the message onto the queue. False when
-        a rate limit refused it (nothing stored)."""
+        a rate limit refused it (nothing stored). `session` is the contact id (public); `counted`:
+        the limits were already applied (an upload's admission). A resend of a line already taken
+        (same client id) costs no rate-limit budget."""
         assert self.sink is not None, "channel not started"
         msg = redacted(
             Message(
@@ -533,13 +637,25 @@ class WebChannel:
                                  "author": None, "buttons": []}
         if attachments:
             event["attachments"] = [{"name": a.name, "size": a.size, "content_type": a.content_type} for a in attachments]
-        res = await self._box_user(
-            keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
-                  f"rl:web:ip:{ip}:{minute}"],
-            args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode(),
-                  self.settings.web.rate_per_session, self.settings.web.rate_per_ip],
-        )
+        if counted:
+            res = await self._box_add(
+                keys=[f"web:sent:in:{session}:{client_id}", box_key(session)],
+                args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode()],
+            )
+        else:
+            res = await self._box_user(
+                keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
+                      f"rl:web:ip:{ip}:{minute}"],
+                args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode(),
+                      self.settings.web.rate_per_session, self.settings.web.rate_per_ip],
+            )
         if res in (b"rate_limited", "rate_limited"):
             return False
         await self.sink(msg, pre_redacted=True)
         return True
+
+
+def _dir_bytes(root: Path) -> int:
+    if not root.exists():
+        return 0
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

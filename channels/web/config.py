@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bot.config import ChannelSettings
 
@@ -24,3 +24,18 @@ class WebChannelSettings(ChannelSettings):
         "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
     )
     attachments_dir: str | None = None
+    # Quotas, checked before a file is written: bytes one widget session may upload in its
+    # lifetime (30 days), and bytes all widget uploads together may occupy in attachments_dir.
+    max_upload_bytes_per_session: Annotated[int, Field(ge=1)] = 50 * 1024 * 1024
+    max_upload_bytes_total: Annotated[int, Field(ge=1)] = 5 * 1024 * 1024 * 1024
+
+    @field_validator("allowed_attachment_types")
+    @classmethod
+    def _known_types(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # Every accepted type needs a content check (channels/web/sniff.py), else it is refused.
+        from channels.web.sniff import RULES
+
+        unknown = [t for t in v if t not in RULES]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: no content check for this type (use some of {', '.join(RULES)})")
+        return v

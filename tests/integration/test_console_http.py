@@ -41,12 +41,12 @@ async def login(http: aiohttp.ClientSession, base: str, email: str, password: st
         return r.headers["location"]
 
 
-async def ticket_of(staff: aiohttp.ClientSession, base: str, session: str) -> dict[str, Any] | None:
-    """The queued ticket of a widget session, waited for up to 10 s (the ticket worker is asynchronous)."""
+async def ticket_of(staff: aiohttp.ClientSession, base: str, contact: str) -> dict[str, Any] | None:
+    """The queued ticket of a widget visitor (their public contact id), waited for up to 10 s (the ticket worker is asynchronous)."""
     for _ in range(100):
         async with staff.get(base + "/agent/api/tickets?view=queue") as r:
             rows = [t for t in (await r.json())["tickets"]
-                    if any(i["source_id"] == session for i in t["contact"]["identities"])]
+                    if any(i["source_id"] == contact for i in t["contact"]["identities"])]
         if rows:
             return rows[0]  # type: ignore[no-any-return]
         await asyncio.sleep(0.1)
@@ -112,13 +112,13 @@ async def test_theft_in_the_widget_reaches_an_agent_whose_reply_reaches_the_widg
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
         ws = await user.ws_connect(agents + "/ws/chat")
         await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
-        session = (await ws.receive_json(timeout=5))["session"]
+        contact = (await ws.receive_json(timeout=5))["contact"]  # the visitor's public id
         await ws.send_str(orjson.dumps({"type": "message", "client_id": "t1",
                                         "text": "my account was hacked and my BTC is gone"}).decode())
         assert await login(staff, agents, "lin@example.com") == "/agent"
         async with staff.get(agents + "/agent/api/me") as r:
             csrf = (await r.json())["csrf"]
-        ticket = await ticket_of(staff, agents, session)
+        ticket = await ticket_of(staff, agents, contact)
         assert ticket, "no ticket appeared for the theft message"
         assert ticket["priority"] == "urgent" and ticket["topic"] == "theft"
         number = ticket["number"]
@@ -156,12 +156,13 @@ async def test_a_file_sent_in_the_widget_reaches_the_ticket_and_the_agent_opens_
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
         ws = await user.ws_connect(agents + "/ws/chat")
         await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
-        session = (await ws.receive_json(timeout=5))["session"]
+        welcome = await ws.receive_json(timeout=5)
+        session, contact = welcome["session"], welcome["contact"]
         up = agents + "/widget/upload"
 
         async def upload(cid: str, body: bytes, ctype: str, name: str, sess: str = session) -> tuple[int, dict]:  # type: ignore[type-arg]
-            async with user.post(up, params={"session": sess, "client_id": cid, "name": name, "lang": "en"},
-                                 data=body, headers={"content-type": ctype}) as r:
+            async with user.post(up, params={"client_id": cid, "name": name, "lang": "en"},
+                                 data=body, headers={"content-type": ctype, "x-widget-session": sess}) as r:
                 return r.status, await r.json()
 
         # A file alone, before any handoff: the bot says it arrived and asks what it is about.
@@ -182,12 +183,14 @@ async def test_a_file_sent_in_the_widget_reaches_the_ticket_and_the_agent_opens_
         status, body = await upload("f3", b"0" * (10 * 1024 * 1024 + 1), "image/png", "huge.png")
         assert status == 413 and "10 MB" in body["message"]
         status, _ = await upload("f4", shot, "image/png", "x.png", sess="../../etc")
-        assert status == 400
+        assert status == 403
+        status, _ = await upload("f4", shot, "image/png", "x.png", sess=contact)  # the public id is no key
+        assert status == 403
 
         # Theft, then a text file with a secret in it: both join the ticket, the secret does not.
         await ws.send_str('{"type":"message","client_id":"t1","text":"my account was hacked and my BTC is gone"}')
         assert await login(staff, agents, "lin@example.com") == "/agent"
-        ticket = await ticket_of(staff, agents, session)
+        ticket = await ticket_of(staff, agents, contact)
         assert ticket, "no ticket for the theft message"
         number = ticket["number"]
         status, _ = await upload("f5", note.encode(), "text/plain", "notes.txt")

@@ -6,19 +6,24 @@ real FastAPI routes of their adapters."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
 pytestmark = [pytest.mark.redis]
 
@@ -149,3 +154,171 @@ def test_a_weak_telegram_webhook_secret_is_refused_with_how_to_make_one(secret: 
     ok = make_settings(channels=[{"type": "telegram", "token": "123456:" + "A" * 35, "mode": "webhook",
                                   "webhook_secret": secrets.token_urlsafe(32)}])
     assert ok.channel("telegram") is not None
+
+
+# -- the web app in this process ----------------------------------------------------------------------
+@dataclass
+class Web:
+    url: str
+    r: aioredis.Redis
+    files: Path
+    svc: Any
+    settings: Any
+
+
+@contextlib.asynccontextmanager
+async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = None,
+                widget: dict[str, Any] | None = None, **over: Any) -> AsyncIterator[Web]:
+    """The product's web app (widget + console) on a free port: real Redis, a SQLite ticket DB."""
+    import uvicorn
+
+    from bot.intake import make_sink
+    from bot.queue import Queue
+    from bot.runtime import build_channels, ticket_service
+    from bot.web import create_app, uvicorn_options
+    from handoff.console import console_router
+
+    files = tmp / "files"
+    settings = make_settings(database={"url": f"sqlite+aiosqlite:///{tmp}/t.db"}, web=web or {},
+                             channels=[{"type": "web", "attachments_dir": str(files), **(widget or {})}], **over)
+    channels = build_channels(settings, r)
+    sink = make_sink(Queue(r, settings.queue))
+    for ch in channels:
+        await ch.start(sink)
+    svc, engine = await ticket_service(settings, r, migrate=True)
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                          **uvicorn_options(settings)))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+        await asyncio.sleep(0.01)
+    try:
+        yield Web(f"http://127.0.0.1:{port}", r, files, svc, settings)
+    finally:
+        server.should_exit = True
+        await task
+        for ch in channels:
+            await ch.stop()
+        await engine.dispose()
+
+
+async def hello(ws: aiohttp.ClientWebSocketResponse, session: str | None = None) -> dict[str, Any]:
+    await ws.send_str(orjson.dumps({"type": "hello", "session": session, "last_seen": None, "lang": "en"}).decode())
+    w = await ws.receive_json(timeout=5)
+    assert w["type"] == "welcome"
+    return w  # type: ignore[no-any-return]
+
+
+async def events_until_quiet(ws: aiohttp.ClientWebSocketResponse, quiet_s: float = 0.5) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        try:
+            m = await ws.receive_json(timeout=quiet_s)
+        except TimeoutError:
+            return out
+        if m["type"] == "event":
+            out.append(m)
+
+
+async def say(ws: aiohttp.ClientWebSocketResponse, cid: str, text: str) -> str:
+    await ws.send_str(orjson.dumps({"type": "message", "client_id": cid, "text": text}).decode())
+    while True:
+        m = await ws.receive_json(timeout=5)
+        if m["type"] in ("ack", "error"):
+            return str(m.get("code", "ack"))
+
+
+# -- 2. The widget session id is a bearer token ------------------------------------------------------------
+async def test_a_client_chosen_or_leaked_id_never_opens_someone_elses_history(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis) as web, aiohttp.ClientSession() as http:
+        async with http.ws_connect(web.url + "/ws/chat") as ws:
+            victim = await hello(ws)
+            assert await say(ws, "v1", "my UID is 4417 and my withdrawal is stuck") == "ack"
+        # What agents, tickets, logs and the queue see is the public contact id, not the session.
+        [(_, fields)] = await aredis.xrange("inbound")
+        msg = orjson.loads(fields["m"])
+        assert msg["user_id"] == victim["contact"] and victim["session"] not in fields["m"]
+        for chosen in ("attacker-chosen-id-123", victim["contact"], "A" * 64):
+            async with http.ws_connect(web.url + "/ws/chat") as ws:
+                w = await hello(ws, chosen)
+                assert w["session"] != chosen and w["session"] != victim["session"]
+                assert w["contact"] != victim["contact"]
+                assert await events_until_quiet(ws) == []  # a fresh, empty conversation
+        async with http.ws_connect(web.url + "/ws/chat") as ws:  # the real owner resumes
+            w = await hello(ws, victim["session"])
+            assert (w["session"], w["contact"]) == (victim["session"], victim["contact"])
+            assert [e["text"] for e in await events_until_quiet(ws)] == ["my UID is 4417 and my withdrawal is stuck"]
+        assert victim["session"] not in " ".join(await aredis.keys("*"))  # stored only as a hash
+
+
+async def test_a_resent_line_does_not_spend_the_rate_limit(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis, web={"rate_per_session": 3}) as web, aiohttp.ClientSession() as http:
+        async with http.ws_connect(web.url + "/ws/chat") as ws:
+            await hello(ws)
+            codes = [await say(ws, "m1", "hello") for _ in range(5)]  # a flaky network resends m1
+            codes += [await say(ws, "m2", "are you there"), await say(ws, "m3", "what is the maker fee")]
+            codes.append(await say(ws, "m4", "one too many"))
+    assert codes == ["ack"] * 7 + ["rate_limited"]
+    assert await aredis.xlen("inbound") == 3
+
+
+# -- 3. Uploads --------------------------------------------------------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def stored(files: Path) -> list[Path]:
+    return [p for p in files.rglob("*") if p.is_file()] if files.exists() else []
+
+
+async def upload(http: aiohttp.ClientSession, web: Web, session: str, cid: str, body: bytes,
+                 ctype: str = "image/png", name: str = "shot.png") -> tuple[int, str]:
+    async with http.post(web.url + "/widget/upload", params={"client_id": cid, "name": name, "lang": "en"},
+                         data=body, headers={"content-type": ctype, "x-widget-session": session}) as res:
+        return res.status, str((await res.json()).get("error", "ok"))
+
+
+async def test_uploads_over_the_rate_limit_are_refused_before_anything_is_written(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis, web={"rate_per_session": 3}) as web, aiohttp.ClientSession() as http:
+        async with http.ws_connect(web.url + "/ws/chat") as ws:
+            session = (await hello(ws))["session"]
+        got = [await upload(http, web, session, f"f{i}", PNG + bytes([i])) for i in range(6)]
+        assert [c for c, _ in got] == [200, 200, 200, 429, 429, 429]
+        assert len(stored(web.files)) == 3
+        assert await upload(http, web, session, "f0", PNG + b"\x00") == (200, "ok")  # a resend: free, not stored twice
+        assert len(stored(web.files)) == 3 and await aredis.xlen("inbound") == 3
+
+
+@pytest.mark.parametrize(("body", "ctype", "name"), [
+    (b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + b"\x00" * 200, "application/pdf", "invoice.pdf"),
+    (b"<!doctype html><script>alert(document.cookie)</script>", "image/png", "screenshot.png"),
+    (b"%PDF-1.7 but declared as an image", "image/jpeg", "photo.jpg"),
+    (b"\x7fELF\x02\x01\x01" + b"\x00" * 100, "text/plain", "notes.txt"),
+    (PNG, "application/pdf", "statement.pdf"),
+])
+async def test_a_file_whose_content_is_not_its_declared_type_is_refused(
+        tmp_path: Path, aredis: aioredis.Redis, body: bytes, ctype: str, name: str) -> None:
+    async with serve(tmp_path, aredis) as web, aiohttp.ClientSession() as http:
+        async with http.ws_connect(web.url + "/ws/chat") as ws:
+            session = (await hello(ws))["session"]
+        assert await upload(http, web, session, "x1", body, ctype, name) == (415, "file_type")
+        assert stored(web.files) == [] and await aredis.xlen("inbound") == 0
+        assert (await upload(http, web, session, "ok", b"%PDF-1.4\n1 0 obj", "application/pdf", "s.pdf"))[0] == 200
+
+
+async def test_upload_quotas_per_session_and_in_total(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    widget = {"max_upload_bytes_per_session": 3000, "max_upload_bytes_total": 5000}
+    async with serve(tmp_path, aredis, widget=widget) as web, aiohttp.ClientSession() as http:
+        sessions = []
+        for _ in range(3):
+            async with http.ws_connect(web.url + "/ws/chat") as ws:
+                sessions.append((await hello(ws))["session"])
+        a, b, c = sessions
+        big = PNG + b"\x01" * (2000 - len(PNG))
+        assert await upload(http, web, a, "a1", big) == (200, "ok")
+        assert await upload(http, web, a, "a2", big) == (413, "quota_session")
+        assert await upload(http, web, b, "b1", big) == (200, "ok")
+        assert await upload(http, web, c, "c1", big) == (507, "quota_total")
+        assert len(stored(web.files)) == 2

@@ -1269,8 +1269,9 @@ time::before { content: attr(data-t); }
     st.byClient.set(cid, row);
     withScroll(() => list.appendChild(row), true);
     markRead();
-    const q = new URLSearchParams({ session: st.session, client_id: cid, name: file.name || 'file', lang: LANG });
-    fetch(ORIGIN + '/widget/upload?' + q.toString(), { method: 'POST', body: file, headers: { 'content-type': type }, mode: 'cors', credentials: 'omit' })
+    // The session is a secret: it travels in a header, never in the URL (which proxies log).
+    const q = new URLSearchParams({ client_id: cid, name: file.name || 'file', lang: LANG });
+    fetch(ORIGIN + '/widget/upload?' + q.toString(), { method: 'POST', body: file, headers: { 'content-type': type, 'x-widget-session': st.session }, mode: 'cors', credentials: 'omit' })
       .then((res) => res.json().catch(() => ({})).then((body) => {
         if (res.ok) {
           if (row.getAttribute('data-state') !== 'sent') setUserState(row, 'sent');
