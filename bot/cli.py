@@ -561,17 +561,8 @@ def agents_list(config: ConfigOpt = None) -> None:
 
 @agents_app.command("disable")
 def agents_disable(email: str, config: ConfigOpt = None) -> None:
-    """Disable an agent: signs them out everywhere at once."""
-    from sqlalchemy import update
-
-    from handoff.models import Agent
-
-    async def go(svc):  # type: ignore[no-untyped-def]
-        async with svc.sm() as s, s.begin():
-            res = await s.execute(update(Agent).where(Agent.email == email.strip().lower()).values(active=False))
-            return res.rowcount
-
-    if not _with_tickets(config, go):
+    """Disable an agent: signs them out everywhere at once and closes their open consoles."""
+    if not _with_tickets(config, lambda svc: svc.disable_agent(email)):
         fail(f"no agent with email {email}", 1)
     typer.echo(f"agent {email} disabled")
 

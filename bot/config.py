@@ -156,8 +156,14 @@ class HandoffSettings(Section):
     sla_webhook: str | None = None
     sla_check_s: Annotated[float, Field(gt=0)] = 5.0
     session_hours: Annotated[int, Field(ge=1, le=168)] = 12
+    # Sign-in throttling: wrong passwords per (account, client address) and per account from any
+    # address, within lockout_min; past either, sign-in is refused until the window ends.
     max_login_failures: Annotated[int, Field(ge=1)] = 5
+    max_account_failures: Annotated[int, Field(ge=1)] = 50
     lockout_min: Annotated[int, Field(ge=1)] = 15
+    # An open console WebSocket re-checks its session this often (disabling an agent also closes
+    # their sockets at once).
+    ws_recheck_s: Annotated[float, Field(gt=0)] = 30.0
     # Agents' answers ready to insert, per language.
     canned_file: str = "handoff/canned.yml"
 

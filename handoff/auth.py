@@ -1,8 +1,17 @@
 """Agent sign-in: argon2 password hashes, server-side sessions in Redis (so disabling an agent
-locks them out at once), CSRF tokens per session, and a brute-force lockout per account and IP."""
+locks them out at once), CSRF tokens per session, and brute-force throttling.
+
+Throttling counts an attempt *before* its password is checked, in one Lua script, so parallel
+guesses cannot all slip through between a check and an increment. The tight limit is per
+(account, client address): a guesser is stopped without locking the real agent out from their own
+address. Softer limits per account (many addresses guessing one password) and per address (one
+address trying many accounts) catch distributed guessing. A successful sign-in refunds its attempt.
+Hashing (argon2, ~50 ms of CPU and 64 MiB each) runs in worker threads, a few at a time, never on
+the event loop that serves everyone else."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -37,6 +46,17 @@ def verify_or_dummy(hashed: str | None, pw: str) -> bool:
     return verify_password(hashed or _DUMMY, pw) and hashed is not None
 
 
+_HASH_SLOTS: dict[int, asyncio.Semaphore] = {}
+
+
+async def verify_off_loop(hashed: str | None, pw: str, slots: int = 2) -> bool:
+    """`verify_or_dummy` in a worker thread, at most `slots` at a time per event loop."""
+    loop = id(asyncio.get_running_loop())
+    sem = _HASH_SLOTS.setdefault(loop, asyncio.Semaphore(slots))
+    async with sem:
+        return await asyncio.to_thread(verify_or_dummy, hashed, pw)
+
+
 def same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
@@ -48,17 +68,50 @@ class Session:
     csrf: str
 
 
+# KEYS: (account, address), account, address ; ARGV: their limits, window. 1 = go ahead (counted).
+_ATTEMPT = """
+for i = 1, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then return 0 end
+end
+for i = 1, 3 do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
+return 1
+"""
+# A successful sign-in: its attempt is refunded and the (account, address) count cleared.
+_REFUND = """
+redis.call('DEL', KEYS[1])
+for i = 2, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+"""
+
+
+def agent_sessions_key(agent_id: int) -> str:
+    return f"agent:sessions:{agent_id}"
+
+
 class Sessions:
-    def __init__(self, r: aioredis.Redis, ttl_s: int, max_failures: int, lockout_s: int) -> None:
+    def __init__(self, r: aioredis.Redis, ttl_s: int, max_failures: int, lockout_s: int,
+                 max_account_failures: int | None = None) -> None:
         self.r = r
         self.ttl = ttl_s
         self.max_failures = max_failures
+        self.max_account_failures = max_account_failures or max_failures * 10
         self.lockout = lockout_s
+        self._attempt = r.register_script(_ATTEMPT)
+        self._refund = r.register_script(_REFUND)
 
     async def create(self, agent_id: int) -> Session:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        await self.r.hset(f"agent:sess:{token}", mapping={"agent": agent_id, "csrf": csrf})
-        await self.r.expire(f"agent:sess:{token}", self.ttl)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(f"agent:sess:{token}", mapping={"agent": agent_id, "csrf": csrf})
+        pipe.expire(f"agent:sess:{token}", self.ttl)
+        # Every session of an agent, so disabling them ends all of them at once.
+        pipe.sadd(agent_sessions_key(agent_id), token)
+        pipe.expire(agent_sessions_key(agent_id), self.ttl)
+        await pipe.execute()
         return Session(token, agent_id, csrf)
 
     async def get(self, token: str | None) -> Session | None:
@@ -72,16 +125,22 @@ class Sessions:
     async def drop(self, token: str) -> None:
         await self.r.delete(f"agent:sess:{token}")
 
-    async def locked(self, email: str, ip: str) -> bool:
-        a, b = await self.r.mget(f"agent:fail:{email}", f"agent:failip:{ip}")
-        return int(a or 0) >= self.max_failures or int(b or 0) >= self.max_failures * 4
+    async def drop_all(self, agent_id: int) -> int:
+        """End every session of an agent (disabled, or signed out everywhere)."""
+        key = agent_sessions_key(agent_id)
+        tokens = await self.r.smembers(key)
+        await self.r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
+        return len(tokens)
 
-    async def failed(self, email: str, ip: str) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for k in (f"agent:fail:{email}", f"agent:failip:{ip}"):
-            pipe.incr(k)
-            pipe.expire(k, self.lockout)
-        await pipe.execute()
+    def _keys(self, email: str, ip: str) -> list[str]:
+        return [f"agent:fail:{email}:{ip}", f"agent:fail:{email}", f"agent:failip:{ip}"]
 
-    async def succeeded(self, email: str) -> None:
-        await self.r.delete(f"agent:fail:{email}")
+    async def attempt(self, email: str, ip: str) -> bool:
+        """Count a sign-in attempt before its password is checked; False = throttled (not counted)."""
+        ok = await self._attempt(keys=self._keys(email, ip),
+                                 args=[self.max_failures, self.max_account_failures, self.max_failures * 4,
+                                       self.lockout])
+        return bool(int(ok))
+
+    async def succeeded(self, email: str, ip: str) -> None:
+        await self._refund(keys=self._keys(email, ip))

@@ -2,7 +2,17 @@
 
 Sessions are server-side (Redis) behind an HttpOnly, SameSite=Strict cookie; every state-changing
 request carries the session's CSRF token in `X-CSRF-Token`; the login form uses a double-submit
-token. A disabled agent's requests fail at once, whatever cookie they hold.
+token. A disabled agent's requests fail at once, whatever cookie they hold, and their open
+WebSockets are closed (`agents disable` announces it; each socket also re-checks its session on a
+timer). The WebSocket only accepts pages of this origin. Bodies are capped before they are read,
+and before any is read where authentication comes first.
+
+Who may do what (docs/SECURITY.md): any agent reads every ticket, replies to and changes the
+tickets assigned to them (or unassigned ones), and adds internal notes to any ticket (notes are
+how colleagues help; each is in the ticket's audit log under the author's name). "Bot was wrong"
+relabels what the user asked and feeds retraining, so on a ticket assigned to someone else only a
+supervisor may do it. Linking an identity to a contact changes who may ask about a ticket's
+status: supervisors only, audited on every ticket of the contact.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -25,11 +35,12 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.errors import PermanentChannelError, TransientError
+from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
-from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_or_dummy
+from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_off_loop
 from handoff.models import Agent
-from handoff.service import EVENTS, TicketError, TicketService
+from handoff.service import CONTROL, EVENTS, TicketError, TicketService
 
 log = get_logger("switchboard.console")
 
@@ -40,9 +51,27 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'",
 }
+MAX_FORM = 16 * 1024  # the sign-in form
+MAX_JSON = 256 * 1024  # an API body (a 10,000-character reply, escaped)
+MAX_REVIEW_FORM = 64 * 1024
+
+
+def security_headers(request: Request) -> dict[str, str]:
+    """Page headers; the CSP lets the page connect to its own origin only (WebSocket included)."""
+    ws = ("wss://" if request.url.scheme == "https" else "ws://") + request.url.netloc
+    return {**SECURITY_HEADERS, "Content-Security-Policy":
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            f"connect-src 'self' {ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """A WebSocket's Origin names this server (browsers always send it; a page elsewhere that
+    tries to use an agent's cookie shows its own origin)."""
+    if not origin or not host:
+        return False
+    u = urlsplit(origin)
+    return u.scheme in ("http", "https") and u.netloc.lower() == host.lower()
 
 
 def _static(name: str) -> bytes:
@@ -63,11 +92,14 @@ def console_router(
     settings: Settings, svc: TicketService, r: aioredis.Redis, channels: Sequence[Any] = ()
 ) -> APIRouter:
     hs = settings.handoff
-    sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60)
+    sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60,
+                        hs.max_account_failures)
     router = APIRouter(prefix="/agent")
 
     def secure(request: Request) -> bool:
-        return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        # The scheme the client used: the TCP connection's, or a trusted proxy's X-Forwarded-Proto
+        # (web.trusted_proxies) — never the header of an arbitrary client.
+        return request.url.scheme == "https"
 
     async def agent_of(token: str | None) -> tuple[Agent, str] | None:
         sess = await sessions.get(token)
@@ -89,12 +121,12 @@ def console_router(
             raise HTTPException(403, "missing or wrong CSRF token")
         return agent
 
-    def page(name: str) -> HTMLResponse:
-        return HTMLResponse(_static(name).decode(), headers=SECURITY_HEADERS)
+    def page(name: str, request: Request) -> HTMLResponse:
+        return HTMLResponse(_static(name).decode(), headers=security_headers(request))
 
     @router.get("/login", include_in_schema=False)
     async def login_page(request: Request) -> Response:
-        resp = page("login.html")
+        resp = page("login.html", request)
         token = secrets.token_urlsafe(24)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=False, samesite="strict", secure=secure(request),
                         path="/agent", max_age=3600)
@@ -102,24 +134,27 @@ def console_router(
 
     @router.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+        try:
+            raw = await read_capped(request, MAX_FORM)
+        except BodyTooLarge:
+            return Response("sign-in form too large\n", status_code=413)
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         email = form.get("email", "").strip().lower()[:320]
         ip = request.client.host if request.client else "?"
         if not same(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
             return RedirectResponse("/agent/login?error=invalid", 303)
-        if await sessions.locked(email, ip):
+        if not await sessions.attempt(email, ip):
             log.warning("agent.login_locked", email=email, ip=ip)
             return RedirectResponse("/agent/login?error=locked", 303)
         async with svc.sm() as s:
             a = (await s.execute(select(Agent).where(Agent.email == email))).scalar_one_or_none()
-        ok = verify_or_dummy(a.password_hash if a else None, form.get("password", ""))
+        ok = await verify_off_loop(a.password_hash if a else None, form.get("password", "")[:1024])
         if not ok or a is None:
-            await sessions.failed(email, ip)
             log.warning("agent.login_failed", email=email, ip=ip)
             return RedirectResponse("/agent/login?error=invalid", 303)
         if not a.active:
             return RedirectResponse("/agent/login?error=disabled", 303)
-        await sessions.succeeded(email)
+        await sessions.succeeded(email, ip)
         sess = await sessions.create(a.id)
         log.info("agent.login", agent=a.name)
         resp = RedirectResponse("/agent", 303)
@@ -142,7 +177,7 @@ def console_router(
     async def console(request: Request) -> Response:
         if await agent_of(request.cookies.get(SESSION_COOKIE)) is None:
             return RedirectResponse("/agent/login", 303)
-        return page("console.html")
+        return page("console.html", request)
 
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -174,7 +209,9 @@ def console_router(
 
     async def body(request: Request) -> dict[str, Any]:
         try:
-            data = orjson.loads(await request.body() or b"{}")
+            data = orjson.loads(await read_capped(request, MAX_JSON) or b"{}")
+        except BodyTooLarge:
+            raise HTTPException(413, "request body too large") from None
         except orjson.JSONDecodeError:
             raise HTTPException(400, "body must be JSON") from None
         if not isinstance(data, dict):
@@ -267,7 +304,7 @@ def console_router(
         if topic not in TOPICS:
             raise HTTPException(400, "topic must be one of " + ", ".join(TOPICS))
         intent = b.get("intent") if isinstance(b.get("intent"), str) else None
-        await run(svc.feedback, number, a, topic, intent)
+        await run(svc.feedback, number, a, topic, intent)  # refuses another agent's ticket unless supervisor
         return {"ok": True}
 
     @router.post("/api/contacts/{contact_id}/link")
@@ -277,6 +314,8 @@ def console_router(
         ch, sid = b.get("channel"), b.get("source_id")
         if not (isinstance(ch, str) and isinstance(sid, str) and ch and sid):
             raise HTTPException(400, "channel and source_id are required")
+        if a.role != "supervisor":
+            raise HTTPException(403, "linking identities is for supervisors")
         await run(svc.link_identity, contact_id, ch, sid, a)
         return {"ok": True}
 
@@ -361,19 +400,23 @@ def console_router(
             + f"<datalist id='intents'>{intents_opts}</datalist><table><tr><th>#</th><th>n</th><th>lang</th>"
             "<th>message (redacted)</th><th>bot said</th><th>evidence</th><th>label</th></tr>" + "".join(rows) + "</table>"
         )
-        return HTMLResponse(body, headers=SECURITY_HEADERS)
+        return HTMLResponse(body, headers=security_headers(request))
 
     @router.post("/review", include_in_schema=False)
     async def review_action(request: Request) -> Response:
         from bot.review import resolve
 
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
             raise HTTPException(401, "sign in first")
         a, csrf = got
         if a.role != "supervisor":
             raise HTTPException(403, "the review queue is for supervisors")
+        try:
+            raw = await read_capped(request, MAX_REVIEW_FORM)
+        except BodyTooLarge:
+            raise HTTPException(413, "form too large") from None
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         if not same(form.get("csrf"), csrf):
             raise HTTPException(403, "missing or wrong CSRF token")
         text, lang = form.get("text", ""), form.get("lang", "en")
@@ -390,7 +433,12 @@ def console_router(
 
     @router.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        got = await agent_of(websocket.cookies.get(SESSION_COOKIE))
+        if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+            log.warning("console.ws_origin_refused", origin=(websocket.headers.get("origin") or "")[:200])
+            await websocket.close(code=4403)
+            return
+        token = websocket.cookies.get(SESSION_COOKIE)
+        got = await agent_of(token)
         if got is None:
             await websocket.close(code=4401)
             return
@@ -398,26 +446,46 @@ def console_router(
         await websocket.accept()
         await r.sadd("agent:online", agent.id)
         ps = r.pubsub(ignore_subscribe_messages=True)
-        await ps.subscribe(EVENTS)
+        await ps.subscribe(EVENTS, CONTROL)
 
         async def pump() -> None:
             async for m in ps.listen():
-                if isinstance(m.get("data"), str):
-                    await websocket.send_text(m["data"])
+                data = m.get("data")
+                if not isinstance(data, str):
+                    continue
+                if m.get("channel") == CONTROL:
+                    if await agent_of(token) is None:
+                        return  # disabled or signed out: the socket closes
+                    continue
+                await websocket.send_text(data)
 
-        task = asyncio.create_task(pump())
-        try:
+        async def recheck() -> None:
             while True:
-                raw = await websocket.receive_text()
-                if raw == '{"type":"ping"}' or '"ping"' in raw:
-                    await websocket.send_text('{"type":"pong"}')
-                    await r.sadd("agent:online", agent.id)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+                await asyncio.sleep(hs.ws_recheck_s)
+                if await agent_of(token) is None:
+                    return
+
+        async def receive() -> None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while True:
+                    raw = await websocket.receive_text()
+                    if raw == '{"type":"ping"}' or '"ping"' in raw:
+                        await websocket.send_text('{"type":"pong"}')
+                        await r.sadd("agent:online", agent.id)
+
+        tasks = [asyncio.create_task(t()) for t in (pump, recheck, receive)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[2] not in done:  # the session ended under an open socket
+                log.info("console.ws_closed", agent=agent.id, reason="session_ended")
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=4401)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
             with contextlib.suppress(Exception):
                 await ps.aclose()
             await r.srem("agent:online", agent.id)

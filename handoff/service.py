@@ -27,6 +27,8 @@ from handoff.models import Agent, AuditLog, Contact, ContactIdentity, Feedback, 
 log = get_logger("switchboard.handoff")
 
 EVENTS = "agent:events"
+# Agent-control messages for open consoles (an agent was disabled: their sockets close).
+CONTROL = "agent:control"
 OPEN_STATUSES = ("new", "open", "pending_user")
 TRANSITIONS: dict[str, frozenset[str]] = {
     "new": frozenset({"open", "pending_user", "resolved", "closed"}),
@@ -540,9 +542,13 @@ class TicketService:
             await self._announce(s, t)
 
     async def feedback(self, number: str, agent: Agent, topic: str, intent: str | None) -> None:
-        """An agent marks the bot's understanding wrong, with the right topic/intent."""
+        """An agent marks the bot's understanding wrong, with the right topic/intent. It relabels
+        the ticket and feeds retraining, so on a ticket assigned to someone else only a supervisor
+        may do it; every use is audited."""
         async with self.sm() as s, s.begin():
             t = await self._get(s, number)
+            if t.assignee_id not in (None, agent.id) and agent.role != "supervisor":
+                raise Forbidden("this ticket is assigned to someone else; ask them or a supervisor")
             first = (
                 await s.execute(select(TicketMessage).where(TicketMessage.ticket_id == t.id,
                                                            TicketMessage.author_type == "user")
@@ -556,7 +562,11 @@ class TicketService:
             self._audit(s, t, agent.name, "bot_wrong", detail_from=prev, detail_to=topic, intent=intent)
 
     async def link_identity(self, contact_id: int, channel: str, source_id: str, actor: Agent) -> None:
-        """Link another channel identity to a contact (merging the contact it belonged to)."""
+        """Link another channel identity to a contact (merging the contact it belonged to). Who
+        may ask about a contact's tickets follows its identities, so this is for supervisors, and
+        it is written to the audit log of every ticket of the contacts involved."""
+        if actor.role != "supervisor":
+            raise Forbidden("linking identities is for supervisors")
         async with self.sm() as s, s.begin():
             c = await s.get(Contact, contact_id)
             if c is None:
@@ -572,6 +582,11 @@ class TicketService:
                 await s.execute(update(ContactIdentity).where(ContactIdentity.contact_id == old)
                                 .values(contact_id=c.id))
                 await s.execute(update(Ticket).where(Ticket.contact_id == old).values(contact_id=c.id))
+            else:
+                return  # already linked: nothing changes, nothing to audit
+            for t in (await s.execute(select(Ticket).where(Ticket.contact_id == c.id))).scalars():
+                self._audit(s, t, actor.name, "identity_linked", channel=channel, source_id=source_id[:200],
+                            contact=c.id)
             log.info("contact.linked", contact=contact_id, channel=channel, by=actor.name)
 
     # -- reads ------------------------------------------------------------------------------------
@@ -693,6 +708,20 @@ class TicketService:
             log.warning("sla.webhook_failed", error=str(e))
 
     # -- agents -----------------------------------------------------------------------------------
+    async def disable_agent(self, email: str) -> bool:
+        """Disable an agent: every session ends and open consoles are told to close (CONTROL)."""
+        from handoff.auth import Sessions
+
+        async with self.sm() as s, s.begin():
+            a = (await s.execute(select(Agent).where(Agent.email == email.strip().lower()))).scalar_one_or_none()
+            if a is None:
+                return False
+            a.active = False
+        await Sessions(self.r, 1, 1, 1).drop_all(a.id)
+        await self.r.publish(CONTROL, orjson.dumps({"type": "agent_disabled", "agent_id": a.id}).decode())
+        log.info("agent.disabled", agent=a.id)
+        return True
+
     async def add_agent(self, email: str, name: str, password: str, role: str = "agent") -> Agent:
         from handoff.auth import hash_password
 

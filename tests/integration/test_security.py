@@ -164,6 +164,7 @@ class Web:
     files: Path
     svc: Any
     settings: Any
+    app: FastAPI
 
 
 @contextlib.asynccontextmanager
@@ -194,7 +195,7 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     try:
-        yield Web(f"http://127.0.0.1:{port}", r, files, svc, settings)
+        yield Web(f"http://127.0.0.1:{port}", r, files, svc, settings, app)
     finally:
         server.should_exit = True
         await task
@@ -322,3 +323,226 @@ async def test_upload_quotas_per_session_and_in_total(tmp_path: Path, aredis: ai
         assert await upload(http, web, b, "b1", big) == (200, "ok")
         assert await upload(http, web, c, "c1", big) == (507, "quota_total")
         assert len(stored(web.files)) == 2
+
+
+# -- the agent console ---------------------------------------------------------------------------------------
+PW = "correct-horse-battery"
+
+
+async def sign_in(http: httpx.AsyncClient, email: str, password: str = PW,
+                  forwarded_for: str | None = None) -> str:
+    """The sign-in form as a browser posts it; returns where it redirects ("/agent" = signed in)."""
+    await http.get("/agent/login")
+    headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+    res = await http.post("/agent/login", data={"email": email, "password": password,
+                                                 "csrf": http.cookies.get("sb_login_csrf") or ""}, headers=headers)
+    assert res.status_code == 303, res.text
+    return res.headers["location"]
+
+
+async def test_parallel_wrong_passwords_are_throttled_atomically_and_do_not_lock_out_the_agent(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis, web={"trusted_proxies": ["127.0.0.1"]}) as web:
+        await web.svc.add_agent("lin@example.com", "Lin", PW)
+        async with asgi(web.app) as attacker:
+            outcomes = await asyncio.gather(*[sign_in(attacker, "lin@example.com", f"guess-{i}",
+                                                      forwarded_for="198.51.100.7") for i in range(24)])
+        # Only max_login_failures (5) guesses were ever checked; the rest were refused unchecked.
+        assert sorted(outcomes).count("/agent/login?error=invalid") == 5
+        assert outcomes.count("/agent/login?error=locked") == 19
+        async with asgi(web.app) as lin:  # the real agent, from her own address, is not locked out
+            assert await sign_in(lin, "lin@example.com", forwarded_for="203.0.113.20") == "/agent"
+
+
+async def test_many_addresses_guessing_one_account_hit_the_softer_account_limit(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    handoff = {"max_login_failures": 2, "max_account_failures": 6}
+    async with serve(tmp_path, aredis, web={"trusted_proxies": ["127.0.0.1"]}, handoff=handoff) as web:
+        await web.svc.add_agent("mei@example.com", "Mei", PW)
+        async with asgi(web.app) as http:
+            for n in range(3):
+                for _ in range(2):
+                    assert await sign_in(http, "mei@example.com", "nope", f"198.51.100.{n}") == "/agent/login?error=invalid"
+            assert await sign_in(http, "mei@example.com", PW, "203.0.113.5") == "/agent/login?error=locked"
+
+
+async def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis, handoff={"max_login_failures": 2}) as web:  # default: no trusted proxy
+        await web.svc.add_agent("bob@example.com", "Bob", PW)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async def real_sign_in(password: str, xff: str) -> str:
+                async with http.get(web.url + "/agent/login"):
+                    pass
+                csrf = next(c.value for c in http.cookie_jar if c.key == "sb_login_csrf")
+                async with http.post(web.url + "/agent/login", data={"email": "bob@example.com", "password": password,
+                                                                     "csrf": csrf},
+                                     headers={"x-forwarded-for": xff}, allow_redirects=False) as res:
+                    return res.headers["location"]
+
+            # A local client cannot pose as a new address for every guess.
+            assert await real_sign_in("nope", "198.51.100.1") == "/agent/login?error=invalid"
+            assert await real_sign_in("nope", "198.51.100.2") == "/agent/login?error=invalid"
+            assert await real_sign_in("nope", "198.51.100.3") == "/agent/login?error=locked"
+            async with http.get(web.url + "/agent/login", headers={"x-forwarded-proto": "https"}) as res:
+                assert "Secure" not in res.headers["set-cookie"]  # nor claim HTTPS it did not use
+                assert "strict-transport-security" not in res.headers
+
+
+async def test_sign_in_and_review_bodies_are_capped_before_reading(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis) as web, asgi(web.app) as http:
+        body = Endless(64 * 1024 * 1024)
+        res = await http.post("/agent/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert res.status_code == 413 and body.sent <= 2 * 1024 * 1024
+        body = Endless(64 * 1024 * 1024)
+        res = await http.post("/agent/review", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert res.status_code == 401 and body.sent <= 2 * 1024 * 1024  # not signed in: nothing read at all
+        await web.svc.add_agent("sup@example.com", "Sue", PW, "supervisor")
+        assert await sign_in(http, "sup@example.com") == "/agent"
+        body = Endless(64 * 1024 * 1024)
+        res = await http.post("/agent/review", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert res.status_code == 413 and body.sent <= 2 * 1024 * 1024
+        csrf = (await http.get("/agent/api/me")).json()["csrf"]
+        body = Endless(64 * 1024 * 1024)
+        res = await http.post("/agent/api/tickets/SB-000001/note", content=body, headers={"x-csrf-token": csrf})
+        assert res.status_code == 413 and body.sent <= 2 * 1024 * 1024
+
+
+async def console_ws(web: Web, cookie: str, origin: str | None) -> aiohttp.ClientWebSocketResponse:
+    http = aiohttp.ClientSession(cookies={"sb_session": cookie})
+    headers = {"origin": origin} if origin else {}
+    try:
+        ws = await http.ws_connect(web.url + "/agent/ws", headers=headers)
+    except Exception:
+        await http.close()
+        raise
+    ws._test_session = http  # type: ignore[attr-defined]
+    return ws
+
+
+async def closed_with(ws: aiohttp.ClientWebSocketResponse, within_s: float = 10) -> int | None:
+    """Read until the server closes the socket; its close code (None if it stayed open)."""
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                m = await ws.receive()
+                if m.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                    return ws.close_code
+    except TimeoutError:
+        return None
+    finally:
+        await ws.close()
+        await ws._test_session.close()  # type: ignore[attr-defined]
+
+
+async def test_console_websocket_refuses_other_origins(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis) as web, asgi(web.app) as http:
+        await web.svc.add_agent("lin@example.com", "Lin", PW)
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        cookie = http.cookies["sb_session"]
+        for origin in ("https://evil.example", "null", None, web.url.replace("127.0.0.1", "localhost")):
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await console_ws(web, cookie, origin)
+        ws = await console_ws(web, cookie, web.url)  # the console's own page
+        await ws.send_str('{"type":"ping"}')
+        assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
+        assert await closed_with(ws, 0.3) is None
+
+
+async def test_disabling_an_agent_closes_their_open_console(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    from tests.conftest import ROOT, config_copy
+
+    async with serve(tmp_path, aredis) as web, asgi(web.app) as http:
+        await web.svc.add_agent("bob@example.com", "Bob", PW)
+        assert await sign_in(http, "bob@example.com") == "/agent"
+        ws = await console_ws(web, http.cookies["sb_session"], web.url)
+        cfg = config_copy(tmp_path)
+        env = {"SWITCHBOARD_REDIS_URL": str(web.settings.redis.url),
+               "SWITCHBOARD_DATABASE_URL": str(web.settings.database.url)}
+        import os
+        proc = await asyncio.create_subprocess_exec(str(ROOT / ".venv/bin/switchboard"), "agents", "disable",
+                                                    "bob@example.com", "--config", str(cfg),
+                                                    env={**os.environ, **env})
+        assert await proc.wait() == 0
+        assert await closed_with(ws) == 4401  # at once, not at the next re-check (30 s)
+        assert (await http.get("/agent/api/me")).status_code == 401
+
+
+async def test_an_open_console_rechecks_its_session(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    from sqlalchemy import update
+
+    from handoff.models import Agent
+
+    async with serve(tmp_path, aredis, handoff={"ws_recheck_s": 0.5}) as web, asgi(web.app) as http:
+        await web.svc.add_agent("mei@example.com", "Mei", PW)
+        assert await sign_in(http, "mei@example.com") == "/agent"
+        ws = await console_ws(web, http.cookies["sb_session"], web.url)
+        async with web.svc.sm() as s, s.begin():  # disabled behind the app's back (another tool, a DB admin)
+            await s.execute(update(Agent).where(Agent.email == "mei@example.com").values(active=False))
+        assert await closed_with(ws) == 4401
+
+
+# -- 7. Authorization ------------------------------------------------------------------------------------------
+async def test_relabelling_others_tickets_and_linking_identities_need_a_supervisor_and_are_audited(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    from tests.integration.test_tickets import event
+
+    async with serve(tmp_path, aredis) as web:
+        svc = web.svc
+        lin = await svc.add_agent("lin@example.com", "Lin", PW)
+        await svc.add_agent("bob@example.com", "Bob", PW)
+        await svc.add_agent("sue@example.com", "Sue", PW, "supervisor")
+        t = await svc.handle_event(event("my account was hacked", user="victim"))
+        other = await svc.handle_event(event("I want to talk to a person", topic="human", priority="normal",
+                                             user="attacker"))
+        await svc.claim(t.number, lin)
+        async with asgi(web.app) as bob, asgi(web.app) as sue:
+            assert await sign_in(bob, "bob@example.com") == "/agent"
+            assert await sign_in(sue, "sue@example.com") == "/agent"
+            hb = {"x-csrf-token": (await bob.get("/agent/api/me")).json()["csrf"]}
+            hs = {"x-csrf-token": (await sue.get("/agent/api/me")).json()["csrf"]}
+            base = f"/agent/api/tickets/{t.number}"
+            # Bob may leave a note on Lin's ticket (that is how colleagues help)…
+            assert (await bob.post(base + "/note", json={"text": "saw this user yesterday"}, headers=hb)).status_code == 200
+            # …but not relabel what the user asked, which feeds retraining; a supervisor may.
+            assert (await bob.post(base + "/feedback", json={"topic": "account"}, headers=hb)).status_code == 403
+            assert (await sue.post(base + "/feedback", json={"topic": "account"}, headers=hs)).status_code == 200
+            # Linking the attacker's identity to the victim's contact would let them ask about the
+            # victim's tickets: agents cannot; a supervisor can, and it is on the record.
+            contact = (await bob.get(base)).json()["ticket"]["contact"]["id"]
+            link = {"channel": "web", "source_id": "attacker"}
+            assert (await bob.post(f"/agent/api/contacts/{contact}/link", json=link, headers=hb)).status_code == 403
+            assert (await sue.post(f"/agent/api/contacts/{contact}/link", json=link, headers=hs)).status_code == 200
+            audit = [(a["actor"], a["action"]) for a in (await sue.get(base)).json()["audit"]]
+            assert ("Bob", "note") in audit and ("Sue", "bot_wrong") in audit and ("Sue", "identity_linked") in audit
+            moved = (await sue.get(f"/agent/api/tickets/{other.number}")).json()["audit"]
+            assert any(a["action"] == "identity_linked" and "source_id: attacker" in a["detail"] for a in moved)
+
+
+# -- 8. Metrics, HSTS, CSP ----------------------------------------------------------------------------------------
+async def test_metrics_need_the_token_or_a_local_client(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    token = "metrics-token-0123456789abcdefgh"
+    async with serve(tmp_path, aredis) as web:
+        async with asgi(web.app, ("198.51.100.9", 1)) as remote:
+            assert (await remote.get("/metrics")).status_code == 403
+        async with asgi(web.app) as local:
+            assert (await local.get("/metrics")).status_code == 200
+    async with serve(tmp_path, aredis, web={"metrics_token": token}) as web, asgi(web.app) as local:
+        assert (await local.get("/metrics")).status_code == 401
+        assert (await local.get("/metrics", headers={"authorization": "Bearer wrong"})).status_code == 401
+        res = await local.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        assert res.status_code == 200 and "switchboard_queue_lag" in res.text
+
+
+async def test_https_gets_hsts_and_the_console_csp_names_only_its_own_origin(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    async with serve(tmp_path, aredis, web={"trusted_proxies": ["10.0.0.0/8"]}) as web:
+        async with asgi(web.app, ("10.1.2.3", 1)) as via_proxy:  # TLS ends at the trusted proxy
+            res = await via_proxy.get("/agent/login", headers={"x-forwarded-proto": "https", "host": "support.example.com"})
+            assert res.headers["strict-transport-security"].startswith("max-age=31536000")
+            assert "Secure" in res.headers["set-cookie"]
+            csp = res.headers["content-security-policy"]
+            connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()[1:]
+            assert connect == ["'self'", "wss://support.example.com"]
+        async with asgi(web.app, ("198.51.100.9", 1)) as direct:  # not a proxy: its header is ignored
+            res = await direct.get("/agent/login", headers={"x-forwarded-proto": "https"})
+            assert "strict-transport-security" not in res.headers
