@@ -22,6 +22,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from tests.conftest import free_port, make_settings
 
@@ -379,10 +380,13 @@ async def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: P
                                      headers={"x-forwarded-for": xff}, allow_redirects=False) as res:
                     return res.headers["location"]
 
-            # A local client cannot pose as a new address for every guess.
-            assert await real_sign_in("nope", "198.51.100.1") == "/agent/login?error=invalid"
-            assert await real_sign_in("nope", "198.51.100.2") == "/agent/login?error=invalid"
-            assert await real_sign_in("nope", "198.51.100.3") == "/agent/login?error=locked"
+            # A local client cannot pose as a new address for every guess: its own address is
+            # what is counted and logged.
+            with capture_logs() as logs:
+                assert await real_sign_in("nope", "198.51.100.1") == "/agent/login?error=invalid"
+                assert await real_sign_in("nope", "198.51.100.2") == "/agent/login?error=invalid"
+                assert await real_sign_in("nope", "198.51.100.3") == "/agent/login?error=locked"
+            assert [e["ip"] for e in logs if e["event"].startswith("agent.login_")] == ["127.0.0.1"] * 3
             async with http.get(web.url + "/agent/login", headers={"x-forwarded-proto": "https"}) as res:
                 assert "Secure" not in res.headers["set-cookie"]  # nor claim HTTPS it did not use
                 assert "strict-transport-security" not in res.headers
