@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from bot.errors import ConfigError
 from bot.models import Priority
@@ -107,13 +116,13 @@ class WebSettings(Section):
     def _empty_token(cls, v: object) -> object:
         return None if v == "" else v
 
-    @field_validator("metrics_token")
-    @classmethod
-    def _token_strength(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and len(v.get_secret_value()) < 24:
-            raise ValueError("use at least 24 random characters "
-                             "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
-        return v
+    # After field validation, so the token is never echoed into the error line.
+    @model_validator(mode="after")
+    def _token_strength(self) -> WebSettings:
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 24:
+            raise PydanticCustomError("web_config", "metrics_token: use at least 24 random characters "
+                                      "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

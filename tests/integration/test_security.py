@@ -550,3 +550,15 @@ async def test_https_gets_hsts_and_the_console_csp_names_only_its_own_origin(
         async with asgi(web.app, ("198.51.100.9", 1)) as direct:  # not a proxy: its header is ignored
             res = await direct.get("/agent/login", headers={"x-forwarded-proto": "https"})
             assert "strict-transport-security" not in res.headers
+
+
+def test_security_settings_are_checked_and_never_echo_a_secret() -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"metrics_token: use at least 24 random characters") as e:
+        make_settings(web={"metrics_token": "hunter2-metrics"})
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"web.trusted_proxies.*'proxy.internal' is not an IP address or CIDR"):
+        make_settings(web={"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]})
+    with pytest.raises(ConfigError, match=r"allowed_attachment_types.*application/zip: no content check"):
+        make_settings(channels=[{"type": "web", "allowed_attachment_types": ["image/png", "application/zip"]}])
