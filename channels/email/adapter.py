@@ -78,6 +78,7 @@ from channels.email.reading import (
     new_conversation_id,
     thread_candidates,
 )
+from channels.email.sender import SenderCheck, identify
 from channels.email.smtp import send_mail
 from channels.email.state import EmailState
 
@@ -110,6 +111,14 @@ def _now_iso() -> str:
 
 def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
+
+
+def identity(check: SenderCheck) -> str:
+    """The user id of a sender: the address when the receiving server authenticated it, else a
+    separate `unverified:` identity — it shares no conversation, ticket or contact (and so no
+    ticket status, VIP level or history) with the address's real owner."""
+    addr = check.reply_address or ""
+    return addr if check.verified else f"unverified:{addr}"
 
 
 def _write_once(path: Path, data: bytes) -> None:
@@ -281,16 +290,20 @@ class EmailChannel:
         try:
             mail = parse_headers_only(raw) if too_big else parse_mail(raw)
             log.info("email.fetched", uid=uid, size=size, message_id=mail.message_id, parts=len(mail.attachments))
-            cmid = await self._channel_message_id(mail, fallback_id)
-            verdict = classify(mail, self.cfg.address)
+            check = identify(mail, self.cfg)
+            who = identity(check)
+            cmid = await self._channel_message_id(mail, fallback_id, who)
+            verdict = classify(mail, self.cfg.address, frozenset(self.cfg.relay_senders))
             if verdict.action == "bounce":
                 await self._record_bounce(mail, cmid)
             elif verdict.action == "suppress":
                 await self._record_suppressed(mail, cmid, verdict)
-            elif mail.from_addr is None:
+            elif check.reply_address is None:
                 await self._dead_letter(uid, cmid, "no sender address (From) to reply to")
+            elif not check.verified and self.cfg.unverified_senders == "ignore":
+                await self._record_suppressed(mail, cmid, Verdict("customer", f"sender_not_verified: {check.why}"[:300]))
             else:
-                await self._accept(mail, cmid, too_big=too_big, size=size)
+                await self._accept(mail, cmid, check, too_big=too_big, size=size)
         except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS):
             raise  # the server, Redis or the disk: nothing was marked, the mail is read again later
         except Exception as e:  # noqa: BLE001 - a bug with one mail must not block the mailbox: dead-lettered below, not dropped
@@ -322,7 +335,7 @@ class EmailChannel:
         await self._done(session, uid)
         return True
 
-    async def _channel_message_id(self, mail: ParsedMail, fallback: str) -> str:
+    async def _channel_message_id(self, mail: ParsedMail, fallback: str, who: str) -> str:
         """The dedupe id: the Message-ID — unless another sender's mail already carries it. A
         Message-ID is written by the sender, so anyone can reuse a customer's; such a mail gets
         an id of its own (Message-ID + a hash of its sender: the same on every re-read) instead
@@ -332,19 +345,20 @@ class EmailChannel:
             return fallback
         cmid = mid if len(mid) <= 400 else "sha256:" + hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()
         conv = await self.state.conversation_of([mid])
-        if conv and not await self._owned_by(conv, mail.from_addr or ""):
-            sender = hashlib.sha256((mail.from_addr or "").encode()).hexdigest()[:16]
-            return f"{cmid}#from:{sender}"
+        if conv and not await self._owned_by(conv, who):
+            return f"{cmid}#from:{hashlib.sha256(who.encode()).hexdigest()[:16]}"
         return cmid
 
-    async def _conversation(self, mail: ParsedMail, cmid: str) -> tuple[str, str]:
+    async def _conversation(self, mail: ParsedMail, cmid: str, sender: str, verified: bool) -> tuple[str, str]:
         """(conversation id, how it was found) — see "Threads" in the module docstring. Every
-        path checks that the conversation belongs to this sender."""
-        sender = mail.from_addr or ""
+        path checks that the conversation belongs to this sender; a sender the receiving server
+        did not authenticate never joins one (only the same mail read again finds its own)."""
         if mail.message_id and (conv := await self.state.conversation_of([mail.message_id])):
             if await self._owned_by(conv, sender):
                 return conv, "same_mail"
             log.warning("email.message_id_reused", conversation=conv)
+        if not verified:
+            return new_conversation_id(cmid), "new"
         conv = await self.state.conversation_of(thread_candidates(mail))
         if conv:
             if await self._owned_by(conv, sender):
@@ -360,10 +374,11 @@ class EmailChannel:
     async def _owned_by(self, conv: str, sender: str) -> bool:
         return (await self.state.conv_info(conv)).get("owner") == sender
 
-    async def _accept(self, mail: ParsedMail, cmid: str, *, too_big: bool, size: int) -> None:
+    async def _accept(self, mail: ParsedMail, cmid: str, check: SenderCheck, *, too_big: bool, size: int) -> None:
         assert self._sink is not None, "channel not started"
-        sender = mail.from_addr or ""
-        conv, how = await self._conversation(mail, cmid)
+        sender = identity(check)
+        address = check.reply_address or ""
+        conv, how = await self._conversation(mail, cmid, sender, check.verified)
         text = bot_text(mail, is_reply=how != "new" or looks_like_reply(mail))
         notes: list[str] = []
         if too_big:
@@ -374,13 +389,18 @@ class EmailChannel:
         lang = mail_language(text, mail.lang_hint)
         # Intake redacts `text` only: the subject is kept in meta and state, and quoted in replies.
         safe_subject = redact(mail.subject).text[:300]
+        label = mail.from_name if mail.from_name and not check.relay else address
         meta = {
-            "reply_to_addr": sender,
+            "reply_to_addr": address,
             "reply_subject": safe_subject,
             "reply_ticket_ack": "1",
             "ticket_on_clarify": "1",
-            "user_label": (mail.from_name or sender)[:200],
+            "user_label": (label if check.verified else f"{label} (sender not verified)")[:200],
+            "sender_verified": "1" if check.verified else "0",
+            "sender_check": check.why[:300],
         }
+        if check.relay and mail.from_addr:
+            meta["sender_relay"] = mail.from_addr
         if mail.message_id:
             meta["reply_message_id"] = f"<{mail.message_id}>"
         refs = references_for(" ".join(f"<{r}>" for r in mail.references), meta.get("reply_message_id", ""))
@@ -407,6 +427,7 @@ class EmailChannel:
         entry = await self._sink(msg)
         self.taken_in += entry is not None
         log.info("email.accepted", conversation=conv, thread=how, duplicate=entry is None, lang=lang,
+                 sender_verified=check.verified, sender_check=check.method,
                  attachments=len(stored.attachments), rejected=len(stored.rejected))
 
     async def _store(self, mail: ParsedMail, cmid: str, notes: list[str]) -> Stored:
@@ -511,13 +532,15 @@ class EmailChannel:
             note = (f"This mail could not be processed automatically ({error}).\n"
                     f"The original is still in the mailbox {self.cfg.mailbox}, UID {uid}.\n").encode()
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, note)
-            await self.state.set_conv(conv, owner=addr, subject="")
+            who = f"unverified:{addr}"  # nothing of it could be read, its sender's authentication neither
+            await self.state.set_conv(conv, owner=who, subject="")
             await self._sink(Message(
-                channel=self.name, channel_message_id=cmid, conversation_id=conv, user_id=addr, text="",
+                channel=self.name, channel_message_id=cmid, conversation_id=conv, user_id=who, text="",
                 attachments=(Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(note),
                                         ref=rel.as_posix()),),
                 meta={"reply_to_addr": addr, "reply_ticket_ack": "1", "ticket_on_clarify": "1",
-                      "user_label": (name or addr)[:200], "email_problems": error[:500]},
+                      "user_label": f"{name or addr} (sender not verified)"[:200], "email_problems": error[:500],
+                      "sender_verified": "0", "sender_check": "the mail could not be processed"},
             ))
         await self._done(session, uid)
 
@@ -528,7 +551,7 @@ class EmailChannel:
         return await asyncio.to_thread(read_inside, self.attachments_dir, ref)
 
     async def send(self, ob: Outbound) -> None:
-        to = (ob.meta.get("reply_to_addr") or ob.user_id or "").strip().lower()
+        to = (ob.meta.get("reply_to_addr") or (ob.user_id or "").removeprefix("unverified:")).strip().lower()
         if not ADDRESS_RE.match(to):
             raise PermanentChannelError(f"no email address to reply to in conversation {ob.conversation_id}")
         try:
@@ -604,7 +627,7 @@ class EmailChannel:
                 log.error("email.deferred_malformed", outbound=ob_id, error=str(e)[:200])
                 await self.state.finish_deferred(ob_id, "")
                 continue
-            to = (ob.meta.get("reply_to_addr") or ob.user_id).strip().lower()
+            to = (ob.meta.get("reply_to_addr") or ob.user_id.removeprefix("unverified:")).strip().lower()
             try:
                 await self._deliver(ob, to)
             except TransientChannelError as e:

@@ -261,6 +261,7 @@ class ParsedMail:
     from_problem: str = ""  # why From: is not exactly one well-formed mailbox
     reply_to: Mailboxes | None = None
     part_types: tuple[str, ...] = ()  # every MIME type in the mail (report parts, TNEF …)
+    header_names: tuple[str, ...] = ()  # lower-case names in the order they appear (top first)
 
     def header(self, name: str) -> str:
         vals = self.headers.get(name.lower())
@@ -431,8 +432,10 @@ def parse_mail(raw: bytes) -> ParsedMail:
     msg, problems = _read(raw)
     headers: dict[str, list[str]] = {}
     raw_headers: dict[str, list[str]] = {}
+    names: list[str] = []
     for name, value in msg.raw_items():
         key = CONTROL.sub("", name).strip().lower()
+        names.append(key)
         headers.setdefault(key, []).append(decode_header_value(value))
         raw_headers.setdefault(key, []).append(str(value))
 
@@ -519,6 +522,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         from_problem=sender.problem,
         reply_to=reply_to,
         part_types=tuple(part_types),
+        header_names=tuple(names),
     )
 
 

@@ -97,20 +97,24 @@ def _parse(value: str) -> list[_Result]:
 
 
 def trusted_results(mail: ParsedMail, trusted_ids: tuple[str, ...]) -> tuple[list[_Result], str]:
-    """The results of the topmost Authentication-Results fields written by a trusted server, and
-    a note when there are none."""
+    """The results in the topmost Authentication-Results field when a trusted server wrote it,
+    and in the fields of that server directly below it (OpenDKIM, OpenDMARC and an SPF checker
+    each add their own); nothing past the first other header. With a note when there are none."""
     fields = mail.headers.get("authentication-results", ())
     if not fields:
         return [], "no Authentication-Results"
     ids = {i.lower() for i in trusted_ids}
+    first = _authserv_id(fields[0])
+    if first not in ids:
+        return [], f"topmost Authentication-Results is from {first or '?'}, not a trusted server"
+    names = list(mail.header_names) or ["authentication-results"] * len(fields)
+    start = names.index("authentication-results")
     results: list[_Result] = []
-    for value in fields:  # top first: the order they have in the mail
-        if _authserv_id(value) not in ids:
+    for k, value in enumerate(fields):
+        if names[start + k : start + k + 1] != ["authentication-results"] or _authserv_id(value) not in ids:
             break
         results.extend(_parse(value))
-    if not results and _authserv_id(fields[0]) not in ids:
-        return [], f"topmost Authentication-Results is from {_authserv_id(fields[0]) or '?'}, not a trusted server"
-    return results, ""
+    return results, "" if results else "no results from the trusted server"
 
 
 def _domain(addr: str) -> str:
