@@ -26,6 +26,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Ticket database.")
 review_app = typer.Typer(help="Review misunderstood messages and label them for retraining.")
 app.add_typer(review_app, name="review")
 app.add_typer(db_app, name="db")
+email_app = typer.Typer(no_args_is_help=True, help="E-mail: see how saved mails would be read.")
+app.add_typer(email_app, name="email")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="config file (default: $SWITCHBOARD_CONFIG or ./config.yaml)")
@@ -55,6 +57,24 @@ def _logging(settings, role: str | None = None) -> None:  # type: ignore[no-unty
 
     fmt = os.environ.get("SWITCHBOARD_LOG_FORMAT") or settings.logging.format
     setup_logging(settings.logging.level, fmt, role)
+
+
+@email_app.command("inspect")
+def email_inspect(
+    files: Annotated[list[str], typer.Argument(help="saved mails (.eml); - reads one mail from stdin")],
+    config: ConfigOpt = None,
+    address: Annotated[str | None, typer.Option(help="our support address (default: from the config)")] = None,
+) -> None:
+    """One JSON line per mail: verdict (customer | auto_reply | bounce | list | loop | unparseable)
+    and why, sender and whether it is verified, thread key, language, the text the bot would read,
+    attachments and which would be stored. Needs no servers."""
+    from channels.email.cli import inspect_command
+
+    try:
+        code = inspect_command(files, config, address, sys.stdin.buffer, sys.stdout)
+    except ConfigError as e:
+        fail(f"config error: {e}")
+    raise typer.Exit(code)
 
 
 @config_app.command("check")

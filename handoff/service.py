@@ -24,6 +24,23 @@ from bot.logs import get_logger
 from bot.models import Button, Outbound, Priority
 from handoff.models import Agent, AuditLog, Contact, ContactIdentity, Feedback, Ticket, TicketMessage
 
+SENDER_CHECKS = "sender_checks"
+SENDER_CHECKS_MAX = 200
+
+
+def _sender_checks(channel_meta: dict[str, Any] | None, m: dict[str, Any]) -> dict[str, Any]:
+    """The per-message sender verification a channel reported (`sender_verified` / `sender_check`
+    in the message meta), kept on the ticket by message id so the console can show it on each
+    message; the newest SENDER_CHECKS_MAX."""
+    old = dict((channel_meta or {}).get(SENDER_CHECKS) or {})
+    meta = m.get("meta") or {}
+    if "sender_verified" in meta:
+        old[m["id"]] = {"verified": meta["sender_verified"] == "1", "why": str(meta.get("sender_check", ""))[:300],
+                        **({"relay": str(meta["sender_relay"])} if meta.get("sender_relay") else {})}
+    if not old:
+        return {}
+    return {SENDER_CHECKS: dict(list(old.items())[-SENDER_CHECKS_MAX:])}
+
 log = get_logger("switchboard.handoff")
 
 EVENTS = "agent:events"
@@ -154,7 +171,8 @@ class TicketService:
         }
 
     @staticmethod
-    def message_json(m: TicketMessage, number: str | None) -> dict[str, Any]:
+    def message_json(m: TicketMessage, number: str | None, checks: dict[str, Any] | None = None) -> dict[str, Any]:
+        check = (checks or {}).get(m.source_message_id or "") if m.direction == "in" else None
         return {
             "id": m.id,
             "ticket": number,
@@ -165,6 +183,8 @@ class TicketService:
             "text": m.body,
             "attachments": m.attachments or [],
             "at": iso(m.created_at),
+            # Channels that authenticate senders (e-mail): whether this message's sender was, and why.
+            **({"sender_check": check} if check else {}),
         }
 
     async def publish(self, event: dict[str, Any]) -> None:
@@ -336,7 +356,7 @@ class TicketService:
             elif t.status == "pending_user":
                 self._transition(s, t, "open", "user", "user_replied")
             t.channel_meta = {**{k: v for k, v in (m.get("meta") or {}).items() if k.startswith("reply_")},
-                              "user_id": m["user_id"]}
+                              "user_id": m["user_id"], **_sender_checks(t.channel_meta, m)}
             t.updated_at = now
             t.waiting_since = t.waiting_since or now
             msg = TicketMessage(
@@ -356,7 +376,8 @@ class TicketService:
                     await self._ack(t, d.get("reply") or "")
             number = t.number
             await self._announce(s, t)
-            await self.publish({"type": "message", "message": self.message_json(msg, number)})
+            checks = (t.channel_meta or {}).get(SENDER_CHECKS)
+            await self.publish({"type": "message", "message": self.message_json(msg, number, checks)})
             return t
 
     async def _import_history(self, s: AsyncSession, t: Ticket, conversation_id: str) -> None:
@@ -637,9 +658,12 @@ class TicketService:
             audit = list(
                 (await s.execute(select(AuditLog).where(AuditLog.ticket_id == t.id).order_by(AuditLog.id))).scalars()
             )
+            checks: dict[str, Any] = {}
+            for o in others:
+                checks.update((o.channel_meta or {}).get(SENDER_CHECKS) or {})
             return {
                 "ticket": self.ticket_json(t, await self._last_message(s, t)),
-                "messages": [self.message_json(m, ids.get(m.ticket_id)) for m in msgs],
+                "messages": [self.message_json(m, ids.get(m.ticket_id), checks) for m in msgs],
                 "audit": [
                     {"at": iso(a.at), "actor": a.actor, "action": a.action,
                      "detail": _audit_detail(a)} for a in audit

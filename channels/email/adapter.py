@@ -39,11 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
 import ssl
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,13 +54,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError
-from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
-from bot.lang import detect_language
+from bot.files import is_text, read_inside, redact_text_file, write_atomic
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
 from bot.redact import redact
 from channels.email.compose import (
-    base_subject,
     compose,
     message_id_for,
     references_for,
@@ -73,6 +69,16 @@ from channels.email.config import ADDRESS_RE, EmailChannelSettings
 from channels.email.guards import Verdict, classify
 from channels.email.imap import IMAP_ERRORS, ImapError, ImapSession
 from channels.email.parse import ParsedMail, decode_bytes, first_address, parse_headers_only, parse_mail
+from channels.email.quotes import mail_language
+from channels.email.reading import (
+    NLU_TEXT_CHARS,
+    attachment_decisions,
+    bot_text,
+    looks_like_reply,
+    new_conversation_id,
+    thread_candidates,
+)
+from channels.email.sender import SenderCheck, identify
 from channels.email.smtp import send_mail
 from channels.email.state import EmailState
 
@@ -81,18 +87,11 @@ if TYPE_CHECKING:
 
 log = get_logger("switchboard.email")
 
-NLU_TEXT_CHARS = 4000
 FULL_TEXT_CHARS = 500_000
-MAX_ATTACHMENTS = 20
 POISON_AFTER = 5
 FETCH_BATCH = 100
 MSGID_IN_TEXT = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.I | re.M)
-CONVERSATION_NS = uuid.UUID("6b1f8d4e-6a49-4c0e-9d8a-3f2b7c1e5a90")
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
-# Never stored, whatever type the sender claims: executables and scripts.
-BLOCKED_EXTENSIONS = frozenset(
-    ".exe .com .bat .cmd .scr .pif .msi .dll .js .jse .vbs .vbe .wsf .wsh .ps1 .jar .hta .lnk .reg .cpl .iso".split()
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +109,23 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _contains_phrase(text: str, phrase: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text, re.I) is not None
-
-
 def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
+
+
+def identity(check: SenderCheck) -> str:
+    """The user id of a sender: the address when the receiving server authenticated it, else a
+    separate `unverified:` identity — it shares no conversation, ticket or contact (and so no
+    ticket status, VIP level or history) with the address's real owner."""
+    addr = check.reply_address or ""
+    return addr if check.verified else f"unverified:{addr}"
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """A stored copy is never overwritten: its folder is derived from the mail's dedupe id, so a
+    file already there is this very mail, written before a crash."""
+    if not path.exists():
+        write_atomic(path, data)
 
 
 class EmailChannel:
@@ -280,16 +290,20 @@ class EmailChannel:
         try:
             mail = parse_headers_only(raw) if too_big else parse_mail(raw)
             log.info("email.fetched", uid=uid, size=size, message_id=mail.message_id, parts=len(mail.attachments))
-            cmid = self._channel_message_id(mail, fallback_id)
-            verdict = classify(mail, self.cfg.address)
+            check = identify(mail, self.cfg)
+            who = identity(check)
+            cmid = await self._channel_message_id(mail, fallback_id, who)
+            verdict = classify(mail, self.cfg.address, frozenset(self.cfg.relay_senders))
             if verdict.action == "bounce":
                 await self._record_bounce(mail, cmid)
             elif verdict.action == "suppress":
                 await self._record_suppressed(mail, cmid, verdict)
-            elif mail.from_addr is None:
+            elif check.reply_address is None:
                 await self._dead_letter(uid, cmid, "no sender address (From) to reply to")
+            elif not check.verified and self.cfg.unverified_senders == "ignore":
+                await self._record_suppressed(mail, cmid, Verdict("customer", f"sender_not_verified: {check.why}"[:300]))
             else:
-                await self._accept(mail, cmid, too_big=too_big, size=size)
+                await self._accept(mail, cmid, check, too_big=too_big, size=size)
         except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS):
             raise  # the server, Redis or the disk: nothing was marked, the mail is read again later
         except Exception as e:  # noqa: BLE001 - a bug with one mail must not block the mailbox: dead-lettered below, not dropped
@@ -321,20 +335,31 @@ class EmailChannel:
         await self._done(session, uid)
         return True
 
-    @staticmethod
-    def _channel_message_id(mail: ParsedMail, fallback: str) -> str:
+    async def _channel_message_id(self, mail: ParsedMail, fallback: str, who: str) -> str:
+        """The dedupe id: the Message-ID — unless another sender's mail already carries it. A
+        Message-ID is written by the sender, so anyone can reuse a customer's; such a mail gets
+        an id of its own (Message-ID + a hash of its sender: the same on every re-read) instead
+        of being dropped as a duplicate or taking the customer's place."""
         mid = mail.message_id
         if not mid:
             return fallback
-        return mid if len(mid) <= 400 else "sha256:" + hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()
+        cmid = mid if len(mid) <= 400 else "sha256:" + hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()
+        conv = await self.state.conversation_of([mid])
+        if conv and not await self._owned_by(conv, who):
+            return f"{cmid}#from:{hashlib.sha256(who.encode()).hexdigest()[:16]}"
+        return cmid
 
-    async def _conversation(self, mail: ParsedMail, cmid: str) -> tuple[str, str]:
-        """(conversation id, how it was found) — see "Threads" in the module docstring."""
-        sender = mail.from_addr or ""
+    async def _conversation(self, mail: ParsedMail, cmid: str, sender: str, verified: bool) -> tuple[str, str]:
+        """(conversation id, how it was found) — see "Threads" in the module docstring. Every
+        path checks that the conversation belongs to this sender; a sender the receiving server
+        did not authenticate never joins one (only the same mail read again finds its own)."""
         if mail.message_id and (conv := await self.state.conversation_of([mail.message_id])):
-            return conv, "same_mail"
-        candidates = [*mail.in_reply_to, *reversed(mail.references)]
-        conv = await self.state.conversation_of(list(dict.fromkeys(candidates)))
+            if await self._owned_by(conv, sender):
+                return conv, "same_mail"
+            log.warning("email.message_id_reused", conversation=conv)
+        if not verified:
+            return new_conversation_id(cmid), "new"
+        conv = await self.state.conversation_of(thread_candidates(mail))
         if conv:
             if await self._owned_by(conv, sender):
                 return conv, "thread"
@@ -344,38 +369,38 @@ class EmailChannel:
             if await self._owned_by(conv, sender):
                 return conv, "ticket_token"
             log.warning("email.ticket_owner_mismatch", ticket=number)
-        return f"email:{uuid.uuid5(CONVERSATION_NS, cmid)}", "new"
+        return new_conversation_id(cmid), "new"
 
     async def _owned_by(self, conv: str, sender: str) -> bool:
         return (await self.state.conv_info(conv)).get("owner") == sender
 
-    async def _accept(self, mail: ParsedMail, cmid: str, *, too_big: bool, size: int) -> None:
+    async def _accept(self, mail: ParsedMail, cmid: str, check: SenderCheck, *, too_big: bool, size: int) -> None:
         assert self._sink is not None, "channel not started"
-        sender = mail.from_addr or ""
-        conv, how = await self._conversation(mail, cmid)
-        is_reply = how != "new" or bool(mail.in_reply_to) or base_subject(mail.subject) != mail.subject.strip()
-        subject = base_subject(mail.subject)
-        stripped = mail.stripped or mail.body
-        if not is_reply and subject and not _contains_phrase(stripped, subject):
-            text = f"{subject}\n\n{stripped}".strip()
-        else:
-            text = stripped.strip() or subject
+        sender = identity(check)
+        address = check.reply_address or ""
+        conv, how = await self._conversation(mail, cmid, sender, check.verified)
+        text = bot_text(mail, is_reply=how != "new" or looks_like_reply(mail))
         notes: list[str] = []
         if too_big:
             notes.append(f"The mail was {_mib(size)}, over the {_mib(self.cfg.max_message_bytes)} limit: only its headers were read.")
         if mail.problems:
             notes.append("Parts of this mail could not be read: " + ", ".join(mail.problems))
         stored = await self._store(mail, cmid, notes)
-        lang = detect_language(text, mail.lang_hint)
+        lang = mail_language(text, mail.lang_hint)
         # Intake redacts `text` only: the subject is kept in meta and state, and quoted in replies.
         safe_subject = redact(mail.subject).text[:300]
+        label = mail.from_name if mail.from_name and not check.relay else address
         meta = {
-            "reply_to_addr": sender,
+            "reply_to_addr": address,
             "reply_subject": safe_subject,
             "reply_ticket_ack": "1",
             "ticket_on_clarify": "1",
-            "user_label": (mail.from_name or sender)[:200],
+            "user_label": (label if check.verified else f"{label} (sender not verified)")[:200],
+            "sender_verified": "1" if check.verified else "0",
+            "sender_check": check.why[:300],
         }
+        if check.relay and mail.from_addr:
+            meta["sender_relay"] = mail.from_addr
         if mail.message_id:
             meta["reply_message_id"] = f"<{mail.message_id}>"
         refs = references_for(" ".join(f"<{r}>" for r in mail.references), meta.get("reply_message_id", ""))
@@ -398,10 +423,11 @@ class EmailChannel:
         if how == "new":
             await self.state.set_conv(conv, owner=sender, subject=safe_subject)
         if mail.message_id:
-            await self.state.remember_msgid(mail.message_id, conv)
+            await self.state.remember_msgid(mail.message_id, conv, keep=True)  # never re-pointed by a reuse
         entry = await self._sink(msg)
         self.taken_in += entry is not None
         log.info("email.accepted", conversation=conv, thread=how, duplicate=entry is None, lang=lang,
+                 sender_verified=check.verified, sender_check=check.method,
                  attachments=len(stored.attachments), rejected=len(stored.rejected))
 
     async def _store(self, mail: ParsedMail, cmid: str, notes: list[str]) -> Stored:
@@ -411,16 +437,10 @@ class EmailChannel:
         rel_dir = Path(key[:2]) / key
         stored: list[Attachment] = []
         rejected: list[str] = []
-        for i, a in enumerate(mail.attachments):
-            size = len(a.data)
-            fname = safe_filename(a.name)
-            ext = os.path.splitext(fname)[1].lower()
-            if i >= MAX_ATTACHMENTS:
-                rejected.append(f"{fname}: more than {MAX_ATTACHMENTS} attachments")
-            elif not self.cfg.attachment_type_allowed(a.content_type) or ext in BLOCKED_EXTENSIONS:
-                rejected.append(f"{fname}: type {a.content_type} not accepted")
-            elif size > self.cfg.max_attachment_bytes:
-                rejected.append(f"{fname}: {_mib(size)} is over the {_mib(self.cfg.max_attachment_bytes)} limit")
+        for i, d in enumerate(attachment_decisions(self.cfg, mail)):
+            a, fname = d.attachment, d.filename
+            if not d.stored:
+                rejected.append(f"{fname}: {d.reason}")
             else:
                 data, content_type = a.data, a.content_type
                 if is_text(content_type, fname):
@@ -431,7 +451,7 @@ class EmailChannel:
                         notes.append(f"Secrets removed from the attachment {fname}: {', '.join(kinds)}")
                     content_type = f"{content_type.split(';')[0].strip()}; charset=utf-8"
                 rel = rel_dir / f"{i + 1:02d}-{fname}"
-                await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
+                await asyncio.to_thread(_write_once, self.attachments_dir / rel, data)
                 stored.append(Attachment(name=a.name[:200], content_type=content_type, size=len(data), ref=rel.as_posix()))
         if rejected:
             notes.append("Attachments not stored: " + "; ".join(rejected))
@@ -439,7 +459,7 @@ class EmailChannel:
         full = self._full_text(mail, notes)
         rel = rel_dir / "00-message.txt"
         data = full.encode("utf-8")
-        await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
+        await asyncio.to_thread(_write_once, self.attachments_dir / rel, data)
         body = Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(data), ref=rel.as_posix())
         return Stored((body, *stored), tuple(rejected), body.ref)
 
@@ -470,6 +490,8 @@ class EmailChannel:
         original = b.original_message_id if b else None
         if original is None and (m := MSGID_IN_TEXT.search(mail.body)):
             original = m.group(1)  # a non-standard bounce quoting the original headers as text
+        if original and not original.lower().endswith("@" + self.cfg.domain):
+            original = None  # only a mail *we* sent can bounce back to us: never tie a forged one to a thread
         conv = await self.state.conversation_of([original]) if original else None
         ticket = (await self.state.conv_info(conv)).get("ticket") if conv else None
         entry = {
@@ -504,19 +526,21 @@ class EmailChannel:
         name, addr = first_address(m.group(1).decode("utf-8", "replace")) if m else ("", None)
         if addr and addr != self.cfg.address:
             assert self._sink is not None, "channel not started"
-            conv = f"email:{uuid.uuid5(CONVERSATION_NS, cmid)}"
+            conv = new_conversation_id(cmid)
             key = hashlib.sha256(cmid.encode()).hexdigest()[:24]
             rel = Path(key[:2]) / key / "00-message.txt"
             note = (f"This mail could not be processed automatically ({error}).\n"
                     f"The original is still in the mailbox {self.cfg.mailbox}, UID {uid}.\n").encode()
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, note)
-            await self.state.set_conv(conv, owner=addr, subject="")
+            who = f"unverified:{addr}"  # nothing of it could be read, its sender's authentication neither
+            await self.state.set_conv(conv, owner=who, subject="")
             await self._sink(Message(
-                channel=self.name, channel_message_id=cmid, conversation_id=conv, user_id=addr, text="",
+                channel=self.name, channel_message_id=cmid, conversation_id=conv, user_id=who, text="",
                 attachments=(Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(note),
                                         ref=rel.as_posix()),),
                 meta={"reply_to_addr": addr, "reply_ticket_ack": "1", "ticket_on_clarify": "1",
-                      "user_label": (name or addr)[:200], "email_problems": error[:500]},
+                      "user_label": f"{name or addr} (sender not verified)"[:200], "email_problems": error[:500],
+                      "sender_verified": "0", "sender_check": "the mail could not be processed"},
             ))
         await self._done(session, uid)
 
@@ -527,7 +551,7 @@ class EmailChannel:
         return await asyncio.to_thread(read_inside, self.attachments_dir, ref)
 
     async def send(self, ob: Outbound) -> None:
-        to = (ob.meta.get("reply_to_addr") or ob.user_id or "").strip().lower()
+        to = (ob.meta.get("reply_to_addr") or (ob.user_id or "").removeprefix("unverified:")).strip().lower()
         if not ADDRESS_RE.match(to):
             raise PermanentChannelError(f"no email address to reply to in conversation {ob.conversation_id}")
         try:
@@ -603,7 +627,7 @@ class EmailChannel:
                 log.error("email.deferred_malformed", outbound=ob_id, error=str(e)[:200])
                 await self.state.finish_deferred(ob_id, "")
                 continue
-            to = (ob.meta.get("reply_to_addr") or ob.user_id).strip().lower()
+            to = (ob.meta.get("reply_to_addr") or ob.user_id.removeprefix("unverified:")).strip().lower()
             try:
                 await self._deliver(ob, to)
             except TransientChannelError as e:

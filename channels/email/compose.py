@@ -13,6 +13,11 @@ HTML alternative, and the stamps that keep other robots from answering us.
   resolved") and `X-Auto-Response-Suppress: All` (so Exchange does not send out-of-office replies
   back). Agent replies carry neither: they are a person writing. Every mail we send carries our
   loop header, so if one comes back to the support mailbox we drop it.
+- **Message ids are never encoded**: `In-Reply-To` / `References` are written as plain msg-ids,
+  folded between ids (never inside one). The standard library treats them as unstructured text
+  and turns an id longer than a line (Exchange Online, SES and Mailchimp ids are 82–93
+  characters) into an RFC 2047 encoded word, which Outlook and Apple Mail cannot match to the
+  thread (CPython gh-100991); `MsgIdList` folds them itself.
 - **Nothing of the user's mail is quoted back**: a reply might otherwise repeat account details
   or secrets the user typed (the bot's text is all there is).
 """
@@ -23,6 +28,7 @@ import html
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 from typing import Literal
 
@@ -86,6 +92,38 @@ def references_for(reply_references: str, reply_message_id: str) -> str:
     return " ".join(ids)
 
 
+MAX_LINE = 78  # RFC 5322 §2.1.1 SHOULD; an id longer than that stays whole on its own line (MUST ≤ 998)
+MAX_ID_CHARS = 900
+
+
+class MsgIdList(str):
+    """A header value of msg-ids that folds itself: `EmailPolicy` stores any value with a `name`
+    as is and asks it to `fold()` when the mail is written, so no encoder ever touches it."""
+
+    name: str
+
+    def __new__(cls, name: str, ids: list[str]) -> MsgIdList:
+        ids = [i for i in ids if len(i) <= MAX_ID_CHARS and re.fullmatch(r"<[^<>\s]+>", i)]
+        obj = super().__new__(cls, " ".join(ids))
+        obj.name = name
+        return obj
+
+    @property
+    def defects(self) -> tuple[()]:
+        return ()
+
+    def fold(self, *, policy: Policy) -> str:
+        lines: list[str] = []
+        line = f"{self.name}:"
+        for msgid in self.split():
+            if len(line) + 1 + len(msgid) > MAX_LINE and line.strip() and not line.endswith(":"):
+                lines.append(line)
+                line = ""
+            line += " " + msgid
+        lines.append(line)
+        return str(policy.linesep).join(lines) + str(policy.linesep)
+
+
 def render_text(ob: Outbound, from_name: str) -> str:
     """The plain-text body: the reply, the agent's name under their reply, the button options
     as a line (mail has no buttons)."""
@@ -132,10 +170,10 @@ def compose(
     msg["Subject"] = subject
     msg["Date"] = format_datetime(ob.created_at)
     msg["Message-ID"] = message_id
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-    if references:
-        msg["References"] = references
+    if in_reply_to and (irt := MsgIdList("In-Reply-To", re.findall(r"<[^<>\s]+>", in_reply_to)[:1])):
+        msg["In-Reply-To"] = irt
+    if references and (refs := MsgIdList("References", re.findall(r"<[^<>\s]+>", references))):
+        msg["References"] = refs
     if automatic:
         msg["Auto-Submitted"] = automatic
         msg["X-Auto-Response-Suppress"] = "All"

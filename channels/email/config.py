@@ -91,6 +91,18 @@ class EmailChannelSettings(ChannelSettings):
     # this many seconds (an existing ticket was reopened) is the handoff reply mailed itself.
     handoff_ack_wait_s: Annotated[float, Field(gt=0)] = 60.0
 
+    # Sender identity (see channels/email/sender.py and the README). The authserv-id(s) of the
+    # support mailbox's own receiving server, whose Authentication-Results are believed (e.g.
+    # mx.google.com; "microsoft-365" for Exchange Online, which writes none). Unset: no sender
+    # is verified, so every mail can only open a new ticket.
+    trusted_authserv_id: str | tuple[str, ...] | None = None
+    # What mail from a sender the server did not authenticate may do: open a new ticket, flagged
+    # "sender not verified" (never join an existing conversation or ticket, never see another
+    # ticket's status) — or be ignored (recorded for ops, no ticket, no reply).
+    unverified_senders: Literal["new_ticket", "ignore"] = "new_ticket"
+    # No-reply senders of our own contact forms: their mail is answered at its Reply-To.
+    relay_senders: tuple[str, ...] = ()
+
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
@@ -98,6 +110,25 @@ class EmailChannelSettings(ChannelSettings):
         if not ADDRESS_RE.match(v):
             raise ValueError("must be an email address like support@example.com")
         return v
+
+    @field_validator("trusted_authserv_id", mode="before")
+    @classmethod
+    def _authserv(cls, v: object) -> object:
+        if v is None or v == "":
+            return None
+        items = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else v
+        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() and " " not in i.strip() for i in items):
+            raise ValueError("must be a server name like mx.google.com (or a list of them)")
+        return tuple(i.strip().lower() for i in items)
+
+    @field_validator("relay_senders")
+    @classmethod
+    def _relays(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(a.strip().lower() for a in v)
+        bad = [a for a in out if not ADDRESS_RE.match(a)]
+        if bad:
+            raise ValueError(f"not an email address: {bad[0]!r}")
+        return out
 
     @field_validator("smtp_username", "tls_ca_file", mode="before")
     @classmethod
@@ -151,6 +182,11 @@ class EmailChannelSettings(ChannelSettings):
             return None
         pw = self.smtp_password or self.password
         return (self.smtp_username or self.username, pw.get_secret_value())
+
+    @property
+    def trusted_authserv_ids(self) -> tuple[str, ...]:
+        v = self.trusted_authserv_id
+        return () if v is None else (v,) if isinstance(v, str) else v
 
     @property
     def domain(self) -> str:

@@ -1,24 +1,35 @@
 """Which inbound mail the bot may see at all: a pure function of the parsed mail.
 
 A support address receives much that is not a person asking something — out-of-office replies,
-newsletters, mailing lists, bounces of our own mail, and now and then our own mail coming back.
-Answering any of those risks a mail loop (two robots replying to each other forever) or spam to
-a list. So, following RFC 3834 (Auto-Submitted), RFC 2369/2919 (List-*), Microsoft's
-X-Auto-Response-Suppress and the common non-standard auto-responder headers:
+read receipts, abuse and DMARC reports, newsletters, mailing lists and their managers, bounces
+of our own mail, and now and then our own mail coming back. Answering any of those risks a mail
+loop (two robots replying to each other forever) or spam to a list. The verdicts:
 
-- **bounce**: a delivery status notification (multipart/report; report-type=delivery-status) or
-  a mailer daemon's notice. Recorded (and tied to the conversation of the mail that bounced),
-  never queued and never answered.
-- **suppress**: automatic or bulk mail, mail from our own address or carrying our loop header.
-  Not queued for the bot (no ticket, no reply); recorded for ops with the reason.
-- **accept**: everything else — a person wrote to us.
+- **loop**: our own mail (our address, or our loop header) — dropped.
+- **bounce**: a delivery failure. Evidence is structural, never the local part alone: a
+  `message/delivery-status` part (RFC 3464, with or without `report-type`), a mailer-daemon
+  sender (`MAILER-DAEMON@`, display names "Mail Delivery System/Subsystem"…), or the null
+  reverse-path (`Return-Path: <>`, RFC 5321 §4.5.5) or a `postmaster@` sender *together with*
+  a bounce subject. Recorded on the conversation of the mail that bounced; never answered.
+- **auto_reply**: any other `multipart/report` (read receipts RFC 8098, abuse reports RFC 5965,
+  DMARC and TLS reports), Outlook "Read:" notices in TNEF, DMARC aggregate reports, RFC 3834
+  `Auto-Submitted`, the non-standard auto-responder headers (`X-Autoreply`, `X-Autorespond`,
+  `X-Apple-Action: VACATION`, Exchange's `X-Auto-Response-Suppress` / inbox-rule loop stamp),
+  `Precedence: auto_reply`, vacation subjects in the major languages, mail sent with the null
+  reverse-path, and no-reply senders (`noreply`, `no-reply`, `donotreply`, `ne-pas-repondre`,
+  `gmail-noreply` …).
+- **list**: mailing lists (RFC 2369/2919 `List-*`), bulk senders, and list-manager notices
+  (`*-owner@`, `*-request@`, Mailman/Majordomo/LISTSERV/Sympa).
+- **customer**: everything else — a person wrote to us.
 
-The per-recipient rate limit on automatic replies lives on the sending side (`EmailChannel.send`),
-because only there is it known whether a reply is automatic or an agent's.
+Only `customer` mail reaches the bot. The per-recipient rate limit on automatic replies lives on
+the sending side (`EmailChannel.send`), because only there is it known whether a reply is
+automatic or an agent's.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,67 +37,168 @@ from channels.email.parse import ParsedMail
 
 LOOP_HEADER = "X-Switchboard-Loop"
 
-DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
-NOREPLY_LOCALPARTS = frozenset({"noreply", "no-reply", "donotreply", "do-not-reply", "no_reply", "bounce", "bounces"})
-BULK_PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply"})
-BOUNCE_SUBJECTS = (
-    "undelivered mail returned to sender",
-    "delivery status notification",
-    "undeliverable:",
-    "mail delivery failed",
-    "returned mail:",
-    "delivery failure",
-    "failure notice",
-    "退信",
-    "系统退信",
-    "邮件投递失败",
+Kind = Literal["customer", "auto_reply", "bounce", "list", "loop"]
+
+DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "mail-daemon", "mailerdaemon", "mailer_daemon", "maildaemon"})
+_DAEMON_NAME = re.compile(
+    r"mail(er)?[-_ ]?daemon|mail delivery (system|subsystem|service)|mail administrator|mail system"
+    r"|delivery status notification|系统退信|邮件系统", re.I
 )
+_NOREPLY = re.compile(
+    r"^(.*[-_.+])?(no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|ne[-_.]?pas[-_.]?repondre|nepasrepondre"
+    r"|no[-_.]?responder|nicht[-_.]?antworten|noreply[-_.]?\w*)([-_.+].*)?$|^bounces?$",
+    re.I,
+)
+_LIST_MANAGER = re.compile(
+    r"^(majordomo|listserv|listproc|mailman|sympa|ecartis|lyris|smartlist|owner-.+|.+-(owner|request|admin|bounces?))$",
+    re.I,
+)
+_LIST_MANAGER_HEADERS = ("x-mailman-version", "x-list-administrivia", "x-ecartis-version", "x-listserver")
+BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered mail|delivery status notification|delivery (has )?fail|mail delivery fail|returned mail"
+    r"|failure notice|could not be delivered|delivery problem|non[- ]?remis|unzustellbar|nicht zustellbar"
+    r"|no se pudo entregar|no entregado|non recapitato|недоставлен|退信|投递失败|未能送达|无法投递|無法傳遞|配信不能|送信失敗",
+    re.I,
+)
+_AUTO_WORDS = (
+    r"auto(matic|matische|matisch)?[-_ ]?(reply|response|antwort|antwoord|svar)|autoreply|autorespond(er)?|out of (the )?office"
+    r"|away from (the )?office|on vacation|vacation reply|abwesenheit(snotiz)?|abwesend|im urlaub"
+    r"|r[ée]ponse automatique|absence du bureau|absent du bureau|respuesta autom[aá]tica|fuera de la oficina"
+    r"|risposta automatica|fuori sede|resposta autom[aá]tica|automatisch antwoord|autosvar|automaattinen vastaus"
+    r"|автоответ|автоматический ответ|自動応答|自動返信|不在通知|自动回复|自動回覆|自动答复|自動回復|休假|자동 응답"
+)
+_AUTO_SUBJECT = re.compile(
+    r"^\s*([\[【(]\s*(" + _AUTO_WORDS + r")\s*[\]】)]|(" + _AUTO_WORDS + r")\s*([:：]|$|\s-))", re.I
+)
+_READ_SUBJECT = re.compile(r"^\s*(read|not read|gelesen|ungelesen|lu|non lu|leído|no leído|已读|已讀|未读)\s*[:：]", re.I)
+_DMARC_SUBJECT = re.compile(r"^\s*(report domain:|\[?dmarc\]? aggregate report|dmarc report|report-id:)", re.I)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    action: Literal["accept", "suppress", "bounce"]
+    kind: Kind
     reason: str = ""
 
+    @property
+    def action(self) -> Literal["accept", "suppress", "bounce"]:
+        """What the channel does: hand to the bot, record as suppressed, or record as a bounce."""
+        if self.kind == "customer":
+            return "accept"
+        return "bounce" if self.kind == "bounce" else "suppress"
 
-ACCEPT = Verdict("accept")
+
+CUSTOMER = Verdict("customer")
+ACCEPT = CUSTOMER  # the name older callers use
 
 
 def _localpart(addr: str | None) -> str:
     return (addr or "").split("@", 1)[0].lower()
 
 
-def classify(mail: ParsedMail, own_address: str) -> Verdict:
-    """accept / suppress / bounce for one inbound mail (see the module docstring)."""
-    own = own_address.lower()
-    subject = mail.subject.lower()
-    if mail.report_type == "delivery-status":
+def _null_return_path(mail: ParsedMail) -> bool:
+    rp = mail.headers.get("return-path", ())
+    return bool(rp) and rp[0].replace(" ", "") in ("<>", "")
+
+
+def is_noreply(addr: str | None) -> bool:
+    """A sender that says no one reads replies to it (by local-part pattern)."""
+    return bool(_NOREPLY.match(_localpart(addr)))
+
+
+def _report(mail: ParsedMail) -> Verdict | None:
+    types = set(mail.part_types)
+    if mail.report_type in ("delivery-status", "global-delivery-status") or types & {
+        "message/delivery-status", "message/global-delivery-status"
+    }:
         return Verdict("bounce", "dsn")
-    if _localpart(mail.from_addr) in DAEMON_LOCALPARTS or (
-        not mail.from_addr and any(subject.startswith(s) for s in BOUNCE_SUBJECTS)
-    ):
+    if mail.content_type == "multipart/report" or types & {
+        "message/disposition-notification", "message/global-disposition-notification", "message/feedback-report"
+    }:
+        if "message/feedback-report" in types or mail.report_type == "feedback-report":
+            return Verdict("auto_reply", "abuse_report")
+        if types & {"message/disposition-notification", "message/global-disposition-notification"} or (
+            mail.report_type and "disposition-notification" in mail.report_type
+        ):
+            return Verdict("auto_reply", "read_receipt")
+        return Verdict("auto_reply", f"report:{mail.report_type or 'unspecified'}")
+    if "application/ms-tnef" in types and _READ_SUBJECT.match(mail.subject):
+        return Verdict("auto_reply", "read_receipt")
+    if _DMARC_SUBJECT.match(mail.subject) and types & {
+        "application/zip", "application/gzip", "application/x-gzip", "application/xml", "text/xml",
+        "application/x-zip-compressed", "application/tlsrpt+gzip", "application/tlsrpt+json",
+    }:
+        return Verdict("auto_reply", "dmarc_report")
+    return None
+
+
+def _bounce(mail: ParsedMail) -> Verdict | None:
+    local = _localpart(mail.from_addr)
+    bounce_subject = BOUNCE_SUBJECT.search(mail.subject) is not None
+    if local in DAEMON_LOCALPARTS:
         return Verdict("bounce", "mailer_daemon")
-    if mail.has(LOOP_HEADER):
-        return Verdict("suppress", "own_loop_header")
-    if mail.from_addr == own:
-        return Verdict("suppress", "own_address")
+    if _DAEMON_NAME.search(mail.from_name):
+        return Verdict("bounce", "mailer_daemon_name")
+    if bounce_subject and (_null_return_path(mail) or local == "postmaster" or not mail.from_addr):
+        return Verdict("bounce", "bounce_subject_from_daemon")
+    return None
+
+
+def _auto_reply(mail: ParsedMail) -> Verdict | None:
     auto = mail.header("auto-submitted").split(";", 1)[0].strip().lower()
     if auto and auto != "no":
-        return Verdict("suppress", f"auto_submitted:{auto}")
-    precedence = mail.header("precedence").strip().lower()
-    if precedence in BULK_PRECEDENCE:
-        return Verdict("suppress", f"precedence:{precedence}")
-    if mail.has("list-id") or mail.has("list-post"):
-        return Verdict("suppress", "mailing_list")
+        return Verdict("auto_reply", f"auto_submitted:{auto}")
+    for name in ("x-autoreply", "x-autorespond", "x-autogenerated", "x-auto-reply", "x-autoresponder",
+                 "x-mail-autoreply", "x-autoreply-from", "x-vacation"):
+        if mail.has(name):
+            return Verdict("auto_reply", f"header:{name}")
+    if mail.has("x-apple-action"):
+        return Verdict("auto_reply", f"x_apple_action:{mail.header('x-apple-action').strip().lower()[:30]}")
     suppress = {v.strip().lower() for v in mail.header("x-auto-response-suppress").split(",")}
     if suppress & {"all", "oof", "autoreply"}:
         # Set by Exchange/Outlook on automatic mail (out-of-office replies, alerts, rules): it asks
         # for no auto-response, and nothing a person types in a mail client carries it.
-        return Verdict("suppress", "x_auto_response_suppress")
-    if mail.has("x-autoreply") or mail.has("x-autorespond") or mail.has("x-autogenerated"):
-        return Verdict("suppress", "autoresponder_header")
-    if mail.has("feedback-id") and mail.has("list-unsubscribe"):
-        return Verdict("suppress", "bulk_sender")
-    if _localpart(mail.from_addr) in NOREPLY_LOCALPARTS:
-        return Verdict("suppress", "noreply_sender")
-    return ACCEPT
+        return Verdict("auto_reply", "x_auto_response_suppress")
+    if mail.has("x-ms-exchange-inbox-rules-loop") or mail.has("x-ms-exchange-generated-message-source"):
+        return Verdict("auto_reply", "exchange_rule")
+    precedence = mail.header("precedence").strip().lower()
+    if precedence == "auto_reply":
+        return Verdict("auto_reply", "precedence:auto_reply")
+    if _AUTO_SUBJECT.match(_without_reply_prefix(mail.subject)):
+        return Verdict("auto_reply", "auto_reply_subject")
+    if _null_return_path(mail):
+        return Verdict("auto_reply", "null_return_path")
+    return None
+
+
+def _without_reply_prefix(subject: str) -> str:
+    return re.sub(r"^\s*((re|aw|sv|fw|fwd|回复|答复)\s*[:：]\s*)+", "", subject, flags=re.I)
+
+
+def _list(mail: ParsedMail) -> Verdict | None:
+    precedence = mail.header("precedence").strip().lower()
+    if precedence in BULK_PRECEDENCE:
+        return Verdict("list", f"precedence:{precedence}")
+    if mail.has("list-id") or mail.has("list-post"):
+        return Verdict("list", "mailing_list")
+    if _LIST_MANAGER.match(_localpart(mail.from_addr)) or any(mail.has(h) for h in _LIST_MANAGER_HEADERS):
+        return Verdict("list", "list_manager")
+    if mail.has("list-unsubscribe") and (mail.has("feedback-id") or mail.has("list-unsubscribe-post")):
+        return Verdict("list", "bulk_sender")
+    return None
+
+
+def classify(mail: ParsedMail, own_address: str, relay_senders: frozenset[str] = frozenset()) -> Verdict:
+    """The verdict for one inbound mail (see the module docstring). `relay_senders` are no-reply
+    addresses of our own contact forms: their mail is a customer's (answered at Reply-To)."""
+    own = own_address.lower()
+    if mail.has(LOOP_HEADER):
+        return Verdict("loop", "own_loop_header")
+    if mail.from_addr == own:
+        return Verdict("loop", "own_address")
+    for rule in (_report, _bounce, _auto_reply, _list):
+        if (v := rule(mail)) is not None:
+            return v
+    if is_noreply(mail.from_addr) and (mail.from_addr or "") not in relay_senders:
+        return Verdict("auto_reply", "noreply_sender")
+    return CUSTOMER

@@ -16,96 +16,29 @@ Mail in the wild is messy, so every step degrades instead of failing:
 from __future__ import annotations
 
 import email
-import email.header
 import email.utils
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import policy
-from email.message import Message
+from email import errors, policy
+from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 
-# -- charsets ---------------------------------------------------------------------------------------
+from channels.email.charset import (
+    CONTROL,
+    ZH_CHARSETS,
+    clean_header,
+    codec_for,
+    decode_bytes,
+    decode_header_value,
+)
+from channels.email.quotes import mail_language, strip_reply
 
-# Labels mail clients get wrong, mapped to the superset that decodes what they really sent.
-CHARSET_ALIASES = {
-    "gb2312": "gb18030",
-    "gb_2312-80": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "cp936": "gb18030",
-    "ms936": "gb18030",
-    "euc-cn": "gb18030",
-    "x-euc-cn": "gb18030",
-    "csgb2312": "gb18030",
-    "big5": "big5hkscs",
-    "x-big5": "big5hkscs",
-    "cn-big5": "big5hkscs",
-    "big5-hkscs": "big5hkscs",
-    "ks_c_5601-1987": "cp949",
-    "iso-8859-1": "cp1252",
-    "latin1": "cp1252",
-    "us-ascii": "utf-8",  # 8-bit text labelled ASCII is nearly always UTF-8
-    "ascii": "utf-8",
-    "utf8": "utf-8",
-    "unicode-1-1-utf-7": "utf-7",
-}
-# Tried in order when the label is missing, unknown or wrong.
-GUESSES = ("utf-8", "gb18030", "big5hkscs")
-ZH_CHARSETS = ("gb18030", "hz", "big5hkscs", "cp950")
-
-
-def codec_for(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    cs = charset.strip().strip('"').lower()
-    return CHARSET_ALIASES.get(cs, cs)
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode `data` labelled `charset`, never raising: the label (widened), then UTF-8, GB18030
-    and Big5-HKSCS strictly, then the label (or UTF-8) with replacement characters."""
-    codec = codec_for(charset)
-    tried: list[str] = []
-    for c in ((codec,) if codec else ()) + GUESSES:
-        if c in tried:
-            continue
-        tried.append(c)
-        try:
-            return data.decode(c)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    try:
-        return data.decode(codec or "utf-8", errors="replace")
-    except LookupError:
-        return data.decode("utf-8", errors="replace")
-
-
-def _has_surrogates(s: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in s)
-
-
-def decode_header_value(raw: str | None) -> str:
-    """A header's raw value → text: RFC 2047 encoded words in any charset, raw 8-bit bytes
-    (which the parser keeps as surrogate escapes) guessed as UTF-8/GB18030/Big5."""
-    if raw is None:
-        return ""
-    value = str(raw)
-    if _has_surrogates(value):
-        value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
-    if "=?" not in value:
-        return _unfold(value)
-    try:
-        chunks = email.header.decode_header(value)
-    except (email.errors.HeaderParseError, ValueError, LookupError, AssertionError):
-        return _unfold(value)
-    out: list[str] = []
-    for chunk, cs in chunks:
-        if isinstance(chunk, bytes):
-            out.append(decode_bytes(chunk, cs))
-        else:
-            out.append(chunk)
-    return _unfold("".join(out))
+# Decoding and quote stripping live in their own modules; re-exported for callers and tests.
+__all__ = [
+    "Bounce", "ParsedMail", "RawAttachment", "codec_for", "decode_bytes", "decode_header_value", "first_address",
+    "html_to_text", "mail_language", "msg_ids", "parse_headers_only", "parse_mail", "strip_reply",
+]
 
 
 def _unfold(s: str) -> str:
@@ -129,7 +62,8 @@ def msg_ids(value: str) -> tuple[str, ...]:
 
 
 def first_address(value: str) -> tuple[str, str | None]:
-    """(display name, lower-cased address) of the first mailbox in an address header."""
+    """(display name, lower-cased address) of the first mailbox in an address header (lenient:
+    for recovering a sender from a mail that could not be parsed)."""
     try:
         pairs = email.utils.getaddresses([value])
     except (ValueError, IndexError, TypeError):
@@ -139,6 +73,59 @@ def first_address(value: str) -> tuple[str, str | None]:
         if "@" in addr and " " not in addr and len(addr) <= 254:  # RFC 5321 path limit
             return name.strip(), addr.lower()
     return "", None
+
+
+ADDR_SPEC_RE = re.compile(r"^[^@\s<>\"()\[\],;:\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]$")
+_ANGLE_ADDR = re.compile(r"<\s*([^<>\s]*@[^<>\s]*)\s*>")
+
+
+@dataclass(frozen=True, slots=True)
+class Mailboxes:
+    """What an address header really names: `addr` is the addr-spec of its one mailbox (never an
+    address written in the display name), `count` how many mailboxes it lists, `problem` why it
+    is not exactly one well-formed mailbox ("" when it is)."""
+
+    name: str
+    addr: str | None
+    count: int
+    problem: str = ""
+
+
+def parse_mailboxes(raw_value: str | None) -> Mailboxes:
+    """Strict RFC 5322 reading of a From/Reply-To value as it came off the wire (encoded words
+    not yet decoded, so an encoded display name can never turn into an address)."""
+    if not raw_value or not raw_value.strip():
+        return Mailboxes("", None, 0, "no address")
+    value = re.sub(r"[\udc80-\udcff]", "?", str(raw_value))
+    value = CONTROL.sub("", re.sub(r"\s*[\r\n]+\s*", " ", value))
+    try:
+        parsed = policy.default.header_factory("from", value)
+        found = [(a.display_name, a.addr_spec) for a in parsed.addresses]
+        defects = [d for d in parsed.defects if isinstance(d, errors.InvalidHeaderDefect)]
+    except (errors.HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+        found, defects = [], [errors.InvalidHeaderDefect("unparseable")]
+    if not defects:
+        good = [(n, a) for n, a in found if ADDR_SPEC_RE.match(a)]
+        if len(found) == 1 and good:
+            name, addr = good[0]
+            return Mailboxes(clean_header(name), addr.lower(), 1)
+        if len(found) > 1:
+            first = good[0] if good else ("", None)
+            return Mailboxes(clean_header(first[0]), first[1].lower() if first[1] else None, len(found),
+                             f"{len(found)} mailboxes")
+    # Malformed (e.g. an unquoted address as display name: `victim@bank.test <attacker@evil.test>`):
+    # the angle-addr is the mailbox; anything else is only a name.
+    angles = [m for m in _ANGLE_ADDR.findall(value) if ADDR_SPEC_RE.match(m)]
+    if len(angles) == 1:
+        name = value[: value.find("<")].strip().strip('"').strip()
+        return Mailboxes(clean_header(decode_header_value(name)), angles[0].lower(), 1, "malformed address header")
+    if len(angles) > 1:
+        return Mailboxes("", angles[0].lower(), len(angles), f"{len(angles)} mailboxes")
+    bare = [t.strip("<>,;\"'()") for t in value.split()]
+    bare = [t for t in bare if ADDR_SPEC_RE.match(t)]
+    if len(bare) == 1:
+        return Mailboxes("", bare[0].lower(), 1, "malformed address header")
+    return Mailboxes("", bare[0].lower() if bare else None, len(bare), f"{len(bare)} mailboxes" if bare else "no address")
 
 
 # -- HTML → text ------------------------------------------------------------------------------------
@@ -232,69 +219,6 @@ def html_to_text(html: str) -> str:
     return p.text()
 
 
-# -- quoted replies and signatures ------------------------------------------------------------------
-
-_ATTRIBUTION = [
-    re.compile(r"^\s*On\b.{0,400}\bwrote:\s*$", re.I | re.S),
-    re.compile(r"^\s*在.{0,300}(写道|寫道)\s*[:：]?\s*$", re.S),
-    re.compile(r"^\s*.{0,300}\d{4}.{0,100}(写道|寫道)\s*[:：]\s*$", re.S),
-    re.compile(r"^\s*Am\b.{0,300}\bschrieb\b.{0,200}:\s*$", re.I | re.S),
-    re.compile(r"^\s*Le\b.{0,300}\ba écrit\s*:\s*$", re.I | re.S),
-]
-_SEPARATOR = re.compile(
-    r"^\s*-{2,}\s*(original message|原始邮件|原始郵件|原邮件|回复的原邮件)\s*-{2,}\s*$"
-    r"|^\s*-{5,}\s*(原始邮件|原始郵件)\s*-{5,}\s*$"
-    r"|^\s*_{10,}\s*$",
-    re.I,
-)
-_FORWARD = re.compile(r"^\s*-{2,}\s*(forwarded message|转发的邮件|轉寄的郵件|转发邮件)\s*-{2,}\s*$", re.I)
-_HEADER_FROM = re.compile(r"^\s*\*?(From|发件人|發件人|寄件者)\s*\*?\s*[:：]", re.I)
-_HEADER_NEXT = re.compile(
-    r"^\s*\*?(Sent|Date|To|Subject|Cc|发送时间|時間|时间|日期|收件人|主题|主旨|寄件日期)\s*\*?\s*[:：]", re.I
-)
-_MOBILE_SIG = re.compile(
-    r"^\s*(sent from my \w+( \w+)?|sent from (mail|outlook) for \w+|get outlook for \w+|sent from yahoo mail.*"
-    r"|发自我的\s?\w+|從我的\s?\w+\s?傳送|从我的\s?\w+\s?发送|发自网易邮箱.*|来自\s?\w+\s?的邮件)\s*$",
-    re.I,
-)
-
-
-def _is_header_block(lines: list[str], i: int) -> bool:
-    if not _HEADER_FROM.match(lines[i]):
-        return False
-    nxt = [ln for ln in lines[i + 1 : i + 6] if ln.strip()]
-    return sum(1 for ln in nxt if _HEADER_NEXT.match(ln)) >= 2
-
-
-def _is_attribution(lines: list[str], i: int) -> bool:
-    line = lines[i].lstrip("> ").strip()
-    if not line:
-        return False
-    candidates = [line]
-    if i + 1 < len(lines):
-        candidates.append(line + " " + lines[i + 1].lstrip("> ").strip())
-    return any(p.match(c) for p in _ATTRIBUTION for c in candidates)
-
-
-def strip_reply(text: str) -> str:
-    """What the user wrote this time: cut at the first reply attribution ("On … wrote:",
-    "在 … 写道："), an "Original Message" separator, an Outlook header block or the signature
-    delimiter; drop ">"-quoted lines. Returns "" when nothing is left (callers fall back)."""
-    lines = text.splitlines()
-    out: list[str] = []
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith(">"):
-            continue
-        if line.rstrip("\r") in ("-- ", "--") or _MOBILE_SIG.match(s):
-            break
-        if _SEPARATOR.match(line) or _FORWARD.match(line) or _is_attribution(lines, i) or _is_header_block(lines, i):
-            break
-        out.append(line.rstrip())
-    result = "\n".join(out)
-    return re.sub(r"\n{3,}", "\n\n", result).strip()
-
-
 # -- the parsed mail --------------------------------------------------------------------------------
 
 
@@ -333,6 +257,11 @@ class ParsedMail:
     report_type: str | None
     bounce: Bounce | None = None
     problems: tuple[str, ...] = field(default=())
+    from_count: int = 1  # mailboxes in From: (1 unless the header is odd)
+    from_problem: str = ""  # why From: is not exactly one well-formed mailbox
+    reply_to: Mailboxes | None = None
+    part_types: tuple[str, ...] = ()  # every MIME type in the mail (report parts, TNEF …)
+    header_names: tuple[str, ...] = ()  # lower-case names in the order they appear (top first)
 
     def header(self, name: str) -> str:
         vals = self.headers.get(name.lower())
@@ -342,12 +271,13 @@ class ParsedMail:
         return name.lower() in self.headers
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_NESTING = 24  # MIME levels (multiparts and forwarded mails) read before the rest is kept as one .eml
 
 
 def _clean(text: str) -> str:
     """Line ends normalised, control characters (NUL breaks PostgreSQL text) removed."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
 
 
 def _raw_text_fallback(raw: bytes) -> str:
@@ -360,7 +290,10 @@ def _raw_text_fallback(raw: bytes) -> str:
 
 
 def _part_text(part: Message) -> tuple[str, str | None]:
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, LookupError, TypeError, AssertionError):
+        payload = None
     if not isinstance(payload, bytes):
         payload = str(part.get_payload() or "").encode("utf-8", "surrogateescape")
     cs = part.get_content_charset()
@@ -378,16 +311,43 @@ def _filename(part: Message) -> str | None:
     return decode_header_value(name) if name else None
 
 
-def _leaves(part: Message) -> Iterator[Message]:
-    """Leaf parts in order; a message/rfc822 part (a forwarded mail) is one leaf, not descended."""
-    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
-        yield part
-        return
+def _children(part: Message) -> list[Message]:
     payload = part.get_payload()
     if isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield from _leaves(sub)
+        return [p for p in payload if isinstance(p, Message)]
+    return []
+
+
+def _depth(msg: Message) -> int:
+    """How deep the MIME tree goes (iteratively: the tree may be deeper than Python's stack)."""
+    deepest = 0
+    stack = [(msg, 1)]
+    while stack:
+        part, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((c, d + 1) for c in _children(part))
+    return deepest
+
+
+def _leaves(part: Message) -> Iterator[Message]:
+    """Leaf parts in order; a message/rfc822 part (a forwarded mail) is one leaf, not descended."""
+    stack = [part]
+    while stack:
+        p = stack.pop()
+        if p.get_content_type() == "message/rfc822" or not p.is_multipart():
+            yield p
+        else:
+            stack.extend(reversed(_children(p)))
+
+
+def _walk(msg: Message) -> Iterator[Message]:
+    stack = [msg]
+    while stack:
+        p = stack.pop()
+        yield p
+        stack.extend(reversed(_children(p)))
 
 
 def _rfc822_bytes(part: Message) -> bytes:
@@ -396,7 +356,7 @@ def _rfc822_bytes(part: Message) -> bytes:
     if isinstance(inner, Message):
         try:
             return inner.as_bytes(policy=policy.default.clone(linesep="\r\n"))
-        except (ValueError, LookupError, TypeError, UnicodeError, IndexError):
+        except (ValueError, LookupError, TypeError, UnicodeError, IndexError, RecursionError):
             return inner.as_string().encode("utf-8", "replace")
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
@@ -406,7 +366,7 @@ def _parse_bounce(msg: Message) -> Bounce:
     recipients: list[str] = []
     status = action = diagnostic = ""
     original: str | None = None
-    for part in msg.walk():
+    for part in _walk(msg):
         ct = part.get_content_type()
         if ct in ("message/delivery-status", "message/global-delivery-status"):
             blocks = part.get_payload()
@@ -417,10 +377,10 @@ def _parse_bounce(msg: Message) -> Bounce:
                     continue
                 fr = b.get("Final-Recipient") or b.get("Original-Recipient")
                 if fr:
-                    recipients.append(str(fr).split(";", 1)[-1].strip().lower())
-                status = status or str(b.get("Status") or "").strip()
-                action = action or str(b.get("Action") or "").strip().lower()
-                diagnostic = diagnostic or _unfold(str(b.get("Diagnostic-Code") or ""))[:300]
+                    recipients.append(clean_header(str(fr).split(";", 1)[-1]).lower())
+                status = status or clean_header(str(b.get("Status") or ""))
+                action = action or clean_header(str(b.get("Action") or "")).lower()
+                diagnostic = diagnostic or clean_header(str(b.get("Diagnostic-Code") or ""))[:300]
         elif ct in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers") and original is None:
             if ct == "message/rfc822":
                 inner = part.get_payload()
@@ -434,31 +394,80 @@ def _parse_bounce(msg: Message) -> Bounce:
     return Bounce(tuple(dict.fromkeys(recipients)), status, action, diagnostic, original)
 
 
+def _read(raw: bytes) -> tuple[Message, list[str]]:
+    """The MIME tree. The modern parser first; when it could not split a multipart (Outlook's
+    unquoted `boundary=----=_NextPart…` trips its header parser) the compat32 parser, which
+    reads those boundaries, is tried and kept if it did better."""
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    problems = [type(d).__name__ for d in msg.defects][:10]
+    if msg.get_content_maintype() == "multipart" and (
+        not msg.is_multipart() or any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in msg.defects)
+    ):
+        legacy = email.message_from_bytes(raw, _class=EmailMessage, policy=policy.compat32)
+        if legacy.is_multipart() and not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in legacy.defects):
+            return legacy, []
+    return msg, problems
+
+
+def _bodies(msg: Message, problems: list[str]) -> tuple[Message | None, Message | None]:
+    try:
+        get_body = msg.get_body  # type: ignore[attr-defined]
+        return get_body(preferencelist=("plain",)), get_body(preferencelist=("html",))
+    except (ValueError, LookupError, TypeError, IndexError, AttributeError, KeyError, RecursionError) as e:
+        problems.append(f"body: {type(e).__name__}")
+        return None, None
+
+
+def _first_text_leaf(msg: Message) -> Message | None:
+    """For a tree too deep to read normally: the first text part, in document order."""
+    for part in _leaves(msg):
+        if part.get_content_type() in ("text/plain", "text/html") and part.get_content_disposition() != "attachment":
+            return part
+    return None
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse one mail. Never raises for malformed MIME; what could not be read is listed in
     `problems` (the channel writes it into the ticket's copy of the mail)."""
-    msg = email.message_from_bytes(raw, policy=policy.default)
-    problems: list[str] = [type(d).__name__ for d in msg.defects][:10]
+    msg, problems = _read(raw)
     headers: dict[str, list[str]] = {}
+    raw_headers: dict[str, list[str]] = {}
+    names: list[str] = []
     for name, value in msg.raw_items():
-        headers.setdefault(name.lower(), []).append(decode_header_value(value))
+        key = CONTROL.sub("", name).strip().lower()
+        names.append(key)
+        headers.setdefault(key, []).append(decode_header_value(value))
+        raw_headers.setdefault(key, []).append(str(value))
 
     def h(name: str) -> str:
         vals = headers.get(name)
         return vals[0] if vals else ""
 
-    from_name, from_addr = first_address(h("from"))
+    sender = parse_mailboxes(raw_headers.get("from", [""])[0])
+    from_name = sender.name
+    if "?" in from_name and "\udc80" <= max(raw_headers.get("from", [""])[0] or " ") <= "\udcff":
+        from_name = first_address(h("from"))[0] or from_name  # an 8-bit display name: our decoder reads it
+    reply_to = parse_mailboxes(raw_headers["reply-to"][0]) if raw_headers.get("reply-to") else None
     own_ids = msg_ids(h("message-id"))
     content_type = msg.get_content_type()
-    report_type = msg.get_param("report-type") if content_type == "multipart/report" else None
+    report_type = None
+    if content_type == "multipart/report":
+        rt = msg.get_param("report-type")
+        report_type = clean_header(rt if isinstance(rt, str) else "").lower() or "unspecified"
 
+    depth = _depth(msg)
+    too_deep = depth > MAX_NESTING
     plain_part: Message | None = None
     html_part: Message | None = None
-    try:
-        plain_part = msg.get_body(preferencelist=("plain",))
-        html_part = msg.get_body(preferencelist=("html",))
-    except (ValueError, LookupError, TypeError, IndexError, AttributeError, KeyError) as e:
-        problems.append(f"body: {type(e).__name__}")
+    if too_deep:
+        problems.append(f"nested more than {MAX_NESTING} levels deep: kept whole as original.eml")
+        leaf = _first_text_leaf(msg)
+        if leaf is not None and leaf.get_content_type() == "text/html":
+            html_part = leaf
+        else:
+            plain_part = leaf
+    else:
+        plain_part, html_part = _bodies(msg, problems)
 
     body = ""
     charsets: list[str] = []
@@ -476,7 +485,48 @@ def parse_mail(raw: bytes) -> ParsedMail:
     body = _clean(body)
 
     attachments: list[RawAttachment] = []
-    body_parts = {id(p) for p in (plain_part, html_part) if p is not None}
+    part_types: list[str] = []
+    if too_deep:
+        attachments.append(RawAttachment("original.eml", "message/rfc822", raw))
+        part_types = sorted({p.get_content_type() for p in _walk(msg)})
+    else:
+        _collect_attachments(msg, {id(p) for p in (plain_part, html_part) if p is not None}, attachments, problems)
+        part_types = sorted({p.get_content_type() for p in _walk(msg)})
+
+    lang_hint: str | None = None
+    content_language = h("content-language").lower()
+    if content_language.startswith("zh") or any(c in ZH_CHARSETS for c in charsets):
+        lang_hint = "zh"
+    elif content_language.startswith("en"):
+        lang_hint = "en"
+
+    has_dsn = any(t in ("message/delivery-status", "message/global-delivery-status") for t in part_types)
+    bounce = _parse_bounce(msg) if report_type in ("delivery-status", "global-delivery-status") or has_dsn else None
+    return ParsedMail(
+        message_id=own_ids[0] if own_ids else None,
+        in_reply_to=msg_ids(h("in-reply-to")),
+        references=msg_ids(h("references")),
+        subject=h("subject"),
+        from_name=from_name,
+        from_addr=sender.addr,
+        headers={k: tuple(v) for k, v in headers.items()},
+        body=body,
+        stripped=strip_reply(body),
+        attachments=tuple(attachments),
+        lang_hint=lang_hint,
+        content_type=content_type,
+        report_type=report_type,
+        bounce=bounce,
+        problems=tuple(problems),
+        from_count=sender.count,
+        from_problem=sender.problem,
+        reply_to=reply_to,
+        part_types=tuple(part_types),
+        header_names=tuple(names),
+    )
+
+
+def _collect_attachments(msg: Message, body_parts: set[int], out: list[RawAttachment], problems: list[str]) -> None:
     for i, part in enumerate(_leaves(msg)):
         if id(part) in body_parts:
             continue
@@ -491,39 +541,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
             continue
         try:
             data = _rfc822_bytes(part) if ct == "message/rfc822" else part.get_payload(decode=True)
-        except (ValueError, LookupError, TypeError, IndexError, UnicodeError) as e:
+        except (ValueError, LookupError, TypeError, IndexError, UnicodeError, AssertionError) as e:
             problems.append(f"attachment {i}: {type(e).__name__}")
             continue
         if not isinstance(data, bytes):
             data = b""
         ext = ".eml" if ct == "message/rfc822" else ""
-        attachments.append(RawAttachment(name or f"attachment-{len(attachments) + 1}{ext}", ct, data))
-
-    lang_hint: str | None = None
-    content_language = h("content-language").lower()
-    if content_language.startswith("zh") or any(c in ZH_CHARSETS for c in charsets):
-        lang_hint = "zh"
-    elif content_language.startswith("en"):
-        lang_hint = "en"
-
-    bounce = _parse_bounce(msg) if report_type and report_type.lower() == "delivery-status" else None
-    return ParsedMail(
-        message_id=own_ids[0] if own_ids else None,
-        in_reply_to=msg_ids(h("in-reply-to")),
-        references=msg_ids(h("references")),
-        subject=h("subject"),
-        from_name=from_name,
-        from_addr=from_addr,
-        headers={k: tuple(v) for k, v in headers.items()},
-        body=body,
-        stripped=strip_reply(body),
-        attachments=tuple(attachments),
-        lang_hint=lang_hint,
-        content_type=content_type,
-        report_type=report_type.lower() if report_type else None,
-        bounce=bounce,
-        problems=tuple(problems),
-    )
+        out.append(RawAttachment(name or f"attachment-{len(out) + 1}{ext}", ct, data))
 
 
 def parse_headers_only(raw: bytes) -> ParsedMail:

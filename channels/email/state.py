@@ -97,8 +97,10 @@ class EmailState:
         vals = await self.r.mget([self.k_msgid(m) for m in msgids])
         return next((v for v in vals if v), None)
 
-    async def remember_msgid(self, msgid: str, conv: str) -> None:
-        await self.r.set(self.k_msgid(msgid), conv, ex=THREAD_TTL_S)
+    async def remember_msgid(self, msgid: str, conv: str, *, keep: bool = False) -> None:
+        """`keep`: a Message-ID already known stays with its conversation (ids of inbound mail
+        are written by the sender; a reused one must not move a thread)."""
+        await self.r.set(self.k_msgid(msgid), conv, ex=THREAD_TTL_S, nx=keep)
 
     async def conversation_of_ticket(self, number: str) -> str | None:
         v: str | None = await self.r.get(self.k_ticket(number))

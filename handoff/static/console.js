@@ -979,6 +979,9 @@
           h('b', { text: who }),
           m.author_type === 'bot' ? h('span', { class: 'tag', text: 'Bot' }) : null,
           channelBadge(m.channel, true),
+          m.sender_check ? h('span', { class: 'tag ' + (m.sender_check.verified ? 'sender-ok' : 'sender-unverified'), testid: 'sender-check',
+            text: (m.sender_check.verified ? 'Sender verified: ' : 'Sender not verified: ') + (m.sender_check.why || '').slice(0, 80),
+            title: m.sender_check.why + (m.sender_check.relay ? ` (via ${m.sender_check.relay})` : '') }) : null,
           timeEl(m.at)),
         h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(m.text)), atts)));
   }

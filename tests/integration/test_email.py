@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.redis]
 
 SUPPORT = USER  # the support address is the mailbox's login here
 ALICE = "alice@example.org"
+MX = "mx.example.test"  # the receiving server these tests play: it stamps Authentication-Results
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
@@ -65,6 +66,7 @@ def email_section(d: Dovecot, smtp_port: int, tmp: Path, **kw: Any) -> dict[str,
         "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_security": "none", "smtp_auth": False,
         "attachments_dir": str(tmp / "attachments"), "max_attachment_bytes": 50_000,
         "reconnect_max_s": 0.5, "poll_interval_s": 0.3, "idle_renew_s": 30, "imap_timeout_s": 3,
+        "trusted_authserv_id": MX,
         **kw,
     }
 
@@ -173,10 +175,20 @@ async def rig_no_nlu(tmp_path: Path, aredis: aioredis.Redis, dovecot: Dovecot, s
         yield x
 
 
+def dmarc_pass(sender: str) -> str:
+    domain = sender.rsplit("@", 1)[1]
+    return f"{MX}; spf=pass smtp.mailfrom={sender}; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+
+
 def mail(subject: str, body: str, *, sender: str = ALICE, name: str = "Alice Chen", msgid: str | None = None,
-         in_reply_to: str | None = None, references: str | None = None, **headers: str) -> tuple[bytes, str]:
+         in_reply_to: str | None = None, references: str | None = None, auth: str | None = "",
+         from_header: str | None = None, **headers: str) -> tuple[bytes, str]:
+    """A mail as it lands in the mailbox: by default with the receiving server's verdict that the
+    sender's domain passed DMARC (`auth=None`: no verdict; any other text: that verdict)."""
     m = EmailMessage()
-    m["From"] = f"{name} <{sender}>"
+    if auth is not None:
+        m["Authentication-Results"] = auth or dmarc_pass(sender)
+    m["From"] = from_header or f"{name} <{sender}>"
     m["To"] = f"Exchange Support <{SUPPORT}>"
     m["Subject"] = subject
     m["Date"] = formatdate(localtime=True)
@@ -345,6 +357,7 @@ def gbk_mail(png: bytes, big: bytes) -> bytes:
 
     body = "您好，我的USDT充值一直没到账怎么办？\n\n发自我的iPhone\n"
     return (
+        f"Authentication-Results: {dmarc_pass('zhang.wei@example.cn')}\r\n".encode() +
         b"From: =?GB2312?B?" + b64("张伟") + b"?= <zhang.wei@example.cn>\r\n"
         b"To: support@example.test\r\n"
         b"Subject: =?GBK?B?" + b64("充值未到账") + b"?=\r\n"
@@ -662,7 +675,9 @@ async def test_a_mail_that_cannot_be_processed_still_gets_a_ticket_and_does_not_
     rig.dovecot.deliver(mail("2FA", "How do I enable 2FA?", sender="bob@example.org")[0])
     msgs = await rig.wait_inbound(2)
     await rig.wait_seen(2)
-    assert msgs[0].user_id == ALICE and msgs[0].text == "" and "injected parser bug" in msgs[0].meta["email_problems"]
+    # Nothing of it could be read, so neither could its sender's authentication: its own identity.
+    assert msgs[0].user_id == f"unverified:{ALICE}" and msgs[0].meta["reply_to_addr"] == ALICE
+    assert msgs[0].text == "" and "injected parser bug" in msgs[0].meta["email_problems"]
     [dead] = [f for _, f in await rig.r.xrange(rig.channel.state.k_dead)]
     assert "IndexError: injected parser bug" in dead["error"]
     await rig.pump()
@@ -672,3 +687,162 @@ async def test_a_mail_that_cannot_be_processed_still_gets_a_ticket_and_does_not_
     detail = await rig.svc.detail("SB-000001")
     note = [m for m in detail["messages"] if m["author_type"] == "user"][0]["attachments"][0]
     assert "injected parser bug" in (Path(rig.cfg.attachments_dir) / note["ref"]).read_text()
+
+
+# -- real-world threading and loops (#18) --------------------------------------------------------------
+
+EXCHANGE_ID = "<AM9PR01MB8523F1D7C2A4E9B6F3D81C2A4E9B6F3D8@AM9PR01MB8523.eurprd01.prod.exchangelabs.com>"
+
+
+def outlook_reply(subject: str, body: str, in_reply_to: str, references: str) -> bytes:
+    """What Outlook (Exchange Online) sends: its own long Message-ID, Thread-Index, the quote as a
+    "From: / Sent: / To: / Subject:" block under a line of underscores."""
+    return (
+        f"Authentication-Results: {dmarc_pass(ALICE)}\r\nFrom: Alice Chen <{ALICE}>\r\nTo: {SUPPORT}\r\n"
+        f"Subject: {subject}\r\nDate: {formatdate()}\r\nMessage-ID: <AM9PR01MB8523R2{time.time_ns()}@AM9PR01MB8523."
+        f"eurprd01.prod.exchangelabs.com>\r\nIn-Reply-To: {in_reply_to}\r\nReferences: {references}\r\n"
+        "Thread-Topic: Withdrawal\r\nThread-Index: AQHZ1234abcd==\r\nContent-Language: en-US\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"us-ascii\"\r\n\r\n" + body
+    ).encode()
+
+
+@pytest.mark.rasa
+async def test_an_outlook_reply_to_our_long_id_mail_joins_the_ticket_and_a_vacation_reply_gets_nothing(rig: Rig) -> None:
+    await rig.start()
+    assert 82 <= len(EXCHANGE_ID) <= 93
+    raw, _ = mail("Withdrawal", "I want to talk to a real person", msgid=EXCHANGE_ID)
+    rig.dovecot.deliver(raw)
+    await rig.wait_inbound(1)
+    await rig.pump()
+    [ack] = rig.smtp.rec.envelopes
+    head = ack.content.split(b"\r\n\r\n", 1)[0]
+    # On the wire: the long id as a plain msg-id, never an RFC 2047 word (CPython gh-100991).
+    assert f"In-Reply-To: {EXCHANGE_ID}\r\n".encode() in head and b"=?" not in head
+    ack_id = str(rig.smtp.rec.mails[0]["Message-ID"])
+
+    rig.dovecot.deliver(outlook_reply(
+        "RE: Withdrawal [SB-000001]",
+        "It is the USDT withdrawal from yesterday.\r\n\r\n________________________________\r\n"
+        f"From: Exchange Support <{SUPPORT}>\r\nSent: Tuesday, December 1, 2026 10:00 AM\r\nTo: Alice Chen <{ALICE}>\r\n"
+        "Subject: Re: Withdrawal [SB-000001]\r\n\r\nA member of our support team will take over.\r\n",
+        in_reply_to=ack_id, references=f"{EXCHANGE_ID} {ack_id}",
+    ))
+    # Out of office answers to our acknowledgement: Apple Mail (no Auto-Submitted) and Exchange.
+    vacation, _ = mail("Auto reply: Re: Withdrawal [SB-000001]", "I am on vacation until Monday.",
+                       in_reply_to=ack_id, X_Apple_Action="VACATION")
+    rig.dovecot.deliver(vacation)
+    oof, _ = mail("Automatic reply: Re: Withdrawal [SB-000001]", "Out of office", in_reply_to=ack_id,
+                  X_MS_Exchange_Inbox_Rules_Loop=ALICE)
+    rig.dovecot.deliver(oof)
+    msgs = await rig.wait_inbound(2)
+    await rig.wait_seen(4)
+    assert len(await rig.inbound()) == 2  # the two automatic replies never reach the bot
+    assert msgs[1].conversation_id == msgs[0].conversation_id
+    assert msgs[1].text == "It is the USDT withdrawal from yesterday."
+    await rig.pump()
+    assert len(rig.smtp.rec.mails) == 1  # no answer to anything after the acknowledgement
+    assert [t["number"] for t in await rig.svc.list("all", agent=None)] == ["SB-000001"]  # type: ignore[arg-type]
+    reasons = sorted(orjson.loads(x)["reason"] for x in await rig.r.lrange(rig.channel.state.k_suppressed, 0, -1))
+    assert reasons == ["exchange_rule", "x_apple_action:vacation"]
+
+
+async def test_a_reused_message_id_from_another_sender_gets_its_own_conversation_and_overwrites_nothing(
+    rig_no_nlu: Rig,
+) -> None:
+    rig = rig_no_nlu
+    await rig.start()
+    raw, msgid = mail("Deposit", "My deposit of 2 BTC is missing.")
+    rig.dovecot.deliver(raw)
+    [first] = await rig.wait_inbound(1)
+    stored = Path(rig.cfg.attachments_dir) / first.attachments[0].ref  # type: ignore[operator]
+    before = stored.read_bytes()
+    copy, _ = mail("Deposit", "Send the 2 BTC to bc1qattacker instead.", sender="mallory@example.net", name="Mallory",
+                   msgid=msgid)
+    rig.dovecot.deliver(copy)
+    msgs = await rig.wait_inbound(2)
+    assert msgs[1].user_id == "mallory@example.net" and msgs[1].conversation_id != first.conversation_id
+    assert stored.read_bytes() == before and b"bc1qattacker" not in before
+    assert await rig.channel.state.conversation_of([msgid.strip("<>")]) == first.conversation_id
+
+
+# -- sender identity (#24) -----------------------------------------------------------------------------
+
+
+@pytest.mark.rasa
+async def test_a_forged_sender_never_joins_the_victims_ticket_nor_learns_its_status(rig: Rig) -> None:
+    await rig.start()
+    raw, _ = mail("Withdrawal", "I want to talk to a real person")
+    rig.dovecot.deliver(raw)
+    await rig.wait_inbound(1)
+    await rig.pump()
+    ack_id = str(rig.smtp.rec.mails[0]["Message-ID"])
+    n_mails = len(rig.smtp.rec.mails)
+
+    def forged(body: str, auth: str | None, **kw: Any) -> bytes:
+        return mail("Re: Withdrawal [SB-000001]", body, in_reply_to=ack_id, references=ack_id, auth=auth, **kw)[0]
+
+    attempts = [
+        # A verdict from some other server, not ours: it may be the sender's own.
+        forged("I want to talk to a real person: change my withdrawal address to bc1qattacker", "mx.evil.test; dmarc=pass header.from=example.org"),
+        # Our server's verdict: signed, but by another domain.
+        forged("I want to talk to a real person: change my withdrawal address to bc1qattacker", f"{MX}; dkim=pass header.d=evil.test; dmarc=none"),
+        # No verdict at all.
+        forged("I want to talk to a real person: change my withdrawal address to bc1qattacker", None),
+    ]
+    for a in attempts:
+        rig.dovecot.deliver(a)
+    msgs = await rig.wait_inbound(1 + len(attempts))
+    for m in msgs[1:]:
+        assert m.conversation_id != msgs[0].conversation_id and m.user_id == f"unverified:{ALICE}"
+        assert m.meta["sender_verified"] == "0" and "not verified" in m.meta["user_label"]
+    # The display-name trick: the real address is the attacker's, verified for *their* domain.
+    trick, _ = mail("Re: Withdrawal [SB-000001]", "please change my withdrawal address", in_reply_to=ack_id,
+                    from_header=f'"{ALICE}" <mallory@evil.test>', auth=dmarc_pass("mallory@evil.test"))
+    rig.dovecot.deliver(trick)
+    # Status questions: Alice (verified, new thread) learns it; a forged Alice does not.
+    rig.dovecot.deliver(mail("ticket SB-000001 status", "ticket SB-000001 status")[0])
+    rig.dovecot.deliver(mail("ticket SB-000001 status", "ticket SB-000001 status", auth=None)[0])
+    msgs = await rig.wait_inbound(len(attempts) + 4)
+    assert msgs[-3].user_id == "mallory@evil.test" and msgs[-3].meta["sender_verified"] == "1"
+    await rig.pump()
+
+    detail = await rig.svc.detail("SB-000001")
+    texts = [m["text"] for m in detail["messages"] if m["author_type"] == "user"]
+    assert texts == ["Withdrawal\n\nI want to talk to a real person"]  # nothing of the forgeries on Alice's ticket
+    outs = await rig.outbound()
+    real, fake = msgs[-2], msgs[-1]
+    [real_reply] = [o.text for o in outs if o.conversation_id == real.conversation_id]
+    fake_replies = [o.text for o in outs if o.conversation_id == fake.conversation_id]
+    assert "Your ticket SB-000001 is" in real_reply
+    assert fake_replies and not any("Your ticket SB-000001 is" in t for t in fake_replies)
+    # The agent sees, on each message, whether its sender was verified and why.
+    others = [t for t in await rig.svc.list("all", agent=None) if t["number"] != "SB-000001"]  # type: ignore[arg-type]
+    assert others
+    checks = []
+    for t in others:
+        for m in (await rig.svc.detail(t["number"]))["messages"]:
+            if m["author_type"] == "user" and m.get("sender_check"):
+                checks.append(m["sender_check"])
+    assert any(not c["verified"] and "mx.evil.test" in c["why"] for c in checks)
+    assert any(not c["verified"] and "dkim=pass d=evil.test (not aligned)" in c["why"] for c in checks)
+    assert len(rig.smtp.rec.mails) > n_mails and all(m["To"] in (ALICE, "mallory@evil.test") for m in rig.smtp.rec.mails)
+
+
+async def test_a_contact_form_relay_is_answered_at_its_reply_to_and_shown_as_not_verified(
+    tmp_path: Path, aredis: aioredis.Redis, dovecot: Dovecot, smtp: SmtpServer
+) -> None:
+    relay = "ne-pas-repondre@forms.example.test"
+    async for rig in _rig(tmp_path, aredis, dovecot, smtp, "http://127.0.0.1:1", relay_senders=[relay]):
+        await rig.start()
+        form, _ = mail("Contact form", "Name: Carol\nMy KYC is stuck.", sender=relay, name="Formulaire",
+                       Reply_To="Carol <carol@example.net>")
+        rig.dovecot.deliver(form)
+        noreply, _ = mail("Notification", "Your statement is ready", sender="ne-pas-repondre@bank.example.test")
+        rig.dovecot.deliver(noreply)
+        [msg] = await rig.wait_inbound(1)
+        await rig.wait_seen(2)
+        assert msg.meta["reply_to_addr"] == "carol@example.net" and msg.user_id == "unverified:carol@example.net"
+        assert msg.meta["sender_relay"] == relay and msg.meta["sender_verified"] == "0"
+        await rig.channel.send(Outbound(channel="email", conversation_id=msg.conversation_id, user_id=msg.user_id,
+                                        text="We are looking into it.", kind="agent", meta={"reply_to_addr": "carol@example.net"}))
+        assert rig.smtp.rec.envelopes[0].rcpt_tos == ["carol@example.net"]

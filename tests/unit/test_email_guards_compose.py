@@ -30,25 +30,26 @@ def headers(extra: str, sender: str = "alice@example.org") -> bytes:
 @pytest.mark.parametrize(
     ("extra", "sender", "verdict"),
     [
-        ("", "alice@example.org", ("accept", "")),
-        ("Auto-Submitted: no", "alice@example.org", ("accept", "")),
-        ("Auto-Submitted: auto-replied; owner-email=x", "alice@example.org", ("suppress", "auto_submitted:auto-replied")),
-        ("Auto-Submitted: auto-generated", "alice@example.org", ("suppress", "auto_submitted:auto-generated")),
-        ("Precedence: Bulk", "alice@example.org", ("suppress", "precedence:bulk")),
-        ("Precedence: junk", "alice@example.org", ("suppress", "precedence:junk")),
-        ("List-Id: <news.example.org>", "alice@example.org", ("suppress", "mailing_list")),
-        ("X-Auto-Response-Suppress: DR, OOF", "alice@example.org", ("suppress", "x_auto_response_suppress")),
-        ("X-Auto-Response-Suppress: RN", "alice@example.org", ("accept", "")),  # read receipts only
-        ("X-Autoreply: yes", "alice@example.org", ("suppress", "autoresponder_header")),
-        ("X-Switchboard-Loop: support@example.com", "alice@example.org", ("suppress", "own_loop_header")),
-        ("", "Support@Example.com", ("suppress", "own_address")),
-        ("", "no-reply@bank.example", ("suppress", "noreply_sender")),
+        ("", "alice@example.org", ("customer", "")),
+        ("Auto-Submitted: no", "alice@example.org", ("customer", "")),
+        ("Auto-Submitted: auto-replied; owner-email=x", "alice@example.org", ("auto_reply", "auto_submitted:auto-replied")),
+        ("Auto-Submitted: auto-generated", "alice@example.org", ("auto_reply", "auto_submitted:auto-generated")),
+        ("Precedence: Bulk", "alice@example.org", ("list", "precedence:bulk")),
+        ("Precedence: junk", "alice@example.org", ("list", "precedence:junk")),
+        ("List-Id: <news.example.org>", "alice@example.org", ("list", "mailing_list")),
+        ("X-Auto-Response-Suppress: DR, OOF", "alice@example.org", ("auto_reply", "x_auto_response_suppress")),
+        ("X-Auto-Response-Suppress: RN", "alice@example.org", ("customer", "")),  # read receipts only
+        ("X-Autoreply: yes", "alice@example.org", ("auto_reply", "header:x-autoreply")),
+        ("X-Switchboard-Loop: support@example.com", "alice@example.org", ("loop", "own_loop_header")),
+        ("", "Support@Example.com", ("loop", "own_address")),
+        ("", "no-reply@bank.example", ("auto_reply", "noreply_sender")),
         ("", "MAILER-DAEMON@mx.example", ("bounce", "mailer_daemon")),
     ],
 )
 def test_robots_and_lists_are_never_queued_for_the_bot(extra: str, sender: str, verdict: tuple[str, str]) -> None:
     v = classify(parse_mail(headers(extra, sender)), OWN)
-    assert (v.action, v.reason) == verdict
+    assert (v.kind, v.reason) == verdict
+    assert v.action == ("accept" if v.kind == "customer" else "bounce" if v.kind == "bounce" else "suppress")
 
 
 def test_a_dsn_is_a_bounce_even_when_it_says_auto_submitted() -> None:

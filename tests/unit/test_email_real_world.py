@@ -1,0 +1,273 @@
+"""Mail as real clients and servers write it — built here from the RFCs and from what the clients
+produce (no third-party fixture files): automatic mail the bot must never answer, charsets that
+must not turn into fake Chinese, quotes and signatures of the major clients, odd MIME."""
+
+from __future__ import annotations
+
+import base64
+import email
+from email import policy
+
+import pytest
+
+from bot.models import Outbound
+from channels.email.compose import compose
+from channels.email.guards import classify
+from channels.email.parse import decode_bytes, decode_header_value, mail_language, parse_mail, strip_reply
+
+OWN = "support@example.com"
+CRLF = "\r\n"
+
+
+def raw_mail(headers: dict[str, str], body: bytes | str = b"Hello", ctype: str = "text/plain; charset=utf-8") -> bytes:
+    hdrs = {"From": "Alice <alice@example.org>", "To": OWN, "Subject": "hello",
+            "Message-ID": "<m1@example.org>", "MIME-Version": "1.0", "Content-Type": ctype, **headers}
+    head = CRLF.join(f"{k}: {v}" for k, v in hdrs.items() if v is not None)
+    data = body.encode() if isinstance(body, str) else body
+    return head.encode() + b"\r\n\r\n" + data
+
+
+def report(report_type: str | None, second_part: str, sender: str = "Reporter <reports@isp.example>",
+           subject: str = "Report") -> bytes:
+    rt = f"; report-type={report_type}" if report_type else ""
+    body = (f"--R\r\nContent-Type: text/plain\r\n\r\nThis is an automatically generated report.\r\n"
+            f"--R\r\n{second_part}\r\n--R\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            f"From: {OWN}\r\nMessage-ID: <sb.x@example.com>\r\n\r\n--R--\r\n")
+    return raw_mail({"From": sender, "Subject": subject}, body, f"multipart/report{rt}; boundary=R")
+
+
+def verdict(raw: bytes) -> tuple[str, str]:
+    v = classify(parse_mail(raw), OWN)
+    return v.kind, v.reason
+
+
+# -- automatic mail ----------------------------------------------------------------------------------
+
+ARF = "Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: SomeFBL/1.0\r\nVersion: 1\r\n"
+MDN = ("Content-Type: message/disposition-notification\r\n\r\nReporting-UA: mail.example.org\r\n"
+       "Final-Recipient: rfc822; alice@example.org\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n")
+DSN = ("Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+       "Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (report("feedback-report", ARF), "auto_reply"),  # ARF abuse / feedback loop (RFC 5965)
+        (report("disposition-notification", MDN), "auto_reply"),  # read receipt (RFC 8098)
+        (report(None, "Content-Type: text/plain\r\n\r\nsomething"), "auto_reply"),  # no report-type at all
+        (report("tlsrpt", "Content-Type: application/tlsrpt+gzip\r\n\r\nxx"), "auto_reply"),
+        (report(None, DSN), "bounce"),  # a DSN part is a bounce, report-type or not
+        (report("delivery-status", DSN, sender="postmaster@mx.example.org"), "bounce"),
+    ],
+)
+def test_every_multipart_report_is_automatic_never_a_customer(raw: bytes, kind: str) -> None:
+    assert verdict(raw)[0] == kind
+
+
+def test_outlook_read_notice_in_tnef_and_dmarc_aggregate_reports_are_automatic() -> None:
+    tnef = raw_mail({"Subject": "Read: Deposit missing"},
+                    "--T\r\nContent-Type: text/plain\r\n\r\nYour message was read on Monday.\r\n"
+                    "--T\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\n"
+                    "Content-Transfer-Encoding: base64\r\n\r\neJ8+IgAAAA==\r\n--T--\r\n",
+                    "multipart/mixed; boundary=T")
+    assert verdict(tnef) == ("auto_reply", "read_receipt")
+    dmarc = raw_mail({"From": "dmarc-reports@provider.example",
+                      "Subject": "Report Domain: example.com Submitter: provider.example Report-ID: <123>"},
+                     "--Z\r\nContent-Type: application/zip; name=report.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                     "UEsDBA==\r\n--Z--\r\n", "multipart/mixed; boundary=Z")
+    assert verdict(dmarc) == ("auto_reply", "dmarc_report")
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind"),
+    [
+        # Non-standard bounces: a null reverse path, daemon names, postmaster with a bounce subject.
+        ({"Return-Path": "<>", "From": "Mail Server <mail@smtpd.example>", "Subject": "Delivery status notification: error"},
+         "bounce"),
+        ({"From": "Mail Delivery Subsystem <mailer@verizon.example>", "Subject": "Returned mail"}, "bounce"),
+        ({"From": "MAILER-DAEMON <mailer@opensmtpd.example>", "Subject": "Nyaan"}, "bounce"),
+        ({"From": "postmaster@james.example", "Subject": "Undeliverable mail: Test message"}, "bounce"),
+        ({"From": "Gateway <postmaster@mcafee.example>", "Subject": "Delivery Failure"}, "bounce"),
+        ({"From": "系统退信 <postmaster@qq.example>", "Subject": "退信"}, "bounce"),
+        # Vacation replies without Auto-Submitted, in many languages.
+        ({"X-Apple-Action": "VACATION", "Subject": "Auto reply: hello"}, "auto_reply"),
+        ({"Subject": "Auto reply: hello"}, "auto_reply"),
+        ({"Subject": "Automatic reply: Deposit missing"}, "auto_reply"),
+        ({"Subject": "Out of Office: Deposit missing"}, "auto_reply"),
+        ({"Subject": "自动回复：充值未到账"}, "auto_reply"),
+        ({"Subject": "自動回覆: 提現"}, "auto_reply"),
+        ({"Subject": "Automatische Antwort: Einzahlung"}, "auto_reply"),
+        ({"Subject": "Abwesenheitsnotiz: Einzahlung"}, "auto_reply"),
+        ({"Subject": "Réponse automatique : dépôt"}, "auto_reply"),
+        ({"Subject": "Respuesta automática: depósito"}, "auto_reply"),
+        ({"Subject": "自動応答: 入金"}, "auto_reply"),
+        ({"Subject": "Автоответ: депозит"}, "auto_reply"),
+        ({"Subject": "RE: [Autoreply] ticket"}, "auto_reply"),
+        ({"X-Autorespond": "yes"}, "auto_reply"),
+        ({"X-MS-Exchange-Inbox-Rules-Loop": "bob@example.org"}, "auto_reply"),
+        ({"Return-Path": "<>"}, "auto_reply"),  # RFC 5321: the null sender is for notifications only
+        # No-reply senders.
+        ({"From": "Banque <ne-pas-repondre@banque.example>"}, "auto_reply"),
+        ({"From": "gmail-noreply@google.example"}, "auto_reply"),
+        ({"From": "donotreply@shop.example"}, "auto_reply"),
+        ({"From": "no_reply@shop.example"}, "auto_reply"),
+        ({"From": "alerts-noreply@exchange.example"}, "auto_reply"),
+        # List managers and their notices.
+        ({"From": "crypto-owner@lists.example.org", "Subject": "Loop Alert"}, "list"),
+        ({"From": "mailman@lists.example.org", "Subject": "You are not a member of crypto"}, "list"),
+        ({"From": "crypto-request@lists.example.org", "Subject": "confirm 1234"}, "list"),
+        ({"X-List-Administrivia": "yes", "From": "admin@lists.example.org"}, "list"),
+        ({"List-Unsubscribe": "<mailto:u@news.example>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}, "list"),
+        # People: a postmaster writing normally, a question about office hours, a "Read:" subject.
+        ({"From": "postmaster@smallshop.example", "Subject": "Question about my deposit"}, "customer"),
+        ({"Subject": "Out of office hours support?"}, "customer"),
+        ({"Subject": "Read: the docs but still stuck"}, "customer"),
+        ({"From": "bounce.house@example.org", "Subject": "withdrawal"}, "customer"),
+    ],
+)
+def test_automatic_mail_is_recognised_by_headers_structure_and_subject(headers: dict[str, str], kind: str) -> None:
+    assert verdict(raw_mail(headers))[0] == kind
+
+
+def test_an_html_mail_from_postmaster_is_a_customer_mail() -> None:
+    raw = raw_mail({"From": "Postmaster <postmaster@smallshop.example>", "Subject": "Withdrawal question"},
+                   "<html><body><p>How long does a BTC withdrawal take?</p></body></html>", "text/html; charset=utf-8")
+    assert verdict(raw) == ("customer", "")
+
+
+# -- charsets -------------------------------------------------------------------------------------------
+
+
+def test_raw_latin1_subject_and_body_are_not_read_as_chinese() -> None:
+    raw = raw_mail({"Subject": "Fr\xf6sche"}, "Det h\xe4r \xe4r en fr\xe5ga om mitt konto".encode("latin-1"),
+                   "text/plain")
+    raw = raw.replace("Fr\xf6sche".encode(), "Fr\xf6sche".encode("latin-1"))
+    m = parse_mail(raw)
+    assert m.subject == "Frösche"
+    assert m.body == "Det här är en fråga om mitt konto"
+    assert mail_language(m.body) == "en"
+
+
+def test_a_utf8_body_with_one_bad_byte_stays_utf8() -> None:
+    body = "Grüße, wo ist mein Geld? Ça fait trois jours.".encode() + b"\xff" + " Danke schön".encode()
+    m = parse_mail(raw_mail({}, body, "text/plain; charset=utf-8"))
+    assert m.body.startswith("Grüße, wo ist mein Geld? Ça fait trois jours.")
+    assert "Danke schön" in m.body and mail_language(m.body) == "en"
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in m.body)
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [("Привет, где мои деньги?", "cp1251"), ("Bonjour, où est mon dépôt?", "cp1252"),
+     ("Señor, ¿dónde está mi depósito?", "latin-1"), ("我的充值还没有到账，请帮忙查一下", "gb18030"),
+     ("充值", "gbk"), ("我的提現還沒到帳", "big5"), ("張三", "big5")],
+)
+def test_unlabelled_8bit_text_is_decoded_as_what_it_is(text: str, codec: str) -> None:
+    assert decode_bytes(text.encode(codec), None) == text
+
+
+def test_encoded_words_with_raw_8bit_inside_and_around_decode_properly() -> None:
+    # A Q word with raw UTF-8 bytes in it, then raw Latin-1 text: no "\\u9c0f" escapes, no mojibake.
+    raw = b"From: a@b.example\r\nSubject: =?utf-8?Q?Caf\xc3\xa9?= Fr\xf6sche\r\n\r\nhi"
+    assert parse_mail(raw).subject == "Café Frösche"
+    assert decode_header_value("=?gb2312?B?s+TWtQ==?= =?gb2312?B?zsrM4g==?=") == "充值问题"  # adjacent words join
+    assert decode_header_value("=?iso-8859-1?q?Fr=F6sche?= und =?utf-8?b?S3LDtnRlbg==?=") == "Frösche und Kröten"
+
+
+def test_control_characters_are_removed_from_every_decoded_header() -> None:
+    raw = raw_mail({"From": "=?utf-8?q?Ali=00ce?= <alice@example.org>", "Subject": "=?utf-8?q?help=00me=07?=",
+                    "X-Note": "=?utf-8?B?" + base64.b64encode(b"a\x00b").decode() + "?="})
+    m = parse_mail(raw)
+    assert m.from_name == "Alice" and m.subject == "helpme" and m.header("x-note") == "ab"
+
+
+def test_outlook_unquoted_boundary_is_split_into_its_parts() -> None:
+    b = "----=_NextPart_000_0009_01D7A2B3.C4D5E6F0"
+    body = (f"This is a multi-part message in MIME format.\r\n\r\n--{b}\r\nContent-Type: text/plain;\r\n\tcharset=\"iso-8859-1\"\r\n"
+            f"Content-Transfer-Encoding: quoted-printable\r\n\r\nMy deposit of 5 BTC is missing, caf=E9\r\n\r\n"
+            f"--{b}\r\nContent-Type: text/html;\r\n\tcharset=\"iso-8859-1\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            f"<html><body><p class=3D\"x\">My deposit</p></body></html>\r\n\r\n--{b}--\r\n")
+    m = parse_mail(raw_mail({}, body, f"multipart/alternative;\r\n\tboundary={b}"))
+    assert m.body == "My deposit of 5 BTC is missing, café"
+    assert "=3D" not in m.body and "Content-Type" not in m.body and not m.attachments
+
+
+def test_deeply_nested_forwards_are_bounded_and_keep_the_mail() -> None:
+    inner = b"From: a@b.example\r\nSubject: hi\r\n\r\nhello from the bottom\r\n"
+    for i in range(160):
+        inner = (f"From: a@b.example\r\nSubject: fwd {i}\r\nMIME-Version: 1.0\r\n"
+                 f"Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain\r\n\r\n"
+                 f"see below {i}\r\n--b{i}\r\nContent-Type: message/rfc822\r\n\r\n").encode() + inner + f"\r\n--b{i}--\r\n".encode()
+    m = parse_mail(inner)
+    assert m.body == "see below 159"
+    assert [a.name for a in m.attachments] == ["original.eml"] and m.attachments[0].data == inner
+    assert any("nested" in p for p in m.problems)
+
+
+# -- quotes and signatures --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Bottom-posting: the quote first, the answer under it.
+        ("On Tue, Dec 1, 2026 at 10:00 AM Support <s@ex.com> wrote:\n> Please send your TxID.\n> Thanks\n\n"
+         "The TxID is 0xabc and it is still pending.", "The TxID is 0xabc and it is still pending."),
+        # Lotus Notes, en and zh.
+        ("Please check again.\n\nSupport <s@ex.com> wrote on 2021/06/29 下午 03:12:45:\n\nold answer", "Please check again."),
+        ("请再查一下\n\n客服 <s@ex.com> 写于 2021/06/29 下午 03:12:45:\n\n旧回答", "请再查一下"),
+        # Foxmail, QQ Mail, NetEase 163.
+        ("好的，谢谢\n\n在 2002-02-19 22:09:00 you wrote：\n旧的内容", "好的，谢谢"),
+        ("好的\n\n------------------\u00a0原始邮件\u00a0------------------\n发件人: \"客服\"<s@ex.com>\n发送时间: 2026年12月1日\n"
+         "收件人: me\n主题: x\n\nold", "好的"),
+        ("收到\n\n在 2026-12-01 10:00:00，\"客服\" <s@ex.com> 写道：\n> 旧", "收到"),
+        # Yahoo, Apple Mail, Gmail zh, Outlook zh header block.
+        ("Still waiting.\n\n--- On Mon, 6/1/09, Support <s@ex.com> wrote:\n\nFrom: Support\nSubject: x\n\nold", "Still waiting."),
+        ("Any news?\n\nOn Dec 1, 2026, at 10:00, Support <s@ex.com> wrote:\n\n> old", "Any news?"),
+        ("没到账\n\n客服 <s@ex.com> 于2026年12月1日周二 10:00写道：\n\n> 旧", "没到账"),
+        ("谢谢\n\n发件人: 客服 <s@ex.com>\n发送时间: 2026年12月1日 10:00\n收件人: 我\n主题: 回复: 充值\n\n旧", "谢谢"),
+        ("Danke\n\nVon: Support <s@ex.com>\nGesendet: Montag\nAn: mich\nBetreff: AW: x\n\nalt", "Danke"),
+        ("Merci\n\nLe lun. 1 déc. 2026 à 10:00, Support <s@ex.com> a écrit :\n> ancien", "Merci"),
+        # Signatures followed by a link.
+        ("Where is my BTC?\n\nGet Outlook for iOS<https://aka.ms/o0ukef>", "Where is my BTC?"),
+        ("提现卡住了\n\n发送自 Windows 10 版邮件<https://go.microsoft.com/fwlink/?LinkId=550986>应用\n\n发件人: x",
+         "提现卡住了"),
+        ("Hola\n\nEnviado desde mi iPhone", "Hola"),
+        # A hyphen list is not a signature.
+        ("Steps I tried:\n- reset password\n- cleared cache\nStill cannot log in.",
+         "Steps I tried:\n- reset password\n- cleared cache\nStill cannot log in."),
+    ],
+)
+def test_quotes_and_signatures_of_the_major_clients_are_cut(body: str, expected: str) -> None:
+    assert strip_reply(body) == expected
+
+
+def test_two_stray_han_characters_do_not_flip_the_language() -> None:
+    text = "Hello, I deposited 500 USDT over TRC20 yesterday and it has still not arrived in my account 谢谢"
+    assert mail_language(text) == "en"
+    assert mail_language("USDT充值没到账") == "zh" and mail_language("我的 account 被冻结了") == "zh"
+    assert mail_language("", "zh-CN") == "zh" and mail_language("12345") == "en"
+
+
+# -- our replies thread everywhere ----------------------------------------------------------------------
+
+LONG_ID = "<AM9PR01MB8523F1D7C2A4E9B6F3D81C2A4E9B6F3D8@AM9PR01MB8523.eurprd01.prod.exchangelabs.com>"
+
+
+def test_long_message_ids_are_written_unencoded_and_folded_between_ids() -> None:
+    from aiosmtplib.email import flatten_message
+
+    assert 82 <= len(LONG_ID) <= 93
+    ob = Outbound(channel="email", conversation_id="c", user_id="a@x.org", text="hello", kind="answer", lang="en")
+    refs = f"<root@x.org> <m2.{'x' * 60}@mail.gmail.example> {LONG_ID}"
+    msg = compose(ob, from_addr=OWN, from_name="S", to_addr="a@x.org", subject="Re: hi", message_id="<sb.1@example.com>",
+                  in_reply_to=LONG_ID, references=refs, automatic="auto-replied")
+    wire = flatten_message(msg)
+    assert b"=?" not in wire.split(b"\r\n\r\n", 1)[0]
+    assert f"In-Reply-To: {LONG_ID}\r\n".encode() in wire
+    head = wire.split(b"\r\n\r\n", 1)[0].decode()
+    assert all(len(line) <= 998 for line in head.split("\r\n"))
+    back = email.message_from_bytes(wire, policy=policy.default)
+    assert str(back["In-Reply-To"]) == LONG_ID
+    assert str(back["References"]).split() == refs.split()
