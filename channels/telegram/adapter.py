@@ -94,7 +94,8 @@ LINK_TTL_S = 7 * 24 * 3600
 INVITE_TTL_S = 600
 GROUP_SEEN_TTL_S = 2 * 24 * 3600
 # Bot API descriptions of a forum topic that no longer takes messages.
-_TOPIC_GONE = ("message thread not found", "TOPIC_CLOSED", "TOPIC_DELETED", "TOPIC_ID_INVALID")
+# (PTB rewrites the casing of descriptions: "TOPIC_CLOSED" arrives as "Topic_closed".)
+_TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
 
 
 class _TopicGone(PermanentChannelError):
@@ -576,9 +577,15 @@ class TelegramChannel:
         markup = await self._keyboard(buttons) if buttons else None
         if done == 0:
             # A typing indicator the API refuses (BadRequest) must not cost the reply itself.
-            chat_id = await self._call(
-                chat_id, lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
-                ignore_bad_request=True)
+            try:
+                chat_id = await self._call(
+                    chat_id,
+                    lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
+                    ignore_bad_request=True)
+            except _TopicGone:
+                if thread_id is not None:
+                    log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
+                    thread_id = None
         for i in range(done, len(parts)):
             first, last = i == 0, i == len(parts) - 1
             reply = (ReplyParameters(int(reply_to), allow_sending_without_reply=True)
@@ -755,7 +762,7 @@ class TelegramChannel:
         except ChatMigrated:
             raise
         except BadRequest as e:  # before NetworkError: BadRequest subclasses it
-            if any(t in e.message for t in _TOPIC_GONE):
+            if any(t in e.message.lower() for t in _TOPIC_GONE):
                 raise _TopicGone(f"telegram topic unavailable: {scrub(self.cfg, e)}") from None
             if ignore_bad_request:
                 log.info("telegram.bad_request_ignored", error=scrub(self.cfg, e))
