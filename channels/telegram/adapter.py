@@ -339,14 +339,20 @@ class TelegramChannel:
 
     async def _secret_notice(self, ob: Outbound) -> None:
         chat = self.chat_id(ob)
-        deleted = False
-        if not await self._redis(self.r.exists(f"telegram:parts:{ob.id}")):
+        # The outcome of the deletion is kept: a retry of the notice must not say "please delete
+        # it" because the second deletion attempt found the message gone.
+        outcome_key = f"telegram:secret:{ob.id}"
+        outcome = await self._redis(self.r.get(outcome_key))
+        if outcome is None:
             try:
-                deleted = bool(await self.bot.delete_message(chat, int(ob.meta["secret_notice"])))
+                outcome = "deleted" if await self.bot.delete_message(chat, int(ob.meta["secret_notice"])) else "kept"
             except (BadRequest, Forbidden) as e:  # not an admin with delete rights
                 log.info("telegram.secret_not_deleted", chat=chat, error=scrub(self.cfg, e))
+                outcome = "kept"
             except TelegramError as e:
                 raise TransientChannelError(f"telegram unavailable: {scrub(self.cfg, e)}") from None
+            await self._redis(self.r.set(outcome_key, outcome, ex=PARTS_TTL_S))
+        deleted = outcome == "deleted"
         link = render.deep_link(self._username_or_retry(), "group_secret")
         text = render.text("secret_deleted" if deleted else "secret_delete_it", ob.lang, link=link)
         thread = ob.meta.get("reply_thread_id")

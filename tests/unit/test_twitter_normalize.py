@@ -88,11 +88,20 @@ def test_a_long_webhook_tweet_uses_its_full_text_and_media() -> None:
         "full_text": "@ExchangeSupport the full question about margin https://t.co/m",
         "entities": {"user_mentions": [{"id_str": ME}]},
         "extended_entities": {"media": [{"id_str": "55", "type": "video", "url": "https://t.co/m",
-                                         "media_url_https": "https://pbs.twimg.com/v.jpg"}]},
+                                         "media_url_https": "https://pbs.twimg.com/v.jpg",
+                                         "video_info": {"variants": [
+                                             {"content_type": "application/x-mpegURL",
+                                              "url": "https://video.twimg.com/v/pl.m3u8"},
+                                             {"bitrate": 832000, "content_type": "video/mp4",
+                                              "url": "https://video.twimg.com/v/640x360.mp4"},
+                                             {"bitrate": 2176000, "content_type": "video/mp4",
+                                              "url": "https://video.twimg.com/v/1280x720.mp4"}]}}]},
     }), ME)
     assert not isinstance(m, Skipped)
     assert m.text == "the full question about margin"
-    assert [(a.name, a.content_type) for a in m.attachments] == [("video-55", "video/mp4")]
+    # The video itself (its best MP4), never the thumbnail labelled as a video.
+    assert [(a.name, a.content_type, a.ref) for a in m.attachments] == [
+        ("video-55.mp4", "video/mp4", "https://video.twimg.com/v/1280x720.mp4")]
 
 
 def test_webhook_tweets_not_addressed_to_us_are_skipped() -> None:
