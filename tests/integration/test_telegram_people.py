@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from telegram import Update
 
 from bot.channel import OutboundSender
 from bot.router import Brain, RouterWorker
@@ -302,3 +303,40 @@ async def test_a_button_press_in_a_group_is_filed_under_the_presser(telegram: Ca
     assert await t.post(press) == 200
     [m] = await t.inbound()
     assert m.conversation_id == f"telegram:{GID}:7080" and m.user_id == "7080"
+
+
+# -- the replay corpus -----------------------------------------------------------------------------
+
+async def test_every_update_of_the_corpus_is_handled_or_skipped_with_a_reason_never_a_5xx(
+    rasa_url: str, telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    from structlog.testing import capture_logs
+
+    from channels.telegram.adapter import DEAD_UPDATES
+    from tests.corpus.telegram_updates import FORUM, updates
+
+    t = await telegram(rasa_url)
+    t.fake.topics[FORUM] = {700: "open"}
+    corpus = updates()
+    kinds = {k for _, u in corpus for k in u if k != "update_id"}
+    assert {str(k) for k in Update.ALL_TYPES} <= kinds  # every update type the Bot API lists
+    outcome: dict[str, str] = {}
+    with capture_logs() as logs:
+        for name, u in corpus:
+            before = (await t.r.xlen("inbound"), await t.r.xlen("outbound:telegram"))
+            status = await t.post(u)
+            assert status == 200, (name, status)
+            after = (await t.r.xlen("inbound"), await t.r.xlen("outbound:telegram"))
+            reasons = [e["reason"] for e in logs if e["event"] == "telegram.update_skipped"
+                       and e.get("update_id") == u["update_id"]]
+            outcome[name] = ("queued" if after[0] > before[0] else "") + ("+notice" if after[1] > before[1] else "") \
+                or (f"skipped:{reasons[0]}" if reasons else "LOST")
+    assert [n for n, o in outcome.items() if o == "LOST"] == [], outcome
+    assert await t.r.xlen(DEAD_UPDATES) == 0
+    assert not [e for e in logs if e["log_level"] == "error"]
+    # What people send is answered: no router or sender failure on any of it.
+    await t.route()
+    await t.deliver(within=60)
+    assert await t.r.xlen("inbound:dead") == 0 and await t.r.xlen("outbound:telegram:dead") == 0
+    assert outcome["voice"] == "+notice" and outcome["group chatter"] == "skipped:group_not_addressed"
+    assert outcome["inline query"] == "skipped:unsupported_update"
