@@ -191,3 +191,41 @@ async def test_an_app_revocation_alerts_ops(aredis: aioredis.Redis, fake_x: Fake
     assert alert["log_level"] == "error" and alert["app"] == "13090192"
     assert REGISTRY.get_sample_value("switchboard_channel_alerts_total",
                                      {"channel": "twitter", "event": "app_revoked"}) == before + 1
+
+
+# -- the replay corpus -----------------------------------------------------------------------------
+
+NOTED = {"twitter.event_skipped", "twitter.post_deleted", "twitter.block_recorded", "twitter.app_revoked"}
+
+
+async def test_every_account_activity_event_of_the_corpus_is_handled_or_skipped_with_a_reason(
+    rasa_url: str, aredis: aioredis.Redis, fake_x: FakeXAPI
+) -> None:
+    from tests.corpus.x_events import deliveries
+
+    s = make_settings(nlu={"urls": [rasa_url]}, channels=[channel_section("webhook")])
+    corpus = deliveries()
+    kinds = {k for _, p, _ in corpus for k in p} - {"for_user_id", "users", "apps", "user_has_blocked"}
+    assert {"tweet_create_events", "tweet_delete_events", "favorite_events", "follow_events", "unfollow_events",
+            "block_events", "unblock_events", "mute_events", "unmute_events", "user_event",
+            "direct_message_events", "direct_message_indicate_typing_events",
+            "direct_message_mark_read_events"} <= kinds
+    async with running(s, aredis, fake_x) as ch, web(s, aredis, ch) as http:
+        for name, payload, want in corpus:
+            before = await aredis.xlen("inbound")
+            with capture_logs() as logs:
+                assert await deliver(http, payload) == 200, name
+            got = {m.channel_message_id for m in (await inbound(aredis))[before:]}
+            assert got == want, name
+            events = sum(len(v) if isinstance(v, list) else 1 for k, v in payload.items()
+                         if k not in ("for_user_id", "users", "apps", "user_has_blocked"))
+            noted = [e for e in logs if e["event"] in NOTED]
+            assert len(got) + len(noted) >= events, (name, logs)
+            assert not [e for e in logs if e["event"] == "twitter.event_malformed"], name
+            assert not [e for e in logs if e["log_level"] == "error" and e["event"] != "twitter.app_revoked"], name
+        await route_and_send(s, aredis, ch)
+    assert await aredis.xlen("inbound:dead") == 0 and await aredis.xlen("outbound:twitter:dead") == 0
+    # The deleted post got no public reply; the others that were answered in public did.
+    answered = {t["reply"]["in_reply_to_tweet_id"] for t in fake_x.tweets}
+    deleted = corpus[3][1]["tweet_delete_events"][0]["status"]["id"]
+    assert deleted not in answered and answered
