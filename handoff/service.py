@@ -378,7 +378,10 @@ class TicketService:
         if text is None:
             raise ValueError(f"unknown delivery status {status!r}")
         async with self.sm() as s, s.begin():
-            t = await self._get(s, str(ev["ticket"]))
+            t = (await s.execute(select(Ticket).where(Ticket.number == str(ev["ticket"])))).scalar_one_or_none()
+            if t is None:
+                log.warning("ticket.delivery_unknown_ticket", ticket=str(ev["ticket"])[:20], status=status)
+                return
             m = TicketMessage(ticket_id=t.id, direction="note", author_type="system", channel=t.channel,
                               body=text, attachments=[], created_at=self.clock())
             s.add(m)
