@@ -309,8 +309,9 @@ class TelegramChannel:
         if msg is not None and n.secret_in_group is not None:
             notices.append(self._secret_notice_for(msg, n.secret_in_group[1], update_id))
         released: list[Outbound] = []
+        held: list[str] = []
         if msg is not None and msg.meta.get("chat_type") == "private":
-            msg, released = await self._private_inbound(msg)
+            msg, released, held = await self._private_inbound(msg)
             if msg is None:
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="private_chat_opened")
         for ob in [*released, *notices]:
@@ -319,8 +320,9 @@ class TelegramChannel:
         if msg is not None:
             msg = await self._resolve_callback(msg)
             entry = await sink(msg)
-        if released:
-            await self.r.delete(HELD_KEY.format(released[0].user_id))
+        if held:
+            # Only what was released: a reply held meanwhile waits for the next message.
+            await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
             for ob in released:
                 if ob.meta.get("ticket"):
                     await self._tell_agent(ob.meta["ticket"], "delivered_private", ob)
@@ -684,7 +686,7 @@ class TelegramChannel:
                               "kind": ob.kind}}
         await self._redis(self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()}))
 
-    async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound]]:
+    async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:
         """A message in a user's private chat: remember that the bot may write there, release what
         waited for it, and put it into the group conversation it was invited from. None: nothing
         to queue (the invitation's `/start group_…` itself)."""
@@ -706,15 +708,16 @@ class TelegramChannel:
                     if k not in ("reply_chat_id", "reply_chat_type", "chat_type", "reply_to_message_id",
                                  "reply_thread_id", "reply_redacted")}
             released.append(ob.model_copy(update={"id": f"{ob.id}-p", "meta": {**keep, **private}}))
+        raw = list(held or [])
         if not linked:
-            return msg, released
+            return msg, released, raw
         await self.r.expire(LINK_KEY.format(uid), LINK_TTL_S)
         if msg.meta.get("command") == "start" and msg.meta.get("command_arg", "").startswith("group"):
             log.info("telegram.private_chat_opened", user=uid, conversation=linked, released=len(released))
             if released:
-                return None, released
-        return msg.model_copy(update={"conversation_id": linked, "meta": {**msg.meta, "linked_from": "private"}}), \
-            released
+                return None, released, raw
+        linked_msg = msg.model_copy(update={"conversation_id": linked, "meta": {**msg.meta, "linked_from": "private"}})
+        return linked_msg, released, raw
 
     async def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup:
         rows = []
