@@ -12,6 +12,33 @@ from bot.redact import redact
 
 _TEXT_EXTENSIONS = frozenset({".txt", ".csv", ".log", ".json", ".md", ".htm", ".html", ".xml", ".eml", ".tsv"})
 
+# The files users may send on every channel that keeps them (the widget's uploads, Telegram, X):
+# screenshots, statements, plain text and short screen recordings. Anything else (an .apk, an
+# .exe, an archive) is not kept, and the user is told so.
+DEFAULT_ATTACHMENT_TYPES: tuple[str, ...] = (
+    "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "video/mp4",
+)
+# Never kept whatever the declared type says: programs and installers a scammer (or a victim's
+# infected phone) might send along.
+BLOCKED_EXTENSIONS = frozenset({
+    ".apk", ".aab", ".exe", ".msi", ".bat", ".cmd", ".com", ".scr", ".js", ".jar", ".vbs", ".ps1",
+    ".sh", ".dmg", ".pkg", ".app", ".ipa", ".deb", ".rpm", ".dll", ".lnk", ".hta", ".iso",
+})
+
+
+def attachment_refusal(content_type: str, name: str, size: int, *, allowed: tuple[str, ...],
+                       max_bytes: int) -> str | None:
+    """Why a file a user sent is not kept — "type" or "size" — or None when it is kept. One rule
+    for every channel, so the same screenshot is accepted (and the same .apk refused) anywhere."""
+    ct = content_type.split(";")[0].strip().lower()
+    ext = os.path.splitext(name)[1].lower()
+    family = ct.split("/", 1)[0] + "/*"
+    if ext in BLOCKED_EXTENSIONS or (ct not in allowed and family not in allowed):
+        return "type"
+    if size > max_bytes:
+        return "size"
+    return None
+
 
 def safe_filename(name: str) -> str:
     """A file name that is safe on any disk: no path parts, no control or shell characters."""

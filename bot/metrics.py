@@ -10,6 +10,8 @@ MESSAGES_DUP = Counter("switchboard_messages_duplicate_total", "Duplicate channe
 MESSAGES_LIMITED = Counter("switchboard_messages_rate_limited_total", "Messages refused by the per-user limit",
                            ["channel"])
 MESSAGES_OUT = Counter("switchboard_messages_out_total", "Replies delivered by channel senders", ["channel"])
+CHANNEL_ALERTS = Counter("switchboard_channel_alerts_total",
+                         "Channel events ops must act on (an X app revocation, ...)", ["channel", "event"])
 DECISIONS = Counter("switchboard_decisions_total", "Router decisions", ["action", "topic"])
 DEAD_LETTERS = Counter("switchboard_dead_letters_total", "Entries moved to the dead-letter stream", ["stream"])
 RETRIES = Counter("switchboard_retries_total", "Failed handling attempts that will be retried", ["stream"])

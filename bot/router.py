@@ -105,6 +105,14 @@ class Brain:
             return d, replace(state, csat_pending=None)
         if state.mode == "agent":
             return None
+        if msg.meta.get("forwarded") == "1" and not msg.meta.get("redacted"):
+            # A forwarded message is something the user received and shows us, never their own
+            # account event (a forwarded "your account is FROZEN" must not open a compliance case):
+            # "is this from you?" gets the anti-phishing guidance.
+            reply = "\n\n".join(x.strip() for x in (self.answers.get("forwarded_check", msg.lang),
+                                                      self.answers.get("security_fake_support_phishing", msg.lang)) if x)
+            return self._simple(msg, text, Action.ANSWER, "security", "forwarded_message", reply), \
+                replace(state, fallbacks=0)
         arg = msg.meta.get("command_arg", "")
         if cmd == "help" or (cmd == "start" and not TICKET_RE.search(arg or "")):
             # `/start` may carry a deep-link payload (e.g. `group_account` from a group): greet.

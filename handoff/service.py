@@ -66,6 +66,12 @@ ACK_LINE = {
     "en": "Your ticket number is {ticket} — keep it in the subject when you write to us about this case.",
     "zh": "您的工单号为 {ticket}，就此事来信时请在主题中保留该工单号。",
 }
+DELIVERY_NOTES = {
+    "waiting_private": "Not delivered yet: the user wrote in a group and has not opened the private chat with "
+                       "the bot. They were sent an invitation link; this message is delivered when they open it.",
+    "delivered_private": "Delivered: the user opened the private chat, and the waiting message reached them there.",
+}
+RETRACTED_TEXT = "[deleted by the user]"
 HANDBACK_TEXT = {
     "en": "Our agent has handed this conversation back to the assistant. Ask me anything, or write \"agent\" to reach a person again.",
     "zh": "客服已将对话交还给智能助手。您可以继续提问，如需人工请回复“人工”。",
@@ -304,6 +310,12 @@ class TicketService:
         if "csat" in payload:
             await self.record_csat(payload["csat"]["ticket"], int(payload["csat"]["score"]))
             return None
+        if "delivery" in payload:
+            await self.record_delivery(payload["delivery"])
+            return None
+        if "retract" in payload:
+            await self.retract(payload["retract"])
+            return None
         d, m = payload["decision"], payload["message"]
         async with self.sm() as s, s.begin():
             dup = (
@@ -379,6 +391,45 @@ class TicketService:
             checks = (t.channel_meta or {}).get(SENDER_CHECKS)
             await self.publish({"type": "message", "message": self.message_json(msg, number, checks)})
             return t
+
+    async def record_delivery(self, ev: dict[str, Any]) -> None:
+        """A channel could not deliver a message yet, or delivered it later (a Telegram group
+        member who has not opened the private chat): the agent sees it as a note on the ticket,
+        so a reply is never taken for read when it is still waiting."""
+        status = str(ev.get("status", ""))
+        text = DELIVERY_NOTES.get(status)
+        if text is None:
+            raise ValueError(f"unknown delivery status {status!r}")
+        async with self.sm() as s, s.begin():
+            t = (await s.execute(select(Ticket).where(Ticket.number == str(ev["ticket"])))).scalar_one_or_none()
+            if t is None:
+                log.warning("ticket.delivery_unknown_ticket", ticket=str(ev["ticket"])[:20], status=status)
+                return
+            m = TicketMessage(ticket_id=t.id, direction="note", author_type="system", channel=t.channel,
+                              body=text, attachments=[], created_at=self.clock())
+            s.add(m)
+            self._audit(s, t, "system", f"delivery_{status}", kind=ev.get("kind"))
+            await s.flush()
+            await s.refresh(m, ["author"])
+            log.info("ticket.delivery", ticket=t.number, status=status)
+            await self.publish({"type": "message", "message": self.message_json(m, t.number)})
+
+    async def retract(self, ev: dict[str, Any]) -> None:
+        """The user deleted what they posted (an X post): its text leaves the ticket too."""
+        async with self.sm() as s, s.begin():
+            m = (
+                await s.execute(select(TicketMessage).where(TicketMessage.source_message_id == str(ev["message_id"])))
+            ).scalar_one_or_none()
+            if m is None:
+                return
+            m.body = RETRACTED_TEXT
+            m.attachments = []
+            t = await s.get_one(Ticket, m.ticket_id)
+            self._audit(s, t, "user", "message_deleted", reason=ev.get("reason"))
+            await s.flush()
+            await s.refresh(m, ["author"])
+            log.info("ticket.message_retracted", ticket=t.number)
+            await self.publish({"type": "message", "message": self.message_json(m, t.number)})
 
     async def _import_history(self, s: AsyncSession, t: Ticket, conversation_id: str) -> None:
         """Bring the bot's earlier exchange of this conversation into the ticket, so the agent

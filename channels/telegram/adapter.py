@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -83,6 +84,23 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 T = TypeVar("T")
+
+HANDOFF_STREAM = "handoff"  # the handoff side's intake stream (bot.router.HANDOFF_STREAM)
+PRIVATE_KEY = "telegram:private"  # hash: user id → ISO time they last wrote in their private chat
+LINK_KEY = "telegram:link:{}"  # user id → the group conversation their private chat continues
+HELD_KEY = "telegram:held:{}"  # sorted set: replies waiting for the user to open the private chat
+INVITED_KEY = "telegram:invited:{}:{}"  # (group, user): an invitation link was posted recently
+GROUP_SEEN_KEY = "telegram:seen:{}"  # "chat:message" of a group message already queued
+LINK_TTL_S = 7 * 24 * 3600
+INVITE_TTL_S = 600
+GROUP_SEEN_TTL_S = 2 * 24 * 3600
+# Bot API descriptions of a forum topic that no longer takes messages.
+# (PTB rewrites the casing of descriptions: "TOPIC_CLOSED" arrives as "Topic_closed".)
+_TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
+
+
+class _TopicGone(PermanentChannelError):
+    """The forum topic (or the General topic) a reply was meant for is closed or deleted."""
 
 
 def build_bot(cfg: TelegramChannelSettings, updates_request: HTTPXRequest | None = None) -> Bot:
@@ -281,17 +299,69 @@ class TelegramChannel:
             await self._membership(*n.membership)
         if n.skipped:
             log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason=n.skipped)
-        for ob in n.notices:
+        msg = n.message
+        if msg is not None and n.group_message is not None:
+            # Telegram sends a corrected group message again as an edit: one answer per message.
+            first = await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", nx=True, ex=GROUP_SEEN_TTL_S)
+            if not first:
+                log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="group_message_already_queued")
+                msg = None
+        notices = list(n.notices)
+        if msg is not None and n.secret_in_group is not None:
+            notices.append(self._secret_notice_for(msg, n.secret_in_group[1], update_id))
+        released: list[Outbound] = []
+        held: list[str] = []
+        if msg is not None and msg.meta.get("chat_type") == "private":
+            msg, released, held = await self._private_inbound(msg)
+            if msg is None:
+                log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="private_chat_opened")
+        for ob in [*released, *notices]:
             await self.r.xadd(self.outbound_stream, {"d": ob.to_json()})
         entry: str | None = None
-        if n.message is not None:
-            msg = await self._resolve_callback(n.message)
+        if msg is not None:
+            msg = await self._resolve_callback(msg)
             entry = await sink(msg)
-            if msg.meta.get("chat_type") == "private":
-                await self.r.hdel(BLOCKED_KEY, msg.meta["reply_chat_id"])  # they write again: not blocked
+        if held:
+            # Only what was released: a reply held meanwhile waits for the next message.
+            await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
+            for ob in released:
+                if ob.meta.get("ticket"):
+                    await self._tell_agent(ob.meta["ticket"], "delivered_private", ob)
         if n.callback_query_id is not None:
             self._spawn(self._answer_callback(n.callback_query_id))
         return entry
+
+    @staticmethod
+    def _secret_notice_for(msg: Message, message_id: int, update_id: int) -> Outbound:
+        """Tells a user who posted a secret in a group to delete it (or that we did) and to move to
+        the private chat — never quoting the message. The text is chosen when sent."""
+        meta = {k: v for k, v in msg.meta.items() if k in ("reply_chat_id", "reply_chat_type", "reply_thread_id")}
+        return Outbound(id=f"tg-{update_id}-secret", channel="telegram", conversation_id=msg.conversation_id,
+                        user_id=msg.user_id, text="secret notice", lang=msg.lang, kind="system",
+                        meta={**meta, "reply_public_ok": "1", "secret_notice": str(message_id)})
+
+    async def _secret_notice(self, ob: Outbound) -> None:
+        chat = self.chat_id(ob)
+        # The outcome of the deletion is kept: a retry of the notice must not say "please delete
+        # it" because the second deletion attempt found the message gone.
+        outcome_key = f"telegram:secret:{ob.id}"
+        outcome = await self._redis(self.r.get(outcome_key))
+        if outcome is None:
+            try:
+                outcome = "deleted" if await self.bot.delete_message(chat, int(ob.meta["secret_notice"])) else "kept"
+            except (BadRequest, Forbidden) as e:  # not an admin with delete rights
+                log.info("telegram.secret_not_deleted", chat=chat, error=scrub(self.cfg, e))
+                outcome = "kept"
+            except TelegramError as e:
+                raise TransientChannelError(f"telegram unavailable: {scrub(self.cfg, e)}") from None
+            await self._redis(self.r.set(outcome_key, outcome, ex=PARTS_TTL_S))
+        deleted = outcome == "deleted"
+        link = render.deep_link(self._username_or_retry(), "group_secret")
+        text = render.text("secret_deleted" if deleted else "secret_delete_it", ob.lang, link=link)
+        thread = ob.meta.get("reply_thread_id")
+        await self._redis(self.r.set(INVITED_KEY.format(chat, ob.user_id), "1", ex=INVITE_TTL_S))
+        await self._group_post(ob.id, chat, text, None, int(thread) if thread and thread.isdigit() else None)
+        log.info("telegram.secret_in_group", chat=chat, deleted=deleted)
 
     async def _membership(self, chat_id: int, status: str) -> None:
         if status in ("kicked", "left"):
@@ -482,51 +552,171 @@ class TelegramChannel:
         repeated (their count is kept in Redis under the outbound id)."""
         if self._bot is None:
             raise TransientChannelError("telegram channel not started")
-        chat_id = self.chat_id(ob)
-        buttons: tuple[Button, ...] = ob.buttons
+        if ob.meta.get("secret_notice"):
+            await self._secret_notice(ob)
+            return
         if render.needs_private_chat(ob):
-            if not self._username:
-                raise TransientChannelError("bot username unknown yet (getMe has not answered)")
-            text = render.go_private_text(ob.lang, self._username, ob.topic)
-            buttons = ()
-            log.info("telegram.moved_to_private", conversation=ob.conversation_id, topic=ob.topic)
-        else:
-            text = render.with_author(ob)
+            await self._to_private(ob)
+            return
+        thread = ob.meta.get("reply_thread_id")
+        try:
+            await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
+                                  reply_to=ob.meta.get("reply_to_message_id"),
+                                  thread_id=int(thread) if thread and thread.isdigit() else None)
+        except _TopicGone as e:
+            # Neither the topic nor the General topic takes messages (closed, deleted, hidden):
+            # the reply goes to the user's private chat rather than to the dead-letter stream.
+            log.info("telegram.topic_gone", conversation=ob.conversation_id, error=str(e)[:200])
+            await self._to_private(ob, invite=False)
+
+    async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
+                         reply_to: str | None = None, thread_id: int | None = None) -> None:
+        """Send `text` (split at 4096) to one chat; `key_id` keys the count of parts already sent.
+        A forum topic that was deleted or closed meanwhile falls back to the General topic."""
         parts = render.split_text(text)
         if not parts:
-            log.info("telegram.empty_reply", conversation=ob.conversation_id)
+            log.info("telegram.empty_reply", chat=chat_id)
             return
-        key = f"telegram:parts:{ob.id}"
+        key = f"telegram:parts:{key_id}"
         done = int(await self._redis(self.r.get(key)) or 0)
         if done >= len(parts):
             return
-        reply_to = ob.meta.get("reply_to_message_id")
-        thread = ob.meta.get("reply_thread_id")
-        thread_id = int(thread) if thread and thread.isdigit() else None
         markup = await self._keyboard(buttons) if buttons else None
         if done == 0:
             # A typing indicator the API refuses (BadRequest) must not cost the reply itself.
-            chat_id = await self._call(
-                chat_id, lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
-                ignore_bad_request=True)
+            try:
+                chat_id = await self._call(
+                    chat_id,
+                    lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
+                    ignore_bad_request=True)
+            except _TopicGone:
+                if thread_id is not None:
+                    log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
+                    thread_id = None
         for i in range(done, len(parts)):
             first, last = i == 0, i == len(parts) - 1
             reply = (ReplyParameters(int(reply_to), allow_sending_without_reply=True)
                      if first and reply_to and reply_to.isdigit() else None)
 
             def part(cid: int, migrated: bool, text: str = parts[i], reply: ReplyParameters | None = reply,
-                     markup: InlineKeyboardMarkup | None = markup if last else None) -> Awaitable[Any]:
+                     markup: InlineKeyboardMarkup | None = markup if last else None,
+                     thread: int | None = thread_id) -> Awaitable[Any]:
                 return self.bot.send_message(
                     cid, text, reply_markup=markup, link_preview_options=NO_PREVIEW,
                     # After a migration the old message ids and thread mean nothing in the new chat.
                     reply_parameters=None if migrated else reply,
-                    message_thread_id=None if migrated else thread_id,
+                    message_thread_id=None if migrated else thread,
                 )
 
-            chat_id = await self._call(chat_id, part)
+            try:
+                chat_id = await self._call(chat_id, part)
+            except _TopicGone:
+                if thread_id is None:
+                    raise
+                log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
+                thread_id = None
+                chat_id = await self._call(chat_id, lambda cid, m, p=part: p(cid, m, thread=None))
             await self._redis(self.r.set(key, i + 1, ex=PARTS_TTL_S))
         if len(parts) > 1:
-            log.info("telegram.reply_split", conversation=ob.conversation_id, parts=len(parts))
+            log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
+
+    # -- group → private chat -----------------------------------------------------------------------
+    # A group member's account matters (and a person's replies, and ticket notices) never go to the
+    # group. They go to the member's private chat with the bot: at once when the member has opened
+    # it before, else they wait in `telegram:held:<user>` while the group gets one invitation link;
+    # the member's first private message (the link's `/start group_…`) releases them. From then on
+    # the private chat carries the group conversation (and its ticket): `telegram:link:<user>`.
+    def _username_or_retry(self) -> str:
+        if not self._username:
+            raise TransientChannelError("bot username unknown yet (getMe has not answered)")
+        return self._username
+
+    async def _private_open(self, uid: int) -> bool:
+        opened, blocked = await self._redis(asyncio.gather(self.r.hexists(PRIVATE_KEY, str(uid)),
+                                                           self.r.hexists(BLOCKED_KEY, str(uid))))
+        return bool(opened) and not blocked
+
+    async def _to_private(self, ob: Outbound, *, invite: bool = True) -> None:
+        try:
+            uid = int(ob.user_id)
+        except ValueError:
+            raise PermanentChannelError(f"telegram: no user id to reach privately in {ob.conversation_id!r}") from None
+        group = self.chat_id(ob)
+        thread = ob.meta.get("reply_thread_id")
+        thread_id = int(thread) if thread and thread.isdigit() else None
+        answers_group_post = ob.kind in ("answer", "clarify", "handoff") and not ob.meta.get("reply_redacted")
+        await self._redis(self.r.set(LINK_KEY.format(uid), ob.conversation_id, ex=LINK_TTL_S))
+        if await self._private_open(uid):
+            try:
+                await self._send_text(f"{ob.id}:private", uid, render.with_author(ob), ob.buttons)
+            except PermanentChannelError as e:  # blocked since, or never really started
+                log.info("telegram.private_unreachable", user=uid, error=str(e)[:200])
+                await self._redis(self.r.hdel(PRIVATE_KEY, str(uid)))
+            else:
+                log.info("telegram.sent_privately", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
+                if answers_group_post and invite:
+                    await self._group_post(ob.id, group, render.text("replied_privately", ob.lang),
+                                           ob.meta.get("reply_to_message_id"), thread_id)
+                return
+        held = HELD_KEY.format(uid)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
+        pipe.expire(held, LINK_TTL_S)
+        await self._redis(pipe.execute())
+        log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
+        if ob.meta.get("ticket"):
+            await self._tell_agent(ob.meta["ticket"], "waiting_private", ob)
+        first = await self._redis(self.r.set(INVITED_KEY.format(group, uid), "1", nx=True, ex=INVITE_TTL_S))
+        if invite and answers_group_post and first:
+            text = render.go_private_text(ob.lang, self._username_or_retry(), ob.topic)
+            await self._group_post(ob.id, group, text, ob.meta.get("reply_to_message_id"), thread_id)
+
+    async def _group_post(self, key_id: str, group: int, text: str, reply_to: str | None,
+                          thread_id: int | None) -> None:
+        try:
+            await self._send_text(key_id, group, text, reply_to=reply_to, thread_id=thread_id)
+        except _TopicGone:
+            log.info("telegram.group_post_dropped", chat=group, reason="topic_gone")
+
+    async def _tell_agent(self, ticket: str, status: str, ob: Outbound) -> None:
+        """The agent console must never show a reply as delivered when it was not: a delivery
+        event on the handoff stream becomes a note on the ticket."""
+        event = {"delivery": {"ticket": ticket, "channel": self.name, "status": status, "outbound": ob.id,
+                              "kind": ob.kind}}
+        await self._redis(self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()}))
+
+    async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:
+        """A message in a user's private chat: remember that the bot may write there, release what
+        waited for it, and put it into the group conversation it was invited from. None: nothing
+        to queue (the invitation's `/start group_…` itself)."""
+        uid = msg.user_id
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(PRIVATE_KEY, uid, _now_iso())
+        pipe.hdel(BLOCKED_KEY, msg.meta["reply_chat_id"])  # they write again: not blocked
+        pipe.get(LINK_KEY.format(uid))
+        pipe.zrange(HELD_KEY.format(uid), 0, -1)
+        _, _, linked, held = await pipe.execute()
+        released: list[Outbound] = []
+        for raw in held or []:
+            try:
+                ob = Outbound.from_json(raw)
+            except ValueError:
+                continue
+            private = {"reply_chat_id": uid, "reply_chat_type": "private", "chat_type": "private"}
+            keep = {k: v for k, v in ob.meta.items()
+                    if k not in ("reply_chat_id", "reply_chat_type", "chat_type", "reply_to_message_id",
+                                 "reply_thread_id", "reply_redacted")}
+            released.append(ob.model_copy(update={"id": f"{ob.id}-p", "meta": {**keep, **private}}))
+        raw = list(held or [])
+        if not linked:
+            return msg, released, raw
+        await self.r.expire(LINK_KEY.format(uid), LINK_TTL_S)
+        if msg.meta.get("command") == "start" and msg.meta.get("command_arg", "").startswith("group"):
+            log.info("telegram.private_chat_opened", user=uid, conversation=linked, released=len(released))
+            if released:
+                return None, released, raw
+        linked_msg = msg.model_copy(update={"conversation_id": linked, "meta": {**msg.meta, "linked_from": "private"}})
+        return linked_msg, released, raw
 
     async def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup:
         rows = []
@@ -580,6 +770,8 @@ class TelegramChannel:
         except ChatMigrated:
             raise
         except BadRequest as e:  # before NetworkError: BadRequest subclasses it
+            if any(t in e.message.lower() for t in _TOPIC_GONE):
+                raise _TopicGone(f"telegram topic unavailable: {scrub(self.cfg, e)}") from None
             if ignore_bad_request:
                 log.info("telegram.bad_request_ignored", error=scrub(self.cfg, e))
                 return None

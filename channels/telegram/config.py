@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from bot.config import ChannelSettings
+from bot.files import DEFAULT_ATTACHMENT_TYPES
 
 # BotFather tokens look like "123456789:AA…"; the part before the colon is the bot's user id.
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
@@ -40,6 +41,8 @@ class TelegramChannelSettings(ChannelSettings):
     bot_username: str | None = None
     # Files above this are not accepted as attachments (the Bot API cannot download > 20 MB).
     max_attachment_bytes: Annotated[int, Field(ge=1, le=2_000_000_000)] = 20 * 1024 * 1024
+    # MIME types kept as attachments ("image/*" allows a family); the same list as the widget's.
+    allowed_attachment_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
     # Long-polling wait per getUpdates call (seconds).
     poll_timeout_s: Annotated[int, Field(ge=0, le=50)] = 30
     # Read/write timeout of ordinary Bot API calls (seconds).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from telegram import CallbackQuery, Chat, ChatMemberUpdated, Update, User
 from telegram import Message as TgMessage
 
+from bot.files import DEFAULT_ATTACHMENT_TYPES, attachment_refusal
 from bot.lang import Lang, detect_language
 from bot.models import Attachment, Message, Outbound
 from bot.redact import redact
@@ -26,8 +27,9 @@ COMMANDS = frozenset({"start", "help", "status", "human"})
 # Commands whose argument is an identifier (ticket number, deep-link payload), not words.
 ID_COMMANDS = frozenset({"start", "status"})
 CHAT_TYPES = frozenset({"private", "group", "supergroup"})
-# Media we cannot pass on: in a private chat the user is told to write instead of getting silence.
-UNSUPPORTED_MEDIA = ("voice", "audio", "video", "video_note", "sticker", "animation")
+# Content that is not a file nor words: the user is told to type instead of getting silence.
+UNSUPPORTED_CONTENT = ("voice", "video_note", "audio", "sticker", "location", "venue", "contact", "poll", "dice",
+                       "game", "story", "invoice", "giveaway", "paid_media", "checklist")
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)(.*)$", re.S)
 _LEADING_PUNCT = re.compile(r"^[\s,:;，：；、]+")
@@ -41,6 +43,7 @@ class BotIdentity:
     id: int
     username: str | None
     max_attachment_bytes: int
+    allowed_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,11 @@ class Normalized:
     # (chat id, new status of the bot in that chat) from my_chat_member: "kicked" = blocked.
     membership: tuple[int, str] | None = None
     skipped: str | None = None
+    # A secret posted in a group: (chat id, message id) — the adapter tries to delete the message
+    # and tells the user (in the group, without quoting it) to delete it and move to private.
+    secret_in_group: tuple[int, int] | None = None
+    # A group message, "chat:message": answered once, whether Telegram sends it again as an edit.
+    group_message: str | None = None
 
 
 def update_kind(update: Update) -> str:
@@ -91,24 +99,48 @@ def strip_mention(text: str, username: str) -> tuple[str, bool]:
 
 
 def _replies_to_bot(m: TgMessage, me: BotIdentity) -> bool:
+    """A reply to one of the bot's messages. In a forum topic every message "replies" to the
+    topic's creation message: when the bot created the topic, that is not talking to the bot."""
     r = m.reply_to_message
-    return bool(r and r.from_user and r.from_user.id == me.id)
+    if r is None or r.from_user is None or r.from_user.id != me.id:
+        return False
+    return not (r.forum_topic_created is not None or (m.is_topic_message and r.message_id == m.message_thread_id))
 
 
-def _attachments(m: TgMessage, limit: int) -> tuple[list[Attachment], list[Attachment]]:
-    """(accepted, too large). A photo arrives in several sizes: the largest is the one to keep."""
+# Files Telegram describes with a type of their own: (attribute, default MIME type, name stem).
+_FILE_KINDS = (
+    ("document", "application/octet-stream", "document"),
+    ("video", "video/mp4", "video"),
+    ("animation", "video/mp4", "animation"),
+)
+_EXT = {"video/mp4": ".mp4", "video/quicktime": ".mov"}
+
+
+def _attachments(m: TgMessage, me: BotIdentity) -> tuple[list[Attachment], list[tuple[Attachment, str]]]:
+    """(kept, [(not kept, why: "type" | "size")]), with the same rule as every other channel
+    (`bot.files.attachment_refusal`). A photo arrives in several sizes: the largest is kept."""
     found: list[Attachment] = []
     if m.photo:
         p = max(m.photo, key=lambda s: (s.file_size or 0, s.width * s.height))
         found.append(Attachment(name=f"photo_{p.file_unique_id}.jpg", content_type="image/jpeg",
                                 size=p.file_size or 0, ref=p.file_id))
-    if m.document:
-        d = m.document
-        found.append(Attachment(name=(d.file_name or f"document_{d.file_unique_id}")[:255],
-                                content_type=d.mime_type or "application/octet-stream",
-                                size=d.file_size or 0, ref=d.file_id))
-    accepted = [a for a in found if a.size <= limit]
-    return accepted, [a for a in found if a.size > limit]
+    for attr, default_type, stem in _FILE_KINDS:
+        f = getattr(m, attr, None)
+        if f is None:
+            continue
+        ctype = getattr(f, "mime_type", None) or default_type
+        name = getattr(f, "file_name", None) or f"{stem}_{f.file_unique_id}{_EXT.get(ctype, '')}"
+        found.append(Attachment(name=name[:255], content_type=ctype, size=f.file_size or 0, ref=f.file_id))
+    kept: list[Attachment] = []
+    refused: list[tuple[Attachment, str]] = []
+    for a in found:
+        why = attachment_refusal(a.content_type, a.name, a.size, allowed=me.allowed_types,
+                                 max_bytes=me.max_attachment_bytes)
+        if why is None:
+            kept.append(a)
+        else:
+            refused.append((a, why))
+    return kept, refused
 
 
 def _reply_meta(chat: Chat, message_id: int | None, thread_id: int | None) -> dict[str, str]:
@@ -164,6 +196,11 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         return Normalized(kind, skipped="group_not_addressed")
     if cmd is None and mentioned:
         cmd = parse_command(text)  # "@bot /status SB-000123"
+    origin = m.forward_origin
+    # The user forwarding their own earlier message is still their own words.
+    forwarded = origin is not None and getattr(getattr(origin, "sender_user", None), "id", None) != user.id
+    if forwarded:
+        cmd = None  # a command inside something the user shows us is not theirs to run
     if cmd is not None and cmd.name in ID_COMMANDS:
         lang = detect_language("", user.language_code)  # "SB-000123", "group_account": no language
     elif cmd is not None and cmd.name in COMMANDS:
@@ -171,17 +208,20 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     else:
         lang = detect_language(text, user.language_code)
     thread_id = m.message_thread_id if m.is_topic_message else None
-    reply_meta = _reply_meta(chat, m.message_id, thread_id)
-    accepted, rejected = _attachments(m, me.max_attachment_bytes)
+    # A secret posted in a group must not be quoted back (a reply shows the quoted message).
+    secret = group and redact(text).changed
+    reply_meta = _reply_meta(chat, None if secret else m.message_id, thread_id)
+    accepted, refused = _attachments(m, me)
     notices: list[Outbound] = []
-    if rejected:
-        body = render.too_large_notice([a.name for a in rejected], me.max_attachment_bytes, lang,
-                                       text_kept=bool(text.strip()))
-        notices.append(_notice(update.update_id, "too_large", chat, user, body, lang, reply_meta))
+    if refused:
+        body = render.not_kept_notice([(a.name, why) for a, why in refused], me.max_attachment_bytes, lang,
+                                      text_kept=bool(text.strip()))
+        notices.append(_notice(update.update_id, "not_kept", chat, user, body, lang, reply_meta))
+    other = next((a for a in UNSUPPORTED_CONTENT if getattr(m, a, None)), None)
     if not text.strip() and not accepted:
-        if rejected:
+        if refused:
             return Normalized(kind, notices=tuple(notices), skipped="only_rejected_files")
-        if chat.type == "private" and any(getattr(m, a, None) for a in UNSUPPORTED_MEDIA):
+        if other is not None:
             body = render.text("unsupported", lang)
             return Normalized(kind, notices=(_notice(update.update_id, "unsupported", chat, user, body, lang,
                                                      reply_meta),), skipped="unsupported_media")
@@ -189,9 +229,16 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     meta = dict(reply_meta)
     if edited:
         meta["edited"] = "1"
+    if forwarded:
+        # Something the user shows us (a message they received), not their own words: the router
+        # answers "is this from you?" with the anti-phishing guidance, never opens a case on it.
+        meta["forwarded"] = "1"
+        meta["forward_origin"] = str(origin.type)  # type: ignore[union-attr]
     if cmd is not None and cmd.name in COMMANDS:
         meta["command"] = cmd.name
         meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
+    if secret:
+        meta["reply_redacted"] = "1"  # whatever the answer, it goes to the private chat
     msg = Message(
         channel=CHANNEL,
         channel_message_id=str(update.update_id),
@@ -204,7 +251,9 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         attachments=tuple(accepted),
         meta=meta,
     )
-    return Normalized(kind, message=msg, notices=tuple(notices))
+    return Normalized(kind, message=msg, notices=tuple(notices),
+                      secret_in_group=(chat.id, m.message_id) if secret else None,
+                      group_message=f"{chat.id}:{m.message_id}" if group else None)
 
 
 def _from_callback(update: Update, me: BotIdentity) -> Normalized:
@@ -225,10 +274,14 @@ def _from_callback(update: Update, me: BotIdentity) -> Normalized:
     if src_id is not None:
         meta["reply_to_message_id"] = str(src_id)
         meta["callback_message_id"] = str(src_id)
+    thread = getattr(src, "message_thread_id", None) if getattr(src, "is_topic_message", False) else None
+    if thread is not None:
+        meta["reply_thread_id"] = str(thread)
     msg = Message(
         channel=CHANNEL,
         channel_message_id=str(update.update_id),
-        conversation_id=f"{CHANNEL}:{chat_id}",
+        # In a group the press belongs to whoever pressed, like their messages there.
+        conversation_id=f"{CHANNEL}:{chat_id}:{user.id}" if render.is_group(chat_type) else f"{CHANNEL}:{chat_id}",
         user_id=str(user.id),
         text=q.data,
         lang=lang,

@@ -43,17 +43,48 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "{names} is too large (the limit is {limit}), so I could not accept it.",
         "zh": "{names} 太大（上限 {limit}），无法接收。",
     },
+    "wrong_type": {
+        "en": "{names} was not kept: I accept photos, PDF and text files and MP4 videos only.",
+        "zh": "{names} 未被接收：我只接收图片、PDF、文本文件和 MP4 视频。",
+    },
+    "replied_privately": {
+        "en": "I have replied to you in our private chat.",
+        "zh": "我已在私聊中回复您。",
+    },
+    "secret_deleted": {
+        "en": (
+            "I removed your message: it looked like it contained a password, code, seed phrase or key, "
+            "and everyone in this group could read it. Never post these anywhere. If it was real, treat it "
+            "as exposed and continue in a private chat with me: {link}"
+        ),
+        "zh": "我已删除您的消息：其中似乎包含密码、验证码、助记词或密钥，群里所有人都能看到。请不要在任何地方发布这些信息。"
+              "如果内容是真实的，请视为已泄露，并点击链接与我私聊继续：{link}",
+    },
+    "secret_delete_it": {
+        "en": (
+            "Please delete your last message now: it looks like it contains a password, code, seed phrase "
+            "or key, and everyone in this group can read it. If it was real, treat it as exposed and "
+            "continue in a private chat with me: {link}"
+        ),
+        "zh": "请立即删除您刚才的消息：其中似乎包含密码、验证码、助记词或密钥，群里所有人都能看到。"
+              "如果内容是真实的，请视为已泄露，并点击链接与我私聊继续：{link}",
+    },
     "too_large_text_kept": {
         "en": " Your message itself has been received.",
         "zh": "您的文字消息已收到。",
+    },
+    "describe": {
+        "en": " Please describe the problem in a message.",
+        "zh": "请用文字描述您的问题。",
     },
     "too_large_resend": {
         "en": " Please send a smaller file or describe the problem in a message.",
         "zh": "请发送更小的文件，或用文字描述您的问题。",
     },
     "unsupported": {
-        "en": "I can read text, photos and documents. Please type your question in a message.",
-        "zh": "我目前可以读取文字、图片和文件，请用文字描述您的问题。",
+        "en": "I can read text, photos and documents, but not voice messages, stickers, locations, contacts, "
+              "polls or dice. Please type your question in a message.",
+        "zh": "我可以读取文字、图片和文件，但无法读取语音、贴纸、位置、联系人、投票或骰子。请用文字描述您的问题。",
     },
     "agent": {"en": "support agent", "zh": "客服"},
 }
@@ -73,9 +104,21 @@ def human_size(n: int) -> str:
 
 
 def too_large_notice(names: Sequence[str], limit: int, lang: str, *, text_kept: bool) -> str:
-    quoted = ", ".join(f"“{n}”" for n in names)
-    tail = text("too_large_text_kept" if text_kept else "too_large_resend", lang)
-    return text("too_large", lang, names=quoted, limit=human_size(limit)) + tail
+    return not_kept_notice([(n, "size") for n in names], limit, lang, text_kept=text_kept)
+
+
+def not_kept_notice(files: Sequence[tuple[str, str]], limit: int, lang: str, *, text_kept: bool) -> str:
+    """What the user is told about files we did not keep (`why`: "size" or "type")."""
+    parts = []
+    big = [n for n, why in files if why == "size"]
+    odd = [n for n, why in files if why != "size"]
+    sep = "" if lang == "zh" else " "
+    if big:
+        parts.append(text("too_large", lang, names=", ".join(f"“{n}”" for n in big), limit=human_size(limit)))
+    if odd:
+        parts.append(text("wrong_type", lang, names=", ".join(f"“{n}”" for n in odd)))
+    tail = text("too_large_text_kept" if text_kept else ("too_large_resend" if big else "describe"), lang)
+    return sep.join(parts) + tail
 
 
 def is_group(chat_type: str | None) -> bool:
@@ -89,6 +132,10 @@ def needs_private_chat(ob: Outbound) -> bool:
         return False
     if ob.meta.get("reply_public_ok") == "1":
         return False
+    if ob.meta.get("reply_redacted"):
+        return True  # the user posted a secret there: nothing more about it in front of the group
+    if ob.kind in ("agent", "system"):
+        return True  # a person's messages and ticket notices are about the user's own case
     return ob.topic not in PUBLIC_TOPICS
 
 

@@ -39,9 +39,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tweepy.asynchronous import AsyncClient
 
+from bot import metrics
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import PermanentChannelError, TransientChannelError
+from bot.files import DEFAULT_ATTACHMENT_TYPES, attachment_refusal
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import Message, Outbound
@@ -67,12 +69,40 @@ _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _WEBHOOK_CONTEXT = frozenset({"for_user_id", "users", "apps", "user_has_blocked", "source"})
 
 TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "lang", "attachments", "entities",
-                "referenced_tweets", "in_reply_to_user_id"]
-MEDIA_FIELDS = ["type", "url", "preview_image_url"]
+                "referenced_tweets", "in_reply_to_user_id", "display_text_range"]
+MEDIA_FIELDS = ["type", "url", "preview_image_url", "variants"]
+# Account Activity events that are not messages to answer: known, skipped with this reason.
+_NOT_MESSAGES = {
+    "favorite_events": "like", "follow_events": "follow", "unfollow_events": "unfollow",
+    "mute_events": "mute", "unmute_events": "unmute",
+    "direct_message_indicate_typing_events": "typing", "direct_message_mark_read_events": "read_receipt",
+}
+DELETED_KEY = "twitter:deleted:{}"  # a post its author deleted: no public reply under it
+POSTED_KEY = "twitter:post:{}"  # tweet id → our Message id, to take a deleted post out of its ticket
+BLOCKED_KEY = "twitter:blocked"  # set of user ids the account blocked
+HANDOFF_STREAM = "handoff"  # the handoff side's intake stream (bot.router.HANDOFF_STREAM)
+KEEP_S = 30 * 24 * 3600
 # Where X serves the media users attach (public images; DM media behind OAuth; videos).
 MEDIA_HOSTS = frozenset({"pbs.twimg.com", "ton.twitter.com", "video.twimg.com"})
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 DM_FIELDS = ["id", "text", "event_type", "created_at", "sender_id", "dm_conversation_id", "attachments"]
+
+
+NOT_KEPT = {
+    "en": "I could not keep {names}: I accept photos, PDF and text files and MP4 videos only.",
+    "zh": "无法接收 {names}：我只接收图片、PDF、文本文件和 MP4 视频。",
+}
+
+
+def _keep_allowed(msg: Message) -> tuple[Message, list[str]]:
+    """The same rule for files as every other channel (`bot.files.attachment_refusal`); X does
+    not say how big a file is, so only the type is checked here."""
+    kept = [a for a in msg.attachments if attachment_refusal(a.content_type, a.name, 0,
+                                                             allowed=DEFAULT_ATTACHMENT_TYPES, max_bytes=1) is None]
+    if len(kept) == len(msg.attachments):
+        return msg, []
+    refused = [a.name for a in msg.attachments if a not in kept]
+    return msg.model_copy(update={"attachments": tuple(kept)}), refused
 
 
 class XRefused(PermanentChannelError):
@@ -146,6 +176,10 @@ class TwitterChannel:
         self._webhook_handlers: dict[str, Callable[[Any, dict[str, Any], str], Awaitable[None]]] = {
             "tweet_create_events": self._on_tweet_events,
             "direct_message_events": self._on_dm_events,
+            "tweet_delete_events": self._on_tweet_deletes,
+            "block_events": self._on_blocks,
+            "unblock_events": self._on_blocks,
+            "user_event": self._on_user_event,
         }
 
     @classmethod
@@ -279,7 +313,23 @@ class TwitterChannel:
             log.info("twitter.event_skipped", reason=res.reason, id=source_id)
             return
         assert self._sink is not None, "channel not started"
-        await self._sink(res)
+        if await self.r.sismember(BLOCKED_KEY, res.user_id):
+            log.info("twitter.event_skipped", reason="author_blocked", id=source_id)
+            return
+        res, refused = _keep_allowed(res)
+        if refused and res.meta.get("reply_visibility") == "dm":
+            lang = res.lang if res.lang in NOT_KEPT else "en"
+            notice = Outbound(id=f"x-{res.channel_message_id}-not-kept", channel=self.name,
+                              conversation_id=res.conversation_id, user_id=res.user_id,
+                              text=NOT_KEPT[lang].format(names=", ".join(refused)), lang=res.lang, kind="system",
+                              meta={k: v for k, v in res.meta.items() if k.startswith("reply_")})
+            await self.r.xadd(f"outbound:{self.name}", {"d": notice.to_json()})
+        if not res.text.strip() and not res.attachments:
+            log.info("twitter.event_skipped", reason="only_refused_media", id=source_id)
+            return
+        entry = await self._sink(res)
+        if entry is not None and res.meta.get("reply_visibility") == "public":
+            await self.r.set(POSTED_KEY.format(res.channel_message_id), res.id, ex=KEEP_S)
 
     async def _normalize_and_intake(self, source_id: str, build: Callable[[], Message | Skipped]) -> None:
         """A malformed item (a field of the wrong type, text X should never send) is logged and
@@ -470,7 +520,12 @@ class TwitterChannel:
                 continue
             handler = self._webhook_handlers.get(kind)
             if handler is None:
-                log.info("twitter.event_skipped", reason="unhandled_kind", kind=kind)
+                reason = _NOT_MESSAGES.get(kind)
+                log.info("twitter.event_skipped", reason=f"not_a_message:{reason}" if reason else "unhandled_kind",
+                         kind=kind)
+                continue
+            if kind == "user_event":
+                await handler(value, payload, me)
                 continue
             if not isinstance(value, list):
                 log.warning("twitter.event_malformed", kind=kind, error="not a list")
@@ -478,6 +533,10 @@ class TwitterChannel:
             await handler(value, payload, me)
 
     async def _on_tweet_events(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
+        if str(payload.get("user_has_blocked", "")).lower() == "true":
+            # X tells us the author of these mentions is someone the account blocked.
+            log.info("twitter.event_skipped", reason="author_blocked", kind="tweet_create_events", n=len(items))
+            return
         for t in items:
             if not isinstance(t, dict):
                 log.warning("twitter.event_malformed", kind="tweet_create_events", error="not an object")
@@ -493,6 +552,50 @@ class TwitterChannel:
                 continue
             eid = str(ev.get("id") or "?")
             await self._normalize_and_intake(eid, lambda e=ev: normalize.dm_from_webhook(e, users or {}, me))
+
+    async def _on_tweet_deletes(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
+        """A user deleted a post: no public reply may appear under it any more, and its text
+        leaves the ticket it went into (they took it back in public; we keep no copy)."""
+        for ev in items:
+            status = ev.get("status") if isinstance(ev, dict) else None
+            tid = str((status or {}).get("id") or (status or {}).get("id_str") or "") if isinstance(status, dict) else ""
+            if not tid:
+                log.warning("twitter.event_malformed", kind="tweet_delete_events", error="no status id")
+                continue
+            await self.r.set(DELETED_KEY.format(tid), "1", ex=KEEP_S)
+            mid = await self.r.get(POSTED_KEY.format(tid))
+            if mid:
+                event = {"retract": {"message_id": mid, "channel": self.name, "reason": "deleted on X by its author"}}
+                await self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()})
+            log.info("twitter.post_deleted", id=tid, in_ticket=bool(mid))
+
+    async def _on_blocks(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
+        """The account blocked (or unblocked) someone: a blocked user gets no reply, on any route."""
+        for ev in items:
+            if not isinstance(ev, dict) or ev.get("type") not in ("block", "unblock"):
+                log.info("twitter.event_skipped", reason="block_event_not_understood")
+                continue
+            src = str((ev.get("source") or {}).get("id") or "")
+            target = str((ev.get("target") or {}).get("id") or "")
+            if src != me or not target:
+                log.info("twitter.event_skipped", reason="block_by_someone_else")
+                continue
+            if ev["type"] == "block":
+                await self.r.sadd(BLOCKED_KEY, target)
+            else:
+                await self.r.srem(BLOCKED_KEY, target)
+            log.info("twitter.block_recorded", type=ev["type"], user=target)
+
+    async def _on_user_event(self, items: Any, payload: dict[str, Any], me: str) -> None:
+        """`user_event` is an object: `revoke` means the account took our app's access away —
+        nothing can be sent or read until ops re-authorise it, so ops must hear of it."""
+        if isinstance(items, dict) and "revoke" in items:
+            rv = items.get("revoke") or {}
+            metrics.CHANNEL_ALERTS.labels(self.name, "app_revoked").inc()
+            log.error("twitter.app_revoked", account=str((rv.get("source") or {}).get("user_id") or me),
+                      app=str((rv.get("target") or {}).get("app_id") or ""), at=rv.get("date_time"))
+            return
+        log.info("twitter.event_skipped", reason="user_event_not_understood")
 
     # -- outbound -----------------------------------------------------------------------------------
     async def _progress(self, ob: Outbound) -> dict[str, str]:
@@ -523,8 +626,18 @@ class TwitterChannel:
                 # Our earlier attempt got through but its answer was lost: it is posted.
                 log.info("twitter.reply_already_posted", in_reply_to=reply_to)
                 return ""
+            if e.status == 403 and any("deleted or not visible" in m.lower() for m in e.api_messages):
+                # The post was deleted (or its author blocked us / went private) before we answered.
+                log.info("twitter.reply_dropped", in_reply_to=reply_to, reason="post_gone")
+                return ""
             raise
         return str((res.get("data") or {}).get("id") or "")
+
+    async def _is_deleted(self, tweet_id: str) -> bool:
+        try:
+            return bool(await self.r.exists(DELETED_KEY.format(tweet_id)))
+        except _REDIS_ERRORS as e:
+            raise TransientChannelError(f"redis unavailable: {e}") from None
 
     async def _dm(self, user_id: str, text: str) -> None:
         await self._api("create_dm", self.client.create_direct_message, participant_id=user_id, text=text)
@@ -545,6 +658,11 @@ class TwitterChannel:
         )
         done = await self._progress(ob)
         reply_to = ob.meta.get("reply_tweet_id", "")
+        if reply_to and await self._is_deleted(reply_to):
+            if plan.route == "public":
+                log.info("twitter.reply_dropped", conversation=ob.conversation_id, reason="post_deleted")
+                return
+            done = {**done, "public": "post_deleted"}  # the DM still goes; no nudge under a deleted post
         if plan.route == "public":
             if "public" not in done:
                 tid = await self._tweet(prefix + plan.public_text, reply_to, dm_link=False)

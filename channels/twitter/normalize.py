@@ -19,12 +19,14 @@ a well-formed-but-unexpected event.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from bot.intake import redacted
 from bot.lang import detect_language
 from bot.models import MAX_TEXT_CHARS, Attachment, Message
+from channels.twitter.text import LEADING_MENTIONS as _LEADING
 from channels.twitter.text import strip_leading_mentions
 
 CHANNEL = "twitter"
@@ -62,6 +64,56 @@ def _attachment(kind: str, key: str, url: str | None) -> Attachment:
     )
 
 
+def _best_variant(variants: Any) -> str | None:
+    """The URL of the best MP4 of a video (X lists an HLS playlist and MP4s by bit rate); the
+    thumbnail is never the video."""
+    best: tuple[int, str] | None = None
+    for v in variants if isinstance(variants, list) else []:
+        if not isinstance(v, dict) or v.get("content_type") != "video/mp4" or not v.get("url"):
+            continue
+        rate = int(v.get("bit_rate") or v.get("bitrate") or 0)
+        if best is None or rate > best[0]:
+            best = (rate, _s(v["url"]))
+    return best[1] if best else None
+
+
+def _media_attachment(kind: str, key: str, m: dict[str, Any]) -> Attachment | None:
+    """One media item (v1.1 or v2 shape) as an attachment; None for a video we cannot fetch."""
+    if kind in ("video", "animated_gif"):
+        url = _best_variant(m.get("variants") or (m.get("video_info") or {}).get("variants"))
+        if url is not None:
+            return Attachment(name=f"{kind}-{key}.mp4", content_type="video/mp4", ref=url)
+        thumb = m.get("media_url_https") or m.get("preview_image_url")
+        # No playable variant listed: the thumbnail is all there is, and it is called what it is.
+        return Attachment(name=f"{kind}-{key}-thumbnail.jpg", content_type="image/jpeg", ref=thumb) if thumb else None
+    # v1.1 `url` is the t.co link shown in the text; v2 `url` is the image itself.
+    url = m.get("media_url_https") or m.get("url") or m.get("preview_image_url")
+    att = _attachment(kind or "media", key, url)
+    return att.model_copy(update={"name": f"{att.name}.jpg"}) if kind == "photo" else att
+
+
+_TCO_TAIL = re.compile(r"\s*https://t\.co/\w+\s*$")
+
+
+def _addressed(mentions: list[tuple[int, str]], account_id: str, in_reply_to: str,
+               display_start: int | None, text: str) -> str | None:
+    """Why a post that names us is not for us, or None when it is. A reply under one of our posts
+    that answers someone else carries our handle only because X adds the handles of the thread
+    it replies to (before `display_text_range`'s start, or in the leading run of handles)."""
+    ours = [start for start, uid in mentions if uid == account_id]
+    if in_reply_to == account_id:
+        return None
+    if not ours:
+        return "not_addressed_to_us"
+    if in_reply_to:
+        if display_start is None:
+            m = _LEADING.match(text)
+            display_start = m.end() if m else 0
+        if all(start < display_start for start in ours):
+            return "reply_to_another_user"
+    return None
+
+
 def _finish(msg: Message) -> Message:
     """Redact here as well as in intake, so a post that contained a secret is marked
     `reply_redacted` and the sender never answers it in public."""
@@ -91,7 +143,9 @@ def _v2_media(obj: dict[str, Any], media: dict[str, dict[str, Any]]) -> tuple[tu
     atts = []
     for k in keys:
         m = media.get(_s(k), {})
-        atts.append(_attachment(_s(m.get("type")) or "media", _s(k), m.get("url") or m.get("preview_image_url")))
+        a = _media_attachment(_s(m.get("type")), _s(k), m)
+        if a is not None:
+            atts.append(a)
     # v2 lists the t.co link of attached media among the url entities, with its media_key.
     drop = [_s(u.get("url")) for u in (obj.get("entities") or {}).get("urls") or [] if u.get("media_key")]
     return tuple(atts), drop
@@ -106,9 +160,20 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
         return Skipped("own_post")
     if any(r.get("type") == "retweeted" for r in tweet.get("referenced_tweets") or []):
         return Skipped("retweet")
+    raw_text = _s(tweet.get("text"))
+    mentions = [(int(m.get("start") or 0), _s(m.get("id"))) for m in (tweet.get("entities") or {}).get("mentions") or []
+                if isinstance(m, dict)]
+    rng = tweet.get("display_text_range")
+    start = int(rng[0]) if isinstance(rng, list) and rng else None
+    if mentions:  # without entities (an older field set) every mention counts as addressed to us
+        why = _addressed(mentions, account_id, _s(tweet.get("in_reply_to_user_id")), start, raw_text)
+        if why:
+            return Skipped(why)
     users, media = _v2_includes(includes)
     atts, drop = _v2_media(tweet, media)
-    text = strip_leading_mentions(_clean(_s(tweet.get("text")), drop))
+    text = strip_leading_mentions(_clean(raw_text, drop))
+    if not text and not atts:
+        return Skipped("empty_mention")
     meta = {
         "reply_visibility": "public",
         "reply_tweet_id": tid,
@@ -144,6 +209,9 @@ def dm_from_v2(event: dict[str, Any], includes: dict[str, Any] | None, account_i
     users, media = _v2_includes(includes)
     atts, drop = _v2_media(event, media)
     text = _clean(_s(event.get("text")), drop)
+    if (event.get("attachments") or {}).get("media_keys"):
+        # A DM with media ends with the media's t.co link, and dm_events lists no entity for it.
+        text = _TCO_TAIL.sub("", text)
     meta = {"reply_visibility": "dm", "reply_author_id": sender}
     if event.get("dm_conversation_id"):
         meta["dm_conversation_id"] = _s(event["dm_conversation_id"])
@@ -173,7 +241,9 @@ def _v1_media(entities: dict[str, Any]) -> tuple[tuple[Attachment, ...], list[st
     for m in entities.get("media") or []:
         if not isinstance(m, dict):
             continue
-        atts.append(_attachment(_s(m.get("type")) or "media", _s(m.get("id_str") or m.get("id")), m.get("media_url_https")))
+        a = _media_attachment(_s(m.get("type")), _s(m.get("id_str") or m.get("id")), m)
+        if a is not None:
+            atts.append(a)
         drop.append(_s(m.get("url")))
     return tuple(atts), drop
 
@@ -194,12 +264,18 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
     ext = tweet.get("extended_tweet") if tweet.get("truncated") else None
     src = ext if isinstance(ext, dict) else tweet
     entities = src.get("entities") or {}
-    mentioned = {_s(m.get("id_str") or m.get("id")) for m in entities.get("user_mentions") or []}
-    if account_id not in mentioned and _s(tweet.get("in_reply_to_user_id_str")) != account_id:
-        return Skipped("not_addressed_to_us")
-    atts, drop = _v1_media(src.get("extended_entities") or entities)
     raw = _s(src.get("full_text") or src.get("text"))
+    mentions = [(int((m.get("indices") or [0])[0]), _s(m.get("id_str") or m.get("id")))
+                for m in entities.get("user_mentions") or [] if isinstance(m, dict)]
+    rng = src.get("display_text_range") or tweet.get("display_text_range")
+    start = int(rng[0]) if isinstance(rng, list) and rng else None
+    why = _addressed(mentions, account_id, _s(tweet.get("in_reply_to_user_id_str")), start, raw)
+    if why:
+        return Skipped(why)
+    atts, drop = _v1_media(src.get("extended_entities") or entities)
     text = strip_leading_mentions(_clean(raw, drop))
+    if not text and not atts:
+        return Skipped("empty_mention")
     meta = {
         "reply_visibility": "public",
         "reply_tweet_id": tid,

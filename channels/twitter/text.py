@@ -24,7 +24,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:])[ \t]+|(?<=[。！？；：])[ \t]*|[ \t
 # a single CJK character, or whitespace.
 _TOKEN = re.compile(r"\s+|[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+|.", re.S)
 # X handles are ASCII: "@ExchangeSupport你好" must lose the handle, not the Chinese.
-_LEADING_MENTIONS = re.compile(r"^(?:[\s.]*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_])[,:，：]?)+\s*")
+LEADING_MENTIONS = re.compile(r"^(?:[\s.]*@[A-Za-z0-9_]{1,15}(?![A-Za-z0-9_])[,:，：]?)+\s*")
 
 
 def _char_weight(ch: str) -> int:
@@ -49,7 +49,7 @@ def weighted_length(text: str) -> int:
 def strip_leading_mentions(text: str) -> str:
     """'@support @alice how do I deposit?' → 'how do I deposit?'. Handles later in the text stay:
     they may be part of what the user asks ("is @fake_support yours?")."""
-    return _LEADING_MENTIONS.sub("", text, count=1).strip()
+    return LEADING_MENTIONS.sub("", text, count=1).strip()
 
 
 def _sentences(text: str) -> list[tuple[str, str]]:

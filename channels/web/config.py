@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from bot.config import ChannelSettings
+from bot.files import DEFAULT_ATTACHMENT_TYPES
 
 
 class WebChannelSettings(ChannelSettings):
@@ -20,9 +21,7 @@ class WebChannelSettings(ChannelSettings):
     # of these types, stored under attachments_dir (relative to the config file's folder; default
     # <data_dir>/web/attachments). Text files are redacted before they are stored.
     max_attachment_bytes: Annotated[int, Field(ge=1, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
-    allowed_attachment_types: tuple[str, ...] = (
-        "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
-    )
+    allowed_attachment_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
     attachments_dir: str | None = None
     # Quotas, checked before a file is written: bytes one widget session may upload in its
     # lifetime (30 days), and bytes all widget uploads together may occupy in attachments_dir.

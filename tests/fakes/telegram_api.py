@@ -2,6 +2,11 @@
 against it for real (`base_url=fake.base_url`): it records every call, feeds updates to
 getUpdates, and can be told to fail the next calls of a method (429 + retry_after, 403, 400, 5xx).
 
+Strict where Telegram is: a `message_thread_id` that is not an open topic of the chat is refused
+("message thread not found", "TOPIC_CLOSED"), a reply to a deleted message is refused unless
+`allow_sending_without_reply`, a user who never opened the bot's private chat cannot be written
+to first (403), and a message is deleted only where the bot may delete it.
+
 Shape after opsdroid's `ExternalAPIMockServer`: runs on the test's own event loop, port 0.
 """
 
@@ -50,6 +55,15 @@ class FakeBotAPI:
     webhook: dict[str, Any] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)  # file_id -> content, for getFile + download
     reject_token: bool = False
+    # Forum supergroups: chat id -> {topic thread id: "open" | "closed"}; a deleted topic is absent.
+    # The General topic (no thread id) is closed when its chat is in `general_closed`.
+    topics: dict[int, dict[int, str]] = field(default_factory=dict)
+    general_closed: set[int] = field(default_factory=set)
+    # Users who never pressed Start in the bot's private chat: the bot may not write to them first.
+    not_started: set[int] = field(default_factory=set)
+    # (chat id, message id) of deleted messages; chats where the bot is an admin that may delete.
+    deleted: set[tuple[int, int]] = field(default_factory=set)
+    can_delete: set[int] = field(default_factory=set)
     _failures: dict[str, list[Failure | None]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -145,6 +159,9 @@ class FakeBotAPI:
         except _BadRequest as e:
             call.status = 400
             return _json({"ok": False, "error_code": 400, "description": str(e)}, 400)
+        except _Forbidden as e:
+            call.status = 403
+            return _json({"ok": False, "error_code": 403, "description": str(e)}, 403)
         return _json({"ok": True, "result": result})
 
     async def _m_getFile(self, p: dict[str, Any]) -> Any:
@@ -165,8 +182,38 @@ class FakeBotAPI:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Switchboard", "username": self.username,
                 "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
+    def _check_chat(self, chat_id: int, p: dict[str, Any]) -> None:
+        """What Telegram refuses before it sends anything to a chat."""
+        if chat_id > 0 and chat_id in self.not_started:
+            raise _Forbidden("Forbidden: bot can't initiate conversation with a user")
+        thread = p.get("message_thread_id")
+        if thread is not None:
+            state = self.topics.get(chat_id, {}).get(int(thread))
+            if state is None:
+                raise _BadRequest("Bad Request: message thread not found")
+            if state == "closed":
+                raise _BadRequest("Bad Request: TOPIC_CLOSED")
+        elif chat_id in self.general_closed:
+            raise _BadRequest("Bad Request: TOPIC_CLOSED")
+
+    async def _m_sendChatAction(self, p: dict[str, Any]) -> bool:
+        self._check_chat(int(p["chat_id"]), p)
+        return True
+
+    async def _m_deleteMessage(self, p: dict[str, Any]) -> bool:
+        chat_id, mid = int(p["chat_id"]), int(p["message_id"])
+        if chat_id not in self.can_delete or (chat_id, mid) in self.deleted:
+            raise _BadRequest("Bad Request: message can't be deleted")
+        self.deleted.add((chat_id, mid))
+        return True
+
     async def _m_sendMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(p["chat_id"])
+        self._check_chat(chat_id, p)
+        reply = p.get("reply_parameters")
+        if isinstance(reply, dict) and (chat_id, int(reply["message_id"])) in self.deleted:
+            if not reply.get("allow_sending_without_reply"):
+                raise _BadRequest("Bad Request: message to be replied not found")
         msg: dict[str, Any] = {
             "message_id": next(self._ids),
             "date": int(time.time()),
@@ -212,6 +259,10 @@ class FakeBotAPI:
 
 
 class _BadRequest(Exception):
+    pass
+
+
+class _Forbidden(Exception):
     pass
 
 

@@ -138,6 +138,8 @@ class FakeXAPI:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     dms_closed: set[str] = field(default_factory=set)
+    # Posts their authors deleted: X refuses a reply under them (403), as it does for real.
+    deleted_tweets: set[str] = field(default_factory=set)
     rate_limited: list[tuple[str, int]] = field(default_factory=list)  # (path, x-rate-limit-reset) given
     down: bool = False
     media: dict[str, bytes] = field(default_factory=dict)  # media URL -> bytes served under /_media
@@ -188,8 +190,11 @@ class FakeXAPI:
         self.users[user_id] = {"id": user_id, "username": username, "name": username}
 
     def add_mention(self, author_id: str, username: str, text: str, *, lang: str = "en",
-                    reply_to: str | None = None, media_keys: tuple[str, ...] = ()) -> str:
-        """A post mentioning the account, as GET /2/users/:id/mentions returns it."""
+                    reply_to: str | None = None, media_keys: tuple[str, ...] = (),
+                    reply_to_user: str | None = None, display_from: int | None = None) -> str:
+        """A post mentioning the account, as GET /2/users/:id/mentions returns it: mention entities
+        for every @handle X knows, `in_reply_to_user_id` of the post it answers (our account by
+        default) and, for a reply, `display_text_range` starting after the handles X added."""
         self.add_user(author_id, username)
         tid = self.next_id()
         tweet: dict[str, Any] = {
@@ -197,9 +202,16 @@ class FakeXAPI:
             "conversation_id": reply_to or tid, "created_at": _now(),
             "edit_history_tweet_ids": [tid],
         }
+        by_name = {u["username"].lower(): uid for uid, u in self.users.items()}
+        by_name[self.handle.lower()] = self.account_id
+        mentions = [{"start": m.start(), "end": m.end(), "username": m.group(1), "id": by_name[m.group(1).lower()]}
+                    for m in re.finditer(r"@(\w{1,15})", text) if m.group(1).lower() in by_name]
+        if mentions:
+            tweet["entities"] = {"mentions": mentions}
         if reply_to:
             tweet["referenced_tweets"] = [{"type": "replied_to", "id": reply_to}]
-            tweet["in_reply_to_user_id"] = self.account_id
+            tweet["in_reply_to_user_id"] = reply_to_user or self.account_id
+            tweet["display_text_range"] = [display_from or 0, len(text)]
         if media_keys:
             tweet["attachments"] = {"media_keys": list(media_keys)}
             for k in media_keys:
@@ -207,14 +219,20 @@ class FakeXAPI:
         self.mentions.append(tweet)
         return tid
 
-    def add_dm(self, sender_id: str, username: str, text: str) -> str:
-        """A DM to the account, as GET /2/dm_events returns it."""
+    def add_dm(self, sender_id: str, username: str, text: str, *, media: dict[str, Any] | None = None) -> str:
+        """A DM to the account, as GET /2/dm_events returns it. With `media` (a v2 media object)
+        the text ends with the media's t.co link, as on X."""
         self.add_user(sender_id, username)
         eid = self.next_id()
-        self.dm_events.append({
+        ev: dict[str, Any] = {
             "id": eid, "event_type": "MessageCreate", "text": text, "sender_id": sender_id,
             "dm_conversation_id": _dm_conv(sender_id, self.account_id), "created_at": _now(),
-        })
+        }
+        if media is not None:
+            self.media[media["media_key"]] = media
+            ev["attachments"] = {"media_keys": [media["media_key"]]}
+            ev["text"] = f"{text} https://t.co/{media['media_key'][-6:]}".strip()
+        self.dm_events.append(ev)
         return eid
 
     def calls(self, method: str, path_prefix: str) -> list[Recorded]:
@@ -320,6 +338,10 @@ class FakeXAPI:
             return web.json_response({"errors": [{"message": "Tweet text is too long"}], "title": "Invalid Request",
                                       "detail": "One or more parameters to your request was invalid.", "status": 400},
                                      status=400)
+        reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "")
+        if reply_to in self.deleted_tweets:
+            return web.json_response({"detail": "You attempted to reply to a Tweet that is deleted or not visible "
+                                                "to you.", "title": "Forbidden", "status": 403}, status=403)
         if any(t["text"] == text for t in self.tweets):
             return web.json_response({"detail": "You are not allowed to create a Tweet with duplicate content.",
                                       "title": "Forbidden", "status": 403}, status=403)

@@ -169,3 +169,27 @@ def test_being_blocked_is_reported_as_a_membership_change() -> None:
                             "user": {"id": tg.BOT_ID, "is_bot": True, "first_name": "S"}}}}
     n = norm(u)
     assert n.membership == (555, "kicked") and n.message is None
+
+
+def test_one_file_rule_for_every_channel() -> None:
+    from bot.files import DEFAULT_ATTACHMENT_TYPES, attachment_refusal
+
+    def why(ct: str, name: str, size: int = 1000) -> str | None:
+        return attachment_refusal(ct, name, size, allowed=DEFAULT_ATTACHMENT_TYPES, max_bytes=10_000)
+
+    assert why("image/jpeg", "a.jpg") is None and why("video/mp4", "rec.mp4") is None
+    assert why("application/pdf", "statement.pdf", 20_000) == "size"
+    assert why("application/vnd.android.package-archive", "x.apk") == "type"
+    assert why("application/pdf", "invoice.apk") == "type"  # the name betrays it
+    assert why("application/zip", "logs.zip") == "type"
+    assert attachment_refusal("image/heic", "a.heic", 1, allowed=("image/*",), max_bytes=2) is None
+
+
+def test_a_forwarded_message_is_marked_as_shown_not_said() -> None:
+    origin = {"type": "hidden_user", "date": 1, "sender_user_name": "Support"}
+    m = norm(tg.message("/start your account is frozen", uid=560, forward_origin=origin)).message
+    assert m is not None and m.meta["forwarded"] == "1" and m.meta["forward_origin"] == "hidden_user"
+    assert "command" not in m.meta  # a command inside a forwarded message is not the user's to run
+    own = norm(tg.message("my withdrawal is stuck", uid=561,
+                          forward_origin={"type": "user", "date": 1, "sender_user": tg.user(561)})).message
+    assert own is not None and "forwarded" not in own.meta

@@ -88,11 +88,20 @@ def test_a_long_webhook_tweet_uses_its_full_text_and_media() -> None:
         "full_text": "@ExchangeSupport the full question about margin https://t.co/m",
         "entities": {"user_mentions": [{"id_str": ME}]},
         "extended_entities": {"media": [{"id_str": "55", "type": "video", "url": "https://t.co/m",
-                                         "media_url_https": "https://pbs.twimg.com/v.jpg"}]},
+                                         "media_url_https": "https://pbs.twimg.com/v.jpg",
+                                         "video_info": {"variants": [
+                                             {"content_type": "application/x-mpegURL",
+                                              "url": "https://video.twimg.com/v/pl.m3u8"},
+                                             {"bitrate": 832000, "content_type": "video/mp4",
+                                              "url": "https://video.twimg.com/v/640x360.mp4"},
+                                             {"bitrate": 2176000, "content_type": "video/mp4",
+                                              "url": "https://video.twimg.com/v/1280x720.mp4"}]}}]},
     }), ME)
     assert not isinstance(m, Skipped)
     assert m.text == "the full question about margin"
-    assert [(a.name, a.content_type) for a in m.attachments] == [("video-55", "video/mp4")]
+    # The video itself (its best MP4), never the thumbnail labelled as a video.
+    assert [(a.name, a.content_type, a.ref) for a in m.attachments] == [
+        ("video-55.mp4", "video/mp4", "https://video.twimg.com/v/1280x720.mp4")]
 
 
 def test_webhook_tweets_not_addressed_to_us_are_skipped() -> None:
@@ -114,3 +123,36 @@ def test_a_webhook_dm_with_media_and_our_own_echo() -> None:
     assert m.attachments[0].ref == "https://ton.twimg.com/s.jpg"
     ev["message_create"]["sender_id"] = ME  # type: ignore[index]
     assert dm_from_webhook(ev, {}, ME) == Skipped("own_dm")
+
+
+def test_a_reply_to_someone_else_under_our_post_is_not_for_us_whatever_the_wire_format() -> None:
+    text = "@ExchangeSupport @bob you should have used a stop loss"
+    v1 = v1_tweet(text=text, in_reply_to_user_id_str="9", in_reply_to_status_id_str="5",
+                  display_text_range=[22, len(text)],
+                  entities={"user_mentions": [{"id_str": ME, "indices": [0, 16]}, {"id_str": "9", "indices": [17, 21]}]})
+    assert mention_from_webhook(v1, ME) == Skipped("reply_to_another_user")
+    v2 = v2_tweet(text=text, in_reply_to_user_id="9",
+                  entities={"mentions": [{"start": 0, "end": 16, "id": ME}, {"start": 17, "end": 21, "id": "9"}]})
+    assert mention_from_v2(v2, None, ME) == Skipped("reply_to_another_user")  # no display_text_range: leading run
+    # Naming us in their own words, or replying to us, is for us.
+    asked = v2_tweet(text="@bob @ExchangeSupport is this true?", in_reply_to_user_id="9", display_text_range=[5, 35],
+                     entities={"mentions": [{"start": 0, "end": 4, "id": "9"}, {"start": 5, "end": 21, "id": ME}]})
+    assert not isinstance(mention_from_v2(asked, None, ME), Skipped)
+    to_us = v1_tweet(text="@ExchangeSupport thanks", in_reply_to_user_id_str=ME, display_text_range=[17, 23])
+    assert not isinstance(mention_from_webhook(to_us, ME), Skipped)
+
+
+def test_a_bare_handle_is_not_a_question() -> None:
+    assert mention_from_webhook(v1_tweet(text="@ExchangeSupport "), ME) == Skipped("empty_mention")
+    assert mention_from_v2(v2_tweet(text="@ExchangeSupport"), None, ME) == Skipped("empty_mention")
+
+
+def test_a_polled_dm_with_a_video_keeps_the_video_and_drops_the_link() -> None:
+    inc = {"media": [{"media_key": "7_1", "type": "video", "preview_image_url": "https://pbs.twimg.com/t.jpg",
+                      "variants": [{"bit_rate": 632000, "content_type": "video/mp4", "url": "https://video.twimg.com/a.mp4"},
+                                   {"content_type": "application/x-mpegURL", "url": "https://video.twimg.com/a.m3u8"}]}]}
+    m = dm_from_v2({"id": "1", "event_type": "MessageCreate", "sender_id": "8", "text": "look https://t.co/xyz",
+                    "attachments": {"media_keys": ["7_1"]}}, inc, ME)
+    assert not isinstance(m, Skipped)
+    assert m.text == "look" and [(a.content_type, a.ref) for a in m.attachments] == [
+        ("video/mp4", "https://video.twimg.com/a.mp4")]
