@@ -138,14 +138,16 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     for ch in channels:
         await ch.start(sink)
     senders = [
-        OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms) for ch in channels
+        OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms, max_attempts=settings.queue.max_attempts)
+        for ch in channels
     ]
     sender_tasks = [asyncio.create_task(s.run(stop)) for s in senders]
     from handoff.console import console_router
     from handoff.worker import consume_handoffs, sla_loop
 
     svc, engine = await ticket_service(settings, r, migrate=True)
-    sender_tasks.append(asyncio.create_task(consume_handoffs(svc, r, stop, claim_idle_ms=settings.queue.claim_idle_ms)))
+    sender_tasks.append(asyncio.create_task(consume_handoffs(svc, r, stop, claim_idle_ms=settings.queue.claim_idle_ms,
+                                                             max_attempts=settings.queue.max_attempts)))
     sender_tasks.append(asyncio.create_task(sla_loop(svc, stop, settings.handoff.sla_check_s)))
     app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)])
     config = uvicorn.Config(
