@@ -204,7 +204,10 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
         payload = '{"decision":' + d.to_json() + ',"message":' + red_msg.to_json() + "}"
         outs.append(Output(HANDOFF_STREAM, payload))
     if d.csat is not None and d.ticket:
-        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": {"ticket": d.ticket, "score": d.csat}}).decode()))
+        # The conversation travels with the rating: a ticket number alone may name another ticket
+        # (a database restored from an older backup numbers new tickets again).
+        csat = {"ticket": d.ticket, "score": d.csat, "conversation": msg.conversation_id}
+        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": csat}).decode()))
     outs.append(Output(DECISIONS_STREAM, d.to_json(), DECISIONS_MAXLEN))
     # The conversation's recent turns, so a ticket opened later shows what was already said.
     turn = {"in": d.redacted_text, "out": "" if d.silent else d.reply, "intent": d.intent,
