@@ -99,16 +99,21 @@ def run(
 
     s = load(config)
     _logging(s, role)
-    if role == "router":
-        try:
-            runtime.answers(s)
-        except ConfigError as e:
-            fail(f"config error: {e}")
-        runtime.run_loop(runtime.run_router(s))
-    elif role == "web":
-        runtime.run_loop(runtime.run_web(s, port=port))
-    else:
-        fail(f"--role: unknown role {role!r} (router, web)")
+    from bot.tasks import TaskFailed
+
+    try:
+        if role == "router":
+            try:
+                runtime.answers(s)
+            except ConfigError as e:
+                fail(f"config error: {e}")
+            runtime.run_loop(runtime.run_router(s))
+        elif role == "web":
+            runtime.run_loop(runtime.run_web(s, port=port))
+        else:
+            fail(f"--role: unknown role {role!r} (router, web)")
+    except TaskFailed as e:
+        fail(f"{role}: {e}", 1)
 
 
 @app.command()
