@@ -9,7 +9,6 @@ commit on top.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -17,13 +16,13 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
-from bot import metrics, streams
+from bot import metrics, policy, streams
 from bot.config import Settings
 from bot.consumer import ACKED, Outcome, Permanent, Retry, StreamConsumer, consumer_name
 from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
-from bot.policy import ConvState, decide, format_eta, slots_from
+from bot.policy import ConvState, decide, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
 from bot.redact import redact
 from intents.answers import Answers
@@ -49,14 +48,6 @@ def state_from_hash(h: dict[str, str]) -> ConvState:
     )
 
 
-TICKET_RE = re.compile(r"\bSB[-\s]?(\d{1,6})\b", re.I)
-STATUS_WORDS = {
-    "en": {"new": "waiting for an agent", "open": "being handled by our team", "pending_user": "waiting for your reply",
-           "resolved": "resolved", "closed": "closed"},
-    "zh": {"new": "等待客服处理", "open": "处理中", "pending_user": "等待您的回复", "resolved": "已解决", "closed": "已关闭"},
-}
-
-
 class TicketLookup(Protocol):
     async def status_for(self, number: str, channel: str, user_id: str) -> Any: ...
 
@@ -78,44 +69,28 @@ class Brain:
             model_version=self.nlu.model_version, redacted_text=text, **kw,
         )
 
-    async def _ticket_status(self, msg: Message, text: str, number: str) -> str:
-        lang = msg.lang
+    async def _ticket_status(self, msg: Message, number: str) -> str:
         t = await self.tickets.status_for(number, msg.channel, msg.user_id) if self.tickets else None
-        if t is None:
-            return self.answers.get("ticket_status_unknown", lang, ticket=number) or ""
-        return self.answers.get(
-            "ticket_status_found", lang, ticket=number, status=STATUS_WORDS[lang].get(t.status, t.status)
-        ) or ""
+        return policy.status_reply(self.answers, msg.lang, number, None if t is None else t.status)
 
     async def _special(self, msg: Message, text: str, state: ConvState) -> tuple[Decision, ConvState] | None:
-        """Commands, ratings and ticket lookups, handled before the NLU."""
-        cmd = msg.meta.get("command")
-        stripped = text.strip()
-        if state.mode != "agent" and state.csat_pending and stripped in {"1", "2", "3", "4", "5"}:
-            d = self._simple(msg, text, Action.ANSWER, "smalltalk", "csat",
-                             self.answers.get("csat_thanks", msg.lang) or "", csat=int(stripped),
-                             ticket=state.csat_pending, reason="csat")
-            return d, replace(state, csat_pending=None)
-        if state.mode == "agent":
+        """Ratings, commands, files without text and ticket lookups (`policy.before_nlu`)."""
+        sp = policy.before_nlu(
+            text=text, state=state, command=msg.meta.get("command"), command_arg=msg.meta.get("command_arg", ""),
+            has_attachments=bool(msg.attachments), ticket_on_clarify=msg.meta.get("ticket_on_clarify") == "1",
+        )
+        if sp is None:
             return None
-        arg = msg.meta.get("command_arg", "")
-        if cmd == "help" or (cmd == "start" and not TICKET_RE.search(arg or "")):
-            # `/start` may carry a deep-link payload (e.g. `group_account` from a group): greet.
-            key = "welcome" if cmd == "start" else "help"
-            return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
-                                self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
-        if not stripped and msg.attachments and not cmd and msg.meta.get("ticket_on_clarify") != "1":
-            # A file without a word (a screenshot, a statement): say it arrived and ask what it is
-            # about. Not a failed understanding — it does not count towards the escalation. (A mail
-            # always carries its text as a file, and an empty one becomes a ticket instead.)
-            names = ", ".join(a.name for a in msg.attachments)[:200]
-            return self._simple(msg, text, Action.ANSWER, "smalltalk", "file_received",
-                                self.answers.get("file_received", msg.lang, name=names) or ""), state
-        if cmd in ("status", "start") and (m := TICKET_RE.search(arg or text)):
-            number = f"SB-{int(m.group(1)):06d}"
-            reply = await self._ticket_status(msg, text, number)
-            return self._simple(msg, text, Action.ANSWER, "ticket", "ticket_status", reply), replace(state, fallbacks=0)
-        return None
+        if sp.answer is None:  # ticket status: the one lookup
+            reply = await self._ticket_status(msg, sp.ticket or "")
+        elif sp.answer == "file_received":
+            reply = self.answers.get("file_received", msg.lang, name=", ".join(a.name for a in msg.attachments)[:200]) or ""
+        else:
+            reply = self.answers.get(sp.answer, msg.lang) or ""
+        extra: dict[str, Any] = {}
+        if sp.csat is not None:
+            extra = {"csat": sp.csat, "ticket": sp.ticket, "reason": "csat"}
+        return self._simple(msg, text, Action.ANSWER, sp.topic, sp.intent, reply, **extra), sp.state
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
@@ -151,17 +126,11 @@ class Brain:
             redactions=red.kinds,
             entities=entities,
         )
-        if out.action is Action.CLARIFY and msg.meta.get("ticket_on_clarify") == "1":
-            # Channels where a round of "please rephrase" is slow (email) open a ticket instead.
-            prio = Priority.HIGH if state.vip > 0 else Priority.NORMAL
-            eta = format_eta(self.settings.sla.targets[prio].first_response_min, msg.lang)
-            reply = self.answers.get("handoff_human", msg.lang, eta=eta) or ""
-            out = replace(out, action=Action.HANDOFF, topic="human", priority=prio, reply=reply,
-                          reason="clarify_to_ticket", state=replace(out.state, mode="agent", fallbacks=0,
-                                                                    handoff_topic="human"))
-        if out.action is Action.ANSWER and out.intent == "ticket_status" and (m := TICKET_RE.search(text)):
-            number = f"SB-{int(m.group(1)):06d}"
-            out = replace(out, reply=await self._ticket_status(msg, text, number))
+        if msg.meta.get("ticket_on_clarify") == "1":
+            out = policy.clarify_to_ticket(out, vip=state.vip, lang=msg.lang, answers=self.answers,
+                                           sla=self.settings.sla)
+        if out.action is Action.ANSWER and out.intent == "ticket_status" and (number := policy.ticket_number(text)):
+            out = replace(out, reply=await self._ticket_status(msg, number))
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,
