@@ -15,7 +15,7 @@ from bot.errors import ConfigError, SwitchboardError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="switchboard: omnichannel support bot and router")
 config_app = typer.Typer(no_args_is_help=True, help="Validate the configuration.")
-dl_app = typer.Typer(no_args_is_help=True, help="Inspect and re-queue dead-lettered messages.")
+dl_app = typer.Typer(no_args_is_help=True, help="Dead letters of every stream: list, show, replay, drop.")
 app.add_typer(config_app, name="config")
 app.add_typer(dl_app, name="deadletters")
 tg_app = typer.Typer(no_args_is_help=True, help="Telegram: register or remove the webhook, show its status.")
@@ -119,16 +119,21 @@ def run(
 
     s = load(config)
     _logging(s, role)
-    if role == "router":
-        try:
-            runtime.answers(s)
-        except ConfigError as e:
-            fail(f"config error: {e}")
-        runtime.run_loop(runtime.run_router(s))
-    elif role == "web":
-        runtime.run_loop(runtime.run_web(s, port=port))
-    else:
-        fail(f"--role: unknown role {role!r} (router, web)")
+    from bot.tasks import TaskFailed
+
+    try:
+        if role == "router":
+            try:
+                runtime.answers(s)
+            except ConfigError as e:
+                fail(f"config error: {e}")
+            runtime.run_loop(runtime.run_router(s))
+        elif role == "web":
+            runtime.run_loop(runtime.run_web(s, port=port))
+        else:
+            fail(f"--role: unknown role {role!r} (router, web)")
+    except TaskFailed as e:
+        fail(f"{role}: {e}", 1)
 
 
 @app.command()
@@ -464,21 +469,39 @@ def rollback(config: ConfigOpt = None) -> None:
     typer.echo(f"rolled back; live: {prev}")
 
 
+StreamOpt = Annotated[str | None, typer.Option("--stream", "-s", help="inbound, handoff, outbound:<channel> (default: all)")]
+
+
+def _dead_scope(config: Path | None, stream: str | None):  # type: ignore[no-untyped-def]
+    """Settings and the streams to look at (known ones even when they have no dead letters)."""
+    from bot import streams
+
+    s = load(config)
+    known = [st for st, _ in streams.all_consumed(s.queue.inbound_stream, s.queue.group, [c.type for c in s.channels])]
+    return s, known, stream
+
+
+async def _dead_streams(r, known: list[str], stream: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+    from bot.deadletters import dead_streams
+
+    return [stream] if stream else await dead_streams(r, known)
+
+
 @dl_app.command("list")
-def deadletters_list(config: ConfigOpt = None, count: int = 50) -> None:
-    """Show dead-lettered inbound messages with their error."""
+def deadletters_list(config: ConfigOpt = None, stream: StreamOpt = None, count: int = 50) -> None:
+    """Dead letters of every stream (or one) with their error, handler and attempts."""
     from rich.console import Console
     from rich.table import Table
 
-    from bot.queue import Queue
+    from bot.deadletters import list_dead
     from bot.runtime import connect_redis
 
-    s = load(config)
+    s, known, stream = _dead_scope(config, stream)
 
     async def go():  # type: ignore[no-untyped-def]
         r = connect_redis(s)
         try:
-            return await Queue(r, s.queue).dead_letters(count)
+            return [d for st in await _dead_streams(r, known, stream) for d in await list_dead(r, st, count)]
         finally:
             await r.aclose()
 
@@ -486,31 +509,98 @@ def deadletters_list(config: ConfigOpt = None, count: int = 50) -> None:
     if not items:
         typer.echo("no dead letters")
         return
-    t = Table("id", "conversation", "attempts", "error")
-    for e in items:
-        t.add_row(e.id, e.fields.get("c", ""), e.fields.get("attempts", ""), e.fields.get("error", "")[:120])
-    Console().print(t)
+    t = Table("stream", "id", "handler", "attempts", "at", "error")
+    for d in items:
+        t.add_row(d.stream, d.id, d.handler, d.attempts, d.at, d.error[:120])
+    Console(width=200).print(t)
+
+
+@dl_app.command("show")
+def deadletters_show(dead_id: str, config: ConfigOpt = None, stream: StreamOpt = None) -> None:
+    """One dead letter in full (its original fields and why it died), as JSON."""
+    import orjson
+
+    from bot.deadletters import find
+    from bot.runtime import connect_redis
+
+    s, known, stream = _dead_scope(config, stream)
+
+    async def go():  # type: ignore[no-untyped-def]
+        r = connect_redis(s)
+        try:
+            return await find(r, await _dead_streams(r, known, stream), dead_id)
+        finally:
+            await r.aclose()
+
+    d = asyncio.run(go())
+    if d is None:
+        fail(f"no dead letter {dead_id}", 1)
+    typer.echo(orjson.dumps({"stream": d.stream, "id": d.id, **d.fields}, option=orjson.OPT_INDENT_2).decode())
 
 
 @dl_app.command("replay")
 def deadletters_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="dead-letter ids (default: all)")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="dead-letter ids (default: all of --stream)")] = None,
     config: ConfigOpt = None,
+    stream: StreamOpt = None,
 ) -> None:
-    """Re-queue dead letters (all, or the given ids) onto the inbound stream."""
+    """Put dead letters back on their stream (all of --stream, or the given ids)."""
+    from bot.deadletters import find, list_dead, replay
     from bot.queue import Queue
     from bot.runtime import connect_redis
 
-    s = load(config)
+    s, known, stream = _dead_scope(config, stream)
+
+    async def go() -> tuple[int, int]:
+        r = connect_redis(s)
+        try:
+            where = await _dead_streams(r, known, stream)
+            if ids:
+                items = [d for i in ids if (d := await find(r, where, i)) is not None]
+            else:
+                items = [d for st in where for d in await list_dead(r, st, 10_000)]
+            q = Queue(r, s.queue)
+            done = 0
+            for d in items:
+                done += await replay(r, q, d)
+            return done, len(items) - done
+        finally:
+            await r.aclose()
+
+    done, left = asyncio.run(go())
+    typer.echo(f"re-queued {done} message(s)" + (f"; {left} could not be (malformed, left in place)" if left else ""))
+
+
+@dl_app.command("drop")
+def deadletters_drop(
+    ids: Annotated[list[str] | None, typer.Argument(help="dead-letter ids")] = None,
+    config: ConfigOpt = None,
+    stream: StreamOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="every dead letter of --stream")] = False,
+) -> None:
+    """Delete dead letters for good (the given ids, or --all of one --stream)."""
+    from bot.deadletters import drop, find, list_dead
+    from bot.runtime import connect_redis
+
+    if not ids and not (all_ and stream):
+        fail("give dead-letter ids, or --all with --stream")
+    s, known, stream = _dead_scope(config, stream)
 
     async def go() -> int:
         r = connect_redis(s)
         try:
-            return await Queue(r, s.queue).replay(ids or None)
+            where = await _dead_streams(r, known, stream)
+            if ids:
+                items = [d for i in ids if (d := await find(r, where, i)) is not None]
+            else:
+                items = [d for st in where for d in await list_dead(r, st, 100_000)]
+            for d in items:
+                await drop(r, d)
+            return len(items)
         finally:
             await r.aclose()
 
-    typer.echo(f"re-queued {asyncio.run(go())} message(s)")
+    typer.echo(f"dropped {asyncio.run(go())} dead letter(s)")
 
 
 def _with_tickets(config: Path | None, fn):  # type: ignore[no-untyped-def]

@@ -67,6 +67,8 @@ class QueueSettings(Section):
     retention_s: Annotated[int, Field(ge=0)] = 24 * 3600
     dedupe_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
     order_wait_ms: Annotated[int, Field(ge=10)] = 5_000
+    # /readyz answers 503 when a stream consumer has not looped for this long.
+    stale_consumer_s: Annotated[float, Field(gt=0)] = 30.0
     # Messages one sender (channel + user) may put on the queue per minute; 0 = no limit. Over it,
     # messages are refused (not queued) and the sender is told once per minute.
     user_rate_per_minute: Annotated[int, Field(ge=0)] = 30

@@ -26,3 +26,12 @@ ROUTER_OVERHEAD = Histogram(
     "Time the router spends on a message outside the NLU call",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
 )
+PROCESSED = Counter("switchboard_stream_processed_total", "Stream entries handled successfully", ["stream"])
+HANDLER_SECONDS = Histogram(
+    "switchboard_stream_handler_seconds",
+    "Time a stream consumer's handler spent on one entry",
+    ["stream"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+OUTAGES = Counter("switchboard_stream_outages_total", "Handler attempts stopped by an outage (not counted)",
+                  ["stream"])

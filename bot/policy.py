@@ -204,3 +204,115 @@ def decide(
     return Outcome(
         Action.CLARIFY, OUT_OF_SCOPE, intent, conf, Priority.LOW, reply, why, replace(state, fallbacks=fallbacks)
     )
+
+
+# -- rules decided before (or around) the NLU: commands, ratings, files, ticket lookups ------------
+TICKET_RE = re.compile(r"\bSB[-\s]?(\d{1,6})\b", re.I)
+STATUS_WORDS = {
+    "en": {"new": "waiting for an agent", "open": "being handled by our team", "pending_user": "waiting for your reply",
+           "resolved": "resolved", "closed": "closed"},
+    "zh": {"new": "等待客服处理", "open": "处理中", "pending_user": "等待您的回复", "resolved": "已解决", "closed": "已关闭"},
+}
+RATINGS = frozenset({"1", "2", "3", "4", "5"})
+
+
+@dataclass(frozen=True, slots=True)
+class Special:
+    """A message answered without the NLU. `answer` is the answers key of the reply (None for a
+    ticket status: the reply needs the lookup, see `status_reply`)."""
+
+    intent: str
+    topic: str
+    answer: str | None
+    state: ConvState
+    csat: int | None = None
+    ticket: str | None = None  # the rated ticket (csat) or the one to look up (ticket_status)
+
+
+def ticket_number(text: str) -> str | None:
+    """The first ticket number in a text, normalised ("sb 12" → "SB-000012")."""
+    m = TICKET_RE.search(text or "")
+    return f"SB-{int(m.group(1)):06d}" if m else None
+
+
+def csat_rating(text: str, state: ConvState) -> int | None:
+    """A bare 1–5 while a rating is asked for (and no person has the conversation) is the rating."""
+    stripped = text.strip()
+    if state.mode != "agent" and state.csat_pending and stripped in RATINGS:
+        return int(stripped)
+    return None
+
+
+def command_answer(command: str | None, arg: str) -> str | None:
+    """`/help` → the help text; `/start` → the welcome (a deep-link payload like `group_account`
+    greets too), unless the payload names a ticket (then it is a status lookup)."""
+    if command == "help":
+        return "help"
+    if command == "start" and ticket_number(arg) is None:
+        return "welcome"
+    return None
+
+
+def is_file_without_text(text: str, has_attachments: bool, command: str | None, ticket_on_clarify: bool) -> bool:
+    """A file without a word (a screenshot, a statement): say it arrived and ask what it is about —
+    not a failed understanding. Not for channels that open a ticket instead of clarifying (a mail
+    always carries its text as a file; an empty one becomes a ticket)."""
+    return not text.strip() and has_attachments and not command and not ticket_on_clarify
+
+
+def status_lookup(command: str | None, arg: str, text: str) -> str | None:
+    """`/status SB-1` (or `/start SB-1` from a deep link): the ticket number to look up."""
+    if command not in ("status", "start"):
+        return None
+    return ticket_number(arg or text)
+
+
+# The reply to a forwarded message: "is this from you?" plus the anti-phishing guidance.
+FORWARDED_ANSWERS = ("forwarded_check", "security_fake_support_phishing")
+
+
+def is_shown_forward(text: str, forwarded: bool, secret_found: bool) -> bool:
+    """A forwarded message is something the user received and shows us, never their own account
+    event (a forwarded "your account is FROZEN" must not open a compliance case). One that carried
+    a secret is left to the rules: a pasted seed phrase is a leak whoever wrote it first."""
+    return forwarded and not secret_found and "[REDACTED:" not in text
+
+
+def before_nlu(*, text: str, state: ConvState, command: str | None, command_arg: str, has_attachments: bool,
+               ticket_on_clarify: bool, forwarded: bool = False, secret_found: bool = False) -> Special | None:
+    """Ratings, forwarded messages, commands, files without text and ticket lookups, in that order;
+    None = ask the NLU."""
+    if (score := csat_rating(text, state)) is not None:
+        return Special("csat", "smalltalk", "csat_thanks", replace(state, csat_pending=None), csat=score,
+                       ticket=state.csat_pending)
+    if state.mode == "agent":
+        return None
+    if is_shown_forward(text, forwarded, secret_found):
+        return Special("forwarded_message", "security", "forwarded_check", replace(state, fallbacks=0))
+    if (key := command_answer(command, command_arg)) is not None:
+        return Special(f"command_{command}", "smalltalk", key, replace(state, fallbacks=0))
+    if is_file_without_text(text, has_attachments, command, ticket_on_clarify):
+        return Special("file_received", "smalltalk", "file_received", state)
+    if (number := status_lookup(command, command_arg, text)) is not None:
+        return Special("ticket_status", "ticket", None, replace(state, fallbacks=0), ticket=number)
+    return None
+
+
+def status_reply(answers: Answers, lang: str, number: str, status: str | None) -> str:
+    """The answer to a status question: the ticket's status in the user's words, or "not found"
+    (also for someone else's ticket: it is never revealed)."""
+    if status is None:
+        return answers.get("ticket_status_unknown", lang, ticket=number) or ""
+    words = STATUS_WORDS.get(lang, STATUS_WORDS["en"])
+    return answers.get("ticket_status_found", lang, ticket=number, status=words.get(status, status)) or ""
+
+
+def clarify_to_ticket(out: Outcome, *, vip: int, lang: str, answers: Answers, sla: SLASettings) -> Outcome:
+    """Channels where a round of "please rephrase" is slow (email) open a ticket instead."""
+    if out.action is not Action.CLARIFY:
+        return out
+    prio = Priority.HIGH if vip > 0 else Priority.NORMAL
+    eta = format_eta(sla.targets[prio].first_response_min, lang)
+    return replace(out, action=Action.HANDOFF, topic="human", priority=prio,
+                   reply=answers.get("handoff_human", lang, eta=eta) or "", reason="clarify_to_ticket",
+                   state=replace(out.state, mode="agent", fallbacks=0, handoff_topic="human"))

@@ -100,10 +100,11 @@ redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
 """
 
-# KEYS: conv, inbound, attempts, skip, dead ; ARGV: group, entry, seq, m, error, attempts, conv id, at
+# KEYS: conv, inbound, attempts, skip, dead
+# ARGV: group, entry, seq, m, error, attempts, conv id, at, handler
 _DEAD = _ADVANCE + """
 redis.call('XADD', KEYS[5], '*', 'entry', ARGV[2], 'm', ARGV[4], 'error', ARGV[5], 'attempts', ARGV[6],
-           'c', ARGV[7], 'at', ARGV[8])
+           'c', ARGV[7], 'at', ARGV[8], 'handler', ARGV[9])
 if ARGV[3] ~= '' then
   local seq = tonumber(ARGV[3])
   local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
@@ -297,13 +298,15 @@ class Queue:
             return True
         return False
 
-    async def dead_letter(self, entry: Entry, error: str, attempts: int = 1) -> None:
+    async def dead_letter(self, entry: Entry, error: str, attempts: int = 1, handler: str = "router") -> None:
+        """Move the entry to the dead letters and acknowledge it; it also counts as its
+        conversation's progress, so the next message of that conversation is not held up."""
         conv = entry.conversation or "unknown"
         await self._dead(
             keys=[conv_key(conv), self.stream, self.attempts_key, conv_key(conv) + ":skip", self.dead_stream],
             args=[
                 self.group, entry.id, "" if entry.seq is None else entry.seq, entry.fields.get("m", ""),
-                error[:2000], attempts, conv, str(int(time.time())),
+                error[:2000], attempts, conv, str(int(time.time())), handler,
             ],
         )
 

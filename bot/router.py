@@ -1,33 +1,28 @@
 """Router worker: inbound entry → redact → NLU → policy → Decision → outbound streams.
 
 `Brain` is the decision path without a queue (used by the worker and by `switchboard route`);
-`RouterWorker` wraps it with the Redis Streams consumer group, per-conversation ordering, retries,
-dead letters and take-over of a dead worker's entries.
+`RouterWorker` is its handler on the shared stream consumer (`bot.consumer`: consumer group,
+take-over, attempts, dead letters, back-off), with per-conversation ordering and the exactly-once
+commit on top.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot import metrics
+from bot import metrics, policy, streams
 from bot.config import Settings
+from bot.consumer import ACKED, Outcome, Permanent, Retry, StreamConsumer, consumer_name
 from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
-from bot.policy import ConvState, decide, format_eta, slots_from
+from bot.policy import ConvState, decide, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
 from bot.redact import redact
 from intents.answers import Answers
@@ -35,14 +30,11 @@ from intents.client import NLUClient, NLUResult
 
 log = get_logger("switchboard.router")
 
-DECISIONS_STREAM = "decisions"
-HANDOFF_STREAM = "handoff"
-DECISIONS_MAXLEN = 100_000
+DECISIONS_STREAM = streams.DECISIONS
+HANDOFF_STREAM = streams.HANDOFF
+DECISIONS_MAXLEN = streams.DECISIONS_MAXLEN
 CONV_LOG_MAXLEN = 50
-
-
-def outbound_stream(channel: str) -> str:
-    return f"outbound:{channel}"
+outbound_stream = streams.outbound
 
 
 def state_from_hash(h: dict[str, str]) -> ConvState:
@@ -54,14 +46,6 @@ def state_from_hash(h: dict[str, str]) -> ConvState:
         handoff_topic=h.get("handoff_topic") or None,
         csat_pending=h.get("csat_pending") or None,
     )
-
-
-TICKET_RE = re.compile(r"\bSB[-\s]?(\d{1,6})\b", re.I)
-STATUS_WORDS = {
-    "en": {"new": "waiting for an agent", "open": "being handled by our team", "pending_user": "waiting for your reply",
-           "resolved": "resolved", "closed": "closed"},
-    "zh": {"new": "等待客服处理", "open": "处理中", "pending_user": "等待您的回复", "resolved": "已解决", "closed": "已关闭"},
-}
 
 
 class TicketLookup(Protocol):
@@ -85,52 +69,31 @@ class Brain:
             model_version=self.nlu.model_version, redacted_text=text, **kw,
         )
 
-    async def _ticket_status(self, msg: Message, text: str, number: str) -> str:
-        lang = msg.lang
+    async def _ticket_status(self, msg: Message, number: str) -> str:
         t = await self.tickets.status_for(number, msg.channel, msg.user_id) if self.tickets else None
-        if t is None:
-            return self.answers.get("ticket_status_unknown", lang, ticket=number) or ""
-        return self.answers.get(
-            "ticket_status_found", lang, ticket=number, status=STATUS_WORDS[lang].get(t.status, t.status)
-        ) or ""
+        return policy.status_reply(self.answers, msg.lang, number, None if t is None else t.status)
 
     async def _special(self, msg: Message, text: str, state: ConvState) -> tuple[Decision, ConvState] | None:
-        """Commands, ratings and ticket lookups, handled before the NLU."""
-        cmd = msg.meta.get("command")
-        stripped = text.strip()
-        if state.mode != "agent" and state.csat_pending and stripped in {"1", "2", "3", "4", "5"}:
-            d = self._simple(msg, text, Action.ANSWER, "smalltalk", "csat",
-                             self.answers.get("csat_thanks", msg.lang) or "", csat=int(stripped),
-                             ticket=state.csat_pending, reason="csat")
-            return d, replace(state, csat_pending=None)
-        if state.mode == "agent":
+        """Ratings, commands, files without text and ticket lookups (`policy.before_nlu`)."""
+        sp = policy.before_nlu(
+            text=text, state=state, command=msg.meta.get("command"), command_arg=msg.meta.get("command_arg", ""),
+            has_attachments=bool(msg.attachments), ticket_on_clarify=msg.meta.get("ticket_on_clarify") == "1",
+            forwarded=msg.meta.get("forwarded") == "1", secret_found=bool(msg.meta.get("redacted")),
+        )
+        if sp is None:
             return None
-        if msg.meta.get("forwarded") == "1" and not msg.meta.get("redacted"):
-            # A forwarded message is something the user received and shows us, never their own
-            # account event (a forwarded "your account is FROZEN" must not open a compliance case):
-            # "is this from you?" gets the anti-phishing guidance.
-            reply = "\n\n".join(x.strip() for x in (self.answers.get("forwarded_check", msg.lang),
-                                                      self.answers.get("security_fake_support_phishing", msg.lang)) if x)
-            return self._simple(msg, text, Action.ANSWER, "security", "forwarded_message", reply), \
-                replace(state, fallbacks=0)
-        arg = msg.meta.get("command_arg", "")
-        if cmd == "help" or (cmd == "start" and not TICKET_RE.search(arg or "")):
-            # `/start` may carry a deep-link payload (e.g. `group_account` from a group): greet.
-            key = "welcome" if cmd == "start" else "help"
-            return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
-                                self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
-        if not stripped and msg.attachments and not cmd and msg.meta.get("ticket_on_clarify") != "1":
-            # A file without a word (a screenshot, a statement): say it arrived and ask what it is
-            # about. Not a failed understanding — it does not count towards the escalation. (A mail
-            # always carries its text as a file, and an empty one becomes a ticket instead.)
-            names = ", ".join(a.name for a in msg.attachments)[:200]
-            return self._simple(msg, text, Action.ANSWER, "smalltalk", "file_received",
-                                self.answers.get("file_received", msg.lang, name=names) or ""), state
-        if cmd in ("status", "start") and (m := TICKET_RE.search(arg or text)):
-            number = f"SB-{int(m.group(1)):06d}"
-            reply = await self._ticket_status(msg, text, number)
-            return self._simple(msg, text, Action.ANSWER, "ticket", "ticket_status", reply), replace(state, fallbacks=0)
-        return None
+        if sp.answer is None:  # ticket status: the one lookup
+            reply = await self._ticket_status(msg, sp.ticket or "")
+        elif sp.intent == "forwarded_message":
+            reply = "\n\n".join(x.strip() for x in (self.answers.get(k, msg.lang) for k in policy.FORWARDED_ANSWERS) if x)
+        elif sp.answer == "file_received":
+            reply = self.answers.get("file_received", msg.lang, name=", ".join(a.name for a in msg.attachments)[:200]) or ""
+        else:
+            reply = self.answers.get(sp.answer, msg.lang) or ""
+        extra: dict[str, Any] = {}
+        if sp.csat is not None:
+            extra = {"csat": sp.csat, "ticket": sp.ticket, "reason": "csat"}
+        return self._simple(msg, text, Action.ANSWER, sp.topic, sp.intent, reply, **extra), sp.state
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
@@ -166,17 +129,11 @@ class Brain:
             redactions=red.kinds,
             entities=entities,
         )
-        if out.action is Action.CLARIFY and msg.meta.get("ticket_on_clarify") == "1":
-            # Channels where a round of "please rephrase" is slow (email) open a ticket instead.
-            prio = Priority.HIGH if state.vip > 0 else Priority.NORMAL
-            eta = format_eta(self.settings.sla.targets[prio].first_response_min, msg.lang)
-            reply = self.answers.get("handoff_human", msg.lang, eta=eta) or ""
-            out = replace(out, action=Action.HANDOFF, topic="human", priority=prio, reply=reply,
-                          reason="clarify_to_ticket", state=replace(out.state, mode="agent", fallbacks=0,
-                                                                    handoff_topic="human"))
-        if out.action is Action.ANSWER and out.intent == "ticket_status" and (m := TICKET_RE.search(text)):
-            number = f"SB-{int(m.group(1)):06d}"
-            out = replace(out, reply=await self._ticket_status(msg, text, number))
+        if msg.meta.get("ticket_on_clarify") == "1":
+            out = policy.clarify_to_ticket(out, vip=state.vip, lang=msg.lang, answers=self.answers,
+                                           sla=self.settings.sla)
+        if out.action is Action.ANSWER and out.intent == "ticket_status" and (number := policy.ticket_number(text)):
+            out = replace(out, reply=await self._ticket_status(msg, number))
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,
@@ -219,12 +176,15 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
         payload = '{"decision":' + d.to_json() + ',"message":' + red_msg.to_json() + "}"
         outs.append(Output(HANDOFF_STREAM, payload))
     if d.csat is not None and d.ticket:
-        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": {"ticket": d.ticket, "score": d.csat}}).decode()))
+        # The conversation travels with the rating: a ticket number alone may name another ticket
+        # (a database restored from an older backup numbers new tickets again).
+        csat = {"ticket": d.ticket, "score": d.csat, "conversation": msg.conversation_id}
+        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": csat}).decode()))
     outs.append(Output(DECISIONS_STREAM, d.to_json(), DECISIONS_MAXLEN))
     # The conversation's recent turns, so a ticket opened later shows what was already said.
     turn = {"in": d.redacted_text, "out": "" if d.silent else d.reply, "intent": d.intent,
             "at": d.decided_at.isoformat()}
-    outs.append(Output(f"conv:{msg.conversation_id}:log", orjson.dumps(turn).decode(), CONV_LOG_MAXLEN))
+    outs.append(Output(streams.conv_log(msg.conversation_id), orjson.dumps(turn).decode(), CONV_LOG_MAXLEN))
     return outs
 
 
@@ -241,109 +201,44 @@ def state_updates(before: ConvState, after: ConvState) -> dict[str, str]:
 
 @dataclass
 class RouterWorker:
+    """The router's handler on the shared stream consumer (`bot.consumer`): per-conversation order
+    and the exactly-once commit (`bot.queue`) on top of its reads, take-over, attempts and dead
+    letters."""
+
     settings: Settings
     redis: aioredis.Redis
     brain: Brain
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    name: str = field(default_factory=consumer_name)
     queue: Queue = field(init=False)
+    consumer: StreamConsumer = field(init=False)
     handled: int = 0
     duplicates: int = 0
-    _inflight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    _waiting: int = 0
     _waiting_tasks: dict[str, bool] = field(default_factory=dict)
     _progress: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.queue = Queue(self.redis, self.settings.queue)
+        qs = self.settings.queue
+        self.queue = Queue(self.redis, qs)
+        self.consumer = StreamConsumer(
+            self.redis, qs.inbound_stream, qs.group, self._handle, handler_name="router", name=self.name,
+            max_attempts=qs.max_attempts, claim_idle_ms=qs.claim_idle_ms, block_ms=qs.block_ms, batch=qs.batch,
+            concurrency=self.settings.router.concurrency, retention_s=qs.retention_s,
+            on_dead=self._dead, gate=self.brain.nlu.wait_available,
+        )
 
     async def run(self, stop: asyncio.Event | None = None, *, burst: bool = False) -> None:
         """Consume until `stop` is set (or, with burst=True, until the queue is drained)."""
-        stop = stop or asyncio.Event()
-        qs = self.settings.queue
-        limit = self.settings.router.concurrency
-        await self._retry_redis(self.queue.ensure_group)
-        log.info("router.started", consumer=self.name, concurrency=limit)
-        last_claim = 0.0
-        last_trim = time.monotonic()
-        own = await self._retry_redis(lambda: self.queue.read_own_pending(self.name, 1000))
-        for e in own or []:
-            self._spawn(e)
+        log.info("router.started", consumer=self.name, concurrency=self.settings.router.concurrency)
         try:
-            while not stop.is_set():
-                await self.brain.nlu.wait_available()
-                # Entries waiting for an earlier message of their conversation (held by a dead
-                # worker until it is claimed) do not take a working slot, so they cannot starve
-                # the claim of the very entries they wait for; the total stays bounded.
-                busy = len(self._inflight) - self._waiting
-                if busy >= limit or len(self._inflight) >= 4 * limit:
-                    await asyncio.wait(list(self._inflight.values()), timeout=0.05,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                room = min(limit - busy, qs.batch, 4 * limit - len(self._inflight))
-                entries: list[Entry] = []
-                fresh = False
-                now = time.monotonic()
-                try:
-                    if now - last_claim >= qs.claim_idle_ms / 2000:
-                        last_claim = now
-                        entries = await self.queue.autoclaim(self.name, room)
-                        entries = [e for e in entries if e.id not in self._inflight]
-                    if not entries:
-                        block = 50 if (burst or self._inflight) else qs.block_ms
-                        entries = await self.queue.read(self.name, room, block)
-                        fresh = True
-                    if now - last_trim > 10:
-                        last_trim = now
-                        await self.queue.trim()
-                except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-                    log.warning("redis.unavailable", error=str(e))
-                    await asyncio.sleep(0.5)
-                    continue
-                except ResponseError as e:
-                    if "NOGROUP" not in str(e):
-                        raise
-                    # The stream or group vanished (Redis restarted without persistence, a manual
-                    # cleanup): recreate it and carry on rather than crash-looping.
-                    log.warning("queue.group_recreated", stream=self.queue.stream)
-                    await self._retry_redis(self.queue.ensure_group)
-                    continue
-                for e in entries:
-                    self._spawn(e, fresh=fresh)
-                if burst and not entries and not self._inflight:
-                    if await self.queue.pending_count() == 0:
-                        break
-                    await asyncio.sleep(min(0.2, qs.claim_idle_ms / 4000))
-                elif not entries and self._inflight:
-                    await asyncio.sleep(0)
+            await self.consumer.run(stop, burst=burst)
         finally:
-            if self._inflight:
-                # Finish what is in flight, but never hang a shutdown: whatever is still waiting
-                # (for Rasa, for a predecessor) stays pending in Redis and is taken over later.
-                _, late = await asyncio.wait(list(self._inflight.values()), timeout=10)
-                for t in late:
-                    t.cancel()
-                if late:
-                    await asyncio.gather(*late, return_exceptions=True)
             log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates)
 
-    async def _retry_redis(self, fn):  # type: ignore[no-untyped-def]
-        delay = 0.2
-        while True:
-            try:
-                return await fn()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-                log.warning("redis.unavailable", error=str(e), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _spawn(self, e: Entry, *, fresh: bool = False) -> None:
-        """`fresh`: first delivery of the entry (its intake state snapshot may be used); entries
-        taken over from a dead worker or our own pending list always read the state back."""
-        if e.id in self._inflight:
-            return
-        t = asyncio.get_running_loop().create_task(self._handle(e, fresh))
-        self._inflight[e.id] = t
-        t.add_done_callback(lambda _t, i=e.id: self._inflight.pop(i, None))
+    async def _dead(self, e: Entry, error: str, handler: str, attempts: int) -> None:
+        # Dead-lettering also counts as the conversation's progress, so later messages go on.
+        await self.queue.dead_letter(e, error, attempts, handler)
+        if e.conversation:
+            self._notify(e.conversation)
 
     def _event(self, conv: str) -> asyncio.Event:
         ev = self._progress.get(conv)
@@ -362,12 +257,13 @@ class RouterWorker:
         finish in time (the entry then stays pending and is retried)."""
         deadline = time.monotonic() + self.settings.queue.order_wait_ms / 1000
         key = conv_key(e.conversation)
-        # Only a task that actually has to wait stops taking a working slot.
+        # Only a task that actually has to wait stops taking a working slot (so waiting entries
+        # cannot starve the take-over of the very entries they wait for).
         try:
             return await self._wait_checks(e, seq, key, deadline)
         finally:
             if self._waiting_tasks.pop(e.id, None):
-                self._waiting -= 1
+                self.consumer.waiting -= 1
 
     async def _wait_checks(self, e: Entry, seq: int, key: str, deadline: float) -> tuple[str, dict[str, str]]:
         while True:
@@ -383,14 +279,15 @@ class RouterWorker:
                 return "late", {}
             if e.id not in self._waiting_tasks:
                 self._waiting_tasks[e.id] = True
-                self._waiting += 1
+                self.consumer.waiting += 1
             try:
                 await asyncio.wait_for(self._event(e.conversation).wait(), timeout=min(left, 0.1))
             except TimeoutError:
                 pass
 
-    async def _handle(self, e: Entry, fresh: bool = False) -> None:
-        stream = self.queue.stream
+    async def _handle(self, e: Entry, fresh: bool = False) -> Outcome:
+        """`fresh`: first delivery of the entry (its intake state snapshot may be used); entries
+        taken over from a dead worker or retried always read the state back."""
         try:
             msg = Message.from_json(e.fields.get("m", ""))
             seq = e.seq
@@ -398,69 +295,57 @@ class RouterWorker:
                 raise ValueError("entry has no sequence or conversation")
         except ValueError as exc:
             log.error("message.malformed", entry=e.id, error=str(exc)[:300])
-            await self.queue.dead_letter(e, f"malformed entry: {str(exc)[:500]}")
-            metrics.DEAD_LETTERS.labels(stream).inc()
-            return
-        try:
-            st = e.state if fresh else None
-            if st is None or int(st.get("seq_done") or 0) != seq - 1:
-                turn, st = await self._wait_turn(e, seq)
-                if turn == "late":
-                    log.info("message.waiting_for_predecessor", entry=e.id, conversation=msg.conversation_id)
-                    return  # stays pending; retried after claim_idle_ms
-                if turn == "dup":
-                    await self.queue.commit(e, {}, [])  # acks the duplicate, sends nothing
-                    self.duplicates += 1
-                    return
-            while True:
-                state = state_from_hash(st)
-                t0 = time.perf_counter()
-                decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
-                outs = outputs_for(msg, decision)
-                res = await self.queue.commit(e, state_updates(state, new_state), outs, ver=st.get("ver") or "0")
-                overhead = time.perf_counter() - t0
-                if res != -2:
-                    break
-                # Someone (an agent taking the conversation) changed the state meanwhile: read it
-                # again and decide again, so the bot never answers over a person.
-                log.info("message.state_changed", entry=e.id, conversation=msg.conversation_id)
-                turn, st = await self._wait_turn(e, seq)
-                if turn != "go":
-                    if turn == "dup":
-                        await self.queue.commit(e, {}, [])
-                        self.duplicates += 1
-                    return
-            if res == 1:
-                self.handled += 1
-                metrics.DECISIONS.labels(decision.action.value, decision.topic).inc()
-                log.info(
-                    "decision.made",
-                    message_id=msg.id,
-                    channel=msg.channel,
-                    conversation=msg.conversation_id,
-                    action=decision.action.value,
-                    topic=decision.topic,
-                    intent=decision.intent,
-                    confidence=round(decision.confidence, 3),
-                    silent=decision.silent,
-                )
-                metrics.ROUTER_OVERHEAD.observe(max(0.0, overhead - nlu_s))
-            elif res == 0:
+            return Permanent(f"malformed entry: {str(exc)[:500]}")
+        st = e.state if fresh else None
+        if st is None or int(st.get("seq_done") or 0) != seq - 1:
+            turn, st = await self._wait_turn(e, seq)
+            if turn == "late":
+                log.info("message.waiting_for_predecessor", entry=e.id, conversation=msg.conversation_id)
+                return Retry(count=False, reason="waiting for an earlier message of the conversation")
+            if turn == "dup":
+                await self.queue.commit(e, {}, [])  # acks the duplicate, sends nothing
                 self.duplicates += 1
-            self._notify(msg.conversation_id)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            # Redis went away mid-message: the entry is still pending and will be retried.
-            log.warning("redis.unavailable", entry=e.id, error=str(exc))
-        except Exception as exc:  # a bug or bad data: count it, dead-letter after max_attempts
-            log.exception("message.failed", entry=e.id, error=type(exc).__name__)
-            metrics.RETRIES.labels(stream).inc()
-            try:
-                if await self.queue.fail(e, f"{type(exc).__name__}: {exc}"):
-                    metrics.DEAD_LETTERS.labels(stream).inc()
-                    log.error("message.dead_lettered", entry=e.id)
-                    self._notify(msg.conversation_id)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                pass
+                return ACKED
+        while True:
+            state = state_from_hash(st)
+            t0 = time.perf_counter()
+            decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
+            outs = outputs_for(msg, decision)
+            res = await self.queue.commit(e, state_updates(state, new_state), outs, ver=st.get("ver") or "0")
+            overhead = time.perf_counter() - t0
+            if res != -2:
+                break
+            # Someone (an agent taking the conversation) changed the state meanwhile: read it
+            # again and decide again, so the bot never answers over a person.
+            log.info("message.state_changed", entry=e.id, conversation=msg.conversation_id)
+            turn, st = await self._wait_turn(e, seq)
+            if turn == "late":
+                return Retry(count=False, reason="waiting for an earlier message of the conversation")
+            if turn == "dup":
+                await self.queue.commit(e, {}, [])
+                self.duplicates += 1
+                return ACKED
+        if res == 1:
+            self.handled += 1
+            metrics.DECISIONS.labels(decision.action.value, decision.topic).inc()
+            log.info(
+                "decision.made",
+                message_id=msg.id,
+                channel=msg.channel,
+                conversation=msg.conversation_id,
+                action=decision.action.value,
+                topic=decision.topic,
+                intent=decision.intent,
+                confidence=round(decision.confidence, 3),
+                silent=decision.silent,
+            )
+            metrics.ROUTER_OVERHEAD.observe(max(0.0, overhead - nlu_s))
+        elif res == 0:
+            self.duplicates += 1
+        else:  # -1: a predecessor is not committed after all; stays pending, tried again
+            return Retry(count=False, reason="an earlier message of the conversation is not done")
+        self._notify(msg.conversation_id)
+        return ACKED
 
     async def _decide_with_retry(
         self, e: Entry, msg: Message, state: ConvState

@@ -19,6 +19,7 @@ from bot.logs import get_logger
 from bot.queue import Queue
 from bot.registry import channel_adapter
 from bot.router import Brain, RouterWorker
+from bot.tasks import TaskSupervisor
 from intents.answers import Answers
 from intents.client import NLUClient
 from intents.rasa import RasaPaths
@@ -109,45 +110,52 @@ async def ticket_service(settings: Settings, r: aioredis.Redis, migrate: bool = 
 
 
 async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The router role: one supervised router consumer. Raises TaskFailed when it kept failing."""
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     r = connect_redis(settings)
     tickets, engine = await ticket_service(settings, r, migrate=True)
-    async with nlu_client(settings) as nlu:
-        await nlu.refresh_versions()
-        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
-        try:
-            await worker.run(stop)
-        finally:
-            await r.aclose()
-            await engine.dispose()
+    tasks = TaskSupervisor(stop)
+    try:
+        async with nlu_client(settings) as nlu:
+            await nlu.refresh_versions()
+            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
+            tasks.start("router", lambda: worker.run(tasks.stop), consumer=worker.consumer)
+            await tasks.wait()
+            await tasks.close(grace_s=15)
+    finally:
+        await r.aclose()
+        await engine.dispose()
 
 
 async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None) -> None:
-    """The edge role: HTTP app (widget, webhooks, health, metrics), channel adapters and their
-    outbound senders."""
+    """The edge role: HTTP app (widget, webhooks, health, metrics), channel adapters, their
+    outbound senders, the ticket writer and the SLA timer — every background task supervised.
+    Raises TaskFailed when one kept failing."""
     import uvicorn
 
     from bot.web import create_app, uvicorn_options
 
     stop = stop or asyncio.Event()
+    tasks = TaskSupervisor(stop)
     r = connect_redis(settings)
     queue = Queue(r, settings.queue)
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
     channels = build_channels(settings, r)
     for ch in channels:
         await ch.start(sink)
-    senders = [
-        OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms) for ch in channels
-    ]
-    sender_tasks = [asyncio.create_task(s.run(stop)) for s in senders]
+    for ch in channels:
+        sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
+                                max_attempts=settings.queue.max_attempts)
+        tasks.start_consumer(f"sender:{ch.name}", sender.consumer)
     from handoff.console import console_router
-    from handoff.worker import consume_handoffs, sla_loop
+    from handoff.worker import handoff_consumer, sla_loop
 
     svc, engine = await ticket_service(settings, r, migrate=True)
-    sender_tasks.append(asyncio.create_task(consume_handoffs(svc, r, stop, claim_idle_ms=settings.queue.claim_idle_ms)))
-    sender_tasks.append(asyncio.create_task(sla_loop(svc, stop, settings.handoff.sla_check_s)))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)])
+    tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
+                                                     max_attempts=settings.queue.max_attempts))
+    tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)], tasks=tasks)
     config = uvicorn.Config(
         app,
         host=settings.web.host,
@@ -167,13 +175,13 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     stop.set()
     with contextlib.suppress(Exception):
         await serve
-    _, late = await asyncio.wait(sender_tasks, timeout=5)
-    for t in late:
-        t.cancel()
-    for ch in channels:
-        await ch.stop()
-    await engine.dispose()
-    await r.aclose()
+    try:
+        await tasks.close(grace_s=5)
+    finally:
+        for ch in channels:
+            await ch.stop()
+        await engine.dispose()
+        await r.aclose()
 
 
 def data_dir(settings: Settings) -> Path:

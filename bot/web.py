@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from bot.channel import Channel
     from bot.config import Settings
+    from bot.tasks import TaskSupervisor
 
 
 class QueueLagCollector:
@@ -91,8 +93,48 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+async def consumer_report(redis: aioredis.Redis, tasks: TaskSupervisor | None, stale_s: float
+                          ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every task of this role and every stream consumer seen in Redis (other roles' too): alive,
+    last loop, pending and lag of its group. Returns the report and what is wrong (dead or stale)."""
+    from bot.consumer import HEARTBEATS
+
+    items = tasks.status(stale_s) if tasks is not None else []
+    problems = [f"{i['name']} is {'not looping' if i.get('stale') else 'dead'}" for i in items if not i["alive"]]
+    local = {i["consumer"] for i in items if "consumer" in i}
+    now = time.time()
+    newest: dict[tuple[str, str], float] = {}
+    for key, ts in (await redis.hgetall(HEARTBEATS)).items():
+        stream, group, consumer = key.split("|", 2)
+        age = now - float(ts)
+        if age > 3600:  # a consumer gone long ago (killed, never cleaned up)
+            await redis.hdel(HEARTBEATS, key)
+            continue
+        if consumer in local:
+            continue
+        newest[(stream, group)] = min(newest.get((stream, group), age), age)
+        items.append({"name": f"{group}@{consumer}", "stream": stream, "group": group, "consumer": consumer,
+                      "alive": age <= stale_s, "last_loop_s": round(age, 1)})
+    for (stream, group), age in newest.items():
+        if age > stale_s:
+            problems.append(f"no consumer of {stream} ({group}) has looped for {age:.0f}s")
+    groups = {(i["stream"], i["group"]) for i in items if "stream" in i}
+    info: dict[tuple[str, str], dict[str, int]] = {}
+    for stream in {g[0] for g in groups}:
+        try:
+            for g in await redis.xinfo_groups(stream):
+                info[(stream, g["name"])] = {"pending": int(g.get("pending") or 0), "lag": int(g.get("lag") or 0)}
+        except Exception:  # noqa: BLE001 - the stream does not exist yet
+            continue
+    for i in items:
+        if "stream" in i:
+            i.update(info.get((i["stream"], i["group"]), {"pending": 0, "lag": 0}))
+    return items, problems
+
+
 def create_app(
-    settings: Settings, redis: aioredis.Redis, channels: list[Channel], extra_routers: list[APIRouter] | None = None
+    settings: Settings, redis: aioredis.Redis, channels: list[Channel], extra_routers: list[APIRouter] | None = None,
+    tasks: TaskSupervisor | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -138,8 +180,14 @@ def create_app(
                 checks["nlu"] = "ok" if resp.status == 200 else f"HTTP {resp.status}"
         except Exception as e:
             checks["nlu"] = f"unreachable: {type(e).__name__}"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"checks": checks}
+        problems: list[str] = []
+        if checks["redis"] == "ok":
+            body["consumers"], problems = await consumer_report(redis, tasks, settings.queue.stale_consumer_s)
+        ok = all(v == "ok" for v in checks.values()) and not problems
+        if problems:
+            body["problems"] = problems
+        return JSONResponse({"status": "ready" if ok else "not ready", **body}, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:

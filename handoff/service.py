@@ -308,7 +308,8 @@ class TicketService:
         """One entry of the `handoff` stream: a handoff decision, a message from a conversation an
         agent owns, or a CSAT answer. Idempotent on the message id."""
         if "csat" in payload:
-            await self.record_csat(payload["csat"]["ticket"], int(payload["csat"]["score"]))
+            c = payload["csat"]
+            await self.record_csat(c["ticket"], int(c["score"]), conversation_id=c.get("conversation"))
             return None
         if "delivery" in payload:
             await self.record_delivery(payload["delivery"])
@@ -602,9 +603,13 @@ class TicketService:
     async def handback(self, number: str, actor: Agent) -> Ticket:
         return await self.resolve(number, actor, handback=True)
 
-    async def record_csat(self, number: str, score: int) -> None:
+    async def record_csat(self, number: str, score: int, *, conversation_id: str | None = None) -> None:
+        """The user's 1–5 rating. With `conversation_id`, only a ticket of that conversation is
+        rated: a number alone may belong to someone else's ticket after a restore."""
         async with self.sm() as s, s.begin():
             t = await self._get(s, number)
+            if conversation_id is not None and t.conversation_id != conversation_id:
+                raise NotFound(f"ticket {number} not found")
             if not 1 <= score <= 5:
                 return
             t.csat = score

@@ -1,75 +1,82 @@
-"""Background work of the handoff side: the `handoff` stream consumer (tickets from router
-decisions) and the SLA timer."""
+"""Background work of the handoff side: the `handoff` stream handler (tickets from router
+decisions, on the shared stream consumer) and the SLA timer."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from bot import streams
+from bot.consumer import Outcome, Permanent, StreamConsumer
 from bot.logs import get_logger
-from bot.queue import _entries, ensure_group
+from bot.queue import Entry
 from handoff.service import TicketService
 
 log = get_logger("switchboard.handoff")
 
-STREAM = "handoff"
-GROUP = "tickets"
+STREAM = streams.HANDOFF
+GROUP = streams.TICKETS
+# SQLSTATE classes of a database that is down, restarting or overloaded (not of a bad statement).
+_OUTAGE_SQLSTATES = ("08", "53", "57", "58", "40001", "40P01")
+
+
+def db_outage(exc: BaseException) -> bool:
+    """The database is unreachable or restarting: wait, never count it against the event."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+        return bool(code) and code.startswith(_OUTAGE_SQLSTATES)
+    return False
+
+
+def handoff_handler(svc: TicketService):  # type: ignore[no-untyped-def]
+    async def handle(e: Entry, fresh: bool) -> Outcome:
+        try:
+            payload: Any = orjson.loads(e.fields.get("d", ""))
+        except orjson.JSONDecodeError as exc:
+            return Permanent(f"malformed handoff event: {exc}")
+        if not isinstance(payload, dict):
+            return Permanent("malformed handoff event: not an object")
+        # Idempotent on the message id: a redelivery never doubles a ticket message.
+        await svc.handle_event(payload)
+        return None
+
+    return handle
+
+
+def handoff_consumer(svc: TicketService, r: aioredis.Redis, *, claim_idle_ms: int = 30_000, max_attempts: int = 5,
+                     block_ms: int = 1000) -> StreamConsumer:
+    """The `handoff` stream → tickets. At-least-once with an idempotent handler; a database outage
+    waits, a bad event (a CSAT for a ticket that is gone, say) is dead-lettered after
+    `max_attempts` and never stops the tickets of everyone else."""
+    return StreamConsumer(r, STREAM, GROUP, handoff_handler(svc), handler_name="tickets", max_attempts=max_attempts,
+                          claim_idle_ms=claim_idle_ms, block_ms=block_ms, outage=db_outage)
 
 
 async def consume_handoffs(svc: TicketService, r: aioredis.Redis, stop: asyncio.Event, *, burst: bool = False,
-                           claim_idle_ms: int = 30_000) -> int:
-    """Turn handoff events into tickets. At-least-once with an idempotent handler (dedupe on the
-    message id), so a crash or a database outage never loses or doubles a ticket message."""
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
-    done = 0
-    while not stop.is_set():
-        try:
-            await ensure_group(r, STREAM, GROUP)
-            res = await r.xautoclaim(STREAM, GROUP, consumer, claim_idle_ms, "0-0", count=50)
-            entries = _entries(res[1])
-            if not entries:
-                got = await r.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=50, block=50 if burst else 1000)
-                entries = _entries(got[0][1]) if got else []
-        except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as e:
-            log.warning("handoff.redis_unavailable", error=str(e))
-            await asyncio.sleep(0.5)
-            continue
-        if not entries:
-            if burst:
-                info = await r.xpending(STREAM, GROUP)
-                if int(info["pending"]) == 0:
-                    return done
-            continue
-        for e in entries:
-            try:
-                payload = orjson.loads(e.fields.get("d", "{}"))
-                await svc.handle_event(payload)
-            except (OperationalError, DBAPIError, OSError) as exc:
-                # The database is down or restarting: leave it pending, retry after a pause.
-                log.warning("handoff.db_unavailable", error=str(exc)[:200])
-                await asyncio.sleep(1.0)
-                break
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-                log.error("handoff.bad_event", entry=e.id, error=str(exc)[:200])
-                await r.xadd(f"{STREAM}:dead", {**e.fields, "error": str(exc)[:500]})
-            await r.xack(STREAM, GROUP, e.id)
-            done += 1
-    return done
+                           claim_idle_ms: int = 30_000, max_attempts: int = 5) -> int:
+    """Run the handoff consumer until `stop` (or, with burst, until nothing is pending); returns
+    how many events it handled."""
+    c = handoff_consumer(svc, r, claim_idle_ms=claim_idle_ms, max_attempts=max_attempts,
+                         block_ms=50 if burst else 1000)
+    await c.run(stop, burst=burst)
+    return c.processed
 
 
 async def sla_loop(svc: TicketService, stop: asyncio.Event, every_s: float) -> None:
     while not stop.is_set():
         try:
             await svc.sla_tick()
-        except (OperationalError, DBAPIError, OSError) as e:
+        except Exception as e:
+            if not db_outage(e) and not isinstance(e, OSError):
+                raise  # a bug: the task supervisor logs it and restarts the loop
             log.warning("sla.check_failed", error=str(e)[:200])
         try:
             await asyncio.wait_for(stop.wait(), every_s)

@@ -240,3 +240,67 @@ async def test_review_page_is_for_supervisors_and_discards(agents: str, rasa_url
         async with http.post(agents + "/agent/review", data=form) as resp:
             page = await resp.text()
             assert "discarded" in page and "purple tier sticker" not in page.split("</p>", 2)[-1]
+
+
+async def _widget(http: aiohttp.ClientSession, base: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ws = await http.ws_connect(base + "/ws/chat")
+    await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
+    return ws, (await ws.receive_json(timeout=5))["session"]
+
+
+async def test_a_rating_for_a_ticket_that_is_gone_never_stops_the_next_theft_ticket(
+    agents: str, rasa_url: str, product_logs: Path
+) -> None:
+    """A user rates a resolved ticket ("5") after the ticket left the database (restored from an
+    older backup): that event is dead-lettered, and the next user's theft report still opens an
+    urgent ticket within seconds."""
+    import sqlite3
+
+    import redis.asyncio as aioredis
+
+    from tests.conftest import REDIS_URL
+
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as first, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as second, \
+            aiohttp.ClientSession(cookie_jar=jar) as staff:
+        ws, session = await _widget(first, agents)
+        await ws.send_str(orjson.dumps({"type": "message", "client_id": "r1",
+                                        "text": "someone logged into my account from another country"}).decode())
+        assert await login(staff, agents, "lin@example.com") == "/agent"
+        async with staff.get(agents + "/agent/api/me") as r:
+            h = {"X-CSRF-Token": (await r.json())["csrf"]}
+        ticket = await ticket_of(staff, agents, session)
+        assert ticket, "no ticket for the first user"
+        number = ticket["number"]
+        async with staff.post(agents + f"/agent/api/tickets/{number}/claim", headers=h) as r:
+            assert r.status == 200
+        async with staff.post(agents + f"/agent/api/tickets/{number}/resolve", headers=h) as r:
+            assert r.status == 200
+        async with asyncio.timeout(20):  # the user is asked for a rating
+            while not ((m := await ws.receive_json())["type"] == "event" and m.get("buttons")):
+                pass
+        with sqlite3.connect(product_logs / "tickets.db") as db:  # the ticket is gone from the database
+            tid = db.execute("SELECT id FROM tickets WHERE number = ?", (number,)).fetchone()[0]
+            for table, col in (("ticket_messages", "ticket_id"), ("audit_log", "ticket_id"), ("tickets", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {col} = ?", (tid,))  # noqa: S608 - fixed names
+        await ws.send_str('{"type":"message","client_id":"r2","text":"5"}')
+        await asyncio.sleep(1.0)  # the rating reaches the ticket writer first
+        ws2, session2 = await _widget(second, agents)
+        await ws2.send_str(orjson.dumps({"type": "message", "client_id": "t1", "text":
+                                         "someone hacked my account and withdrew all my BTC"}).decode())
+        theft = await ticket_of(staff, agents, session2)
+        assert theft, "the theft report opened no ticket"
+        assert (theft["topic"], theft["priority"]) == ("theft", "urgent")
+        await ws.close()
+        await ws2.close()
+    r = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        async with asyncio.timeout(30):  # the rating is dead-lettered with its error, after its attempts
+            while not (letters := [f for _, f in await r.xrange("handoff:dead")]):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+    finally:
+        await r.aclose()
+    assert letters[0]["error"] == f"NotFound: ticket {number} not found"
+    listed = cli(rasa_url, product_logs, "deadletters", "list").stdout
+    assert f"NotFound: ticket {number} not found" in listed

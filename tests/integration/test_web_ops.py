@@ -155,3 +155,58 @@ async def test_fuzzed_widget_frames_get_answers_not_crashes(product: str) -> Non
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
     async with aiohttp.ClientSession() as http, http.ws_connect(product + "/ws/chat") as ws:
         await hello(ws)  # …and the server goes on serving others
+
+
+def _web_role(rasa_url: str, tmp_path, port: int) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+           "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+    return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web", "--port", str(port),
+                             "--config", str(ROOT / "config.yaml")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / f"web-{port}.log", "wb"))  # noqa: SIM115
+
+
+async def _ready(http: aiohttp.ClientSession, base: str, want: int, within: float = 30) -> dict:  # type: ignore[type-arg]
+    async with asyncio.timeout(within):
+        while True:
+            async with http.get(base + "/readyz") as r:
+                body = await r.json()
+                if r.status == want:
+                    return body  # type: ignore[no-any-return]
+            await asyncio.sleep(0.2)
+
+
+async def test_a_crashed_sender_is_restarted_and_readyz_names_it_while_it_is_down(
+    rasa_url: str, tmp_path, redis_sync: redis.Redis  # type: ignore[no-untyped-def]
+) -> None:
+    """A fault no handler expects (the widget's reply stream replaced by a plain key) crashes its
+    sender: /readyz answers 503 naming it, the crash is logged with its traceback, and once the
+    fault is gone the restarted sender is ready again. A task that keeps failing stops the role
+    with a non-zero exit, so `switchboard up` or the orchestrator restarts the process."""
+    redis_sync.set("outbound:web", "not a stream")
+    port = free_port()
+    p = _web_role(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    try:
+        wait_port(port, 30)
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            down = await _ready(http, base, 503)
+            assert "sender:web is dead" in down["problems"], down
+            redis_sync.delete("outbound:web")
+            up = await _ready(http, base, 200)
+            [sender] = [c for c in up["consumers"] if c["name"] == "sender:web"]
+            assert sender["alive"] and sender["restarts"] >= 1 and sender["stream"] == "outbound:web"
+            assert {"tickets", "sla"} <= {c["name"] for c in up["consumers"]}
+    finally:
+        p.terminate()
+        p.wait(20)
+    events = [orjson.loads(line) for line in (tmp_path / f"web-{port}.log").read_text().splitlines()
+              if line.startswith("{")]
+    crashed = [e for e in events if e["event"] == "task.crashed"]
+    assert crashed and crashed[0]["task"] == "sender:web" and "WRONGTYPE" in crashed[0]["traceback"]
+    assert len(crashed) == len([e for e in events if e["event"] == "task.restarting"])  # once per crash
+
+    redis_sync.set("outbound:web", "not a stream")  # now it stays broken
+    port = free_port()
+    p = _web_role(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    assert p.wait(60) == 1
+    assert "switchboard: web: task sender:web kept failing" in (tmp_path / f"web-{port}.log").read_text()

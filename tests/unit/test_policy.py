@@ -322,3 +322,75 @@ def test_only_asking_turns_a_confident_theft_reading_into_an_answer() -> None:
     out = decide(text="助记词被别人看到了", lang="zh", nlu=NLUResult("theft_leaked_secret", 0.9, ranking),
                  state=ConvState(), answers=ANSWERS, sla=SLA, threshold=0.05, escalate_after=2)
     assert (out.action, out.topic) == (Action.HANDOFF, "theft")
+
+
+# -- rules around the NLU (pure functions of the policy) -------------------------------------------
+def special(text: str = "", state: ConvState | None = None, command: str | None = None, arg: str = "",
+            files: bool = False, ticket_on_clarify: bool = False):  # type: ignore[no-untyped-def]
+    from bot.policy import before_nlu
+
+    return before_nlu(text=text, state=state or ConvState(), command=command, command_arg=arg,
+                      has_attachments=files, ticket_on_clarify=ticket_on_clarify)
+
+
+def test_csat_rating_is_a_bare_digit_while_a_rating_is_asked_for() -> None:
+    from bot.policy import csat_rating
+
+    asked = ConvState(csat_pending="SB-000007")
+    assert csat_rating(" 5 ", asked) == 5
+    assert csat_rating("5 stars", asked) is None and csat_rating("6", asked) is None
+    assert csat_rating("5", ConvState()) is None  # nobody asked: "5" is just a message
+    assert csat_rating("5", ConvState(mode="agent", csat_pending="SB-000007")) is None  # a person has it
+    sp = special("4", asked)
+    assert (sp.intent, sp.csat, sp.ticket, sp.state.csat_pending) == ("csat", 4, "SB-000007", None)
+
+
+def test_start_greets_help_helps_and_start_with_a_ticket_looks_it_up() -> None:
+    from bot.policy import command_answer
+
+    assert command_answer("start", "") == "welcome"
+    assert command_answer("start", "group_account") == "welcome"  # a deep-link payload still greets
+    assert command_answer("help", "") == "help"
+    assert command_answer("start", "SB-12") is None and command_answer("human", "") is None
+    sp = special("/start", ConvState(fallbacks=1), command="start")
+    assert (sp.intent, sp.answer, sp.state.fallbacks) == ("command_start", "welcome", 0)
+    looked = special("/start SB-12", command="start", arg="SB-12")
+    assert (looked.intent, looked.ticket) == ("ticket_status", "SB-000012")
+    assert special("/help", ConvState(mode="agent"), command="help") is None  # a person has it
+
+
+def test_a_file_without_text_is_acknowledged_not_counted_as_a_failure() -> None:
+    from bot.policy import is_file_without_text
+
+    assert is_file_without_text("  ", True, None, False)
+    assert not is_file_without_text("what is this?", True, None, False)
+    assert not is_file_without_text("", False, None, False)
+    assert not is_file_without_text("", True, None, True)  # e-mail: an empty mail becomes a ticket
+    sp = special("", ConvState(fallbacks=1), files=True)
+    assert (sp.intent, sp.answer, sp.state.fallbacks) == ("file_received", "file_received", 1)
+
+
+def test_ticket_status_lookup_takes_the_number_from_the_command_and_words_the_status() -> None:
+    from bot.policy import status_lookup, status_reply, ticket_number
+
+    assert ticket_number("where is sb 12?") == "SB-000012" and ticket_number("no ticket") is None
+    assert status_lookup("status", "SB-000345", "") == "SB-000345"
+    assert status_lookup("status", "", "/status sb-7") == "SB-000007"
+    assert status_lookup(None, "", "status of SB-7") is None  # plain text goes to the NLU
+    assert "being handled by our team" in status_reply(ANSWERS, "en", "SB-000007", "open")
+    assert "处理中" in status_reply(ANSWERS, "zh", "SB-000007", "open")
+    unknown = status_reply(ANSWERS, "en", "SB-000007", None)  # missing or someone else's: same answer
+    assert unknown == ANSWERS.get("ticket_status_unknown", "en", ticket="SB-000007") and unknown
+
+
+def test_clarify_becomes_a_ticket_on_channels_that_ask_for_it() -> None:
+    from bot.policy import clarify_to_ticket
+
+    out = run("asdf qwer", "nlu_fallback", 0.1)
+    assert out.action is Action.CLARIFY
+    t = clarify_to_ticket(out, vip=0, lang="en", answers=ANSWERS, sla=SLA)
+    assert (t.action, t.topic, t.priority, t.reason) == (Action.HANDOFF, "human", Priority.NORMAL, "clarify_to_ticket")
+    assert t.state.mode == "agent" and t.state.handoff_topic == "human" and t.reply
+    assert clarify_to_ticket(out, vip=1, lang="en", answers=ANSWERS, sla=SLA).priority is Priority.HIGH
+    answered = run("how do I deposit", any_intent("deposit"), 0.9)
+    assert clarify_to_ticket(answered, vip=0, lang="en", answers=ANSWERS, sla=SLA) is answered

@@ -1,0 +1,478 @@
+"""The one Redis Streams consumer every worker uses: the router, each channel's outbound sender and
+the handoff (tickets) worker.
+
+It owns what every stream loop needs, so that no handler's failure can stop a stream:
+
+- consumer-group reads (`XREADGROUP`), take-over of entries idle longer than `claim_idle_ms`
+  (`XAUTOCLAIM`) and the group recreated when Redis lost it;
+- handler outcomes as types: `None` (done, the consumer acknowledges), `ACKED` (the handler
+  acknowledged it itself, e.g. inside a Lua commit), `Retry(defer)` and `Permanent(reason)`;
+- **any** exception that is not a transient outage counts an attempt. The attempt count is Redis's
+  own delivery counter of the entry (`XPENDING`), read only on the failure path: a retry is a
+  re-claim (`XCLAIM`), which increments it. After `max_attempts` the entry goes to
+  `<stream>:dead` with the error, the handler and the attempt count, and is acknowledged;
+- a transient outage (Redis, the database, the NLU, a channel's API: see `is_outage`) never
+  counts and never dead-letters: the consumer backs off with the shared helper and tries the same
+  entry again, holding it so no other worker takes it meanwhile;
+- per-stream counters (processed, retried, dead-lettered, handler seconds) and a heartbeat for
+  readiness (`last_loop` here, and a Redis hash that `/readyz` reads for consumers of other
+  processes).
+
+With `concurrency > 1` entries are handled in tasks (the router keeps its per-conversation order
+on top, with the commit script of `bot.queue`); with 1 they are handled one after the other, in
+stream order (the senders: replies go out in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot import metrics, streams
+from bot.backoff import Backoff, delay_for
+from bot.errors import TransientError
+from bot.logs import get_logger
+from bot.queue import Entry, _entries, ensure_group, trim_stream
+
+log = get_logger("switchboard.consumer")
+
+HEARTBEATS = "consumers:heartbeat"  # hash "<stream>|<group>|<consumer>" → unix time of the last loop
+HEARTBEAT_EVERY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Handle the entry again later. `defer`: seconds (None: back off by attempt). `count`: a
+    failed attempt (dead-letters after max_attempts) or only a wait (e.g. for an earlier message
+    of the same conversation), which never dead-letters."""
+
+    defer: float | None = None
+    count: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Permanent:
+    """The entry can never be handled (malformed, refused for good): dead-letter it now."""
+
+    reason: str
+
+
+class _Acked:
+    def __repr__(self) -> str:
+        return "ACKED"
+
+
+ACKED: Final = _Acked()
+"""The handler acknowledged the entry itself (atomically with its effects)."""
+
+Outcome = None | _Acked | Retry | Permanent
+Handler = Callable[[Entry, bool], Awaitable[Outcome]]
+"""`handler(entry, fresh)`: `fresh` is True on the entry's first delivery (read with `>`)."""
+
+_NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A peer is down or slow (Redis, NLU, a channel's API, a socket): retried, never counted."""
+    if isinstance(exc, TransientError | RedisConnectionError | RedisTimeoutError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES)
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+DeadLetter = Callable[[Entry, str, str, int], Awaitable[None]]
+"""`on_dead(entry, error, handler, attempts)`: move the entry to the dead letters and ack it."""
+
+
+class StreamConsumer:
+    """Consumes one stream as one member of a consumer group; see the module docstring."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        stream: str,
+        group: str,
+        handler: Handler,
+        *,
+        handler_name: str | None = None,
+        name: str | None = None,
+        max_attempts: int = 5,
+        claim_idle_ms: int = 30_000,
+        block_ms: int = 1_000,
+        batch: int = 50,
+        concurrency: int = 1,
+        retention_s: int | None = None,
+        outage: Callable[[BaseException], bool] | None = None,
+        on_dead: DeadLetter | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
+        retry_base_s: float = 0.5,
+    ) -> None:
+        self.r = redis
+        self.stream = stream
+        self.group = group
+        self.handler = handler
+        self.handler_name = handler_name or getattr(handler, "__qualname__", repr(handler))
+        self.name = name or consumer_name()
+        self.max_attempts = max_attempts
+        self.claim_idle_ms = claim_idle_ms
+        self.block_ms = block_ms
+        self.batch = batch
+        self.concurrency = max(1, concurrency)
+        self.retention_s = retention_s
+        self._outage = outage
+        self._on_dead = on_dead
+        self._gate = gate
+        self.retry_base_s = retry_base_s
+        self.dead_stream = streams.dead(stream)
+        # counters of this process (the Prometheus ones are per stream across processes)
+        self.processed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+        self.last_loop = 0.0  # time.time() of the last loop iteration
+        self.running = False
+        # entries handled in tasks (concurrency > 1) and the ones among them only waiting
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.waiting = 0
+        self._retry_at: dict[str, tuple[float, Entry, bool, float]] = {}  # id → (due, entry, counted, defer)
+        self._m_processed = metrics.PROCESSED.labels(stream)
+        self._m_seconds = metrics.HANDLER_SECONDS.labels(stream)
+        self._m_retried = metrics.RETRIES.labels(stream)
+        self._m_dead = metrics.DEAD_LETTERS.labels(stream)
+        self._m_outage = metrics.OUTAGES.labels(stream)
+        self._stop: asyncio.Event = asyncio.Event()
+
+    # -- classification ---------------------------------------------------------------------------
+    def outage(self, exc: BaseException) -> bool:
+        return is_outage(exc) or (self._outage is not None and self._outage(exc))
+
+    @property
+    def heartbeat_field(self) -> str:
+        return f"{self.stream}|{self.group}|{self.name}"
+
+    # -- the loop ---------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None, *, burst: bool = False) -> None:
+        """Consume until `stop` is set (or, with burst=True, until nothing is pending)."""
+        self._stop = stop = stop or asyncio.Event()
+        self.running = True
+        self.last_loop = time.time()
+        backoff = Backoff(cap=10.0)
+        last_claim = 0.0
+        last_trim = time.monotonic()
+        last_beat = 0.0
+        await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
+        try:
+            own = await self._until_up(self._own_pending, stop)
+            for e in own or []:
+                await self._dispatch(e, fresh=False)
+            while not stop.is_set():
+                self.last_loop = now_wall = time.time()
+                if now_wall - last_beat >= HEARTBEAT_EVERY_S:
+                    last_beat = now_wall
+                    await self._beat(now_wall)
+                if self._gate is not None:
+                    try:
+                        await asyncio.wait_for(self._gate(), timeout=self.block_ms / 1000)
+                    except TimeoutError:
+                        continue
+                room = self._room()
+                if room <= 0:
+                    await asyncio.wait(list(self.inflight.values()), timeout=0.05,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                fresh = False
+                now = time.monotonic()
+                try:
+                    entries = await self._due_retries(now, room)
+                    if not entries and now - last_claim >= self.claim_idle_ms / 2000:
+                        last_claim = now
+                        entries = await self._autoclaim(room)
+                    if not entries:
+                        entries = await self._read(room, self._block_ms(burst, now))
+                        fresh = True
+                    if self.retention_s is not None and now - last_trim > 10:
+                        last_trim = now
+                        await trim_stream(self.r, self.stream, self.retention_s)
+                except ResponseError as e:
+                    if "NOGROUP" not in str(e):
+                        raise
+                    # The stream or group vanished (Redis restarted without persistence, a manual
+                    # cleanup): recreate it and carry on rather than crash-looping.
+                    log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
+                    await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
+                    continue
+                except Exception as e:
+                    if not self.outage(e):
+                        raise
+                    wait = backoff.next()
+                    if backoff.n == 1:
+                        log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
+                    await self._sleep(wait)
+                    continue
+                backoff.reset()
+                for e in entries:
+                    await self._dispatch(e, fresh=fresh)
+                if not entries:
+                    if burst and not self.inflight and not self._retry_at:
+                        if await self._pending() == 0:
+                            break
+                        await self._sleep(min(0.2, self.claim_idle_ms / 4000))
+                    elif self.inflight:
+                        await asyncio.sleep(0)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if self.inflight:
+            # Finish what is in flight, but never hang a shutdown: whatever still waits stays
+            # pending in Redis and is taken over later.
+            _, late = await asyncio.wait(list(self.inflight.values()), timeout=10)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        self.running = False
+        try:
+            await self.r.hdel(HEARTBEATS, self.heartbeat_field)
+        except Exception as e:  # noqa: BLE001 - Redis may be gone at shutdown; the entry just ages out
+            log.debug("consumer.heartbeat_not_removed", error=type(e).__name__)
+
+    def _room(self) -> int:
+        if self.concurrency == 1:
+            return self.batch
+        limit = self.concurrency
+        busy = len(self.inflight) - self.waiting
+        if busy >= limit or len(self.inflight) >= 4 * limit:
+            return 0
+        return min(limit - busy, self.batch, 4 * limit - len(self.inflight))
+
+    def _block_ms(self, burst: bool, now: float) -> int:
+        block = 50 if (burst or self.inflight) else self.block_ms
+        if self._retry_at:
+            due = min(v[0] for v in self._retry_at.values())
+            block = min(block, max(1, int((due - now) * 1000)))
+        return block
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _until_up(self, fn: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> Any:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while not stop.is_set():
+            try:
+                return await fn()
+            except Exception as e:
+                if not self.outage(e):
+                    raise
+                log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
+                await self._sleep(backoff.next())
+        return None
+
+    async def _beat(self, now: float) -> None:
+        try:
+            await self.r.hset(HEARTBEATS, self.heartbeat_field, str(now))
+        except Exception as e:
+            if not self.outage(e):
+                raise
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def _read(self, count: int, block_ms: int) -> list[Entry]:
+        res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
+        return _entries(res[0][1]) if res else []
+
+    async def _own_pending(self) -> list[Entry]:
+        res = await self.r.xreadgroup(self.group, self.name, {self.stream: "0"}, count=1000)
+        return _entries(res[0][1]) if res else []
+
+    async def _autoclaim(self, count: int) -> list[Entry]:
+        """Take over entries idle longer than `claim_idle_ms` (their worker died)."""
+        start = "0-0"
+        got: list[Entry] = []
+        for _ in range(10):
+            res = await self.r.xautoclaim(self.stream, self.group, self.name, self.claim_idle_ms, start, count=count)
+            start = res[0].decode() if isinstance(res[0], bytes) else res[0]
+            got.extend(e for e in _entries(res[1]) if e.id not in self.inflight and e.id not in self._retry_at)
+            if len(res) > 2 and res[2]:
+                # Entries deleted from the stream while pending: nothing left to handle.
+                ids = [d.decode() if isinstance(d, bytes) else d for d in res[2]]
+                await self.r.xack(self.stream, self.group, *ids)
+            if start == "0-0" or len(got) >= count:
+                break
+        return got
+
+    async def _due_retries(self, now: float, room: int) -> list[Entry]:
+        due = [(i, v) for i, v in self._retry_at.items() if v[0] <= now][:room]
+        if not due:
+            return []
+        out: list[Entry] = []
+        for eid, (_, entry, counted, defer) in due:
+            del self._retry_at[eid]
+            # Only if it is still ours: idle at least (most of) the time we waited. A counted
+            # retry re-delivers it (the delivery counter is the attempt count); a wait does not.
+            min_idle = int(defer * 900)
+            if counted:
+                res = await self.r.xclaim(self.stream, self.group, self.name, min_idle, [eid])
+                out.extend(_entries(res))
+            else:
+                res = await self.r.xclaim(self.stream, self.group, self.name, min_idle, [eid], justid=True)
+                if res:
+                    out.append(entry)
+        return out
+
+    async def _pending(self) -> int:
+        info = await self.r.xpending(self.stream, self.group)
+        return int(info["pending"] if isinstance(info, dict) else info[0])
+
+    async def _times_delivered(self, eid: str) -> int | None:
+        rows = await self.r.xpending_range(self.stream, self.group, eid, eid, 1)
+        if not rows:
+            return None  # no longer pending: acknowledged meanwhile
+        return int(rows[0]["times_delivered"])
+
+    # -- handling ---------------------------------------------------------------------------------
+    async def _dispatch(self, e: Entry, *, fresh: bool) -> None:
+        if self.concurrency == 1:
+            await self._process(e, fresh)
+            return
+        if e.id in self.inflight:
+            return
+        t = asyncio.get_running_loop().create_task(self._process(e, fresh))
+        self.inflight[e.id] = t
+        t.add_done_callback(lambda _t, i=e.id: self.inflight.pop(i, None))
+
+    async def _process(self, e: Entry, fresh: bool) -> None:
+        """Handle one entry: outages are retried here (held, never counted); everything else is
+        an outcome or a counted failure."""
+        backoff: Backoff | None = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                outcome = await self.handler(e, fresh)
+            except Exception as exc:
+                if self.outage(exc):
+                    self._m_outage.inc()
+                    if backoff is None:
+                        backoff = Backoff(base=0.2, cap=10.0)
+                        log.warning("consumer.outage", stream=self.stream, entry=e.id, handler=self.handler_name,
+                                    error=_describe(exc)[:300])
+                    after = getattr(exc, "retry_after", None)
+                    await self._hold(e, float(after) if after else backoff.next())
+                    if self._stop.is_set():
+                        return  # stays pending; taken over after a restart
+                    fresh = False
+                    continue
+                await self._failed(e, exc, None)
+                return
+            finally:
+                self._m_seconds.observe(time.perf_counter() - t0)
+            break
+        try:
+            await self._settle(e, outcome)
+        except Exception as exc:
+            if not self.outage(exc):
+                raise
+            # Redis went away while settling: the entry is still pending and will be retried.
+            log.warning("redis.unavailable", stream=self.stream, entry=e.id, error=str(exc)[:200])
+
+    async def _hold(self, e: Entry, seconds: float) -> None:
+        """Wait out an outage while keeping the entry: its idle time is reset (without counting a
+        delivery) so that no other consumer takes it over meanwhile."""
+        end = time.monotonic() + seconds
+        step = max(0.05, self.claim_idle_ms / 3000)
+        while not self._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await self._sleep(min(left, step))
+            try:
+                await self.r.xclaim(self.stream, self.group, self.name, 0, [e.id], justid=True)
+            except Exception as exc:
+                if not self.outage(exc):
+                    raise
+
+    async def _settle(self, e: Entry, outcome: Outcome) -> None:
+        if outcome is None:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.xack(self.stream, self.group, e.id)
+            pipe.hdel(streams.attempts(self.stream), e.id)
+            await pipe.execute()
+            self.processed += 1
+            self._m_processed.inc()
+        elif outcome is ACKED:
+            self.processed += 1
+            self._m_processed.inc()
+        elif isinstance(outcome, Permanent):
+            n = await self._times_delivered(e.id)
+            if n is not None:
+                await self._dead(e, outcome.reason, n)
+        elif isinstance(outcome, Retry):
+            if outcome.count:
+                await self._failed(e, None, outcome)
+            else:
+                defer = outcome.defer if outcome.defer is not None else self.claim_idle_ms / 2000
+                self._retry_at[e.id] = (time.monotonic() + defer, e, False, defer)
+        else:  # pragma: no cover - a handler returning something else is a bug
+            raise TypeError(f"{self.handler_name} returned {outcome!r}")
+
+    async def _failed(self, e: Entry, exc: BaseException | None, retry: Retry | None) -> None:
+        """A counted failure: dead-letter after `max_attempts` deliveries, else retry later."""
+        error = _describe(exc) if exc is not None else (retry.reason if retry else "") or "retry requested"
+        try:
+            n = await self._times_delivered(e.id)
+            if n is None:
+                return
+            if exc is not None:
+                log.error("consumer.handler_failed", stream=self.stream, entry=e.id, handler=self.handler_name,
+                          attempt=n, max_attempts=self.max_attempts, error=error[:300],
+                          traceback="".join(traceback.format_exception(exc))[-4000:])
+            if n >= self.max_attempts:
+                await self._dead(e, error, n)
+                return
+            self.retried += 1
+            self._m_retried.inc()
+            cap = self.claim_idle_ms / 2000
+            defer = retry.defer if retry and retry.defer is not None else delay_for(n, self.retry_base_s, cap)
+            self._retry_at[e.id] = (time.monotonic() + defer, e, True, defer)
+        except Exception as exc2:
+            if not self.outage(exc2):
+                raise
+            # Redis is down: the entry stays pending and is taken over after claim_idle_ms.
+            log.warning("redis.unavailable", stream=self.stream, entry=e.id, error=str(exc2)[:200])
+
+    async def _dead(self, e: Entry, error: str, attempts: int) -> None:
+        if self._on_dead is not None:
+            await self._on_dead(e, error, self.handler_name, attempts)
+        else:
+            fields: dict[Any, Any] = {**e.fields, "entry": e.id, "error": error[:2000], "handler": self.handler_name,
+                                      "attempts": attempts, "at": int(time.time())}
+            pipe = self.r.pipeline(transaction=True)
+            pipe.xadd(self.dead_stream, fields)
+            pipe.xack(self.stream, self.group, e.id)
+            pipe.hdel(streams.attempts(self.stream), e.id)
+            await pipe.execute()
+        self.dead_lettered += 1
+        self._m_dead.inc()
+        log.error("consumer.dead_lettered", stream=self.stream, entry=e.id, handler=self.handler_name,
+                  attempts=attempts, error=error[:300])

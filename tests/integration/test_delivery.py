@@ -1,0 +1,265 @@
+"""One bad entry never stops a stream: for the inbound (router), outbound:web (sender) and handoff
+(tickets) streams, poison entries — a malformed payload, a handler raising an unexpected exception
+type, a CSAT for a ticket that is gone — are dead-lettered after `max_attempts` with their error
+(and listed by `switchboard deadletters list`), while 50 good entries over 10 conversations behind
+them are each handled exactly once and in order; also with the role restarted in the middle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from bot.intake import make_sink
+from bot.models import Action, Decision, Message, Outbound, Priority
+from bot.queue import Queue
+from bot.router import Brain, RouterWorker
+from bot.runtime import answers
+from channels.web.adapter import WebChannel, box_key
+from handoff.db import make_engine, sessionmaker, upgrade
+from handoff.service import TicketService
+from handoff.worker import consume_handoffs
+from intents.client import NLUClient
+from tests.conftest import PG_URL, REDIS_URL, ROOT, make_settings, reset_postgres
+
+pytestmark = [pytest.mark.redis]
+
+MAX_ATTEMPTS = 3
+RESTART = pytest.mark.parametrize("restart", [False, True], ids=["steady", "restarted"])
+
+
+def deadletters_list(*args: str) -> str:
+    """`switchboard deadletters list` as an operator runs it, against the test Redis."""
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL}
+    p = subprocess.run([str(ROOT / ".venv/bin/switchboard"), "deadletters", "list", "--config",
+                        str(ROOT / "config.yaml"), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+async def dead(r: aioredis.Redis, stream: str) -> list[dict[str, str]]:
+    return [f for _, f in await r.xrange(f"{stream}:dead")]
+
+
+async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], restart: bool,
+                   progress: Callable[[], Awaitable[int]], total: int) -> None:
+    """Drain with one consumer; with `restart`, stop it (as SIGTERM would) once some entries are
+    done and drain the rest with a new one (a new consumer name, as after a restart)."""
+    if restart:
+        stop = asyncio.Event()
+        first = asyncio.create_task(run(stop, False))
+        async with asyncio.timeout(60):
+            while await progress() < total // 3:  # noqa: ASYNC110 - progress is in Redis / the database
+                await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(first, 30)
+        assert await progress() < total, "the first consumer finished everything: nothing was restarted"
+    await asyncio.wait_for(run(asyncio.Event(), True), 90)
+
+
+# -- inbound: the router --------------------------------------------------------------------------
+class BuggyBrain(Brain):
+    """The real brain with one bug: a message saying EXPLODE raises an exception nobody expects."""
+
+    async def decide(self, msg, state):  # type: ignore[no-untyped-def]
+        if "EXPLODE" in msg.text:
+            raise LookupError("a bug in the router")
+        return await super().decide(msg, state)
+
+
+def web_msg(cmid: str, text: str, session: str) -> Message:
+    return Message(channel="web", channel_message_id=cmid, conversation_id=f"web:{session}", user_id=session,
+                   text=text, lang="en")
+
+
+@pytest.mark.rasa
+@RESTART
+async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_order(
+    rasa_url: str, aredis: aioredis.Redis, restart: bool
+) -> None:
+    s = make_settings(nlu={"urls": [rasa_url]}, queue={"max_attempts": MAX_ATTEMPTS}, router={"concurrency": 8})
+    sink = make_sink(Queue(aredis, s.queue))
+    await aredis.xadd("inbound", {"m": "{not json", "seq": "1", "c": "web:broken"})  # malformed
+    await sink(web_msg("bug", "EXPLODE how do I deposit USDT", "c0"))  # first of conversation c0
+    sent: dict[str, list[str]] = {}
+    for i in range(50):
+        m = web_msg(f"g{i}", f"how do I deposit USDT on TRC20, question {i}", f"c{i % 10}")
+        await sink(m)
+        sent.setdefault(m.conversation_id, []).append(m.id)
+
+    async def decided() -> int:
+        return int(await aredis.xlen("decisions"))
+
+    async with NLUClient(s.nlu.urls, timeout_s=5) as nlu:
+        await nlu.refresh_versions()
+
+        async def run(stop: asyncio.Event, burst: bool) -> None:
+            await RouterWorker(s, aredis, BuggyBrain(s, nlu, answers(s))).run(stop, burst=burst)
+
+        await run_role(run, restart, decided, 50)
+
+    got: dict[str, list[str]] = {}
+    for _, f in await aredis.xrange("decisions"):
+        d = Decision.from_json(f["d"])
+        got.setdefault(d.conversation_id, []).append(d.message_id)
+    assert got == sent  # all 50, once each, in each conversation's order
+    replies = [Outbound.from_json(f["d"]) for _, f in await aredis.xrange("outbound:web")]
+    assert sorted(o.in_reply_to or "" for o in replies) == sorted(i for ids in sent.values() for i in ids)
+    letters = {f.get("c"): f for f in await dead(aredis, "inbound")}
+    assert set(letters) == {"web:broken", "web:c0"}
+    assert letters["web:broken"]["error"].startswith("malformed entry")  # never retried: it cannot parse
+    bug = letters["web:c0"]
+    assert bug["error"] == "LookupError: a bug in the router"
+    assert (bug["attempts"], bug["handler"]) == (str(MAX_ATTEMPTS), "router")
+    assert (await aredis.xpending("inbound", "routers"))["pending"] == 0
+    listed = deadletters_list()
+    assert "inbound" in listed and "LookupError: a bug in the router" in listed
+
+
+# -- outbound:web: the widget's sender ------------------------------------------------------------
+class BuggyWeb(WebChannel):
+    """The real widget channel with a bug for one reply text."""
+
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+        if ob.text == "EXPLODE":
+            raise LookupError("a bug in the adapter")
+        await super().deliver(ob, stream, group, entry_id)
+
+
+def reply(user: str, text: str) -> Outbound:
+    return Outbound(channel="web", conversation_id=f"web:{user}", user_id=user, text=text, kind="answer")
+
+
+@RESTART
+async def test_outbound_poison_is_dead_lettered_and_every_reply_arrives_once_in_order(
+    aredis: aioredis.Redis, restart: bool
+) -> None:
+    from bot.channel import OutboundSender
+
+    s = make_settings()
+    channel = BuggyWeb.from_config(s, s.channels[0], aredis)
+    await aredis.xadd("outbound:web", {"d": "{\"text\": 1"})  # malformed
+    await aredis.xadd("outbound:web", {"d": reply("u0", "EXPLODE").to_json()})
+    sent: dict[str, list[str]] = {}
+    for i in range(50):
+        user = f"u{i % 10}"
+        await aredis.xadd("outbound:web", {"d": reply(user, f"reply {i}").to_json()})
+        sent.setdefault(user, []).append(f"reply {i}")
+
+    async def boxes() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for user in sent:
+            out[user] = [orjson.loads(f["e"])["text"] for _, f in await aredis.xrange(box_key(user))]
+        return out
+
+    async def delivered() -> int:
+        return sum(len(v) for v in (await boxes()).values())
+
+    async def run(stop: asyncio.Event, burst: bool) -> None:
+        await OutboundSender(aredis, channel, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS, block_ms=100).run(
+            stop, burst=burst)
+
+    await run_role(run, restart, delivered, 50)
+    assert await boxes() == sent
+    letters = await dead(aredis, "outbound:web")
+    assert [f["error"][:18] for f in letters] == ["malformed outbound", "LookupError: a bug"]
+    bug = letters[1]
+    assert (bug["attempts"], bug["handler"]) == (str(MAX_ATTEMPTS), "sender:web")
+    assert Outbound.from_json(bug["d"]).text == "EXPLODE"  # kept whole, for a replay
+    listed = deadletters_list("--stream", "outbound:web")
+    assert "outbound:web" in listed and "LookupError: a bug in the adapter" in listed
+
+
+# -- handoff: the ticket writer -------------------------------------------------------------------
+@pytest.fixture
+async def tickets(aredis: aioredis.Redis) -> AsyncIterator[TicketService]:
+    await reset_postgres(PG_URL)
+    engine = make_engine(PG_URL)
+    await upgrade(engine)
+    yield TicketService(make_settings(database={"url": PG_URL}), sessionmaker(engine), aredis)
+    await engine.dispose()
+
+
+def handoff_event(i: int, user: str, first: bool) -> str:
+    m = Message(channel="web", channel_message_id=f"h{i}", conversation_id=f"web:{user}", user_id=user,
+                text=f"my account was hacked, message {i}", lang="en")
+    d = Decision(message_id=m.id, conversation_id=m.conversation_id, channel="web", action=Action.HANDOFF,
+                 topic="theft", intent="theft_account_hacked", confidence=0.9, priority=Priority.URGENT,
+                 reply="A person will take over." if first else "", lang="en", silent=not first)
+    return '{"decision":' + d.to_json() + ',"message":' + m.to_json() + "}"
+
+
+@RESTART
+async def test_handoff_poison_is_dead_lettered_and_every_ticket_message_is_written_once_in_order(
+    aredis: aioredis.Redis, tickets: TicketService, restart: bool
+) -> None:
+    await aredis.xadd("handoff", {"d": "{not json"})  # malformed
+    await aredis.xadd("handoff", {"d": orjson.dumps({"csat": {"ticket": "SB-009999", "score": 5}}).decode()})
+    await aredis.xadd("handoff", {"d": orjson.dumps({"decision": {}, "message": {}}).decode()})  # KeyError
+    sent: dict[str, list[str]] = {}
+    for i in range(50):
+        user = f"v{i % 10}"
+        await aredis.xadd("handoff", {"d": handoff_event(i, user, user not in sent)})
+        sent.setdefault(user, []).append(f"my account was hacked, message {i}")
+
+    async def written() -> int:
+        from sqlalchemy import func, select
+
+        from handoff.models import TicketMessage
+
+        async with tickets.sm() as ses:
+            return int((await ses.execute(select(func.count()).select_from(TicketMessage)
+                                          .where(TicketMessage.author_type == "user"))).scalar_one())
+
+    async def run(stop: asyncio.Event, burst: bool) -> None:
+        await consume_handoffs(tickets, aredis, stop, burst=burst, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS)
+
+    await run_role(run, restart, written, 50)
+    assert await written() == 50
+    for n in range(1, 11):
+        d = await tickets.detail(f"SB-{n:06d}")
+        [user] = [i["source_id"] for i in d["ticket"]["contact"]["identities"]]
+        assert [m["text"] for m in d["messages"] if m["author_type"] == "user"] == sent[user]
+    letters = {f["error"].split(":")[0]: f for f in await dead(aredis, "handoff")}
+    assert {k: v["attempts"] for k, v in letters.items()} == {
+        "malformed handoff event": "1", "NotFound": str(MAX_ATTEMPTS), "KeyError": str(MAX_ATTEMPTS)}
+    assert letters["NotFound"]["error"] == "NotFound: ticket SB-009999 not found"
+    assert letters["NotFound"]["handler"] == "tickets"
+    listed = deadletters_list()
+    assert "handoff" in listed and "NotFound: ticket SB-009999 not found" in listed
+
+
+def test_deadletters_cli_shows_replays_and_drops(redis_sync: Any, tmp_path: Path) -> None:
+    """An operator fixes the cause, then replays a dead letter onto its stream, or drops it."""
+    ob = reply("u1", "hello")
+    redis_sync.xadd("outbound:web:dead", {"d": ob.to_json(), "entry": "1-0", "error": "PermanentChannelError: x",
+                                          "handler": "sender:web", "attempts": "1", "at": "1764806400"})
+    redis_sync.xadd("handoff:dead", {"d": "{}", "entry": "2-0", "error": "KeyError: 'decision'",
+                                     "handler": "tickets", "attempts": "3", "at": "1764806400"})
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL}
+    exe, cfg = str(ROOT / ".venv/bin/switchboard"), str(ROOT / "config.yaml")
+
+    def sb(*args: str) -> str:
+        p = subprocess.run([exe, "deadletters", *args, "--config", cfg], env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    [(ob_dead, _)] = redis_sync.xrange("outbound:web:dead")
+    [(ho_dead, _)] = redis_sync.xrange("handoff:dead")
+    shown = orjson.loads(sb("show", ob_dead))
+    assert (shown["stream"], shown["error"], Outbound.from_json(shown["d"]).text) == (
+        "outbound:web", "PermanentChannelError: x", "hello")
+    assert "re-queued 1" in sb("replay", ob_dead)
+    [(_, back)] = redis_sync.xrange("outbound:web")
+    assert back == {"d": ob.to_json()}  # the original entry, without the dead-letter fields
+    assert "dropped 1" in sb("drop", ho_dead)
+    assert redis_sync.xlen("outbound:web:dead") == 0 and redis_sync.xlen("handoff:dead") == 0
+    assert "no dead letters" in sb("list")
