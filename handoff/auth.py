@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import weakref
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -46,13 +47,16 @@ def verify_or_dummy(hashed: str | None, pw: str) -> bool:
     return verify_password(hashed or _DUMMY, pw) and hashed is not None
 
 
-_HASH_SLOTS: dict[int, asyncio.Semaphore] = {}
+_HASH_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 async def verify_off_loop(hashed: str | None, pw: str, slots: int = 2) -> bool:
-    """`verify_or_dummy` in a worker thread, at most `slots` at a time per event loop."""
-    loop = id(asyncio.get_running_loop())
-    sem = _HASH_SLOTS.setdefault(loop, asyncio.Semaphore(slots))
+    """`verify_or_dummy` in a worker thread, at most `slots` at a time per event loop (each hash
+    takes 64 MiB; past that, sign-ins wait their turn instead of exhausting memory)."""
+    loop = asyncio.get_running_loop()
+    sem = _HASH_SLOTS.get(loop)
+    if sem is None:
+        sem = _HASH_SLOTS[loop] = asyncio.Semaphore(slots)
     async with sem:
         return await asyncio.to_thread(verify_or_dummy, hashed, pw)
 
