@@ -96,6 +96,14 @@ def agent_sessions_key(agent_id: int) -> str:
     return f"agent:sessions:{agent_id}"
 
 
+async def drop_agent_sessions(r: aioredis.Redis, agent_id: int) -> int:
+    """End every session of an agent (disabled, or signed out everywhere)."""
+    key = agent_sessions_key(agent_id)
+    tokens = await r.smembers(key)
+    await r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
+    return len(tokens)
+
+
 class Sessions:
     def __init__(self, r: aioredis.Redis, ttl_s: int, max_failures: int, lockout_s: int,
                  max_account_failures: int | None = None) -> None:
@@ -129,12 +137,6 @@ class Sessions:
     async def drop(self, token: str) -> None:
         await self.r.delete(f"agent:sess:{token}")
 
-    async def drop_all(self, agent_id: int) -> int:
-        """End every session of an agent (disabled, or signed out everywhere)."""
-        key = agent_sessions_key(agent_id)
-        tokens = await self.r.smembers(key)
-        await self.r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
-        return len(tokens)
 
     def _keys(self, email: str, ip: str) -> list[str]:
         return [f"agent:fail:{email}:{ip}", f"agent:fail:{email}", f"agent:failip:{ip}"]
