@@ -174,6 +174,9 @@ class HandoffSettings(Section):
     # An open console WebSocket re-checks its session this often (disabling an agent also closes
     # their sockets at once).
     ws_recheck_s: Annotated[float, Field(gt=0)] = 30.0
+    # The console's WebSocket accepts pages of its own origin (the Host header). Behind a proxy
+    # that rewrites Host, list the public origin(s) here, e.g. ["https://support.example.com"].
+    console_origins: tuple[str, ...] = ()
     # Agents' answers ready to insert, per language.
     canned_file: str = "handoff/canned.yml"
 

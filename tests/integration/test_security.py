@@ -471,6 +471,14 @@ async def test_console_websocket_refuses_other_origins(tmp_path: Path, aredis: a
         await ws.send_str('{"type":"ping"}')
         assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
         assert await closed_with(ws, 0.3) is None
+    # Behind a proxy that rewrites Host, the public origin is configured.
+    async with serve(tmp_path, aredis, handoff={"console_origins": ["https://support.example.com"]}) as web, \
+            asgi(web.app) as http:
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        ws = await console_ws(web, http.cookies["sb_session"], "https://support.example.com")
+        assert await closed_with(ws, 0.3) is None
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await console_ws(web, http.cookies["sb_session"], "https://evil.example")
 
 
 async def test_disabling_an_agent_closes_their_open_console(tmp_path: Path, aredis: aioredis.Redis) -> None:
