@@ -100,7 +100,8 @@ class WebSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_message_chars: Annotated[int, Field(ge=1, le=20_000)] = 2_000
-    # Per-session and per-IP message rate limits for the widget (messages per minute).
+    # Per-session and per-IP message rate limits for the widget (messages per minute); rate_per_ip
+    # also bounds the new widget sessions one address may open per minute.
     rate_per_session: Annotated[int, Field(ge=1)] = 30
     rate_per_ip: Annotated[int, Field(ge=1)] = 120
     history: Annotated[int, Field(ge=10, le=5000)] = 200
@@ -175,6 +176,9 @@ class HandoffSettings(Section):
     # An open console WebSocket re-checks its session this often (disabling an agent also closes
     # their sockets at once).
     ws_recheck_s: Annotated[float, Field(gt=0)] = 30.0
+    # The console's WebSocket accepts pages of its own origin (the Host header). Behind a proxy
+    # that rewrites Host, list the public origin(s) here, e.g. ["https://support.example.com"].
+    console_origins: tuple[str, ...] = ()
     # Agents' answers ready to insert, per language.
     canned_file: str = "handoff/canned.yml"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import weakref
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -46,13 +47,16 @@ def verify_or_dummy(hashed: str | None, pw: str) -> bool:
     return verify_password(hashed or _DUMMY, pw) and hashed is not None
 
 
-_HASH_SLOTS: dict[int, asyncio.Semaphore] = {}
+_HASH_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 async def verify_off_loop(hashed: str | None, pw: str, slots: int = 2) -> bool:
-    """`verify_or_dummy` in a worker thread, at most `slots` at a time per event loop."""
-    loop = id(asyncio.get_running_loop())
-    sem = _HASH_SLOTS.setdefault(loop, asyncio.Semaphore(slots))
+    """`verify_or_dummy` in a worker thread, at most `slots` at a time per event loop (each hash
+    takes 64 MiB; past that, sign-ins wait their turn instead of exhausting memory)."""
+    loop = asyncio.get_running_loop()
+    sem = _HASH_SLOTS.get(loop)
+    if sem is None:
+        sem = _HASH_SLOTS[loop] = asyncio.Semaphore(slots)
     async with sem:
         return await asyncio.to_thread(verify_or_dummy, hashed, pw)
 
@@ -92,6 +96,14 @@ def agent_sessions_key(agent_id: int) -> str:
     return f"agent:sessions:{agent_id}"
 
 
+async def drop_agent_sessions(r: aioredis.Redis, agent_id: int) -> int:
+    """End every session of an agent (disabled, or signed out everywhere)."""
+    key = agent_sessions_key(agent_id)
+    tokens = await r.smembers(key)
+    await r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
+    return len(tokens)
+
+
 class Sessions:
     def __init__(self, r: aioredis.Redis, ttl_s: int, max_failures: int, lockout_s: int,
                  max_account_failures: int | None = None) -> None:
@@ -125,12 +137,6 @@ class Sessions:
     async def drop(self, token: str) -> None:
         await self.r.delete(f"agent:sess:{token}")
 
-    async def drop_all(self, agent_id: int) -> int:
-        """End every session of an agent (disabled, or signed out everywhere)."""
-        key = agent_sessions_key(agent_id)
-        tokens = await self.r.smembers(key)
-        await self.r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
-        return len(tokens)
 
     def _keys(self, email: str, ip: str) -> list[str]:
         return [f"agent:fail:{email}:{ip}", f"agent:fail:{email}", f"agent:failip:{ip}"]

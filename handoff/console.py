@@ -65,13 +65,16 @@ def security_headers(request: Request) -> dict[str, str]:
             f"connect-src 'self' {ws}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
 
 
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """A WebSocket's Origin names this server (browsers always send it; a page elsewhere that
-    tries to use an agent's cookie shows its own origin)."""
-    if not origin or not host:
+def same_origin(origin: str | None, host: str | None, also: Sequence[str] = ()) -> bool:
+    """A WebSocket's Origin names this server — its Host, or one of `also` (the public origins
+    behind a proxy that rewrites Host). Browsers always send it; a page elsewhere that tries to
+    use an agent's cookie shows its own origin."""
+    if not origin:
         return False
+    if origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in also}:
+        return True
     u = urlsplit(origin)
-    return u.scheme in ("http", "https") and u.netloc.lower() == host.lower()
+    return bool(host) and u.scheme in ("http", "https") and u.netloc.lower() == str(host).lower()
 
 
 def _static(name: str) -> bytes:
@@ -433,7 +436,7 @@ def console_router(
 
     @router.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+        if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host"), hs.console_origins):
             log.warning("console.ws_origin_refused", origin=(websocket.headers.get("origin") or "")[:200])
             await websocket.close(code=4403)
             return

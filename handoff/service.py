@@ -790,14 +790,14 @@ class TicketService:
     # -- agents -----------------------------------------------------------------------------------
     async def disable_agent(self, email: str) -> bool:
         """Disable an agent: every session ends and open consoles are told to close (CONTROL)."""
-        from handoff.auth import Sessions
+        from handoff.auth import drop_agent_sessions
 
         async with self.sm() as s, s.begin():
             a = (await s.execute(select(Agent).where(Agent.email == email.strip().lower()))).scalar_one_or_none()
             if a is None:
                 return False
             a.active = False
-        await Sessions(self.r, 1, 1, 1).drop_all(a.id)
+        await drop_agent_sessions(self.r, a.id)
         await self.r.publish(CONTROL, orjson.dumps({"type": "agent_disabled", "agent_id": a.id}).decode())
         log.info("agent.disabled", agent=a.id)
         return True

@@ -39,6 +39,7 @@ from bot.intake import Sink, redacted
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
+from bot.ratelimit import WindowLimit
 from channels.web.config import WebChannelSettings
 from channels.web.sniff import matches_type
 
@@ -51,6 +52,9 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 MAX_FRAME = 64 * 1024
 SESSION_HEADER = "x-widget-session"
+# A session nobody has written in yet is kept an hour (a page left open, a reload); the first line
+# or file anchors it for BOX_TTL_S. So opening sockets costs storage only briefly.
+NEW_SESSION_TTL_S = 3600
 FILES_BYTES = "web:files:bytes"  # bytes of all stored widget uploads (every web process adds to it)
 
 # KEYS: sent marker, mailbox ; ARGV: ttl, history, notify channel, session, event json.
@@ -265,6 +269,7 @@ class WebChannel:
         self._box_deliver = r.register_script(_BOX_DELIVER)
         self._box_user = r.register_script(_BOX_USER)
         self._admit_upload = r.register_script(_ADMIT_UPLOAD)
+        self._new_sessions = WindowLimit(r, "web:newsess", limit=settings.web.rate_per_ip)
         self.attachments_dir = settings.path(cfg.attachments_dir or Path(settings.data_dir) / "web" / "attachments")
 
     @classmethod
@@ -288,17 +293,27 @@ class WebChannel:
             log.warning("web.files_count_failed", error=str(e)[:200])
 
     # -- sessions ---------------------------------------------------------------------------------
-    async def resume(self, session: object) -> tuple[str, str]:
+    async def resume(self, session: object, ip: str) -> tuple[str, str] | None:
         """(session, contact) for a hello: the same pair for a session this server issued and
-        that has not expired, a fresh pair for anything else (absent, malformed, made up)."""
+        that has not expired, a fresh pair for anything else (absent, malformed, made up). None
+        when `ip` opened more new sessions this minute than `web.rate_per_ip`."""
         if isinstance(session, str) and SESSION_RE.match(session):
-            contact = await self.r.getex(session_key(session), ex=BOX_TTL_S)
-            if contact:
-                return session, contact.decode() if isinstance(contact, bytes) else str(contact)
+            got = await self.r.get(session_key(session))
+            if got:
+                contact = got.decode() if isinstance(got, bytes) else str(got)
+                if await self.r.exists(box_key(contact)):  # a conversation: keep it as long as its mailbox
+                    await self.r.expire(session_key(session), BOX_TTL_S)
+                return session, contact
+        if not await self._new_sessions.hit(ip):
+            return None
         session = secrets.token_urlsafe(24)
         contact = "w" + secrets.token_hex(8)
-        await self.r.set(session_key(session), contact, ex=BOX_TTL_S)
+        await self.r.set(session_key(session), contact, ex=NEW_SESSION_TTL_S)
         return session, contact
+
+    async def _anchor(self, session: str) -> None:
+        """The visitor wrote: their session lives as long as the conversation's mailbox."""
+        await self.r.expire(session_key(session), BOX_TTL_S)
 
     async def contact_of(self, session: str) -> str | None:
         if not SESSION_RE.match(session):
@@ -456,6 +471,7 @@ class WebChannel:
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
             att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
             await self._accept(contact, ip, cid, "", lang, (att,), counted=True)
+            await self._anchor(session)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.upload_failed", error=str(e)[:200])
             return refuse(503, "unavailable")
@@ -488,19 +504,22 @@ class WebChannel:
                 await ws.close(code=1002)
             return
         try:
-            session, contact = await self.resume(h.get("session"))
+            pair = await self.resume(h.get("session"), ip)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.session_unavailable", error=str(e)[:200])
+            pair = None
+        if pair is None:
             with contextlib.suppress(Exception):
                 await ws.close(code=1013)  # try again later
             return
+        session, contact = pair
         lang_hint = h.get("lang") if h.get("lang") in ("zh", "en") else "en"
         last = h.get("last_seen")
         last_seen = last if isinstance(last, str) and EVENT_ID_RE.match(last) else None
         await ws.send_text(orjson.dumps({"type": "welcome", "session": session, "contact": contact}).decode())
         wake = self.hub.register(contact)
         wake.set()  # send the backlog at once
-        state = {"last": last_seen, "lang": lang_hint}
+        state = {"last": last_seen, "lang": lang_hint, "session": session, "anchored": False}
         writer = asyncio.create_task(self._writer(ws, contact, wake, state))
         try:
             await self._reader(ws, contact, ip, state)
@@ -603,6 +622,9 @@ class WebChannel:
                 if not await self._accept(session, ip, cid, text, lang):
                     await self._error(ws, "rate_limited", lang, cid)
                     continue
+                if not state["anchored"]:
+                    await self._anchor(state["session"])
+                    state["anchored"] = True
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.intake_failed", error=str(e))
                 await self._error(ws, "unavailable", lang, cid)

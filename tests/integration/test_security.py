@@ -255,6 +255,27 @@ async def test_a_client_chosen_or_leaked_id_never_opens_someone_elses_history(
         assert victim["session"] not in " ".join(await aredis.keys("*"))  # stored only as a hash
 
 
+async def test_opening_sockets_costs_storage_only_briefly_and_is_rate_limited_per_address(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    from channels.web.adapter import session_key
+
+    async with serve(tmp_path, aredis, web={"rate_per_ip": 4}) as web, aiohttp.ClientSession() as http:
+        async with http.ws_connect(web.url + "/ws/chat") as ws:
+            w = await hello(ws)
+            assert 0 < await aredis.ttl(session_key(w["session"])) <= 3600  # nobody wrote yet: an hour
+            assert await say(ws, "m1", "hello") == "ack"
+            assert await aredis.ttl(session_key(w["session"])) > 29 * 24 * 3600  # a conversation: 30 days
+        for _ in range(3):
+            async with http.ws_connect(web.url + "/ws/chat") as ws:
+                await hello(ws)
+        async with http.ws_connect(web.url + "/ws/chat") as ws:  # the 5th new session this minute
+            await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1013  # "try again later"
+        async with http.ws_connect(web.url + "/ws/chat") as ws:  # an existing session still resumes
+            assert (await hello(ws, w["session"]))["contact"] == w["contact"]
+
+
 async def test_a_resent_line_does_not_spend_the_rate_limit(tmp_path: Path, aredis: aioredis.Redis) -> None:
     async with serve(tmp_path, aredis, web={"rate_per_session": 3}) as web, aiohttp.ClientSession() as http:
         async with http.ws_connect(web.url + "/ws/chat") as ws:
@@ -450,6 +471,14 @@ async def test_console_websocket_refuses_other_origins(tmp_path: Path, aredis: a
         await ws.send_str('{"type":"ping"}')
         assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
         assert await closed_with(ws, 0.3) is None
+    # Behind a proxy that rewrites Host, the public origin is configured.
+    async with serve(tmp_path, aredis, handoff={"console_origins": ["https://support.example.com"]}) as web, \
+            asgi(web.app) as http:
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        ws = await console_ws(web, http.cookies["sb_session"], "https://support.example.com")
+        assert await closed_with(ws, 0.3) is None
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await console_ws(web, http.cookies["sb_session"], "https://evil.example")
 
 
 async def test_disabling_an_agent_closes_their_open_console(tmp_path: Path, aredis: aioredis.Redis) -> None:
