@@ -109,8 +109,8 @@ ERRORS = {
         "zh": "文件太大（{n} MB，上限 {max} MB）。",
     },
     "file_type": {
-        "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.",
-        "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。",
+        "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF, text files and MP4 videos are accepted.",
+        "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、文本文件和 MP4 视频。",
     },
 }
 
