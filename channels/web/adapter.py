@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
-from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
+from bot.files import attachment_refusal, is_text, read_inside, redact_text_file, safe_filename, write_atomic
 from bot.intake import Sink, redacted
 from bot.lang import detect_language
 from bot.logs import get_logger
@@ -333,7 +333,9 @@ class WebChannel:
         if not (SESSION_RE.match(session) and CLIENT_ID_RE.match(cid)):
             return refuse(400, "invalid")
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype not in self.cfg.allowed_attachment_types:
+        name = safe_filename(q.get("name") or "file")
+        # One rule for every channel (bot.files): the type, and never a program whatever its type.
+        if attachment_refusal(ctype, name, 0, allowed=self.cfg.allowed_attachment_types, max_bytes=1) == "type":
             return refuse(415, "file_type")
         limit = self.cfg.max_attachment_bytes
 
@@ -350,7 +352,6 @@ class WebChannel:
                 return too_large(len(body))
         if not body:
             return refuse(400, "invalid")
-        name = safe_filename(q.get("name") or "file")
         data = bytes(body)
         if is_text(ctype, name):
             data, _ = await asyncio.to_thread(redact_text_file, data)
