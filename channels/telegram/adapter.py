@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import time
 import traceback
@@ -616,7 +617,7 @@ class TelegramChannel:
                     raise
                 log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
                 thread_id = None
-                chat_id = await self._call(chat_id, lambda cid, m, p=part: p(cid, m, thread=None))
+                chat_id = await self._call(chat_id, functools.partial(part, thread=None))
             await self._redis(self.r.set(key, i + 1, ex=PARTS_TTL_S))
         if len(parts) > 1:
             log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
