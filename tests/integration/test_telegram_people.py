@@ -88,6 +88,7 @@ async def test_a_theft_report_in_a_group_is_handled_in_the_private_chat_the_link
     [invite] = to_chat(t, GID)
     assert f"https://t.me/{BOT}?start=group_theft" in invite["text"]
     assert d.reply.strip() not in invite["text"]  # the case itself is not discussed in the group
+    assert "freeze it now" in invite["text"]  # the one step that cannot wait for the private chat
     lena = await svc.add_agent("lena@example.com", "Lena", "correct-horse-battery")
     [ticket] = await svc.list("all", lena)
     number = ticket["number"]
