@@ -302,8 +302,8 @@ class TelegramChannel:
         msg = n.message
         if msg is not None and n.group_message is not None:
             # Telegram sends a corrected group message again as an edit: one answer per message.
-            first = await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", nx=True, ex=GROUP_SEEN_TTL_S)
-            if not first:
+            # (Marked only once queued: a delivery that fails half-way must not lose the message.)
+            if await self.r.exists(GROUP_SEEN_KEY.format(n.group_message)):
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="group_message_already_queued")
                 msg = None
         notices = list(n.notices)
@@ -321,6 +321,8 @@ class TelegramChannel:
         if msg is not None:
             msg = await self._resolve_callback(msg)
             entry = await sink(msg)
+            if n.group_message is not None:
+                await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", ex=GROUP_SEEN_TTL_S)
         if held:
             # Only what was released: a reply held meanwhile waits for the next message.
             await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
