@@ -662,16 +662,27 @@ class TelegramChannel:
                     await self._group_post(ob.id, group, render.text("replied_privately", ob.lang),
                                            ob.meta.get("reply_to_message_id"), thread_id)
                 return
-        held = HELD_KEY.format(uid)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
-        pipe.expire(held, LINK_TTL_S)
-        await self._redis(pipe.execute())
-        log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
-        if ob.meta.get("ticket"):
+        # Each step once, even when a retry follows a failure half-way (`steps` remembers them).
+        steps_key = f"telegram:held_steps:{ob.id}"
+        steps = await self._redis(self.r.hgetall(steps_key))
+        if "held" not in steps:
+            held = HELD_KEY.format(uid)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
+            pipe.expire(held, LINK_TTL_S)
+            pipe.hset(steps_key, "held", "1")
+            pipe.expire(steps_key, PARTS_TTL_S)
+            await self._redis(pipe.execute())
+            log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
+        if ob.meta.get("ticket") and "told" not in steps:
             await self._tell_agent(ob.meta["ticket"], "waiting_private", ob)
-        first = await self._redis(self.r.set(INVITED_KEY.format(group, uid), "1", nx=True, ex=INVITE_TTL_S))
-        if invite and answers_group_post and first:
+            await self._redis(self.r.hset(steps_key, "told", "1"))
+        if "invite" not in steps:
+            first = invite and answers_group_post and bool(await self._redis(
+                self.r.set(INVITED_KEY.format(group, uid), "1", nx=True, ex=INVITE_TTL_S)))
+            steps["invite"] = "1" if first else "0"
+            await self._redis(self.r.hset(steps_key, "invite", steps["invite"]))
+        if steps["invite"] == "1":
             text = render.go_private_text(ob.lang, self._username_or_retry(), ob.topic)
             await self._group_post(ob.id, group, text, ob.meta.get("reply_to_message_id"), thread_id)
 

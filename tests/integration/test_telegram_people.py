@@ -342,3 +342,21 @@ async def test_every_update_of_the_corpus_is_handled_or_skipped_with_a_reason_ne
     assert await t.r.xlen("inbound:dead") == 0 and await t.r.xlen("outbound:telegram:dead") == 0
     assert outcome["voice"] == "+notice" and outcome["group chatter"] == "skipped:group_not_addressed"
     assert outcome["inline query"] == "skipped:unsupported_update"
+
+
+async def test_an_invitation_that_failed_once_is_posted_once_and_the_reply_held_once(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    from bot.models import Outbound
+
+    t = await telegram()
+    t.fake.fail_next("sendMessage", 1, status=502)  # Telegram hiccups on the invitation
+    await t.enqueue(Outbound(channel="telegram", conversation_id=f"telegram:{GID}:7090", user_id="7090",
+                             text="To reset your password, open Account > Security.", kind="answer", topic="account",
+                             meta={"reply_chat_id": str(GID), "reply_chat_type": "supergroup",
+                                   "reply_to_message_id": "5"}))
+    await t.deliver()
+    [invite] = t.fake.sent()
+    assert f"t.me/{BOT}?start=group_account" in invite["text"]
+    assert await t.r.zcard("telegram:held:7090") == 1
+    assert await t.r.xlen("outbound:telegram:dead") == 0
