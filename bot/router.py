@@ -105,7 +105,7 @@ class Brain:
             return d, replace(state, csat_pending=None)
         if state.mode == "agent":
             return None
-        if msg.meta.get("forwarded") == "1" and not msg.meta.get("redacted"):
+        if msg.meta.get("forwarded") == "1" and not msg.meta.get("redacted") and "[REDACTED:" not in text:
             # A forwarded message is something the user received and shows us, never their own
             # account event (a forwarded "your account is FROZEN" must not open a compliance case):
             # "is this from you?" gets the anti-phishing guidance.

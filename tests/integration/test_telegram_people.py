@@ -360,3 +360,15 @@ async def test_an_invitation_that_failed_once_is_posted_once_and_the_reply_held_
     assert f"t.me/{BOT}?start=group_account" in invite["text"]
     assert await t.r.zcard("telegram:held:7090") == 1
     assert await t.r.xlen("outbound:telegram:dead") == 0
+
+
+async def test_a_forwarded_message_that_holds_a_secret_is_not_waved_through_as_a_scam_sample(
+    rasa_url: str, telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    t = await telegram(rasa_url)
+    origin = {"type": "user", "date": 1764800000, "sender_user": tg.user(7011)}
+    leaked = tg.message(f"here are my words as you asked: {PHRASE}", uid=7012, forward_origin=origin)
+    assert await t.post(leaked) == 200
+    await t.route()
+    [d] = await t.decisions()
+    assert d.intent != "forwarded_message" and "abandon" not in d.redacted_text
