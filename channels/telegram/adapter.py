@@ -327,8 +327,8 @@ class TelegramChannel:
             # Only what was released: a reply held meanwhile waits for the next message.
             await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
             for ob in released:
-                if ob.meta.get("ticket"):
-                    await self._tell_agent(ob.meta["ticket"], "delivered_private", ob)
+                if ob.meta.get("ticket") or ob.kind == "handoff":
+                    await self._tell_agent("delivered_private", ob)
         if n.callback_query_id is not None:
             self._spawn(self._answer_callback(n.callback_query_id))
         return entry
@@ -674,8 +674,8 @@ class TelegramChannel:
             pipe.expire(steps_key, PARTS_TTL_S)
             await self._redis(pipe.execute())
             log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
-        if ob.meta.get("ticket") and "told" not in steps:
-            await self._tell_agent(ob.meta["ticket"], "waiting_private", ob)
+        if (ob.meta.get("ticket") or ob.kind == "handoff") and "told" not in steps:
+            await self._tell_agent("waiting_private", ob)
             await self._redis(self.r.hset(steps_key, "told", "1"))
         if "invite" not in steps:
             first = invite and answers_group_post and bool(await self._redis(
@@ -693,11 +693,13 @@ class TelegramChannel:
         except _TopicGone:
             log.info("telegram.group_post_dropped", chat=group, reason="topic_gone")
 
-    async def _tell_agent(self, ticket: str, status: str, ob: Outbound) -> None:
+    async def _tell_agent(self, status: str, ob: Outbound) -> None:
         """The agent console must never show a reply as delivered when it was not: a delivery
-        event on the handoff stream becomes a note on the ticket."""
-        event = {"delivery": {"ticket": ticket, "channel": self.name, "status": status, "outbound": ob.id,
-                              "kind": ob.kind}}
+        event on the handoff stream becomes a note on the ticket. The handoff reply itself has no
+        ticket number yet: its ticket is found by conversation (the handoff stream is in order,
+        so the ticket is opened before this event is read)."""
+        event = {"delivery": {"ticket": ob.meta.get("ticket", ""), "conversation": ob.conversation_id,
+                              "channel": self.name, "status": status, "outbound": ob.id, "kind": ob.kind}}
         await self._redis(self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()}))
 
     async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:

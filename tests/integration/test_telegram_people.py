@@ -92,6 +92,9 @@ async def test_a_theft_report_in_a_group_is_handled_in_the_private_chat_the_link
     lena = await svc.add_agent("lena@example.com", "Lena", "correct-horse-battery")
     [ticket] = await svc.list("all", lena)
     number = ticket["number"]
+    # The agent sees at once that the member has not opened the private chat yet.
+    notes = [m["text"] for m in (await svc.detail(number))["messages"] if m["direction"] == "note"]
+    assert len(notes) == 1 and notes[0].startswith("Not delivered yet")
 
     # The agent answers before the member opened the private chat: nothing is posted in the group,
     # and the ticket says the reply is waiting, not that it was delivered.
