@@ -402,9 +402,15 @@ class TicketService:
         if text is None:
             raise ValueError(f"unknown delivery status {status!r}")
         async with self.sm() as s, s.begin():
-            t = (await s.execute(select(Ticket).where(Ticket.number == str(ev["ticket"])))).scalar_one_or_none()
+            if ev.get("ticket"):
+                q = select(Ticket).where(Ticket.number == str(ev["ticket"]))
+            else:  # the handoff reply, sent before the ticket had a number: its conversation's ticket
+                q = (select(Ticket).where(Ticket.channel == str(ev.get("channel")),
+                                          Ticket.conversation_id == str(ev.get("conversation")),
+                                          Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id.desc()).limit(1))
+            t = (await s.execute(q)).scalar_one_or_none()
             if t is None:
-                log.warning("ticket.delivery_unknown_ticket", ticket=str(ev["ticket"])[:20], status=status)
+                log.warning("ticket.delivery_unknown_ticket", ticket=str(ev.get("ticket"))[:20], status=status)
                 return
             m = TicketMessage(ticket_id=t.id, direction="note", author_type="system", channel=t.channel,
                               body=text, attachments=[], created_at=self.clock())

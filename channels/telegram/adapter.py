@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import time
 import traceback
@@ -302,8 +303,8 @@ class TelegramChannel:
         msg = n.message
         if msg is not None and n.group_message is not None:
             # Telegram sends a corrected group message again as an edit: one answer per message.
-            first = await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", nx=True, ex=GROUP_SEEN_TTL_S)
-            if not first:
+            # (Marked only once queued: a delivery that fails half-way must not lose the message.)
+            if await self.r.exists(GROUP_SEEN_KEY.format(n.group_message)):
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="group_message_already_queued")
                 msg = None
         notices = list(n.notices)
@@ -321,12 +322,14 @@ class TelegramChannel:
         if msg is not None:
             msg = await self._resolve_callback(msg)
             entry = await sink(msg)
+            if n.group_message is not None:
+                await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", ex=GROUP_SEEN_TTL_S)
         if held:
             # Only what was released: a reply held meanwhile waits for the next message.
             await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
             for ob in released:
-                if ob.meta.get("ticket"):
-                    await self._tell_agent(ob.meta["ticket"], "delivered_private", ob)
+                if ob.meta.get("ticket") or ob.kind == "handoff":
+                    await self._tell_agent("delivered_private", ob)
         if n.callback_query_id is not None:
             self._spawn(self._answer_callback(n.callback_query_id))
         return entry
@@ -615,7 +618,7 @@ class TelegramChannel:
                     raise
                 log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
                 thread_id = None
-                chat_id = await self._call(chat_id, lambda cid, m, p=part: p(cid, m, thread=None))
+                chat_id = await self._call(chat_id, functools.partial(part, thread=None))
             await self._redis(self.r.set(key, i + 1, ex=PARTS_TTL_S))
         if len(parts) > 1:
             log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
@@ -658,16 +661,27 @@ class TelegramChannel:
                     await self._group_post(ob.id, group, render.text("replied_privately", ob.lang),
                                            ob.meta.get("reply_to_message_id"), thread_id)
                 return
-        held = HELD_KEY.format(uid)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
-        pipe.expire(held, LINK_TTL_S)
-        await self._redis(pipe.execute())
-        log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
-        if ob.meta.get("ticket"):
-            await self._tell_agent(ob.meta["ticket"], "waiting_private", ob)
-        first = await self._redis(self.r.set(INVITED_KEY.format(group, uid), "1", nx=True, ex=INVITE_TTL_S))
-        if invite and answers_group_post and first:
+        # Each step once, even when a retry follows a failure half-way (`steps` remembers them).
+        steps_key = f"telegram:held_steps:{ob.id}"
+        steps = await self._redis(self.r.hgetall(steps_key))
+        if "held" not in steps:
+            held = HELD_KEY.format(uid)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
+            pipe.expire(held, LINK_TTL_S)
+            pipe.hset(steps_key, "held", "1")
+            pipe.expire(steps_key, PARTS_TTL_S)
+            await self._redis(pipe.execute())
+            log.info("telegram.held_for_private", conversation=ob.conversation_id, kind=ob.kind, topic=ob.topic)
+        if (ob.meta.get("ticket") or ob.kind == "handoff") and "told" not in steps:
+            await self._tell_agent("waiting_private", ob)
+            await self._redis(self.r.hset(steps_key, "told", "1"))
+        if "invite" not in steps:
+            first = invite and answers_group_post and bool(await self._redis(
+                self.r.set(INVITED_KEY.format(group, uid), "1", nx=True, ex=INVITE_TTL_S)))
+            steps["invite"] = "1" if first else "0"
+            await self._redis(self.r.hset(steps_key, "invite", steps["invite"]))
+        if steps["invite"] == "1":
             text = render.go_private_text(ob.lang, self._username_or_retry(), ob.topic)
             await self._group_post(ob.id, group, text, ob.meta.get("reply_to_message_id"), thread_id)
 
@@ -678,11 +692,13 @@ class TelegramChannel:
         except _TopicGone:
             log.info("telegram.group_post_dropped", chat=group, reason="topic_gone")
 
-    async def _tell_agent(self, ticket: str, status: str, ob: Outbound) -> None:
+    async def _tell_agent(self, status: str, ob: Outbound) -> None:
         """The agent console must never show a reply as delivered when it was not: a delivery
-        event on the handoff stream becomes a note on the ticket."""
-        event = {"delivery": {"ticket": ticket, "channel": self.name, "status": status, "outbound": ob.id,
-                              "kind": ob.kind}}
+        event on the handoff stream becomes a note on the ticket. The handoff reply itself has no
+        ticket number yet: its ticket is found by conversation (the handoff stream is in order,
+        so the ticket is opened before this event is read)."""
+        event = {"delivery": {"ticket": ob.meta.get("ticket", ""), "conversation": ob.conversation_id,
+                              "channel": self.name, "status": status, "outbound": ob.id, "kind": ob.kind}}
         await self._redis(self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()}))
 
     async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:

@@ -39,6 +39,11 @@ TEXTS: dict[str, dict[str, str]] = {
             "官方客服绝不会主动私信您，也绝不会索要密码、验证码或助记词。主动私信自称客服的都是骗子。"
         ),
     },
+    "urgent_first_step": {
+        "en": "\nIf someone may have access to your account, freeze it now in the app under Security settings "
+              "(you can unfreeze it later) — then open the link.",
+        "zh": "\n如果有人可能已经登录您的账户，请立即在 APP 的“安全设置”中冻结账户（之后可以解冻），然后点击上面的链接。",
+    },
     "too_large": {
         "en": "{names} is too large (the limit is {limit}), so I could not accept it.",
         "zh": "{names} 太大（上限 {limit}），无法接收。",
@@ -151,7 +156,12 @@ def deep_link(bot_username: str, payload: str) -> str:
 
 
 def go_private_text(lang: str, bot_username: str, topic: str | None) -> str:
-    return text("go_private", lang, link=deep_link(bot_username, start_payload(topic)))
+    body = text("go_private", lang, link=deep_link(bot_username, start_payload(topic)))
+    if topic == "theft":
+        # The one step that cannot wait for the private chat, and says nothing about the case.
+        first, _, rest = body.partition("\n")
+        body = first + text("urgent_first_step", lang) + "\n" + rest
+    return body
 
 
 def with_author(ob: Outbound) -> str:

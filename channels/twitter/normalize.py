@@ -162,10 +162,10 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
         return Skipped("retweet")
     raw_text = _s(tweet.get("text"))
     mentions = [(int(m.get("start") or 0), _s(m.get("id"))) for m in (tweet.get("entities") or {}).get("mentions") or []
-                if isinstance(m, dict)]
+                if isinstance(m, dict) and m.get("id")]
     rng = tweet.get("display_text_range")
     start = int(rng[0]) if isinstance(rng, list) and rng else None
-    if mentions:  # without entities (an older field set) every mention counts as addressed to us
+    if mentions:  # without mention ids (an older field set) every post the endpoint lists is for us
         why = _addressed(mentions, account_id, _s(tweet.get("in_reply_to_user_id")), start, raw_text)
         if why:
             return Skipped(why)

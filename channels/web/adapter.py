@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
-from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
+from bot.files import attachment_refusal, is_text, read_inside, redact_text_file, safe_filename, write_atomic
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.intake import Sink, redacted
 from bot.lang import detect_language
@@ -142,8 +142,8 @@ ERRORS = {
         "zh": "文件太大（{n} MB，上限 {max} MB）。",
     },
     "file_type": {
-        "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.",
-        "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。",
+        "en": "That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF, text files and MP4 videos are accepted.",
+        "zh": "不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、文本文件和 MP4 视频。",
     },
     "quota_session": {
         "en": "You have sent as many files as this chat can take. Please describe the rest in a message.",
@@ -429,7 +429,9 @@ class WebChannel:
         if not CLIENT_ID_RE.match(cid):
             return refuse(400, "invalid")
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype not in self.cfg.allowed_attachment_types:
+        name = safe_filename(q.get("name") or "file")
+        # One rule for every channel (bot.files): the type, and never a program whatever its type.
+        if attachment_refusal(ctype, name, 0, allowed=self.cfg.allowed_attachment_types, max_bytes=1) == "type":
             return refuse(415, "file_type")
         limit = self.cfg.max_attachment_bytes
         try:

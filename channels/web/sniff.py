@@ -32,7 +32,12 @@ def _pdf(b: bytes) -> bool:
     return b.startswith(b"%PDF-")
 
 
-_BINARY = (_png, _jpeg, _gif, _webp, _pdf)
+def _mp4(b: bytes) -> bool:
+    # ISO base media: a box size, then the `ftyp` box type.
+    return len(b) >= 12 and b[4:8] == b"ftyp"
+
+
+_BINARY = (_png, _jpeg, _gif, _webp, _pdf, _mp4)
 _OTHER_BINARY = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe", b"Rar!", b"7z\xbc\xaf")
 
 
@@ -49,6 +54,7 @@ RULES: dict[str, Callable[[bytes], bool]] = {
     "image/gif": _gif,
     "image/webp": _webp,
     "application/pdf": _pdf,
+    "video/mp4": _mp4,
     "text/plain": _text,
     "text/csv": _text,
 }

@@ -180,6 +180,8 @@ async def test_a_file_sent_in_the_widget_reaches_the_ticket_and_the_agent_opens_
         # Refused with a reason: a type we do not take, too large, a made-up session.
         status, body = await upload("f2", b"MZ\x90\x00", "application/x-msdownload", "tool.exe")
         assert status == 415 and "PDF" in body["message"]
+        status, _ = await upload("f2b", b"%PDF-1.4", "application/pdf", "wallet-helper.apk")  # a program, whatever its type
+        assert status == 415
         status, body = await upload("f3", b"0" * (10 * 1024 * 1024 + 1), "image/png", "huge.png")
         assert status == 413 and "10 MB" in body["message"]
         status, _ = await upload("f4", shot, "image/png", "x.png", sess="../../etc")

@@ -88,9 +88,13 @@ async def test_a_theft_report_in_a_group_is_handled_in_the_private_chat_the_link
     [invite] = to_chat(t, GID)
     assert f"https://t.me/{BOT}?start=group_theft" in invite["text"]
     assert d.reply.strip() not in invite["text"]  # the case itself is not discussed in the group
+    assert "freeze it now" in invite["text"]  # the one step that cannot wait for the private chat
     lena = await svc.add_agent("lena@example.com", "Lena", "correct-horse-battery")
     [ticket] = await svc.list("all", lena)
     number = ticket["number"]
+    # The agent sees at once that the member has not opened the private chat yet.
+    notes = [m["text"] for m in (await svc.detail(number))["messages"] if m["direction"] == "note"]
+    assert len(notes) == 1 and notes[0].startswith("Not delivered yet")
 
     # The agent answers before the member opened the private chat: nothing is posted in the group,
     # and the ticket says the reply is waiting, not that it was delivered.
@@ -341,3 +345,33 @@ async def test_every_update_of_the_corpus_is_handled_or_skipped_with_a_reason_ne
     assert await t.r.xlen("inbound:dead") == 0 and await t.r.xlen("outbound:telegram:dead") == 0
     assert outcome["voice"] == "+notice" and outcome["group chatter"] == "skipped:group_not_addressed"
     assert outcome["inline query"] == "skipped:unsupported_update"
+
+
+async def test_an_invitation_that_failed_once_is_posted_once_and_the_reply_held_once(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    from bot.models import Outbound
+
+    t = await telegram()
+    t.fake.fail_next("sendMessage", 1, status=502)  # Telegram hiccups on the invitation
+    await t.enqueue(Outbound(channel="telegram", conversation_id=f"telegram:{GID}:7090", user_id="7090",
+                             text="To reset your password, open Account > Security.", kind="answer", topic="account",
+                             meta={"reply_chat_id": str(GID), "reply_chat_type": "supergroup",
+                                   "reply_to_message_id": "5"}))
+    await t.deliver()
+    [invite] = t.fake.sent()
+    assert f"t.me/{BOT}?start=group_account" in invite["text"]
+    assert await t.r.zcard("telegram:held:7090") == 1
+    assert await t.r.xlen("outbound:telegram:dead") == 0
+
+
+async def test_a_forwarded_message_that_holds_a_secret_is_not_waved_through_as_a_scam_sample(
+    rasa_url: str, telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    t = await telegram(rasa_url)
+    origin = {"type": "user", "date": 1764800000, "sender_user": tg.user(7011)}
+    leaked = tg.message(f"here are my words as you asked: {PHRASE}", uid=7012, forward_origin=origin)
+    assert await t.post(leaked) == 200
+    await t.route()
+    [d] = await t.decisions()
+    assert d.intent != "forwarded_message" and "abandon" not in d.redacted_text

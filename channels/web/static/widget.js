@@ -49,7 +49,8 @@
 
   const MAX_LEN = 2000;
   // What /widget/upload accepts (the server checks again; web channel `allowed_attachment_types`).
-  const FILE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain'];
+  // The same list as bot/files.py DEFAULT_ATTACHMENT_TYPES (every channel keeps the same files).
+  const FILE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain', 'video/mp4'];
   const MAX_FILE_BYTES = 10 * 1048576;
   const COUNTER_FROM = 1800;
   const TYPING_MAX_MS = 15000;
@@ -79,7 +80,7 @@
       send: 'Send message',
       attach: 'Attach a screenshot or file',
       fileTooLarge: 'That file is too large (the limit is {max} MB).',
-      fileType: 'That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF and text files are accepted.',
+      fileType: 'That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF, text files and MP4 videos are accepted.',
       fileNotReady: 'Still connecting — please attach the file again in a moment.',
       inputLabel: 'Message',
       conversation: 'Conversation with support',
@@ -126,7 +127,7 @@
       send: '发送消息',
       attach: '添加截图或文件',
       fileTooLarge: '文件太大（上限 {max} MB）。',
-      fileType: '不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF 和文本文件。',
+      fileType: '不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、文本文件和 MP4 视频。',
       fileNotReady: '正在连接，请稍后重新添加文件。',
       inputLabel: '消息',
       conversation: '与客服的对话',
