@@ -168,6 +168,8 @@ def eval_cmd(
     min_handoff_recall: Annotated[float, typer.Option(help="handoff recall per language")] = 1.0,
     max_false_handoff: Annotated[float, typer.Option(help="false-handoff rate per language")] = 0.03,
     min_clarify: Annotated[float, typer.Option(help="clarify rate on out-of-scope messages")] = 0.85,
+    min_offtopic_clarify: Annotated[float, typer.Option(help="clarify rate on the off-topic section")] = 0.90,
+    max_offtopic_handoff: Annotated[float, typer.Option(help="handoff rate on the off-topic section")] = 0.01,
     errors: Annotated[int, typer.Option(help="show this many misrouted messages")] = 15,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON")] = None,
     compare: Annotated[str | None, typer.Option("--compare", help="candidate model version to compare with the live one")] = None,
@@ -204,14 +206,26 @@ def eval_cmd(
         t.add_row(lang, str(int(m["n"])), f"{m['topic_accuracy']:.3f}", f"{m['handoff_recall']:.3f}",
                   f"{m['false_handoff']:.3f}", f"{m['clarify_rate']:.3f}")
     con.print(t)
+    if rep.offtopic:
+        t = Table("language", "n", "clarify rate", "false handoff", "answered", title="Off-topic section")
+        for lang, m in rep.offtopic.items():
+            t.add_row(lang, str(int(m["n"])), f"{m['clarify_rate']:.3f}", f"{m['false_handoff']:.3f}",
+                      f"{m['answered']:.3f}")
+        con.print(t)
     if errors and rep.errors:
         t = Table("want", "got", "action", "conf", "text", title="Misrouted (first)")
         for e in rep.errors[:errors]:
             t.add_row(e["want"], e["got"], e["action"], f"{e['confidence']:.2f}", e["text"][:90])
         con.print(t)
+    if errors and rep.offtopic_errors:
+        t = Table("action", "got", "conf", "text", title="Off-topic, not clarified (first)")
+        for e in rep.offtopic_errors[:errors]:
+            t.add_row(e["action"], e["got"], f"{e['confidence']:.2f}", e["text"][:90])
+        con.print(t)
     if json_out:
         json_out.write_bytes(__import__("orjson").dumps(rep.to_json(), option=2))
-    gate = Gate(min_accuracy, min_handoff_recall, max_false_handoff, min_clarify)
+    gate = Gate(min_accuracy, min_handoff_recall, max_false_handoff, min_clarify, min_offtopic_clarify,
+                max_offtopic_handoff)
     bad = gate.failures(rep)
     for b in bad:
         typer.echo(f"GATE FAILED: {b}", err=True)
