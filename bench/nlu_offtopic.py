@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import numpy as np
 import yaml
@@ -52,9 +52,9 @@ from intents.components.text_features import TfidfSvmIntentModel  # noqa: E402
 OFF = ("out_of_scope_unrelated", "out_of_scope_gibberish")
 
 
-def load_training(with_offtopic: bool) -> Tuple[List[str], List[str]]:
-    texts: List[str] = []
-    labels: List[str] = []
+def load_training(with_offtopic: bool) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    labels: list[str] = []
     for f in sorted((REPO / "intents" / "data" / "nlu").glob("*/*.yml")):
         if f.name == "offtopic.yml" and not with_offtopic:
             continue
@@ -67,20 +67,20 @@ def load_training(with_offtopic: bool) -> Tuple[List[str], List[str]]:
     return texts, labels
 
 
-def load_heldout() -> List[Dict[str, Any]]:
+def load_heldout() -> list[dict[str, Any]]:
     items = []
     for f in sorted((REPO / "intents" / "eval" / "heldout").glob("*.jsonl")):
         items += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     return items
 
 
-def classifier_params() -> Dict[str, Any]:
+def classifier_params() -> dict[str, Any]:
     cfg = yaml.safe_load((REPO / "intents" / "config.yml").read_text())
     entry = next(c for c in cfg["pipeline"] if c["name"].endswith("TfidfIntentClassifier"))
     return {k: v for k, v in entry.items() if k not in ("name", "ranking_length")}
 
 
-def signals(model: TfidfSvmIntentModel, train: Tuple[List[str], List[str]], texts: List[str]) -> Dict[str, np.ndarray]:
+def signals(model: TfidfSvmIntentModel, train: tuple[list[str], list[str]], texts: list[str]) -> dict[str, np.ndarray]:
     from sklearn.preprocessing import normalize
     from sklearn.svm import OneClassSVM
 
@@ -96,7 +96,7 @@ def signals(model: TfidfSvmIntentModel, train: Tuple[List[str], List[str]], text
     knn_in = np.sort(S[:, in_rows], axis=1)[:, -3:].mean(axis=1)
     knn_off = np.sort(S[:, ~in_rows], axis=1)[:, -3:].mean(axis=1) if (~in_rows).any() else np.zeros(len(texts))
     _, toks = model._prepare(texts)
-    _, train_toks = model._prepare([t for t, keep in zip(T, in_rows) if keep])
+    _, train_toks = model._prepare([t for t, keep in zip(T, in_rows, strict=False) if keep])
     vocab = {w for ts in train_toks for w in ts}
     ocsvm = OneClassSVM(kernel="linear", nu=0.05).fit(Xt[in_rows])
     return {
@@ -109,7 +109,7 @@ def signals(model: TfidfSvmIntentModel, train: Tuple[List[str], List[str]], text
     }
 
 
-def separation(s_in: np.ndarray, s_off: np.ndarray) -> Dict[str, float]:
+def separation(s_in: np.ndarray, s_off: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
     y = np.r_[np.ones(len(s_in)), np.zeros(len(s_off))]
@@ -127,7 +127,7 @@ def main() -> int:
     in_domain = [i for i in items if i.get("section", "main") == "main" and i["topic"] != "out_of_scope"]
     off_topic = [i for i in items if i.get("section") == "offtopic"]
     print(f"held-out: {len(in_domain)} in-domain, {len(off_topic)} off-topic messages", file=sys.stderr)
-    results: Dict[str, Any] = {"signals": {}, "decision": {}}
+    results: dict[str, Any] = {"signals": {}, "decision": {}}
     params = classifier_params()
     for with_off in (False, True):
         name = "with_offtopic_set" if with_off else "without_offtopic_set"
@@ -145,7 +145,7 @@ def main() -> int:
                 P, _ = model.predict_proba([i["text"] for i in rows])
                 for lang in ("en", "zh"):
                     flagged = []
-                    for i, p in zip(rows, P):
+                    for i, p in zip(rows, P, strict=False):
                         if i["lang"] != lang:
                             continue
                         order = np.argsort(-p)[:5]

@@ -238,6 +238,7 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
 
     from bot.batch import ensure_rasa, evaluate
     from bot.runtime import rasa_paths
+    from intents.evaluate import Gate
     from intents.ops import find_model, live_version, write_meta
     from intents.rasa import RasaServer, free_port
 
@@ -286,6 +287,14 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
             problems.append(f"{lang}: handoff recall dropped")
         if cand_rep.per_lang[lang]["topic_accuracy"] < live_rep.per_lang.get(lang, {}).get("topic_accuracy", 0.0) - tolerance:
             problems.append(f"{lang}: topic accuracy fell by more than {tolerance}")
+    for lang in sorted(cand_rep.offtopic):
+        for metric in ("clarify_rate", "false_handoff"):
+            a = live_rep.offtopic.get(lang, {}).get(metric, 0.0)
+            b = cand_rep.offtopic[lang][metric]
+            t.add_row(lang, f"off-topic {metric}", f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}")
+        fho = cand_rep.offtopic[lang]["false_handoff"]
+        if fho > Gate.offtopic_false_handoff and fho > live_rep.offtopic.get(lang, {}).get("false_handoff", 1.0):
+            problems.append(f"{lang}: more off-topic messages handed to a person ({fho:.3f})")
     con.print(t)
     if cand_new is not None and live_new is not None:
         a = sum(m["topic_accuracy"] * m["n"] for m in live_new.per_lang.values()) / max(1, live_new.n)
