@@ -17,6 +17,7 @@ classifier parameters of ``intents/config.yml``):
 
    * ``top_in_domain_conf``: the classifier's highest in-domain probability (closed-world confidence)
    * ``not_oos_class``: 1 - the probability of the out-of-scope class (unrelated + gibberish)
+   * ``conf_x_not_oos``: the two combined (their product)
    * ``knn_in_domain``: mean cosine similarity of the 3 nearest in-domain training messages
    * ``knn_margin``: that minus the same for the nearest off-topic training messages
    * ``vocab_coverage``: share of the message's words seen in in-domain training messages
@@ -102,6 +103,7 @@ def signals(model: TfidfSvmIntentModel, train: tuple[list[str], list[str]], text
     return {
         "top_in_domain_conf": P[:, in_intent].max(axis=1),
         "not_oos_class": 1 - P[:, off_intent].sum(axis=1),
+        "conf_x_not_oos": P[:, in_intent].max(axis=1) * (1 - P[:, off_intent].sum(axis=1)),
         "knn_in_domain": knn_in,
         "knn_margin": knn_in - knn_off,
         "vocab_coverage": np.array([np.mean([w in vocab for w in ts]) if ts else 0.0 for ts in toks]),

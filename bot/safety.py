@@ -125,13 +125,20 @@ _COMPLIANCE_ZH_SPECIFIC = (
 COMPLIANCE_ZH = _rx(*_COMPLIANCE_ZH_STATUS, *_COMPLIANCE_ZH_SPECIFIC)
 COMPLIANCE_ZH_SPECIFIC = _rx(*_COMPLIANCE_ZH_SPECIFIC)
 
+# words after "call me" / "call you" that make it a request to be phoned, not a name
+_CALL_WHEN = r"(?:back|asap|now|please|today|tomorrow|tonight|later|soon|urgently|immediately|right|at|on|when|about|in|directly)\b"
+
 HUMAN_EN = _rx(
     r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:(?:customer\s+)?(?:support|service|care)\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
     r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b|\bhuman\s+(?:agent|support|being|please)\b",
     r"\b(?:need|want|get)\s+(?:a|an|to\s+talk\s+to\s+an?)?\s*(?:human|agent|manager|supervisor)\b",
     r"\b(?:i\s+)?(?:need|want)\s+(?:a|an|some)\s+(?:real\s+|actual\s+|live\s+)?(?:person|someone|somebody|staff\s+member|rep)\b",
     r"\bi\s+(?:expect|demand|want|need)\b.{0,40}\b(?:refund(?:ed)?|money\s+back|compensat\w*|reimburs\w*|made\s+whole)\b|\b(?:sue|lawsuit|my\s+lawyer|attorney|legal\s+action|small\s+claims)\b",
-    r"\bcall\s+me\b|\bphone\s+call\b|\bphone\s+support\b|\bcall\s+(?:back|you)\b",
+    # "call me back", not "call me mike from now on" / "call me a cab" (a name, a ride); "a phone call",
+    # not "make a phone call to mom"; "can I call you", not "I'll call you jarvis"
+    rf"\bcall\s+me\b(?!\s+(?:an?\s+\w+|(?!{_CALL_WHEN})[a-z]+(?:\s+from\s+now(?:\s+on)?|\s+instead)?\s*[.!]*$))",
+    r"\bphone\s+call\b(?!\s+(?:to|with)\s+(?:my|mom|mum|dad|\w+\s+(?:at|on)\b))|\bphone\s+support\b|\bcall\s+back\b",
+    rf"(?<!what\s)(?<!should\s)\b(?:i(?:'d|'ll)?|we)\s+(?:\w+\s+){{0,2}}call\s+you\b(?!\s+(?!{_CALL_WHEN})[a-z]+)|\bcall\s+you\s+(?:guys|people)\b",
     r"\bescalat(?:e|ed|ing|ion)\b|\b(?:report(?:ing)?|complain(?:ing)?\s+about)\s+(?:your|the|an?|one\s+of\s+your)\s+(?:support\s+|customer\s+service\s+)?(?:agent|staff|employee|rep|representative|support\s+person)\b",
     r"\b(?:have|get|send|arrange\s+for)\s+(?:someone|somebody|a\s+(?:person|human|staff\s+member|rep(?:resentative)?)|an\s+agent)\b.{0,30}\b(?:contact|call|email|message|reach\s+out\s+to|get\s+(?:in\s+touch|back)\s+(?:with|to))\s+me\b",
     r"\b(?:formal|official)\s+complaint\b|\b(?:file|lodge|make|submit)\s+a\s+complaint\b|\bcompensat(?:e|ion)\b|\breimburse",

@@ -100,9 +100,23 @@ def test_disputed_charges_and_contact_requests_reach_a_person(text: str, topic: 
     "can i lock my account to only my phone",
     "打电话给我哥",
     "昨晚谁给我打电话了",
+    # naming the user or the bot, phoning someone else
+    "please call me tom from now on",
+    "i want to call you jarvis",
+    "what should i call you",
+    "make a phone call to mom",
 ])
 def test_the_new_rules_do_not_catch_ordinary_requests(text: str) -> None:
     assert safety.check(text, lang_of(text)) is None
+
+
+@pytest.mark.parametrize("text", [
+    "call me", "please have an agent call me back", "please call me at 5pm", "can i call you",
+    "i'd like to call you tomorrow", "i want a phone call", "打电话给我", "请打电话给我",
+])
+def test_asking_to_be_phoned_still_reaches_a_person(text: str) -> None:
+    hit = safety.check(text, lang_of(text))
+    assert hit is not None and hit.topic == "human"
 
 
 def test_the_out_of_scope_class_decides_even_when_it_does_not_rank_first() -> None:
