@@ -51,6 +51,7 @@ _FOREIGN_EN = re.compile(
     r"ticketmaster|steam|playstation|psn|xbox|nintendo|fortnite|roblox|minecraft|epic\s+games|"
     r"verizon|t-?mobile|at&t|sprint|comcast|xfinity|cable\s+company|internet\s+provider|cab|taxi|"
     r"airline|flight|hotel|restaurant|landlord|roommate|neighbou?r|doctor|dentist|dmv|irs|post\s+office|"
+
     # physical things
     r"bike|bicycle|car|truck|scooter|package|parcel|porch|purse|handbag|luggage|suitcase|"
     r"garage|subway|metro|train\s+station|bus|pickpocket(?:ed)?|wi-?fi|router|bluetooth|lawn|garden"
@@ -69,7 +70,7 @@ _FOREIGN_ZH = re.compile(
 # matter here. Checked on the same text; it always wins over a foreign subject.
 _ANCHOR_EN = re.compile(
     r"\b(?:crypto\w*|bitcoin|btc|eth|ether(?:eum)?|usdt|usdc|bnb|sol|xrp|trx|doge|coins?|tokens?|stablecoin|"
-    r"blockchain|on-?chain|txid|tx\s*hash|wallet\s+address|deposit\w*|withdraw\w*|top\s*up|trad(?:e|es|ed|ing)|"
+    r"blockchain|on-?chain|txid|tx\s*hash|wallet\s+address|(?<!direct\s)deposit\w*|withdraw\w*|top\s*up|trad(?:e|es|ed|ing)|"
     r"futures|margin|spot|p2p|leverage|liquidat\w*|staking|kyc|2fa|authenticator|api\s*keys?|seed\s*phrase|"
     r"private\s*key|seed|mnemonic|sim(?:\s*card)?|sms|verification\s+codes?|uid|exchange|platform|your\s+(?:app|site|website|support|team|staff|agents?|company)|"
     r"this\s+(?:app|site|exchange|platform|account)|(?:account|balance|funds|money)\s+(?:here|with\s+you|on\s+your)|"
@@ -83,6 +84,15 @@ _ANCHOR_ZH = re.compile(
 )
 
 
+# Weaker: a trip or a paycheck is not about us, unless the message speaks of an account at all
+# ("i'm travelling to iran next month, will my account still work?" is a compliance question).
+_FOREIGN_WEAK = re.compile(
+    r"\b(?:direct\s+deposit|pay\s*check|payroll|travel(?:l?ing)?|trip|vacation|holiday|tourist|visa\s+for|"
+    r"visit(?:ing)?\s+(?:iran|cuba|syria|north\s+korea|russia|crimea))\b|旅游|旅行|签证|出国玩|机票",
+    _F,
+)
+_ANY_ACCOUNT = re.compile(r"\baccounts?\b|\bacc(?:t|ount)?\b|账户|账号|帐户|帐号", _F)
+
 _EMAIL = re.compile(r"\S+@\S+|\b(?:gmail|hotmail|outlook|yahoo)\s+address(?:es)?\b", re.I)
 
 
@@ -92,6 +102,8 @@ def foreign_subject(text: str) -> str | None:
         return None
     text = _EMAIL.sub(" ", text)  # "the code went to k***@gmail.com": an address, not the subject
     m = _FOREIGN_EN.search(text) or _FOREIGN_ZH.search(text)
+    if m is None and not _ANY_ACCOUNT.search(text):
+        m = _FOREIGN_WEAK.search(text)
     return m.group(0) if m else None
 
 

@@ -46,6 +46,9 @@ FOREIGN = [
     ("支付宝账户被冻结了怎么办", "compliance_account_frozen"),
     ("滴滴司机绕路了怎么投诉", "human_complaint"),
     ("钱包在地铁上被偷了，银行卡怎么挂失", "theft_unauthorized_withdrawal"),
+    ("do i need a visa to travel to cuba", "compliance_sanctions"),
+    ("去伊朗旅游需要签证吗", "compliance_sanctions"),
+    ("my direct deposit is on hold", "compliance_funds_review"),
 ]
 
 
@@ -67,6 +70,7 @@ ANCHORED = [
     ("微信投资群里的人把我3000u骗走了", "theft"),
     ("派出所冻结了我的账户", "compliance"),
     ("my bank account was frozen because i bought crypto here", "compliance"),
+    ("i'm travelling to iran next month, will my account still work?", "compliance"),
 ]
 
 
