@@ -51,7 +51,6 @@ _FOREIGN_EN = re.compile(
     r"ticketmaster|steam|playstation|psn|xbox|nintendo|fortnite|roblox|minecraft|epic\s+games|"
     r"verizon|t-?mobile|at&t|sprint|comcast|xfinity|cable\s+company|internet\s+provider|cab|taxi|"
     r"airline|flight|hotel|restaurant|landlord|roommate|neighbou?r|doctor|dentist|dmv|irs|post\s+office|"
-
     # physical things
     r"bike|bicycle|car|truck|scooter|package|parcel|porch|purse|handbag|luggage|suitcase|"
     r"garage|subway|metro|train\s+station|bus|pickpocket(?:ed)?|wi-?fi|router|bluetooth|lawn|garden"
@@ -82,8 +81,6 @@ _ANCHOR_ZH = re.compile(
     r"谷歌验证|验证码|短信|SIM|UID|实名|KYC|API|USDT|BTC|ETH|工单|流水|工资单|资金来源|收入证明|\d+\s*[uU](?![A-Za-z])",
     _F,
 )
-
-
 # Weaker: a trip or a paycheck is not about us, unless the message speaks of an account at all
 # ("i'm travelling to iran next month, will my account still work?" is a compliance question).
 _FOREIGN_WEAK = re.compile(
