@@ -169,3 +169,21 @@ def test_an_off_topic_item_must_be_out_of_scope(tmp_path: Path) -> None:
     f.write_bytes(orjson.dumps({"text": "x", "lang": "en", "topic": "deposit", "section": "offtopic"}))
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_items([f])
+
+
+def test_the_off_topic_eval_set_is_never_trained_on() -> None:
+    import re
+
+    import yaml
+
+    def norm(t: str) -> str:
+        return re.sub(r"\W+", " ", t.lower()).strip()
+
+    trained = set()
+    for f in (ROOT / "intents" / "data" / "nlu").glob("*/*.yml"):
+        for block in (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            for line in str(block.get("examples") or "").splitlines():
+                trained.add(norm(re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- "))))
+    items = [i for i in load_items([ROOT / "intents" / "eval" / "heldout"]) if i.section == "offtopic"]
+    assert len(items) >= 300 and {i.lang for i in items} == {"en", "zh"}
+    assert not [i.text for i in items if norm(i.text) in trained]
