@@ -104,6 +104,8 @@ def test_disputed_charges_and_contact_requests_reach_a_person(text: str, topic: 
     "can i lock my account to only my phone",
     "打电话给我哥",
     "昨晚谁给我打电话了",
+    "客服回复我说要等三天",  # what support said, not a request
+    "有人冒充客服联系我",  # a fake agent's story, not a request for a real one
     # naming the user or the bot, phoning someone else
     "please call me tom from now on",
     "i want to call you jarvis",
