@@ -193,6 +193,8 @@ def eval_cmd(
     min_handoff_recall: Annotated[float, typer.Option(help="handoff recall per language")] = 1.0,
     max_false_handoff: Annotated[float, typer.Option(help="false-handoff rate per language")] = 0.03,
     min_clarify: Annotated[float, typer.Option(help="clarify rate on out-of-scope messages")] = 0.85,
+    min_offtopic_clarify: Annotated[float, typer.Option(help="clarify rate on the off-topic section")] = 0.90,
+    max_offtopic_handoff: Annotated[float, typer.Option(help="handoff rate on the off-topic section")] = 0.01,
     errors: Annotated[int, typer.Option(help="show this many misrouted messages")] = 15,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON")] = None,
     compare: Annotated[str | None, typer.Option("--compare", help="candidate model version to compare with the live one")] = None,
@@ -229,14 +231,26 @@ def eval_cmd(
         t.add_row(lang, str(int(m["n"])), f"{m['topic_accuracy']:.3f}", f"{m['handoff_recall']:.3f}",
                   f"{m['false_handoff']:.3f}", f"{m['clarify_rate']:.3f}")
     con.print(t)
+    if rep.offtopic:
+        t = Table("language", "n", "clarify rate", "false handoff", "answered", title="Off-topic section")
+        for lang, m in rep.offtopic.items():
+            t.add_row(lang, str(int(m["n"])), f"{m['clarify_rate']:.3f}", f"{m['false_handoff']:.3f}",
+                      f"{m['answered']:.3f}")
+        con.print(t)
     if errors and rep.errors:
         t = Table("want", "got", "action", "conf", "text", title="Misrouted (first)")
         for e in rep.errors[:errors]:
             t.add_row(e["want"], e["got"], e["action"], f"{e['confidence']:.2f}", e["text"][:90])
         con.print(t)
+    if errors and rep.offtopic_errors:
+        t = Table("action", "got", "conf", "text", title="Off-topic, not clarified (first)")
+        for e in rep.offtopic_errors[:errors]:
+            t.add_row(e["action"], e["got"], f"{e['confidence']:.2f}", e["text"][:90])
+        con.print(t)
     if json_out:
         json_out.write_bytes(__import__("orjson").dumps(rep.to_json(), option=2))
-    gate = Gate(min_accuracy, min_handoff_recall, max_false_handoff, min_clarify)
+    gate = Gate(min_accuracy, min_handoff_recall, max_false_handoff, min_clarify, min_offtopic_clarify,
+                max_offtopic_handoff)
     bad = gate.failures(rep)
     for b in bad:
         typer.echo(f"GATE FAILED: {b}", err=True)
@@ -249,6 +263,7 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
 
     from bot.batch import ensure_rasa, evaluate
     from bot.runtime import rasa_paths
+    from intents.evaluate import Gate
     from intents.ops import find_model, live_version, write_meta
     from intents.rasa import RasaServer, free_port
 
@@ -297,6 +312,14 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
             problems.append(f"{lang}: handoff recall dropped")
         if cand_rep.per_lang[lang]["topic_accuracy"] < live_rep.per_lang.get(lang, {}).get("topic_accuracy", 0.0) - tolerance:
             problems.append(f"{lang}: topic accuracy fell by more than {tolerance}")
+    for lang in sorted(cand_rep.offtopic):
+        for metric in ("clarify_rate", "false_handoff"):
+            a = live_rep.offtopic.get(lang, {}).get(metric, 0.0)
+            b = cand_rep.offtopic[lang][metric]
+            t.add_row(lang, f"off-topic {metric}", f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}")
+        fho = cand_rep.offtopic[lang]["false_handoff"]
+        if fho > Gate.offtopic_false_handoff and fho > live_rep.offtopic.get(lang, {}).get("false_handoff", 1.0):
+            problems.append(f"{lang}: more off-topic messages handed to a person ({fho:.3f})")
     con.print(t)
     if cand_new is not None and live_new is not None:
         a = sum(m["topic_accuracy"] * m["n"] for m in live_new.per_lang.values()) / max(1, live_new.n)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot import safety
+from bot import domain, safety
 from bot.models import ANSWER_TOPICS, HANDOFF_TOPICS, OUT_OF_SCOPE, TOPICS, Action, Priority
 
 if TYPE_CHECKING:
@@ -137,6 +137,12 @@ def decide(
     hit = safety.check(text, lang)
     handoff_topic: str | None = None
     reason = "nlu"
+    if hit is None and nlu_topic != OUT_OF_SCOPE and (
+        off := domain.off_topic(text, nlu, handoff_reading=nlu_topic in HANDOFF_TOPICS)
+    ) is not None:
+        # Not about this exchange (bot/domain.py): ask what we can help with, never a confident
+        # answer or a person.
+        intent, conf, nlu_topic, reason = "out_of_scope_unrelated", off.confidence, OUT_OF_SCOPE, off.reason
     if hit is not None:
         handoff_topic, reason = hit.topic, f"safety_rule:{hit.rule}"
         if _SEVERITY[nlu_topic] > _SEVERITY[hit.topic] and conf >= HANDOFF_MIN_CONFIDENCE:
@@ -200,7 +206,7 @@ def decide(
         )
     own = answers.get(intent, lang) if nlu_topic == OUT_OF_SCOPE else None
     reply = _join(own or answers.get("clarify", lang), secret_note)
-    why = "out_of_scope" if nlu_topic == OUT_OF_SCOPE else "low_confidence"
+    why = ("out_of_scope" if reason == "nlu" else reason) if nlu_topic == OUT_OF_SCOPE else "low_confidence"
     return Outcome(
         Action.CLARIFY, OUT_OF_SCOPE, intent, conf, Priority.LOW, reply, why, replace(state, fallbacks=fallbacks)
     )

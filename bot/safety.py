@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.domain import foreign_subject
 from intents.components._zh_variants import to_simplified
 
 _F = re.I | re.S
@@ -59,6 +60,12 @@ THEFT_EN = _rx(
     r"\b(?:it'?s|it\s+was|that\s+was|this\s+was|they\s+were|turned\s+out\s+to\s+be)\s+(?:all\s+)?(?:a\s+)?(?:scam|fraud|rug\s*pull|ponzi)\b(?!\s+(?:money|funds?|coins?|payments?|usdt))",
     r"\b(?:pay|paid)\b.{0,25}\b(?:tax|fee|deposit|unlock\w*)\b.{0,25}\bbefore\b.{0,20}\b(?:withdraw\w*|take|get|cash)",
     r"\b(?:got|convinced|persuaded|told)\s+me\s+to\s+(?:move|send|transfer|deposit|invest|put)\b",
+    # a charge or transaction the user disputes: "this charge is bs", "a false charge on my account"
+    r"\b(?:charges?|transactions?|debits?|withdrawals?|transfers?|trades?|payments?)\b[^.?!]{0,30}\b(?:is|are|was|were|looks?|seems?)\s+(?:\w+\s+)?(?:bs|bogus|fake|fraud(?:ulent)?|false|not\s+(?:mine|real|legit))\b",
+    r"\b(?:false|fake|bogus|fraudulent|unknown|unrecogni[sz]ed|mystery)\s+(?:charges?|transactions?|debits?|withdrawals?|transfers?|payments?)\b",
+    r"\b(?:charges?|transactions?|debits?|withdrawals?|transfers?|payments?)\b.{0,40}\b(?:i|we)\s+(?:do\s*n[o']?t|dont|do\s+not|did\s*n[o']?t|can\s*n[o']?t|cannot)\s+recogni[sz]e\b",
+    # the user wants the account stopped now: "please stop my account", "block my account immediately"
+    r"\b(?:stop|block|lock|suspend)\s+(?:my|our)\s+(?:whole\s+|entire\s+)?(?:account|acc|acct)\b\s*(?:(?:now|immediately|right\s+now|asap|please|urgently|at\s+once)\b|[.!]*$)",
     # the whole message is the alarm: "hacked 🚨", "got drained!!"
     r"^\W*(?:(?:i'?m|i\s+am|i\s+was|i\s+got|i'?ve\s+been|got|been|was|account|acc|acct|wallet|funds?)\s+)?(?:hacked|stolen|drained|compromised|robbed|scammed|rugged)\W*$",
 )
@@ -82,6 +89,9 @@ THEFT_ZH = _rx(
     r"(登录|登入|输入|填写?|填了)(了)?.{0,24}发现.{0,6}(不是你们|是假的?|是钓鱼|是骗)",
     r"(提币|提现|转账|转出|转走|提走|转了|提了).{0,10}(陌生|不认识|未知|别人)的?地址|(助记词|私钥|密码|密钥|API|验证码|谷歌验证).{0,12}(发到|发在|贴到|贴在|晒|上传|传到|截图).{0,8}(群|网上|github|推特|论坛|朋友圈|公开|电报|微信)",
     r"(这笔|那笔|这个|这些).{0,6}(提现|提币|交易|转账|订单|登录).{0,6}不是我",
+    # a charge or transaction the user disputes: "这笔交易是假的", "有一笔扣款我不认识"
+    r"(这笔|那笔|一笔|几笔|这些|这几笔).{0,8}(交易|扣款|扣费|转账|提币|提现|订单|成交|记录).{0,8}(是假的|假的|虚假|伪造|不是我|不认识|来路不明|莫名其妙)",
+    r"(扣款|扣费|交易|转出|提币|提现).{0,6}我?(完全|根本|都)?不认识",
 )
 
 # Account / funds status (frozen, restricted, on hold) and specific compliance matters (AML, police,
@@ -115,20 +125,29 @@ _COMPLIANCE_ZH_SPECIFIC = (
 COMPLIANCE_ZH = _rx(*_COMPLIANCE_ZH_STATUS, *_COMPLIANCE_ZH_SPECIFIC)
 COMPLIANCE_ZH_SPECIFIC = _rx(*_COMPLIANCE_ZH_SPECIFIC)
 
+# words after "call me" / "call you" that make it a request to be phoned, not a name
+_CALL_WHEN = r"(?:back|asap|now|please|today|tomorrow|tonight|later|soon|urgently|immediately|right|at|on|when|about|in|directly)\b"
+
 HUMAN_EN = _rx(
     r"\b(?:talk|speak|chat|connect|transfer|put)\s+(?:me\s+)?(?:to|with|through\s+to)\s+(?:a|an|the|some|your|real|live|actual)?\s*(?:real\s+|live\s+|actual\s+)?(?:(?:customer\s+)?(?:support|service|care)\s+)?(?:human|person|people|agent|representative|rep|manager|supervisor|operator|staff|someone|somebody|customer\s+service)",
     r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b|\bhuman\s+(?:agent|support|being|please)\b",
     r"\b(?:need|want|get)\s+(?:a|an|to\s+talk\s+to\s+an?)?\s*(?:human|agent|manager|supervisor)\b",
     r"\b(?:i\s+)?(?:need|want)\s+(?:a|an|some)\s+(?:real\s+|actual\s+|live\s+)?(?:person|someone|somebody|staff\s+member|rep)\b",
     r"\bi\s+(?:expect|demand|want|need)\b.{0,40}\b(?:refund(?:ed)?|money\s+back|compensat\w*|reimburs\w*|made\s+whole)\b|\b(?:sue|lawsuit|my\s+lawyer|attorney|legal\s+action|small\s+claims)\b",
-    r"\bcall\s+me\b|\bphone\s+call\b|\bphone\s+support\b|\bcall\s+(?:back|you)\b",
+    # "call me back", not "call me mike from now on" / "call me a cab" (a name, a ride); "a phone call",
+    # not "make a phone call to mom"; "can I call you", not "I'll call you jarvis"
+    rf"\bcall\s+me\b(?!\s+(?:an?\s+\w+|(?!{_CALL_WHEN})[a-z]+(?:\s+from\s+now(?:\s+on)?|\s+instead)?\s*[.!]*$))",
+    r"\bphone\s+call\b(?!\s+(?:to|with)\s+(?:my|mom|mum|dad|\w+\s+(?:at|on)\b))|\bphone\s+support\b|\bcall\s+back\b",
+    rf"(?<!what\s)(?<!should\s)\b(?:i(?:'d|'ll)?|we)\s+(?:\w+\s+){{0,2}}call\s+you\b(?!\s+(?!{_CALL_WHEN})[a-z]+)|\bcall\s+you\s+(?:guys|people)\b",
     r"\bescalat(?:e|ed|ing|ion)\b|\b(?:report(?:ing)?|complain(?:ing)?\s+about)\s+(?:your|the|an?|one\s+of\s+your)\s+(?:support\s+|customer\s+service\s+)?(?:agent|staff|employee|rep|representative|support\s+person)\b",
+    r"\b(?:have|get|send|arrange\s+for)\s+(?:someone|somebody|a\s+(?:person|human|staff\s+member|rep(?:resentative)?)|an\s+agent)\b.{0,30}\b(?:contact|call|email|message|reach\s+out\s+to|get\s+(?:in\s+touch|back)\s+(?:with|to))\s+me\b",
     r"\b(?:formal|official)\s+complaint\b|\b(?:file|lodge|make|submit)\s+a\s+complaint\b|\bcompensat(?:e|ion)\b|\breimburse",
 )
 
 HUMAN_ZH = _rx(
     r"人工|真人|活人|转接|接线员|客服人员|客服经理|找(你们)?(经理|主管|领导|负责人)|(能|可以)?(做主|做得了主|说了算|管事)的(人)?",
-    r"电话客服|客服热线|人工客服|投诉|赔偿|补偿|索赔|(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我|电话联系我|回电",
+    r"(安排|派|找|让)(个|一个|一位)?(专人|专员|工作人员|客服|人工|真人)(来|尽快)?(联系|对接|处理|回复|打给|跟进)|(?<!冒充)(?<!假)(?<!自称)(?<!自称是)(客服|工作人员|专人|专员)(尽快)?(联系|回电|回复)我(?!说|了|的|过)",
+    r"电话客服|客服热线|人工客服|投诉|赔偿|补偿|索赔|(?<!谁)(给我|请|能不能|可以|麻烦)打.{0,2}电话|打电话给我(?=$|[，,。.!！?？吧呀啊一])|电话联系我|回电",
 )
 # Someone who wants to be paid back ("差价谁来赔") — unless it is a what-if ("要是被黑了谁来赔").
 COMPENSATION_ZH = _rx(r"谁(来)?赔|赔(给)?我|要求?赔|退(还)?差价")
@@ -216,7 +235,18 @@ def only_asking(text: str) -> bool:
 
 
 def check(text: str, lang: str) -> SafetyHit | None:
-    """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity."""
+    """Return the handoff topic a rule demands for `text`, or None. Checked in order of severity.
+
+    Text about another company's or bank's service or about a physical thing, with nothing that ties
+    it to this exchange ("my instagram got hacked", "支付宝账户被冻结了", "call me an uber"), is not a
+    case for a person here, whatever words it uses (`bot.domain.foreign_subject`)."""
+    hit = _check(text, lang)
+    if hit is not None and foreign_subject(text) is not None:
+        return None
+    return hit
+
+
+def _check(text: str, lang: str) -> SafetyHit | None:
     # Both languages' rules run on mixed text ("我的USDT被盗了", "account frozen 了"). A rule set
     # only runs when the text has its script: every English rule needs a Latin word, every Chinese
     # one a Chinese character — except COMPLIANCE_ZH's AML/KYT/OFAC, which COMPLIANCE_EN (checked

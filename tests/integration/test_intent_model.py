@@ -74,6 +74,10 @@ def test_the_repo_model_passes_the_release_gate(rasa_url: str, tmp_path: Path) -
     for m in rep["per_lang"].values():
         assert m["topic_accuracy"] >= 0.92 and m["handoff_recall"] == 1.0
         assert m["false_handoff"] <= 0.03 and m["clarify_rate"] >= 0.85
+    # the off-topic section (intents/eval/heldout/offtopic.jsonl)
+    assert set(rep["offtopic"]) == {"en", "zh"}
+    for m in rep["offtopic"].values():
+        assert m["n"] >= 150 and m["clarify_rate"] >= 0.90 and m["false_handoff"] <= 0.01
 
 
 UNSEEN = [
@@ -88,6 +92,20 @@ UNSEEN = [
     # about security, not a report
     ("how do i protect my account from hackers", "answer", "security", None),
     ("转人工", "handoff", "human", None),
+    # off-topic (issue #22): a clarification, never a confident answer or a person
+    ("where does jelly come from", "clarify", "out_of_scope", None),
+    ("when was my lawn last mowed", "clarify", "out_of_scope", None),
+    ("disconnect from wifi immediately please", "clarify", "out_of_scope", None),
+    ("how old is jennifer aniston", "clarify", "out_of_scope", None),
+    ("i need to update my address", "clarify", "out_of_scope", None),
+    ("delete the contact uncle john from my phone", "clarify", "out_of_scope", None),
+    ("明天去三亚的机票还有吗", "clarify", "out_of_scope", None),
+    # fraud told in other words, and "contact me"
+    ("请安排专人联系我", "handoff", "human", None),
+    ("this charge is bs", "handoff", "theft", "urgent"),
+    ("i think this transaction is bogus", "handoff", "theft", "urgent"),
+    ("there's a false charge on my account", "handoff", "theft", "urgent"),
+    ("please stop my account", "handoff", "theft", "urgent"),
 ]
 
 
