@@ -75,7 +75,10 @@ def first_address(value: str) -> tuple[str, str | None]:
     return "", None
 
 
-ADDR_SPEC_RE = re.compile(r"^[^@\s<>\"()\[\],;:\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*[A-Za-z0-9]$")
+# Domain labels separated by dots, each bounded: no nested quantifier that could backtrack
+# exponentially on a long damaged header (`(?:[a-z0-9-]{0,62}\.?)*` did, on 40 characters).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ADDR_SPEC_RE = re.compile(rf"^[^@\s<>\"()\[\],;:\\]{{1,64}}@{_LABEL}(?:\.{_LABEL})*$")
 _ANGLE_ADDR = re.compile(r"<\s*([^<>\s]*@[^<>\s]*)\s*>")
 
 
