@@ -68,6 +68,17 @@ class TicketLookup(Protocol):
     async def status_for(self, number: str, channel: str, user_id: str) -> Any: ...
 
 
+class KnownIssue(Protocol):
+    id: int
+    message: str  # in the language asked for
+
+
+class IncidentLookup(Protocol):
+    """Active incidents (a known outage many users write about): the one this text is about."""
+
+    async def incident_for(self, text: str, lang: str) -> KnownIssue | None: ...
+
+
 @dataclass
 class Brain:
     """redact → NLU → policy, for one message and its conversation state."""
@@ -76,6 +87,7 @@ class Brain:
     nlu: NLUClient
     answers: Answers
     tickets: TicketLookup | None = None
+    incidents: IncidentLookup | None = None
 
     def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
                 priority: Priority = Priority.LOW, **kw: Any) -> Decision:
@@ -166,6 +178,12 @@ class Brain:
             out = replace(out, action=Action.HANDOFF, topic="human", priority=prio, reply=reply,
                           reason="clarify_to_ticket", state=replace(out.state, mode="agent", fallbacks=0,
                                                                     handoff_topic="human"))
+        if (self.incidents is not None and state.mode != "agent" and not out.silent and out.topic != "theft"
+                and (known := await self.incidents.incident_for(text, msg.lang)) is not None):
+            # A known incident: say so (its current message) instead of opening one more ticket.
+            # Theft still goes to a person.
+            out = replace(out, action=Action.ANSWER, intent="known_incident", reply=known.message,
+                          reason=f"incident:{known.id}", state=replace(state, fallbacks=0))
         if out.action is Action.ANSWER and out.intent == "ticket_status" and (m := TICKET_RE.search(text)):
             number = f"SB-{int(m.group(1)):06d}"
             out = replace(out, reply=await self._ticket_status(msg, text, number))

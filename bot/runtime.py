@@ -115,7 +115,10 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
     tickets, engine = await ticket_service(settings, r, migrate=True)
     async with nlu_client(settings) as nlu:
         await nlu.refresh_versions()
-        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
+        from handoff.incidents import IncidentBook
+
+        worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets,
+                                                 incidents=IncidentBook(tickets)))
         try:
             await worker.run(stop)
         finally:
