@@ -95,9 +95,11 @@ async def load(engine: AsyncEngine, sizes: Sizes, *, seed: int = 26, now: dateti
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     pg = engine.dialect.name == "postgresql"
-    async with engine.begin() as conn:
+    async with engine.begin() as conn:  # agents after any already there (a test's own supervisor)
+        first = int((await conn.execute(text("SELECT coalesce(max(id), 0) FROM agents"))).scalar_one()) + 1
+        agent_ids = list(range(first, first + sizes.agents))
         agents = [(i, f"agent{i}@example.com", f"Agent {i}", password_hash, "agent", True, _ts(now, pg))
-                  for i in range(1, sizes.agents + 1)]
+                  for i in agent_ids]
         await _insert(conn, "agents", ["id", "email", "name", "password_hash", "role", "active", "created_at"], agents)
     # exactly `messages` in all, spread unevenly (some tickets are long threads)
     base, extra = divmod(sizes.messages, sizes.tickets)
@@ -125,7 +127,7 @@ async def load(engine: AsyncEngine, sizes: Sizes, *, seed: int = 26, now: dateti
                 created = now - timedelta(minutes=rng.randint(1, 60 * 48))
             else:
                 status = rng.choices(("resolved", "closed"), weights=(85, 15))[0]
-            assignee = None if status == "new" else rng.randint(1, sizes.agents)
+            assignee = None if status == "new" else rng.choice(agent_ids)
             frd = created + timedelta(minutes=first_resp[prio])
             resd = created + timedelta(minutes=first_resp[prio] * 8)
             responded = None if status == "new" else created + timedelta(minutes=rng.randint(1, first_resp[prio]))
@@ -166,12 +168,15 @@ async def load(engine: AsyncEngine, sizes: Sizes, *, seed: int = 26, now: dateti
                                                     "body", "attachments", "created_at"], messages)
             for stmt, params in search._writes(conn.dialect.name, docs):
                 await conn.execute(stmt, params)
+    if pg:  # the steady state autovacuum keeps: statistics, and the visibility map for index-only scans
+        async with engine.connect() as conn:
+            conn2 = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn2.execute(text("VACUUM ANALYZE"))
     async with engine.begin() as conn:
         if pg:
             for t in ("agents", "contacts", "contact_identities", "tickets", "ticket_messages"):
                 await conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
                                         f"(SELECT max(id) FROM {t}))"))
-            await conn.execute(text("ANALYZE"))
         else:
             await conn.execute(text("ANALYZE"))
             await conn.execute(text("INSERT INTO ticket_search(ticket_search) VALUES ('optimize')"))

@@ -8,18 +8,21 @@ both databases, so a search finds the same tickets on either:
 - text is NFKC-normalized (full-width ＵＳＤＴ１２３ → usdt123) and case-folded;
 - runs of letters/digits are one token each (`card`, a TxID, an address, an order id); `@`, `.`,
   `-`, `_` split them, so `lin@example.com` is the phrase `lin example com`;
-- every CJK character is a token of its own, and a Chinese query is a *phrase* of its characters:
-  `银行卡` matches exactly the text `银行卡`, and `卡` alone finds every ticket with the character.
-  (Word segmentation — jieba — would miss `卡` inside `银行卡` and `提币` inside `提币地址` split
-  differently; unigrams + phrase queries match any substring, need no dictionary and no model in
-  the web process. Measured in bench/console_scale.py.)
+- Chinese is indexed as every character and every pair of adjacent characters (the classic CJK
+  bigram scheme): `卡` finds every ticket with the character, `银行卡` is `银行 AND 行卡`. Word
+  segmentation (jieba) would miss `卡` inside `银行卡`, needs a 20 MB dictionary in the web process
+  and is not in the product's environment; phrase queries over single characters were exact but
+  cost PostgreSQL a re-check of every candidate document (measured: 110–600 ms at 100,000
+  tickets), pairs are answered from the index alone.
 
 SQLite: an FTS5 table `ticket_search` (rowid = ticket id) over the tokens joined by spaces, with
 the `unicode61` tokenizer (which then only splits on the spaces we put). PostgreSQL: a table
 `ticket_search(ticket_id, doc tsvector)` with a GIN index; the tsvector is built from our tokens
 (a `'tok':pos` literal, never the server's parser, whose idea of a CJK letter depends on the
-database locale). Queries: every term must match (AND); the last token of each term matches as a
-prefix (`card` finds `cards`), so typing finds results before the word is complete.
+database locale). Queries: every term must match (AND); words of one term are a phrase; the last
+word of each term matches as a prefix (`card` finds `cards`), so typing finds results before the
+word is complete. The PostgreSQL table keeps its documents out of line (toast_tuple_target), so
+collecting the matching ids reads a small heap.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ _CJK = (
     "\U00020000-\U0002ebef"
 )
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+", re.UNICODE)
+_RUN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+)", re.UNICODE)
 
 
 def normalize(s: str) -> str:
@@ -49,54 +53,103 @@ def normalize(s: str) -> str:
 
 
 def tokens(s: str) -> list[str]:
-    """The search tokens of a text (see the module docstring)."""
+    """The words of a text: each CJK character, each run of letters/digits (highlighting)."""
     return _TOKEN.findall(normalize(s))
+
+
+def index_tokens(s: str) -> list[str]:
+    """What a document is indexed as: words, and for Chinese every character *and* every pair of
+    adjacent characters (银行卡 → 银 银行 行 行卡 卡), so a one-character search (卡) and a longer one
+    (银行卡 = 银行 AND 行卡) are both answered from the index alone, without phrase positions."""
+    out: list[str] = []
+    for m in _RUN.finditer(normalize(s)):
+        run = m.group("cjk")
+        if run is None:
+            out.append(m.group("word"))
+            continue
+        for i, ch in enumerate(run):
+            out.append(ch)
+            if i + 1 < len(run):
+                out.append(run[i:i + 2])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A piece of a search term: Chinese (all its character pairs must appear) or words (a phrase)."""
+
+    cjk: bool
+    tokens: tuple[str, ...]
+
+
+def groups(term: str) -> list[Group]:
+    out: list[Group] = []
+    for m in _RUN.finditer(normalize(term)):
+        run = m.group("cjk")
+        if run is not None:
+            pairs = tuple(dict.fromkeys(run[i:i + 2] for i in range(len(run) - 1))) if len(run) > 1 else (run,)
+            out.append(Group(True, pairs))
+        elif out and not out[-1].cjk:
+            out[-1] = Group(False, (*out[-1].tokens, m.group("word")))
+        else:
+            out.append(Group(False, (m.group("word"),)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed search: each term is a phrase of tokens; all terms must match."""
+    """A parsed search: terms (split on whitespace, or "quoted"); all terms must match. Words of
+    one term are a phrase (`lin@example.com`); the term's last word matches as a prefix."""
 
     raw: str
-    terms: tuple[tuple[str, ...], ...]
+    terms: tuple[tuple[str, ...], ...]  # each term's words, for highlighting
+    parts: tuple[tuple[Group, ...], ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.terms
+        return not self.parts
 
     def fts5(self) -> str:
-        """The FTS5 MATCH expression: `"lin" + "example" + "com" *` per term, ANDed."""
-        parts = []
-        for term in self.terms:
-            phrase = " + ".join(f'"{t}"' for t in term)
-            parts.append(phrase + " *" if _prefixable(term[-1]) else phrase)
-        return " AND ".join(parts)
+        """The FTS5 MATCH expression, e.g. `"银行" AND "行卡" AND "card" *`."""
+        out = []
+        for term in self.parts:
+            for i, g in enumerate(term):
+                last = i == len(term) - 1
+                if g.cjk:
+                    out.extend(f'"{t}"' for t in g.tokens)
+                else:
+                    out.append(" + ".join(f'"{t}"' for t in g.tokens) + (" *" if last else ""))
+        return " AND ".join(out)
 
     def tsquery(self) -> str:
-        """The PostgreSQL tsquery literal: `'lin' <-> 'example' <-> 'com':*` per term, ANDed."""
-        parts = []
-        for term in self.terms:
-            lex = [f"'{t}'" for t in term]
-            if _prefixable(term[-1]):
-                lex[-1] += ":*"
-            parts.append("(" + " <-> ".join(lex) + ")")
-        return " & ".join(parts)
-
-
-def _prefixable(tok: str) -> bool:
-    return not ("\u3400" <= tok[0] <= "\U0002ebef" and len(tok) == 1)
+        """The PostgreSQL tsquery, e.g. `'银行' & '行卡' & 'card':*` (phrases `<->` for words only)."""
+        out = []
+        for term in self.parts:
+            for i, g in enumerate(term):
+                last = i == len(term) - 1
+                if g.cjk:
+                    out.extend(f"'{t}'" for t in g.tokens)
+                else:
+                    lex = [f"'{t}'" for t in g.tokens]
+                    if last:
+                        lex[-1] += ":*"
+                    out.append(lex[0] if len(lex) == 1 else "(" + " <-> ".join(lex) + ")")
+        return " & ".join(out)
 
 
 def parse(q: str | None) -> Query:
-    """Split a query on whitespace into terms; each term's tokens form a phrase. Quotes group
-    words into one phrase: `"withdrawal delayed"`."""
+    """Split a query on whitespace into terms. Quotes group words into one phrase:
+    `"withdrawal delayed"`."""
     raw = (q or "").strip()[:500]
     terms: list[tuple[str, ...]] = []
+    parts: list[tuple[Group, ...]] = []
     for m in re.finditer(r'"([^"]+)"|(\S+)', raw):
-        toks = tuple(tokens(m.group(1) or m.group(2)))
+        text_ = m.group(1) or m.group(2)
+        toks = tuple(tokens(text_))
         if toks and toks not in terms:
             terms.append(toks)
-    return Query(raw, tuple(terms[:MAX_TERMS]))
+            parts.append(tuple(groups(text_)))
+    return Query(raw, tuple(terms[:MAX_TERMS]), tuple(parts[:MAX_TERMS]))
 
 
 def document(parts: Iterable[str | None]) -> list[str]:
@@ -106,7 +159,7 @@ def document(parts: Iterable[str | None]) -> list[str]:
         if not p:
             continue
         size += len(p)
-        out.extend(tokens(p))
+        out.extend(index_tokens(p))
         if size > MAX_DOC_CHARS:
             break
     return out

@@ -233,7 +233,7 @@ async def _matches(s: AsyncSession, tickets: list[Ticket], q: search.Query) -> d
         hl = search.highlight(r.body, q)
         if hl is None:
             continue
-        score = sum(1 for term in q.terms if search.matches(r.body, search.Query("", (term,))))
+        score = sum(1 for term in q.terms if search.matches(r.body, search.Query("", (term,), ((),))))
         if r.ticket_id not in best or score > best[r.ticket_id][2]:
             best[r.ticket_id] = (r.id, hl, score)
     for t in tickets:
