@@ -292,7 +292,7 @@ async def test_an_incident_update_reaches_all_linked_users_and_new_messages_get_
 
     # a new user writing about it: the incident's (latest) message, and no new ticket
     tickets_before = product.sql("SELECT count(*) FROM tickets")[0][0]
-    d = await widget_user(browser, product.url, "my BTC withdrawal is delayed, where is my money?")
+    d = await widget_user(browser, product.url, "my BTC withdrawal is still processing, when will it arrive?")
     await expect(d.locator(BOT).first).to_contain_text("Update: half of the delayed BTC withdrawals")
     e = await widget_user(browser, product.url, "我的BTC提币还没到账，怎么回事？", locale="zh-CN")
     await expect(e.locator(BOT).first).to_contain_text("一半延迟的 BTC 提币")
