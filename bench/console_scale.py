@@ -55,8 +55,17 @@ def p(vals: list[float], q: float) -> float:
 
 
 async def reset_pg(url: str) -> None:
+    """Empty the bench's database (creating it first when it does not exist)."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    u = make_url(url)
+    admin = create_async_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        exists = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database})).first()
+        if not exists:
+            await conn.execute(text(f'CREATE DATABASE "{u.database}"'))
+    await admin.dispose()
     eng = create_async_engine(url)
     async with eng.begin() as conn:
         await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))

@@ -113,7 +113,7 @@ class BulkActions:
             sends: list[_Send] = []
             async with self.svc.sm() as s, s.begin():
                 q = select(Ticket).where(Ticket.id.in_(ids[i:i + CHUNK])).order_by(Ticket.id)
-                if s.bind.dialect.name == "postgresql":
+                if search.dialect_name(s) == "postgresql":
                     q = q.with_for_update()
                 changed: list[int] = []
                 for t in (await s.execute(q)).scalars():

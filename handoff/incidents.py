@@ -110,7 +110,7 @@ class Incidents:
         async with self.svc.sm() as s:
             incs = list((await s.execute(select(Incident).order_by(Incident.status, Incident.id.desc())
                                          .limit(100))).scalars())
-            counts: dict[int, tuple[int, int]] = {}
+            counts: dict[Any, tuple[int, int]] = {}
             if incs:
                 rows = await s.execute(
                     select(Ticket.incident_id, func.count(),
@@ -178,7 +178,7 @@ class Incidents:
             async with self.svc.sm() as s, s.begin():
                 q = (select(Ticket).where(Ticket.incident_id == inc_id, Ticket.status.in_(OPEN_STATUSES),
                                           Ticket.id > last_id).order_by(Ticket.id).limit(CHUNK))
-                if s.bind.dialect.name == "postgresql":
+                if search.dialect_name(s) == "postgresql":
                     q = q.with_for_update()
                 rows = list((await s.execute(q)).scalars())
                 if not rows:

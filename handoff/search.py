@@ -111,7 +111,7 @@ class Query:
 
     def fts5(self) -> str:
         """The FTS5 MATCH expression, e.g. `"银行" AND "行卡" AND "card" *`."""
-        out = []
+        out: list[str] = []
         for term in self.parts:
             for i, g in enumerate(term):
                 last = i == len(term) - 1
@@ -123,7 +123,7 @@ class Query:
 
     def tsquery(self) -> str:
         """The PostgreSQL tsquery, e.g. `'银行' & '行卡' & 'card':*` (phrases `<->` for words only)."""
-        out = []
+        out: list[str] = []
         for term in self.parts:
             for i, g in enumerate(term):
                 last = i == len(term) - 1
@@ -236,10 +236,15 @@ def _chunks(ticket_ids: Iterable[int], n: int = 500) -> list[list[int]]:
     return [ids[i:i + n] for i in range(0, len(ids), n)]
 
 
+def dialect_name(s: AsyncSession | AsyncConnection) -> str:
+    bind = s.get_bind() if isinstance(s, AsyncSession) else s
+    return str(bind.dialect.name)
+
+
 async def reindex(conn: AsyncConnection | AsyncSession, ticket_ids: Iterable[int]) -> None:
     """Rebuild the search documents of these tickets from the database (call it in the same
     transaction that changed them: the index is never behind what the console shows)."""
-    dialect = conn.bind.dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+    dialect = dialect_name(conn)
     for chunk in _chunks(ticket_ids):
         res = [(await conn.execute(stmt)).all() for stmt in _reads(chunk)]
         for stmt, params in _writes(dialect, _docs(*res)):

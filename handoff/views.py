@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import search
@@ -117,9 +117,9 @@ def _view(f: Filters, agent: Agent) -> ColumnElement[bool]:
     return _OPEN  # type: ignore[return-value]
 
 
-def where(f: Filters, agent: Agent, dialect: str) -> list[ColumnElement[bool]]:
+def where(f: Filters, agent: Agent, dialect: str) -> list[Any]:
     """Every condition of the view, its filters and its search."""
-    conds: list[ColumnElement[bool]] = [_view(f, agent)]
+    conds: list[Any] = [_view(f, agent)]
     if f.channels:
         conds.append(Ticket.channel.in_(f.channels))
     if f.priorities:
@@ -194,10 +194,10 @@ class Page:
 
 async def page(s: AsyncSession, f: Filters, agent: Agent, cursor: str | None = None, limit: int = 50,
                with_total: bool | None = None) -> Page:
-    dialect = s.bind.dialect.name
+    dialect = search.dialect_name(s)
     limit = max(1, min(limit, MAX_PAGE))
     conds = where(f, agent, dialect)
-    stmt: Select[tuple[Ticket]] = select(Ticket).where(*conds)
+    stmt = select(Ticket).where(*conds)
     if cursor:
         stmt = stmt.where(after(f, cursor))
     rows = list((await s.execute(stmt.order_by(*order(f)).limit(limit + 1))).scalars())
@@ -278,5 +278,5 @@ async def counts(s: AsyncSession, agent: Agent, now: datetime) -> dict[str, Any]
 async def select_ids(s: AsyncSession, f: Filters, agent: Agent, cap: int) -> list[int]:
     """Every ticket matching the view, filters and search (for "select all matching"), in order,
     at most `cap`."""
-    stmt = select(Ticket.id).where(*where(f, agent, s.bind.dialect.name)).order_by(*order(f)).limit(cap + 1)
+    stmt = select(Ticket.id).where(*where(f, agent, search.dialect_name(s))).order_by(*order(f)).limit(cap + 1)
     return list((await s.execute(stmt)).scalars())

@@ -64,6 +64,7 @@
     clip: '<path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"/>',
     star: '<polygon points="12 2 15.09 8.26 22 9.27 17 14.14 18.18 21.02 12 17.77 5.82 21.02 7 14.14 2 9.27 8.91 8.26 12 2" fill="currentColor"/>',
     x: '<line x1="18" y1="6" x2="6" y2="18"/><line x1="6" y1="6" x2="18" y2="18"/>',
+    plus: '<line x1="12" y1="5" x2="12" y2="19"/><line x1="5" y1="12" x2="19" y2="12"/>',
     keyboard: '<rect x="2" y="6" width="20" height="12" rx="2"/><path d="M6 10h.01M10 10h.01M14 10h.01M18 10h.01M7 14h10"/>',
     reopen: '<polyline points="1 4 1 10 7 10"/><path d="M3.51 15a9 9 0 1 0 2.13-9.36L1 10"/>',
     alert: '<path d="M10.29 3.86L1.82 18a2 2 0 0 0 1.71 3h16.94a2 2 0 0 0 1.71-3L13.71 3.86a2 2 0 0 0-3.42 0z"/><line x1="12" y1="9" x2="12" y2="13"/><line x1="12" y1="17" x2="12.01" y2="17"/>',
@@ -1571,7 +1572,7 @@
 
   // help
   const SHORTCUTS = [
-    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['i', 'Toggle details panel']]],
+    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['x', 'Select for a bulk action'], ['i', 'Toggle details panel']]],
     ['Act on the open ticket', [['c', 'Claim'], ['r', 'Reply'], ['n', 'Internal note'], ['e', 'Resolve'], ['p', 'Pending ↔ open'], ['t', 'Transfer'], ['b', 'Bot was wrong']]],
     ['In the composer', [['Ctrl Enter', 'Send reply / add note'], ['/', 'Canned answers (at a word start)'], ['Ctrl K', 'Search canned answers'], ['Esc', 'Leave the composer']]],
     ['Anywhere', [['?', 'This help'], ['Esc', 'Close dialogs']]],
@@ -1723,6 +1724,7 @@
     if (!bar) return;
     const n = selectedCount();
     bar.hidden = n === 0;
+    document.body.classList.toggle('has-selection', n > 0);
     if (!n) return;
     $('#bulk-count').textContent = S.selAll ? `All ${n.toLocaleString()} matching selected` : `${n.toLocaleString()} selected`;
     const total = S.list.total;
@@ -1936,6 +1938,7 @@
       case 't': if (t) openTransfer(); break;
       case 'b': if (t) openBotWrong(); break;
       case 'i': if (t) toggleDetails(); break;
+      case 'x': if (S.cursor) toggleSelect(S.cursor, !(S.selAll || S.sel.has(S.cursor))); else handled = false; break;
       case '/': $('#search').focus(); $('#search').select(); break;
       case '?': openHelp(); break;
       case '1': setView('queue'); break;
