@@ -188,7 +188,9 @@ async def main() -> int:
                   f"{'' if row['ok'] else '   ← over target'}")
     out = ROOT / "bench" / "results" / f"console-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"sizes": vars(sizes) if hasattr(sizes, "__dict__") else
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}  — the machine is shared; outliers in p95 "
+          "are other processes' time slices", file=sys.stderr)
+    out.write_text(json.dumps({"load_average_end": os.getloadavg(), "sizes": vars(sizes) if hasattr(sizes, "__dict__") else
                                {"tickets": sizes.tickets, "messages": sizes.messages},
                                "machine_cpus": os.cpu_count(), "results": results}, indent=1, ensure_ascii=False))
     print(f"\n{'all within target' if not failed else f'{failed} over target'}; saved {out.relative_to(ROOT)}")

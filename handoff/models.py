@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Open tickets, as literal SQL: a partial index is used only by queries that state its condition
 # the same way (a bound parameter would not do), see handoff/views.py.
 OPEN_SQL = "status IN ('new', 'open', 'pending_user')"
+FILTER_COLUMNS = ("status", "assignee_id", "channel", "topic", "created_at", "incident_id")
 
 
 class Base(DeclarativeBase):
@@ -67,11 +68,11 @@ class Ticket(Base):
         Index("ix_tickets_status_priority", "status", "priority_rank"),
         Index("ix_tickets_conversation", "channel", "conversation_id"),
         # The console's orders (keyset pagination): open tickets by priority, due time, id — a
-        # partial index over the open ones only, covering the queue's conditions …
-        Index("ix_tickets_open_order", "priority_rank", "first_response_due", "id", "status", "assignee_id",
+        # partial index over the open ones only — and resolved ones by resolution time. Both carry
+        # the filter columns, so a filtered page or its total never reads the table.
+        Index("ix_tickets_open_order", "priority_rank", "first_response_due", "id", *FILTER_COLUMNS,
               sqlite_where=text(OPEN_SQL), postgresql_where=text(OPEN_SQL)),
-        # … the resolved view by resolution time; the SLA counters by the current due time.
-        Index("ix_tickets_resolved_order", "resolved_at", "id"),
+        Index("ix_tickets_resolved_order", "resolved_at", "id", *FILTER_COLUMNS),
         # Covers the counters (per view, priority and SLA state) without reading the table.
         Index("ix_tickets_counts", "status", "priority_rank", "assignee_id", "sla_due_at", "sla_warn_at"),
     )

@@ -15,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 OPEN_SQL = "status IN ('new', 'open', 'pending_user')"  # as in handoff.models (kept literal here)
+FILTERS = ['status', 'assignee_id', 'channel', 'topic', 'created_at', 'incident_id']  # handoff.models.FILTER_COLUMNS
 WARN_AT = 0.75  # the default sla.warn_at; the service recomputes both columns on every SLA change
 
 
@@ -61,10 +62,9 @@ def upgrade() -> None:
         batch_op.create_foreign_key('fk_tickets_incident_id', 'incidents', ['incident_id'], ['id'],
                                     ondelete='SET NULL')
         batch_op.create_index(batch_op.f('ix_tickets_incident_id'), ['incident_id'], unique=False)
-        batch_op.create_index('ix_tickets_open_order', ['priority_rank', 'first_response_due', 'id', 'status',
-                                                        'assignee_id'], unique=False,
-                              sqlite_where=sa.text(OPEN_SQL), postgresql_where=sa.text(OPEN_SQL))
-        batch_op.create_index('ix_tickets_resolved_order', ['resolved_at', 'id'], unique=False)
+        batch_op.create_index('ix_tickets_open_order', ['priority_rank', 'first_response_due', 'id', *FILTERS],
+                              unique=False, sqlite_where=sa.text(OPEN_SQL), postgresql_where=sa.text(OPEN_SQL))
+        batch_op.create_index('ix_tickets_resolved_order', ['resolved_at', 'id', *FILTERS], unique=False)
         batch_op.create_index('ix_tickets_counts', ['status', 'priority_rank', 'assignee_id', 'sla_due_at',
                                                     'sla_warn_at'], unique=False)
 
