@@ -31,7 +31,7 @@ from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, veri
 from handoff.bulk import MAX_TICKETS as MAX_BULK
 from handoff.bulk import BulkActions
 from handoff.incidents import Incidents
-from handoff.models import Agent
+from handoff.models import Agent, Ticket
 from handoff.service import EVENTS, TicketError, TicketService
 from handoff.views import BadFilter, Filters, select_ids
 
@@ -187,10 +187,6 @@ def console_router(
     async def selection(a: Agent, b: dict[str, Any]) -> list[int]:
         """The tickets a bulk request means: `numbers` (a selection) or `all` (the filters and
         search of a view: every matching ticket — supervisors only)."""
-        from sqlalchemy import select as sel
-
-        from handoff.models import Ticket
-
         if isinstance(b.get("all"), dict):
             if a.role != "supervisor":
                 raise HTTPException(403, "acting on everything that matches a search is for supervisors")
@@ -209,7 +205,7 @@ def console_router(
         if len(numbers) > MAX_BULK:
             raise HTTPException(400, f"at most {MAX_BULK} tickets at once")
         async with svc.sm() as s:
-            return list((await s.execute(sel(Ticket.id).where(Ticket.number.in_([n.upper() for n in numbers])))).scalars())
+            return list((await s.execute(select(Ticket.id).where(Ticket.number.in_([n.upper() for n in numbers])))).scalars())
 
     @router.post("/api/bulk")
     async def bulk_action(request: Request) -> dict[str, Any]:
