@@ -591,7 +591,7 @@
       S.counts = await api('/agent/api/counts');
       renderCounts();
     } catch (e) { if (e.status !== 401) console.warn('switchboard: counts', e); }
-  }, 300);
+  }, 600); // a flood of events costs one count query per console every 0.6 s at most
   /** Everything again: counts, incidents, the current view from its first page. */
   async function refreshAll() {
     S.lastFullLoad = Date.now();
