@@ -239,6 +239,15 @@
     let t = null;
     return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), wait); };
   };
+  /** At most one call per `wait` ms, the last one always made (a steady flood still updates). */
+  const throttle = (fn, wait) => {
+    let t = null;
+    let last = 0;
+    return () => {
+      if (t) return;
+      t = setTimeout(() => { t = null; last = Date.now(); fn(); }, Math.max(0, last + wait - Date.now()));
+    };
+  };
   const humanize = (s) => String(s || '').replace(/_/g, ' ');
   /** Text with [REDACTED:kind] tokens shown as locked chips (still textContent only). */
   function richText(text) {
@@ -586,12 +595,12 @@
       loadList(false).catch((e) => actionError(e));
     }
   }
-  const refreshCounts = debounce(async () => {
+  const refreshCounts = throttle(async () => {
     try {
       S.counts = await api('/agent/api/counts');
       renderCounts();
     } catch (e) { if (e.status !== 401) console.warn('switchboard: counts', e); }
-  }, 600); // a flood of events costs one count query per console every 0.6 s at most
+  }, 600); // a flood of events costs one count query per console every 0.6 s at most (throttled, not debounced)
   /** Everything again: counts, incidents, the current view from its first page. */
   async function refreshAll() {
     S.lastFullLoad = Date.now();
@@ -1679,7 +1688,7 @@
       renderSoon();
     }
   }
-  const reloadSoon = debounce(() => { loadList(true).catch(() => {}); if (S.openNumber) refreshTicket(S.openNumber); }, 500);
+  const reloadSoon = throttle(() => { loadList(true).catch(() => {}); if (S.openNumber) refreshTicket(S.openNumber); }, 1500);
   const debouncedDetailRefresh = debounce(() => { if (S.openNumber) reloadDetail(S.openNumber); }, 400);
   function flashRow(number, cls = 'flash') {
     if (cls === 'flash') S.flash.set(number, Date.now() + 2600);
