@@ -631,6 +631,13 @@
     }
     document.title = urgentUnclaimed ? `(${urgentUnclaimed}) switchboard` : 'switchboard';
     S.titleCount = urgentUnclaimed;
+    for (const chip of $$('#filters .f-pri')) { // open tickets per priority
+      const n = c && c.priority ? c.priority[chip.dataset.value] : null;
+      let badge = $('.chip-n', chip);
+      if (!badge) { badge = h('span', { class: 'chip-n' }); chip.appendChild(badge); }
+      badge.textContent = n === null || n === undefined ? '' : n.toLocaleString();
+      chip.title = n === null || n === undefined ? '' : `${n.toLocaleString()} open`;
+    }
     renderListMeta();
   }
   function renderListMeta() {
@@ -2098,6 +2105,10 @@
     else if (S.visible && S.visible.length) { S.cursor = S.visible[0].number; renderList(); }
     // warm the small lookups in the background so dialogs open instantly
     ensureCanned();
+    api('/agent/api/agents').then((d) => { // the assignee filter lists the team
+      S.agents = d.agents;
+      $('#f-assignee').append(...d.agents.map((a) => h('option', { value: String(a.id), text: a.name })));
+    }).catch(() => {});
     api('/agent/api/intents').then((d) => { S.intents = d; }).catch(() => {});
   }
 
