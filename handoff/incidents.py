@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.logs import get_logger
 from handoff import search
@@ -65,9 +66,15 @@ class IncidentBook:
 
     async def active(self) -> list[tuple[Incident, list[list[str]]]]:
         if time.monotonic() - self._at > self.ttl_s:
-            async with self.svc.sm() as s:
-                rows = list((await s.execute(select(Incident).where(Incident.status == "active")
-                                             .order_by(Incident.id.desc()))).scalars())
+            try:
+                async with self.svc.sm() as s:
+                    rows = list((await s.execute(select(Incident).where(Incident.status == "active")
+                                                 .order_by(Incident.id.desc()))).scalars())
+            except (OperationalError, DBAPIError, OSError) as e:
+                # The ticket database is down: the bot keeps answering, with what it knew.
+                log.warning("incidents.unavailable", error=str(e)[:200])
+                self._at = time.monotonic()
+                return self._active
             self._active = [(i, keyword_groups(i.keywords or [])) for i in rows]
             self._at = time.monotonic()
         return self._active
