@@ -213,6 +213,8 @@ async def test_counters_are_the_sql_truth_the_last_ticket_is_reachable_and_searc
         first = rows.first
         assert await first.get_attribute("data-number") in want
         await expect(first.get_by_test_id("match").locator("mark").first).to_have_text(q, ignore_case=True)
+    if (ROOT / "data").is_dir():
+        await page.screenshot(path=str(ROOT / "data" / "console-scale-search.png"))
     await page.context.close()
 
 
@@ -230,6 +232,8 @@ async def test_a_bulk_resolve_reaches_every_user_once_on_their_channel_in_their_
     for box in await page.get_by_test_id("row-select").all():
         await box.check()
     await expect(page.get_by_test_id("bulk-count")).to_have_text("4 selected")
+    if (ROOT / "data").is_dir():
+        await page.screenshot(path=str(ROOT / "data" / "console-scale-bulk.png"))
     await page.get_by_test_id("bulk-action").select_option("resolve")
     await page.get_by_test_id("bulk-param").select_option("resolved")
     await page.get_by_test_id("bulk-go").click()
