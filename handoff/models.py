@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Open tickets, as literal SQL: a partial index is used only by queries that state its condition
 # the same way (a bound parameter would not do), see handoff/views.py.
 OPEN_SQL = "status IN ('new', 'open', 'pending_user')"
+CLOSED_SQL = "status IN ('resolved', 'closed')"
 FILTER_COLUMNS = ("status", "assignee_id", "channel", "topic", "created_at", "incident_id")
 
 
@@ -72,7 +73,8 @@ class Ticket(Base):
         # the filter columns, so a filtered page or its total never reads the table.
         Index("ix_tickets_open_order", "priority_rank", "first_response_due", "id", *FILTER_COLUMNS,
               sqlite_where=text(OPEN_SQL), postgresql_where=text(OPEN_SQL)),
-        Index("ix_tickets_resolved_order", "resolved_at", "id", *FILTER_COLUMNS),
+        Index("ix_tickets_resolved_order", "resolved_at", "id", *FILTER_COLUMNS,
+              sqlite_where=text(CLOSED_SQL), postgresql_where=text(CLOSED_SQL)),
         # Covers the counters (per view, priority and SLA state) without reading the table.
         Index("ix_tickets_counts", "status", "priority_rank", "assignee_id", "sla_due_at", "sla_warn_at"),
     )

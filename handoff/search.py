@@ -21,8 +21,7 @@ the `unicode61` tokenizer (which then only splits on the spaces we put). Postgre
 (a `'tok':pos` literal, never the server's parser, whose idea of a CJK letter depends on the
 database locale). Queries: every term must match (AND); words of one term are a phrase; the last
 word of each term matches as a prefix (`card` finds `cards`), so typing finds results before the
-word is complete. The PostgreSQL table keeps its documents out of line (toast_tuple_target), so
-collecting the matching ids reads a small heap.
+word is complete.
 """
 
 from __future__ import annotations

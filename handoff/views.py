@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import search
-from handoff.models import OPEN_SQL, Agent, ContactIdentity, Ticket, TicketMessage, TicketTag
+from handoff.models import CLOSED_SQL, OPEN_SQL, Agent, ContactIdentity, Ticket, TicketMessage, TicketTag
 
 OPEN = ("new", "open", "pending_user")
 ACTIVE = ("new", "open")
@@ -104,6 +104,7 @@ class Filters:
 
 # Literal, so the partial index of open tickets (ix_tickets_open_order) serves the open views.
 _OPEN = text(f"tickets.{OPEN_SQL}")
+_CLOSED = text(f"tickets.{CLOSED_SQL}")  # and the partial index of closed ones: no NULL resolved_at
 
 
 def _view(f: Filters, agent: Agent) -> ColumnElement[bool]:
@@ -113,7 +114,7 @@ def _view(f: Filters, agent: Agent) -> ColumnElement[bool]:
     if f.view == "mine":
         return and_(_OPEN, Ticket.assignee_id == agent.id)  # type: ignore[return-value]
     if f.view == "resolved":
-        return Ticket.status.in_(CLOSED)
+        return _CLOSED  # type: ignore[return-value]
     return _OPEN  # type: ignore[return-value]
 
 

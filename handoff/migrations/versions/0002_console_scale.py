@@ -15,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 OPEN_SQL = "status IN ('new', 'open', 'pending_user')"  # as in handoff.models (kept literal here)
+CLOSED_SQL = "status IN ('resolved', 'closed')"
 FILTERS = ['status', 'assignee_id', 'channel', 'topic', 'created_at', 'incident_id']  # handoff.models.FILTER_COLUMNS
 WARN_AT = 0.75  # the default sla.warn_at; the service recomputes both columns on every SLA change
 
@@ -64,7 +65,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tickets_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index('ix_tickets_open_order', ['priority_rank', 'first_response_due', 'id', *FILTERS],
                               unique=False, sqlite_where=sa.text(OPEN_SQL), postgresql_where=sa.text(OPEN_SQL))
-        batch_op.create_index('ix_tickets_resolved_order', ['resolved_at', 'id', *FILTERS], unique=False)
+        batch_op.create_index('ix_tickets_resolved_order', ['resolved_at', 'id', *FILTERS], unique=False,
+                              sqlite_where=sa.text(CLOSED_SQL), postgresql_where=sa.text(CLOSED_SQL))
         batch_op.create_index('ix_tickets_counts', ['status', 'priority_rank', 'assignee_id', 'sla_due_at',
                                                     'sla_warn_at'], unique=False)
 
@@ -93,9 +95,6 @@ def upgrade() -> None:
     if bind.dialect.name == 'postgresql':
         op.execute('CREATE TABLE ticket_search (ticket_id integer PRIMARY KEY REFERENCES tickets(id) '
                    'ON DELETE CASCADE, doc tsvector NOT NULL)')
-        # documents out of line: the heap holds (id, pointer) only, so a bitmap scan of the
-        # matching ids reads a few hundred pages instead of one per ticket
-        op.execute('ALTER TABLE ticket_search SET (toast_tuple_target = 128)')
         op.execute('CREATE INDEX ix_ticket_search_doc ON ticket_search USING gin (doc)')
     else:
         # unicode61 over our own tokens joined by spaces (handoff/search.py does the tokenizing).
