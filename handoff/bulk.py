@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.logs import get_logger
+from bot.redact import redact
 from handoff import search
 from handoff.models import Agent, Ticket, TicketMessage, TicketTag
 from handoff.service import (
@@ -185,7 +186,7 @@ class BulkActions:
             svc._transition(s, t, "resolved", actor.name, "bulk_resolve")
             t.waiting_since = None
             s.add(TicketMessage(ticket_id=t.id, direction="out", author_type="agent", author_id=actor.id,
-                                channel=t.channel, body=body, attachments=[], created_at=now))
+                                channel=t.channel, body=redact(body).text, attachments=[], created_at=now))
             svc._audit(s, t, actor.name, "bulk_reply", bulk=bulk, lang=lang)
             sends.append(_Send(t, body))
         elif action == "spam":

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.logs import get_logger
+from bot.redact import redact
 from handoff import search
 from handoff.models import Agent, Incident, Ticket, TicketMessage
 from handoff.service import OPEN_STATUSES, Forbidden, NotFound, TicketError, TicketService, iso
@@ -194,8 +195,9 @@ class Incidents:
                 for t in rows:
                     last_id = t.id
                     body = texts[1] if t.lang == "zh" else texts[0]
+                    # stored redacted, like every agent reply (the user gets what was written)
                     s.add(TicketMessage(ticket_id=t.id, direction="out", author_type="agent", author_id=actor.id,
-                                        channel=t.channel, body=body, attachments=[], created_at=now))
+                                        channel=t.channel, body=redact(body).text, attachments=[], created_at=now))
                     if t.first_responded_at is None:
                         t.first_responded_at = now
                         self.svc._sla_clock(t)
