@@ -314,3 +314,22 @@ async def test_an_incident_update_reaches_all_linked_users_and_new_messages_get_
     assert statuses == [("resolved",)]
     for p in (page, a, b, d, e):
         await p.context.close()
+
+
+async def test_bad_filters_and_cursors_get_a_clear_error_and_bulk_needs_the_csrf_token(
+        product: Product, browser: Browser) -> None:
+    page = await sign_in(browser, product.url)
+    api = page.request
+    for q, needle in (("priority=bogus", "priority"), ("view=everything", "view"), ("cursor=not-ours", "cursor"),
+                      ("since=yesterday", "since")):
+        r = await api.get(f"{product.url}/agent/api/tickets?{q}")
+        assert r.status == 400 and needle in (await r.json())["detail"], q
+    r = await api.post(f"{product.url}/agent/api/bulk", data={"action": "spam", "numbers": ["SB-000001"]})
+    assert r.status == 403  # no CSRF token: nothing closed
+    assert product.sql("SELECT count(*) FROM audit_log a JOIN tickets t ON t.id = a.ticket_id "
+                       "WHERE t.number = 'SB-000001' AND a.action = 'spam'")[0][0] == 0
+    csrf = (await (await api.get(f"{product.url}/agent/api/me")).json())["csrf"]
+    r = await api.post(f"{product.url}/agent/api/bulk", headers={"X-CSRF-Token": csrf},
+                       data={"action": "resolve", "numbers": ["SB-000001"], "params": {"en": "only English"}})
+    assert r.status == 400 and "Chinese" in (await r.json())["detail"]  # a reply must exist in both languages
+    await page.context.close()
