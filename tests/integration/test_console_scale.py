@@ -20,7 +20,7 @@ from handoff.bulk import BulkActions
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.incidents import IncidentBook, Incidents
 from handoff.models import Agent, AuditLog, Ticket, TicketMessage
-from handoff.service import TicketService
+from handoff.service import TicketError, TicketService
 from handoff.views import Filters
 from tests.conftest import PG_URL, make_settings, reset_postgres
 from tests.integration.test_tickets import event
@@ -171,3 +171,40 @@ async def test_incident_update_reaches_linked_users_and_resolving_it_resolves_th
         assert {t.status for t in (await s.execute(select(Ticket).where(Ticket.incident_id == created["id"]))).scalars()} \
             == {"resolved"}
     assert await book.incident_for("BTC withdraw?", "en") is None
+
+
+async def test_bulk_assign_priority_tag_and_spam_are_audited_per_ticket_and_respect_ownership(
+        svc: TicketService) -> None:
+    boss = await supervisor(svc)
+    lin = await svc.add_agent("lin@example.com", "Lin", "correct-horse-battery", "agent")
+    opened = [await svc.handle_event(event(f"agent please mango {i}", topic="human", priority="normal", user=f"m{i}"))
+              for i in range(4)]
+    ids = [t.id for t in opened]  # type: ignore[union-attr]
+    bulk = BulkActions(svc)
+    await svc.claim(opened[0].number, boss)  # type: ignore[union-attr]
+    res = await bulk.run(lin, "assign", ids, {"agent_id": lin.id})  # an agent: not someone else's ticket
+    assert res.skipped == [{"number": opened[0].number, "reason": "assigned to someone else"}]  # type: ignore[union-attr]
+    res = await bulk.run(boss, "priority", ids, {"priority": "urgent"})
+    assert len(res.done) == 4
+    res = await bulk.run(boss, "tag", ids, {"tag": "Phishing-Wave"})
+    assert len(res.done) == 4
+    page = await svc.page(Filters.parse({"view": "all", "q": "phishing-wave", "priority": "urgent"}), boss)
+    assert sorted(t["number"] for t in page["tickets"]) == sorted(t.number for t in opened)  # type: ignore[union-attr]
+    assert all(t["tags"] == ["phishing-wave"] for t in page["tickets"])
+    await svc.r.delete("outbound:web")
+    res = await bulk.run(boss, "spam", ids[2:], {})
+    assert len(res.done) == 2 and not await svc.r.xrange("outbound:web")  # spammers hear nothing
+    async with svc.sm() as s:
+        rows = {t.id: t for t in (await s.execute(select(Ticket).where(Ticket.id.in_(ids)))).scalars()}
+        assert [rows[i].status for i in ids] == ["open", "open", "closed", "closed"]
+        assert {rows[i].priority for i in ids} == {"urgent"}
+        t1 = rows[ids[1]]
+        assert (t1.first_response_due - t1.created_at).total_seconds() == 15 * 60  # type: ignore[operator]
+        actions = (await s.execute(select(AuditLog.ticket_id, AuditLog.action).where(AuditLog.ticket_id.in_(ids)))).all()
+    for i in ids:
+        mine = [a for t, a in actions if t == i]
+        assert "priority" in mine and "tag" in mine
+    assert [a for t, a in actions if t == ids[0]].count("transfer") == 0  # skipped, so not audited
+    assert {a for t, a in actions if t in ids[2:]} >= {"spam"}
+    with pytest.raises(TicketError, match="English and Chinese"):
+        await bulk.run(boss, "resolve", ids[:2], {"en": "only English"})
