@@ -9,12 +9,13 @@ RASA_VENV := .venv-rasa
 PY310 ?= $(shell (command -v pyenv >/dev/null && ls -d $$(pyenv root)/versions/3.10*/bin/python3.10 2>/dev/null | sort -V | tail -1) || command -v python3.10 || true)
 PYTEST_ARGS ?=
 
-.PHONY: up test soak test-fast bench bench-nlu lint audit sysdeps lock lock-rasa down clean help
+.PHONY: up test soak test-fast bench bench-nlu bench-console lint audit sysdeps lock lock-rasa down clean help
 
 help:
 	@echo "make up     - install everything needed, train the NLU model if missing, run the product"
 	@echo "make test   - install everything needed and run the whole test suite"
 	@echo "make bench  - benchmarks (bench/), make bench-nlu - BANKING77 classifier benchmark"
+	@echo "make bench-console - the agent console at 100,000 tickets / 1,000,000 messages, SQLite and PostgreSQL"
 	@echo "make soak   - the fault tests, SOAK=10 times longer (more messages, kills and restarts)"
 
 $(VENV)/.installed: requirements/product.lock pyproject.toml
@@ -58,6 +59,10 @@ bench: venvs
 
 bench-nlu: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/python bench/nlu_banking77.py
+
+# PostgreSQL: SWITCHBOARD_BENCH_PG_URL (a database the bench may empty), default .../switchboard_bench
+bench-console: $(VENV)/.installed
+	$(VENV)/bin/python -m bench.console_scale $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot channels intents handoff tests bench

@@ -52,6 +52,17 @@ class TicketLookup(Protocol):
     async def status_for(self, number: str, channel: str, user_id: str) -> Any: ...
 
 
+class KnownIssue(Protocol):
+    id: int
+    message: str  # in the language asked for
+
+
+class IncidentLookup(Protocol):
+    """Active incidents (a known outage many users write about): the one this text is about."""
+
+    async def incident_for(self, text: str, lang: str) -> KnownIssue | None: ...
+
+
 @dataclass
 class Brain:
     """redact → NLU → policy, for one message and its conversation state."""
@@ -60,6 +71,7 @@ class Brain:
     nlu: NLUClient
     answers: Answers
     tickets: TicketLookup | None = None
+    incidents: IncidentLookup | None = None
 
     def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
                 priority: Priority = Priority.LOW, **kw: Any) -> Decision:
@@ -132,6 +144,12 @@ class Brain:
         if msg.meta.get("ticket_on_clarify") == "1":
             out = policy.clarify_to_ticket(out, vip=state.vip, lang=msg.lang, answers=self.answers,
                                            sla=self.settings.sla)
+        if (self.incidents is not None and state.mode != "agent" and not out.silent and out.topic != "theft"
+                and (known := await self.incidents.incident_for(text, msg.lang)) is not None):
+            # A known incident: say so (its current message) instead of opening one more ticket.
+            # Theft still goes to a person.
+            out = replace(out, action=Action.ANSWER, intent="known_incident", reply=known.message,
+                          reason=f"incident:{known.id}", state=replace(state, fallbacks=0))
         if out.action is Action.ANSWER and out.intent == "ticket_status" and (number := policy.ticket_number(text)):
             out = replace(out, reply=await self._ticket_status(msg, number))
         d = Decision(

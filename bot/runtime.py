@@ -119,7 +119,10 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
     try:
         async with nlu_client(settings) as nlu:
             await nlu.refresh_versions()
-            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
+            from handoff.incidents import IncidentBook
+
+            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets,
+                                                     incidents=IncidentBook(tickets)))
             tasks.start("router", lambda: worker.run(tasks.stop), consumer=worker.consumer)
             await tasks.wait()
             await tasks.close(grace_s=15)

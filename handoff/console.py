@@ -39,8 +39,12 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
 from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_off_loop
-from handoff.models import Agent
+from handoff.bulk import MAX_TICKETS as MAX_BULK
+from handoff.bulk import BulkActions
+from handoff.incidents import Incidents
+from handoff.models import Agent, Ticket
 from handoff.service import CONTROL, EVENTS, TicketError, TicketService
+from handoff.views import BadFilter, Filters, select_ids
 
 log = get_logger("switchboard.console")
 
@@ -98,6 +102,8 @@ def console_router(
     sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60,
                         hs.max_account_failures)
     router = APIRouter(prefix="/agent")
+    bulk = BulkActions(svc)
+    incidents = Incidents(svc)
 
     def secure(request: Request) -> bool:
         # The scheme the client used: the TCP connection's, or a trusted proxy's X-Forwarded-Proto
@@ -200,9 +206,88 @@ def console_router(
         return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf}
 
     @router.get("/api/tickets")
-    async def tickets(request: Request, view: str = "queue", q: str | None = None) -> dict[str, Any]:
+    async def tickets(request: Request, cursor: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """A page of a view: filters (channel, priority, status, topic, assignee, tag, incident,
+        since, until — lists comma-separated), full-text `q`, keyset `cursor` from the last page."""
         a = await current(request)
-        return {"tickets": await svc.list(view, a, q)}
+        try:
+            f = Filters.parse(dict(request.query_params))
+            return await svc.page(f, a, cursor, limit)
+        except BadFilter as e:
+            raise HTTPException(400, str(e)) from None
+
+    @router.get("/api/counts")
+    async def counts(request: Request) -> dict[str, Any]:
+        """True counters: per view, per priority, unclaimed urgent, SLA breached / at risk."""
+        a = await current(request)
+        return await svc.counts(a)
+
+    async def selection(a: Agent, b: dict[str, Any]) -> list[int]:
+        """The tickets a bulk request means: `numbers` (a selection) or `all` (the filters and
+        search of a view: every matching ticket — supervisors only)."""
+        if isinstance(b.get("all"), dict):
+            if a.role != "supervisor":
+                raise HTTPException(403, "acting on everything that matches a search is for supervisors")
+            try:
+                f = Filters.parse({k: v for k, v in b["all"].items() if isinstance(v, str | list)})
+            except BadFilter as e:
+                raise HTTPException(400, str(e)) from None
+            async with svc.sm() as s:
+                ids = await select_ids(s, f, a, MAX_BULK)
+            if len(ids) > MAX_BULK:
+                raise HTTPException(400, f"more than {MAX_BULK} tickets match; narrow the search")
+            return ids
+        numbers = b.get("numbers")
+        if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
+            raise HTTPException(400, "numbers must be a non-empty list of ticket numbers (or all: filters)")
+        if len(numbers) > MAX_BULK:
+            raise HTTPException(400, f"at most {MAX_BULK} tickets at once")
+        async with svc.sm() as s:
+            return list((await s.execute(select(Ticket.id).where(Ticket.number.in_([n.upper() for n in numbers])))).scalars())
+
+    @router.post("/api/bulk")
+    async def bulk_action(request: Request) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        ids = await selection(a, b)
+        params = b.get("params") if isinstance(b.get("params"), dict) else {}
+        res = await run(bulk.run, a, str(b.get("action")), ids, params)
+        return res.json()  # type: ignore[no-any-return]
+
+    @router.get("/api/incidents")
+    async def incidents_list(request: Request) -> dict[str, Any]:
+        await current(request)
+        return {"incidents": await incidents.list()}
+
+    @router.post("/api/incidents")
+    async def incident_create(request: Request) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        kws = b.get("keywords") or []
+        if isinstance(kws, str):
+            kws = [k for k in kws.replace("，", ",").split(",")]
+        if not isinstance(kws, list):
+            raise HTTPException(400, "keywords must be a list")
+        return await run(incidents.create, a, str(b.get("title") or ""), [str(k) for k in kws],  # type: ignore[no-any-return]
+                         b.get("en"), b.get("zh"))
+
+    @router.post("/api/incidents/{incident_id}/link")
+    async def incident_link(request: Request, incident_id: int) -> dict[str, Any]:
+        a = await current(request, write=True)
+        ids = await selection(a, await body(request))
+        return await run(incidents.link, a, incident_id, ids)  # type: ignore[no-any-return]
+
+    @router.post("/api/incidents/{incident_id}/update")
+    async def incident_update(request: Request, incident_id: int) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        return await run(incidents.update, a, incident_id, b.get("en"), b.get("zh"))  # type: ignore[no-any-return]
+
+    @router.post("/api/incidents/{incident_id}/resolve")
+    async def incident_resolve(request: Request, incident_id: int) -> dict[str, Any]:
+        a = await current(request, write=True)
+        b = await body(request)
+        return await run(incidents.resolve, a, incident_id, b.get("en"), b.get("zh"))  # type: ignore[no-any-return]
 
     async def run(fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
         try:

@@ -7,8 +7,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Open tickets, as literal SQL: a partial index is used only by queries that state its condition
+# the same way (a bound parameter would not do), see handoff/views.py.
+OPEN_SQL = "status IN ('new', 'open', 'pending_user')"
+CLOSED_SQL = "status IN ('resolved', 'closed')"
+FILTER_COLUMNS = ("status", "assignee_id", "channel", "topic", "created_at", "incident_id")
 
 
 class Base(DeclarativeBase):
@@ -51,6 +68,15 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_status_priority", "status", "priority_rank"),
         Index("ix_tickets_conversation", "channel", "conversation_id"),
+        # The console's orders (keyset pagination): open tickets by priority, due time, id — a
+        # partial index over the open ones only — and resolved ones by resolution time. Both carry
+        # the filter columns, so a filtered page or its total never reads the table.
+        Index("ix_tickets_open_order", "priority_rank", "first_response_due", "id", *FILTER_COLUMNS,
+              sqlite_where=text(OPEN_SQL), postgresql_where=text(OPEN_SQL)),
+        Index("ix_tickets_resolved_order", "resolved_at", "id", *FILTER_COLUMNS,
+              sqlite_where=text(CLOSED_SQL), postgresql_where=text(CLOSED_SQL)),
+        # Covers the counters (per view, priority and SLA state) without reading the table.
+        Index("ix_tickets_counts", "status", "priority_rank", "assignee_id", "sla_due_at", "sla_warn_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
@@ -75,8 +101,38 @@ class Ticket(Base):
     sla_warned_at: Mapped[datetime | None]
     sla_breached_at: Mapped[datetime | None]
     csat: Mapped[int | None] = mapped_column(Integer)
+    # The SLA clock in two columns the counters can compare with `now` in SQL: the due time that
+    # currently applies (first response, then resolution) and when its warning starts.
+    sla_due_at: Mapped[datetime | None]
+    sla_warn_at: Mapped[datetime | None]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
     contact: Mapped[Contact] = relationship(lazy="selectin")
     assignee: Mapped[Agent | None] = relationship(lazy="selectin")
+    tags: Mapped[list[TicketTag]] = relationship(lazy="selectin", cascade="all, delete-orphan",
+                                                 order_by="TicketTag.tag")
+
+
+class TicketTag(Base):
+    __tablename__ = "ticket_tags"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Incident(Base):
+    """A known problem many users write about ("BTC withdrawals delayed"): linked tickets get its
+    updates, and the bot answers new messages that match its keywords with its message."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default="active", index=True)  # active | resolved
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)  # each: words that must all appear
+    message_en: Mapped[str] = mapped_column(Text)
+    message_zh: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
 
 
 class TicketMessage(Base):

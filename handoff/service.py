@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +22,16 @@ from bot.config import Settings
 from bot.errors import SwitchboardError
 from bot.logs import get_logger
 from bot.models import Button, Outbound, Priority
-from handoff.models import Agent, AuditLog, Contact, ContactIdentity, Feedback, Ticket, TicketMessage
+from handoff import search, views
+from handoff.models import (
+    Agent,
+    AuditLog,
+    Contact,
+    ContactIdentity,
+    Feedback,
+    Ticket,
+    TicketMessage,
+)
 
 SENDER_CHECKS = "sender_checks"
 SENDER_CHECKS_MAX = 200
@@ -143,6 +152,12 @@ class TicketService:
         return "ok"
 
     def ticket_json(self, t: Ticket, last: TicketMessage | None = None) -> dict[str, Any]:
+        out = self._ticket_json(t, last)
+        if "tags" in t.__dict__:  # loaded with the ticket; never a lazy load (async session)
+            out["tags"] = [x.tag for x in t.tags]
+        return out
+
+    def _ticket_json(self, t: Ticket, last: TicketMessage | None = None) -> dict[str, Any]:
         c = t.contact
         return {
             "number": t.number,
@@ -169,6 +184,7 @@ class TicketService:
             "resolved_at": iso(t.resolved_at),
             "sla": self.sla_state(t),
             "csat": t.csat,
+            "incident_id": t.incident_id,
             "last_message": (
                 {"text": last.body[:200], "at": iso(last.created_at), "author_type": last.author_type}
                 if last
@@ -222,7 +238,7 @@ class TicketService:
         frm = t.status
         t.status = to
         t.updated_at = self.clock()
-        if to == "resolved":
+        if to == "resolved" or (to == "closed" and t.resolved_at is None):
             t.resolved_at = self.clock()
         self._audit(s, t, actor, action, frm, to)
 
@@ -268,6 +284,15 @@ class TicketService:
         t.resolution_due = start + timedelta(minutes=target.resolution_min)
         t.sla_warned_at = None
         t.sla_breached_at = None
+        self._sla_clock(t)
+
+    def _sla_clock(self, t: Ticket) -> None:
+        """Keep `sla_due_at` / `sla_warn_at` (what the counters compare with `now` in SQL) in step
+        with the due times and the first response — the same rule as `sla_state`."""
+        start = aware(t.created_at)
+        due = aware(t.first_response_due if t.first_responded_at is None else t.resolution_due)
+        t.sla_due_at = due
+        t.sla_warn_at = start + (due - start) * self.settings.sla.warn_at if start and due else None
 
     async def _outbound(self, t: Ticket, text: str, kind: str, author: str | None = None,
                         buttons: tuple[Button, ...] = (), extra_meta: dict[str, str] | None = None) -> None:
@@ -381,6 +406,7 @@ class TicketService:
                 s.add(TicketMessage(ticket_id=t.id, direction="out", author_type="bot", channel=m["channel"],
                                     body=d["reply"], attachments=[], created_at=now))
             await s.flush()
+            await search.reindex(s, [t.id])
             await s.refresh(t, ["contact", "assignee"])
             if created:
                 log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
@@ -522,6 +548,7 @@ class TicketService:
                 self._transition(s, t, "open", agent.name)
             if t.first_responded_at is None:
                 t.first_responded_at = now
+                self._sla_clock(t)
             t.waiting_since = None
             t.updated_at = now
             body = redact(text).text
@@ -529,6 +556,7 @@ class TicketService:
                               channel=t.channel, body=body, attachments=[], created_at=now)
             s.add(m)
             await s.flush()
+            await search.reindex(s, [t.id])
             await s.refresh(m, ["author"])
             await s.refresh(t, ["assignee"])
             await self._outbound(t, text, "agent", author=agent.name)
@@ -550,6 +578,7 @@ class TicketService:
             s.add(m)
             self._audit(s, t, agent.name, "note")
             await s.flush()
+            await search.reindex(s, [t.id])
             await s.refresh(m, ["author"])
             out = self.message_json(m, t.number)
             await self.publish({"type": "message", "message": out})
@@ -643,6 +672,8 @@ class TicketService:
             prev = t.topic
             t.topic = topic
             self._audit(s, t, agent.name, "bot_wrong", detail_from=prev, detail_to=topic, intent=intent)
+            await s.flush()
+            await search.reindex(s, [t.id])
 
     async def link_identity(self, contact_id: int, channel: str, source_id: str, actor: Agent) -> None:
         """Link another channel identity to a contact (merging the contact it belonged to). Who
@@ -667,44 +698,35 @@ class TicketService:
                 await s.execute(update(Ticket).where(Ticket.contact_id == old).values(contact_id=c.id))
             else:
                 return  # already linked: nothing changes, nothing to audit
-            for t in (await s.execute(select(Ticket).where(Ticket.contact_id == c.id))).scalars():
+            tickets = list((await s.execute(select(Ticket).where(Ticket.contact_id == c.id))).scalars())
+            for t in tickets:
                 self._audit(s, t, actor.name, "identity_linked", channel=channel, source_id=source_id[:200],
                             contact=c.id)
+            await s.flush()
+            await search.reindex(s, [t.id for t in tickets])
             log.info("contact.linked", contact=contact_id, channel=channel, by=actor.name)
 
     # -- reads ------------------------------------------------------------------------------------
-    async def list(self, view: str, agent: Agent, q: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    async def page(self, f: views.Filters, agent: Agent, cursor: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """One page of a view (filters, search, keyset cursor), with the total on the first page
+        and, when searching, where each ticket matched."""
         async with self.sm() as s:
-            stmt = select(Ticket)
-            if view == "queue":
-                stmt = stmt.where(Ticket.status.in_(("new", "open")),
-                                  or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
-            elif view == "mine":
-                stmt = stmt.where(Ticket.assignee_id == agent.id, Ticket.status.in_(OPEN_STATUSES))
-            elif view == "resolved":
-                stmt = stmt.where(Ticket.status.in_(("resolved", "closed")))
-            else:
-                stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES))
-            if q:
-                like = f"%{q.strip()}%"
-                stmt = stmt.where(or_(Ticket.number.ilike(like), Ticket.topic.ilike(like),
-                                      Ticket.conversation_id.ilike(like)))
-            if view == "resolved":
-                stmt = stmt.order_by(Ticket.resolved_at.desc())
-            else:
-                stmt = stmt.order_by(Ticket.priority_rank, Ticket.first_response_due.is_(None),
-                                     Ticket.first_response_due, Ticket.id)
-            tickets = list((await s.execute(stmt.limit(limit))).scalars())
-            lasts: dict[int, TicketMessage] = {}
-            if tickets:
-                sub = (
-                    select(func.max(TicketMessage.id)).where(TicketMessage.ticket_id.in_([t.id for t in tickets]),
-                                                             TicketMessage.direction != "note")
-                    .group_by(TicketMessage.ticket_id)
-                )
-                for m in (await s.execute(select(TicketMessage).where(TicketMessage.id.in_(sub)))).scalars():
-                    lasts[m.ticket_id] = m
-            return [self.ticket_json(t, lasts.get(t.id)) for t in tickets]
+            pg = await views.page(s, f, agent, cursor, limit)
+            out = []
+            for t in pg.tickets:
+                tj = self.ticket_json(t, pg.lasts.get(t.id))
+                if t.id in pg.matches:
+                    tj["match"] = pg.matches[t.id]
+                out.append(tj)
+            return {"tickets": out, "next": pg.next, "total": pg.total}
+
+    async def list(self, view: str, agent: Agent, q: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The first `limit` tickets of a view (CLI and older callers; the console pages)."""
+        return list((await self.page(views.Filters.parse({"view": view, "q": q or ""}), agent, None, limit))["tickets"])
+
+    async def counts(self, agent: Agent) -> dict[str, Any]:
+        async with self.sm() as s:
+            return await views.counts(s, agent, self.clock())
 
     async def detail(self, number: str) -> dict[str, Any]:
         async with self.sm() as s:

@@ -64,6 +64,7 @@
     clip: '<path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"/>',
     star: '<polygon points="12 2 15.09 8.26 22 9.27 17 14.14 18.18 21.02 12 17.77 5.82 21.02 7 14.14 2 9.27 8.91 8.26 12 2" fill="currentColor"/>',
     x: '<line x1="18" y1="6" x2="6" y2="18"/><line x1="6" y1="6" x2="18" y2="18"/>',
+    plus: '<line x1="12" y1="5" x2="12" y2="19"/><line x1="5" y1="12" x2="19" y2="12"/>',
     keyboard: '<rect x="2" y="6" width="20" height="12" rx="2"/><path d="M6 10h.01M10 10h.01M14 10h.01M18 10h.01M7 14h10"/>',
     reopen: '<polyline points="1 4 1 10 7 10"/><path d="M3.51 15a9 9 0 1 0 2.13-9.36L1 10"/>',
     alert: '<path d="M10.29 3.86L1.82 18a2 2 0 0 0 1.71 3h16.94a2 2 0 0 0 1.71-3L13.71 3.86a2 2 0 0 0-3.42 0z"/><line x1="12" y1="9" x2="12" y2="13"/><line x1="12" y1="17" x2="12.01" y2="17"/>',
@@ -238,6 +239,15 @@
     let t = null;
     return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), wait); };
   };
+  /** At most one call per `wait` ms, the last one always made (a steady flood still updates). */
+  const throttle = (fn, wait) => {
+    let t = null;
+    let last = 0;
+    return () => {
+      if (t) return;
+      t = setTimeout(() => { t = null; last = Date.now(); fn(); }, Math.max(0, last + wait - Date.now()));
+    };
+  };
   const humanize = (s) => String(s || '').replace(/_/g, ' ');
   /** Text with [REDACTED:kind] tokens shown as locked chips (still textContent only). */
   function richText(text) {
@@ -356,9 +366,14 @@
     me: null,
     view: 'queue',
     q: '',
-    filters: { priority: new Set(), channel: new Set() },
+    filters: { priority: new Set(), channel: new Set(), status: '', topic: '', assignee: '', since: '', until: '', incident: '' },
     known: new Map(), // number → T (latest known)
-    searchHits: null, // Set of numbers from the server search, or null when no search
+    list: { key: '', numbers: [], next: null, total: null, loading: false, loaded: false, seq: 0 }, // the server's pages
+    matches: new Map(), // number → where the search matched ({field, text, marks})
+    counts: null, // /api/counts
+    sel: new Set(), // selected ticket numbers (bulk actions)
+    selAll: false, // "all matching the search" selected
+    incidents: [],
     cursor: null, // number under the keyboard cursor
     openNumber: null,
     detail: null, // {ticket, messages, audit, other_tickets}
@@ -469,7 +484,8 @@
     return String(a.number).localeCompare(String(b.number));
   }
   function cmpResolved(a, b) {
-    return (ms(b.resolved_at || b.updated_at) || 0) - (ms(a.resolved_at || a.updated_at) || 0);
+    return (ms(b.resolved_at || b.updated_at) || 0) - (ms(a.resolved_at || a.updated_at) || 0)
+      || String(b.number).localeCompare(String(a.number));
   }
   /** Merge a ticket; `force` for pushes that may carry the same updated_at (SLA events). */
   function upsert(t, force = false) {
@@ -488,92 +504,149 @@
     if (cached) cached.ticket = merged;
     return merged;
   }
-  function matchesSearch(t, q) {
-    if (!q) return true;
-    const needle = q.toLowerCase();
-    const hay = [
-      t.number, t.topic, t.intent, t.channel, contactLabel(t.contact), t.contact && t.contact.name,
-      ...((t.contact && t.contact.identities) || []).flatMap((i) => [i.label, i.source_id]),
-      t.last_message && t.last_message.text, t.assignee && t.assignee.name,
-    ];
-    return hay.some((x) => x && String(x).toLowerCase().includes(needle));
+  function passesFilters(t) {
+    const f = S.filters;
+    if (f.priority.size && !f.priority.has(t.priority)) return false;
+    if (f.channel.size && !f.channel.has(t.channel)) return false;
+    if (f.status && !f.status.split(',').includes(t.status)) return false;
+    if (f.topic && !f.topic.split(',').includes(t.topic)) return false;
+    if (f.assignee === 'me' && !mine(t)) return false;
+    if (f.assignee === 'none' && t.assignee) return false;
+    if (f.assignee && /^\d+$/.test(f.assignee) && !(t.assignee && String(t.assignee.id) === f.assignee)) return false;
+    if (f.incident && String(t.incident_id || '') !== f.incident) return false;
+    if (f.since && ms(t.created_at) < Date.parse(f.since)) return false;
+    if (f.until && ms(t.created_at) >= Date.parse(f.until)) return false;
+    return true;
   }
   function visibleTickets() {
     const pred = VIEW_PRED[S.view];
-    const { priority, channel } = S.filters;
+    const cmp = S.view === 'resolved' ? cmpResolved : cmpTickets;
+    const inList = new Set(S.list.numbers);
+    const lastNum = S.list.numbers[S.list.numbers.length - 1];
+    const last = lastNum ? S.known.get(lastNum) : null;
     const out = [];
     for (const t of S.known.values()) {
-      if (!pred(t)) continue;
-      if (priority.size && !priority.has(t.priority)) continue;
-      if (channel.size && !channel.has(t.channel)) continue;
-      if (S.q && !(matchesSearch(t, S.q) || (S.searchHits && S.searchHits.has(t.number)))) continue;
+      if (!pred(t) || !passesFilters(t)) continue;
+      if (!inList.has(t.number)) {
+        // not from the server's pages: a live arrival. Searches are the server's (full text);
+        // otherwise show it when it sorts inside what is loaded (the next page brings the rest).
+        if (S.q || !S.list.loaded) continue;
+        if (S.list.next && last && cmp(t, last) > 0) continue;
+      }
       out.push(t);
     }
-    out.sort(S.view === 'resolved' ? cmpResolved : cmpTickets);
+    out.sort(cmp);
     return out;
   }
 
   // ───────────────────────────── loading ─────────────────────────────
-  async function loadView(view, q) {
-    const params = new URLSearchParams({ view });
-    if (q) params.set('q', q);
-    const data = await api(`/agent/api/tickets?${params}`);
-    const list = (data && data.tickets) || [];
-    for (const t of list) upsert(t);
-    return list;
+  // The list is the server's: pages of the view (filters + search) in its order, fetched by keyset
+  // cursor as the agent scrolls; live events update the rows already there and slot new tickets in
+  // when they fall inside the loaded range. The counters are the server's too (SQL, not the length
+  // of a list).
+  const PAGE = 50;
+  function listParams() {
+    const p = new URLSearchParams({ view: S.view });
+    if (S.q) p.set('q', S.q);
+    if (S.filters.priority.size) p.set('priority', [...S.filters.priority].join(','));
+    if (S.filters.channel.size) p.set('channel', [...S.filters.channel].join(','));
+    for (const k of ['status', 'topic', 'assignee', 'since', 'until', 'incident']) if (S.filters[k]) p.set(k, S.filters[k]);
+    return p;
   }
-  /** Fetch everything the counts and lists need: open tickets and the recent resolved ones. */
+  function hasFilters() {
+    return !!(S.q || S.filters.priority.size || S.filters.channel.size
+      || ['status', 'topic', 'assignee', 'since', 'until', 'incident'].some((k) => S.filters[k]));
+  }
+  async function loadList(reset = true) {
+    if (!reset && (S.list.loading || !S.list.next)) return;
+    if (reset) {
+      S.list = { key: listParams().toString(), numbers: [], next: null, total: null, loading: false, loaded: false, seq: S.list.seq + 1 };
+      S.matches = new Map();
+    }
+    const seq = S.list.seq;
+    S.list.loading = true;
+    renderListEnd();
+    const p = listParams();
+    p.set('limit', String(PAGE));
+    if (!reset) p.set('cursor', S.list.next);
+    try {
+      const data = await api(`/agent/api/tickets?${p}`);
+      if (seq !== S.list.seq) return; // a newer view/search replaced this one
+      const list = (data && data.tickets) || [];
+      for (const t of list) {
+        if (t.match) S.matches.set(t.number, t.match);
+        delete t.match;
+        upsert(t);
+      }
+      const have = new Set(S.list.numbers);
+      for (const t of list) if (!have.has(t.number)) S.list.numbers.push(t.number);
+      S.list.next = data.next || null;
+      if (data.total !== null && data.total !== undefined) S.list.total = data.total;
+      S.list.loaded = true;
+      S.loaded = true;
+    } finally {
+      if (seq === S.list.seq) S.list.loading = false;
+    }
+    renderAll();
+  }
+  function maybeLoadMore() {
+    const ul = $('#ticket-list');
+    if (ul && S.list.next && !S.list.loading && ul.scrollTop + ul.clientHeight > ul.scrollHeight - 600) {
+      loadList(false).catch((e) => actionError(e));
+    }
+  }
+  const refreshCounts = throttle(async () => {
+    try {
+      S.counts = await api('/agent/api/counts');
+      renderCounts();
+    } catch (e) { if (e.status !== 401) console.warn('switchboard: counts', e); }
+  }, 600); // a flood of events costs one count query per console every 0.6 s at most (throttled, not debounced)
+  /** Everything again: counts, incidents, the current view from its first page. */
   async function refreshAll() {
     S.lastFullLoad = Date.now();
-    const [all, , resolved] = await Promise.all([
-      loadView('all'),
-      loadView('queue'), // the server's own queue semantics (e.g. supervisor scoping) win over ours
-      loadView('resolved'),
-    ]);
-    // forget tickets that moved elsewhere while we were not listening
-    const seen = new Set([...all, ...resolved].map((t) => t.number));
-    for (const [n, t] of S.known) {
-      if (!seen.has(n) && isOpenStatus(t)) S.known.delete(n);
-    }
-    S.resolvedCapped = resolved.length >= 200;
-    S.loaded = true;
-    renderAll();
+    refreshCounts();
+    loadIncidents();
+    await loadList(true);
     if (S.openNumber) refreshTicket(S.openNumber);
   }
 
   // ───────────────────────────── rendering: sidebar ─────────────────────────────
   function renderCounts() {
-    const counts = { queue: 0, mine: 0, all: 0, resolved: 0 };
-    let urgentUnclaimed = 0;
-    let breached = 0;
-    let warning = 0;
-    for (const t of S.known.values()) {
-      for (const v of Object.keys(counts)) if (VIEW_PRED[v](t)) counts[v]++;
-      if (t.priority === 'urgent' && !t.assignee && (t.status === 'new' || t.status === 'open')) urgentUnclaimed++;
-      if (t.status === 'new' || t.status === 'open') {
-        const st = slaInfo(t).data;
-        if (st === 'breached') breached++;
-        else if (st === 'warning') warning++;
-      }
-    }
+    const c = S.counts;
     for (const el of $$('[data-count]')) {
-      const v = el.dataset.count;
-      const n = counts[v];
-      el.textContent = v === 'resolved' && S.resolvedCapped ? `${n}+` : String(n || (S.loaded ? '0' : ''));
+      const n = c ? c.views[el.dataset.count] : null;
+      el.textContent = n === null || n === undefined ? '' : n.toLocaleString();
       el.classList.toggle('zero', !n);
     }
+    const urgentUnclaimed = c ? c.unclaimed_urgent : 0;
     const stats = $('#side-stats');
-    if (stats) {
-      const row = (cls, label, n, ico, onClick) => h('button', { type: 'button', class: `stat ${cls}${n ? '' : ' zero'}`, onclick: onClick },
-        icon(ico), h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-n', text: String(n) }));
+    if (stats && c) {
+      const row = (cls, label, n, ico, onClick, testid) => h('button', { type: 'button', class: `stat ${cls}${n ? '' : ' zero'}`, onclick: onClick, testid },
+        icon(ico), h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-n', text: n.toLocaleString() }));
       stats.replaceChildren(
-        row('stat-urgent', 'Unclaimed urgent', urgentUnclaimed, 'alert', () => { setView('queue'); setFilter('priority', 'urgent', true); }),
-        row('stat-breached', 'SLA breached', breached, 'clock', () => setView('all')),
-        row('stat-warning', 'SLA at risk', warning, 'clock', () => setView('all')),
+        row('stat-urgent', 'Unclaimed urgent', urgentUnclaimed, 'alert', () => { setView('queue'); setFilter('priority', 'urgent', true); }, 'count-unclaimed-urgent'),
+        row('stat-breached', 'SLA breached', c.sla.breached, 'clock', () => setView('all'), 'count-sla-breached'),
+        row('stat-warning', 'SLA at risk', c.sla.warning, 'clock', () => setView('all'), 'count-sla-warning'),
       );
     }
     document.title = urgentUnclaimed ? `(${urgentUnclaimed}) switchboard` : 'switchboard';
     S.titleCount = urgentUnclaimed;
+    for (const chip of $$('#filters .f-pri')) { // open tickets per priority
+      const n = c && c.priority ? c.priority[chip.dataset.value] : null;
+      let badge = $('.chip-n', chip);
+      if (!badge) { badge = h('span', { class: 'chip-n' }); chip.appendChild(badge); }
+      badge.textContent = n === null || n === undefined ? '' : n.toLocaleString();
+      chip.title = n === null || n === undefined ? '' : `${n.toLocaleString()} open`;
+    }
+    renderListMeta();
+  }
+  function renderListMeta() {
+    const el = $('#list-total');
+    if (!el) return;
+    const n = hasFilters() ? S.list.total : (S.counts ? S.counts.views[S.view] : S.list.total);
+    el.textContent = n === null || n === undefined ? '' : `${n.toLocaleString()} ${hasFilters() ? 'matching' : n === 1 ? 'ticket' : 'tickets'}`;
+    el.dataset.total = n === null || n === undefined ? '' : String(n);
+    renderBulk();
   }
 
   function renderViewNav() {
@@ -589,6 +662,11 @@
       c.classList.toggle('on', S.filters[c.dataset.filter].has(c.dataset.value));
       c.setAttribute('aria-pressed', String(c.classList.contains('on')));
     }
+    for (const k of ['status', 'topic', 'assignee', 'since', 'until']) {
+      const el = $(`#f-${k}`);
+      if (el && el.value !== S.filters[k]) el.value = S.filters[k];
+    }
+    renderIncidentBar();
   }
 
   // ───────────────────────────── rendering: list ─────────────────────────────
@@ -597,8 +675,22 @@
   function rowSig(t) {
     const lm = t.last_message;
     return [t.updated_at, t.status, t.priority, t.topic, t.sla, t.assignee && t.assignee.id, lm && lm.at, lm && lm.text,
-      S.unread.has(t.number), contactLabel(t.contact), t.contact && t.contact.vip].join('|');
+      S.unread.has(t.number), contactLabel(t.contact), t.contact && t.contact.vip, S.sel.has(t.number) || S.selAll,
+      (t.tags || []).join(','), t.incident_id, JSON.stringify(S.matches.get(t.number) || null)].join('|');
   }
+  /** A search snippet with the matched ranges marked (text nodes only, never HTML). */
+  function markedText(m) {
+    const out = [];
+    let pos = 0;
+    for (const [a, b] of m.marks || []) {
+      if (a > pos) out.push(m.text.slice(pos, a));
+      out.push(h('mark', { text: m.text.slice(a, b) }));
+      pos = b;
+    }
+    out.push(m.text.slice(pos));
+    return out;
+  }
+  const MATCH_FIELD = { message: '', contact: 'Contact: ', identity: 'Contact: ', subject: 'Subject: ', number: '', tag: 'Tag: ' };
   function buildRow(t) {
     const li = h('li', { class: 'row', role: 'option', testid: 'ticket-row', 'data-number': t.number });
     li.addEventListener('mousedown', (e) => { if (e.button === 0) e.preventDefault(); }); // keep focus where it is
@@ -614,15 +706,24 @@
     const lm = t.last_message;
     const previewPrefix = lm ? ({ bot: 'Bot: ', agent: 'Agent: ', system: '' }[lm.author_type] || '') : '';
     const vip = t.contact && t.contact.vip > 0;
+    const match = S.q ? S.matches.get(t.number) : null;
+    const checked = S.selAll || S.sel.has(t.number);
+    li.classList.toggle('selected', checked);
     li.classList.toggle('unread', S.unread.has(t.number));
     li.classList.toggle('is-mine', mine(t));
+    const box = h('input', { type: 'checkbox', class: 'row-check', testid: 'row-select', 'aria-label': `Select ${t.number}`, title: 'Select (x)' });
+    box.checked = checked;
+    box.addEventListener('click', (e) => { e.stopPropagation(); toggleSelect(t.number, box.checked); });
     li.replaceChildren(
+      box,
       h('div', { class: 'row-l1' },
         h('span', { class: `pill pri pri-${t.priority}`, text: PRIORITY_LABEL[t.priority] || t.priority }),
         h('span', { class: 'row-num', text: t.number }),
         h('span', { class: 'row-topic', text: humanize(t.topic) }),
         t.status === 'new' ? h('span', { class: 'row-new', text: 'New' }) : null,
         t.status === 'pending_user' ? h('span', { class: 'row-pending', text: 'Pending' }) : null,
+        t.incident_id ? h('span', { class: 'row-incident', title: incidentTitle(t.incident_id), text: 'Incident' }) : null,
+        ...(t.tags || []).slice(0, 3).map((g) => h('span', { class: 'row-tag', text: `#${g}` })),
         h('span', { class: 'spacer' }),
         h('span', { class: `sla sla-${sla.cls}`, testid: 'sla', 'data-sla': sla.data, title: sla.title, text: sla.text })),
       h('div', { class: 'row-l2' },
@@ -633,7 +734,8 @@
         h('span', { class: 'spacer' }),
         timeEl(lm ? lm.at : t.updated_at, 'row-time')),
       h('div', { class: 'row-l3' },
-        h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, richText(lm.text.replace(/\s+/g, ' '))] : h('i', { text: 'No messages yet' })),
+        match ? h('span', { class: 'row-preview row-match', testid: 'match' }, MATCH_FIELD[match.field] ? h('b', { text: MATCH_FIELD[match.field] }) : null, markedText({ ...match, text: match.text.replace(/\s/g, ' ') }))
+          : h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, richText(lm.text.replace(/\s+/g, ' '))] : h('i', { text: 'No messages yet' })),
         t.assignee ? avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : ''))
           : h('span', { class: 'unassigned', title: 'Unassigned' })),
     );
@@ -662,13 +764,14 @@
       if (expected !== li) ul.insertBefore(li, expected);
       prev = li;
     }
-    // stray non-row children (empty states) after the rows
+    // stray non-row children (empty states, the list's end) after the rows
     for (const el of Array.from(ul.children)) if (!el.dataset.number) el.remove();
+    if (list.length) ul.appendChild(h('li', { class: 'list-end', id: 'list-end', testid: 'list-end' }));
     if (!list.length) {
-      if (!S.loaded) {
+      if (!S.list.loaded) {
         for (let i = 0; i < 7; i++) ul.appendChild(h('li', { class: 'row skeleton' }, h('div'), h('div'), h('div')));
       } else {
-        const filtered = S.q || S.filters.priority.size || S.filters.channel.size;
+        const filtered = hasFilters();
         ul.appendChild(h('li', { class: 'list-empty' },
           icon(filtered ? 'search' : S.view === 'resolved' ? 'checkCircle' : 'inbox', 'empty-ico'),
           h('strong', { text: filtered ? 'No tickets match' : S.view === 'queue' ? 'Queue is clear' : 'Nothing here' }),
@@ -688,6 +791,15 @@
       el.setAttribute('aria-selected', String(n === S.openNumber));
     }
     S.visible = list;
+    renderListEnd();
+    // a short first page leaves no scrollbar to trigger the next one
+    requestAnimationFrame(maybeLoadMore);
+  }
+  function renderListEnd() {
+    const end = $('#list-end');
+    if (!end) return;
+    end.dataset.state = S.list.loading ? 'loading' : S.list.next ? 'more' : 'done';
+    end.textContent = S.list.loading ? 'Loading…' : S.list.next ? '' : `${(S.visible || []).length.toLocaleString()} shown · end of list`;
   }
 
   function renderAll() {
@@ -730,45 +842,39 @@
   }
 
   // ───────────────────────────── views, filters, cursor ─────────────────────────────
+  function reloadList() {
+    $('#ticket-list').scrollTop = 0;
+    clearSelection(false);
+    loadList(true).catch((e) => actionError(e));
+  }
   function setView(view) {
     if (!VIEW_PRED[view]) return;
     if (document.activeElement && document.activeElement.classList.contains('view')) document.activeElement.blur();
     S.view = view;
-    S.searchHits = null;
     renderViewNav();
-    renderList();
-    $('#ticket-list').scrollTop = 0;
-    // refresh this view from the server (its own ordering/scoping); render from memory meanwhile
-    loadView(view, S.q).then((list) => {
-      if (S.q) S.searchHits = new Set(list.map((t) => t.number));
-      renderAll();
-    }).catch((e) => actionError(e));
+    reloadList();
   }
   function setFilter(kind, value, only = false) {
     const set = S.filters[kind];
     if (only) { set.clear(); set.add(value); } else if (set.has(value)) set.delete(value); else set.add(value);
     renderViewNav();
-    renderList();
+    reloadList();
+  }
+  function setField(kind, value) {
+    S.filters[kind] = value || '';
+    renderViewNav();
+    reloadList();
   }
   function clearFilters() {
     S.filters.priority.clear();
     S.filters.channel.clear();
+    for (const k of ['status', 'topic', 'assignee', 'since', 'until', 'incident']) S.filters[k] = '';
     S.q = '';
-    S.searchHits = null;
     $('#search').value = '';
     renderViewNav();
-    renderList();
+    reloadList();
   }
-  const runSearch = debounce(async () => {
-    const q = S.q;
-    if (!q) { S.searchHits = null; renderList(); return; }
-    try {
-      const list = await loadView(S.view, q);
-      if (q !== S.q) return;
-      S.searchHits = new Set(list.map((t) => t.number));
-      renderList();
-    } catch (e) { actionError(e); }
-  }, 220);
+  const runSearch = debounce(() => { reloadList(); }, 250);
 
   function moveCursor(delta) {
     const list = S.visible || [];
@@ -1485,7 +1591,7 @@
 
   // help
   const SHORTCUTS = [
-    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['i', 'Toggle details panel']]],
+    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['x', 'Select for a bulk action'], ['i', 'Toggle details panel']]],
     ['Act on the open ticket', [['c', 'Claim'], ['r', 'Reply'], ['n', 'Internal note'], ['e', 'Resolve'], ['p', 'Pending ↔ open'], ['t', 'Transfer'], ['b', 'Bot was wrong']]],
     ['In the composer', [['Ctrl Enter', 'Send reply / add note'], ['/', 'Canned answers (at a word start)'], ['Ctrl K', 'Search canned answers'], ['Esc', 'Leave the composer']]],
     ['Anywhere', [['?', 'This help'], ['Esc', 'Close dialogs']]],
@@ -1544,6 +1650,15 @@
 
   function handleEvent(msg) {
     if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'ticket' || msg.type === 'sla' || msg.type === 'bulk') refreshCounts();
+    if (msg.type === 'bulk') {
+      // many tickets changed at once (someone's bulk action, an incident): fetch the view again
+      // unless the agent is deep in a long list (the counters above stay true either way)
+      if (S.list.numbers.length <= 200 && !S.sel.size && !S.selAll) reloadSoon();
+      if (String(msg.action || '').startsWith('incident')) loadIncidents();
+      return;
+    }
+    if (msg.type === 'incident') { loadIncidents(); return; }
     if (msg.type === 'ticket' && msg.ticket) {
       const t = msg.ticket;
       const before = S.known.get(t.number);
@@ -1583,6 +1698,7 @@
       renderSoon();
     }
   }
+  const reloadSoon = throttle(() => { loadList(true).catch(() => {}); if (S.openNumber) refreshTicket(S.openNumber); }, 1500);
   const debouncedDetailRefresh = debounce(() => { if (S.openNumber) reloadDetail(S.openNumber); }, 400);
   function flashRow(number, cls = 'flash') {
     if (cls === 'flash') S.flash.set(number, Date.now() + 2600);
@@ -1596,6 +1712,195 @@
     }));
     const q = $('.view[data-view="queue"] .view-count');
     if (q && cls === 'flash') { q.classList.remove('bump'); void q.offsetWidth; q.classList.add('bump'); }
+  }
+
+  // ───────────────────────────── bulk actions ─────────────────────────────
+  const BULK = {
+    assign: 'Assign to…', priority: 'Set priority…', tag: 'Add tag…', resolve: 'Resolve with reply…',
+    spam: 'Close as spam', incident: 'Link to incident…',
+  };
+  let bulkArmed = null; // a destructive action waits for its second click
+  function toggleSelect(number, on) {
+    if (S.selAll) { // leaving "all matching": keep the loaded rows except this one
+      S.selAll = false;
+      for (const n of S.list.numbers) S.sel.add(n);
+    }
+    if (on) S.sel.add(number); else S.sel.delete(number);
+    renderList();
+    renderBulk();
+  }
+  function clearSelection(render = true) {
+    S.sel.clear();
+    S.selAll = false;
+    bulkArmed = null;
+    if (render) { renderList(); renderBulk(); }
+  }
+  function selectedCount() {
+    return S.selAll ? (S.list.total ?? S.list.numbers.length) : S.sel.size;
+  }
+  function renderBulk() {
+    const bar = $('#bulk');
+    if (!bar) return;
+    const n = selectedCount();
+    bar.hidden = n === 0;
+    document.body.classList.toggle('has-selection', n > 0);
+    if (!n) return;
+    $('#bulk-count').textContent = S.selAll ? `All ${n.toLocaleString()} matching selected` : `${n.toLocaleString()} selected`;
+    const total = S.list.total;
+    const all = $('#bulk-all');
+    all.hidden = S.selAll || !total || total <= S.sel.size || !(S.me && S.me.role === 'supervisor');
+    all.textContent = `Select all ${total ? total.toLocaleString() : ''} matching`;
+    const go = $('#bulk-go');
+    go.textContent = bulkArmed ? `Confirm: ${BULK[bulkArmed].replace('…', '')} ${n.toLocaleString()} ticket${n === 1 ? '' : 's'}` : 'Apply';
+    go.classList.toggle('btn-danger', !!bulkArmed);
+  }
+  async function renderBulkParam() {
+    const action = $('#bulk-action').value;
+    const box = $('#bulk-param');
+    bulkArmed = null;
+    let el = null;
+    if (action === 'assign') {
+      if (!S.agents) S.agents = (await api('/agent/api/agents')).agents;
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, S.agents.map((a) => h('option', { value: String(a.id), text: a.name })));
+    } else if (action === 'priority') {
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, Object.keys(PRIORITY_RANK).map((p) => h('option', { value: p, text: PRIORITY_LABEL[p] })));
+    } else if (action === 'tag') {
+      el = h('input', { class: 'input input-sm', testid: 'bulk-param', placeholder: 'tag', maxlength: '64' });
+    } else if (action === 'resolve') {
+      const items = await ensureCanned();
+      const keys = [...new Set((items || []).map((c) => c.key))].filter((k) => ['en', 'zh'].every((l) => items.some((c) => c.key === k && c.lang === l)));
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param', title: 'Sent to each user in their language, on their channel' },
+        keys.map((k) => h('option', { value: k, text: (items.find((c) => c.key === k) || {}).title || k })));
+    } else if (action === 'incident') {
+      await loadIncidents();
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, S.incidents.filter((i) => i.status === 'active').map((i) => h('option', { value: String(i.id), text: i.title })));
+    }
+    box.replaceChildren(...(el ? [el] : []));
+    renderBulk();
+  }
+  async function runBulk() {
+    const action = $('#bulk-action').value;
+    if (!action) { toast('Choose an action first.', { kind: 'warning' }); return; }
+    const n = selectedCount();
+    if (['resolve', 'spam', 'assign', 'priority'].includes(action) && (n > 1 || S.selAll) && bulkArmed !== action) {
+      bulkArmed = action; // second click confirms
+      renderBulk();
+      setTimeout(() => { if (bulkArmed === action) { bulkArmed = null; renderBulk(); } }, 6000);
+      return;
+    }
+    bulkArmed = null;
+    const param = $('[data-testid="bulk-param"]', $('#bulk-param'));
+    const value = param ? param.value.trim() : '';
+    const target = S.selAll ? { all: Object.fromEntries(listParams()) } : { numbers: [...S.sel] };
+    const go = $('#bulk-go');
+    go.disabled = true;
+    try {
+      let res;
+      if (action === 'incident') {
+        if (!value) throw new ApiError(400, 'No active incident to link to.');
+        res = await api(`/agent/api/incidents/${enc(value)}/link`, { method: 'POST', body: target });
+        toast(`${res.linked.toLocaleString()} linked${res.skipped ? ` · ${res.skipped} skipped` : ''}`, { kind: 'success', title: 'Linked to the incident' });
+      } else {
+        const params = action === 'assign' ? { agent_id: Number(value) } : action === 'priority' ? { priority: value }
+          : action === 'tag' ? { tag: value } : action === 'resolve' ? { canned: value } : {};
+        res = await api('/agent/api/bulk', { method: 'POST', body: { action, params, ...target } });
+        const skipped = res.skipped_count ? ` · ${res.skipped_count} skipped (${res.skipped[0].number}: ${res.skipped[0].reason}${res.skipped_count > 1 ? ', …' : ''})` : '';
+        toast(`${res.done.toLocaleString()} ticket${res.done === 1 ? '' : 's'} changed${skipped}`, { kind: res.done ? 'success' : 'warning', title: BULK[action].replace('…', '') });
+      }
+      clearSelection(false);
+      refreshCounts();
+      await loadList(true);
+      loadIncidents();
+    } catch (e) { actionError(e); } finally { go.disabled = false; renderBulk(); }
+  }
+  function wireBulk() {
+    const sel = $('#bulk-action');
+    sel.replaceChildren(h('option', { value: '', text: 'Action…' }), ...Object.entries(BULK).map(([k, v]) => h('option', { value: k, text: v })));
+    sel.addEventListener('change', () => { renderBulkParam().catch((e) => actionError(e)); });
+    $('#bulk-go').addEventListener('click', runBulk);
+    $('#bulk-clear').addEventListener('click', () => clearSelection());
+    $('#bulk-all').addEventListener('click', () => { S.selAll = true; S.sel.clear(); renderList(); renderBulk(); });
+  }
+
+  // ───────────────────────────── incidents ─────────────────────────────
+  async function loadIncidents() {
+    try {
+      S.incidents = (await api('/agent/api/incidents')).incidents || [];
+    } catch (e) { if (e.status !== 401) console.warn('switchboard: incidents', e); return; }
+    renderIncidents();
+  }
+  const incidentTitle = (id) => ((S.incidents || []).find((i) => i.id === id) || {}).title || `Incident ${id}`;
+  function renderIncidents() {
+    const box = $('#incident-list');
+    if (!box) return;
+    const active = S.incidents.filter((i) => i.status === 'active');
+    box.replaceChildren(...(active.length ? active.map((i) => h('button', {
+      type: 'button', class: `incident${S.filters.incident === String(i.id) ? ' on' : ''}`, testid: 'incident', 'data-id': String(i.id),
+      title: i.message_en, onclick: () => { S.view = 'all'; setField('incident', S.filters.incident === String(i.id) ? '' : String(i.id)); },
+    }, icon('alert'), h('span', { class: 'incident-title', text: i.title }), h('span', { class: 'stat-n', testid: 'incident-linked', text: String(i.open_linked) })))
+      : [h('div', { class: 'muted incident-none', text: 'None active' })]));
+    renderIncidentBar();
+  }
+  function renderIncidentBar() {
+    const bar = $('#incident-bar');
+    if (!bar) return;
+    const inc = S.filters.incident && S.incidents.find((i) => String(i.id) === S.filters.incident);
+    bar.hidden = !inc;
+    if (!inc) return;
+    const sup = S.me && S.me.role === 'supervisor';
+    bar.replaceChildren(
+      h('div', { class: 'incident-bar-head' }, icon('alert'), h('strong', { text: inc.title }),
+        h('span', { class: 'muted', text: ` · ${inc.open_linked} open linked · ${inc.status}` }), h('span', { class: 'spacer' }),
+        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-update', text: 'Post update', onclick: () => openIncidentDlg('update', inc) }) : null,
+        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-resolve', text: 'Resolve incident', onclick: () => openIncidentDlg('resolve', inc) }) : null,
+        h('button', { type: 'button', class: 'icon-btn', title: 'Show all tickets', 'aria-label': 'Clear incident filter', onclick: () => setField('incident', '') }, icon('x'))),
+      h('div', { class: 'incident-msg', text: `${inc.message_en}\n${inc.message_zh}` }));
+  }
+  let incidentMode = null;
+  function openIncidentDlg(mode, inc) {
+    incidentMode = { mode, inc };
+    const dlg = $('#incident-dlg');
+    $('#incident-dlg-title').textContent = mode === 'new' ? 'New incident' : mode === 'update' ? `Update · ${inc.title}` : `Resolve · ${inc.title}`;
+    $('#incident-new-fields').hidden = mode !== 'new';
+    $('#incident-lead').textContent = mode === 'new'
+      ? 'While it is active, the bot answers new messages with these keywords with this message instead of opening tickets.'
+      : mode === 'update' ? 'Sent to every user with a linked open ticket, on their channel, in their language; the bot tells new users this too.'
+        : 'Every linked open ticket is resolved with this final message; the bot stops answering with the incident.';
+    for (const id of ['incident-title', 'incident-keywords', 'incident-en', 'incident-zh']) $(`#${id}`).value = '';
+    if (mode === 'update') { $('#incident-en').value = inc.message_en; $('#incident-zh').value = inc.message_zh; }
+    $('#incident-submit').textContent = mode === 'new' ? 'Open incident' : mode === 'update' ? 'Send update' : 'Resolve and notify';
+    dlg.showModal();
+    (mode === 'new' ? $('#incident-title') : $('#incident-en')).focus();
+  }
+  async function submitIncident(e) {
+    e.preventDefault();
+    const { mode, inc } = incidentMode || {};
+    const en = $('#incident-en').value.trim();
+    const zh = $('#incident-zh').value.trim();
+    const btn = $('#incident-submit');
+    btn.disabled = true;
+    try {
+      if (mode === 'new') {
+        const kws = $('#incident-keywords').value.split(/[,，\n]/).map((x) => x.trim()).filter(Boolean);
+        const created = await api('/agent/api/incidents', { method: 'POST', body: { title: $('#incident-title').value.trim(), keywords: kws, en, zh } });
+        toast(created.title, { kind: 'success', title: 'Incident opened' });
+      } else if (mode === 'update') {
+        const r = await api(`/agent/api/incidents/${inc.id}/update`, { method: 'POST', body: { en, zh } });
+        toast(`Sent to ${r.reached.toLocaleString()} user${r.reached === 1 ? '' : 's'}`, { kind: 'success', title: 'Incident update sent' });
+      } else {
+        const r = await api(`/agent/api/incidents/${inc.id}/resolve`, { method: 'POST', body: { en, zh } });
+        toast(`${r.resolved.toLocaleString()} ticket${r.resolved === 1 ? '' : 's'} resolved`, { kind: 'success', title: 'Incident resolved' });
+      }
+      $('#incident-dlg').close();
+      await loadIncidents();
+      refreshCounts();
+      loadList(true).catch(() => {});
+    } catch (err) { actionError(err); } finally { btn.disabled = false; }
+  }
+  function wireIncidents() {
+    $('#incident-new').addEventListener('click', () => openIncidentDlg('new'));
+    $('#incident-form').addEventListener('submit', (e) => { if (e.submitter && e.submitter.value === 'cancel') return; submitIncident(e); });
+    $('#incident-cancel').addEventListener('click', () => $('#incident-dlg').close());
   }
 
   // ───────────────────────────── keyboard ─────────────────────────────
@@ -1652,6 +1957,7 @@
       case 't': if (t) openTransfer(); break;
       case 'b': if (t) openBotWrong(); break;
       case 'i': if (t) toggleDetails(); break;
+      case 'x': if (S.cursor) toggleSelect(S.cursor, !(S.selAll || S.sel.has(S.cursor))); else handled = false; break;
       case '/': $('#search').focus(); $('#search').select(); break;
       case '?': openHelp(); break;
       case '1': setView('queue'); break;
@@ -1670,9 +1976,16 @@
     for (const b of $$('.view')) b.addEventListener('click', () => setView(b.dataset.view));
     for (const c of $$('#filters .chip')) c.addEventListener('click', () => setFilter(c.dataset.filter, c.dataset.value));
     const search = $('#search');
-    search.addEventListener('input', () => { S.q = search.value.trim(); renderList(); runSearch(); });
+    search.addEventListener('input', () => { S.q = search.value.trim(); runSearch(); });
+    $('#ticket-list').addEventListener('scroll', () => maybeLoadMore(), { passive: true });
+    for (const k of ['status', 'topic', 'assignee', 'since', 'until']) {
+      const el = $(`#f-${k}`);
+      if (el) el.addEventListener('change', () => setField(k, el.value));
+    }
+    wireBulk();
+    wireIncidents();
     search.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') { e.preventDefault(); if (search.value) { search.value = ''; S.q = ''; S.searchHits = null; renderList(); } else search.blur(); }
+      if (e.key === 'Escape') { e.preventDefault(); if (search.value) { search.value = ''; S.q = ''; reloadList(); } else search.blur(); }
       if (e.key === 'Enter') { e.preventDefault(); search.blur(); if (S.visible && S.visible.length) { S.cursor = S.visible[0].number; openTicket(S.cursor); } }
       if (e.key === 'ArrowDown') { e.preventDefault(); search.blur(); moveCursor(1); }
     });
@@ -1736,7 +2049,7 @@
     window.addEventListener('online', () => { if (!S.ws) connectWS(); });
     window.addEventListener('resize', debounce(placeToasts, 100));
     setInterval(tickSla, 1000);
-    setInterval(() => { refreshRelTimes(); renderCounts(); }, 20000);
+    setInterval(() => { refreshRelTimes(); refreshCounts(); }, 20000);
   }
   const saveDraftSoon = debounce(saveDraft, 300);
 
@@ -1795,6 +2108,10 @@
     else if (S.visible && S.visible.length) { S.cursor = S.visible[0].number; renderList(); }
     // warm the small lookups in the background so dialogs open instantly
     ensureCanned();
+    api('/agent/api/agents').then((d) => { // the assignee filter lists the team
+      S.agents = d.agents;
+      $('#f-assignee').append(...d.agents.map((a) => h('option', { value: String(a.id), text: a.name })));
+    }).catch(() => {});
     api('/agent/api/intents').then((d) => { S.intents = d; }).catch(() => {});
   }
 
