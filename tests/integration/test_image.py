@@ -1,0 +1,151 @@
+"""The container images as an operator runs them: built by scripts/image.sh (`make image`),
+started with podman — router and web from the product image against the test Redis and
+PostgreSQL, Rasa from its own image with the trained model baked in — configured through
+environment variables only, and a widget message gets the bot's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+import redis
+
+from tests.conftest import PG_URL, REDIS_URL, ROOT, free_port, reset_postgres
+
+pytestmark = [pytest.mark.redis, pytest.mark.rasa, pytest.mark.slow]
+
+TAG = os.environ.get("SWITCHBOARD_TEST_IMAGE_TAG", "test")
+PRODUCT = f"localhost/switchboard:{TAG}"
+RASA = f"localhost/switchboard-rasa:{TAG}"
+ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "deploy" / "podman" / "containers.conf")}
+PODMAN = ["podman", "--runtime", shutil.which("runc") or "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PODMAN, *args], env=ENV, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def logs(name: str) -> str:
+    return podman("logs", "--tail", "40", name, check=False).stdout + podman("logs", "--tail", "40", name, check=False).stderr
+
+
+@pytest.fixture(scope="module")
+def images(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Both images, built the way `make image` builds them (cached layers: seconds when only
+    the code or the model changed)."""
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed: `make sysdeps` (scripts/sysdeps.sh) installs podman, runc, debootstrap")
+    log = tmp_path_factory.mktemp("image") / "build.log"
+    with open(log, "wb") as out:
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "image.sh")], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                              env={**ENV, "MODEL": str(trained_model), "IMAGE_TAG": TAG}, timeout=3600)
+    assert done.returncode == 0, f"image build failed:\n{log.read_text()[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def stack(images: None) -> Iterator[dict[str, str]]:
+    """Rasa, router and web containers on the host network (free ports), configured by env."""
+    r = redis.Redis.from_url(REDIS_URL)
+    r.flushdb()
+    asyncio.run(reset_postgres(PG_URL))
+    rasa_port, web_port = free_port(), free_port()
+    rasa_url = f"http://127.0.0.1:{rasa_port}"
+    prefix = f"sb-test-{os.getpid()}"
+    names = {"rasa": f"{prefix}-rasa", "router": f"{prefix}-router", "web": f"{prefix}-web"}
+    common = ["run", "-d", "--network=host", "--health-interval=disable"]
+    env = ["-e", f"SWITCHBOARD_REDIS_URL={REDIS_URL}", "-e", f"SWITCHBOARD_RASA_URL={rasa_url}",
+           "-e", f"SWITCHBOARD_DATABASE_URL={PG_URL}"]
+    try:
+        podman(*common, "--name", names["rasa"], "-e", f"HEALTHCHECK_URL={rasa_url}/", RASA,
+               "--port", str(rasa_port), "--model", "/app/models")
+        podman(*common, "--name", names["router"], *env, PRODUCT, "run", "--role", "router")
+        podman(*common, "--name", names["web"], *env, "-e", f"SWITCHBOARD_WEB_PORT={web_port}",
+               "-e", f"HEALTHCHECK_URL=http://127.0.0.1:{web_port}/healthz", PRODUCT, "run", "--role", "web")
+        web_url = f"http://127.0.0.1:{web_port}"
+        deadline = time.monotonic() + 180  # Rasa loads TensorFlow and the model: ~25 s here
+        while True:
+            try:
+                with urllib.request.urlopen(f"{web_url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            for n in names.values():
+                state = podman("inspect", "--format", "{{.State.Running}}", n, check=False).stdout.strip()
+                assert state == "true", f"{n} is not running:\n{logs(n)}"
+            assert time.monotonic() < deadline, "not ready in 180 s:\n" + "\n".join(logs(n) for n in names.values())
+            time.sleep(1)
+        yield {**names, "web_url": web_url, "rasa_url": rasa_url}
+    finally:
+        for n in names.values():
+            podman("rm", "-f", "-t", "5", n, check=False)
+        r.flushdb()
+        r.close()
+
+
+async def test_widget_message_is_answered_by_the_containers(stack: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(stack["web_url"] + "/readyz") as resp:
+            assert resp.status == 200 and (await resp.json())["checks"] == {"redis": "ok", "nlu": "ok"}
+        async with http.ws_connect(stack["web_url"] + "/ws/chat") as ws:
+            await ws.send_str(orjson.dumps({"type": "hello", "session": None, "last_seen": None, "lang": "en"}).decode())
+            assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+            await ws.send_str('{"type":"message","client_id":"c1","text":"How do I deposit USDT on TRC20?"}')
+            async with asyncio.timeout(30):
+                while True:
+                    m = await ws.receive_json()
+                    if m["type"] == "event" and m.get("kind") == "bot":
+                        break
+    assert "USDT" in m["text"] or "TRC20" in m["text"], m
+    # The router container answered (it is the only consumer of this Redis DB's queue).
+    consumers = redis.Redis.from_url(REDIS_URL, decode_responses=True).xinfo_consumers("inbound", "routers")
+    assert consumers and sum(c["pending"] for c in consumers) == 0
+
+
+def test_containers_run_as_non_root_and_report_healthy(stack: dict[str, str]) -> None:
+    assert podman("exec", stack["web"], "id", "-u").stdout.strip() == "10001"
+    assert podman("exec", stack["router"], "id", "-u").stdout.strip() == "10001"
+    assert podman("exec", stack["rasa"], "id", "-u").stdout.strip() == "10002"
+    for n in ("web", "rasa"):  # the image's own HEALTHCHECK command
+        done = podman("healthcheck", "run", stack[n], check=False)
+        assert done.returncode == 0, f"{n}: {done.stdout}{done.stderr}"
+
+
+@pytest.mark.parametrize(("image", "installed", "lock"), [
+    (PRODUCT, "/opt/venv/installed.txt", "requirements/product.lock"),
+    (RASA, "/opt/rasa/installed.txt", "requirements/rasa.lock"),
+])
+def test_every_installed_package_is_the_locked_version(images: None, image: str, installed: str, lock: str) -> None:
+    def pins(text: str) -> dict[str, str]:
+        out = {}
+        for line in text.splitlines():
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("==", 1)
+                out[name.lower().replace("_", "-")] = version.strip()
+        return out
+
+    got = pins(podman("run", "--rm", "--entrypoint", "cat", image, installed).stdout)
+    locked = pins((ROOT / lock).read_text())
+    for tool in ("pip", "setuptools", "wheel"):  # the venv's own installer, not dependencies
+        got.pop(tool, None)
+    assert got and {k: v for k, v in got.items() if locked.get(k) != v} == {}
+
+
+def test_roles_stop_cleanly_on_sigterm(stack: dict[str, str]) -> None:
+    """`podman stop` (like Kubernetes) sends SIGTERM: the roles finish and exit 0 well before
+    the grace period, instead of being killed (137)."""
+    for n in ("router", "web"):
+        t0 = time.monotonic()
+        podman("stop", "-t", "30", stack[n], timeout=60)
+        took = time.monotonic() - t0
+        code = podman("inspect", "--format", "{{.State.ExitCode}}", stack[n]).stdout.strip()
+        assert code == "0", f"{n} exited {code} after {took:.1f} s:\n{logs(n)}"
