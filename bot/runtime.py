@@ -131,6 +131,9 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     from bot.web import create_app
 
     stop = stop or asyncio.Event()
+    # uvicorn re-raises the SIGTERM it captured once it has shut down; without a handler of ours
+    # that kills the process before the senders, channels and database are closed (exit 143).
+    _stop_on_signals(stop)
     r = connect_redis(settings)
     queue = Queue(r, settings.queue)
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
