@@ -39,6 +39,16 @@ def logs(name: str) -> str:
     return podman("logs", "--tail", "40", name, check=False).stdout + podman("logs", "--tail", "40", name, check=False).stderr
 
 
+def remove_orphans() -> None:
+    """Containers of an earlier run of this test that was killed before its teardown (they would
+    hold ports and a Rasa's memory): named sb-test-<pid>-…, removed when that pid is gone."""
+    names = podman("ps", "-a", "--filter", "name=^sb-test-", "--format", "{{.Names}}", check=False).stdout.split()
+    for n in names:
+        pid = n.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            podman("rm", "-f", "-t", "0", n, check=False)
+
+
 @pytest.fixture(scope="module")
 def images(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Both images, built the way `make image` builds them (cached layers: seconds when only
@@ -55,6 +65,7 @@ def images(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Non
 @pytest.fixture(scope="module")
 def stack(images: None) -> Iterator[dict[str, str]]:
     """Rasa, router and web containers on the host network (free ports), configured by env."""
+    remove_orphans()
     r = redis.Redis.from_url(REDIS_URL)
     r.flushdb()
     asyncio.run(reset_postgres(PG_URL))
