@@ -44,6 +44,12 @@ if [ -z "${PY310:-}" ]; then
 fi
 [ -n "$PY310" ] && [ -x "$PY310" ] || { echo "error: Python 3.10 is needed for the Rasa image (PY310=...)" >&2; exit 1; }
 PY310_PREFIX=$("$PY310" -c 'import sys; print(sys.base_prefix)')
+case "$PY310_PREFIX" in
+  /usr|/usr/local|/)
+    echo "error: $PY310 is a system Python (prefix $PY310_PREFIX): the Rasa image copies a self-contained" \
+         "prefix; install one with pyenv (pyenv install 3.10.13) and pass PY310=\$(pyenv root)/versions/3.10.13/bin/python3.10" >&2
+    exit 1;;
+esac
 
 # The CA bundle pip trusts inside the build (a build secret: not stored in the images).
 CA_BUNDLE=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
