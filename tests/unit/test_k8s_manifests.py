@@ -166,6 +166,19 @@ def test_services_budgets_and_config_find_their_targets(target: str) -> None:
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["SWITCHBOARD_CONFIG"] == f"{mount['mountPath']}/config.yaml"
         assert c["args"] == ["run", "--role", name]
+    # Network policies: each selects its role's pods; Rasa admits the roles that call it; web
+    # admits its own port (the Ingress controller's traffic).
+    policies = by_kind(objs, "NetworkPolicy")
+    assert set(policies) == {"router", "web", "rasa"}
+    for name, pol in policies.items():
+        assert matches(pol["spec"]["podSelector"]["matchLabels"]) == {name}
+    (rule,) = policies["rasa"]["spec"]["ingress"]
+    (expr,) = rule["from"][0]["podSelector"]["matchExpressions"]
+    assert expr["key"] == "app.kubernetes.io/name" and expr["operator"] == "In"
+    assert {n for n, lab in pod_labels.items() if lab.get(expr["key"]) in expr["values"]} == {"router", "web"}
+    web_ports = {p["name"] for p in pod_spec(deployments["web"])["containers"][0]["ports"]}
+    assert {p["port"] for p in policies["web"]["spec"]["ingress"][0]["ports"]} <= web_ports
+    assert policies["router"]["spec"]["ingress"] == []
     pvcs = by_kind(objs, "PersistentVolumeClaim")
     for d in deployments.values():
         for v in pod_spec(d)["volumes"]:
