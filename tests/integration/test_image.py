@@ -77,10 +77,11 @@ def stack(images: None) -> Iterator[dict[str, str]]:
     env = ["-e", f"SWITCHBOARD_REDIS_URL={REDIS_URL}", "-e", f"SWITCHBOARD_RASA_URL={rasa_url}",
            "-e", f"SWITCHBOARD_DATABASE_URL={PG_URL}"]
     try:
+        # Host network, so listen on loopback only (the images default to 0.0.0.0).
         podman(*common, "--name", names["rasa"], "-e", f"HEALTHCHECK_URL={rasa_url}/", RASA,
-               "--port", str(rasa_port), "--model", "/app/models")
+               "--port", str(rasa_port), "--interface", "127.0.0.1", "--model", "/app/models")
         podman(*common, "--name", names["router"], *env, PRODUCT, "run", "--role", "router")
-        podman(*common, "--name", names["web"], *env, "-e", f"SWITCHBOARD_WEB_PORT={web_port}",
+        podman(*common, "--name", names["web"], *env, "-e", f"SWITCHBOARD_WEB_PORT={web_port}", "-e", "SWITCHBOARD_WEB_HOST=127.0.0.1",
                "-e", f"HEALTHCHECK_URL=http://127.0.0.1:{web_port}/healthz", PRODUCT, "run", "--role", "web")
         web_url = f"http://127.0.0.1:{web_port}"
         deadline = time.monotonic() + 180  # Rasa loads TensorFlow and the model: ~25 s here
