@@ -49,6 +49,23 @@ def remove_orphans() -> None:
             podman("rm", "-f", "-t", "0", n, check=False)
 
 
+def wait_ready(web_url: str, containers: list[str], limit_s: float) -> None:
+    """Until the web role's /readyz answers 200; fails at once when a container has exited."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{web_url}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        for n in containers:
+            state = podman("inspect", "--format", "{{.State.Running}}", n, check=False).stdout.strip()
+            assert state == "true", f"{n} is not running:\n{logs(n)}"
+        assert time.monotonic() < deadline, f"not ready in {limit_s:.0f} s:\n" + "\n".join(logs(n) for n in containers)
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def images(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Both images, built the way `make image` builds them (cached layers: seconds when only
@@ -84,19 +101,7 @@ def stack(images: None) -> Iterator[dict[str, str]]:
         podman(*common, "--name", names["web"], *env, "-e", f"SWITCHBOARD_WEB_PORT={web_port}", "-e", "SWITCHBOARD_WEB_HOST=127.0.0.1",
                "-e", f"HEALTHCHECK_URL=http://127.0.0.1:{web_port}/healthz", PRODUCT, "run", "--role", "web")
         web_url = f"http://127.0.0.1:{web_port}"
-        deadline = time.monotonic() + 180  # Rasa loads TensorFlow and the model: ~25 s here
-        while True:
-            try:
-                with urllib.request.urlopen(f"{web_url}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            for n in names.values():
-                state = podman("inspect", "--format", "{{.State.Running}}", n, check=False).stdout.strip()
-                assert state == "true", f"{n} is not running:\n{logs(n)}"
-            assert time.monotonic() < deadline, "not ready in 180 s:\n" + "\n".join(logs(n) for n in names.values())
-            time.sleep(1)
+        wait_ready(web_url, list(names.values()), 180)  # Rasa loads TensorFlow and the model: ~25 s here
         yield {**names, "web_url": web_url, "rasa_url": rasa_url}
     finally:
         for n in names.values():
@@ -122,6 +127,43 @@ async def test_widget_message_is_answered_by_the_containers(stack: dict[str, str
     # The router container answered (it is the only consumer of this Redis DB's queue).
     consumers = redis.Redis.from_url(REDIS_URL, decode_responses=True).xinfo_consumers("inbound", "routers")
     assert consumers and sum(c["pending"] for c in consumers) == 0
+
+
+async def widget_answer(web_url: str, text: str) -> str:
+    async with aiohttp.ClientSession() as http, http.ws_connect(web_url + "/ws/chat") as ws:
+        await ws.send_str(orjson.dumps({"type": "hello", "session": None, "last_seen": None, "lang": "en"}).decode())
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        await ws.send_str(orjson.dumps({"type": "message", "client_id": "k1", "text": text}).decode())
+        async with asyncio.timeout(30):
+            while True:
+                m = await ws.receive_json()
+                if m["type"] == "event" and m.get("kind") == "bot":
+                    return str(m["text"])
+
+
+def test_kubernetes_config_runs_on_a_read_only_root(stack: dict[str, str], tmp_path: Path) -> None:
+    """The web role as deploy/k8s runs it: the ConfigMap's config.yaml mounted read-only, secrets
+    as environment variables, a read-only root filesystem with only /tmp and /app/data writable."""
+    port = free_port()
+    name = stack["web"] + "-k8s"
+    config = ROOT / "deploy" / "k8s" / "base" / "config.yaml"
+    data = tmp_path / "data"  # the pod's emptyDir, writable by the pod's fsGroup
+    data.mkdir()
+    os.chown(data, 10001, 10001)
+    try:
+        podman("run", "-d", "--network=host", "--health-interval=disable", "--name", name, "--read-only",
+               "--tmpfs", "/tmp", "-v", f"{data}:/app/data",
+               "-v", f"{config}:/etc/switchboard/config.yaml:ro", "-e", "SWITCHBOARD_CONFIG=/etc/switchboard/config.yaml",
+               "-e", f"SWITCHBOARD_REDIS_URL={REDIS_URL}", "-e", f"SWITCHBOARD_DATABASE_URL={PG_URL}",
+               "-e", f"SWITCHBOARD_RASA_URL={stack['rasa_url']}", "-e", f"SWITCHBOARD_WEB_PORT={port}",
+               PRODUCT, "run", "--role", "web")
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, [name], 60)
+        reply = asyncio.run(widget_answer(url, "What is the maker fee for spot trading?"))
+        assert "fee" in reply.lower() or "费" in reply, reply
+        assert '"event"' in logs(name)  # JSON log lines (logging.format: json)
+    finally:
+        podman("rm", "-f", "-t", "5", name, check=False)
 
 
 def test_containers_run_as_non_root_and_report_healthy(stack: dict[str, str]) -> None:
