@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bot.config import ENV_REF, parse_settings
+from bot.config import ENV_REF, WebSettings, parse_settings
 from bot.errors import ConfigError
 
 from .kustomize_lite import Unsupported, render
@@ -259,3 +259,22 @@ def test_keda_scales_the_router_on_the_inbound_lag(monkeypatch: pytest.MonkeyPat
     assert trigger["authenticationRef"]["name"] in by_kind(objs, "TriggerAuthentication")
     # Staging keeps fixed replicas (no KEDA there).
     assert "ScaledObject" not in {o["kind"] for o in rendered("overlays/staging")}
+
+
+def test_web_sees_users_addresses_and_prometheus_can_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the Ingress, the per-IP widget limit must see the users' addresses (from
+    X-Forwarded-For, believed only from the Ingress controller) and Prometheus, another pod, must
+    be allowed to read /metrics. Which settings do that depends on the web role's version: with
+    `web.trusted_proxies` / `web.metrics_token` (hardening, #17) they must be set in the
+    Kubernetes config; before that, uvicorn's FORWARDED_ALLOW_IPS does it and /metrics is open."""
+    s = k8s_settings(monkeypatch, SWITCHBOARD_REDIS_URL="redis://redis:6379/0", SWITCHBOARD_DATABASE_URL="postgresql+asyncpg://x@postgres/x",
+                     SWITCHBOARD_METRICS_TOKEN="t" * 32)
+    web = pod_spec(by_kind(rendered("overlays/production"), "Deployment")["web"])["containers"][0]
+    env = {e["name"]: e.get("value") for e in web.get("env", [])}
+    if "trusted_proxies" in WebSettings.model_fields:
+        assert s.web.trusted_proxies, "deploy/k8s/base/config.yaml: set web.trusted_proxies (the Ingress controller's pods)"
+    else:
+        assert env.get("FORWARDED_ALLOW_IPS")
+    if "metrics_token" in WebSettings.model_fields:
+        assert s.web.metrics_token is not None, "deploy/k8s/base/config.yaml: web.metrics_token: ${SWITCHBOARD_METRICS_TOKEN}"
+        assert "SWITCHBOARD_METRICS_TOKEN" in secret_keys()
