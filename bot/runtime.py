@@ -131,9 +131,6 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     from bot.web import create_app
 
     stop = stop or asyncio.Event()
-    # uvicorn re-raises the SIGTERM it captured once it has shut down; without a handler of ours
-    # that kills the process before the senders, channels and database are closed (exit 143).
-    _stop_on_signals(stop)
     r = connect_redis(settings)
     queue = Queue(r, settings.queue)
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
@@ -162,6 +159,9 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         timeout_graceful_shutdown=5,  # a stuck client must not hold a restart hostage
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the SIGTERM it captured once it has shut down; without a handler of ours
+    # that kills the process before the senders, channels and database are closed (exit 143).
+    _stop_on_signals(stop)
     serve = asyncio.create_task(server.serve())
     log.info("web.started", url=f"http://{settings.web.host}:{config.port}/")
     stop_wait = asyncio.create_task(stop.wait())
