@@ -54,6 +54,7 @@ def secret_keys() -> set[str]:
 def k8s_settings(monkeypatch: pytest.MonkeyPatch, **env: str):  # type: ignore[no-untyped-def]
     for k in ("SWITCHBOARD_REDIS_URL", "SWITCHBOARD_DATABASE_URL", "SWITCHBOARD_RASA_URL", "SWITCHBOARD_WIDGET_ORIGIN"):
         monkeypatch.delenv(k, raising=False)
+    env.setdefault("SWITCHBOARD_METRICS_TOKEN", "t" * 32)  # a Secret key (see secrets.example.env)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     raw = yaml.safe_load((K8S / "base" / "config.yaml").read_text())
@@ -267,8 +268,7 @@ def test_web_sees_users_addresses_and_prometheus_can_scrape(monkeypatch: pytest.
     be allowed to read /metrics. Which settings do that depends on the web role's version: with
     `web.trusted_proxies` / `web.metrics_token` (hardening, #17) they must be set in the
     Kubernetes config; before that, uvicorn's FORWARDED_ALLOW_IPS does it and /metrics is open."""
-    s = k8s_settings(monkeypatch, SWITCHBOARD_REDIS_URL="redis://redis:6379/0", SWITCHBOARD_DATABASE_URL="postgresql+asyncpg://x@postgres/x",
-                     SWITCHBOARD_METRICS_TOKEN="t" * 32)
+    s = k8s_settings(monkeypatch, SWITCHBOARD_REDIS_URL="redis://redis:6379/0", SWITCHBOARD_DATABASE_URL="postgresql+asyncpg://x@postgres/x")
     web = pod_spec(by_kind(rendered("overlays/production"), "Deployment")["web"])["containers"][0]
     env = {e["name"]: e.get("value") for e in web.get("env", [])}
     if "trusted_proxies" in WebSettings.model_fields:
