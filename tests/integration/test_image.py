@@ -157,6 +157,7 @@ def test_kubernetes_config_runs_on_a_read_only_root(stack: dict[str, str], tmp_p
                "-v", f"{config}:/etc/switchboard/config.yaml:ro", "-e", "SWITCHBOARD_CONFIG=/etc/switchboard/config.yaml",
                "-e", f"SWITCHBOARD_REDIS_URL={REDIS_URL}", "-e", f"SWITCHBOARD_DATABASE_URL={PG_URL}",
                "-e", f"SWITCHBOARD_RASA_URL={stack['rasa_url']}", "-e", f"SWITCHBOARD_WEB_PORT={port}",
+               "-e", "SWITCHBOARD_METRICS_TOKEN=" + "m" * 32,  # every key of secrets.example.env
                PRODUCT, "run", "--role", "web")
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, [name], 60)
