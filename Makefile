@@ -9,13 +9,14 @@ RASA_VENV := .venv-rasa
 PY310 ?= $(shell (command -v pyenv >/dev/null && ls -d $$(pyenv root)/versions/3.10*/bin/python3.10 2>/dev/null | sort -V | tail -1) || command -v python3.10 || true)
 PYTEST_ARGS ?=
 
-.PHONY: up test soak test-fast bench bench-nlu bench-console lint audit sysdeps lock lock-rasa down clean help
+.PHONY: up test image soak test-fast bench bench-nlu bench-console lint audit sysdeps lock lock-rasa down clean help
 
 help:
 	@echo "make up     - install everything needed, train the NLU model if missing, run the product"
 	@echo "make test   - install everything needed and run the whole test suite"
 	@echo "make bench  - benchmarks (bench/), make bench-nlu - BANKING77 classifier benchmark"
 	@echo "make bench-console - the agent console at 100,000 tickets / 1,000,000 messages, SQLite and PostgreSQL"
+	@echo "make image  - container images (podman): localhost/switchboard:dev and localhost/switchboard-rasa:dev"
 	@echo "make soak   - the fault tests, SOAK=10 times longer (more messages, kills and restarts)"
 
 $(VENV)/.installed: requirements/product.lock pyproject.toml
@@ -46,6 +47,10 @@ up: venvs
 
 test: venvs sysdeps
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+# Container images with podman (deploy/Containerfile, deploy/rasa.Containerfile; IMAGE_TAG=dev).
+image: venvs sysdeps
+	PY310=$(PY310) bash scripts/image.sh
 
 # Longer fault runs: SOAK times the messages, worker kills and Redis restarts (default 10).
 soak: venvs sysdeps

@@ -170,6 +170,9 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the SIGTERM it captured once it has shut down; without a handler of ours
+    # that kills the process before the senders, channels and database are closed (exit 143).
+    _stop_on_signals(stop)
     serve = asyncio.create_task(server.serve())
     log.info("web.started", url=f"http://{settings.web.host}:{config.port}/")
     stop_wait = asyncio.create_task(stop.wait())
