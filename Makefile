@@ -60,7 +60,9 @@ bench-nlu: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/python bench/nlu_banking77.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check bot channels intents handoff tests bench
+	$(VENV)/bin/ruff check app bot channels intents handoff tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Known vulnerabilities in the locked dependencies (pip-audit in .venv-audit; also run by `make test`).
 audit:

@@ -26,6 +26,7 @@ stream order (the senders: replies go out in order).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
@@ -131,7 +132,7 @@ class StreamConsumer:
         self.stream = stream
         self.group = group
         self.handler = handler
-        self.handler_name = handler_name or getattr(handler, "__qualname__", repr(handler))
+        self.handler_name: str = handler_name or str(getattr(handler, "__qualname__", repr(handler)))
         self.name = name or consumer_name()
         self.max_attempts = max_attempts
         self.claim_idle_ms = claim_idle_ms
@@ -212,20 +213,20 @@ class StreamConsumer:
                     if self.retention_s is not None and now - last_trim > 10:
                         last_trim = now
                         await trim_stream(self.r, self.stream, self.retention_s)
-                except ResponseError as e:
-                    if "NOGROUP" not in str(e):
+                except ResponseError as err:
+                    if "NOGROUP" not in str(err):
                         raise
                     # The stream or group vanished (Redis restarted without persistence, a manual
                     # cleanup): recreate it and carry on rather than crash-looping.
                     log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
                     await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
                     continue
-                except Exception as e:
-                    if not self.outage(e):
+                except Exception as exc:
+                    if not self.outage(exc):
                         raise
                     wait = backoff.next()
                     if backoff.n == 1:
-                        log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
+                        log.warning("redis.unavailable", stream=self.stream, error=str(exc)[:200])
                     await self._sleep(wait)
                     continue
                 backoff.reset()
@@ -360,7 +361,10 @@ class StreamConsumer:
             return
         t = asyncio.get_running_loop().create_task(self._process(e, fresh))
         self.inflight[e.id] = t
-        t.add_done_callback(lambda _t, i=e.id: self.inflight.pop(i, None))
+        t.add_done_callback(functools.partial(self._done, e.id))
+
+    def _done(self, eid: str, _t: asyncio.Task[None]) -> None:
+        self.inflight.pop(eid, None)
 
     async def _process(self, e: Entry, fresh: bool) -> None:
         """Handle one entry: outages are retried here (held, never counted); everything else is

@@ -89,7 +89,7 @@ async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
         orig = d.original
         if not orig:
             return False
-        await r.xadd(d.stream, orig)  # type: ignore[arg-type]
+        await r.xadd(d.stream, orig)
     await r.xdel(streams.dead(d.stream), d.id)
     return True
 

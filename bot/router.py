@@ -162,7 +162,7 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
             user_id=msg.user_id,
             text=d.reply,
             lang=d.lang,
-            kind=d.action.value,  # type: ignore[arg-type]
+            kind=d.action.value,
             topic=d.topic,
             in_reply_to=msg.id,
             meta={k: v for k, v in msg.meta.items() if k.startswith("reply_")},

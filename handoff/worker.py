@@ -36,7 +36,7 @@ def db_outage(exc: BaseException) -> bool:
     return False
 
 
-def handoff_handler(svc: TicketService):  # type: ignore[no-untyped-def]
+def handoff_handler(svc: TicketService):
     async def handle(e: Entry, fresh: bool) -> Outcome:
         try:
             payload: Any = orjson.loads(e.fields.get("d", ""))

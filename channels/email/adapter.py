@@ -89,6 +89,7 @@ FETCH_BATCH = 100
 MSGID_IN_TEXT = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.I | re.M)
 CONVERSATION_NS = uuid.UUID("6b1f8d4e-6a49-4c0e-9d8a-3f2b7c1e5a90")
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+RETRYABLE: tuple[type[BaseException], ...] = (*IMAP_ERRORS, ImapError, *REDIS_ERRORS)
 # Never stored, whatever type the sender claims: executables and scripts.
 BLOCKED_EXTENSIONS = frozenset(
     ".exe .com .bat .cmd .scr .pif .msi .dll .js .jse .vbs .vbe .wsf .wsh .ps1 .jar .hta .lnk .reg .cpl .iso".split()
@@ -215,7 +216,7 @@ class EmailChannel:
                 self.connected.set()
                 log.info("email.imap_connected", mailbox=self.cfg.mailbox, idle=self.cfg.idle and session.supports_idle)
                 await self._serve(session)
-            except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS) as e:
+            except RETRYABLE as e:
                 delay = self._backoff.next()
                 log.warning("email.imap_unavailable", error=f"{type(e).__name__}: {str(e)[:200]}",
                             retry_in=round(delay, 2))
@@ -290,7 +291,7 @@ class EmailChannel:
                 await self._dead_letter(uid, cmid, "no sender address (From) to reply to")
             else:
                 await self._accept(mail, cmid, too_big=too_big, size=size)
-        except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS):
+        except RETRYABLE:
             raise  # the server, Redis or the disk: nothing was marked, the mail is read again later
         except Exception as e:  # noqa: BLE001 - a bug with one mail must not block the mailbox: dead-lettered below, not dropped
             await self._unparseable(session, uid, raw, fallback_id, e)
@@ -472,9 +473,10 @@ class EmailChannel:
             original = m.group(1)  # a non-standard bounce quoting the original headers as text
         conv = await self.state.conversation_of([original]) if original else None
         ticket = (await self.state.conv_info(conv)).get("ticket") if conv else None
+        recipients: list[str] = list(b.recipients) if b else []
         entry = {
             "at": _now_iso(),
-            "recipients": list(b.recipients) if b else [],
+            "recipients": recipients,
             "status": b.status if b else "",
             "action": b.action if b else "",
             "diagnostic": b.diagnostic if b else "",
@@ -484,7 +486,7 @@ class EmailChannel:
             "from": mail.from_addr,
         }
         if await self.state.record_once(self.state.k_bounces, cmid, entry) and conv:
-            await self.state.set_conv(conv, last_bounce=f"{entry['at']} {entry['status']} {','.join(entry['recipients'])}")
+            await self.state.set_conv(conv, last_bounce=f"{entry['at']} {entry['status']} {','.join(recipients)}")
         log.warning("email.bounced", conversation=conv, ticket=ticket, status=entry["status"],
                     recipients=entry["recipients"])
 

@@ -450,7 +450,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
     from_name, from_addr = first_address(h("from"))
     own_ids = msg_ids(h("message-id"))
     content_type = msg.get_content_type()
-    report_type = msg.get_param("report-type") if content_type == "multipart/report" else None
+    rt = msg.get_param("report-type") if content_type == "multipart/report" else None
+    report_type = rt if isinstance(rt, str) else None
 
     plain_part: Message | None = None
     html_part: Message | None = None
@@ -481,7 +482,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         if id(part) in body_parts:
             continue
         ct = part.get_content_type()
-        name = _filename(part)
+        name = _filename(part) or ""
         disp = part.get_content_disposition()
         if ct in ("text/plain", "text/html") and not name and disp != "attachment":
             continue  # the other half of an alternative, or an inline text fragment

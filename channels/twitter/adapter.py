@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -354,7 +355,7 @@ class TwitterChannel:
         found.sort(key=lambda ti: int(ti[0].get("id") or 0))
         for tweet, inc in found:
             tid = str(tweet.get("id"))
-            await self._normalize_and_intake(tid, lambda t=tweet, i=inc: normalize.mention_from_v2(t, i, me))
+            await self._normalize_and_intake(tid, functools.partial(normalize.mention_from_v2, tweet, inc, me))
         if found:
             newest = str(found[-1][0].get("id"))
             if not since or int(newest) > int(since):
@@ -396,8 +397,7 @@ class TwitterChannel:
             log.warning("twitter.backlog_truncated", endpoint="dm_events", pages=MAX_PAGES)
         fresh.sort(key=lambda ei: int(ei[0].get("id") or 0))
         for ev, inc in fresh:
-            eid = str(ev.get("id"))
-            await self._normalize_and_intake(eid, lambda e=ev, i=inc: normalize.dm_from_v2(e, i, me))
+            await self._normalize_and_intake(str(ev.get("id")), functools.partial(normalize.dm_from_v2, ev, inc, me))
         if fresh:
             await self.r.set(key, str(fresh[-1][0].get("id")))
 
@@ -472,7 +472,7 @@ class TwitterChannel:
                 log.warning("twitter.event_malformed", kind="tweet_create_events", error="not an object")
                 continue
             tid = str(t.get("id_str") or t.get("id") or "?")
-            await self._normalize_and_intake(tid, lambda t=t: normalize.mention_from_webhook(t, me))
+            await self._normalize_and_intake(tid, functools.partial(normalize.mention_from_webhook, t, me))
 
     async def _on_dm_events(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
         users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
@@ -481,7 +481,7 @@ class TwitterChannel:
                 log.warning("twitter.event_malformed", kind="direct_message_events", error="not an object")
                 continue
             eid = str(ev.get("id") or "?")
-            await self._normalize_and_intake(eid, lambda e=ev: normalize.dm_from_webhook(e, users or {}, me))
+            await self._normalize_and_intake(eid, functools.partial(normalize.dm_from_webhook, ev, users or {}, me))
 
     # -- outbound -----------------------------------------------------------------------------------
     async def _progress(self, ob: Outbound) -> dict[str, str]:

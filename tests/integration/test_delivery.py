@@ -17,11 +17,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import answers
 from bot.intake import make_sink
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from channels.web.adapter import WebChannel, box_key
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.service import TicketService

@@ -95,7 +95,7 @@ def create_app(
     tasks: TaskSupervisor | None = None,
 ) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):
         app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         try:
             yield
@@ -155,10 +155,10 @@ def create_app(
         else:
             from prometheus_client import REGISTRY
 
-            registry = REGISTRY  # type: ignore[assignment]
+            registry = REGISTRY
         data = generate_latest(registry)
         lag_reg = CollectorRegistry()
-        lag_reg.register(QueueLagCollector(lag))  # type: ignore[arg-type]
+        lag_reg.register(QueueLagCollector(lag))
         return Response(data + generate_latest(lag_reg), media_type=CONTENT_TYPE_LATEST)
 
     return app
