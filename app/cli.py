@@ -512,7 +512,10 @@ def deadletters_show(dead_id: str, config: ConfigOpt = None, stream: StreamOpt =
         finally:
             await r.aclose()
 
-    d = asyncio.run(go())
+    try:
+        d = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
     if d is None:
         fail(f"no dead letter {dead_id}", 1)
     typer.echo(orjson.dumps({"stream": d.stream, "id": d.id, **d.fields}, option=orjson.OPT_INDENT_2).decode())
@@ -547,7 +550,10 @@ def deadletters_replay(
         finally:
             await r.aclose()
 
-    done, left = asyncio.run(go())
+    try:
+        done, left = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
     typer.echo(f"re-queued {done} message(s)" + (f"; {left} could not be (malformed, left in place)" if left else ""))
 
 
@@ -580,7 +586,11 @@ def deadletters_drop(
         finally:
             await r.aclose()
 
-    typer.echo(f"dropped {asyncio.run(go())} dead letter(s)")
+    try:
+        n = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
+    typer.echo(f"dropped {n} dead letter(s)")
 
 
 def _with_tickets(config: Path | None, fn):

@@ -237,29 +237,30 @@ async def test_handoff_poison_is_dead_lettered_and_every_ticket_message_is_writt
 
 
 def test_deadletters_cli_shows_replays_and_drops(redis_sync: Any, tmp_path: Path) -> None:
-    """An operator fixes the cause, then replays a dead letter onto its stream, or drops it."""
+    """An operator fixes the cause, then replays a dead letter onto its stream, or drops it. Ids
+    are unique per stream only: an id two streams share needs --stream (never the wrong one)."""
     ob = reply("u1", "hello")
+    same_id = "1764806400000-0"
     redis_sync.xadd("outbound:web:dead", {"d": ob.to_json(), "entry": "1-0", "error": "PermanentChannelError: x",
-                                          "handler": "sender:web", "attempts": "1", "at": "1764806400"})
+                                          "handler": "sender:web", "attempts": "1", "at": "1764806400"}, id=same_id)
     redis_sync.xadd("handoff:dead", {"d": "{}", "entry": "2-0", "error": "KeyError: 'decision'",
-                                     "handler": "tickets", "attempts": "3", "at": "1764806400"})
+                                     "handler": "tickets", "attempts": "3", "at": "1764806400"}, id=same_id)
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL}
     exe, cfg = str(ROOT / ".venv/bin/switchboard"), str(ROOT / "config.yaml")
 
-    def sb(*args: str) -> str:
+    def sb(*args: str, code: int = 0) -> str:
         p = subprocess.run([exe, "deadletters", *args, "--config", cfg], env=env, capture_output=True, text=True,
                            timeout=60)
-        assert p.returncode == 0, p.stderr
-        return p.stdout
+        assert p.returncode == code, p.stderr
+        return p.stdout + p.stderr
 
-    [(ob_dead, _)] = redis_sync.xrange("outbound:web:dead")
-    [(ho_dead, _)] = redis_sync.xrange("handoff:dead")
-    shown = orjson.loads(sb("show", ob_dead))
+    assert "add --stream" in sb("show", same_id, code=2)
+    shown = orjson.loads(sb("show", same_id, "--stream", "outbound:web"))
     assert (shown["stream"], shown["error"], Outbound.from_json(shown["d"]).text) == (
         "outbound:web", "PermanentChannelError: x", "hello")
-    assert "re-queued 1" in sb("replay", ob_dead)
+    assert "re-queued 1" in sb("replay", same_id, "--stream", "outbound:web")
     [(_, back)] = redis_sync.xrange("outbound:web")
     assert back == {"d": ob.to_json()}  # the original entry, without the dead-letter fields
-    assert "dropped 1" in sb("drop", ho_dead)
+    assert "dropped 1" in sb("drop", same_id)  # only one stream has it now
     assert redis_sync.xlen("outbound:web:dead") == 0 and redis_sync.xlen("handoff:dead") == 0
     assert "no dead letters" in sb("list")
