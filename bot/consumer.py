@@ -191,10 +191,9 @@ class StreamConsumer:
                     last_beat = now_wall
                     await self._beat(now_wall)
                 if self._gate is not None:
-                    try:
-                        await asyncio.wait_for(self._gate(), timeout=self.block_ms / 1000)
-                    except TimeoutError:
-                        continue
+                    # e.g. the router waits here while no NLU server answers (then it does not
+                    # loop, and readiness says so)
+                    await self._gate()
                 room = self._room()
                 if room <= 0:
                     await asyncio.wait(list(self.inflight.values()), timeout=0.05,
