@@ -61,7 +61,12 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
     channels = build_channels(settings, r)
     for ch in channels:
+        # The channel's own long-running tasks (pollers, IMAP IDLE, the widget's pub/sub hub) are
+        # created in `start`: the supervisor watches them, so that none dies silently.
+        before = asyncio.all_tasks()
         await ch.start(sink)
+        for t in asyncio.all_tasks() - before:
+            tasks.adopt(f"{ch.name}:{t.get_name()}", t)
     for ch in channels:
         sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
                                 max_attempts=settings.queue.max_attempts)
