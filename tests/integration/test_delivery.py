@@ -264,3 +264,23 @@ def test_deadletters_cli_shows_replays_and_drops(redis_sync: Any, tmp_path: Path
     assert "dropped 1" in sb("drop", same_id)  # only one stream has it now
     assert redis_sync.xlen("outbound:web:dead") == 0 and redis_sync.xlen("handoff:dead") == 0
     assert "no dead letters" in sb("list")
+
+
+async def test_readiness_names_a_stream_whose_consumers_all_stopped_looping(aredis: aioredis.Redis) -> None:
+    """Consumers of other processes (the router role) are seen through their heartbeats: a stream
+    none of whose consumers looped for `stale_s` makes the web role's /readyz fail, naming it."""
+    import time
+
+    from app.web import consumer_report
+    from bot.consumer import HEARTBEATS
+
+    now = time.time()
+    await aredis.hset(HEARTBEATS, mapping={"inbound|routers|host-1-a": str(now - 100),
+                                           "handoff|tickets|host-2-b": str(now - 1),
+                                           "outbound:web|senders|gone": str(now - 7200)})
+    items, problems = await consumer_report(aredis, None, 30)
+    assert problems == ["no consumer of inbound (routers) has looped for 100s"]
+    assert {i["consumer"]: i["alive"] for i in items} == {"host-1-a": False, "host-2-b": True}
+    assert not await aredis.hexists(HEARTBEATS, "outbound:web|senders|gone")  # long gone: forgotten
+    await aredis.hset(HEARTBEATS, "inbound|routers|host-1-c", str(now))  # a restarted router
+    assert (await consumer_report(aredis, None, 30))[1] == []
