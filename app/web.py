@@ -143,10 +143,11 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
-        from bot.router import HANDOFF_STREAM, outbound_stream
+        from bot.streams import all_consumed
 
-        streams = [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c.name) for c in channels]]
-        lag = await queue_lag(redis, streams)
+        qs = settings.queue
+        lag = await queue_lag(redis, [st for st, _ in all_consumed(qs.inbound_stream, qs.group,
+                                                                     [c.name for c in channels])])
         registry = CollectorRegistry()
         if multiproc_dir:
             from prometheus_client import multiprocess
