@@ -229,7 +229,10 @@ class StreamConsumer:
                     await self._sleep(wait)
                     continue
                 backoff.reset()
-                for e in entries:
+                for i, e in enumerate(entries):
+                    if stop.is_set():  # stop promptly; the rest is released to the next consumer
+                        await self._release([x.id for x in entries[i:]])
+                        break
                     await self._dispatch(e, fresh=fresh)
                 if not entries:
                     if burst and not self.inflight and not self._retry_at:
@@ -251,10 +254,26 @@ class StreamConsumer:
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
         self.running = False
+        if self._retry_at:
+            await self._release(list(self._retry_at))
+            self._retry_at.clear()
         try:
             await self.r.hdel(HEARTBEATS, self.heartbeat_field)
         except Exception as e:  # noqa: BLE001 - Redis may be gone at shutdown; the entry just ages out
             log.debug("consumer.heartbeat_not_removed", error=type(e).__name__)
+
+    async def _release(self, ids: list[str]) -> None:
+        """Entries delivered to this consumer that it will not handle (it is stopping): mark them
+        idle for `claim_idle_ms` so that the next consumer takes them over at once instead of
+        after the idle time (no delivery is counted)."""
+        if not ids:
+            return
+        try:
+            await self.r.xclaim(self.stream, self.group, self.name, 0, ids, idle=self.claim_idle_ms, justid=True)
+        except Exception as e:
+            if not self.outage(e):
+                raise
+            log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
 
     def _room(self) -> int:
         if self.concurrency == 1:

@@ -48,18 +48,26 @@ async def dead(r: aioredis.Redis, stream: str) -> list[dict[str, str]]:
     return [f for _, f in await r.xrange(f"{stream}:dead")]
 
 
-async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], restart: bool,
+class Midway:
+    """Stops the first consumer after `at` handled entries (as SIGTERM would), when restarting."""
+
+    def __init__(self, restart: bool, at: int = 16) -> None:
+        self.stop = asyncio.Event()
+        self.at = at if restart else None
+        self.n = 0
+
+    def tick(self) -> None:
+        self.n += 1
+        if self.n == self.at:
+            self.stop.set()
+
+
+async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], midway: Midway,
                    progress: Callable[[], Awaitable[int]], total: int) -> None:
-    """Drain with one consumer; with `restart`, stop it (as SIGTERM would) once some entries are
-    done and drain the rest with a new one (a new consumer name, as after a restart)."""
-    if restart:
-        stop = asyncio.Event()
-        first = asyncio.create_task(run(stop, False))
-        async with asyncio.timeout(60):
-            while await progress() < total // 3:  # noqa: ASYNC110 - progress is in Redis / the database
-                await asyncio.sleep(0.02)
-        stop.set()
-        await asyncio.wait_for(first, 30)
+    """Drain with one consumer; when restarting, the first one is stopped midway and a new one (a
+    new consumer name, as after a restart) drains the rest."""
+    if midway.at is not None:
+        await asyncio.wait_for(run(midway.stop, False), 60)
         assert await progress() < total, "the first consumer finished everything: nothing was restarted"
     await asyncio.wait_for(run(asyncio.Event(), True), 90)
 
@@ -68,10 +76,15 @@ async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], restart
 class BuggyBrain(Brain):
     """The real brain with one bug: a message saying EXPLODE raises an exception nobody expects."""
 
+    midway: Midway | None = None
+
     async def decide(self, msg, state):  # type: ignore[no-untyped-def]
         if "EXPLODE" in msg.text:
             raise LookupError("a bug in the router")
-        return await super().decide(msg, state)
+        out = await super().decide(msg, state)
+        if self.midway is not None:
+            self.midway.tick()
+        return out
 
 
 def web_msg(cmid: str, text: str, session: str) -> Message:
@@ -97,13 +110,16 @@ async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_
     async def decided() -> int:
         return int(await aredis.xlen("decisions"))
 
+    midway = Midway(restart)
     async with NLUClient(s.nlu.urls, timeout_s=5) as nlu:
         await nlu.refresh_versions()
 
         async def run(stop: asyncio.Event, burst: bool) -> None:
-            await RouterWorker(s, aredis, BuggyBrain(s, nlu, answers(s))).run(stop, burst=burst)
+            brain = BuggyBrain(s, nlu, answers(s))
+            brain.midway = midway
+            await RouterWorker(s, aredis, brain).run(stop, burst=burst)
 
-        await run_role(run, restart, decided, 50)
+        await run_role(run, midway, decided, 50)
 
     got: dict[str, list[str]] = {}
     for _, f in await aredis.xrange("decisions"):
@@ -127,10 +143,14 @@ async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_
 class BuggyWeb(WebChannel):
     """The real widget channel with a bug for one reply text."""
 
+    midway: Midway | None = None
+
     async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
         if ob.text == "EXPLODE":
             raise LookupError("a bug in the adapter")
         await super().deliver(ob, stream, group, entry_id)
+        if self.midway is not None:
+            self.midway.tick()
 
 
 def reply(user: str, text: str) -> Outbound:
@@ -145,6 +165,7 @@ async def test_outbound_poison_is_dead_lettered_and_every_reply_arrives_once_in_
 
     s = make_settings()
     channel = BuggyWeb.from_config(s, s.channels[0], aredis)
+    channel.midway = midway = Midway(restart)  # type: ignore[attr-defined]
     await aredis.xadd("outbound:web", {"d": "{\"text\": 1"})  # malformed
     await aredis.xadd("outbound:web", {"d": reply("u0", "EXPLODE").to_json()})
     sent: dict[str, list[str]] = {}
@@ -166,7 +187,7 @@ async def test_outbound_poison_is_dead_lettered_and_every_reply_arrives_once_in_
         await OutboundSender(aredis, channel, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS, block_ms=100).run(
             stop, burst=burst)
 
-    await run_role(run, restart, delivered, 50)
+    await run_role(run, midway, delivered, 50)
     assert await boxes() == sent
     letters = await dead(aredis, "outbound:web")
     assert [f["error"][:18] for f in letters] == ["malformed outbound", "LookupError: a bug"]
@@ -218,10 +239,20 @@ async def test_handoff_poison_is_dead_lettered_and_every_ticket_message_is_writt
             return int((await ses.execute(select(func.count()).select_from(TicketMessage)
                                           .where(TicketMessage.author_type == "user"))).scalar_one())
 
+    midway = Midway(restart)
+    handle_event = tickets.handle_event
+
+    async def counted(payload: dict[str, Any]) -> Any:  # the real handler, counted for the restart
+        out = await handle_event(payload)
+        midway.tick()
+        return out
+
+    tickets.handle_event = counted  # type: ignore[method-assign]
+
     async def run(stop: asyncio.Event, burst: bool) -> None:
         await consume_handoffs(tickets, aredis, stop, burst=burst, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS)
 
-    await run_role(run, restart, written, 50)
+    await run_role(run, midway, written, 50)
     assert await written() == 50
     for n in range(1, 11):
         d = await tickets.detail(f"SB-{n:06d}")
