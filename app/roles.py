@@ -69,7 +69,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
             tasks.adopt(f"{ch.name}:{t.get_name()}", t)
     for ch in channels:
         sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
-                                max_attempts=settings.queue.max_attempts)
+                                max_attempts=settings.queue.max_attempts, retention_s=settings.queue.retention_s)
         tasks.start_consumer(f"sender:{ch.name}", sender.consumer)
     from app.review_web import review_router
     from handoff.console import console_router
@@ -77,7 +77,8 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
 
     svc, engine = await ticket_service(settings, r, migrate=True)
     tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
-                                                     max_attempts=settings.queue.max_attempts))
+                                                     max_attempts=settings.queue.max_attempts,
+                                                     retention_s=settings.queue.retention_s))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
     app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r)],
                      tasks=tasks)

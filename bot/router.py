@@ -23,7 +23,7 @@ from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
-from bot.queue import Entry, Output, Queue, conv_key, trim_stream
+from bot.queue import Entry, Output, Queue, conv_key
 from bot.redact import redact
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
@@ -362,8 +362,3 @@ class RouterWorker:
                         break
                     except TimeoutError:
                         await self.queue.touch(self.name, [e.id])
-
-
-async def trim_all(r: aioredis.Redis, settings: Settings, channels: list[str]) -> None:
-    for s in [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c) for c in channels]]:
-        await trim_stream(r, s, settings.queue.retention_s)
