@@ -160,7 +160,7 @@ def _get_jieba():
     if not _jieba_checked:
         _jieba_checked = True
         try:
-            import jieba
+            import jieba  # type: ignore
 
             jieba.setLogLevel(logging.WARNING)
             _jieba = jieba
