@@ -70,7 +70,9 @@ bench-console: $(VENV)/.installed
 	$(VENV)/bin/python -m bench.console_scale $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check bot channels intents handoff tests bench
+	$(VENV)/bin/ruff check app bot channels intents handoff tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Known vulnerabilities in the locked dependencies (pip-audit in .venv-audit; also run by `make test`).
 audit:

@@ -63,6 +63,7 @@ class OutboundSender:
         claim_idle_ms: int = 30_000,
         max_attempts: int = 5,
         block_ms: int = 1000,
+        retention_s: int | None = None,
     ) -> None:
         self.r = redis
         self.channel = channel
@@ -72,6 +73,7 @@ class OutboundSender:
         self.consumer = StreamConsumer(
             redis, self.stream, SENDERS_GROUP, self._deliver, handler_name=f"sender:{channel.name}",
             max_attempts=max_attempts, claim_idle_ms=claim_idle_ms, block_ms=block_ms, batch=50,
+            retention_s=retention_s,
         )
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:

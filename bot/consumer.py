@@ -26,6 +26,7 @@ stream order (the senders: replies go out in order).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
@@ -131,7 +132,7 @@ class StreamConsumer:
         self.stream = stream
         self.group = group
         self.handler = handler
-        self.handler_name = handler_name or getattr(handler, "__qualname__", repr(handler))
+        self.handler_name: str = handler_name or str(getattr(handler, "__qualname__", repr(handler)))
         self.name = name or consumer_name()
         self.max_attempts = max_attempts
         self.claim_idle_ms = claim_idle_ms
@@ -190,10 +191,9 @@ class StreamConsumer:
                     last_beat = now_wall
                     await self._beat(now_wall)
                 if self._gate is not None:
-                    try:
-                        await asyncio.wait_for(self._gate(), timeout=self.block_ms / 1000)
-                    except TimeoutError:
-                        continue
+                    # e.g. the router waits here while no NLU server answers (then it does not
+                    # loop, and readiness says so)
+                    await self._gate()
                 room = self._room()
                 if room <= 0:
                     await asyncio.wait(list(self.inflight.values()), timeout=0.05,
@@ -212,24 +212,27 @@ class StreamConsumer:
                     if self.retention_s is not None and now - last_trim > 10:
                         last_trim = now
                         await trim_stream(self.r, self.stream, self.retention_s)
-                except ResponseError as e:
-                    if "NOGROUP" not in str(e):
+                except ResponseError as err:
+                    if "NOGROUP" not in str(err):
                         raise
                     # The stream or group vanished (Redis restarted without persistence, a manual
                     # cleanup): recreate it and carry on rather than crash-looping.
                     log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
                     await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
                     continue
-                except Exception as e:
-                    if not self.outage(e):
+                except Exception as exc:
+                    if not self.outage(exc):
                         raise
                     wait = backoff.next()
                     if backoff.n == 1:
-                        log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
+                        log.warning("redis.unavailable", stream=self.stream, error=str(exc)[:200])
                     await self._sleep(wait)
                     continue
                 backoff.reset()
-                for e in entries:
+                for i, e in enumerate(entries):
+                    if stop.is_set():  # stop promptly; the rest is released to the next consumer
+                        await self._release([x.id for x in entries[i:]])
+                        break
                     await self._dispatch(e, fresh=fresh)
                 if not entries:
                     if burst and not self.inflight and not self._retry_at:
@@ -251,10 +254,26 @@ class StreamConsumer:
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
         self.running = False
+        if self._retry_at:
+            await self._release(list(self._retry_at))
+            self._retry_at.clear()
         try:
             await self.r.hdel(HEARTBEATS, self.heartbeat_field)
         except Exception as e:  # noqa: BLE001 - Redis may be gone at shutdown; the entry just ages out
             log.debug("consumer.heartbeat_not_removed", error=type(e).__name__)
+
+    async def _release(self, ids: list[str]) -> None:
+        """Entries delivered to this consumer that it will not handle (it is stopping): mark them
+        idle for `claim_idle_ms` so that the next consumer takes them over at once instead of
+        after the idle time (no delivery is counted)."""
+        if not ids:
+            return
+        try:
+            await self.r.xclaim(self.stream, self.group, self.name, 0, ids, idle=self.claim_idle_ms, justid=True)
+        except Exception as e:
+            if not self.outage(e):
+                raise
+            log.warning("redis.unavailable", stream=self.stream, error=str(e)[:200])
 
     def _room(self) -> int:
         if self.concurrency == 1:
@@ -360,7 +379,10 @@ class StreamConsumer:
             return
         t = asyncio.get_running_loop().create_task(self._process(e, fresh))
         self.inflight[e.id] = t
-        t.add_done_callback(lambda _t, i=e.id: self.inflight.pop(i, None))
+        t.add_done_callback(functools.partial(self._done, e.id))
+
+    def _done(self, eid: str, _t: asyncio.Task[None]) -> None:
+        self.inflight.pop(eid, None)
 
     async def _process(self, e: Entry, fresh: bool) -> None:
         """Handle one entry: outages are retried here (held, never counted); everything else is

@@ -67,13 +67,22 @@ async def list_dead(r: aioredis.Redis, stream: str, count: int = 100) -> list[De
     return [DeadLetter(stream, i.decode() if isinstance(i, bytes) else i, _decode(f)) for i, f in raw]
 
 
+class Ambiguous(ValueError):
+    """An id names dead letters of several streams (ids are unique per stream only)."""
+
+
 async def find(r: aioredis.Redis, candidates: list[str], dead_id: str) -> DeadLetter | None:
+    """The dead letter `dead_id` among the candidate streams; Ambiguous when several have it."""
+    found: list[DeadLetter] = []
     for s in candidates:
         raw = await r.xrange(streams.dead(s), min=dead_id, max=dead_id)
         if raw:
             i, f = raw[0]
-            return DeadLetter(s, i.decode() if isinstance(i, bytes) else i, _decode(f))
-    return None
+            found.append(DeadLetter(s, i.decode() if isinstance(i, bytes) else i, _decode(f)))
+    if len(found) > 1:
+        names = ", ".join(d.stream for d in found)
+        raise Ambiguous(f"{dead_id} is a dead letter of several streams ({names}): add --stream")
+    return found[0] if found else None
 
 
 async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
@@ -89,7 +98,7 @@ async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
         orig = d.original
         if not orig:
             return False
-        await r.xadd(d.stream, orig)  # type: ignore[arg-type]
+        await r.xadd(d.stream, orig)
     await r.xdel(streams.dead(d.stream), d.id)
     return True
 

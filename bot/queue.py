@@ -7,8 +7,10 @@
   message of the conversation that has not been committed yet. A redelivered or duplicate entry is
   acknowledged without a second answer; a message whose predecessor is still in flight waits, so
   one conversation is handled in order even with several workers.
-- Entries of a dead worker are taken over with `XAUTOCLAIM`; an entry that failed `max_attempts`
-  times goes to the dead-letter stream with its error (`switchboard deadletters list|replay`).
+- Reading, take-over of a dead worker's entries, attempts and back-off are the shared stream
+  consumer's (`bot.consumer`); `dead_letter` here is the router's way to dead-letter, which also
+  counts as the conversation's progress so its next message is not held up
+  (`switchboard deadletters list|show|replay|drop`).
 - Trimming uses `XTRIM MINID` below the oldest unacknowledged entry of every group, so it never
   drops a message someone still has to handle.
 """
@@ -287,16 +289,6 @@ class Queue:
         for o in outputs:
             args += [o.payload, o.maxlen]
         return int(await self._commit(keys=keys, args=args))
-
-    async def fail(self, entry: Entry, error: str) -> bool:
-        """Count a failed attempt; dead-letter the entry once it reached `max_attempts`.
-
-        Returns True when the entry was dead-lettered."""
-        n = int(await self.r.hincrby(self.attempts_key, entry.id, 1))
-        if n >= self.s.max_attempts:
-            await self.dead_letter(entry, error, n)
-            return True
-        return False
 
     async def dead_letter(self, entry: Entry, error: str, attempts: int = 1, handler: str = "router") -> None:
         """Move the entry to the dead letters and acknowledge it; it also counts as its

@@ -23,7 +23,7 @@ from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
-from bot.queue import Entry, Output, Queue, conv_key, trim_stream
+from bot.queue import Entry, Output, Queue, conv_key
 from bot.redact import redact
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
@@ -53,8 +53,11 @@ class TicketLookup(Protocol):
 
 
 class KnownIssue(Protocol):
-    id: int
-    message: str  # in the language asked for
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def message(self) -> str: ...  # in the language asked for
 
 
 class IncidentLookup(Protocol):
@@ -183,7 +186,7 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
             user_id=msg.user_id,
             text=d.reply,
             lang=d.lang,
-            kind=d.action.value,  # type: ignore[arg-type]
+            kind=d.action.value,
             topic=d.topic,
             in_reply_to=msg.id,
             meta={k: v for k, v in msg.meta.items() if k.startswith("reply_")},
@@ -383,8 +386,3 @@ class RouterWorker:
                         break
                     except TimeoutError:
                         await self.queue.touch(self.name, [e.id])
-
-
-async def trim_all(r: aioredis.Redis, settings: Settings, channels: list[str]) -> None:
-    for s in [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c) for c in channels]]:
-        await trim_stream(r, s, settings.queue.retention_s)

@@ -9,6 +9,7 @@ orchestrator restarts the process. `status()` is what `/readyz` reports.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,10 @@ from bot.errors import SwitchboardError
 from bot.logs import get_logger
 
 log = get_logger("switchboard.tasks")
+
+
+async def _adopted() -> None:  # the factory of an adopted task: never called
+    raise RuntimeError("an adopted task is not restarted here")
 
 
 class TaskFailed(SwitchboardError):
@@ -62,6 +67,32 @@ class TaskSupervisor:
 
     def start_consumer(self, name: str, consumer: StreamConsumer) -> None:
         self.start(name, lambda: consumer.run(self.stop), consumer=consumer)
+
+    def adopt(self, name: str, task: asyncio.Task[Any]) -> None:
+        """Watch a task someone else created (a channel's poller, IMAP IDLE loop or pub/sub hub,
+        started inside the channel's `start`): it cannot be restarted here, so when it dies with
+        an error the crash is logged once with its traceback and the role stops with an error —
+        the process is restarted (`switchboard up`, the orchestrator) instead of running on
+        without it."""
+        if name in self.tasks:
+            name = f"{name}#{len(self.tasks)}"
+        s = Supervised(name, _adopted, task=task, running=not task.done())
+        self.tasks[name] = s
+        task.add_done_callback(functools.partial(self._adopted_done, s))
+
+    def _adopted_done(self, s: Supervised, task: asyncio.Task[Any]) -> None:
+        s.running = False
+        if self.stop.is_set() or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return  # a channel's own short task finished its work
+        s.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        s.failures = self.max_failures
+        log.critical("task.crashed", task=s.name, error=s.last_error, adopted=True,
+                     traceback="".join(traceback.format_exception(exc))[-4000:])
+        self.failed = self.failed or s
+        self.stop.set()
 
     async def _keep(self, s: Supervised) -> None:
         backoff = Backoff(self.backoff_base, self.backoff_cap)
@@ -107,7 +138,7 @@ class TaskSupervisor:
         """Stop every task (they see `stop`), cancelling what does not end within `grace_s`;
         raises TaskFailed when a task had given up."""
         self.stop.set()
-        tasks = [s.task for s in self.tasks.values() if s.task is not None]
+        tasks = [s.task for s in self.tasks.values() if s.task is not None and s.factory is not _adopted]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace_s)
             for t in late:
@@ -122,6 +153,8 @@ class TaskSupervisor:
         now = time.time()
         out: list[dict[str, Any]] = []
         for s in self.tasks.values():
+            if s.factory is _adopted and not s.running and not s.last_error:
+                continue  # a channel's task that finished its work (or was stopped by it)
             item: dict[str, Any] = {"name": s.name, "alive": s.running, "restarts": s.restarts}
             if s.last_error:
                 item["last_error"] = s.last_error

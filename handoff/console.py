@@ -252,7 +252,7 @@ def console_router(
         ids = await selection(a, b)
         params = b.get("params") if isinstance(b.get("params"), dict) else {}
         res = await run(bulk.run, a, str(b.get("action")), ids, params)
-        return res.json()  # type: ignore[no-any-return]
+        return res.json()
 
     @router.get("/api/incidents")
     async def incidents_list(request: Request) -> dict[str, Any]:
@@ -268,28 +268,28 @@ def console_router(
             kws = [k for k in kws.replace("，", ",").split(",")]
         if not isinstance(kws, list):
             raise HTTPException(400, "keywords must be a list")
-        return await run(incidents.create, a, str(b.get("title") or ""), [str(k) for k in kws],  # type: ignore[no-any-return]
+        return await run(incidents.create, a, str(b.get("title") or ""), [str(k) for k in kws],
                          b.get("en"), b.get("zh"))
 
     @router.post("/api/incidents/{incident_id}/link")
     async def incident_link(request: Request, incident_id: int) -> dict[str, Any]:
         a = await current(request, write=True)
         ids = await selection(a, await body(request))
-        return await run(incidents.link, a, incident_id, ids)  # type: ignore[no-any-return]
+        return await run(incidents.link, a, incident_id, ids)
 
     @router.post("/api/incidents/{incident_id}/update")
     async def incident_update(request: Request, incident_id: int) -> dict[str, Any]:
         a = await current(request, write=True)
         b = await body(request)
-        return await run(incidents.update, a, incident_id, b.get("en"), b.get("zh"))  # type: ignore[no-any-return]
+        return await run(incidents.update, a, incident_id, b.get("en"), b.get("zh"))
 
     @router.post("/api/incidents/{incident_id}/resolve")
     async def incident_resolve(request: Request, incident_id: int) -> dict[str, Any]:
         a = await current(request, write=True)
         b = await body(request)
-        return await run(incidents.resolve, a, incident_id, b.get("en"), b.get("zh"))  # type: ignore[no-any-return]
+        return await run(incidents.resolve, a, incident_id, b.get("en"), b.get("zh"))
 
-    async def run(fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+    async def run(fn, *args: Any) -> Any:
         try:
             return await fn(*args)
         except TicketError as e:
@@ -309,7 +309,7 @@ def console_router(
     @router.get("/api/tickets/{number}")
     async def ticket(request: Request, number: str) -> dict[str, Any]:
         await current(request)
-        return await run(svc.detail, number)  # type: ignore[no-any-return]
+        return await run(svc.detail, number)
 
     @router.get("/api/tickets/{number}/messages/{message_id}/attachments/{index}")
     async def attachment(request: Request, number: str, message_id: int, index: int) -> Response:
@@ -353,13 +353,13 @@ def console_router(
     async def reply(request: Request, number: str) -> dict[str, Any]:
         a = await current(request, write=True)
         text = str((await body(request)).get("text") or "")[:10_000]
-        return await run(svc.reply, number, a, text)  # type: ignore[no-any-return]
+        return await run(svc.reply, number, a, text)
 
     @router.post("/api/tickets/{number}/note")
     async def note(request: Request, number: str) -> dict[str, Any]:
         a = await current(request, write=True)
         text = str((await body(request)).get("text") or "")[:10_000]
-        return await run(svc.note, number, a, text)  # type: ignore[no-any-return]
+        return await run(svc.note, number, a, text)
 
     @router.post("/api/tickets/{number}/transfer")
     async def transfer(request: Request, number: str) -> dict[str, Any]:
@@ -427,97 +427,6 @@ def console_router(
                 if it.get(lang):
                     out.append({"key": it["key"], "title": it.get("title", it["key"]), "lang": lang, "text": it[lang]})
         return {"canned": out}
-
-    @router.get("/api/intents")
-    async def intents(request: Request) -> dict[str, Any]:
-        await current(request)
-        from bot.policy import topic_of
-        from intents.answers import Answers
-
-        ans = Answers(settings.path(settings.router.answers_dir))
-        by: dict[str, list[str]] = {}
-        for k in sorted(ans.keys("en")):
-            t = topic_of(k)
-            if k in ("clarify",) or t == "out_of_scope" and not k.startswith("out_of_scope"):
-                continue
-            by.setdefault(t, []).append(k)
-        return {"topics": list(TOPICS), "intents": by}
-
-    @router.get("/review", include_in_schema=False)
-    async def review_page(request: Request) -> Response:
-        """Ops: misunderstood messages grouped, with a suggested intent; accept or discard each."""
-        import html
-
-        from bot.review import gather
-        from intents.ops import known_intents
-
-        got = await agent_of(request.cookies.get(SESSION_COOKIE))
-        if got is None:
-            return RedirectResponse("/agent/login", 303)
-        a, csrf = got
-        if a.role != "supervisor":
-            raise HTTPException(403, "the review queue is for supervisors")
-        groups = await gather(settings)
-        from bot.runtime import rasa_paths
-
-        intents_opts = "".join(f'<option value="{html.escape(i)}">' for i in sorted(known_intents(rasa_paths(settings))))
-        rows = []
-        for i, g in enumerate(groups[:100], 1):
-            e = html.escape
-            rows.append(
-                f"<tr data-testid='review-row'><td>{i}</td><td>{g.count}</td><td>{e(g.lang)}</td>"
-                f"<td class='t'>{e(g.text)}</td><td>{e(g.predicted or '')}</td><td>{e(', '.join(g.sources))}</td>"
-                f"<td><form method='post' action='/agent/review'><input type='hidden' name='csrf' value='{e(csrf)}'>"
-                f"<input type='hidden' name='text' value='{e(g.text)}'><input type='hidden' name='lang' value='{e(g.lang)}'>"
-                f"<input name='intent' list='intents' value='{e(g.suggested or '')}' placeholder='intent' required>"
-                f"<button name='action' value='accept'>Accept</button></form>"
-                f"<form method='post' action='/agent/review'><input type='hidden' name='csrf' value='{e(csrf)}'>"
-                f"<input type='hidden' name='text' value='{e(g.text)}'><input type='hidden' name='lang' value='{e(g.lang)}'>"
-                f"<button name='action' value='discard'>Discard</button></form></td></tr>"
-            )
-        note = html.escape(request.query_params.get("done", ""))
-        body = (
-            "<!doctype html><meta charset=utf-8><title>Review queue · switchboard</title>"
-            "<style>body{font:14px system-ui,sans-serif;margin:24px;color:#1f2937}table{border-collapse:collapse;width:100%}"
-            "td,th{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top}.t{max-width:520px}"
-            "form{display:inline-block;margin-right:6px}input[name=intent]{width:220px}.ok{color:#047857}</style>"
-            f"<h1>Review queue</h1><p><a href='/agent'>← console</a> · {len(groups)} group(s). Accepted examples go to "
-            "<code>intents/data/nlu/&lt;lang&gt;/_reviewed.yml</code>; then <code>switchboard train</code>, "
-            "<code>switchboard eval --compare</code>, <code>switchboard deploy</code>.</p>"
-            + (f"<p class='ok' data-testid='review-done'>{note}</p>" if note else "")
-            + f"<datalist id='intents'>{intents_opts}</datalist><table><tr><th>#</th><th>n</th><th>lang</th>"
-            "<th>message (redacted)</th><th>bot said</th><th>evidence</th><th>label</th></tr>" + "".join(rows) + "</table>"
-        )
-        return HTMLResponse(body, headers=security_headers(request))
-
-    @router.post("/review", include_in_schema=False)
-    async def review_action(request: Request) -> Response:
-        from bot.review import resolve
-
-        got = await agent_of(request.cookies.get(SESSION_COOKIE))
-        if got is None:
-            raise HTTPException(401, "sign in first")
-        a, csrf = got
-        if a.role != "supervisor":
-            raise HTTPException(403, "the review queue is for supervisors")
-        try:
-            raw = await read_capped(request, MAX_REVIEW_FORM)
-        except BodyTooLarge:
-            raise HTTPException(413, "form too large") from None
-        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
-        if not same(form.get("csrf"), csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
-        text, lang = form.get("text", ""), form.get("lang", "en")
-        intent = form.get("intent") if form.get("action") == "accept" else None
-        try:
-            added = await resolve(settings, text, intent=intent, lang=lang)
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
-        log.info("review.resolved", agent=a.name, action=form.get("action"), intent=intent)
-        done = "added to the training data" if added else ("discarded" if not intent else "already in the training data")
-        from urllib.parse import quote
-
-        return RedirectResponse(f"/agent/review?done={quote(done)}", 303)
 
     @router.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:

@@ -35,7 +35,7 @@ def make_engine(settings: Settings | str) -> AsyncEngine:
     return create_async_engine(url, **kw)
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -52,7 +52,7 @@ async def upgrade(engine: AsyncEngine) -> None:
     from alembic import command
     from alembic.config import Config
 
-    def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+    def run(sync_conn) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = sync_conn

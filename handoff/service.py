@@ -8,6 +8,7 @@ the `outbound:<channel>` streams — the handoff side never calls a channel dire
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import conversation, streams
 from bot.config import Settings
 from bot.errors import SwitchboardError
 from bot.logs import get_logger
@@ -218,7 +220,7 @@ class TicketService:
     # -- helpers ----------------------------------------------------------------------------------
     async def _get(self, s: AsyncSession, number: str, lock: bool = False) -> Ticket:
         q = select(Ticket).where(Ticket.number == number)
-        if lock and s.bind.dialect.name == "postgresql":
+        if lock and s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update()
         t = (await s.execute(q)).scalar_one_or_none()
         if t is None:
@@ -309,7 +311,7 @@ class TicketService:
             buttons=buttons,
             meta={**meta, "ticket": t.number or "", **(extra_meta or {})},
         )
-        await self.r.xadd(f"outbound:{t.channel}", {"d": ob.to_json()})
+        await self.r.xadd(streams.outbound(t.channel), {"d": ob.to_json()})
 
     async def _ack(self, t: Ticket, handoff_reply: str) -> None:
         """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
@@ -320,13 +322,7 @@ class TicketService:
         await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
-        from bot.queue import conv_key
-
-        # `ver` tells a router that decided on the old state to decide again (see bot.queue).
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(conv_key(conversation_id), mapping={"mode": mode, "fallbacks": "0", **extra})
-        pipe.hincrby(conv_key(conversation_id), "ver", 1)
-        await pipe.execute()
+        await conversation.set_mode(self.r, conversation_id, mode, **extra)
 
     # -- intake from the router ------------------------------------------------------------------
     async def handle_event(self, payload: dict[str, Any]) -> Ticket | None:
@@ -468,14 +464,10 @@ class TicketService:
         """Bring the bot's earlier exchange of this conversation into the ticket, so the agent
         sees what the user already said and was told."""
         try:
-            items = await self.r.xrange(f"conv:{conversation_id}:log", count=50)
-        except Exception:
+            turns = await conversation.recent_turns(self.r, conversation_id, 50)
+        except Exception:  # noqa: BLE001 - the history is a courtesy: a ticket opens without it
             return
-        for _, f in items[:-1]:  # the last one is the handoff message itself
-            try:
-                turn = orjson.loads(f["d"])
-            except (KeyError, orjson.JSONDecodeError):
-                continue
+        for turn in turns[:-1]:  # the last one is the handoff message itself
             at = datetime.fromisoformat(turn["at"]) if turn.get("at") else self.clock()
             s.add(TicketMessage(ticket_id=t.id, direction="in", author_type="user", channel=t.channel,
                                 body=turn.get("in", ""), attachments=[], created_at=at))
@@ -782,7 +774,7 @@ class TicketService:
             return t if owns is not None else None
 
     # -- SLA --------------------------------------------------------------------------------------
-    async def sla_tick(self) -> list[tuple[str, str]]:
+    async def sla_tick(self) -> builtins.list[tuple[str, str]]:
         """Emit each ticket's SLA warning and breach once. Returns [(number, event)]."""
         now = self.clock()
         events: list[tuple[str, str, dict[str, Any]]] = []

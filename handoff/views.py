@@ -109,10 +109,10 @@ _CLOSED = text(f"tickets.{CLOSED_SQL}")  # and the partial index of closed ones:
 
 def _view(f: Filters, agent: Agent) -> ColumnElement[bool]:
     if f.view == "queue":
-        return and_(_OPEN, text("tickets.status != 'pending_user'"),  # type: ignore[return-value]
+        return and_(_OPEN, text("tickets.status != 'pending_user'"),
                     or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
     if f.view == "mine":
-        return and_(_OPEN, Ticket.assignee_id == agent.id)  # type: ignore[return-value]
+        return and_(_OPEN, Ticket.assignee_id == agent.id)
     if f.view == "resolved":
         return _CLOSED  # type: ignore[return-value]
     return _OPEN  # type: ignore[return-value]
@@ -177,11 +177,11 @@ def after(f: Filters, cursor: str) -> ColumnElement[bool]:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if f.resolved_order:
             at, tid = datetime.fromisoformat(key[0]), int(key[1])
-            return tuple_(Ticket.resolved_at, Ticket.id) < tuple_(at, tid)  # type: ignore[arg-type]
+            return tuple_(Ticket.resolved_at, Ticket.id) < tuple_(at, tid)
         rank, due, tid = int(key[0]), datetime.fromisoformat(key[1]), int(key[2])
     except (ValueError, TypeError, IndexError, orjson.JSONDecodeError):
         raise BadFilter("cursor is not one this console handed out") from None
-    return tuple_(Ticket.priority_rank, Ticket.first_response_due, Ticket.id) > tuple_(rank, due, tid)  # type: ignore[arg-type]
+    return tuple_(Ticket.priority_rank, Ticket.first_response_due, Ticket.id) > tuple_(rank, due, tid)
 
 
 @dataclass(slots=True)

@@ -92,6 +92,7 @@ POISON_AFTER = 5
 FETCH_BATCH = 100
 MSGID_IN_TEXT = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.I | re.M)
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+RETRYABLE: tuple[type[BaseException], ...] = (*IMAP_ERRORS, ImapError, *REDIS_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ class EmailChannel:
                 self.connected.set()
                 log.info("email.imap_connected", mailbox=self.cfg.mailbox, idle=self.cfg.idle and session.supports_idle)
                 await self._serve(session)
-            except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS) as e:
+            except RETRYABLE as e:
                 delay = self._backoff.next()
                 log.warning("email.imap_unavailable", error=f"{type(e).__name__}: {str(e)[:200]}",
                             retry_in=round(delay, 2))
@@ -304,7 +305,7 @@ class EmailChannel:
                 await self._record_suppressed(mail, cmid, Verdict("customer", f"sender_not_verified: {check.why}"[:300]))
             else:
                 await self._accept(mail, cmid, check, too_big=too_big, size=size)
-        except (*IMAP_ERRORS, ImapError, *REDIS_ERRORS):
+        except RETRYABLE:
             raise  # the server, Redis or the disk: nothing was marked, the mail is read again later
         except Exception as e:  # noqa: BLE001 - a bug with one mail must not block the mailbox: dead-lettered below, not dropped
             await self._unparseable(session, uid, raw, fallback_id, e)
@@ -494,9 +495,10 @@ class EmailChannel:
             original = None  # only a mail *we* sent can bounce back to us: never tie a forged one to a thread
         conv = await self.state.conversation_of([original]) if original else None
         ticket = (await self.state.conv_info(conv)).get("ticket") if conv else None
+        recipients: list[str] = list(b.recipients) if b else []
         entry = {
             "at": _now_iso(),
-            "recipients": list(b.recipients) if b else [],
+            "recipients": recipients,
             "status": b.status if b else "",
             "action": b.action if b else "",
             "diagnostic": b.diagnostic if b else "",
@@ -506,7 +508,7 @@ class EmailChannel:
             "from": mail.from_addr,
         }
         if await self.state.record_once(self.state.k_bounces, cmid, entry) and conv:
-            await self.state.set_conv(conv, last_bounce=f"{entry['at']} {entry['status']} {','.join(entry['recipients'])}")
+            await self.state.set_conv(conv, last_bounce=f"{entry['at']} {entry['status']} {','.join(recipients)}")
         log.warning("email.bounced", conversation=conv, ticket=ticket, status=entry["status"],
                     recipients=entry["recipients"])
 

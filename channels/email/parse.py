@@ -534,7 +534,7 @@ def _collect_attachments(msg: Message, body_parts: set[int], out: list[RawAttach
         if id(part) in body_parts:
             continue
         ct = part.get_content_type()
-        name = _filename(part)
+        name = _filename(part) or ""
         disp = part.get_content_disposition()
         if ct in ("text/plain", "text/html") and not name and disp != "attachment":
             continue  # the other half of an alternative, or an inline text fragment

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -408,7 +409,7 @@ class TwitterChannel:
         found.sort(key=lambda ti: int(ti[0].get("id") or 0))
         for tweet, inc in found:
             tid = str(tweet.get("id"))
-            await self._normalize_and_intake(tid, lambda t=tweet, i=inc: normalize.mention_from_v2(t, i, me))
+            await self._normalize_and_intake(tid, functools.partial(normalize.mention_from_v2, tweet, inc, me))
         if found:
             newest = str(found[-1][0].get("id"))
             if not since or int(newest) > int(since):
@@ -450,8 +451,7 @@ class TwitterChannel:
             log.warning("twitter.backlog_truncated", endpoint="dm_events", pages=MAX_PAGES)
         fresh.sort(key=lambda ei: int(ei[0].get("id") or 0))
         for ev, inc in fresh:
-            eid = str(ev.get("id"))
-            await self._normalize_and_intake(eid, lambda e=ev, i=inc: normalize.dm_from_v2(e, i, me))
+            await self._normalize_and_intake(str(ev.get("id")), functools.partial(normalize.dm_from_v2, ev, inc, me))
         if fresh:
             await self.r.set(key, str(fresh[-1][0].get("id")))
 
@@ -542,7 +542,7 @@ class TwitterChannel:
                 log.warning("twitter.event_malformed", kind="tweet_create_events", error="not an object")
                 continue
             tid = str(t.get("id_str") or t.get("id") or "?")
-            await self._normalize_and_intake(tid, lambda t=t: normalize.mention_from_webhook(t, me))
+            await self._normalize_and_intake(tid, functools.partial(normalize.mention_from_webhook, t, me))
 
     async def _on_dm_events(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
         users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
@@ -551,7 +551,7 @@ class TwitterChannel:
                 log.warning("twitter.event_malformed", kind="direct_message_events", error="not an object")
                 continue
             eid = str(ev.get("id") or "?")
-            await self._normalize_and_intake(eid, lambda e=ev: normalize.dm_from_webhook(e, users or {}, me))
+            await self._normalize_and_intake(eid, functools.partial(normalize.dm_from_webhook, ev, users or {}, me))
 
     async def _on_tweet_deletes(self, items: list[Any], payload: dict[str, Any], me: str) -> None:
         """A user deleted a post: no public reply may appear under it any more, and its text

@@ -417,7 +417,9 @@ class WebChannel:
         it claims. The widget sees it come back in the mailbox like its other lines."""
         q = request.query_params
         cors = self._cors(request)
-        lang = q.get("lang") if q.get("lang") in ("zh", "en") else "en"
+        lang = q.get("lang") or "en"
+        if lang not in ("zh", "en"):
+            lang = "en"
 
         def refuse(status: int, code: str, **kw: Any) -> JSONResponse:
             msg = ERRORS[code][lang].format(**kw) if kw else ERRORS[code][lang]

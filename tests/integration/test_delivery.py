@@ -17,11 +17,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import answers
 from bot.intake import make_sink
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from channels.web.adapter import WebChannel, box_key
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.service import TicketService
@@ -48,18 +48,26 @@ async def dead(r: aioredis.Redis, stream: str) -> list[dict[str, str]]:
     return [f for _, f in await r.xrange(f"{stream}:dead")]
 
 
-async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], restart: bool,
+class Midway:
+    """Stops the first consumer after `at` handled entries (as SIGTERM would), when restarting."""
+
+    def __init__(self, restart: bool, at: int = 16) -> None:
+        self.stop = asyncio.Event()
+        self.at = at if restart else None
+        self.n = 0
+
+    def tick(self) -> None:
+        self.n += 1
+        if self.n == self.at:
+            self.stop.set()
+
+
+async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], midway: Midway,
                    progress: Callable[[], Awaitable[int]], total: int) -> None:
-    """Drain with one consumer; with `restart`, stop it (as SIGTERM would) once some entries are
-    done and drain the rest with a new one (a new consumer name, as after a restart)."""
-    if restart:
-        stop = asyncio.Event()
-        first = asyncio.create_task(run(stop, False))
-        async with asyncio.timeout(60):
-            while await progress() < total // 3:  # noqa: ASYNC110 - progress is in Redis / the database
-                await asyncio.sleep(0.02)
-        stop.set()
-        await asyncio.wait_for(first, 30)
+    """Drain with one consumer; when restarting, the first one is stopped midway and a new one (a
+    new consumer name, as after a restart) drains the rest."""
+    if midway.at is not None:
+        await asyncio.wait_for(run(midway.stop, False), 60)
         assert await progress() < total, "the first consumer finished everything: nothing was restarted"
     await asyncio.wait_for(run(asyncio.Event(), True), 90)
 
@@ -68,10 +76,15 @@ async def run_role(run: Callable[[asyncio.Event, bool], Awaitable[Any]], restart
 class BuggyBrain(Brain):
     """The real brain with one bug: a message saying EXPLODE raises an exception nobody expects."""
 
+    midway: Midway | None = None
+
     async def decide(self, msg, state):  # type: ignore[no-untyped-def]
         if "EXPLODE" in msg.text:
             raise LookupError("a bug in the router")
-        return await super().decide(msg, state)
+        out = await super().decide(msg, state)
+        if self.midway is not None:
+            self.midway.tick()
+        return out
 
 
 def web_msg(cmid: str, text: str, session: str) -> Message:
@@ -97,13 +110,16 @@ async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_
     async def decided() -> int:
         return int(await aredis.xlen("decisions"))
 
+    midway = Midway(restart)
     async with NLUClient(s.nlu.urls, timeout_s=5) as nlu:
         await nlu.refresh_versions()
 
         async def run(stop: asyncio.Event, burst: bool) -> None:
-            await RouterWorker(s, aredis, BuggyBrain(s, nlu, answers(s))).run(stop, burst=burst)
+            brain = BuggyBrain(s, nlu, answers(s))
+            brain.midway = midway
+            await RouterWorker(s, aredis, brain).run(stop, burst=burst)
 
-        await run_role(run, restart, decided, 50)
+        await run_role(run, midway, decided, 50)
 
     got: dict[str, list[str]] = {}
     for _, f in await aredis.xrange("decisions"):
@@ -127,10 +143,14 @@ async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_
 class BuggyWeb(WebChannel):
     """The real widget channel with a bug for one reply text."""
 
+    midway: Midway | None = None
+
     async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
         if ob.text == "EXPLODE":
             raise LookupError("a bug in the adapter")
         await super().deliver(ob, stream, group, entry_id)
+        if self.midway is not None:
+            self.midway.tick()
 
 
 def reply(user: str, text: str) -> Outbound:
@@ -145,6 +165,7 @@ async def test_outbound_poison_is_dead_lettered_and_every_reply_arrives_once_in_
 
     s = make_settings()
     channel = BuggyWeb.from_config(s, s.channels[0], aredis)
+    channel.midway = midway = Midway(restart)  # type: ignore[attr-defined]
     await aredis.xadd("outbound:web", {"d": "{\"text\": 1"})  # malformed
     await aredis.xadd("outbound:web", {"d": reply("u0", "EXPLODE").to_json()})
     sent: dict[str, list[str]] = {}
@@ -166,7 +187,7 @@ async def test_outbound_poison_is_dead_lettered_and_every_reply_arrives_once_in_
         await OutboundSender(aredis, channel, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS, block_ms=100).run(
             stop, burst=burst)
 
-    await run_role(run, restart, delivered, 50)
+    await run_role(run, midway, delivered, 50)
     assert await boxes() == sent
     letters = await dead(aredis, "outbound:web")
     assert [f["error"][:18] for f in letters] == ["malformed outbound", "LookupError: a bug"]
@@ -218,10 +239,20 @@ async def test_handoff_poison_is_dead_lettered_and_every_ticket_message_is_writt
             return int((await ses.execute(select(func.count()).select_from(TicketMessage)
                                           .where(TicketMessage.author_type == "user"))).scalar_one())
 
+    midway = Midway(restart)
+    handle_event = tickets.handle_event
+
+    async def counted(payload: dict[str, Any]) -> Any:  # the real handler, counted for the restart
+        out = await handle_event(payload)
+        midway.tick()
+        return out
+
+    tickets.handle_event = counted  # type: ignore[method-assign]
+
     async def run(stop: asyncio.Event, burst: bool) -> None:
         await consume_handoffs(tickets, aredis, stop, burst=burst, claim_idle_ms=500, max_attempts=MAX_ATTEMPTS)
 
-    await run_role(run, restart, written, 50)
+    await run_role(run, midway, written, 50)
     assert await written() == 50
     for n in range(1, 11):
         d = await tickets.detail(f"SB-{n:06d}")
@@ -237,29 +268,50 @@ async def test_handoff_poison_is_dead_lettered_and_every_ticket_message_is_writt
 
 
 def test_deadletters_cli_shows_replays_and_drops(redis_sync: Any, tmp_path: Path) -> None:
-    """An operator fixes the cause, then replays a dead letter onto its stream, or drops it."""
+    """An operator fixes the cause, then replays a dead letter onto its stream, or drops it. Ids
+    are unique per stream only: an id two streams share needs --stream (never the wrong one)."""
     ob = reply("u1", "hello")
+    same_id = "1764806400000-0"
     redis_sync.xadd("outbound:web:dead", {"d": ob.to_json(), "entry": "1-0", "error": "PermanentChannelError: x",
-                                          "handler": "sender:web", "attempts": "1", "at": "1764806400"})
+                                          "handler": "sender:web", "attempts": "1", "at": "1764806400"}, id=same_id)
     redis_sync.xadd("handoff:dead", {"d": "{}", "entry": "2-0", "error": "KeyError: 'decision'",
-                                     "handler": "tickets", "attempts": "3", "at": "1764806400"})
+                                     "handler": "tickets", "attempts": "3", "at": "1764806400"}, id=same_id)
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL}
     exe, cfg = str(ROOT / ".venv/bin/switchboard"), str(ROOT / "config.yaml")
 
-    def sb(*args: str) -> str:
+    def sb(*args: str, code: int = 0) -> str:
         p = subprocess.run([exe, "deadletters", *args, "--config", cfg], env=env, capture_output=True, text=True,
                            timeout=60)
-        assert p.returncode == 0, p.stderr
-        return p.stdout
+        assert p.returncode == code, p.stderr
+        return p.stdout + p.stderr
 
-    [(ob_dead, _)] = redis_sync.xrange("outbound:web:dead")
-    [(ho_dead, _)] = redis_sync.xrange("handoff:dead")
-    shown = orjson.loads(sb("show", ob_dead))
+    assert "add --stream" in sb("show", same_id, code=2)
+    shown = orjson.loads(sb("show", same_id, "--stream", "outbound:web"))
     assert (shown["stream"], shown["error"], Outbound.from_json(shown["d"]).text) == (
         "outbound:web", "PermanentChannelError: x", "hello")
-    assert "re-queued 1" in sb("replay", ob_dead)
+    assert "re-queued 1" in sb("replay", same_id, "--stream", "outbound:web")
     [(_, back)] = redis_sync.xrange("outbound:web")
     assert back == {"d": ob.to_json()}  # the original entry, without the dead-letter fields
-    assert "dropped 1" in sb("drop", ho_dead)
+    assert "dropped 1" in sb("drop", same_id)  # only one stream has it now
     assert redis_sync.xlen("outbound:web:dead") == 0 and redis_sync.xlen("handoff:dead") == 0
     assert "no dead letters" in sb("list")
+
+
+async def test_readiness_names_a_stream_whose_consumers_all_stopped_looping(aredis: aioredis.Redis) -> None:
+    """Consumers of other processes (the router role) are seen through their heartbeats: a stream
+    none of whose consumers looped for `stale_s` makes the web role's /readyz fail, naming it."""
+    import time
+
+    from app.web import consumer_report
+    from bot.consumer import HEARTBEATS
+
+    now = time.time()
+    await aredis.hset(HEARTBEATS, mapping={"inbound|routers|host-1-a": str(now - 100),
+                                           "handoff|tickets|host-2-b": str(now - 1),
+                                           "outbound:web|senders|gone": str(now - 7200)})
+    items, problems = await consumer_report(aredis, None, 30)
+    assert problems == ["no consumer of inbound (routers) has looped for 100s"]
+    assert {i["consumer"]: i["alive"] for i in items} == {"host-1-a": False, "host-2-b": True}
+    assert not await aredis.hexists(HEARTBEATS, "outbound:web|senders|gone")  # long gone: forgotten
+    await aredis.hset(HEARTBEATS, "inbound|routers|host-1-c", str(now))  # a restarted router
+    assert (await consumer_report(aredis, None, 30))[1] == []

@@ -24,13 +24,13 @@ import pytest
 import redis.asyncio as aioredis
 import trustme
 
+from app.runtime import answers
 from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
 from bot.models import Message, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from channels.email.adapter import EmailChannel
 from channels.email.config import EmailChannelSettings
 from handoff.db import make_engine, sessionmaker, upgrade

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import answers
 from bot.intake import make_sink
 from bot.models import Message, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from intents.client import NLUClient
 from tests.conftest import SOAK, free_port, make_settings
 

@@ -10,11 +10,11 @@ import signal
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import answers
 from bot.intake import make_sink
 from bot.models import Decision, Message, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from intents.client import NLUClient
 from intents.rasa import RasaServer
 from tests.conftest import free_port, make_settings

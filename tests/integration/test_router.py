@@ -14,11 +14,11 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from app.runtime import answers
 from bot.intake import make_sink
 from bot.models import Decision, Message, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from intents.client import NLUClient
 from tests.conftest import REDIS_URL, ROOT, SOAK, config_copy, make_settings
 

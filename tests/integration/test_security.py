@@ -174,10 +174,10 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     """The product's web app (widget + console) on a free port: real Redis, a SQLite ticket DB."""
     import uvicorn
 
+    from app.runtime import build_channels, ticket_service
+    from app.web import create_app, uvicorn_options
     from bot.intake import make_sink
     from bot.queue import Queue
-    from bot.runtime import build_channels, ticket_service
-    from bot.web import create_app, uvicorn_options
     from handoff.console import console_router
 
     files = tmp / "files"

@@ -18,14 +18,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from typer.testing import CliRunner
 
+from app.runtime import answers
+from app.web import create_app
 from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
 from bot.models import Attachment, Button, Decision, Message, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
-from bot.web import create_app
 from channels.telegram.adapter import BLOCKED_KEY, DEAD_UPDATES, SECRET_HEADER, TelegramChannel
 from intents.client import NLUClient
 from tests.conftest import make_settings
@@ -525,7 +525,7 @@ async def test_polling_mode_receives_updates_confirms_them_and_resumes_after_a_r
 # -- CLI ---------------------------------------------------------------------------------------------
 
 async def test_cli_sets_shows_and_deletes_the_webhook(fake: FakeBotAPI, tmp_path: Path) -> None:
-    from bot.cli import app
+    from app.cli import app
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(

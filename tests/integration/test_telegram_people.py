@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 from telegram import Update
 
+from app.runtime import answers
 from bot.channel import OutboundSender
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.service import TicketService
 from handoff.worker import consume_handoffs

@@ -14,14 +14,14 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import answers
+from app.web import create_app
 from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
 from bot.models import Decision, Outbound
 from bot.queue import Queue
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
-from bot.web import create_app
 from channels.twitter.adapter import TwitterChannel
 from intents.client import NLUClient
 from tests.conftest import make_settings

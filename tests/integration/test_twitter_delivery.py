@@ -14,13 +14,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.runtime import build_channels
+from app.web import create_app
 from bot.channel import OutboundSender
 from bot.errors import TransientChannelError
 from bot.intake import make_sink
 from bot.models import Message, Outbound
 from bot.queue import Queue
-from bot.runtime import build_channels
-from bot.web import create_app
 from channels.twitter.adapter import TwitterChannel
 from tests.conftest import make_settings
 from tests.fakes.x_api import (

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from app.runtime import answers
 from bot.models import Message
 from bot.router import Brain, RouterWorker
-from bot.runtime import answers
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.service import TicketService
 from handoff.worker import consume_handoffs

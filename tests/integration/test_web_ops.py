@@ -39,6 +39,9 @@ async def test_health_ready_and_metrics(product: str) -> None:
         async with http.get(product + "/readyz") as r:
             body = await r.json()
             assert r.status == 200 and body["checks"] == {"redis": "ok", "nlu": "ok"}
+            by_name = {c["name"]: c for c in body["consumers"]}
+            assert {"sender:web", "tickets", "sla"} <= set(by_name)
+            assert by_name["sender:web"]["alive"] and {"pending", "lag", "last_loop_s"} <= set(by_name["sender:web"])
         async with http.ws_connect(product + "/ws/chat") as ws:
             await hello(ws)
             await ws.send_str('{"type":"message","client_id":"m1","text":"what is the maker fee?"}')
@@ -49,6 +52,8 @@ async def test_health_ready_and_metrics(product: str) -> None:
         async with http.get(product + "/metrics") as r:
             text = await r.text()
     assert 'switchboard_messages_in_total{channel="web"}' in text
+    assert 'switchboard_stream_processed_total{stream="outbound:web"}' in text  # per-stream counters
+    assert 'switchboard_stream_handler_seconds_count{stream="outbound:web"}' in text
     assert "switchboard_queue_lag" in text
 
 

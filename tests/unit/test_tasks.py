@@ -60,3 +60,25 @@ async def test_a_task_that_returns_while_the_role_runs_is_restarted() -> None:
         await asyncio.sleep(0.01)
     assert sup.status(30)[0]["last_error"] == "ended unexpectedly"
     await sup.close()
+
+
+async def test_a_channel_task_that_dies_with_an_error_stops_the_role_loudly() -> None:
+    """A poller created by a channel cannot be restarted by the role: its crash stops the role with
+    an error (the process gets restarted) instead of leaving the channel silently deaf."""
+    sup = TaskSupervisor()
+
+    async def poller() -> None:
+        await asyncio.sleep(0.01)
+        raise ConnectionResetError("the poll loop had a bug")
+
+    async def helper() -> None:
+        return None  # a short task that just finishes: not a failure
+
+    sup.adopt("telegram:poll", asyncio.get_running_loop().create_task(poller()))
+    sup.adopt("telegram:helper", asyncio.get_running_loop().create_task(helper()))
+    await asyncio.wait_for(sup.wait(), 5)
+    statuses = {s["name"]: s for s in sup.status(30)}
+    assert not statuses["telegram:poll"]["alive"] and "the poll loop had a bug" in statuses["telegram:poll"]["last_error"]
+    assert "telegram:helper" not in statuses  # finished its work: nothing to report
+    with pytest.raises(TaskFailed, match="telegram:poll"):
+        await sup.close()

@@ -47,9 +47,9 @@ def test_without_a_twitter_channel_building_the_app_never_imports_tweepy() -> No
     out = _run("""
         import sys
         from bot.config import parse_settings
-        from bot.runtime import build_channels, connect_redis
-        from bot.web import create_app
-        import bot.cli  # noqa: F401
+        from app.runtime import build_channels, connect_redis
+        from app.web import create_app
+        import app.cli  # noqa: F401
         s = parse_settings({"redis": {"url": "redis://127.0.0.1:1/0"}, "channels": [{"type": "web"}]})
         r = connect_redis(s)
         app = create_app(s, r, build_channels(s, r))
@@ -62,7 +62,7 @@ def test_a_twitter_section_is_validated_without_importing_tweepy_and_built_with_
     out = _run("""
         import sys
         from bot.config import parse_settings
-        from bot.runtime import build_channels, connect_redis
+        from app.runtime import build_channels, connect_redis
         s = parse_settings({"redis": {"url": "redis://127.0.0.1:1/0"}, "channels": [
             {"type": "twitter", "consumer_key": "a", "consumer_secret": "b", "access_token": "1-c",
              "access_token_secret": "d"}]})

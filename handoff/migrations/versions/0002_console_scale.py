@@ -20,7 +20,7 @@ FILTERS = ['status', 'assignee_id', 'channel', 'topic', 'created_at', 'incident_
 WARN_AT = 0.75  # the default sla.warn_at; the service recomputes both columns on every SLA change
 
 
-def _aware(d):  # type: ignore[no-untyped-def]
+def _aware(d):
     if d is None:
         return None
     if isinstance(d, str):
@@ -106,7 +106,7 @@ def upgrade() -> None:
         _index_existing(bind, [r.id for r in rows])
 
 
-def _index_existing(bind, ids) -> None:  # type: ignore[no-untyped-def]
+def _index_existing(bind, ids) -> None:
     """Build the search documents of the tickets already there (same code as the service)."""
     from handoff import search
 

@@ -137,7 +137,7 @@ def create_app(
     tasks: TaskSupervisor | None = None,
 ) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):
         app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         try:
             yield
@@ -199,10 +199,11 @@ def create_app(
         elif not _loopback(request.client.host if request.client else None):
             return Response("metrics are served to this host only unless web.metrics_token is set\n",
                             status_code=403)
-        from bot.router import HANDOFF_STREAM, outbound_stream
+        from bot.streams import all_consumed
 
-        streams = [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c.name) for c in channels]]
-        lag = await queue_lag(redis, streams)
+        qs = settings.queue
+        lag = await queue_lag(redis, [st for st, _ in all_consumed(qs.inbound_stream, qs.group,
+                                                                     [c.name for c in channels])])
         registry = CollectorRegistry()
         if multiproc_dir:
             from prometheus_client import multiprocess
@@ -211,10 +212,10 @@ def create_app(
         else:
             from prometheus_client import REGISTRY
 
-            registry = REGISTRY  # type: ignore[assignment]
+            registry = REGISTRY
         data = generate_latest(registry)
         lag_reg = CollectorRegistry()
-        lag_reg.register(QueueLagCollector(lag))  # type: ignore[arg-type]
+        lag_reg.register(QueueLagCollector(lag))
         return Response(data + generate_latest(lag_reg), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,94 +1,22 @@
-"""Wiring for the roles: Redis connection, NLU client, channels, router and web processes."""
+"""The roles: `router` (router workers) and `web` (HTTP app, channels, senders, ticket writer, SLA
+timer). Every long-running task starts through the role's TaskSupervisor."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Coroutine
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlparse
 
-import redis.asyncio as aioredis
-
-from bot.channel import Channel, OutboundSender
+from app.runtime import answers, build_channels, connect_redis, nlu_client, ticket_service
+from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
 from bot.logs import get_logger
 from bot.queue import Queue
-from bot.registry import channel_adapter
 from bot.router import Brain, RouterWorker
 from bot.tasks import TaskSupervisor
-from intents.answers import Answers
-from intents.client import NLUClient
-from intents.rasa import RasaPaths
 
-log = get_logger("switchboard.runtime")
-T = TypeVar("T")
-
-
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run a role's main coroutine on uvloop when it is installed (it comes with
-    uvicorn[standard]): about 8 % less CPU per routed message than asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
-def connect_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
-        max_connections=settings.redis.max_connections,
-    )
-
-
-def rasa_paths(settings: Settings) -> RasaPaths:
-    return RasaPaths(
-        root=settings.base_dir.resolve(),
-        venv=settings.path(settings.nlu.rasa_venv),
-        project=settings.path(settings.nlu.project_dir),
-        models=settings.path(settings.nlu.model_dir),
-    )
-
-
-def redis_host_port(settings: Settings) -> tuple[str, int] | None:
-    u = urlparse(settings.redis.url)
-    if u.scheme not in ("redis", "rediss"):
-        return None
-    return (u.hostname or "127.0.0.1", u.port or 6379)
-
-
-def nlu_client(settings: Settings) -> NLUClient:
-    n = settings.nlu
-    return NLUClient(list(n.urls), timeout_s=n.timeout_s, backoff_max_s=n.backoff_max_s, cache_size=n.cache_size,
-                     max_in_flight=n.max_in_flight)
-
-
-def answers(settings: Settings) -> Answers:
-    """The answer texts; a missing or empty answers folder stops the start (the bot would
-    otherwise reply with nothing)."""
-    from bot.errors import ConfigError
-
-    root = settings.path(settings.router.answers_dir)
-    try:
-        ans = Answers(root)
-    except ValueError as e:
-        raise ConfigError(f"router.answers_dir: {e}") from None
-    for lang in ("en", "zh"):
-        if not ans.has("clarify", lang):
-            raise ConfigError(f"router.answers_dir: no {lang} answers (with `clarify`) under {root}")
-    return ans
-
-
-def build_channels(settings: Settings, r: aioredis.Redis) -> list[Channel]:
-    out: list[Channel] = []
-    for cfg in settings.channels:
-        cls = channel_adapter(cfg.type)
-        out.append(cls.from_config(settings, cfg, r))
-    return out
+log = get_logger("switchboard.roles")
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -97,16 +25,6 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-
-async def ticket_service(settings: Settings, r: aioredis.Redis, migrate: bool = False):  # type: ignore[no-untyped-def]
-    """The ticket service on the configured database (applying migrations when asked)."""
-    from handoff.db import make_engine, sessionmaker, upgrade
-    from handoff.service import TicketService
-
-    engine = make_engine(settings)
-    if migrate:
-        await upgrade(engine)
-    return TicketService(settings, sessionmaker(engine), r), engine
 
 
 async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -137,7 +55,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     Raises TaskFailed when one kept failing."""
     import uvicorn
 
-    from bot.web import create_app, uvicorn_options
+    from app.web import create_app, uvicorn_options
 
     stop = stop or asyncio.Event()
     tasks = TaskSupervisor(stop)
@@ -146,19 +64,27 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
     channels = build_channels(settings, r)
     for ch in channels:
+        # The channel's own long-running tasks (pollers, IMAP IDLE, the widget's pub/sub hub) are
+        # created in `start`: the supervisor watches them, so that none dies silently.
+        before = asyncio.all_tasks()
         await ch.start(sink)
+        for t in asyncio.all_tasks() - before:
+            tasks.adopt(f"{ch.name}:{t.get_name()}", t)
     for ch in channels:
         sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
-                                max_attempts=settings.queue.max_attempts)
+                                max_attempts=settings.queue.max_attempts, retention_s=settings.queue.retention_s)
         tasks.start_consumer(f"sender:{ch.name}", sender.consumer)
+    from app.review_web import review_router
     from handoff.console import console_router
     from handoff.worker import handoff_consumer, sla_loop
 
     svc, engine = await ticket_service(settings, r, migrate=True)
     tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
-                                                     max_attempts=settings.queue.max_attempts))
+                                                     max_attempts=settings.queue.max_attempts,
+                                                     retention_s=settings.queue.retention_s))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)], tasks=tasks)
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r)],
+                     tasks=tasks)
     config = uvicorn.Config(
         app,
         host=settings.web.host,
@@ -188,9 +114,3 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
             await ch.stop()
         await engine.dispose()
         await r.aclose()
-
-
-def data_dir(settings: Settings) -> Path:
-    d = settings.path(settings.data_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    return d

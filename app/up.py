@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.runtime import data_dir, rasa_paths, redis_host_port
 from bot.config import Settings
 from bot.errors import SwitchboardError
-from bot.runtime import data_dir, rasa_paths, redis_host_port
 from intents.rasa import RasaError, RasaServer, newest_model, port_open, rasa_status, train
 
 
@@ -83,7 +83,7 @@ class Supervisor:
             mp.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
             env["SWITCHBOARD_LOG_FORMAT"] = "console" if sys.stderr.isatty() else "json"
-            base = [sys.executable, "-m", "bot.cli", "run", "--config", str(self.config_path), "--role"]
+            base = [sys.executable, "-m", "app.cli", "run", "--config", str(self.config_path), "--role"]
             for i in range(self.routers):
                 self.children.append(Child(f"router{i + 1}" if self.routers > 1 else "router", base + ["router"], env))
             self.children.append(Child("web", base + ["web"], env))

@@ -15,13 +15,13 @@ from typing import IO, Any
 
 import orjson
 
+from app.runtime import answers, rasa_paths
 from bot.config import Settings
 from bot.errors import SwitchboardError
 from bot.lang import detect_language
 from bot.models import Message
 from bot.policy import ConvState
 from bot.router import Brain
-from bot.runtime import answers, rasa_paths
 from intents.client import NLUClient
 from intents.rasa import RasaError, RasaServer, free_port, model_for_data, newest_model, rasa_status, train
 
@@ -142,6 +142,7 @@ async def evaluate(settings: Settings, paths: list[Path], url: str | None = None
     server = None
     if url is None:
         url, server = await asyncio.to_thread(ensure_rasa, settings)
+    assert url is not None
     try:
         by_conv = {
             f"eval:{i}": [(i, Message(channel="eval", channel_message_id=str(i), conversation_id=f"eval:{i}",

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -34,12 +34,12 @@ ConfigOpt = Annotated[
 ]
 
 
-def fail(msg: str, code: int = 2) -> None:
+def fail(msg: str, code: int = 2) -> NoReturn:
     typer.echo(f"switchboard: {msg}", err=True)
     raise typer.Exit(code)
 
 
-def load(config: Path | None):  # type: ignore[no-untyped-def]
+def load(config: Path | None):
     from bot.config import load_settings
 
     try:
@@ -52,7 +52,7 @@ def config_path(config: Path | None) -> Path:
     return Path(config or os.environ.get("SWITCHBOARD_CONFIG") or "config.yaml").resolve()
 
 
-def _logging(settings, role: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def _logging(settings, role: str | None = None) -> None:
     from bot.logs import setup_logging
 
     fmt = os.environ.get("SWITCHBOARD_LOG_FORMAT") or settings.logging.format
@@ -96,7 +96,7 @@ def up(
     routers: Annotated[int, typer.Option(help="number of router worker processes")] = 1,
 ) -> None:
     """Run the whole product: Redis (if none), Rasa, router worker(s), web and channels."""
-    from bot.supervisor import Supervisor
+    from app.up import Supervisor
 
     s = load(config)
     try:
@@ -115,7 +115,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="web port (overrides web.port)")] = None,
 ) -> None:
     """Run one role, e.g. several `--role router` processes sharing the queue."""
-    from bot import runtime
+    from app import roles, runtime
 
     s = load(config)
     _logging(s, role)
@@ -127,9 +127,9 @@ def run(
                 runtime.answers(s)
             except ConfigError as e:
                 fail(f"config error: {e}")
-            runtime.run_loop(runtime.run_router(s))
+            runtime.run_loop(roles.run_router(s))
         elif role == "web":
-            runtime.run_loop(runtime.run_web(s, port=port))
+            runtime.run_loop(roles.run_web(s, port=port))
         else:
             fail(f"--role: unknown role {role!r} (router, web)")
     except TaskFailed as e:
@@ -144,7 +144,7 @@ def train(
     """Train the NLU model into models/ (skipped when the data has not changed)."""
     import time
 
-    from bot.runtime import rasa_paths
+    from app.runtime import rasa_paths
     from intents.ops import write_meta
     from intents.rasa import RasaError, data_hash
     from intents.rasa import train as do_train
@@ -170,7 +170,7 @@ def route(
     input: Annotated[Path | None, typer.Option("--input", "-i", help="JSON lines file (default: stdin)")] = None,
 ) -> None:
     """Batch routing: JSON lines {channel, user, text} in, one JSON decision per line out."""
-    from bot.batch import route_lines
+    from app.batch import route_lines
 
     s = load(config)
     _logging(s.model_copy(update={"logging": s.logging.model_copy(update={"level": "warning"})}))
@@ -211,7 +211,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.batch import evaluate
+    from app.batch import evaluate
     from intents.evaluate import Gate
 
     s = load(config)
@@ -239,13 +239,13 @@ def eval_cmd(
         con.print(t)
     if errors and rep.errors:
         t = Table("want", "got", "action", "conf", "text", title="Misrouted (first)")
-        for e in rep.errors[:errors]:
-            t.add_row(e["want"], e["got"], e["action"], f"{e['confidence']:.2f}", e["text"][:90])
+        for err in rep.errors[:errors]:
+            t.add_row(err["want"], err["got"], err["action"], f"{err['confidence']:.2f}", err["text"][:90])
         con.print(t)
     if errors and rep.offtopic_errors:
         t = Table("action", "got", "conf", "text", title="Off-topic, not clarified (first)")
-        for e in rep.offtopic_errors[:errors]:
-            t.add_row(e["action"], e["got"], f"{e['confidence']:.2f}", e["text"][:90])
+        for err in rep.offtopic_errors[:errors]:
+            t.add_row(err["action"], err["got"], f"{err['confidence']:.2f}", err["text"][:90])
         con.print(t)
     if json_out:
         json_out.write_bytes(__import__("orjson").dumps(rep.to_json(), option=2))
@@ -261,8 +261,8 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
     from rich.console import Console
     from rich.table import Table
 
-    from bot.batch import ensure_rasa, evaluate
-    from bot.runtime import rasa_paths
+    from app.batch import ensure_rasa, evaluate
+    from app.runtime import rasa_paths
     from intents.evaluate import Gate
     from intents.ops import find_model, live_version, write_meta
     from intents.rasa import RasaServer, free_port
@@ -278,7 +278,7 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
     reviewed = _reviewed_items(paths)
     con = Console()
 
-    def run_on(url: str):  # type: ignore[no-untyped-def]
+    def run_on(url: str):
         rep, _ = asyncio.run(evaluate(s, heldout, url))
         new = asyncio.run(evaluate(s, [reviewed], url))[0] if reviewed.exists() else None
         return rep, new
@@ -334,7 +334,7 @@ def _compare(config: Path | None, version: str, tolerance: float, data: list[Pat
     typer.echo(f"gate passed: deploy with `switchboard deploy {cand.name.removesuffix('.tar.gz')}`")
 
 
-def _reviewed_items(paths) -> Path:  # type: ignore[no-untyped-def]
+def _reviewed_items(paths) -> Path:
     """The accepted review labels as a JSONL eval file (text, lang, topic, intent)."""
     import tempfile
 
@@ -373,7 +373,7 @@ def review_list(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.review import gather
+    from app.review import gather
 
     s = load(config)
     groups = asyncio.run(gather(s))
@@ -397,9 +397,9 @@ def review_accept(
     config: ConfigOpt = None,
 ) -> None:
     """Add a message to the training data as an example of INTENT (deduplicated)."""
+    from app.review import resolve
     from bot.lang import detect_language
     from bot.redact import redact
-    from bot.review import resolve
 
     s = load(config)
     clean = redact(text).text
@@ -413,8 +413,8 @@ def review_accept(
 @review_app.command("discard")
 def review_discard(text: str, config: ConfigOpt = None) -> None:
     """Drop a message from the review queue without labelling it."""
+    from app.review import resolve
     from bot.lang import detect_language
-    from bot.review import resolve
 
     s = load(config)
     asyncio.run(resolve(s, text, intent=None, lang=detect_language(text)))
@@ -427,7 +427,7 @@ def models(config: ConfigOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.runtime import rasa_paths
+    from app.runtime import rasa_paths
     from intents.ops import list_models
 
     t = Table("", "version", "trained", "training s", "gate", "data hash")
@@ -447,7 +447,7 @@ def deploy(
     force: Annotated[bool, typer.Option(help="deploy even if the gate did not pass it")] = False,
 ) -> None:
     """Load a model on every configured Rasa server, one at a time, with no downtime."""
-    from bot.runtime import rasa_paths
+    from app.runtime import rasa_paths
     from intents.ops import DeployError, find_model, read_meta, set_live
     from intents.ops import deploy as do_deploy
     from intents.rasa import model_for_data
@@ -475,7 +475,7 @@ def deploy(
 @app.command()
 def rollback(config: ConfigOpt = None) -> None:
     """Deploy the previously live model again."""
-    from bot.runtime import rasa_paths
+    from app.runtime import rasa_paths
     from intents.ops import DeployError, find_model, previous_version, set_live
     from intents.ops import deploy as do_deploy
 
@@ -495,7 +495,7 @@ def rollback(config: ConfigOpt = None) -> None:
 StreamOpt = Annotated[str | None, typer.Option("--stream", "-s", help="inbound, handoff, outbound:<channel> (default: all)")]
 
 
-def _dead_scope(config: Path | None, stream: str | None):  # type: ignore[no-untyped-def]
+def _dead_scope(config: Path | None, stream: str | None):
     """Settings and the streams to look at (known ones even when they have no dead letters)."""
     from bot import streams
 
@@ -504,7 +504,7 @@ def _dead_scope(config: Path | None, stream: str | None):  # type: ignore[no-unt
     return s, known, stream
 
 
-async def _dead_streams(r, known: list[str], stream: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+async def _dead_streams(r, known: list[str], stream: str | None) -> list[str]:
     from bot.deadletters import dead_streams
 
     return [stream] if stream else await dead_streams(r, known)
@@ -516,12 +516,12 @@ def deadletters_list(config: ConfigOpt = None, stream: StreamOpt = None, count: 
     from rich.console import Console
     from rich.table import Table
 
+    from app.runtime import connect_redis
     from bot.deadletters import list_dead
-    from bot.runtime import connect_redis
 
     s, known, stream = _dead_scope(config, stream)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         r = connect_redis(s)
         try:
             return [d for st in await _dead_streams(r, known, stream) for d in await list_dead(r, st, count)]
@@ -543,19 +543,22 @@ def deadletters_show(dead_id: str, config: ConfigOpt = None, stream: StreamOpt =
     """One dead letter in full (its original fields and why it died), as JSON."""
     import orjson
 
+    from app.runtime import connect_redis
     from bot.deadletters import find
-    from bot.runtime import connect_redis
 
     s, known, stream = _dead_scope(config, stream)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         r = connect_redis(s)
         try:
             return await find(r, await _dead_streams(r, known, stream), dead_id)
         finally:
             await r.aclose()
 
-    d = asyncio.run(go())
+    try:
+        d = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
     if d is None:
         fail(f"no dead letter {dead_id}", 1)
     typer.echo(orjson.dumps({"stream": d.stream, "id": d.id, **d.fields}, option=orjson.OPT_INDENT_2).decode())
@@ -568,9 +571,9 @@ def deadletters_replay(
     stream: StreamOpt = None,
 ) -> None:
     """Put dead letters back on their stream (all of --stream, or the given ids)."""
+    from app.runtime import connect_redis
     from bot.deadletters import find, list_dead, replay
     from bot.queue import Queue
-    from bot.runtime import connect_redis
 
     s, known, stream = _dead_scope(config, stream)
 
@@ -590,7 +593,10 @@ def deadletters_replay(
         finally:
             await r.aclose()
 
-    done, left = asyncio.run(go())
+    try:
+        done, left = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
     typer.echo(f"re-queued {done} message(s)" + (f"; {left} could not be (malformed, left in place)" if left else ""))
 
 
@@ -602,8 +608,8 @@ def deadletters_drop(
     all_: Annotated[bool, typer.Option("--all", help="every dead letter of --stream")] = False,
 ) -> None:
     """Delete dead letters for good (the given ids, or --all of one --stream)."""
+    from app.runtime import connect_redis
     from bot.deadletters import drop, find, list_dead
-    from bot.runtime import connect_redis
 
     if not ids and not (all_ and stream):
         fail("give dead-letter ids, or --all with --stream")
@@ -623,15 +629,19 @@ def deadletters_drop(
         finally:
             await r.aclose()
 
-    typer.echo(f"dropped {asyncio.run(go())} dead letter(s)")
+    try:
+        n = asyncio.run(go())
+    except ValueError as e:  # an id of several streams
+        fail(str(e), 2)
+    typer.echo(f"dropped {n} dead letter(s)")
 
 
-def _with_tickets(config: Path | None, fn):  # type: ignore[no-untyped-def]
-    from bot.runtime import connect_redis, ticket_service
+def _with_tickets(config: Path | None, fn):
+    from app.runtime import connect_redis, ticket_service
 
     s = load(config)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         r = connect_redis(s)
         svc, engine = await ticket_service(s, r, migrate=True)
         try:
@@ -647,7 +657,7 @@ def _with_tickets(config: Path | None, fn):  # type: ignore[no-untyped-def]
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply the ticket database migrations (also done at every start)."""
 
-    async def nothing(svc):  # type: ignore[no-untyped-def]
+    async def nothing(svc):
         return None
 
     _with_tickets(config, nothing)
@@ -682,7 +692,7 @@ def agents_list(config: ConfigOpt = None) -> None:
 
     from handoff.models import Agent
 
-    async def go(svc):  # type: ignore[no-untyped-def]
+    async def go(svc):
         async with svc.sm() as s:
             return list((await s.execute(select(Agent).order_by(Agent.id))).scalars())
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import select, update
 
+from app.runtime import connect_redis, rasa_paths, ticket_service
 from bot.config import Settings
 from bot.router import DECISIONS_STREAM
-from bot.runtime import connect_redis, rasa_paths, ticket_service
 from intents.ops import Candidate, _norm, accept, candidates_from_decisions, existing_examples, group
 
 DISCARDED = "review:discarded"
