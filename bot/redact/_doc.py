@@ -16,6 +16,7 @@ _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)|[。！？；]")
 _TOKEN = re.compile(r"[!-~]+|[\u3400-\u9fff\uf900-\ufaff]|[^\s!-~\u3400-\u9fff\uf900-\ufaff]+")
 # Existing redaction marks: never redacted again, never taken apart.
 MARK = re.compile(r"\[REDACTED:[a-z_]{1,20}\]")
+_NON_SPACE = re.compile(r"\S")
 
 _EDGE_OPEN = "([{<\"'`“‘「『【"
 _EDGE_CLOSE = ")]}>\"'`”’」』】,.;:!?，。；：！？、"
@@ -37,6 +38,7 @@ class Doc:
     marks: list[tuple[int, int]] = field(default_factory=list)
     _tokens: list[Token] | None = None
     _token_starts: list[int] | None = None
+    _found: dict[re.Pattern[str], tuple[list[int], list[int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         t = self.text
@@ -63,20 +65,46 @@ class Doc:
         return self.line_starts[i], end
 
     def prev_line(self, pos: int) -> tuple[int, int]:
+        """The non-blank line before the one holding `pos` (looking back at most a few lines:
+        "private key:\n\n<key>" is still the line before)."""
         s, _ = self.line(pos)
-        if s == 0:
-            return 0, 0
-        # Skip blank lines: "private key:\n\n<key>" is still the line before.
-        p = s - 1
-        while p > 0:
-            ls, le = self.line(p)
-            if self.text[ls:le].strip():
+        for _ in range(4):
+            if s == 0:
+                return 0, 0
+            ls, le = self.line(s - 1)
+            if _NON_SPACE.search(self.text, max(ls, le - 256), le):
                 return ls, le
-            p = ls - 1
-        return self.line(0)
+            s = ls
+        return 0, 0
 
     def in_mark(self, start: int, end: int) -> bool:
-        return any(s < end and start < e for s, e in self.marks)
+        if not self.marks:
+            return False
+        i = bisect_right(self.marks, (start, len(self.text) + 1)) - 1
+        return any(s < end and start < e for s, e in self.marks[max(0, i) : i + 2])
+
+    def nearest(self, pattern: re.Pattern[str], lo: int, start: int, end: int, hi: int) -> int | None:
+        """Distance from [start, end) to the nearest match of `pattern` lying within [lo, hi) and
+        outside [start, end). The matches are found once per text (linear time)."""
+        if pattern not in self._found:
+            ms = [m.span() for m in pattern.finditer(self.text)]
+            self._found[pattern] = ([a for a, _ in ms], [b for _, b in ms])
+        starts, ends = self._found[pattern]
+        best: int | None = None
+        i = bisect_right(starts, start) - 1  # the last match starting at or before `start`
+        while i >= 0 and starts[i] >= lo:
+            if ends[i] <= start:
+                best = start - ends[i]
+                break
+            i -= 1
+        from bisect import bisect_left
+
+        j = bisect_left(starts, end)
+        if j < len(starts) and ends[j] <= hi:
+            d = starts[j] - end
+            if best is None or d < best:
+                best = d
+        return best
 
     # -- tokens ------------------------------------------------------------------------------
 

@@ -153,7 +153,7 @@ def _window(doc: Doc, kw_end: int) -> _Window:
     if i > 0 and toks[i - 1].end > kw_end and toks[i - 1].start < kw_end:
         i -= 1
     _, sent_end = doc.sentence(kw_end)
-    if not doc.text[kw_end:sent_end].strip(" \t:：=-\n"):
+    if not doc.text[kw_end : min(sent_end, kw_end + 64)].strip(" \t:：=-\n"):
         # "password:\nHunter2" — the value is on the next line.
         if sent_end < len(doc.text):
             sent_end = doc.sentence(sent_end)[1]
@@ -304,9 +304,9 @@ def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> 
 
 def _otps(doc: Doc) -> list[Hit]:
     text = doc.text
-    toks = doc.tokens
     hits: list[Hit] = []
     for m in OTP_WORDS.finditer(text):
+        toks = doc.tokens
         i0 = doc.token_index(m.start())
         prev = toks[i0 - 1].text if i0 > 0 else ""
         if _NOT_OTP_BEFORE.match(prev) or _NOT_OTP_BEFORE.match(m.group(0).split()[0]):

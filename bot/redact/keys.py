@@ -76,21 +76,16 @@ _REACH = 400
 
 def _nearest(pattern: re.Pattern[str], doc: Doc, start: int, end: int) -> int | None:
     """Distance from the candidate to the nearest match of `pattern` in its context: the same
-    sentence, the sentence before, or the line before."""
-    best: int | None = None
-    regions = [doc.sentence(start), doc.prev_sentence(start), doc.prev_line(start)]
-    for rs, re_ in regions:
-        # Bounded, so that a megabyte-long "sentence" of candidates stays linear.
-        rs, re_ = max(rs, start - _REACH), min(re_, end + _REACH)
-        if re_ <= rs:
-            continue
-        for m in pattern.finditer(doc.text, rs, re_):
-            if m.start() < end and m.end() > start:
-                continue  # inside the candidate itself
-            d = start - m.end() if m.end() <= start else m.start() - end
-            if best is None or d < best:
-                best = d
-    return best
+    sentence, the sentence before, or the line before (at most `_REACH` characters away)."""
+    s, e = doc.sentence(start)
+    lo = s
+    ps, pe = doc.prev_sentence(start)
+    if pe > ps:
+        lo = min(lo, ps)
+    ls, le = doc.prev_line(start)
+    if le > ls:
+        lo = min(lo, ls)
+    return doc.nearest(pattern, max(lo, start - _REACH), start, end, min(e, end + _REACH))
 
 
 def keyed(doc: Doc, start: int, end: int) -> bool:

@@ -56,6 +56,7 @@ class _Lists:
     han_rank: dict[str, int]  # position in the (frequency-ordered) Chinese lists; chat particles 1
 
 
+@lru_cache(maxsize=65536)
 def _norm(word: str) -> str:
     w = unicodedata.normalize("NFKD", word.casefold())
     return "".join(c for c in w if not unicodedata.combining(c))
@@ -162,10 +163,17 @@ def _typo(text: str, w: _W) -> bool:
     return not w.han and 3 <= len(t) <= 9 and t.isalpha() and (t.islower() or t.isupper())
 
 
+_REACH = 400  # how far around a run a keyword is looked for (bounded: linear time)
+
+
 def _has_context(doc: Doc, start: int, end: int) -> bool:
+    """A seed keyword in the same sentence (near the run) or the line before."""
     s, e = doc.sentence(start)
     ls, le = doc.prev_line(start)
-    return bool(_SEED_CONTEXT.search(doc.text, s, max(e, end)) or (le > ls and _SEED_CONTEXT.search(doc.text, ls, le)))
+    text = doc.text
+    if _SEED_CONTEXT.search(text, max(s, start - _REACH), min(max(e, end), end + _REACH)):
+        return True
+    return le > ls and _SEED_CONTEXT.search(text, max(ls, le - _REACH), le) is not None
 
 
 def find(doc: Doc) -> list[tuple[int, int]]:
@@ -225,7 +233,7 @@ def _glued_han(doc: Doc, words: list[_W], i: int, j: int) -> tuple[int, int] | N
     if _has_context(doc, start, end):
         # The keyword itself may be glued to the phrase ("助记词是齿截炼…"): start after it.
         kw = None
-        for m in _SEED_CONTEXT.finditer(text, doc.sentence(start)[0], end):
+        for m in _SEED_CONTEXT.finditer(text, max(doc.sentence(start)[0], start - _REACH), min(end, start + _REACH)):
             if m.end() > start:
                 kw = m
         base = kw.end() - start if kw is not None and kw.end() > start else 0
