@@ -29,7 +29,7 @@ from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, format_eta, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
-from bot.redact import redact
+from bot.redact import kinds_found, redact_async
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
 
@@ -126,8 +126,10 @@ class Brain:
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
-        red = redact(msg.text)
+        red = await redact_async(msg.text)
         text = red.text
+        # What intake (or the channel) already replaced counts too: re-redacting marks finds nothing.
+        found = kinds_found(msg.text, msg.meta.get("redacted"), red.kinds)
         special = await self._special(msg, text, state)
         if special is not None:
             return special[0], special[1], 0.0
@@ -155,7 +157,7 @@ class Brain:
             sla=self.settings.sla,
             threshold=self.settings.nlu.confidence_threshold,
             escalate_after=self.settings.router.escalate_after_fallbacks,
-            redactions=red.kinds,
+            redactions=found,
             entities=entities,
         )
         if out.action is Action.CLARIFY and msg.meta.get("ticket_on_clarify") == "1":
@@ -183,7 +185,7 @@ class Brain:
             entities=slots_from(text, entities),
             model_version=nlu.model_version,
             redacted_text=text,
-            redactions=red.kinds,
+            redactions=found,
             reason=out.reason,
             silent=out.silent,
         )

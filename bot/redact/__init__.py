@@ -98,5 +98,17 @@ def kinds_in(text: str) -> tuple[str, ...]:
     return tuple(m.group(0)[10:-1] for m in MARK.finditer(text) if m.group(0)[10:-1] in _RANK)
 
 
+def kinds_found(text: str, recorded: str | None = None, *more: tuple[str, ...]) -> tuple[str, ...]:
+    """Every kind of secret a message was found to carry, whichever pass found it: the marks in
+    its text (the channel or intake replaced them), the kinds intake recorded in the message's
+    `meta["redacted"]` (comma-separated), and any further passes. Redacting already-redacted text
+    finds nothing new — the decision must still know a seed phrase was pasted."""
+    seen: dict[str, None] = {}
+    for k in (*kinds_in(text), *(recorded or "").split(","), *(k for m in more for k in m)):
+        if k in _RANK:
+            seen.setdefault(k, None)
+    return tuple(seen)
+
+
 def count_marks(text: str) -> int:
     return text.count("[REDACTED:")

@@ -267,7 +267,7 @@ def _passwords(doc: Doc) -> list[Hit]:
         hits += _after_keyword(doc, m, PASSWORD, True, credential_shaped)
     for m in PASSPHRASE_WORDS.finditer(doc.text):
         s, e = doc.sentence(m.start())
-        kind = API_SECRET if re.search(r"(?i)api", doc.text[max(s, m.start() - 60) : m.end() + 10]) else PASSWORD
+        kind = API_SECRET if re.search(r"(?i)(?<![a-z])api(?![a-z])", doc.text[max(s, m.start() - 60) : min(e, m.end() + 40)]) else PASSWORD
         hits += _after_keyword(doc, m, kind, True, credential_shaped)
     return hits
 
