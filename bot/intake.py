@@ -3,6 +3,7 @@ stored in Redis), then publish with dedupe on the channel's own message id."""
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from bot import metrics
@@ -20,14 +21,32 @@ class Sink(Protocol):
     async def __call__(self, msg: Message, *, pre_redacted: bool = False) -> str | None: ...
 
 
+# Meta values people wrote (an e-mail subject or sender name, a command's argument, a caption):
+# stored and shown like the text, so redacted like it. Ids and routing values are left alone.
+_HUMAN_META = re.compile(r"subject|label|name|arg|caption|title|text")
+
+
+def _meta(meta: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    out = dict(meta)
+    found: list[str] = []
+    for k, v in meta.items():
+        if k != "redacted" and isinstance(v, str) and v and _HUMAN_META.search(k) and not k.endswith(("_id", "_ref")):
+            r = redact(v)
+            if r.changed:
+                out[k] = r.text
+                found += r.kinds
+    return out, tuple(found)
+
+
 def _with(msg: Message, r: Redacted) -> Message:
     # Record every kind found — also those a channel already replaced in the text (e-mail redacts
     # its body itself) — so the decision knows a secret was shared even though the router only
     # ever sees marks (issue #25: a pasted seed phrase must open an urgent ticket).
-    kinds = kinds_found(msg.text, msg.meta.get("redacted"), r.kinds)
+    meta, in_meta = _meta(msg.meta)
+    kinds = kinds_found(msg.text, msg.meta.get("redacted"), r.kinds, in_meta)
     if not kinds and not r.changed:
         return msg
-    return msg.model_copy(update={"text": r.text, "meta": {**msg.meta, "redacted": ",".join(sorted(kinds))}})
+    return msg.model_copy(update={"text": r.text, "meta": {**meta, "redacted": ",".join(sorted(kinds))}})
 
 
 def redacted(msg: Message) -> Message:

@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
 from bot.files import is_text, read_inside, redact_text_file, safe_filename, write_atomic
-from bot.intake import Sink, redacted
+from bot.intake import Sink, redacted_async
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
@@ -514,7 +514,7 @@ class WebChannel:
         """Rate limits, the user's line into the mailbox, the message onto the queue. False when
         a rate limit refused it (nothing stored)."""
         assert self.sink is not None, "channel not started"
-        msg = redacted(
+        msg = await redacted_async(
             Message(
                 channel="web",
                 channel_message_id=f"{session}:{client_id}",
