@@ -60,10 +60,10 @@ def rbytes(rng: random.Random, n: int) -> bytes:
 SEED_CTX = {
     "en": ["my seed phrase is ", "is my wallet safe? my words are ", "here are my 12 words: ", "mnemonic: ",
            "Recovery phrase -> ", "I typed my secret phrase into the site:\n", "backup words ", ""],
-    "zh": ["我的助记词是", "钱包安全吗？我的助记词：", "助記詞：", "这是我的恢复短语 ", "我的12个词是", ""],
+    "zh": ["我的助记词是", "钱包安全吗？我的助记词：", "助記詞：", "这是我的恢复短语 ", "我的12个词是", "我被骗了\n我的助记词是 ", ""],
 }
 SEED_AFTER = {"en": ["", " please help", ". Is it safe?", "\nwhat should I do", " thanks"],
-              "zh": ["", "，帮我看看", "。安全吗？", "\n怎么办"]}
+              "zh": ["", "，帮我看看", "。安全吗？", "\n怎么办", "，钱包里的币不见了"]}
 
 LANGS = {"english": "en", "spanish": "en", "french": "en", "italian": "en", "portuguese": "en", "czech": "en",
          "korean": "en", "japanese": "en", "chinese_simplified": "zh", "chinese_traditional": "zh"}

@@ -212,10 +212,28 @@ def find(doc: Doc) -> list[tuple[int, int]]:
                 break
             j += 1
         start, end = w.start, words[last_hit].end
-        if w.han and glued * 2 >= hits - 1 and hits > 1:
-            span = _glued_han(doc, words, i, last_hit)
-            if span:
-                spans.append(span)
+        if w.han:
+            # Characters written apart ("齿 截 炼 …") inside a run that also holds glued prose
+            # ("我的助记词是 齿 截 炼 …，钱包里的币不见了"): each separated stretch on its own.
+            k = i
+            while k <= last_hit:
+                m = k
+                while m + 1 <= last_hit and text[words[m].end : words[m + 1].start] != "":
+                    m += 1
+                a, b = k, m
+                # An edge character glued to its outer neighbour is prose ("…助记词是 齿 …").
+                if a < b and a > 0 and text[words[a - 1].end : words[a].start] == "":
+                    a += 1
+                if a < b and b + 1 < len(words) and text[words[b].end : words[b + 1].start] == "":
+                    b -= 1
+                n_sep = b - a + 1
+                if n_sep >= 12 or (n_sep >= 8 and anywhere):
+                    spans.append((words[a].start, words[b].end))
+                k = m + 1
+            if glued * 2 >= hits - 1 and hits > 1:
+                span = _glued_han(doc, words, i, last_hit)
+                if span:
+                    spans.append(span)
         elif hits >= 12 or (hits >= 8 and anywhere):
             spans.append((start, end))
         i = last_hit + 1
