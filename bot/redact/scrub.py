@@ -39,8 +39,9 @@ def _walk(value: Any, found: list[str]) -> Any:
     return value
 
 
-def scrub_line(line: str) -> tuple[str, tuple[str, ...]]:
-    """One line (without its line break) → the redacted line and the kinds found."""
+def scrub_line(line: str) -> tuple[str, tuple[str, ...], bool]:
+    """One line (without its line break) → the redacted line, the kinds found, and whether it
+    was a JSON object line."""
     stripped = line.strip()
     if stripped.startswith("{"):
         try:
@@ -54,9 +55,9 @@ def scrub_line(line: str) -> tuple[str, tuple[str, ...]]:
                                 tuple(found))
             if kinds:
                 out["redacted"] = list(kinds)
-            return orjson.dumps(out).decode(), tuple(found)
+            return orjson.dumps(out).decode(), tuple(found), True
     r = redact(line)
-    return r.text, r.kinds
+    return r.text, r.kinds, False
 
 
 def scrub(lines: Iterable[str], out: TextIO, err: TextIO) -> Stats:
@@ -65,12 +66,12 @@ def scrub(lines: Iterable[str], out: TextIO, err: TextIO) -> Stats:
         line = raw[:-1] if raw.endswith("\n") else raw
         if line.endswith("\r"):
             line = line[:-1]
-        text, kinds = scrub_line(line)
+        text, kinds, is_json = scrub_line(line)
         out.write(text + "\n")
         stats.lines += 1
         if kinds:
             stats.changed += 1
             stats.kinds.update(kinds)
-            if not text.startswith("{"):
+            if not is_json:
                 err.write(f"line {n}: {','.join(dict.fromkeys(kinds))}\n")
     return stats
