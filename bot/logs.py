@@ -15,6 +15,20 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
+# Fields that may carry what a person wrote: an error echoing its input (pydantic does), a
+# traceback, a quoted subject. Redacted on the way out, whoever logged them.
+_FREE_TEXT = frozenset({"text", "error", "exception", "reason", "subject", "body", "detail", "message", "trace"})
+
+
+def _redact_free_text(_logger: Any, _method: str, ev: dict[str, Any]) -> dict[str, Any]:
+    from bot.redact import redact
+
+    for k, v in ev.items():
+        if isinstance(v, str) and v and (k in _FREE_TEXT or k.endswith("_text")):
+            ev[k] = redact(v).text
+    return ev
+
+
 def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = None) -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     json_out = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -26,6 +40,7 @@ def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = Non
     if role:
         processors.insert(0, lambda _l, _m, ev: {**ev, "role": ev.get("role", role)})
     processors.append(structlog.processors.format_exc_info)
+    processors.append(_redact_free_text)
     if json_out:
         # orjson straight to bytes: a third of the cost of json.dumps + print per line.
         processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))

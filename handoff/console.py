@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.errors import PermanentChannelError, TransientError
+from bot.files import is_text, redact_text_file
 from bot.logs import get_logger
 from bot.models import TOPICS
 from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_or_dummy
@@ -208,6 +209,10 @@ def console_router(
                 raise HTTPException(502, f"{channel} did not return the file: {e}") from None
         if data is None:
             raise HTTPException(404, "the file is no longer available")
+        if is_text(str(att.get("content_type") or ""), str(att.get("name") or "")):
+            # Telegram and X files come straight from their servers: a text file is shown redacted
+            # like everything else (the e-mail store's copies already are; redacting is idempotent).
+            data, _ = await asyncio.to_thread(redact_text_file, data)
         ctype = str(att.get("content_type") or "").split(";")[0].strip().lower()
         inline = ctype in INLINE_TYPES
         log.info("console.attachment", agent=a.id, ticket=number, message=message_id, bytes=len(data))

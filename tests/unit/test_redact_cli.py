@@ -45,3 +45,15 @@ def test_fail_on_secret_and_a_missing_file_are_clear() -> None:
     assert run("pwd=Abc12345\n", "--fail-on-secret").returncode == 1
     p = run("", "--input", "/nonexistent/export.jsonl")
     assert p.returncode == 2 and "cannot read /nonexistent/export.jsonl" in p.stderr
+
+
+def test_log_lines_carry_no_secret_in_free_text_fields() -> None:
+    from bot.logs import _redact_free_text
+
+    ev = _redact_free_text(None, "warning", {
+        "event": "web.bad_frame", "error": "invalid input: my password is Hunter2x9", "ticket": "SB-000001",
+        "exception": f"Traceback …\nValueError: seed {SEED}", "txid": TXID, "reply_text": "otp 483920 ok",
+    })
+    assert ev["error"] == "invalid input: my password is [REDACTED:password]"
+    assert "absurd" not in ev["exception"] and "[REDACTED:seed_phrase]" in ev["exception"]
+    assert "483920" not in ev["reply_text"] and ev["ticket"] == "SB-000001" and ev["txid"] == TXID
