@@ -271,6 +271,8 @@ KEEP_QUESTIONS = [
     "I entered my seed phrase on a fake site", "does the verification code expire after 10 minutes?",
     "why can't i log in, it says account disabled", "my password is the same as before",
     "I typed my password on switchb0ard-login.com", "助記詞被盜了怎麼辦", "忘記密碼了", "what does the passphrase do",
+    "my password is 12 characters long", "my pin is 4 digits", "password: I forgot it", "my API key is 3 months old",
+    "the API key expired", "I lost my private key", "the 12 words are written on paper at home",
 ]
 
 
@@ -299,6 +301,7 @@ def keep_case(rng: random.Random) -> Case:
         f"the verification code for order {order} never arrived", "I got referral code 123456 from a friend",
         f"error code 100023 when I withdraw {amount} {coin}", rng.choice(KEEP_QUESTIONS),
         f"password reset for {email} failed on {date}",
+        f"the token contract is {tron}, is that the right USDT?", f"my key is on a ledger, the address {btc_legacy}",
     ]
     return Case("keep", "support_text", "en", rng.choice(tpls))
 

@@ -29,15 +29,15 @@ API_SECRET = "api_secret"
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 PASSWORD_WORDS = re.compile(
-    r"(?<![A-Za-z])(?:pass(?:words?|wd|code)|pass|pwd|pw|pin(?:[\s-]?code)?|login|log[\s-]?in|sign[\s-]?in|credentials?|creds)(?![A-Za-z])|"
+    r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|code)|pass|pwd|pw|pin(?:[\s-]?code)?|login|log[\s-]?in|sign[\s-]?in|credentials?|creds)(?![A-Za-z0-9])|"
     r"(?:登录|登陆|登入|登錄|資金|资金|交易|支付|提币|提幣|账户|帳戶|账号|帳號|邮箱|郵箱)?(?:密码|密碼)|PIN[码碼]",
     re.I,
 )
-PASSPHRASE_WORDS = re.compile(r"(?<![A-Za-z])pass[\s_-]{0,2}phrases?(?![A-Za-z])|口令", re.I)
+PASSPHRASE_WORDS = re.compile(r"(?<![A-Za-z0-9])pass[\s_-]{0,2}phrases?(?![A-Za-z0-9])|口令", re.I)
 OTP_WORDS = re.compile(
-    r"(?<![A-Za-z])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
+    r"(?<![A-Za-z0-9])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
     r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
-    r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?)(?![A-Za-z])|"
+    r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?)(?![A-Za-z0-9])|"
     r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|安全码|安全碼|确认码|確認碼|"
     r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]",
     re.I,
@@ -49,8 +49,8 @@ _NOT_OTP_BEFORE = re.compile(
     r"邀请|邀請|推荐|推薦|优惠|優惠|错误|錯誤|邮编|郵編|区号|區號|返佣|二维|二維|兑换|兌換)$"
 )
 API_WORDS = re.compile(
-    r"(?<![A-Za-z])(?:api[\s_-]{0,2}(?:keys?|secrets?|tokens?|passphrase)|secret[\s_-]{0,2}keys?|access[\s_-]{0,2}(?:keys?|tokens?)|"
-    r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?)(?![A-Za-z])|"
+    r"(?<![A-Za-z0-9])(?:api[\s_-]{0,2}(?:keys?|secrets?|tokens?|passphrase)|secret[\s_-]{0,2}keys?|access[\s_-]{0,2}(?:keys?|tokens?)|"
+    r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?)(?![A-Za-z0-9])|"
     r"API\s{0,2}(?:密钥|密鑰|私钥|私鑰|秘钥|密匙|金鑰|金钥|口令)|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|令牌",
     re.I,
 )
@@ -69,6 +69,7 @@ _CONNECT = frozenset(
 _NEG = frozenset(
     """not no never too so very also still just the a an my your his her their our this that these those same
     in on at from for with by into of part one some any all about like sent shown there here
+    i you we he she they me none nothing n/a na nil null unknown forgot forgotten lost
     different what which where how why who when case being been definitely probably already always sometimes
     it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must""".split()
 )
@@ -82,7 +83,7 @@ _DESCRIPTORS = frozenset(
 _STOP = frozenset(
     """and but so because please thanks thank help i i'm i've it we you he she they can can't cannot won't
     doesn't don't didn't isn't wasn't since for after before when on in at from with without by again already
-    today yesterday now then which that if or as to""".split()
+    today yesterday now then which that if or as to ok okay right thx pls""".split()
 )
 _ID_BEFORE = re.compile(
     r"(?i)^(?:order|orders|id|uid|ticket|tx|txid|txn|account|acct|no\.?|number|#|phone|tel|mobile|cell|ref|"
@@ -207,6 +208,8 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
     v = first.text
     if _CJK.match(v) or _NOT_VALUE.match(v) or v.lower() in _NEG or v.endswith("?"):
         return None
+    if v.isdigit() and at + 1 < len(toks) and _UNIT_AFTER.match(toks[at + 1].text):
+        return None  # "is 12 characters long", "is 4 digits"
     end = at
     if multi and not _clause_end(first):
         while end + 1 < len(toks) and end - at < 5:
@@ -342,8 +345,23 @@ def _otps(doc: Doc) -> list[Hit]:
 _API_VALUE = re.compile(r"[A-Za-z0-9_\-+/=.]{16,256}")
 
 
+_BECH32 = re.compile(r"[a-z]{1,12}1[02-9ac-hj-np-z]{20,100}")
+
+
+def looks_like_address(v: str) -> bool:
+    """A blockchain address (agents need these): 0x + 40 hex, base58check (BTC, TRON…), a 32-byte
+    base58 key (Solana), or bech32 (bc1…, ltc1…, addr1…)."""
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", v) or _BECH32.fullmatch(v):
+        return True
+    if 25 <= len(v) <= 44:
+        raw = keys.b58decode(v)
+        if raw is not None and (len(raw) == 32 or (len(raw) == 25 and keys.b58check_ok(raw))):
+            return True
+    return False
+
+
 def _api_value(v: str, generic: bool) -> bool:
-    if not _API_VALUE.fullmatch(v) or _NOT_VALUE.match(v) or re.fullmatch(r"0x[0-9a-fA-F]{40}", v):
+    if not _API_VALUE.fullmatch(v) or _NOT_VALUE.match(v) or looks_like_address(v):
         return False
     lo, up, dg, _ = _classes(v)
     if generic:  # "token", "secret", "key": a random-looking value only

@@ -32,13 +32,13 @@ _BYTE_ARRAY = re.compile(r"\[\s{0,4}(?:\d{1,3}\s{0,4},\s{0,4}){63}\d{1,3}\s{0,4}
 
 KEY_WORDS = re.compile(
     r"private[\s_-]{0,2}keys?|priv[\s_-]{0,2}keys?|privkey|secret[\s_-]{0,2}keys?|signing[\s_-]{0,2}key|"
-    r"(?<![A-Za-z])(?:pk|sk|keys?|keypair|export(?:ed|ing)?|import(?:ed|ing)?)(?![A-Za-z])|"
+    r"(?<![A-Za-z0-9])(?:pk|sk|keys?|keypair|export(?:ed|ing)?|import(?:ed|ing)?)(?![A-Za-z0-9])|"
     r"私钥|私鑰|私匙|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|钥匙|鑰匙|导出|導出|导入|導入",
     re.I,
 )
 TX_WORDS = re.compile(
-    r"(?<![A-Za-z])(?:tx|txs|txid|txids|txn|tx[\s_-]?id|tx[\s_-]?hash|hash(?:es)?|transactions?|transfer|"
-    r"block|explorer|etherscan|bscscan|tronscan|solscan|signature|sig)(?![A-Za-z])|"
+    r"(?<![A-Za-z0-9])(?:tx|txs|txid|txids|txn|tx[\s_-]?id|tx[\s_-]?hash|hash(?:es)?|transactions?|transfer|"
+    r"block|explorer|etherscan|bscscan|tronscan|solscan|signature|sig)(?![A-Za-z0-9])|"
     r"哈希|交易(?![所密])|区块|區塊|浏览器|瀏覽器|签名|簽名",
     re.I,
 )
@@ -54,6 +54,10 @@ def b58decode(s: str) -> bytes | None:
     raw = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     pad = len(s) - len(s.lstrip("1"))
     return b"\x00" * pad + raw
+
+
+def b58check_ok(raw: bytes) -> bool:
+    return len(raw) > 4 and hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
 
 
 def _b58check(s: str) -> bytes | None:
