@@ -5,7 +5,7 @@ linear in the length of the text whatever it contains."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 # A sentence ends at a line break, or at . ! ? ; followed by a space / the end (so "0.5", "a.b.com"
@@ -97,8 +97,6 @@ class Doc:
                 best = start - ends[i]
                 break
             i -= 1
-        from bisect import bisect_left
-
         j = bisect_left(starts, end)
         if j < len(starts) and ends[j] <= hi:
             d = starts[j] - end
@@ -130,6 +128,4 @@ class Doc:
         """Index of the first token starting at or after `pos`."""
         self.tokens  # noqa: B018 - builds the index
         assert self._token_starts is not None
-        from bisect import bisect_left
-
         return bisect_left(self._token_starts, pos)

@@ -161,6 +161,12 @@ def mails() -> list[bytes]:
         _gbk_mail("zhang.wei@example.cn"),
         _plain("wallet@example.org", "quick question", WALLET_SAFE),
     ]
+    # A secret in the sender's display name (shown to agents as the contact's label).
+    named = EmailMessage()
+    _head(named, "named@example.org", "cannot log in")
+    named.replace_header("From", f'"my password is {PW}" <named@example.org>')
+    named.set_content("Hello, I cannot log in since yesterday.")
+    out.append(named.as_bytes())
     html_only = EmailMessage()
     _head(html_only, "html@example.org", "API key question")
     html_only.set_content(f"<html><body><p>{EN[3]}</p><blockquote>{EN[4]}</blockquote><p>{ZH[2]}</p></body></html>",
@@ -457,6 +463,7 @@ async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     assert tg_chats >= {str(u["message"]["chat"]["id"]) for u in updates}
     assert {d["to"] for d in fake_x.dms} >= {str(8200 + i) for i in range(len(TEXTS))}  # every DM answered
     assert {t["reply"]["in_reply_to_tweet_id"] for t in fake_x.tweets} == {str(81000 + i) for i in range(len(TEXTS))}
+    assert {m["To"].addresses[0].addr_spec for m in smtp.rec.mails} >= {"named@example.org"}
     assert {m["To"] for m in smtp.rec.mails} >= {"victim@example.org", "lin@example.cn", "quote@example.org",
                                                    "zhang.wei@example.cn", "html@example.org", "alt@example.org", "files@example.org"}
     assert any(HAN.search(str(m.get_body(preferencelist=("plain",)).get_content())) for m in smtp.rec.mails)
