@@ -100,6 +100,7 @@ class Stored:
     attachments: tuple[Attachment, ...]
     rejected: tuple[str, ...]
     full_text_ref: str | None
+    secrets: tuple[str, ...] = ()  # kinds redacted from text attachments: they count for the decision
 
 
 def _decode_any(data: bytes) -> str:
@@ -385,6 +386,8 @@ class EmailChannel:
             meta["full_text_ref"] = stored.full_text_ref
         if stored.rejected:
             meta["attachments_rejected"] = "; ".join(stored.rejected)[:1000]
+        if stored.secrets:
+            meta["redacted"] = ",".join(stored.secrets)  # intake adds what it finds in the text
         msg = Message(
             channel=self.name,
             channel_message_id=cmid,
@@ -411,6 +414,7 @@ class EmailChannel:
         rel_dir = Path(key[:2]) / key
         stored: list[Attachment] = []
         rejected: list[str] = []
+        secrets: list[str] = []
         for i, a in enumerate(mail.attachments):
             size = len(a.data)
             fname = safe_filename(a.name)
@@ -429,6 +433,7 @@ class EmailChannel:
                     data, kinds = await asyncio.to_thread(redact_text_file, data, _decode_any)
                     if kinds:
                         notes.append(f"Secrets removed from the attachment {fname}: {', '.join(kinds)}")
+                        secrets.extend(kinds)
                     content_type = f"{content_type.split(';')[0].strip()}; charset=utf-8"
                 rel = rel_dir / f"{i + 1:02d}-{fname}"
                 await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
@@ -441,7 +446,7 @@ class EmailChannel:
         data = full.encode("utf-8")
         await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
         body = Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(data), ref=rel.as_posix())
-        return Stored((body, *stored), tuple(rejected), body.ref)
+        return Stored((body, *stored), tuple(rejected), body.ref, tuple(dict.fromkeys(secrets)))
 
     @staticmethod
     def _full_text(mail: ParsedMail, notes: list[str]) -> str:

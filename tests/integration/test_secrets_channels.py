@@ -475,6 +475,8 @@ async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     wallet = tickets_with(tmp_path, "is my wallet safe? my words are [REDACTED:seed_phrase]")
     assert {ch for ch, _, _ in wallet} == {"telegram", "twitter", "email"}, wallet
     assert all((topic, prio) == ("theft", "urgent") for _, topic, prio in wallet), wallet
+    # A seed phrase in an e-mail's text attachment counts too (the body only says "see attached").
+    assert tickets_with(tmp_path, "Please see the attached files") == [("email", "theft", "urgent")]
     # ...yet nowhere a secret: not stored, not logged, not sent to the NLU, not echoed to the user...
     found = leaks(stores)
     assert not found, "\n".join(found)
