@@ -29,7 +29,7 @@ from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, format_eta, slots_from
 from bot.queue import Entry, Output, Queue, conv_key, trim_stream
-from bot.redact import kinds_found, redact_async
+from bot.redact import EXPOSING, kinds_found, redact_async
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
 
@@ -111,10 +111,12 @@ class Brain:
             key = "welcome" if cmd == "start" else "help"
             return self._simple(msg, text, Action.ANSWER, "smalltalk", f"command_{cmd}",
                                 self.answers.get(key, msg.lang) or ""), replace(state, fallbacks=0)
-        if not stripped and msg.attachments and not cmd and msg.meta.get("ticket_on_clarify") != "1":
+        exposed = bool(EXPOSING.intersection(kinds_found(msg.text, msg.meta.get("redacted"))))
+        if not stripped and msg.attachments and not cmd and msg.meta.get("ticket_on_clarify") != "1" and not exposed:
             # A file without a word (a screenshot, a statement): say it arrived and ask what it is
             # about. Not a failed understanding — it does not count towards the escalation. (A mail
-            # always carries its text as a file, and an empty one becomes a ticket instead.)
+            # always carries its text as a file, and an empty one becomes a ticket instead; a file
+            # a seed phrase or key was redacted from goes to the policy: exposed, urgent.)
             names = ", ".join(a.name for a in msg.attachments)[:200]
             return self._simple(msg, text, Action.ANSWER, "smalltalk", "file_received",
                                 self.answers.get("file_received", msg.lang, name=names) or ""), state

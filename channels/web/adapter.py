@@ -15,6 +15,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -352,15 +353,16 @@ class WebChannel:
             return refuse(400, "invalid")
         name = safe_filename(q.get("name") or "file")
         data = bytes(body)
+        found: list[str] = []
         if is_text(ctype, name):
-            data, _ = await asyncio.to_thread(redact_text_file, data)
+            data, found = await asyncio.to_thread(redact_text_file, data)
         key = hashlib.sha256(session.encode()).hexdigest()[:24]
         rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
         ip = request.client.host if request.client else "?"
         try:
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
             att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
-            if not await self._accept(session, ip, cid, "", lang, (att,)):
+            if not await self._accept(session, ip, cid, "", lang, (att,), found):
                 return refuse(429, "rate_limited")
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.upload_failed", error=str(e)[:200])
@@ -509,7 +511,8 @@ class WebChannel:
             await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
 
     async def _accept(
-        self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = ()
+        self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = (),
+        found_kinds: Sequence[str] = (),
     ) -> bool:
         """Rate limits, the user's line into the mailbox, the message onto the queue. False when
         a rate limit refused it (nothing stored)."""
@@ -523,6 +526,8 @@ class WebChannel:
                 text=text,
                 lang=lang,  # type: ignore[arg-type]
                 attachments=attachments,
+                # What was redacted from an uploaded text file counts for the decision (#25.2).
+                meta={"redacted": ",".join(found_kinds)} if found_kinds else {},
             )
         )
         # The user's own line goes into the mailbox (redacted) so history survives a reload;

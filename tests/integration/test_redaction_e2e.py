@@ -145,3 +145,27 @@ async def test_the_four_messages_are_stored_and_shown_redacted_everywhere(
     assert not found, "\n".join(found)
     dump = stores["ticket database (dump)"]
     assert "[REDACTED:seed_phrase]" in dump and "[REDACTED:otp]" in dump and "[REDACTED:private_key]" in dump
+
+
+async def test_a_text_file_with_a_seed_phrase_uploaded_alone_is_an_urgent_theft_case(agent: str) -> None:
+    """Not "thanks, we received your file": what was redacted from the file reaches the decision."""
+    note = ("backup from my old phone\n" + "\n".join(f"{i}. {w}" for i, w in enumerate(SEED, 1)) + "\n").encode()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        ws = await user.ws_connect(agent + "/ws/chat")
+        await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
+        session = (await ws.receive_json(timeout=5))["session"]
+        async with user.post(agent + "/widget/upload", data=note, headers={"content-type": "text/plain"},
+                             params={"session": session, "client_id": "f1", "name": "backup.txt", "lang": "en"}) as r:
+            assert r.status == 200, await r.text()
+        bot = None
+        async with asyncio.timeout(20):
+            while bot is None:
+                m = await ws.receive_json()
+                if m["type"] == "event" and m["kind"] == "bot":
+                    bot = m["text"]
+        assert "received your file" not in bot and "15 minutes" in bot, bot
+        assert await login(staff, agent, "ana@example.com") == "/agent"
+        ticket = await ticket_of(staff, agent, session)
+        assert ticket and (ticket["topic"], ticket["priority"]) == ("theft", "urgent"), ticket
+        await ws.close()
