@@ -60,7 +60,7 @@ from bot.files import is_text, read_inside, redact_text_file, safe_filename, wri
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
-from bot.redact import redact
+from bot.redact import redact, redact_async
 from channels.email.compose import (
     base_subject,
     compose,
@@ -393,7 +393,8 @@ class EmailChannel:
             channel_message_id=cmid,
             conversation_id=conv,
             user_id=sender,
-            text=text[:NLU_TEXT_CHARS],
+            # Redacted before it is cut: a key cut in half would no longer look like one.
+            text=(await redact_async(text)).text[:NLU_TEXT_CHARS],
             lang=lang,
             attachments=stored.attachments,
             meta=meta,
@@ -441,7 +442,7 @@ class EmailChannel:
         if rejected:
             notes.append("Attachments not stored: " + "; ".join(rejected))
             log.info("email.attachments_rejected", count=len(rejected))
-        full = self._full_text(mail, notes)
+        full = await asyncio.to_thread(self._full_text, mail, notes)  # up to 500,000 characters to redact
         rel = rel_dir / "00-message.txt"
         data = full.encode("utf-8")
         await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
