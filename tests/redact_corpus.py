@@ -169,7 +169,8 @@ API_CTX = {
     "en": ["my api secret: {v} is it safe?", "API key = {v}", "the API secret they gave me is {v}",
            "Secret Key {v}", "api_key={v}&symbol=BTCUSDT", "here's my API key and secret, {v}", "apiSecret:\n{v}",
            "Access key {v} for the bot"],
-    "zh": ["我的API密钥：{v} 安全吗？", "API私钥是{v}", "这是我的API Secret {v}", "密钥 {v} 泄露了吗", "API 秘钥={v}"],
+    "zh": ["我的API密钥：{v} 安全吗？", "API私钥是{v}", "这是我的API Secret {v}", "密钥 {v} 泄露了吗", "API 秘钥={v}",
+           "我的API金鑰是 {v}，會不會被盜", "API Key：{v}"],
 }
 PASSPHRASE_CTX = {
     "en": ["API passphrase: {v}", "my okx api passphrase is {v}", "the passphrase I set for the API is {v}"],
