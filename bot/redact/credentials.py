@@ -79,6 +79,8 @@ _DESCRIPTORS = frozenset(
     reset compromised leaked stolen hacked saved stored unknown empty blank missing ready done gone useless
     unique random mandatory optional sensitive working valid correctly""".split()
 )
+# After "password:" only these say there is no value.
+_NOT_GIVEN = frozenset("none nothing n/a na nil null unknown forgot forgotten lost same the not no i".split())
 # A multi-word value stops before these (and at a clause end).
 _STOP = frozenset(
     """and but so because please thanks thank help i i'm i've it we you he she they can can't cannot won't
@@ -141,6 +143,7 @@ def _clause_end(tok: Token) -> bool:
 class _Window:
     toks: list[Token]
     copula_at: int  # index of the first token after a copula (-1 when none)
+    colon: bool = False  # the copula was ":" or "=" (a label: what follows is the value as written)
 
 
 _MAX_BETWEEN = 7
@@ -182,7 +185,10 @@ def _window(doc: Doc, kw_end: int) -> _Window:
         elif copula_at < 0 and _clause_end(t):
             copula_at = 99  # "password, there are …": a copula after a clause end is another clause
         i += 1
-    return _Window(out, copula_at)
+    colon = 0 <= copula_at < len(out) + 1 and (
+        rest.strip() in (":", "：", "=") or (copula_at > 0 and out[copula_at - 1].raw.endswith((":", "=", "：")))
+        or (copula_at == 0 and doc.text[kw_end : kw_end + 1] in (":", "：", "=")))
+    return _Window(out, copula_at, colon)
 
 
 def _zh_copula(toks: list[Token]) -> int:
@@ -206,8 +212,10 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
         return None
     first = toks[at]
     v = first.text
-    if _CJK.match(v) or _NOT_VALUE.match(v) or v.lower() in _NEG or v.endswith("?"):
+    if _CJK.match(v) or _NOT_VALUE.match(v) or v.endswith("?"):
         return None
+    if v.lower() in (_NOT_GIVEN if w.colon else _NEG):
+        return None  # after "is", "my …"/"the …" describe it; after ":" they may be the value
     if v.isdigit() and at + 1 < len(toks) and _UNIT_AFTER.match(toks[at + 1].text):
         return None  # "is 12 characters long", "is 4 digits"
     end = at
@@ -430,7 +438,9 @@ def _email_passwords(doc: Doc) -> list[Hit]:
         if sep in ("/", "|", ":", "：") and len(v) >= 4 and v.lower() not in _STOP and not _is_descriptive(v):
             ok = credential_shaped(v) or cred
         else:
-            ok = credential_shaped(v) and cred
+            lo, up, dg, sy = _classes(v)
+            # "alice@mail.com Alice#2023": strongly credential-shaped, or a credential word nearby.
+            ok = credential_shaped(v) and (cred or (sy and (lo or up) and dg))
         if ok:
             vs = m.start("v") + m.group("v").find(v)
             hits.append(Hit(vs, vs + len(v), PASSWORD))

@@ -71,7 +71,27 @@ def test_the_four_messages_of_the_issue(text: str, secret: str, kind: str) -> No
     assert secret not in out.text and kind in out.kinds
 
 
+@pytest.mark.parametrize(("text", "secret"), [
+    ("alice@mail.com Alice#2023", "Alice#2023"),
+    ("user: alice@mail.com pass: Alice#2023", "Alice#2023"),
+    ("passphrase: my dog is called rex", "dog is called rex"),
+    ("1 legal 2 winner 3 thank 4 year 5 wave 6 sausage 7 worth 8 useful 9 legal 10 winner 11 thank 12 yellow", "sausage"),
+    ("legal-winner-thank-year-wave-sausage-worth-useful-legal-winner-thank-yellow", "sausage"),
+    (f"{HEX} <- that's the pk", HEX),
+    (f"這是錢包的私鑰\n{HEX}", HEX),
+    ("2fa: 726 314", "726 314"),
+    ("刚收到的驗證碼是 726314", "726314"),
+    ("api passphrase is okx-trading-2024", "okx-trading-2024"),
+    ("KwDiBf89QgGbjEhKnhXJuH7LrciVrZi3qYjgd9M7rFU73sVHnoWn", "KwDiBf89"),
+])
+def test_more_phrasings_people_use(text: str, secret: str) -> None:
+    assert secret not in redact(text).text
+
+
 @pytest.mark.parametrize("text", [
+    "password: the same as before", "password: none", "password: I forgot it", "contact bob@example.com iPhone15 user",
+    "please read my key points: the deposit is late", "the secret to trading is patience", "can't pass KYC level 2",
+    "order id 8812345678, code not received", "send the code to +44 7700 900123", "my password has 12 characters and a symbol",
     f"txid {HEX}", f"tx hash: 0x{HEX}", f"交易哈希 {HEX}", f"{HEX}", "what is a seed phrase", "忘记密码怎么办",
     "my password is correct but it still fails", "my password is not working", "I forgot my password",
     "ticket SB-000123, order 2026110112345678, UID 48213377", "call +86 138 0013 8000 or a@b.com",
