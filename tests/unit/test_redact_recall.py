@@ -115,3 +115,19 @@ def test_a_long_run_of_spaces_is_redacted_quickly_enough_to_finish() -> None:
     # assert (see bench/redact.py); this only has to finish under the per-test timeout.
     text = "my api secret is" + " " * 200_000 + "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
     assert "vmPUZE6" not in redact(text).text
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.sampled_from(sorted(FAMILIES)), st.randoms(use_true_random=False))
+def test_redacting_twice_changes_nothing_more(key: tuple[str, str, str], rng: random.Random) -> None:
+    once = redact(FAMILIES[key](rng).text)
+    twice = redact(once.text)
+    assert twice.text == once.text and twice.kinds == ()
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
+def test_any_text_is_handled(text: str) -> None:
+    out = redact(text)
+    assert redact(out.text).text == out.text
+    assert out.changed or out.text == text
