@@ -110,11 +110,11 @@ def seed_case(family: str, wl: str) -> Callable[[random.Random], Case]:
         if wl == "japanese" and family == "spaces":
             body = "\u3000".join(words)
         else:
-            body = _join(rng, words, family)
-        ctx = rng.choice(SEED_CTX[lang])
+            body = _join(rng, words, "glued" if family == "glued_alone" else family)
+        ctx = "" if family == "glued_alone" else rng.choice(SEED_CTX[lang])
         if family == "glued" and ctx and rng.random() < 0.5:
             ctx = ctx.rstrip(" ：:")  # "我的助记词是齿截炼…" — nothing at all between
-        text = ctx + body + rng.choice(SEED_AFTER[lang])
+        text = ctx + body + ("" if family == "glued_alone" else rng.choice(SEED_AFTER[lang]))
         # Caught when no three consecutive words of the phrase survive, whatever stands between.
         probes = tuple(r"[^\w]{0,16}?".join(re.escape(w) for w in words[i : i + 3]) for i in range(len(words) - 2))
         return Case("seed_phrase", family, wl, text, (), probes)
@@ -314,7 +314,7 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
     for wl, lang in LANGS.items():
         styles = ["spaces", "commas", "newlines", "numbered", "json", "quoted"]
         if lang == "zh":
-            styles.append("glued")
+            styles += ["glued", "glued_alone"]  # glued_alone: no keyword, nothing around it
         for st in styles:
             fam[("seed_phrase", st, wl)] = seed_case(st, wl)
     for form in ("hex", "wif", "xprv", "solana", "bytes"):

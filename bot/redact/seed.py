@@ -91,6 +91,8 @@ _LLR = [0.0] + [math.log(2048 / (_HARMONIC * r)) for r in range(1, 2049)]
 _RANDOM_WITH_KEYWORD = -0.1
 _RANDOM_WITH_KEYWORD_CHECKSUM = 0.3
 _RANDOM_ALONE = -0.25
+_RANDOM_ALONE_LINE = 0.0
+_ALONE_REST = re.compile(r"[\s\d\W]*")
 
 
 @lru_cache(maxsize=1)
@@ -287,6 +289,13 @@ def _glued_han(doc: Doc, words: list[_W], i: int, j: int) -> tuple[int, int] | N
     # that are not list words) with a valid checksum that does not read as prose.
     for m in re.finditer(r"[\u3400-\u9fff\uf900-\ufaff]+", run):
         seg = m.group(0)
-        if len(seg) in (12, 15, 18, 21, 24) and _random_words(seg, _RANDOM_ALONE) and _valid_zh(seg):
-            return start + m.start(), start + m.end()
+        if len(seg) not in (12, 15, 18, 21, 24):
+            continue
+        s, e = start + m.start(), start + m.end()
+        ls, le = doc.line(s)
+        # Alone on its line (a phrase pasted by itself): prose that long without a single
+        # punctuation mark is rare, so the randomness test may be looser.
+        alone = _ALONE_REST.fullmatch(text, ls, s) is not None and _ALONE_REST.fullmatch(text, e, le) is not None
+        if _random_words(seg, _RANDOM_ALONE_LINE if alone else _RANDOM_ALONE) and _valid_zh(seg):
+            return s, e
     return None
