@@ -5,8 +5,9 @@ factor per 4x of input (≈4 means linear; a backtracking pattern shows 16 and m
 
 The shapes aim at each detector's worst case: one endless run of spaces after a keyword (the
 3.5 s widget upload of issue #16), keyword after keyword with no value, one endless token of hex,
-base58 or digits, an endless seed-word run, an endless glued run of Chinese list characters, key
-words next to hex, e-mail addresses chained with separators, and random printable soup.
+base58 or digits, an endless seed-word run, an endless glued run of Chinese list characters,
+phrase-length Chinese segments between commas, key words next to hex, e-mail addresses chained
+with separators, and random printable soup.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def shapes() -> dict[str, Callable[[int], str]]:
         "one digit run": lambda n: _fill("1234567890", n, "code "),
         "seed words, one run": lambda n: _fill(" ".join(rng.choice(en) for _ in range(64)) + " ", n),
         "glued Chinese list chars": lambda n: _fill("".join(rng.choice(zh[500:]) for _ in range(64)), n, "助记词"),
+        "12-char Chinese segments, ，-separated": lambda n: _fill("".join(rng.choice(zh[300:]) for _ in range(12)) + "，", n),
         "key words beside hex": lambda n: _fill("private key 0x" + "ab" * 32 + " tx ", n),
         "e-mail / value chains": lambda n: _fill("a@b.com / ", n, "login "),
         "printable soup": lambda n: "".join(rng.choice("aZ9 ,.:/=@-_\n密码key") for _ in range(n)),

@@ -19,17 +19,14 @@ line before, or a 12–24 character window has a valid BIP-39 checksum.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from bot.redact._doc import Doc
-
-if TYPE_CHECKING:
-    from mnemonic import Mnemonic
 
 # Letters only: digits, punctuation and spaces are what may stand between seed words.
 # (JSON's \\uXXXX escapes count as the letters they stand for: a phrase exported as an ASCII-only
@@ -96,18 +93,29 @@ _ALONE_REST = re.compile(r"[\s\d\W]*")
 
 
 @lru_cache(maxsize=1)
-def _zh_checkers() -> tuple[tuple[Mnemonic, frozenset[str]], ...]:
+def _zh_indexes() -> tuple[dict[str, int], ...]:
     from mnemonic import Mnemonic
 
-    return tuple((m, frozenset(m.wordlist)) for m in (Mnemonic("chinese_simplified"), Mnemonic("chinese_traditional")))
+    return tuple({w: i for i, w in enumerate(Mnemonic(lang).wordlist)}
+                 for lang in ("chinese_simplified", "chinese_traditional"))
 
 
 def _valid_zh(chars: str) -> bool:
-    """A valid BIP-39 phrase (the checksum holds: 1 chance in 16 or less for random characters)."""
-    if len(chars) not in (12, 15, 18, 21, 24):
+    """A valid BIP-39 phrase: the checksum holds (1 chance in 16 or less for random characters).
+    Computed here with index lookups — `Mnemonic.check` searches the list for every word."""
+    n = len(chars)
+    if n not in (12, 15, 18, 21, 24):
         return False
-    for m, words in _zh_checkers():
-        if all(c in words for c in chars) and m.check(" ".join(chars)):
+    for index in _zh_indexes():
+        try:
+            bits = 0
+            for c in chars:
+                bits = (bits << 11) | index[c]
+        except KeyError:
+            continue
+        cs = n * 11 // 33
+        entropy = (bits >> cs).to_bytes(n * 11 // 33 * 4, "big")
+        if hashlib.sha256(entropy).digest()[0] >> (8 - cs) == bits & ((1 << cs) - 1):
             return True
     return False
 
@@ -295,7 +303,8 @@ def _glued_han(doc: Doc, words: list[_W], i: int, j: int) -> tuple[int, int] | N
         ls, le = doc.line(s)
         # Alone on its line (a phrase pasted by itself): prose that long without a single
         # punctuation mark is rare, so the randomness test may be looser.
-        alone = _ALONE_REST.fullmatch(text, ls, s) is not None and _ALONE_REST.fullmatch(text, e, le) is not None
+        alone = (le - ls <= len(seg) + 64  # bounded: a megabyte-long line is not "alone"
+                 and _ALONE_REST.fullmatch(text, ls, s) is not None and _ALONE_REST.fullmatch(text, e, le) is not None)
         if _random_words(seg, _RANDOM_ALONE_LINE if alone else _RANDOM_ALONE) and _valid_zh(seg):
             return s, e
     return None
