@@ -131,3 +131,11 @@ def test_any_text_is_handled(text: str) -> None:
     out = redact(text)
     assert redact(out.text).text == out.text
     assert out.changed or out.text == text
+
+
+def test_a_text_file_with_one_seed_word_per_paragraph_is_redacted() -> None:
+    from bot.files import redact_text_file
+
+    data = ("wallet backup, keep safe\n\n" + "\n\n".join(SEED.split()) + "\n\n-- written 2026-11-01\n").encode("gbk")
+    out, kinds = redact_text_file(data)
+    assert kinds == ["seed_phrase"] and "absurd" not in out.decode() and "written 2026-11-01" in out.decode()
