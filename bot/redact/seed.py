@@ -14,7 +14,8 @@ prose is also a run of list characters. Characters written apart (`齿 截 炼 �
 any other. Glued together (`齿截炼麻纺禁…`) they are a phrase only when they do not read as
 prose — prose is dense in the most frequent characters (的 是 了 我 …, the head of the list), a
 random phrase is not (`_randomness`) — and either a seed keyword is in the same sentence or the
-line before, or a 12–24 character window has a valid BIP-39 checksum.
+line before, or a whole stretch of 12–24 characters between punctuation has a valid BIP-39
+checksum (1 chance in 16 or less for prose), judged more loosely when it stands alone on its line.
 """
 
 from __future__ import annotations
