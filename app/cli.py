@@ -185,6 +185,29 @@ def route(
     raise typer.Exit(code)
 
 
+@app.command("redact")
+def redact_cmd(
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="file to read (default: stdin)")] = None,
+    fail_on_secret: Annotated[bool, typer.Option(help="exit 1 when any secret was found")] = False,
+) -> None:
+    """Redact plain lines or JSON lines ({"text": ...}): same format out; kinds found per line
+    (JSON: under "redacted"; plain: on stderr)."""
+    from bot.redact.scrub import scrub
+
+    try:
+        src = open(input, encoding="utf-8", errors="surrogateescape") if input else sys.stdin  # noqa: SIM115
+    except OSError as e:
+        fail(f"cannot read {input}: {e.strerror}")
+    try:
+        stats = scrub(src, sys.stdout, sys.stderr)
+    finally:
+        if input:
+            src.close()
+    kinds = ", ".join(f"{k} {n}" for k, n in stats.kinds.most_common()) or "none"
+    typer.echo(f"{stats.lines} line(s), {stats.changed} with secrets ({kinds})", err=True)
+    raise typer.Exit(1 if fail_on_secret and stats.changed else 0)
+
+
 @app.command("eval")
 def eval_cmd(
     config: ConfigOpt = None,

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from app.runtime import connect_redis, rasa_paths, ticket_service
 from bot.config import Settings
+from bot.redact import redact
 from bot.router import DECISIONS_STREAM
 from intents.ops import Candidate, _norm, accept, candidates_from_decisions, existing_examples, group
 
@@ -40,6 +41,9 @@ async def gather(settings: Settings, limit: int = 20_000) -> list[Candidate]:
         discarded = set(await r.smembers(DISCARDED))
     finally:
         await r.aclose()
+    # Shown and accepted only redacted — with today's engine, also what an older one let through.
+    for c in cands:
+        c.text = redact(c.text).text
     paths = rasa_paths(settings)
     known = {lang: existing_examples(paths, lang) for lang in ("en", "zh")}
     fresh = [c for c in cands if _norm(c.text) not in discarded and _norm(c.text) not in known.get(c.lang, set())]

@@ -67,18 +67,36 @@ def _decode(data: bytes) -> str:
 
 
 def redact_text_file(data: bytes, decode: Callable[[bytes], str] = _decode) -> tuple[bytes, list[str]]:
-    """A text file redacted, as UTF-8, and the kinds of secret removed. Paragraph by paragraph
-    (lines for very long ones): the regexes hold the GIL for a whole call, and one call over a
-    multi-megabyte log would stall the event loop for seconds; a secret does not span paragraphs."""
+    """A text file redacted, as UTF-8, and the kinds of secret removed. In chunks of about 64 KB
+    cut between paragraphs (lines for very long ones), so that a seed phrase written one word per
+    paragraph is still one phrase, while one call never holds the interpreter for a whole
+    multi-megabyte log (callers run this in a worker thread)."""
     text = decode(data)
     out: list[str] = []
     kinds: set[str] = set()
-    for para in re.split(r"(\n[ \t]*\n)", text):
-        for piece in (para.splitlines(keepends=True) if len(para) > 65536 else (para,)):
-            red = redact(piece)
+    chunk: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        if chunk:
+            red = redact("".join(chunk))
             out.append(red.text)
             kinds.update(red.kinds)
+            chunk.clear()
+            size = 0
+
+    for para in re.split(r"(\n[ \t]*\n)", text):
+        for piece in (para.splitlines(keepends=True) if len(para) > _CHUNK else (para,)):
+            if size + len(piece) > _CHUNK:
+                flush()
+            chunk.append(piece)
+            size += len(piece)
+    flush()
     return "".join(out).encode("utf-8"), sorted(kinds)
+
+
+_CHUNK = 65536
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -3,13 +3,14 @@ stored in Redis), then publish with dedupe on the channel's own message id."""
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from bot import metrics
 from bot.logs import get_logger
 from bot.models import Message, Outbound
 from bot.queue import Queue, RateLimited
-from bot.redact import redact
+from bot.redact import Redacted, kinds_found, redact, redact_async
 
 log = get_logger("switchboard.intake")
 
@@ -20,12 +21,42 @@ class Sink(Protocol):
     async def __call__(self, msg: Message, *, pre_redacted: bool = False) -> str | None: ...
 
 
-def redacted(msg: Message) -> Message:
-    r = redact(msg.text)
-    if not r.changed:
+# Meta values people wrote (an e-mail subject or sender name, a command's argument, a caption):
+# stored and shown like the text, so redacted like it. Ids and routing values are left alone.
+_HUMAN_META = re.compile(r"subject|label|name|arg|caption|title|text")
+
+
+def _meta(meta: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    out = dict(meta)
+    found: list[str] = []
+    for k, v in meta.items():
+        if k != "redacted" and isinstance(v, str) and v and _HUMAN_META.search(k) and not k.endswith(("_id", "_ref")):
+            r = redact(v)
+            if r.changed:
+                out[k] = r.text
+                found += r.kinds
+    return out, tuple(found)
+
+
+def _with(msg: Message, r: Redacted) -> Message:
+    # Record every kind found — also those a channel already replaced in the text (e-mail redacts
+    # its body itself) — so the decision knows a secret was shared even though the router only
+    # ever sees marks (issue #25: a pasted seed phrase must open an urgent ticket).
+    meta, in_meta = _meta(msg.meta)
+    kinds = kinds_found(msg.text, msg.meta.get("redacted"), r.kinds, in_meta)
+    if not kinds and not r.changed:
         return msg
-    kinds = ",".join(sorted(set(r.kinds)))
-    return msg.model_copy(update={"text": r.text, "meta": {**msg.meta, "redacted": kinds}})
+    return msg.model_copy(update={"text": r.text, "meta": {**meta, "redacted": ",".join(sorted(kinds))}})
+
+
+def redacted(msg: Message) -> Message:
+    """The message with its text redacted and the kinds of secret found in `meta["redacted"]`."""
+    return _with(msg, redact(msg.text))
+
+
+async def redacted_async(msg: Message) -> Message:
+    """`redacted`, off the event loop for large texts (a pasted log, a long e-mail)."""
+    return _with(msg, await redact_async(msg.text))
 
 
 RATE_LIMITED = {
@@ -40,7 +71,7 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
     refused, and the first refused one of the minute gets a notice back on the sender's channel."""
 
     async def accept(msg: Message, *, pre_redacted: bool = False) -> str | None:
-        safe = msg if pre_redacted else redacted(msg)
+        safe = msg if pre_redacted else await redacted_async(msg)
         try:
             entry = await queue.publish(safe, rate_per_minute=rate_per_minute)
         except RateLimited as e:

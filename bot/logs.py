@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -13,6 +14,20 @@ import structlog
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> bytes:
     return orjson.dumps(obj, default=str)
+
+
+# Fields that may carry what a person wrote: an error echoing its input (pydantic does), a
+# traceback, a quoted subject. Redacted on the way out, whoever logged them.
+_FREE_TEXT = frozenset({"text", "error", "exception", "reason", "subject", "body", "detail", "message", "trace"})
+
+
+def _redact_free_text(_logger: Any, _method: str, ev: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    from bot.redact import redact
+
+    for k, v in ev.items():
+        if isinstance(v, str) and v and (k in _FREE_TEXT or k.endswith("_text")):
+            ev[k] = redact(v).text
+    return ev
 
 
 def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = None) -> None:
@@ -26,6 +41,7 @@ def setup_logging(level: str = "info", fmt: str = "auto", role: str | None = Non
     if role:
         processors.insert(0, lambda _l, _m, ev: {**ev, "role": ev.get("role", role)})
     processors.append(structlog.processors.format_exc_info)
+    processors.append(_redact_free_text)
     if json_out:
         # orjson straight to bytes: a third of the cost of json.dumps + print per line.
         processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))

@@ -259,11 +259,13 @@ def command_answer(command: str | None, arg: str) -> str | None:
     return None
 
 
-def is_file_without_text(text: str, has_attachments: bool, command: str | None, ticket_on_clarify: bool) -> bool:
+def is_file_without_text(text: str, has_attachments: bool, command: str | None, ticket_on_clarify: bool,
+                         exposed: bool = False) -> bool:
     """A file without a word (a screenshot, a statement): say it arrived and ask what it is about —
     not a failed understanding. Not for channels that open a ticket instead of clarifying (a mail
-    always carries its text as a file; an empty one becomes a ticket)."""
-    return not text.strip() and has_attachments and not command and not ticket_on_clarify
+    always carries its text as a file; an empty one becomes a ticket), and not for a file a seed
+    phrase or key was redacted from: that goes to the policy (exposed, urgent)."""
+    return not text.strip() and has_attachments and not command and not ticket_on_clarify and not exposed
 
 
 def status_lookup(command: str | None, arg: str, text: str) -> str | None:
@@ -285,7 +287,8 @@ def is_shown_forward(text: str, forwarded: bool, secret_found: bool) -> bool:
 
 
 def before_nlu(*, text: str, state: ConvState, command: str | None, command_arg: str, has_attachments: bool,
-               ticket_on_clarify: bool, forwarded: bool = False, secret_found: bool = False) -> Special | None:
+               ticket_on_clarify: bool, forwarded: bool = False, secret_found: bool = False,
+               exposed: bool = False) -> Special | None:
     """Ratings, forwarded messages, commands, files without text and ticket lookups, in that order;
     None = ask the NLU."""
     if (score := csat_rating(text, state)) is not None:
@@ -297,7 +300,7 @@ def before_nlu(*, text: str, state: ConvState, command: str | None, command_arg:
         return Special("forwarded_message", "security", "forwarded_check", replace(state, fallbacks=0))
     if (key := command_answer(command, command_arg)) is not None:
         return Special(f"command_{command}", "smalltalk", key, replace(state, fallbacks=0))
-    if is_file_without_text(text, has_attachments, command, ticket_on_clarify):
+    if is_file_without_text(text, has_attachments, command, ticket_on_clarify, exposed):
         return Special("file_received", "smalltalk", "file_received", state)
     if (number := status_lookup(command, command_arg, text)) is not None:
         return Special("ticket_status", "ticket", None, replace(state, fallbacks=0), ticket=number)

@@ -24,7 +24,7 @@ from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
 from bot.queue import Entry, Output, Queue, conv_key
-from bot.redact import redact
+from bot.redact import EXPOSING, kinds_found, redact_async
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
 
@@ -94,6 +94,7 @@ class Brain:
             text=text, state=state, command=msg.meta.get("command"), command_arg=msg.meta.get("command_arg", ""),
             has_attachments=bool(msg.attachments), ticket_on_clarify=msg.meta.get("ticket_on_clarify") == "1",
             forwarded=msg.meta.get("forwarded") == "1", secret_found=bool(msg.meta.get("redacted")),
+            exposed=bool(EXPOSING.intersection(kinds_found(msg.text, msg.meta.get("redacted")))),
         )
         if sp is None:
             return None
@@ -112,8 +113,10 @@ class Brain:
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
-        red = redact(msg.text)
+        red = await redact_async(msg.text)
         text = red.text
+        # What intake (or the channel) already replaced counts too: re-redacting marks finds nothing.
+        found = kinds_found(msg.text, msg.meta.get("redacted"), red.kinds)
         special = await self._special(msg, text, state)
         if special is not None:
             return special[0], special[1], 0.0
@@ -141,7 +144,7 @@ class Brain:
             sla=self.settings.sla,
             threshold=self.settings.nlu.confidence_threshold,
             escalate_after=self.settings.router.escalate_after_fallbacks,
-            redactions=red.kinds,
+            redactions=found,
             entities=entities,
         )
         if msg.meta.get("ticket_on_clarify") == "1":
@@ -169,7 +172,7 @@ class Brain:
             entities=slots_from(text, entities),
             model_version=nlu.model_version,
             redacted_text=text,
-            redactions=red.kinds,
+            redactions=found,
             reason=out.reason,
             silent=out.silent,
         )

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.errors import PermanentChannelError, TransientError
+from bot.files import is_text, redact_text_file
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
@@ -333,10 +334,15 @@ def console_router(
                 raise HTTPException(502, f"{channel} did not return the file: {e}") from None
         if data is None:
             raise HTTPException(404, "the file is no longer available")
+        body: bytes = data
+        if is_text(str(att.get("content_type") or ""), str(att.get("name") or "")):
+            # Telegram and X files come straight from their servers: a text file is shown redacted
+            # like everything else (the e-mail store's copies already are; redacting is idempotent).
+            body, _ = await asyncio.to_thread(redact_text_file, body)
         ctype = str(att.get("content_type") or "").split(";")[0].strip().lower()
         inline = ctype in INLINE_TYPES
-        log.info("console.attachment", agent=a.id, ticket=number, message=message_id, bytes=len(data))
-        return Response(data, media_type=ctype if inline else "application/octet-stream", headers={
+        log.info("console.attachment", agent=a.id, ticket=number, message=message_id, bytes=len(body))
+        return Response(body, media_type=ctype if inline else "application/octet-stream", headers={
             "Content-Disposition": _disposition("inline" if inline else "attachment", str(att.get("name") or "attachment")),
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store",

@@ -551,7 +551,8 @@ class TicketService:
             await search.reindex(s, [t.id])
             await s.refresh(m, ["author"])
             await s.refresh(t, ["assignee"])
-            await self._outbound(t, text, "agent", author=agent.name)
+            # An agent may paste a secret too: the user gets what the ticket keeps, never more.
+            await self._outbound(t, body, "agent", author=agent.name)
             log.info("ticket.replied", ticket=number, agent=agent.name)
             out = self.message_json(m, t.number)
             await self._announce(s, t)

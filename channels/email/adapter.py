@@ -57,7 +57,7 @@ from bot.errors import ConfigError, PermanentChannelError, TransientChannelError
 from bot.files import is_text, read_inside, redact_text_file, write_atomic
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
-from bot.redact import redact
+from bot.redact import redact, redact_async
 from channels.email.compose import (
     compose,
     message_id_for,
@@ -100,6 +100,7 @@ class Stored:
     attachments: tuple[Attachment, ...]
     rejected: tuple[str, ...]
     full_text_ref: str | None
+    secrets: tuple[str, ...] = ()  # kinds redacted from text attachments: they count for the decision
 
 
 def _decode_any(data: bytes) -> str:
@@ -411,12 +412,15 @@ class EmailChannel:
             meta["full_text_ref"] = stored.full_text_ref
         if stored.rejected:
             meta["attachments_rejected"] = "; ".join(stored.rejected)[:1000]
+        if stored.secrets:
+            meta["redacted"] = ",".join(stored.secrets)  # intake adds what it finds in the text
         msg = Message(
             channel=self.name,
             channel_message_id=cmid,
             conversation_id=conv,
             user_id=sender,
-            text=text[:NLU_TEXT_CHARS],
+            # Redacted before it is cut: a key cut in half would no longer look like one.
+            text=(await redact_async(text)).text[:NLU_TEXT_CHARS],
             lang=lang,
             attachments=stored.attachments,
             meta=meta,
@@ -438,6 +442,7 @@ class EmailChannel:
         rel_dir = Path(key[:2]) / key
         stored: list[Attachment] = []
         rejected: list[str] = []
+        secrets: list[str] = []
         for i, d in enumerate(attachment_decisions(self.cfg, mail)):
             a, fname = d.attachment, d.filename
             if not d.stored:
@@ -450,6 +455,7 @@ class EmailChannel:
                     data, kinds = await asyncio.to_thread(redact_text_file, data, _decode_any)
                     if kinds:
                         notes.append(f"Secrets removed from the attachment {fname}: {', '.join(kinds)}")
+                        secrets.extend(kinds)
                     content_type = f"{content_type.split(';')[0].strip()}; charset=utf-8"
                 rel = rel_dir / f"{i + 1:02d}-{fname}"
                 await asyncio.to_thread(_write_once, self.attachments_dir / rel, data)
@@ -457,12 +463,12 @@ class EmailChannel:
         if rejected:
             notes.append("Attachments not stored: " + "; ".join(rejected))
             log.info("email.attachments_rejected", count=len(rejected))
-        full = self._full_text(mail, notes)
+        full = await asyncio.to_thread(self._full_text, mail, notes)  # up to 500,000 characters to redact
         rel = rel_dir / "00-message.txt"
         data = full.encode("utf-8")
         await asyncio.to_thread(_write_once, self.attachments_dir / rel, data)
         body = Attachment(name="message.txt", content_type="text/plain; charset=utf-8", size=len(data), ref=rel.as_posix())
-        return Stored((body, *stored), tuple(rejected), body.ref)
+        return Stored((body, *stored), tuple(rejected), body.ref, tuple(dict.fromkeys(secrets)))
 
     @staticmethod
     def _full_text(mail: ParsedMail, notes: list[str]) -> str:

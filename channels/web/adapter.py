@@ -20,6 +20,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +36,7 @@ from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
 from bot.files import attachment_refusal, is_text, read_inside, redact_text_file, safe_filename, write_atomic
 from bot.httpbody import BodyTooLarge, read_capped
-from bot.intake import Sink, redacted
+from bot.intake import Sink, redacted_async
 from bot.lang import detect_language
 from bot.logs import get_logger
 from bot.models import Attachment, Message, Outbound
@@ -468,13 +469,14 @@ class WebChannel:
             if verdict in ("quota_session", "quota_total"):
                 log.warning("web.upload_refused", reason=verdict, contact=contact, bytes=len(data))
                 return refuse(413 if verdict == "quota_session" else 507, verdict)
+            found: list[str] = []
             if is_text(ctype, name):
-                data, _ = await asyncio.to_thread(redact_text_file, data)
+                data, found = await asyncio.to_thread(redact_text_file, data)
             key = hashlib.sha256(contact.encode()).hexdigest()[:24]
             rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
             att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
-            await self._accept(contact, ip, cid, "", lang, (att,), counted=True)
+            await self._accept(contact, ip, cid, "", lang, (att,), counted=True, found_kinds=found)
             await self._anchor(session)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.upload_failed", error=str(e)[:200])
@@ -637,14 +639,14 @@ class WebChannel:
 
     async def _accept(
         self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = (),
-        *, counted: bool = False,
+        *, counted: bool = False, found_kinds: Sequence[str] = (),
     ) -> bool:
         """Rate limits, the user's line into the mailbox, the message onto the queue. False when
         a rate limit refused it (nothing stored). `session` is the contact id (public); `counted`:
         the limits were already applied (an upload's admission). A resend of a line already taken
         (same client id) costs no rate-limit budget."""
         assert self.sink is not None, "channel not started"
-        msg = redacted(
+        msg = await redacted_async(
             Message(
                 channel="web",
                 channel_message_id=f"{session}:{client_id}",
@@ -653,6 +655,8 @@ class WebChannel:
                 text=text,
                 lang=lang,  # type: ignore[arg-type]
                 attachments=attachments,
+                # What was redacted from an uploaded text file counts for the decision (#25.2).
+                meta={"redacted": ",".join(found_kinds)} if found_kinds else {},
             )
         )
         # The user's own line goes into the mailbox (redacted) so history survives a reload;

@@ -32,6 +32,9 @@ TG_SECRET = "tg-webhook_Secret42-kQ7vXz9LmN3pR5tW"
 PHOTO = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
 SCREENSHOT = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
 STATEMENT = b"%PDF-1.4\n" + os.urandom(2000)
+KEY_HEX = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+KEYS_TXT = (f"exported from my wallet\nprivate key: {KEY_HEX}\n"
+            "seed: abandon ability able about above absent absorb abstract absurd abuse access accident\n").encode()
 
 
 def theft_mail() -> bytes:
@@ -141,6 +144,31 @@ async def test_agents_open_telegram_photos_and_email_attachments_of_their_ticket
                 download = await dl.value
                 assert download.suggested_filename == "statement.pdf"
                 assert await asyncio.to_thread(Path(await download.path()).read_bytes) == STATEMENT
+
+                # A text file from Telegram comes straight from its servers: shown redacted all the same.
+                fake.files["doc-keys.txt"] = KEYS_TXT
+                doc = tg.document("keys.txt", len(KEYS_TXT), mime="text/plain", uid=7301,
+                                  caption="my wallet was drained overnight, here is my export")
+                async with http.post(f"{base}/telegram/webhook", json=doc, headers={SECRET_HEADER: TG_SECRET}) as res:
+                    assert res.status == 200
+                keys_url: list[str] = []
+
+                async def keys_file() -> bool:
+                    async with http.get(base + "/agent/api/tickets", params={"view": "all"}) as r:
+                        numbers = [t["number"] for t in (await r.json())["tickets"] if t["channel"] == "telegram"]
+                    for n in numbers:
+                        async with http.get(f"{base}/agent/api/tickets/{n}") as r:
+                            for m in (await r.json())["messages"]:
+                                if any(a.get("name") == "keys.txt" for a in m["attachments"]):
+                                    keys_url.append(f"{base}/agent/api/tickets/{n}/messages/{m['id']}/attachments/0")
+                                    return True
+                    return False
+
+                await until(keys_file, "the Telegram ticket with keys.txt", 60)
+                async with http.get(keys_url[0]) as r:
+                    body = (await r.read()).decode()
+                    assert r.status == 200 and "exported from my wallet" in body
+                    assert KEY_HEX not in body and "[REDACTED:private_key]" in body and "[REDACTED:seed_phrase]" in body
 
                 # Only files of that ticket's messages, and a clear answer when a file is gone.
                 async with http.get(f"{eurl}/{len(names)}") as r:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -32,7 +33,20 @@ MESSAGES = [
     f"here is my private key {SECRETS['hexkey']} please check my wallet",
     f"my api secret: {SECRETS['api']} is it safe?",
     f"验证码 {SECRETS['otp']} 给你，帮我提币",
+    f"is my wallet safe? my words are {SEED}",  # issue #25.2: no theft words, only the pasted phrase
 ]
+
+
+def wallet_ticket(db: Path) -> list[tuple[str, str]]:
+    """(topic, priority) of the ticket holding the "is my wallet safe?" message, if any yet."""
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT t.topic, t.priority FROM tickets t JOIN ticket_messages m ON m.ticket_id = t.id "
+                           "WHERE instr(m.body, 'is my wallet safe? my words are [REDACTED:seed_phrase]') > 0").fetchall()
+    except sqlite3.OperationalError:  # not migrated yet
+        return []
+    finally:
+        con.close()
 
 
 async def start_proxy(target: str, seen: list[bytes]) -> tuple[web.AppRunner, int]:
@@ -102,9 +116,10 @@ async def test_planted_secrets_appear_nowhere(rasa_url: str, tmp_path: Path) -> 
                             m = await ws.receive_json()
                             if m["type"] == "event" and m["kind"] == "bot":
                                 break
-        for _ in range(50):  # the theft case becomes a ticket
+        for _ in range(100):  # the theft cases become tickets
             db_ready = (tmp_path / "t.db").exists()  # noqa: ASYNC240
-            if db_ready and rs.xpending("handoff", "tickets")["pending"] == 0 and rs.xlen("handoff"):
+            if db_ready and rs.xpending("handoff", "tickets")["pending"] == 0 and rs.xlen("handoff") \
+                    and await asyncio.to_thread(wallet_ticket, tmp_path / "t.db"):
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -122,6 +137,8 @@ async def test_planted_secrets_appear_nowhere(rasa_url: str, tmp_path: Path) -> 
     rs.flushdb()
     assert "[REDACTED:" in stores["nlu requests"] and "[REDACTED:" in stores["redis"]
     assert "phished" in stores["database"]  # the ticket exists and holds the (redacted) message
+    # A pasted phrase alone, no theft words, is an urgent theft case (#25.2).
+    assert wallet_ticket(tmp_path / "t.db") == [("theft", "urgent")]
     for where, blob in stores.items():
         for kind, secret in SECRETS.items():
             probe = secret if kind != "seed" else "absurd abuse access"

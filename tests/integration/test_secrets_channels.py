@@ -56,8 +56,11 @@ SECRETS = {**WIDGET_SECRETS, "seed_zh": SEED_ZH}
 PW, HEXKEY, API, OTP = (SECRETS[k] for k in ("password", "hexkey", "api", "otp"))
 
 THEFT_EN = f"I think I was phished, my seed phrase is {SEED} and now my coins are gone"
+# Issue #25 item 2: no theft words at all — the pasted phrase alone must make it an urgent ticket.
+WALLET_SAFE = f"is my wallet safe? my words are {SEED}"
 EN = [
     THEFT_EN,
+    WALLET_SAFE,
     f"can't log in, my password is {PW}",
     f"here is my private key {HEXKEY} please check my wallet",
     f"my api secret: {API} is it safe?",
@@ -156,7 +159,14 @@ def mails() -> list[bytes]:
                "Any update on this?\n\nOn Mon, 1 Dec 2026 at 10:00, Quinn <quote@example.org> wrote:\n"
                f"> {EN[2]}\n> {EN[3]}\n"),
         _gbk_mail("zhang.wei@example.cn"),
+        _plain("wallet@example.org", "quick question", WALLET_SAFE),
     ]
+    # A secret in the sender's display name (shown to agents as the contact's label).
+    named = EmailMessage()
+    _head(named, "named@example.org", "cannot log in")
+    named.replace_header("From", f'"my password is {PW}" <named@example.org>')
+    named.set_content("Hello, I cannot log in since yesterday.")
+    out.append(named.as_bytes())
     html_only = EmailMessage()
     _head(html_only, "html@example.org", "API key question")
     html_only.set_content(f"<html><body><p>{EN[3]}</p><blockquote>{EN[4]}</blockquote><p>{ZH[2]}</p></body></html>",
@@ -318,6 +328,17 @@ def database_text(tmp: Path) -> str:
     return _text(dump) + _text(b"".join(f.read_bytes() for f in sorted(tmp.glob("t.db*"))))
 
 
+def tickets_with(tmp: Path, needle: str) -> list[tuple[str, str, str]]:
+    """(channel, topic, priority) of each ticket holding a user message that contains `needle`."""
+    con = sqlite3.connect(tmp / "t.db")
+    try:
+        return con.execute("SELECT DISTINCT t.channel, t.topic, t.priority FROM tickets t JOIN ticket_messages m "
+                           "ON m.ticket_id = t.id WHERE m.author_type = 'user' AND instr(m.body, ?) > 0",
+                           (needle,)).fetchall()
+    finally:
+        con.close()
+
+
 def user_ticket_messages(tmp: Path) -> list[tuple[str, str]]:
     con = sqlite3.connect(tmp / "t.db")
     try:
@@ -442,12 +463,20 @@ async def test_secrets_planted_in_telegram_x_and_email_appear_nowhere(
     assert tg_chats >= {str(u["message"]["chat"]["id"]) for u in updates}
     assert {d["to"] for d in fake_x.dms} >= {str(8200 + i) for i in range(len(TEXTS))}  # every DM answered
     assert {t["reply"]["in_reply_to_tweet_id"] for t in fake_x.tweets} == {str(81000 + i) for i in range(len(TEXTS))}
+    assert {m["To"].addresses[0].addr_spec for m in smtp.rec.mails} >= {"named@example.org"}
     assert {m["To"] for m in smtp.rec.mails} >= {"victim@example.org", "lin@example.cn", "quote@example.org",
                                                    "zhang.wei@example.cn", "html@example.org", "alt@example.org", "files@example.org"}
     assert any(HAN.search(str(m.get_body(preferencelist=("plain",)).get_content())) for m in smtp.rec.mails)
     tickets = {ch: [b for c, b in user_ticket_messages(tmp_path) if c == ch and "phished" in b]
                for ch in ("telegram", "twitter", "email")}
     assert all(tickets.values()), tickets
+    # A seed phrase pasted with no theft words is an urgent theft case on every channel (#25.2),
+    # although intake replaced the phrase before the router read the message.
+    wallet = tickets_with(tmp_path, "is my wallet safe? my words are [REDACTED:seed_phrase]")
+    assert {ch for ch, _, _ in wallet} == {"telegram", "twitter", "email"}, wallet
+    assert all((topic, prio) == ("theft", "urgent") for _, topic, prio in wallet), wallet
+    # A seed phrase in an e-mail's text attachment counts too (the body only says "see attached").
+    assert tickets_with(tmp_path, "Please see the attached files") == [("email", "theft", "urgent")]
     # ...yet nowhere a secret: not stored, not logged, not sent to the NLU, not echoed to the user...
     found = leaks(stores)
     assert not found, "\n".join(found)

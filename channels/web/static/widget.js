@@ -973,6 +973,8 @@ time::before { content: attr(data-t); }
       const mine = cid ? st.byClient.get(cid) : null;
       if (mine) { // our own message coming back: confirm it, never render twice
         if (id) mine.setAttribute('data-id', id);
+        // The server's copy is redacted: show that, so a pasted secret leaves the page too.
+        if (text && text !== mine.__sbText) replaceUserText(mine, text);
         confirmRow(mine, cid);
         return;
       }
@@ -998,6 +1000,13 @@ time::before { content: attr(data-t); }
     } else if (kind === 'user' && st.open) {
       markRead();
     }
+  }
+
+  function replaceUserText(row, text) {
+    const bubble = row.querySelector('.bubble');
+    const first = bubble && bubble.firstChild;
+    if (first && first.nodeType === 3) first.nodeValue = text; // the typed text; files follow it
+    row.__sbText = text;
   }
 
   function confirmRow(row, cid) {

@@ -1,0 +1,451 @@
+"""Passwords, one-time codes, API secrets and passphrases: a keyword, then the value — with words
+in between ("I changed my pass to …", "the API secret they gave me is …", "谷歌验证码现在是 …",
+"authenticator shows 123 456 now").
+
+Each keyword looks at the tokens that follow it in its sentence (and on the next line when the
+sentence ends right after it, "password:\\n…"). Two ways to accept a value:
+- after a copula ("is", ":", "=", "是", "改成" …) the first real word is the value, unless it
+  describes the secret instead ("is not working", "is wrong", "is the same") — and for passwords
+  and passphrases a value may be several words ("is correct horse battery staple");
+- without one, only a token shaped like a credential (letters with digits or symbols, a 6–8 digit
+  PIN) with nothing but connecting words before it ("changed my pass to …").
+One-time codes are 4–8 digits ("123 456" too) near a code word, not an order id, phone number,
+amount or year; questions about secrets carry no value and are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.redact import keys
+from bot.redact._doc import Doc, Token
+
+PASSWORD = "password"
+OTP = "otp"
+API_SECRET = "api_secret"
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+PASSWORD_WORDS = re.compile(
+    r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|code)|pass|pwd|pw|pin(?:[\s-]?code)?|login|log[\s-]?in|sign[\s-]?in|credentials?|creds)(?![A-Za-z0-9])|"
+    r"(?:登录|登陆|登入|登錄|資金|资金|交易|支付|提币|提幣|账户|帳戶|账号|帳號|邮箱|郵箱)?(?:密码|密碼)|PIN[码碼]",
+    re.I,
+)
+PASSPHRASE_WORDS = re.compile(r"(?<![A-Za-z0-9])pass[\s_-]{0,2}phrases?(?![A-Za-z0-9])|口令", re.I)
+OTP_WORDS = re.compile(
+    r"(?<![A-Za-z0-9])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
+    r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
+    r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?)(?![A-Za-z0-9])|"
+    r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|安全码|安全碼|确认码|確認碼|"
+    r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]",
+    re.I,
+)
+# Words in front of "code" that make it something else than a one-time code.
+_NOT_OTP_BEFORE = re.compile(
+    r"(?i)^(?:referral|promo|promotion|invite|invitation|coupon|voucher|bonus|reward|error|status|zip|postal|area|"
+    r"country|qr|source|tracking|discount|gift|redeem|redemption|affiliate|ref|swift|bank|branch|reason|"
+    r"邀请|邀請|推荐|推薦|优惠|優惠|错误|錯誤|邮编|郵編|区号|區號|返佣|二维|二維|兑换|兌換)$"
+)
+API_WORDS = re.compile(
+    r"(?<![A-Za-z0-9])(?:api[\s_-]{0,2}(?:keys?|secrets?|tokens?|passphrase)|secret[\s_-]{0,2}keys?|access[\s_-]{0,2}(?:keys?|tokens?)|"
+    r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?)(?![A-Za-z0-9])|"
+    r"API\s{0,2}(?:密钥|密鑰|私钥|私鑰|秘钥|密匙|金鑰|金钥|口令)|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|令牌",
+    re.I,
+)
+
+_COPULA_EN = frozenset("is was are were = : ： => -> equals".split())
+_COPULA_ZH = ("改成", "改为", "改為", "设成", "設成", "设为", "設為", "设置成", "設置成", "设置为", "設置為", "换成", "換成",
+              "是", "为", "為", "：", ":", "=")
+# Words that may stand between a keyword and a credential-shaped value without a copula.
+_CONNECT = frozenset(
+    """to now my new old the it its it's changed reset set updated update currently still again temporary temp
+    as be into just here here's this one also like e.g. eg maybe probably either or and is was : = - — – me your
+    code number no. no for account acct login shows showing show says gives gave sent got received generated
+    displays displayed reads read of we you i i'm i've typed type entered enter used use using tried try""".split()
+)
+# After a copula these words describe the secret instead of revealing it.
+_NEG = frozenset(
+    """not no never too so very also still just the a an my your his her their our this that these those same
+    in on at from for with by into of part one some any all about like sent shown there here
+    i you we he she they me none nothing n/a na nil null unknown forgot forgotten lost
+    different what which where how why who when case being been definitely probably already always sometimes
+    it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must""".split()
+)
+_DESCRIPTORS = frozenset(
+    """wrong incorrect correct right invalid expired weak strong fine ok okay good bad new old safe secure unsafe
+    long short simple easy hard complex complicated required needed broken blocked locked lost forgotten changed
+    reset compromised leaked stolen hacked saved stored unknown empty blank missing ready done gone useless
+    unique random mandatory optional sensitive working valid correctly""".split()
+)
+# After "password:" only these say there is no value.
+_NOT_GIVEN = frozenset("none nothing n/a na nil null unknown forgot forgotten lost same the not no i".split())
+# A multi-word value stops before these (and at a clause end).
+_STOP = frozenset(
+    """and but so because please thanks thank help i i'm i've it we you he she they can can't cannot won't
+    doesn't don't didn't isn't wasn't since for after before when on in at from with without by again already
+    today yesterday now then which that if or as to ok okay right thx pls""".split()
+)
+_ID_BEFORE = re.compile(
+    r"(?i)^(?:order|orders|id|uid|ticket|tx|txid|txn|account|acct|no\.?|number|#|phone|tel|mobile|cell|ref|"
+    r"reference|invoice|case|card|member|user|订单|訂單|单号|單號|编号|編號|账号|帳號|手机|手機|电话|電話|尾号|尾號|UID)$"
+)
+_ID_TAIL = re.compile(r"(?:订单号?|訂單號?|单号|單號|编号|編號|账号|帳號|手机号?|手機號?|电话|電話|尾号|尾號|卡号|卡號|UID)\s{0,2}[:：#]?\s{0,2}$", re.I)
+_UNIT_AFTER = re.compile(
+    r"(?i)^(?:usdt|usdc|btc|eth|bnb|sol|trx|usd|eur|cny|rmb|%|元|块|塊|u|个|個|次|times|minutes?|mins?|seconds?|secs?|"
+    r"s|秒|分钟|分鐘|小时|小時|hours?|days?|天|位|digits?|characters?|chars?|letters?|号|號|年|月|日|pcs|x)$"
+)
+_NOT_VALUE = re.compile(
+    r"(?i)^(?:https?://\S+|www\.\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|SB[-\s]?\d{1,6}|v?\d+(?:\.\d+)+|"
+    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}:\d{2}(?::\d{2})?|(?:[a-z]{2,6}[-/_])?(?:erc|trc|bep|spl|omni)[-_]?\d{1,3}|"
+    r"0x[0-9a-f]{40}|\[REDACTED:[a-z_]+\]|(?:[\w-]+\.)+(?:com|net|org|io|co|cn|hk|tw|app|xyz|info|me|top|vip|cc)(?:/\S*)?)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    start: int
+    end: int
+    kind: str
+
+
+def _classes(v: str) -> tuple[bool, bool, bool, bool]:
+    lo = any(c.islower() for c in v)
+    up = any(c.isupper() for c in v)
+    dg = any(c.isdigit() for c in v)
+    sy = any(not c.isalnum() for c in v)
+    return lo, up, dg, sy
+
+
+def credential_shaped(v: str) -> bool:
+    """Looks like a password even without a keyword's copula: letters with digits or symbols, or
+    a 6–8 digit PIN — and no e-mail address, URL, date, version, ticket or network name."""
+    if len(v) < 6 or len(v) > 128 or _NOT_VALUE.match(v) or not v.isascii():
+        return False
+    lo, up, dg, sy = _classes(v)
+    if v.isdigit():
+        return len(v) <= 8
+    letters = lo or up
+    return (letters and dg) or (sy and (letters or dg) and sum((lo, up, dg)) >= 2)
+
+
+def _is_descriptive(v: str) -> bool:
+    w = v.lower()
+    return w in _NEG or w in _DESCRIPTORS or (w.isalpha() and w.endswith(("ed", "ing", "ly", "able", "ible")) and len(w) > 3)
+
+
+def _clause_end(tok: Token) -> bool:
+    return tok.raw.rstrip("\"')]}”’」』").endswith((",", ".", ";", "!", "?", "，", "。", "；", "！", "？"))
+
+
+@dataclass(slots=True)
+class _Window:
+    toks: list[Token]
+    copula_at: int  # index of the first token after a copula (-1 when none)
+    colon: bool = False  # the copula was ":" or "=" (a label: what follows is the value as written)
+
+
+_MAX_BETWEEN = 7
+
+
+def _window(doc: Doc, kw_end: int) -> _Window:
+    """The tokens after a keyword in its sentence (or the next line when nothing follows it)."""
+    toks = doc.tokens
+    i = doc.token_index(kw_end)
+    # A keyword glued to the next token ("密码Abc123", "password:Abc123") starts a token itself.
+    if i > 0 and toks[i - 1].end > kw_end and toks[i - 1].start < kw_end:
+        i -= 1
+    _, sent_end = doc.sentence(kw_end)
+    if not doc.text[kw_end : min(sent_end, kw_end + 64)].strip(" \t:：=-\n"):
+        # "password:\nHunter2" — the value is on the next line.
+        if sent_end < len(doc.text):
+            sent_end = doc.sentence(sent_end)[1]
+    out: list[Token] = []
+    copula_at = -1
+    rest = doc.text[kw_end : toks[i].start if i < len(toks) else kw_end]
+    if rest.strip() in (":", "：", "=", "-", "is"):
+        copula_at = 0
+    elif rest.strip()[:1] in (",", ";", ".", "，", "；", "。"):
+        copula_at = 99  # "my password, there are …": what follows is another clause
+    while i < len(toks) and toks[i].start < sent_end and len(out) < _MAX_BETWEEN + 6:
+        t = toks[i]
+        if t.start < kw_end:  # the glued tail of the keyword token ("password:Abc123")
+            tail = doc.text[kw_end : t.end].lstrip(":：=")
+            if tail:
+                t = Token(t.end - len(tail), t.end, tail.rstrip(",.;"), tail)
+                copula_at = 0 if doc.text[kw_end] in ":：=" else copula_at
+            else:
+                copula_at = 0 if doc.text[kw_end:t.end].strip() in (":", "：", "=") else copula_at
+                i += 1
+                continue
+        out.append(t)
+        if copula_at < 0 and (t.text.lower() in _COPULA_EN or t.raw.endswith((":", "=", "："))):
+            copula_at = len(out)
+        elif copula_at < 0 and _clause_end(t):
+            copula_at = 99  # "password, there are …": a copula after a clause end is another clause
+        i += 1
+    colon = 0 <= copula_at < len(out) + 1 and (
+        rest.strip() in (":", "：", "=") or (copula_at > 0 and out[copula_at - 1].raw.endswith((":", "=", "：")))
+        or (copula_at == 0 and doc.text[kw_end : kw_end + 1] in (":", "：", "=")))
+    return _Window(out, copula_at, colon)
+
+
+def _zh_copula(toks: list[Token]) -> int:
+    """Index after a Chinese copula among the CJK characters right after the keyword."""
+    s = "".join(t.text if len(t.text) == 1 else "\0" for t in toks[:8])
+    best = -1
+    for c in _COPULA_ZH:
+        k = s.find(c)
+        if k >= 0:
+            best = max(best, k + len(c))
+    return best
+
+
+def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
+    """The value starting at token `at` after a copula (None when it only describes the secret)."""
+    toks = w.toks
+    while at < len(toks) and toks[at].text.lower() in ("just", "actually", "literally", "simply", "basically", "now",
+                                                       "currently", "still", "this", ":", "-", "—"):
+        at += 1
+    if at >= len(toks):
+        return None
+    first = toks[at]
+    v = first.text
+    if _CJK.match(v) or _NOT_VALUE.match(v) or v.endswith("?"):
+        return None
+    if v.lower() in (_NOT_GIVEN if w.colon else _NEG):
+        return None  # after "is", "my …"/"the …" describe it; after ":" they may be the value
+    if v.isdigit() and at + 1 < len(toks) and _UNIT_AFTER.match(toks[at + 1].text):
+        return None  # "is 12 characters long", "is 4 digits"
+    end = at
+    if multi and not _clause_end(first):
+        while end + 1 < len(toks) and end - at < 5:
+            nxt = toks[end + 1]
+            if nxt.text.lower() in _STOP or _CJK.match(nxt.text) or _NOT_VALUE.match(nxt.text):
+                break
+            if nxt.text.lower().endswith("ly") and nxt.text.isalpha():
+                break
+            end += 1
+            if _clause_end(nxt):
+                break
+    if end == at and _is_descriptive(v):
+        return None
+    if end == at and len(v) < 3:
+        return None
+    return first.start, toks[end].end
+
+
+def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
+                   accept: Callable[[str], bool]) -> list[Hit]:
+    w = _window(doc, kw.end())
+    toks = w.toks
+    if not toks:
+        return []
+    zh = _CJK.search(kw.group(0)) is not None
+    hits: list[Hit] = []
+    if zh:
+        # Chinese: any characters may stand between ("谷歌验证码现在是 483920"); the value is ASCII.
+        k = _zh_copula(toks)
+        for j, t in enumerate(toks[:10]):
+            if _CJK.match(t.text):
+                continue
+            v = t.text
+            if not v.isascii() or _NOT_VALUE.match(v):
+                break
+            if (k >= 0 and j >= k and len(v) >= 4 and any(c.isalnum() for c in v)) or accept(v):
+                hits.append(Hit(t.start, t.end, kind))
+            break
+        return hits
+    weak = re.fullmatch(r"(?i)log[\s-]?in|sign[\s-]?in|credentials?|creds", kw.group(0)) is not None
+    if 0 <= w.copula_at <= 6 and not weak:
+        span = _value_span(w, w.copula_at, multi)
+        if span is not None:
+            return [Hit(span[0], span[1], kind)]
+        return []
+    for t in toks[:_MAX_BETWEEN]:
+        if accept(t.text):
+            hits.append(Hit(t.start, t.end, kind))
+            continue
+        if t.text.lower() not in _CONNECT:
+            break
+    return hits
+
+
+def _passwords(doc: Doc) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in PASSWORD_WORDS.finditer(doc.text):
+        hits += _after_keyword(doc, m, PASSWORD, True, credential_shaped)
+    for m in PASSPHRASE_WORDS.finditer(doc.text):
+        s, e = doc.sentence(m.start())
+        kind = API_SECRET if re.search(r"(?i)(?<![a-z])api(?![a-z])", doc.text[max(s, m.start() - 60) : min(e, m.end() + 40)]) else PASSWORD
+        hits += _after_keyword(doc, m, kind, True, credential_shaped)
+    return hits
+
+
+# -- one-time codes ------------------------------------------------------------------------------
+
+def _digits(toks: list[Token], j: int) -> tuple[int, int] | None:
+    """A one-time code at token j: 4–8 digits, or 3+3 digits ("123 456", "123-456")."""
+    t = toks[j].text
+    if re.fullmatch(r"\d{4,8}|\d{3}-\d{3}", t):
+        return j, j
+    if re.fullmatch(r"\d{3}", t) and j + 1 < len(toks) and re.fullmatch(r"\d{3}", toks[j + 1].text) \
+            and toks[j + 1].start - toks[j].end == 1:
+        return j, j + 1
+    return None
+
+
+def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> bool:
+    before = toks[a - 1].text if a > 0 else ""
+    before2 = toks[a - 2].text if a > 1 else ""
+    after = toks[b + 1].text if b + 1 < len(toks) else ""
+    if _ID_BEFORE.match(before) or _ID_BEFORE.match(before2) or _UNIT_AFTER.match(after):
+        return False
+    if _ID_TAIL.search(doc.text, max(0, toks[a].start - 12), toks[a].start):
+        return False
+    # Part of a longer number (a phone number "138 0013 8000", a grouped amount).
+    if before.isdigit() and toks[a].start - toks[a - 1].end <= 1:
+        return False
+    if after.isdigit() and toks[b + 1].start - toks[b].end <= 1:
+        return False
+    v = toks[a].text
+    return not (len(v) == 4 and re.fullmatch(r"19\d\d|20[0-4]\d", v) and not direct)
+
+
+def _otps(doc: Doc) -> list[Hit]:
+    text = doc.text
+    hits: list[Hit] = []
+    for m in OTP_WORDS.finditer(text):
+        toks = doc.tokens
+        i0 = doc.token_index(m.start())
+        prev = toks[i0 - 1].text if i0 > 0 else ""
+        if _NOT_OTP_BEFORE.match(prev) or _NOT_OTP_BEFORE.match(m.group(0).split()[0]):
+            continue
+        s, e = doc.sentence(m.start())
+        # After the keyword, within a few words ("authenticator shows 123 456 now").
+        i = doc.token_index(m.end())
+        j = i
+        taken = 0
+        while j < len(toks) and toks[j].start < e and taken < 10:
+            d = _digits(toks, j)
+            if d is not None:
+                if _otp_value_ok(doc, toks, d[0], d[1], direct=j == i):
+                    hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
+                break
+            j += 1
+            taken += 1
+        # Before it ("483920 is my code", "483920是验证码").
+        j = i0 - 1
+        taken = 0
+        while j >= 0 and toks[j].end > s and taken < 4:
+            d = _digits(toks, j)
+            if d is not None and _otp_value_ok(doc, toks, d[0], d[1], direct=False):
+                hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
+                break
+            j -= 1
+            taken += 1
+    return hits
+
+
+# -- API secrets ---------------------------------------------------------------------------------
+
+_API_VALUE = re.compile(r"[A-Za-z0-9_\-+/=.]{16,256}")
+
+
+_BECH32 = re.compile(r"[a-z]{1,12}1[02-9ac-hj-np-z]{20,100}")
+
+
+def looks_like_address(v: str) -> bool:
+    """A blockchain address (agents need these): 0x + 40 hex, base58check (BTC, TRON…), a 32-byte
+    base58 key (Solana), or bech32 (bc1…, ltc1…, addr1…)."""
+    if re.fullmatch(r"0x[0-9a-fA-F]{40}", v) or _BECH32.fullmatch(v):
+        return True
+    if 25 <= len(v) <= 44:
+        raw = keys.b58decode(v)
+        if raw is not None and (len(raw) == 32 or (len(raw) == 25 and keys.b58check_ok(raw))):
+            return True
+    return False
+
+
+def _api_value(v: str, generic: bool) -> bool:
+    if not _API_VALUE.fullmatch(v) or _NOT_VALUE.match(v) or looks_like_address(v):
+        return False
+    lo, up, dg, _ = _classes(v)
+    if generic:  # "token", "secret", "key": a random-looking value only
+        return len(v) >= 20 and dg and (lo or up)
+    return dg or (lo and up) or len(v) >= 24
+
+
+def _apis(doc: Doc) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in API_WORDS.finditer(doc.text):
+        word = m.group(0).lower()
+        generic = word in ("secret", "secrets", "token", "tokens", "key", "keys")
+        w = _window(doc, m.end())
+        for t in w.toks[: _MAX_BETWEEN + 2]:
+            if (pm := _API_VALUE.match(t.text)) and pm.end() < len(t.text) and not t.text[pm.end()].isalnum():
+                # "api_key=VALUE&symbol=…": the value ends where a query string goes on.
+                t = Token(t.start, t.start + pm.end(), pm.group(0), t.raw)
+            if _api_value(t.text, generic):
+                if re.fullmatch(r"(?:0x)?[0-9a-fA-F]{64}", t.text) and not keys.keyed(doc, t.start, t.end) and generic:
+                    break  # a TxID near the word "token"
+                hits.append(Hit(t.start, t.end, API_SECRET))
+                break
+    return hits
+
+
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_PREFIXED = re.compile(r"(?<![A-Za-z0-9_-])(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}")
+_LONG = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32,256}(?![A-Za-z0-9])")
+
+
+def _bare(doc: Doc) -> list[Hit]:
+    """Secrets recognisable without a keyword: JWTs, prefixed API keys, and long random tokens
+    mixing upper case, lower case and digits that no address or TxID format produces (base58
+    addresses and Solana signatures decode to 20–25, 32 or 64 bytes and are left alone)."""
+    hits = [Hit(*m.span(), API_SECRET) for m in _JWT.finditer(doc.text)]
+    hits += [Hit(*m.span(), API_SECRET) for m in _PREFIXED.finditer(doc.text)]
+    for m in _LONG.finditer(doc.text):
+        v = m.group(0)
+        lo, up, dg, _ = _classes(v)
+        if not (lo and up and dg) or re.fullmatch(r"(?:0x)?[0-9a-fA-F]+", v):
+            continue  # hex (a checksummed 0x address, a hash) is never an API secret by shape alone
+        raw = keys.b58decode(v)
+        if raw is not None and len(raw) in (20, 21, 25, 32, 33, 64):
+            continue
+        hits.append(Hit(m.start(), m.end(), API_SECRET))
+    return hits
+
+
+# -- e-mail / password ---------------------------------------------------------------------------
+
+_EMAIL_THEN = re.compile(
+    r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}(?P<sep>[ \t]{0,3}[/|:：;,][ \t]{0,3}|[ \t]{1,3})(?P<v>[^\s,;]{1,128})"
+)
+_CRED_CONTEXT = re.compile(r"(?i)log[\s-]?in|sign[\s-]?in|account|credential|password|passwd|pwd|账号|帳號|账户|帳戶|登录|登錄|登陆|密码|密碼")
+
+
+def _email_passwords(doc: Doc) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _EMAIL_THEN.finditer(doc.text):
+        v = m.group("v").strip("\"'()[]<>.")
+        if not v or _NOT_VALUE.match(v):
+            continue
+        sep = m.group("sep").strip()
+        s, e = doc.sentence(m.start())
+        cred = _CRED_CONTEXT.search(doc.text, max(s, m.start() - 80), min(e, m.end() + 40)) is not None
+        if sep in ("/", "|", ":", "：") and len(v) >= 4 and v.lower() not in _STOP and not _is_descriptive(v):
+            ok = credential_shaped(v) or cred
+        else:
+            lo, up, dg, sy = _classes(v)
+            # "alice@mail.com Alice#2023": strongly credential-shaped, or a credential word nearby.
+            ok = credential_shaped(v) and (cred or (sy and (lo or up) and dg))
+        if ok:
+            vs = m.start("v") + m.group("v").find(v)
+            hits.append(Hit(vs, vs + len(v), PASSWORD))
+    return hits
+
+
+def find(doc: Doc) -> list[Hit]:
+    return _apis(doc) + _bare(doc) + _passwords(doc) + _email_passwords(doc) + _otps(doc)

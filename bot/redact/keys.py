@@ -1,0 +1,122 @@
+"""Private keys.
+
+- WIF keys (base58check-valid, version 0x80/0xef/0xb0/0x9e/0xcc, 33–34 byte payload) and extended
+  private keys (xprv/yprv/zprv/tprv/uprv/vprv/Yprv/Zprv) are redacted wherever they are: nothing
+  else has that shape.
+- A 64-byte array written as a JSON list of numbers (a Solana keypair file) likewise.
+- 64 or 128 hex characters (with or without `0x`) and 87–88 character base58 strings (a Solana
+  secret key — but also a Solana transaction signature) are redacted only when a key word (private
+  key, PK, key export, import, 私钥/私鑰, 导出 …) is in the same sentence, the sentence before or the
+  line before — and a transaction word (tx, hash, 哈希, 交易 …) is not nearer: a bare 64-hex value is
+  a TxID and agents need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from bot.redact._doc import Doc
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+_B58C = "1-9A-HJ-NP-Za-km-z"
+
+# The negative look-behind makes every candidate start at the beginning of its run: one scan per
+# run, never one per position inside it (linear time on a megabyte of hex).
+_WIF = re.compile(rf"(?<![{_B58C}])[59KLcTQ6P][{_B58C}]{{49,51}}(?![{_B58C}])")
+_XPRV = re.compile(rf"(?<![{_B58C}])[xyztuvYZUV]prv[{_B58C}]{{60,115}}(?![{_B58C}])")
+_HEX = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{64})(?![0-9A-Za-z])")
+_B58_64 = re.compile(rf"(?<![{_B58C}])[{_B58C}]{{86,88}}(?![{_B58C}])")
+_BYTE_ARRAY = re.compile(r"\[\s{0,4}(?:\d{1,3}\s{0,4},\s{0,4}){63}\d{1,3}\s{0,4}\]")
+
+KEY_WORDS = re.compile(
+    r"private[\s_-]{0,2}keys?|priv[\s_-]{0,2}keys?|privkey|secret[\s_-]{0,2}keys?|signing[\s_-]{0,2}key|"
+    r"(?<![A-Za-z0-9])(?:pk|sk|keys?|keypair|export(?:ed|ing)?|import(?:ed|ing)?)(?![A-Za-z0-9])|"
+    r"私钥|私鑰|私匙|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|钥匙|鑰匙|导出|導出|导入|導入",
+    re.I,
+)
+TX_WORDS = re.compile(
+    r"(?<![A-Za-z0-9])(?:tx|txs|txid|txids|txn|tx[\s_-]?id|tx[\s_-]?hash|hash(?:es)?|transactions?|transfer|"
+    r"block|explorer|etherscan|bscscan|tronscan|solscan|signature|sig)(?![A-Za-z0-9])|"
+    r"哈希|交易(?![所密])|区块|區塊|浏览器|瀏覽器|签名|簽名",
+    re.I,
+)
+
+
+def b58decode(s: str) -> bytes | None:
+    n = 0
+    for c in s:
+        v = _B58_INDEX.get(c)
+        if v is None:
+            return None
+        n = n * 58 + v
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
+    pad = len(s) - len(s.lstrip("1"))
+    return b"\x00" * pad + raw
+
+
+def b58check_ok(raw: bytes) -> bool:
+    return len(raw) > 4 and hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+def _b58check(s: str) -> bytes | None:
+    raw = b58decode(s)
+    if raw is None or len(raw) < 5:
+        return None
+    body, check = raw[:-4], raw[-4:]
+    if hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4] != check:
+        return None
+    return body
+
+
+def _is_wif(s: str) -> bool:
+    body = _b58check(s)
+    return body is not None and body[0] in (0x80, 0xEF, 0xB0, 0x9E, 0xCC) and len(body) in (33, 34)
+
+
+_REACH = 400
+
+
+def _nearest(pattern: re.Pattern[str], doc: Doc, start: int, end: int) -> int | None:
+    """Distance from the candidate to the nearest match of `pattern` in its context: the same
+    sentence, the sentence before, or the line before (at most `_REACH` characters away)."""
+    s, e = doc.sentence(start)
+    lo = s
+    ps, pe = doc.prev_sentence(start)
+    if pe > ps:
+        lo = min(lo, ps)
+    ls, le = doc.prev_line(start)
+    if le > ls:
+        lo = min(lo, ls)
+    return doc.nearest(pattern, max(lo, start - _REACH), start, end, min(e, end + _REACH))
+
+
+def keyed(doc: Doc, start: int, end: int) -> bool:
+    """A key word is in context and no transaction word is nearer."""
+    k = _nearest(KEY_WORDS, doc, start, end)
+    if k is None:
+        return False
+    t = _nearest(TX_WORDS, doc, start, end)
+    return t is None or k <= t
+
+
+def find(doc: Doc) -> list[tuple[int, int]]:
+    text = doc.text
+    spans: list[tuple[int, int]] = []
+    for m in _XPRV.finditer(text):
+        spans.append(m.span())
+    for m in _BYTE_ARRAY.finditer(text):
+        if all(0 <= int(x) <= 255 for x in re.findall(r"\d+", m.group(0))):
+            spans.append(m.span())
+    for m in _WIF.finditer(text):
+        if _is_wif(m.group(0)):
+            spans.append(m.span())
+    for m in _HEX.finditer(text):
+        if keyed(doc, *m.span()):
+            spans.append(m.span())
+    for m in _B58_64.finditer(text):
+        raw = b58decode(m.group(0))
+        if raw is not None and len(raw) == 64 and keyed(doc, *m.span()):
+            spans.append(m.span())
+    return spans

@@ -1,0 +1,366 @@
+"""Generators of secrets as people write them, and of text that must stay intact — per kind ×
+phrasing family × language. Each generator takes a `random.Random` (hypothesis drives it through
+`st.randoms()` in tests/unit/test_redact_recall.py) and returns a `Case`.
+
+`python -m tests.redact_corpus [N]` prints the recall / keep table of the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import string
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from mnemonic import Mnemonic
+
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+HEX = "0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # the secret's kind, or "keep"
+    family: str
+    lang: str
+    text: str
+    secrets: tuple[str, ...] = ()  # substrings that must not survive
+    probes: tuple[str, ...] = field(default=())  # for seeds: 3-word windows that must not survive
+
+
+@lru_cache(maxsize=16)
+def mn(lang: str) -> Mnemonic:
+    return Mnemonic(lang)
+
+
+def b58(raw: bytes) -> str:
+    n = int.from_bytes(raw, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def b58check(raw: bytes) -> str:
+    return b58(raw + hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4])
+
+
+def rbytes(rng: random.Random, n: int) -> bytes:
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+# -- seed phrases --------------------------------------------------------------------------------
+
+SEED_CTX = {
+    "en": ["my seed phrase is ", "is my wallet safe? my words are ", "here are my 12 words: ", "mnemonic: ",
+           "Recovery phrase -> ", "I typed my secret phrase into the site:\n", "backup words ", ""],
+    "zh": ["我的助记词是", "钱包安全吗？我的助记词：", "助記詞：", "这是我的恢复短语 ", "我的12个词是", "我被骗了\n我的助记词是 ", ""],
+}
+SEED_AFTER = {"en": ["", " please help", ". Is it safe?", "\nwhat should I do", " thanks"],
+              "zh": ["", "，帮我看看", "。安全吗？", "\n怎么办", "，钱包里的币不见了"]}
+
+LANGS = {"english": "en", "spanish": "en", "french": "en", "italian": "en", "portuguese": "en", "czech": "en",
+         "korean": "en", "japanese": "en", "chinese_simplified": "zh", "chinese_traditional": "zh"}
+
+
+def _phrase(rng: random.Random, lang: str) -> list[str]:
+    strength = rng.choice([128, 160, 192, 224, 256])
+    return mn(lang).to_mnemonic(rbytes(rng, strength // 8)).split()
+
+
+def _case_words(rng: random.Random, words: list[str]) -> list[str]:
+    style = rng.choice(["lower", "lower", "upper", "title"])
+    return [w.upper() if style == "upper" else w.title() if style == "title" else w for w in words]
+
+
+def _join(rng: random.Random, words: list[str], family: str) -> str:
+    if family == "spaces":
+        return " ".join(words)
+    if family == "commas":
+        return rng.choice([", ", ",", "，", "、"]).join(words)
+    if family == "newlines":
+        return "\n".join(words)
+    if family == "numbered":
+        fmt = rng.choice(["{i}. {w}", "{i}) {w}", "{i}-{w}", "({i}) {w}", "#{i} {w}"])
+        sep = rng.choice([" ", "\n", "  "])
+        return sep.join(fmt.format(i=i, w=w) for i, w in enumerate(words, 1))
+    if family == "json":
+        return json.dumps(words, ensure_ascii=rng.random() < 0.5)
+    if family == "quoted":
+        q = rng.choice(['"', "'", "`"])
+        return rng.choice([" ", ", "]).join(f"{q}{w}{q}" for w in words)
+    if family == "glued":
+        return "".join(words)
+    raise ValueError(family)
+
+
+def seed_case(family: str, wl: str) -> Callable[[random.Random], Case]:
+    lang = LANGS[wl]
+
+    def gen(rng: random.Random) -> Case:
+        words = _phrase(rng, wl)
+        if lang == "en":
+            words = _case_words(rng, words)
+        if wl == "japanese" and family == "spaces":
+            body = "\u3000".join(words)
+        else:
+            body = _join(rng, words, "glued" if family == "glued_alone" else family)
+        ctx = "" if family == "glued_alone" else rng.choice(SEED_CTX[lang])
+        if family == "glued" and ctx and rng.random() < 0.5:
+            ctx = ctx.rstrip(" ：:")  # "我的助记词是齿截炼…" — nothing at all between
+        text = ctx + body + ("" if family == "glued_alone" else rng.choice(SEED_AFTER[lang]))
+        # Caught when no three consecutive words of the phrase survive, whatever stands between.
+        probes = tuple(r"[^\w]{0,16}?".join(re.escape(w) for w in words[i : i + 3]) for i in range(len(words) - 2))
+        return Case("seed_phrase", family, wl, text, (), probes)
+
+    return gen
+
+
+# -- private keys --------------------------------------------------------------------------------
+
+KEY_CTX = {
+    "en": ["my private key for metamask is {k}", "exported key = {k}", "the key I got from the wallet export: {k}",
+           "{k} is my private key, is it safe?", "PK {k}", "Private Key:\n{k}", "privkey={k} pls check",
+           "I imported this key into trust wallet: {k}", "here is my private key {k} please check my wallet",
+           "key export below\n\n{k}", "My Private Key. {k}"],
+    "zh": ["我的私钥是{k}", "私钥：{k}", "這是我的私鑰 {k}", "导出的私钥是 {k}，安全吗", "我把{k}这个私钥导入了钱包", "私鑰如下\n{k}"],
+}
+
+
+def _key_value(rng: random.Random, form: str) -> str:
+    if form == "hex":
+        k = "".join(rng.choice(HEX) for _ in range(64))
+        return rng.choice([k, k.upper(), "0x" + k])
+    if form == "wif":
+        raw = b"\x80" + rbytes(rng, 32) + (b"\x01" if rng.random() < 0.5 else b"")
+        return b58check(raw)
+    if form == "xprv":
+        version = rng.choice([0x0488ADE4, 0x04358394, 0x049D7878, 0x04B2430C])
+        raw = version.to_bytes(4, "big") + rbytes(rng, 9) + rbytes(rng, 32) + b"\x00" + rbytes(rng, 32)
+        return b58check(raw)
+    if form == "solana":
+        return b58(rbytes(rng, 64))
+    if form == "bytes":
+        return json.dumps(list(rbytes(rng, 64)), separators=(",", rng.choice([",", ", "])))
+    raise ValueError(form)
+
+
+def key_case(form: str, lang: str) -> Callable[[random.Random], Case]:
+    def gen(rng: random.Random) -> Case:
+        k = _key_value(rng, form)
+        if form in ("wif", "xprv", "bytes") and rng.random() < 0.4:
+            text = rng.choice(["import this {k} please", "{k}", "看看这个 {k}"]).format(k=k)
+        else:
+            text = rng.choice(KEY_CTX[lang]).format(k=k)
+        return Case("private_key", form, lang, text, (k if form != "bytes" else k[1:40],))
+
+    return gen
+
+
+# -- API secrets and passphrases -----------------------------------------------------------------
+
+API_CTX = {
+    "en": ["my api secret: {v} is it safe?", "API key = {v}", "the API secret they gave me is {v}",
+           "Secret Key {v}", "api_key={v}&symbol=BTCUSDT", "here's my API key and secret, {v}", "apiSecret:\n{v}",
+           "Access key {v} for the bot"],
+    "zh": ["我的API密钥：{v} 安全吗？", "API私钥是{v}", "这是我的API Secret {v}", "密钥 {v} 泄露了吗", "API 秘钥={v}",
+           "我的API金鑰是 {v}，會不會被盜", "API Key：{v}"],
+}
+PASSPHRASE_CTX = {
+    "en": ["API passphrase: {v}", "my okx api passphrase is {v}", "the passphrase I set for the API is {v}"],
+    "zh": ["API口令是{v}", "我的API passphrase：{v}"],
+}
+
+
+def api_case(family: str, lang: str) -> Callable[[random.Random], Case]:
+    def gen(rng: random.Random) -> Case:
+        if family == "passphrase":
+            v = password(rng)
+            return Case("api_secret", family, lang, rng.choice(PASSPHRASE_CTX[lang]).format(v=v), (v,))
+        n = rng.choice([32, 36, 40, 64])
+        alphabet = string.ascii_letters + string.digits
+        v = "".join(rng.choice(alphabet) for _ in range(n))
+        if not (any(c.isdigit() for c in v) and any(c.isupper() for c in v) and any(c.islower() for c in v)):
+            v = "aZ9" + v[3:]
+        if family == "bare":
+            return Case("api_secret", family, lang, rng.choice(["{v}", "is this ok? {v}", "{v} 这个能用吗"]).format(v=v), (v,))
+        return Case("api_secret", family, lang, rng.choice(API_CTX[lang]).format(v=v), (v,))
+
+    return gen
+
+
+# -- passwords -----------------------------------------------------------------------------------
+
+WORDS = "correct horse battery staple purple monkey dishwasher river sunset coffee table window tiger".split()
+
+
+def password(rng: random.Random) -> str:
+    style = rng.choice(["strong", "word_digits", "cap_word_digits_sym"])
+    if style == "strong":
+        alphabet = string.ascii_letters + string.digits + "!@#$%^&*_-+="
+        v = "".join(rng.choice(alphabet) for _ in range(rng.randint(8, 16)))
+        return v if any(c.isdigit() for c in v) else v + str(rng.randint(0, 9))
+    w = rng.choice(WORDS)
+    if style == "word_digits":
+        return w + str(rng.randint(10, 99999))
+    return w.title() + str(rng.randint(1, 9999)) + rng.choice("!@#$.?*")
+
+
+PW_CTX = {
+    "copula": ["my password is {v}", "password: {v}", "pwd={v}", "my password for binance is {v}",
+               "The password I use is {v} and it fails", "can't log in, my password is {v}", "Password = {v}",
+               "password:\n{v}", "my PIN is {pin}"],
+    "between": ["I changed my pass to {v}", "new password {v}, still can't login", "tried password {v} twice",
+                "i set the password to {v} yesterday", "password now {v}"],
+    "multiword": ["my password is {m}", "password is {m}. can you help?", "my pass phrase was {m}"],
+    "email": ["login: {e} / {v}", "{e}:{v}", "account {e} password {v}", "{e} | {v}", "my login is {e} / {v} please check"],
+    "zh": ["我的登录密码{v}，", "密码是 {v}", "资金密码 {pin}", "交易密碼：{v}", "我把密码改成了{v}", "登入密碼為{v}",
+           "账号 {e} 密码 {v}", "我的密码现在是{v}，登不上"],
+}
+
+
+def password_case(family: str) -> Callable[[random.Random], Case]:
+    lang = "zh" if family == "zh" else "en"
+
+    def gen(rng: random.Random) -> Case:
+        v = password(rng)
+        pin = str(rng.randint(100000, 99999999))
+        m = " ".join(rng.sample(WORDS, rng.randint(3, 5)))
+        e = rng.choice(["a@b.com", "anna.lee@example.org", "zhang.wei@qq.com"])
+        tpl = rng.choice(PW_CTX[family])
+        text = tpl.format(v=v, pin=pin, m=m, e=e)
+        secret = pin if "{pin}" in tpl else m.split()[-1] if "{m}" in tpl else v
+        return Case("password", family, lang, text, (secret,) if "{m}" not in tpl else tuple(m.split()[1:]))
+
+    return gen
+
+
+# -- one-time codes ------------------------------------------------------------------------------
+
+OTP_CTX = {
+    "en": ["my 2FA code is {c}", "verification code: {c}", "the code is {c}", "authenticator shows {c3} now",
+           "{c} is my google auth code", "OTP {c}", "sms code {c}, what do I do", "Google Authenticator: {c}",
+           "here's the one-time code they asked for {c}", "the security code I got was {c3}"],
+    "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币"],
+}
+
+
+def otp_case(lang: str) -> Callable[[random.Random], Case]:
+    def gen(rng: random.Random) -> Case:
+        c = f"{rng.randint(0, 999999):06d}"
+        c3 = rng.choice([f"{c[:3]} {c[3:]}", f"{c[:3]}-{c[3:]}", c])
+        tpl = rng.choice(OTP_CTX[lang])
+        return Case("otp", "keyword", lang, tpl.format(c=c, c3=c3), (c3 if "{c3}" in tpl else c,))
+
+    return gen
+
+
+# -- kept intact ---------------------------------------------------------------------------------
+
+KEEP_QUESTIONS = [
+    "what is a seed phrase", "How do I back up my 12 words?", "I forgot my password", "my password is not working",
+    "my password is correct but it says wrong password", "how do I reset my 2FA?", "the code doesn't arrive",
+    "where do I find my API key?", "what is a private key and who can see it", "is my private key stored by you?",
+    "忘记密码怎么办", "密码是什么", "助记词丢了怎么办", "怎么导出私钥", "验证码收不到", "谷歌验证码一直错误",
+    "API密钥在哪里创建", "密码错误5次被锁了", "my password was in a data breach", "someone knows my password, help",
+    "I entered my seed phrase on a fake site", "does the verification code expire after 10 minutes?",
+    "why can't i log in, it says account disabled", "my password is the same as before",
+    "I typed my password on switchb0ard-login.com", "助記詞被盜了怎麼辦", "忘記密碼了", "what does the passphrase do",
+    "my password is 12 characters long", "my pin is 4 digits", "password: I forgot it", "my API key is 3 months old",
+    "the API key expired", "I lost my private key", "the 12 words are written on paper at home",
+]
+
+
+def keep_case(rng: random.Random) -> Case:
+    txid = "".join(rng.choice(HEX) for _ in range(64))
+    eth = "0x" + "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(40))
+    tron = b58check(b"\x41" + rbytes(rng, 20))
+    btc_legacy = b58check(b"\x00" + rbytes(rng, 20))
+    sol_addr = b58(rbytes(rng, 32))
+    sol_sig = b58(rbytes(rng, 64))
+    uid = str(rng.randint(10_000_000, 999_999_999))
+    order = str(rng.randint(10**11, 10**19))
+    ticket = f"SB-{rng.randint(1, 999999):06d}"
+    amount = rng.choice([f"{rng.randint(1, 99999)}.{rng.randint(0, 9999)}", f"{rng.randint(1, 9)},{rng.randint(100, 999)}", str(rng.randint(1, 5000))])
+    coin = rng.choice(["USDT", "BTC", "ETH", "SOL", "TRX"])
+    date = rng.choice(["2026-11-01", "11/01/2026", "2026年11月1日", "1 Nov 2026 10:32"])
+    phone = rng.choice(["+86 138 0013 8000", "13800138000", "+1 (415) 555-0100", "+63 917 123 4567"])
+    email = rng.choice(["anna.lee@example.org", "zhang.wei@qq.com", "support@exchange.com"])
+    tpls = [
+        f"I sent {amount} {coin} to {eth}, txid {txid}, still not arrived",
+        f"tx hash: 0x{txid}", f"交易哈希 {txid} 一直没到账", f"deposit {amount} {coin} TRC20 to {tron} on {date}",
+        f"UID {uid}, order {order}, ticket {ticket}", f"my BTC address {btc_legacy} and email {email}",
+        f"Solana tx signature {sol_sig} failed", f"sent to {sol_addr}, tx {sol_sig}", f"订单号 {order}，UID {uid}，金额 {amount} {coin}",
+        f"call me on {phone} about {ticket}", f"withdrawal on {date} of {amount} {coin}, txid: {txid}",
+        f"{txid}", f"what is the status of {ticket}?", f"my phone {phone} didn't get the code",
+        f"the verification code for order {order} never arrived", "I got referral code 123456 from a friend",
+        f"error code 100023 when I withdraw {amount} {coin}", rng.choice(KEEP_QUESTIONS),
+        f"password reset for {email} failed on {date}",
+        f"the token contract is {tron}, is that the right USDT?", f"my key is on a ledger, the address {btc_legacy}",
+    ]
+    return Case("keep", "support_text", "en", rng.choice(tpls))
+
+
+# -- the families ----------------------------------------------------------------------------------
+
+def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
+    fam: dict[tuple[str, str, str], Callable[[random.Random], Case]] = {}
+    for wl, lang in LANGS.items():
+        styles = ["spaces", "commas", "newlines", "numbered", "json", "quoted"]
+        if lang == "zh":
+            styles += ["glued", "glued_alone"]  # glued_alone: no keyword, nothing around it
+        for st in styles:
+            fam[("seed_phrase", st, wl)] = seed_case(st, wl)
+    for form in ("hex", "wif", "xprv", "solana", "bytes"):
+        for lang in ("en", "zh"):
+            fam[("private_key", form, lang)] = key_case(form, lang)
+    for f in ("keyword", "passphrase"):
+        for lang in ("en", "zh"):
+            fam[("api_secret", f, lang)] = api_case(f, lang)
+    fam[("api_secret", "bare", "en")] = api_case("bare", "en")
+    for f in ("copula", "between", "multiword", "email"):
+        fam[("password", f, "en")] = password_case(f)
+    fam[("password", "keyword", "zh")] = password_case("zh")
+    for lang in ("en", "zh"):
+        fam[("otp", "keyword", lang)] = otp_case(lang)
+    return fam
+
+
+def caught(case: Case, redacted: str) -> bool:
+    return not any(s in redacted for s in case.secrets) and not any(
+        re.search(p, redacted, re.I) for p in case.probes)
+
+
+def measure(n: int = 200, seed: int = 1) -> list[tuple[str, str, str, int, int]]:
+    from bot.redact import redact
+
+    rows = []
+    for (kind, fam, lang), gen in families().items():
+        rng = random.Random(f"{seed}-{kind}-{fam}-{lang}")
+        ok = sum(caught(c, redact(c.text).text) for c in (gen(rng) for _ in range(n)))
+        rows.append((kind, fam, lang, ok, n))
+    return rows
+
+
+if __name__ == "__main__":
+    from bot.redact import redact
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    rows = measure(n)
+    total = sum(r[4] for r in rows)
+    print(f"recall {sum(r[3] for r in rows) / total:.4f} over {total} secrets")
+    for kind, fam, lang, ok, m in rows:
+        flag = "" if ok == m else "  <--"
+        print(f"| {kind} | {fam} | {lang} | {ok / m:.3f} |{flag}")
+    rng = random.Random(2)
+    keeps = [keep_case(rng) for _ in range(n * 5)]
+    bad = [c.text for c in keeps if redact(c.text).text != c.text]
+    print(f"keep: {len(keeps) - len(bad)}/{len(keeps)} intact")
+    for b in bad[:20]:
+        print("  changed:", b, "->", redact(b).text)
