@@ -245,9 +245,10 @@ async def test_review_page_is_for_supervisors_and_discards(agents: str, rasa_url
 
 
 async def _widget(http: aiohttp.ClientSession, base: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """A new widget visitor: the socket and their public contact id (what tickets show)."""
     ws = await http.ws_connect(base + "/ws/chat")
     await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
-    return ws, (await ws.receive_json(timeout=5))["session"]
+    return ws, (await ws.receive_json(timeout=5))["contact"]
 
 
 async def test_a_rating_for_a_ticket_that_is_gone_never_stops_the_next_theft_ticket(
