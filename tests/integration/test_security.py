@@ -174,6 +174,7 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     """The product's web app (widget + console) on a free port: real Redis, a SQLite ticket DB."""
     import uvicorn
 
+    from app.review_web import review_router
     from app.runtime import build_channels, ticket_service
     from app.web import create_app, uvicorn_options
     from bot.intake import make_sink
@@ -188,7 +189,8 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     for ch in channels:
         await ch.start(sink)
     svc, engine = await ticket_service(settings, r, migrate=True)
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)])
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels),
+                                                           review_router(settings, svc, r)])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                           **uvicorn_options(settings)))
