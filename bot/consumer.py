@@ -45,6 +45,7 @@ from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
 from bot.queue import Entry, _entries, ensure_group, trim_stream
+from bot.redisconn import NotReplicated, replicated
 
 log = get_logger("switchboard.consumer")
 
@@ -126,6 +127,8 @@ class StreamConsumer:
         on_dead: DeadLetter | None = None,
         gate: Callable[[], Awaitable[None]] | None = None,
         retry_base_s: float = 0.5,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.r = redis
         self.stream = stream
@@ -143,6 +146,11 @@ class StreamConsumer:
         self._on_dead = on_dead
         self._gate = gate
         self.retry_base_s = retry_base_s
+        # Durability on failover: act on newly read entries only once `wait_replicas` replicas have
+        # them (a WAIT after the read, on its connection; replication is in order, so this covers
+        # the write that produced them). A reply is then never sent for a commit a failover loses.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.dead_stream = streams.dead(stream)
         # counters of this process (the Prometheus ones are per stream across processes)
         self.processed = 0
@@ -299,8 +307,23 @@ class StreamConsumer:
 
     # -- reading ----------------------------------------------------------------------------------
     async def _read(self, count: int, block_ms: int) -> list[Entry]:
+        if self.wait_replicas > 0:
+            return await self._read_replicated(count, block_ms)
         res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
         return _entries(res[0][1]) if res else []
+
+    async def _read_replicated(self, count: int, block_ms: int) -> list[Entry]:
+        cmd = ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", count, "BLOCK", block_ms, "STREAMS",
+               self.stream, ">")
+        res, acked = await replicated(self.r, self.stream, [cmd], self.wait_replicas, self.wait_timeout_ms)
+        got = res[0]
+        if isinstance(got, dict):  # RESP3 shape
+            got = list(got.items())
+        entries = _entries(got[0][1]) if got else []
+        if entries and acked < self.wait_replicas:
+            # Held in this consumer's pending list: taken over (and checked again) after claim_idle_ms.
+            raise NotReplicated(f"{self.stream}: read entries on {acked} of {self.wait_replicas} replicas")
+        return entries
 
     async def _own_pending(self) -> list[Entry]:
         res = await self.r.xreadgroup(self.group, self.name, {self.stream: "0"}, count=1000)

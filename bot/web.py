@@ -199,9 +199,9 @@ def create_app(
         elif not _loopback(request.client.host if request.client else None):
             return Response("metrics are served to this host only unless web.metrics_token is set\n",
                             status_code=403)
-        from bot.router import HANDOFF_STREAM, outbound_stream
+        from bot.streams import Layout
 
-        streams = [settings.queue.inbound_stream, HANDOFF_STREAM, *[outbound_stream(c.name) for c in channels]]
+        streams = [s for s, _ in Layout.of(settings).consumed(settings.queue.group, [c.name for c in channels])]
         lag = await queue_lag(redis, streams)
         registry = CollectorRegistry()
         if multiproc_dir:

@@ -284,7 +284,10 @@ class TicketService:
             buttons=buttons,
             meta={**meta, "ticket": t.number or "", **(extra_meta or {})},
         )
-        await self.r.xadd(f"outbound:{t.channel}", {"d": ob.to_json()})
+        from bot.streams import Layout
+
+        lay = Layout.of(self.settings)  # the conversation's partition: in order with the bot's replies
+        await self.r.xadd(lay.outbound(t.channel, lay.partition(t.conversation_id)), {"d": ob.to_json()})
 
     async def _ack(self, t: Ticket, handoff_reply: str) -> None:
         """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
@@ -295,12 +298,13 @@ class TicketService:
         await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
-        from bot.queue import conv_key
+        from bot.streams import Layout
 
         # `ver` tells a router that decided on the old state to decide again (see bot.queue).
+        key = Layout.of(self.settings).conv(conversation_id)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(conv_key(conversation_id), mapping={"mode": mode, "fallbacks": "0", **extra})
-        pipe.hincrby(conv_key(conversation_id), "ver", 1)
+        pipe.hset(key, mapping={"mode": mode, "fallbacks": "0", **extra})
+        pipe.hincrby(key, "ver", 1)
         await pipe.execute()
 
     # -- intake from the router ------------------------------------------------------------------
@@ -442,7 +446,9 @@ class TicketService:
         """Bring the bot's earlier exchange of this conversation into the ticket, so the agent
         sees what the user already said and was told."""
         try:
-            items = await self.r.xrange(f"conv:{conversation_id}:log", count=50)
+            from bot.streams import Layout
+
+            items = await self.r.xrange(Layout.of(self.settings).conv_log(conversation_id), count=50)
         except Exception:
             return
         for _, f in items[:-1]:  # the last one is the handoff message itself
