@@ -119,6 +119,7 @@ async def replicated(r: aioredis.Redis, key: str, commands: list[tuple[Any, ...]
     (`scripts`: the sources of the EVALSHAs; the failed EVALSHA wrote nothing)."""
     for attempt in range(2):
         if isinstance(r, RedisCluster):
+            await r.initialize()  # the slot map (a no-op once loaded)
             node = r.get_node_from_key(key)
             pipe: Any = r.pipeline()
             for c in commands:
