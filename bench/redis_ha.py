@@ -203,6 +203,8 @@ class Tally:
     out_of_order: int = 0
     intake_retries: int = 0
     seconds: float = 0.0
+    intake_p50_ms: float = 0.0
+    intake_p99_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -228,6 +230,7 @@ async def burst_with_failover(
     per = messages // conversations
     ids: dict[str, tuple[int, int]] = {}
     tally = Tally()
+    lat: list[float] = []
     accepted = 0
     todo = sorted(events, key=lambda e: e[0])
     fired: list[asyncio.Task[None]] = []
@@ -239,6 +242,7 @@ async def burst_with_failover(
             m = Message(channel=channel, channel_message_id=f"b{c}-{i}", conversation_id=f"{channel}:burst{c}",
                         user_id=f"u{c}", text=f"how do I deposit {i}")
             ids[m.id] = (c, i)
+            t_in = time.perf_counter()
             while True:
                 try:
                     await q.publish(m)
@@ -246,6 +250,7 @@ async def burst_with_failover(
                 except Exception:  # noqa: BLE001 - a channel resends whatever went wrong
                     tally.intake_retries += 1
                     await asyncio.sleep(0.2)
+            lat.append(time.perf_counter() - t_in)
             accepted += 1
             tally.sent += 1
             while todo and accepted >= todo[0][0] * messages:
@@ -283,6 +288,10 @@ async def burst_with_failover(
             break
         await asyncio.sleep(0.5)
     tally.seconds = time.monotonic() - t0
+    lat.sort()
+    if lat:
+        tally.intake_p50_ms = round(lat[len(lat) // 2] * 1000, 2)
+        tally.intake_p99_ms = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2)
     tally.replies = sum(len(v) for v in got.values())
     seen: dict[tuple[int, int], int] = {}
     for refs in got.values():
