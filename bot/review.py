@@ -8,7 +8,6 @@ import orjson
 from sqlalchemy import select, update
 
 from bot.config import Settings
-from bot.router import DECISIONS_STREAM
 from bot.runtime import connect_redis, rasa_paths, ticket_service
 from intents.ops import Candidate, _norm, accept, candidates_from_decisions, existing_examples, group
 
@@ -20,7 +19,12 @@ async def gather(settings: Settings, limit: int = 20_000) -> list[Candidate]:
 
     r = connect_redis(settings)
     try:
-        raw = await r.xrevrange(DECISIONS_STREAM, count=limit)
+        from bot.streams import Layout
+
+        lay = Layout.of(settings)
+        raw = []
+        for p in lay.all():  # every partition's capped log (one stream on a single Redis)
+            raw += await r.xrevrange(lay.decisions(p), count=limit)
         decisions = []
         for _, f in raw:
             try:
