@@ -88,7 +88,7 @@ def connect(url: str, *, max_connections: int = 1000, decode_responses: bool = T
     opts: dict[str, Any] = {"decode_responses": decode_responses, "socket_connect_timeout": 2}
     if spec.kind == "single":
         return aioredis.from_url(url, health_check_interval=30, max_connections=max_connections, **opts)
-    auth = {"username": spec.username, "password": spec.password}
+    auth: dict[str, Any] = {"username": spec.username, "password": spec.password}
     if spec.kind == "cluster":
         rc = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in spec.nodes], ssl=spec.tls,
                           max_connections=max_connections, health_check_interval=30, **auth, **opts)

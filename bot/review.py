@@ -4,6 +4,8 @@ into the training data or discard."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sqlalchemy import select, update
 
@@ -22,9 +24,9 @@ async def gather(settings: Settings, limit: int = 20_000) -> list[Candidate]:
         from bot.streams import Layout
 
         lay = Layout.of(settings)
-        raw = []
+        raw: list[Any] = []
         for p in lay.all():  # every partition's capped log (one stream on a single Redis)
-            raw += await r.xrevrange(lay.decisions(p), count=limit)
+            raw += await r.xrevrange(lay.decisions(p), count=limit) or []
         decisions = []
         for _, f in raw:
             try:
