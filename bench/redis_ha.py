@@ -84,6 +84,17 @@ class Node:
         return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
 
 
+def _synced(n: Node) -> bool:
+    """A replica whose link to its master is up (it has the master's data)."""
+    info = n.client().info("replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
+
+
+def _has_online_replica(n: Node) -> bool:
+    info = n.client().info("replication")
+    return any(isinstance(v, dict) and v.get("state") == "online" for k, v in info.items() if k.startswith("slave"))
+
+
 def _ok(n: Node) -> bool:
     return bool(n.client().execute_command("CLUSTER INFO").get("cluster_state") == "ok")
 
@@ -96,6 +107,13 @@ class RedisCluster:
     nodes: list[Node] = field(default_factory=list)
 
     def start(self) -> RedisCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> RedisCluster:
         for _ in range(6):
             port = cluster_port()
             d = self.tmp / f"c{port}"
@@ -103,13 +121,14 @@ class RedisCluster:
             self.nodes.append(Node(port, ["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                                           "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
                                           "--dir", str(d), "--appendonly", "yes", "--save", "",
-                                          "--appendfsync", "no"]))
+                                          "--appendfsync", "no", "--repl-diskless-sync-delay", "0"]))
         for n in self.nodes:
             n.start()
         subprocess.run([_cli(), "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
                         "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         _wait(lambda: all(_ok(n) for n in self.nodes),
               30, "cluster_state:ok")
+        _wait(lambda: sum(_synced(n) for n in self.nodes) == 3, 30, "replicas in sync")
         return self
 
     @property
@@ -129,6 +148,7 @@ class RedisCluster:
         """SIGKILL the master of `key`'s slot, wait until its replica took over, start the killed
         node again (it rejoins as the new master's replica, so `WAIT 1` can succeed again)."""
         victim = self.master_of(key)
+        _wait(lambda: _has_online_replica(victim), 30, "replica online before the kill")
         victim.kill()
         _wait(lambda: self.master_of(key) is not victim and _ok(self.master_of(key)), 30, "replica promoted")
         victim.start()
@@ -151,12 +171,20 @@ class SentinelSet:
     sentinels: list[Node] = field(default_factory=list)
 
     def start(self) -> SentinelSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelSet:
         mport, rport = free_port(), free_port()
         for port, extra in ((mport, []), (rport, ["--replicaof", "127.0.0.1", str(mport)])):
             d = self.tmp / f"s{port}"
             d.mkdir(parents=True)
             self.data.append(Node(port, ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(d),
-                                         "--appendonly", "yes", "--save", "", "--appendfsync", "no", *extra]))
+                                         "--appendonly", "yes", "--save", "", "--appendfsync", "no",
+                                         "--repl-diskless-sync-delay", "0", *extra]))
         for n in self.data:
             n.start()
         for _ in range(3):
@@ -168,7 +196,7 @@ class SentinelSet:
             self.sentinels.append(Node(port, [str(conf), "--sentinel"]))
         for s in self.sentinels:
             s.start()
-        _wait(lambda: int(self.data[0].client().info("replication")["connected_slaves"]) >= 1, 30, "replica synced")
+        _wait(lambda: _synced(self.data[1]), 30, "replica synced")
         return self
 
     @property
@@ -181,6 +209,7 @@ class SentinelSet:
 
     def fail_master(self, _key: str = "") -> Node:
         victim = self.master()
+        _wait(lambda: _has_online_replica(victim), 30, "replica online before the kill")
         victim.kill()
         _wait(lambda: self.master() is not victim, 30, "sentinel failover")
         victim.start()  # the sentinels turn it into the new master's replica
@@ -205,6 +234,7 @@ class Tally:
     seconds: float = 0.0
     intake_p50_ms: float = 0.0
     intake_p99_ms: float = 0.0
+    intake_errors: dict[str, int] = field(default_factory=dict)  # exception type → count
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -247,8 +277,13 @@ async def burst_with_failover(
                 try:
                     await q.publish(m)
                     break
-                except Exception:  # noqa: BLE001 - a channel resends whatever went wrong
+                except Exception as exc:  # noqa: BLE001 - a channel resends whatever went wrong
                     tally.intake_retries += 1
+                    kind = type(exc).__name__
+                    tally.intake_errors[kind] = tally.intake_errors.get(kind, 0) + 1
+                    for f in fired:  # a failed event (no promotion, say) ends the burst
+                        if f.done() and f.exception() is not None:
+                            raise f.exception() from None  # type: ignore[misc]
                     await asyncio.sleep(0.2)
             lat.append(time.perf_counter() - t_in)
             accepted += 1
