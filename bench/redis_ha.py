@@ -235,6 +235,7 @@ class Tally:
     intake_p50_ms: float = 0.0
     intake_p99_ms: float = 0.0
     intake_errors: dict[str, int] = field(default_factory=dict)  # exception type → count
+    error_samples: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -281,6 +282,7 @@ async def burst_with_failover(
                     tally.intake_retries += 1
                     kind = type(exc).__name__
                     tally.intake_errors[kind] = tally.intake_errors.get(kind, 0) + 1
+                    tally.error_samples.setdefault(kind, str(exc)[:200])
                     for f in fired:  # a failed event (no promotion, say) ends the burst
                         if f.done() and f.exception() is not None:
                             raise f.exception() from None  # type: ignore[misc]

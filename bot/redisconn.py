@@ -121,6 +121,8 @@ async def replicated(r: aioredis.Redis, key: str, commands: list[tuple[Any, ...]
         if isinstance(r, RedisCluster):
             await r.initialize()  # the slot map (a no-op once loaded)
             node = r.get_node_from_key(key)
+            if node is None:  # mid-failover: no master known for the slot yet
+                raise NotReplicated(f"no master for the slot of {key!r}")
             pipe: Any = r.pipeline()
             for c in commands:
                 pipe.execute_command(*c)
