@@ -36,8 +36,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import metrics, streams
@@ -86,9 +94,17 @@ Handler = Callable[[Entry, bool], Awaitable[Outcome]]
 _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
+# A Redis failover in progress (cluster slot without a master, a demoted master, a replica still
+# loading): it passes like a connection error, so it must not count against the entry.
+_REDIS_FAILOVER = (ClusterDownError, TryAgainError, SlotNotCoveredError, MasterDownError, ReadOnlyError,
+                   BusyLoadingError)
+
+
 def is_outage(exc: BaseException) -> bool:
     """A peer is down or slow (Redis, NLU, a channel's API, a socket): retried, never counted."""
     if isinstance(exc, TransientError | RedisConnectionError | RedisTimeoutError | TimeoutError):
+        return True
+    if isinstance(exc, _REDIS_FAILOVER):
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES)
 

@@ -68,3 +68,22 @@ def test_every_key_of_a_commit_shares_the_partitions_slot() -> None:
                 lay.user_rate("web", "u", 1, p), *[o.stream for o in outputs_for(msg, d, lay)]]
         assert {_slot_tag(k) for k in keys} == {f"p{p}"}, keys
     assert {lay.partition(f"web:{i}") for i in range(200)} == {0, 1, 2, 3}
+
+
+def test_a_redis_failover_is_an_outage_not_a_failed_attempt() -> None:
+    from redis.exceptions import (
+        ClusterDownError,
+        ReadOnlyError,
+        ResponseError,
+        SlotNotCoveredError,
+        TryAgainError,
+    )
+
+    from bot.consumer import is_outage
+    from bot.redisconn import NotReplicated
+
+    for exc in (ClusterDownError("CLUSTERDOWN The cluster is down"), TryAgainError("TRYAGAIN"),
+                SlotNotCoveredError("slot 42"), ReadOnlyError("READONLY You can't write against a read only replica"),
+                NotReplicated("intake on 0 of 1 replicas")):
+        assert is_outage(exc), exc
+    assert not is_outage(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))
