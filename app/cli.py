@@ -523,7 +523,7 @@ def _dead_scope(config: Path | None, stream: str | None):
     from bot import streams
 
     s = load(config)
-    known = [st for st, _ in streams.all_consumed(s.queue.inbound_stream, s.queue.group, [c.type for c in s.channels])]
+    known = [st for st, _ in streams.Layout.of(s).consumed(s.queue.group, [c.type for c in s.channels])]
     return s, known, stream
 
 

@@ -4,13 +4,14 @@ into the training data or discard."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sqlalchemy import select, update
 
 from app.runtime import connect_redis, rasa_paths, ticket_service
 from bot.config import Settings
 from bot.redact import redact
-from bot.router import DECISIONS_STREAM
 from intents.ops import Candidate, _norm, accept, candidates_from_decisions, existing_examples, group
 
 DISCARDED = "review:discarded"
@@ -21,7 +22,12 @@ async def gather(settings: Settings, limit: int = 20_000) -> list[Candidate]:
 
     r = connect_redis(settings)
     try:
-        raw = await r.xrevrange(DECISIONS_STREAM, count=limit)
+        from bot.streams import Layout
+
+        lay = Layout.of(settings)
+        raw: list[Any] = []
+        for p in lay.all():  # every partition's capped log (one stream on a single Redis)
+            raw += await r.xrevrange(lay.decisions(p), count=limit) or []
         decisions = []
         for _, f in raw:
             try:

@@ -12,8 +12,9 @@ from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
 from bot.logs import get_logger
-from bot.queue import Queue
+from bot.queue import Durability, Queue
 from bot.router import Brain, RouterWorker
+from bot.streams import Layout
 from bot.tasks import TaskSupervisor
 
 log = get_logger("switchboard.roles")
@@ -39,9 +40,12 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
             await nlu.refresh_versions()
             from handoff.incidents import IncidentBook
 
-            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets,
-                                                     incidents=IncidentBook(tickets)))
-            tasks.start("router", lambda: worker.run(tasks.stop), consumer=worker.consumer)
+            brain = Brain(settings, nlu, answers(settings), tickets, incidents=IncidentBook(tickets))
+            owned = settings.queue.partitions_owned or Layout.of(settings).all()
+            for p in owned:  # one consumer per partition; a conversation lives in one partition
+                worker = RouterWorker(settings, r, brain, partition=p)
+                name = "router" if len(owned) == 1 else f"router:{p}"
+                tasks.start(name, lambda w=worker: w.run(tasks.stop), consumer=worker.consumer)  # type: ignore[misc]
             await tasks.wait()
             await tasks.close(grace_s=15)
     finally:
@@ -60,7 +64,9 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     stop = stop or asyncio.Event()
     tasks = TaskSupervisor(stop)
     r = connect_redis(settings)
-    queue = Queue(r, settings.queue)
+    layout = Layout.of(settings)
+    durability = Durability.of(settings)
+    queue = Queue(r, settings.queue, layout=layout, durability=durability)
     sink = make_sink(queue, rate_per_minute=settings.queue.user_rate_per_minute)
     channels = build_channels(settings, r)
     for ch in channels:
@@ -70,18 +76,24 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
         await ch.start(sink)
         for t in asyncio.all_tasks() - before:
             tasks.adopt(f"{ch.name}:{t.get_name()}", t)
+    wait = {"wait_replicas": durability.replicas, "wait_timeout_ms": durability.timeout_ms}
     for ch in channels:
-        sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
-                                max_attempts=settings.queue.max_attempts, retention_s=settings.queue.retention_s)
-        tasks.start_consumer(f"sender:{ch.name}", sender.consumer)
+        for stream in layout.outbound_streams(ch.name):
+            sender = OutboundSender(r, ch, claim_idle_ms=settings.queue.claim_idle_ms,
+                                    max_attempts=settings.queue.max_attempts, retention_s=settings.queue.retention_s,
+                                    stream=stream, **wait)
+            tasks.start_consumer(f"sender:{ch.name}" if stream == f"outbound:{ch.name}" else f"sender:{stream}",
+                                 sender.consumer)
     from app.review_web import review_router
     from handoff.console import console_router
     from handoff.worker import handoff_consumer, sla_loop
 
     svc, engine = await ticket_service(settings, r, migrate=True)
-    tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
-                                                     max_attempts=settings.queue.max_attempts,
-                                                     retention_s=settings.queue.retention_s))
+    for stream in layout.handoff_streams():
+        tasks.start_consumer("tickets" if stream == "handoff" else f"tickets:{stream}",
+                             handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
+                                              max_attempts=settings.queue.max_attempts,
+                                              retention_s=settings.queue.retention_s, stream=stream, **wait))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
     app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r)],
                      tasks=tasks)

@@ -34,10 +34,10 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.from_url(
-        settings.redis.url, decode_responses=True, health_check_interval=30, socket_connect_timeout=2,
-        max_connections=settings.redis.max_connections,
-    )
+    """One server, a Redis Cluster or a Sentinel master, by `redis.url` (see bot.redisconn)."""
+    from bot.redisconn import connect
+
+    return connect(settings.redis.url, max_connections=settings.redis.max_connections)
 
 
 def rasa_paths(settings: Settings) -> RasaPaths:

@@ -199,11 +199,10 @@ def create_app(
         elif not _loopback(request.client.host if request.client else None):
             return Response("metrics are served to this host only unless web.metrics_token is set\n",
                             status_code=403)
-        from bot.streams import all_consumed
+        from bot.streams import Layout
 
-        qs = settings.queue
-        lag = await queue_lag(redis, [st for st, _ in all_consumed(qs.inbound_stream, qs.group,
-                                                                     [c.name for c in channels])])
+        streams = [s for s, _ in Layout.of(settings).consumed(settings.queue.group, [c.name for c in channels])]
+        lag = await queue_lag(redis, streams)
         registry = CollectorRegistry()
         if multiproc_dir:
             from prometheus_client import multiprocess

@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 short round, small burst: a smoke test of the bench")
     p.add_argument("--only", default="", help="comma-separated rows to measure (e.g. raw32,direct32,direct32_2r); "
                                               "for quick A/B runs of a product change")
+    p.add_argument("--no-cluster", action="store_true",
+                   help="skip the Redis Cluster / Sentinel rows (bench/cluster_rows.py, about 3 minutes)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs of every process)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
@@ -764,6 +766,12 @@ def main(argv: list[str] | None = None) -> int:
     res["wall_s"] = round(wall, 1)
     con.print()
     print_report(con, res)
+    if not args.no_cluster:
+        from bench import cluster_rows
+
+        with Cluster(keep_tmp=args.keep_tmp) as c2:
+            res["cluster"] = cluster_rows.measure(c2)
+        cluster_rows.print_rows(con, res["cluster"])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{started.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2,

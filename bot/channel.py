@@ -64,16 +64,19 @@ class OutboundSender:
         max_attempts: int = 5,
         block_ms: int = 1000,
         retention_s: int | None = None,
+        stream: str | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.r = redis
         self.channel = channel
-        self.stream = streams.outbound(channel.name)
+        self.stream = stream or streams.outbound(channel.name)  # one partition's (see bot.streams.Layout)
         self.dead = streams.dead(self.stream)
         self.sent = 0
         self.consumer = StreamConsumer(
             redis, self.stream, SENDERS_GROUP, self._deliver, handler_name=f"sender:{channel.name}",
             max_attempts=max_attempts, claim_idle_ms=claim_idle_ms, block_ms=block_ms, batch=50,
-            retention_s=retention_s,
+            retention_s=retention_s, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms,
         )
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:

@@ -44,12 +44,24 @@ class RedisSettings(Section):
     # at once; past the limit an operation fails and the user is asked to retry).
     max_connections: Annotated[int, Field(ge=8, le=10_000)] = 1_000
 
+    # Durability on failover (see README "Scaling"): after the intake script, the router's commit
+    # and a consumer's read, wait until this many replicas have the write (Redis `WAIT`); an intake
+    # that is not replicated in `wait_timeout_ms` is refused (the channel retries; dedupe keeps it
+    # once). 0 = off (a single Redis without replicas).
+    wait_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    wait_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 1_000
+
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        from bot.redisconn import parse_url
+
+        parse_url(v)  # raises ValueError naming what is wrong
         return v
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.url.startswith(("redis+cluster://", "rediss+cluster://"))
 
 
 class DatabaseSettings(Section):
@@ -72,6 +84,19 @@ class QueueSettings(Section):
     # Messages one sender (channel + user) may put on the queue per minute; 0 = no limit. Over it,
     # messages are refused (not queued) and the sender is told once per minute.
     user_rate_per_minute: Annotated[int, Field(ge=0)] = 30
+    # The inbound, outbound and handoff streams are split into this many partitions by conversation
+    # (a Redis Cluster spreads them over its masters). 1 keeps the single-stream key names.
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 1
+    # The partitions this router consumes (empty = all), e.g. [0, 1] on one host and [2, 3] on another.
+    partitions_owned: list[Annotated[int, Field(ge=0)]] = []
+
+    @model_validator(mode="after")
+    def _owned(self) -> QueueSettings:
+        bad = [p for p in self.partitions_owned if p >= self.partitions]
+        if bad:
+            raise PydanticCustomError("queue_config", "partitions_owned: {bad} not below partitions ({n})",
+                                      {"bad": bad, "n": self.partitions})
+        return self
 
 
 class NLUSettings(Section):

@@ -37,8 +37,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import metrics, streams
@@ -46,6 +54,7 @@ from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
 from bot.queue import Entry, _entries, ensure_group, trim_stream
+from bot.redisconn import NotReplicated, replicated
 
 log = get_logger("switchboard.consumer")
 
@@ -86,9 +95,17 @@ Handler = Callable[[Entry, bool], Awaitable[Outcome]]
 _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
+# A Redis failover in progress (cluster slot without a master, a demoted master, a replica still
+# loading): it passes like a connection error, so it must not count against the entry.
+_REDIS_FAILOVER = (ClusterDownError, TryAgainError, SlotNotCoveredError, MasterDownError, ReadOnlyError,
+                   BusyLoadingError)
+
+
 def is_outage(exc: BaseException) -> bool:
     """A peer is down or slow (Redis, NLU, a channel's API, a socket): retried, never counted."""
     if isinstance(exc, TransientError | RedisConnectionError | RedisTimeoutError | TimeoutError):
+        return True
+    if isinstance(exc, _REDIS_FAILOVER):
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES)
 
@@ -127,6 +144,8 @@ class StreamConsumer:
         on_dead: DeadLetter | None = None,
         gate: Callable[[], Awaitable[None]] | None = None,
         retry_base_s: float = 0.5,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.r = redis
         self.stream = stream
@@ -144,6 +163,11 @@ class StreamConsumer:
         self._on_dead = on_dead
         self._gate = gate
         self.retry_base_s = retry_base_s
+        # Durability on failover: act on newly read entries only once `wait_replicas` replicas have
+        # them (a WAIT after the read, on its connection; replication is in order, so this covers
+        # the write that produced them). A reply is then never sent for a commit a failover loses.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.dead_stream = streams.dead(stream)
         # counters of this process (the Prometheus ones are per stream across processes)
         self.processed = 0
@@ -318,8 +342,23 @@ class StreamConsumer:
 
     # -- reading ----------------------------------------------------------------------------------
     async def _read(self, count: int, block_ms: int) -> list[Entry]:
+        if self.wait_replicas > 0:
+            return await self._read_replicated(count, block_ms)
         res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
         return _entries(res[0][1]) if res else []
+
+    async def _read_replicated(self, count: int, block_ms: int) -> list[Entry]:
+        cmd = ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", count, "BLOCK", block_ms, "STREAMS",
+               self.stream, ">")
+        res, acked = await replicated(self.r, self.stream, [cmd], self.wait_replicas, self.wait_timeout_ms)
+        got = res[0]
+        if isinstance(got, dict):  # RESP3 shape
+            got = list(got.items())
+        entries = _entries(got[0][1]) if got else []
+        if entries and acked < self.wait_replicas:
+            # Held in this consumer's pending list: taken over (and checked again) after claim_idle_ms.
+            raise NotReplicated(f"{self.stream}: read entries on {acked} of {self.wait_replicas} replicas")
+        return entries
 
     async def _own_pending(self) -> list[Entry]:
         res = await self.r.xreadgroup(self.group, self.name, {self.stream: "0"}, count=1000)

@@ -84,7 +84,9 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
                     text=RATE_LIMITED[msg.lang], lang=msg.lang, kind="system", topic="rate_limited",
                     meta={k: v for k, v in msg.meta.items() if k.startswith("reply_")},
                 )
-                await queue.r.xadd(f"outbound:{msg.channel}", {"d": notice.to_json()})
+                lay = queue.layout
+                await queue.r.xadd(lay.outbound(msg.channel, lay.partition(msg.conversation_id)),
+                                   {"d": notice.to_json()})
             return None
         if entry is None:
             metrics.MESSAGES_DUP.labels(msg.channel).inc()

@@ -27,12 +27,18 @@ from redis.exceptions import ResponseError
 
 from bot.config import QueueSettings
 from bot.models import Message
+from bot.redisconn import NotReplicated, replicated
+from bot.streams import Layout
 
 # KEYS: seen marker, conv, inbound, rate counter ; ARGV: dedupe ttl, message, conv id, force,
-# conv ttl, rate limit per minute (0 = none). Returns the entry id, false for a duplicate, or
+# conv ttl, rate limit per minute (0 = none), touch ('1': a duplicate still writes — refreshes its
+# marker — so a following WAIT confirms the original reached a replica: replication is in order). Returns the entry id, false for a duplicate, or
 # {'rate_limited', n} when the sender is over the limit (nothing is stored but the count).
 _INTAKE = """
-if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[7] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+  return false
+end
 local limit = tonumber(ARGV[6])
 if limit > 0 then
   local n = redis.call('INCR', KEYS[4])
@@ -199,19 +205,47 @@ def _entries(raw: Any) -> list[Entry]:
     return out
 
 
-class Queue:
-    """The inbound queue and its dead letters, for one Redis."""
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """`redis.wait_replicas` / `redis.wait_timeout_ms`: 0 replicas = no WAIT."""
 
-    def __init__(self, r: aioredis.Redis, settings: QueueSettings) -> None:
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+    @classmethod
+    def of(cls, settings: Any) -> Durability:
+        return cls(settings.redis.wait_replicas, settings.redis.wait_timeout_ms)
+
+
+class Queue:
+    """The inbound queue and its dead letters: publishing to every partition, consuming one
+    (`partition`; see `bot.streams.Layout`)."""
+
+    def __init__(self, r: aioredis.Redis, settings: QueueSettings, *, layout: Layout | None = None,
+                 partition: int = 0, durability: Durability | None = None) -> None:
         self.r = r
         self.s = settings
-        self.stream = settings.inbound_stream
+        self.layout = layout or Layout(settings.partitions, settings.partitions > 1, settings.inbound_stream)
+        self.partition = partition
+        self.durability = durability or Durability()
+        self.stream = self.layout.inbound(partition)
         self.group = settings.group
         self.dead_stream = f"{self.stream}:dead"
         self.attempts_key = f"{self.stream}:attempts"
         self._intake = r.register_script(_INTAKE)
         self._commit = r.register_script(_COMMIT)
         self._dead = r.register_script(_DEAD)
+        self.not_replicated = 0  # commits whose WAIT came back short (logged; the reader side waits)
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """Run a script; with durability on, WAIT on the same connection. Returns (result,
+        replicas that have it; -1 without WAIT)."""
+        d = self.durability
+        if d.replicas <= 0:
+            return await script(keys=keys, args=args), -1
+        res, n = await replicated(self.r, keys[0], [("EVALSHA", script.sha, len(keys), *keys, *args)],
+                                  d.replicas, d.timeout_ms, scripts=(script.script,))
+        return res[0], n
 
     # -- producers -------------------------------------------------------------------------------
     async def publish(self, msg: Message, *, force: bool = False, rate_per_minute: int = 0) -> str | None:
@@ -220,12 +254,20 @@ class Queue:
         With `rate_per_minute`, a sender (channel + user) over that many messages in the current
         minute raises `RateLimited` and nothing is queued."""
         minute = int(time.time() // 60)
-        res = await self._intake(
-            keys=[f"seen:{msg.dedupe_key}", conv_key(msg.conversation_id), self.stream,
-                  f"rl:user:{msg.channel}:{msg.user_id}:{minute}"],
-            args=[self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
-                  0 if force else rate_per_minute],
+        lay = self.layout
+        p = lay.partition(msg.conversation_id)
+        wait = self.durability.replicas > 0
+        res, acked = await self._run(
+            self._intake,
+            [lay.seen(msg.dedupe_key, p), lay.conv(msg.conversation_id, p), lay.inbound(p),
+             lay.user_rate(msg.channel, msg.user_id, minute, p)],
+            [self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
+             0 if force else rate_per_minute, "1" if wait else "0"],
         )
+        if wait and acked < self.durability.replicas:
+            # Not acknowledged to the channel: it sends again and dedupe keeps the message once.
+            raise NotReplicated(f"intake on {acked} of {self.durability.replicas} replicas "
+                                f"within {self.durability.timeout_ms} ms")
         if res is None:
             return None
         if isinstance(res, list):
@@ -267,7 +309,7 @@ class Queue:
             await self.r.xclaim(self.stream, self.group, consumer, 0, ids, justid=True)
 
     async def conv_progress(self, conversation_id: str) -> int:
-        v = await self.r.hget(conv_key(conversation_id), "seq_done")
+        v = await self.r.hget(self.layout.conv(conversation_id), "seq_done")
         return int(v) if v else 0
 
     async def commit(
@@ -276,26 +318,27 @@ class Queue:
         """1 = committed, 0 = duplicate (acked, nothing sent), -1 = a predecessor is not done yet,
         -2 = the state's `ver` is no longer `ver` (someone else changed it: decide again)."""
         seq = entry.seq or 0
-        keys = [
-            conv_key(entry.conversation),
-            self.stream,
-            self.attempts_key,
-            conv_key(entry.conversation) + ":skip",
-            *[o.stream for o in outputs],
-        ]
+        conv = self.layout.conv(entry.conversation, self.partition)
+        keys = [conv, self.stream, self.attempts_key, conv + ":skip", *[o.stream for o in outputs]]
         args: list[Any] = [self.group, entry.id, seq, len(state), "" if ver is None else ver]
         for k, v in state.items():
             args += [k, v]
         for o in outputs:
             args += [o.payload, o.maxlen]
-        return int(await self._commit(keys=keys, args=args))
+        res, acked = await self._run(self._commit, keys, args)
+        if 0 <= acked < self.durability.replicas:
+            # The commit is in (and acked) on the master; a reader of its outputs waits for the
+            # replicas itself before acting (`StreamConsumer`), so this is only reported.
+            self.not_replicated += 1
+        return int(res)
 
     async def dead_letter(self, entry: Entry, error: str, attempts: int = 1, handler: str = "router") -> None:
         """Move the entry to the dead letters and acknowledge it; it also counts as its
         conversation's progress, so the next message of that conversation is not held up."""
         conv = entry.conversation or "unknown"
+        ck = self.layout.conv(conv, self.partition)
         await self._dead(
-            keys=[conv_key(conv), self.stream, self.attempts_key, conv_key(conv) + ":skip", self.dead_stream],
+            keys=[ck, self.stream, self.attempts_key, ck + ":skip", self.dead_stream],
             args=[
                 self.group, entry.id, "" if entry.seq is None else entry.seq, entry.fields.get("m", ""),
                 error[:2000], attempts, conv, str(int(time.time())), handler,

@@ -23,8 +23,9 @@ from bot.errors import NLUUnavailable
 from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
-from bot.queue import Entry, Output, Queue, conv_key
+from bot.queue import Durability, Entry, Output, Queue
 from bot.redact import EXPOSING, kinds_found, redact_async
+from bot.streams import Layout
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
 
@@ -179,8 +180,11 @@ class Brain:
         return d, out.state, nlu.latency_s
 
 
-def outputs_for(msg: Message, d: Decision) -> list[Output]:
-    """What a decision puts on which stream (all committed atomically with the ack)."""
+def outputs_for(msg: Message, d: Decision, layout: Layout | None = None) -> list[Output]:
+    """What a decision puts on which stream (all committed atomically with the ack; all in the
+    conversation's partition, so on one hash slot)."""
+    lay = layout or Layout()
+    p = lay.partition(msg.conversation_id)
     outs: list[Output] = []
     if not d.silent and d.reply:
         ob = Outbound(
@@ -194,21 +198,21 @@ def outputs_for(msg: Message, d: Decision) -> list[Output]:
             in_reply_to=msg.id,
             meta={k: v for k, v in msg.meta.items() if k.startswith("reply_")},
         )
-        outs.append(Output(outbound_stream(msg.channel), ob.to_json()))
+        outs.append(Output(lay.outbound(msg.channel, p), ob.to_json()))
     if d.action is Action.HANDOFF:
         red_msg = msg.model_copy(update={"text": d.redacted_text})
         payload = '{"decision":' + d.to_json() + ',"message":' + red_msg.to_json() + "}"
-        outs.append(Output(HANDOFF_STREAM, payload))
+        outs.append(Output(lay.handoff(p), payload))
     if d.csat is not None and d.ticket:
         # The conversation travels with the rating: a ticket number alone may name another ticket
         # (a database restored from an older backup numbers new tickets again).
         csat = {"ticket": d.ticket, "score": d.csat, "conversation": msg.conversation_id}
-        outs.append(Output(HANDOFF_STREAM, orjson.dumps({"csat": csat}).decode()))
-    outs.append(Output(DECISIONS_STREAM, d.to_json(), DECISIONS_MAXLEN))
+        outs.append(Output(lay.handoff(p), orjson.dumps({"csat": csat}).decode()))
+    outs.append(Output(lay.decisions(p), d.to_json(), DECISIONS_MAXLEN))
     # The conversation's recent turns, so a ticket opened later shows what was already said.
     turn = {"in": d.redacted_text, "out": "" if d.silent else d.reply, "intent": d.intent,
             "at": d.decided_at.isoformat()}
-    outs.append(Output(streams.conv_log(msg.conversation_id), orjson.dumps(turn).decode(), CONV_LOG_MAXLEN))
+    outs.append(Output(lay.conv_log(msg.conversation_id), orjson.dumps(turn).decode(), CONV_LOG_MAXLEN))
     return outs
 
 
@@ -233,6 +237,7 @@ class RouterWorker:
     redis: aioredis.Redis
     brain: Brain
     name: str = field(default_factory=consumer_name)
+    partition: int = 0  # the inbound partition this worker consumes (see bot.streams.Layout)
     queue: Queue = field(init=False)
     consumer: StreamConsumer = field(init=False)
     handled: int = 0
@@ -242,9 +247,11 @@ class RouterWorker:
 
     def __post_init__(self) -> None:
         qs = self.settings.queue
-        self.queue = Queue(self.redis, qs)
+        self.layout = Layout.of(self.settings)
+        durability = Durability.of(self.settings)
+        self.queue = Queue(self.redis, qs, layout=self.layout, partition=self.partition, durability=durability)
         self.consumer = StreamConsumer(
-            self.redis, qs.inbound_stream, qs.group, self._handle, handler_name="router", name=self.name,
+            self.redis, self.queue.stream, qs.group, self._handle, handler_name="router", name=self.name,
             max_attempts=qs.max_attempts, claim_idle_ms=qs.claim_idle_ms, block_ms=qs.block_ms, batch=qs.batch,
             concurrency=self.settings.router.concurrency, retention_s=qs.retention_s,
             on_dead=self._dead, gate=self.brain.nlu.wait_available,
@@ -280,7 +287,7 @@ class RouterWorker:
         ("dup", {}) when this entry was already handled, or ("late", {}) when a predecessor did not
         finish in time (the entry then stays pending and is retried)."""
         deadline = time.monotonic() + self.settings.queue.order_wait_ms / 1000
-        key = conv_key(e.conversation)
+        key = self.layout.conv(e.conversation, self.partition)
         # Only a task that actually has to wait stops taking a working slot (so waiting entries
         # cannot starve the take-over of the very entries they wait for).
         try:
@@ -334,7 +341,7 @@ class RouterWorker:
             state = state_from_hash(st)
             t0 = time.perf_counter()
             decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
-            outs = outputs_for(msg, decision)
+            outs = outputs_for(msg, decision, self.layout)
             res = await self.queue.commit(e, state_updates(state, new_state), outs, ver=st.get("ver") or "0")
             overhead = time.perf_counter() - t0
             if res != -2:

@@ -19,11 +19,12 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import conversation, streams
+from bot import conversation
 from bot.config import Settings
 from bot.errors import SwitchboardError
 from bot.logs import get_logger
 from bot.models import Button, Outbound, Priority
+from bot.streams import Layout
 from handoff import search, views
 from handoff.models import (
     Agent,
@@ -311,7 +312,8 @@ class TicketService:
             buttons=buttons,
             meta={**meta, "ticket": t.number or "", **(extra_meta or {})},
         )
-        await self.r.xadd(streams.outbound(t.channel), {"d": ob.to_json()})
+        lay = Layout.of(self.settings)  # the conversation's partition: in order with the bot's replies
+        await self.r.xadd(lay.outbound(t.channel, lay.partition(t.conversation_id)), {"d": ob.to_json()})
 
     async def _ack(self, t: Ticket, handoff_reply: str) -> None:
         """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
@@ -322,7 +324,7 @@ class TicketService:
         await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
-        await conversation.set_mode(self.r, conversation_id, mode, **extra)
+        await conversation.set_mode(self.r, conversation_id, mode, layout=Layout.of(self.settings), **extra)
 
     # -- intake from the router ------------------------------------------------------------------
     async def handle_event(self, payload: dict[str, Any]) -> Ticket | None:
@@ -464,7 +466,7 @@ class TicketService:
         """Bring the bot's earlier exchange of this conversation into the ticket, so the agent
         sees what the user already said and was told."""
         try:
-            turns = await conversation.recent_turns(self.r, conversation_id, 50)
+            turns = await conversation.recent_turns(self.r, conversation_id, 50, layout=Layout.of(self.settings))
         except Exception:  # noqa: BLE001 - the history is a courtesy: a ticket opens without it
             return
         for turn in turns[:-1]:  # the last one is the handoff message itself

@@ -52,12 +52,14 @@ def handoff_handler(svc: TicketService):
 
 
 def handoff_consumer(svc: TicketService, r: aioredis.Redis, *, claim_idle_ms: int = 30_000, max_attempts: int = 5,
-                     block_ms: int = 1000, retention_s: int | None = None) -> StreamConsumer:
+                     block_ms: int = 1000, retention_s: int | None = None, stream: str = STREAM,
+                     wait_replicas: int = 0, wait_timeout_ms: int = 1000) -> StreamConsumer:
     """The `handoff` stream → tickets. At-least-once with an idempotent handler; a database outage
     waits, a bad event (a CSAT for a ticket that is gone, say) is dead-lettered after
     `max_attempts` and never stops the tickets of everyone else."""
-    return StreamConsumer(r, STREAM, GROUP, handoff_handler(svc), handler_name="tickets", max_attempts=max_attempts,
-                          claim_idle_ms=claim_idle_ms, block_ms=block_ms, outage=db_outage, retention_s=retention_s)
+    return StreamConsumer(r, stream, GROUP, handoff_handler(svc), handler_name="tickets", max_attempts=max_attempts,
+                          claim_idle_ms=claim_idle_ms, block_ms=block_ms, outage=db_outage, retention_s=retention_s,
+                          wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
 
 
 async def consume_handoffs(svc: TicketService, r: aioredis.Redis, stop: asyncio.Event, *, burst: bool = False,
