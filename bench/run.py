@@ -37,11 +37,13 @@ from bench.load import (
     WidgetSession,
     closed_loop,
     direct_workers,
+    opsdroid_workers,
     percentile,
     raw_workers,
     read_metrics,
     widget_workers,
 )
+from bench.peers import Opsdroid
 from bench.procs import ROOT, Cluster, Role, mem_kb, say, tcp_connections
 from bench.report import TARGETS, aggregate, fmt, med, print_report
 from bot.config import QueueSettings, Settings, load_settings
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 short round, small burst: a smoke test of the bench")
     p.add_argument("--only", default="", help="comma-separated rows to measure (e.g. raw32,direct32,direct32_2r); "
                                               "for quick A/B runs of a product change")
+    p.add_argument("--no-opsdroid", action="store_true", help="skip the opsdroid peer (its venv is made on first use)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs of every process)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
@@ -125,6 +128,7 @@ class Bench:
         self.n_of: dict[str, int] = {}
         self.notes: list[str] = []
         self.extra: dict[str, Any] = {}
+        self.ops: Opsdroid | None = None
 
     # helpers ------------------------------------------------------------------------------------------
     def probe(self) -> Probe:
@@ -135,6 +139,7 @@ class Bench:
             "web": [c.web.pid] if c.web else [],
             "rasa": c.rasa_pids(),
             "client": [os.getpid()],
+            "opsdroid": [self.ops.pid] if self.ops else [],
         }
         return Probe(groups, c.metrics_dir)
 
@@ -188,6 +193,8 @@ class Bench:
             s["ours_cpu_ms"] = per["router"] + per["redis"] + self.extra.get("intake_cpu_ms", 0.0)
         elif mode == "widget":
             s["ours_cpu_ms"] = per["router"] + per["redis"] + per["web"]
+        elif mode == "opsdroid":
+            s["ours_cpu_ms"] = per["opsdroid"]
         if "router_overhead" in s:
             s["overhead_p99_ms"] = s["router_overhead"]["p99_ms"]
             s["overhead_p50_ms"] = s["router_overhead"]["p50_ms"]
@@ -281,9 +288,22 @@ class Bench:
     async def m_raw(self, key: str, n: int, urls: list[str], texts: T.UniqueTexts | T.RepeatedMix) -> None:
         if not self.wanted(key):
             return
-        res = await closed_loop(key, raw_workers(self.http, urls, texts, n), self.probe(),
-                                warmup=self.a.warmup, duration=self.dur(n))
+        ws, clients = raw_workers(urls, texts, n)
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
         self.record(key, n, res, "raw")
+
+    async def m_opsdroid(self, key: str, n: int) -> None:
+        if self.ops is None or not self.wanted(key):
+            return
+        ws, sessions = await opsdroid_workers(self.http, self.ops.url, self.unique, n)
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+        self.record(key, n, res, "opsdroid")
 
     async def m_direct(self, key: str, n: int, texts: T.UniqueTexts | T.RepeatedMix) -> None:
         if not self.wanted(key):
@@ -525,6 +545,7 @@ class Bench:
                                 lambda n=n: self.m_raw(f"raw{n}", n, r1, self.unique),
                                 lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
                                 lambda n=n: self.m_widget(f"widget{n}", n),
+                                lambda n=n: self.m_opsdroid(f"opsdroid{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
@@ -579,6 +600,8 @@ class Bench:
         for n in (1, 8, 32):
             pair(f"direct{n}", f"raw{n}")
             pair(f"widget{n}", f"raw{n}")
+            pair(f"opsdroid{n}", f"raw{n}")
+            pair(f"widget{n}", f"opsdroid{n}", "vs_opsdroid")
         pair("directmix32", "rawmix32")
         pair("directmix32", "raw32", "speedup_vs_unique")
         pair("direct32_2r", "raw32")
@@ -586,6 +609,9 @@ class Bench:
         pair("direct32_2R", "raw32_2R")
         pair("direct32_2r2R", "raw32_2R")
         agg = aggregate(R)
+        for n in (1, 8, 32):
+            if f"widget{n}" in agg and R.get(f"opsdroid{n}"):
+                agg[f"widget{n}"]["vs_opsdroid"] = med([s.get("vs_opsdroid", float("nan")) for s in R[f"widget{n}"]])
         for key in ("directmix32",):
             if key in agg:
                 agg[key]["speedup_vs_unique"] = med([s.get("speedup_vs_unique", float("nan")) for s in R[key]])
@@ -593,6 +619,7 @@ class Bench:
             ("raw1", "raw Rasa /model/parse"), ("raw8", "raw Rasa"), ("raw32", "raw Rasa"),
             ("direct1", "direct XADD→outbound"), ("direct8", "direct"), ("direct32", "direct"),
             ("widget1", "widget WS→reply"), ("widget8", "widget"), ("widget32", "widget"),
+            ("opsdroid1", "opsdroid 0.31 ws+rasanlu"), ("opsdroid8", "opsdroid"), ("opsdroid32", "opsdroid"),
             ("rawmix32", "raw Rasa, repeated mix"), ("directmix32", "direct, repeated mix"),
             ("direct32_2r", "direct, 2 routers"), ("raw32_2R", "raw Rasa, 2 replicas"),
             ("direct32_2R", "direct, 2 Rasa"), ("direct32_2r2R", "direct, 2 routers+2 Rasa"),
@@ -604,6 +631,15 @@ class Bench:
                 ok = None
             targets.append({"what": what, "value": value, "measured": fmt_value, "target": tgt, "ok": ok})
 
+        for n in (1, 8, 32):
+            v = agg.get(f"widget{n}", {}).get("vs_opsdroid", float("nan"))
+            target(f"widget throughput ÷ opsdroid's (same Rasa, same run), N={n}", v, f"{fmt(v, 2)}", "≥ 1.0",
+                   v >= 1.0)
+        v = agg.get("widget1", {}).get("p50_ms", float("nan")) - agg.get("raw1", {}).get("p50_ms", float("nan"))
+        target("widget p50 at N=1 minus raw Rasa's p50", v, f"{fmt(v, 2)} ms", "≤ 1.5 ms", v <= 1.5)
+        v = agg.get("widget1", {}).get("ours_cpu_ms", float("nan"))
+        target("CPU per message outside Rasa, widget N=1 (router+redis+web)", v, f"{fmt(v, 2)} ms",
+               f"≤ {TARGETS['cpu_ms']} ms", v <= TARGETS["cpu_ms"])
         for mode in ("direct", "widget"):
             for n in (8, 32):
                 v = agg.get(f"{mode}{n}", {}).get("ratio", float("nan"))
@@ -742,6 +778,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"Rasa ready in {info['rasa_ready_s']} s; starting the router")
             c.start_routers(cfg1, 1)
             bench = Bench(c, args, cfg1, cfg2, con, t_wall)
+            if not args.no_opsdroid:
+                ops = Opsdroid(c, c.rasa[0].url, min(0.95, bench.settings.nlu.confidence_threshold))
+                ops.start()
+                bench.ops = ops
+                say(f"opsdroid 0.31 on :{ops.port} (websocket connector, rasanlu on the same Rasa)")
             devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
             with contextlib.redirect_stderr(devnull):
                 setup_logging("info", "json")  # the product's intake logs here: real cost, no noise
