@@ -247,12 +247,13 @@ class KeepAliveHTTP:
             self.writer.close()
             self.reader = self.writer = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None and self.writer is not None
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+                f"Content-Length: {len(body)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) + "\r\n").encode()
         try:
             self.writer.write(head + body)
             status_line = await self.reader.readuntil(b"\r\n")
@@ -349,6 +350,43 @@ async def opsdroid_workers(
     sessions = [OpsdroidSession(http, base, texts, f"u{i}") for i in range(n)]
     await asyncio.gather(*(s.open() for s in sessions))
     return [s.one for s in sessions], sessions
+
+
+# -- end to end, Telegram: webhook update → sendMessage on the fake Bot API ---------------------------
+def telegram_workers(
+    web_url: str, fake: Any, texts: TextSource, n: int, timeout: float = 15.0
+) -> tuple[list[Worker], list[KeepAliveHTTP]]:
+    """One private chat per worker: POST an update to the web role's webhook (Telegram's own
+    shape and secret header), done when the reply's `sendMessage` reaches the fake Bot API."""
+    clients = [KeepAliveHTTP(web_url) for _ in range(n)]
+    update_ids = itertools.count(int(time.time()) % 1_000_000 * 1000)
+
+    def make(i: int, c: KeepAliveHTTP) -> Worker:
+        uid = 700_000_000 + i * 1000 + int(time.time()) % 1000
+
+        async def one() -> bool:
+            t = texts.next()
+            uid_ = next(update_ids)
+            update = {"update_id": uid_, "message": {
+                "message_id": uid_, "date": int(time.time()), "chat": {"id": uid, "type": "private"},
+                "from": {"id": uid, "is_bot": False, "first_name": "Bench", "language_code": t.lang},
+                "text": t.text}}
+            fut = fake.expect(uid)
+            try:
+                status, _ = await c.post("/telegram/webhook", orjson.dumps(update),
+                                         {"X-Telegram-Bot-Api-Secret-Token": fake.SECRET})
+                if status != 200:
+                    return False
+                await asyncio.wait_for(fut, timeout)
+                return True
+            except TimeoutError:
+                return False
+            finally:
+                fake.waiting.pop(uid, None)
+
+        return one
+
+    return [make(i, c) for i, c in enumerate(clients)], clients
 
 
 # -- end to end, direct: the product's intake → inbound → router → outbound:<channel> -----------------

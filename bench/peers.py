@@ -6,17 +6,22 @@
   for low confidence, as our router clarifies) — the closest off-the-shelf equivalent of "a line
   typed in a web chat → Rasa → a reply on the same socket".
 - **raw Rasa** is driven by the load client itself (bench/load.py).
+- the **Telegram webhook** row's fake Bot API (`TelegramFake`), the one the tests use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -127,3 +132,70 @@ class Opsdroid:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+
+class TelegramFake:
+    """The fake Telegram Bot API of the tests (tests/fakes/telegram_api.py) on its own thread and
+    event loop, so it is up before the web role starts; a `sendMessage` to a chat resolves the
+    future a load worker registered for that chat (`expect`)."""
+
+    SECRET = secrets.token_urlsafe(32)  # the channel wants at least 32 random characters
+
+    def __init__(self) -> None:
+        self.api: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[float]]] = {}
+
+    def start(self) -> None:
+        from tests.fakes.telegram_api import FakeBotAPI
+
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self.loop = loop
+            api = loop.run_until_complete(FakeBotAPI().start())
+            send = api._m_sendMessage
+
+            async def hooked(p: dict[str, Any]) -> dict[str, Any]:
+                res = await send(p)
+                api.calls.clear()  # a bench sends tens of thousands: keep no history
+                w = self.waiting.pop(int(p["chat_id"]), None)
+                if w is not None:
+                    w[0].call_soon_threadsafe(_resolve, w[1], time.perf_counter())
+                return res  # type: ignore[no-any-return]
+
+            api._m_sendMessage = hooked
+            self.api = api
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(api.close())
+            loop.close()
+
+        self.thread = threading.Thread(target=run, name="fake-telegram", daemon=True)
+        self.thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("fake Telegram Bot API did not start")
+
+    def stop(self) -> None:
+        if self.loop is not None and self.thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+    def channel_config(self) -> dict[str, Any]:
+        from tests.fakes.telegram_api import TOKEN
+
+        return {"type": "telegram", "token": TOKEN, "mode": "webhook", "webhook_secret": self.SECRET,
+                "base_url": self.api.base_url, "base_file_url": self.api.base_file_url}
+
+    def expect(self, chat_id: int) -> asyncio.Future[float]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[float] = loop.create_future()
+        self.waiting[chat_id] = (loop, fut)
+        return fut
+
+
+def _resolve(fut: asyncio.Future[float], t: float) -> None:
+    if not fut.done():
+        fut.set_result(t)

@@ -94,10 +94,11 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
         pt = Table(title="Peers — same Rasa server and model, same texts, interleaved rounds, medians: msg/s "
                          "(÷ raw Rasa), p50 ms, CPU ms per message outside Rasa", title_justify="left")
         for col in ("N", "raw Rasa /model/parse", "opsdroid 0.31 (websocket + rasanlu)", "switchboard widget (WebSocket)",
-                    "widget ÷ opsdroid"):
+                    "widget ÷ opsdroid", "switchboard Telegram webhook", "Telegram ÷ opsdroid"):
             pt.add_column(col, justify="right")
         for n in (1, 8, 32):
             r, o, w = agg.get(f"raw{n}", {}), agg.get(f"opsdroid{n}", {}), agg.get(f"widget{n}", {})
+            tgm = agg.get(f"telegram{n}", {})
 
             def cell(m: dict[str, Any], raw: bool = False) -> str:
                 if not m:
@@ -110,9 +111,10 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
                     out += f", CPU {fmt(m.get('ours_cpu_ms'), 2)}"
                 return out
 
-            pt.add_row(str(n), cell(r, True), cell(o), cell(w), fmt(w.get("vs_opsdroid"), 2))
+            pt.add_row(str(n), cell(r, True), cell(o), cell(w), fmt(w.get("vs_opsdroid"), 2), cell(tgm),
+                       fmt(tgm.get("vs_opsdroid"), 2))
         con.print(pt)
-        con.print("  CPU outside Rasa: opsdroid = its one process; widget = web role + router + redis-server. "
+        con.print("  CPU outside Rasa: opsdroid = its one process; widget and Telegram = web role + router + redis-server. "
                   "Measured from /proc CPU time over the same window as the throughput, so it is much less "
                   "sensitive to other jobs on the machine than msg/s.")
 

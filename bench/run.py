@@ -41,9 +41,10 @@ from bench.load import (
     percentile,
     raw_workers,
     read_metrics,
+    telegram_workers,
     widget_workers,
 )
-from bench.peers import Opsdroid
+from bench.peers import Opsdroid, TelegramFake
 from bench.procs import ROOT, Cluster, Role, mem_kb, say, tcp_connections
 from bench.report import TARGETS, aggregate, fmt, med, print_report
 from bot.config import QueueSettings, Settings, load_settings
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 short round, small burst: a smoke test of the bench")
     p.add_argument("--only", default="", help="comma-separated rows to measure (e.g. raw32,direct32,direct32_2r); "
                                               "for quick A/B runs of a product change")
+    p.add_argument("--no-telegram", action="store_true", help="skip the Telegram webhook rows (fake Bot API)")
     p.add_argument("--no-opsdroid", action="store_true", help="skip the opsdroid peer (its venv is made on first use)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs of every process)")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -129,6 +131,7 @@ class Bench:
         self.notes: list[str] = []
         self.extra: dict[str, Any] = {}
         self.ops: Opsdroid | None = None
+        self.tg: TelegramFake | None = None
 
     # helpers ------------------------------------------------------------------------------------------
     def probe(self) -> Probe:
@@ -191,7 +194,7 @@ class Bench:
         s["total_cpu_ms"] = 1000 * ours / res.completed if res.completed else float("nan")
         if mode == "direct":
             s["ours_cpu_ms"] = per["router"] + per["redis"] + self.extra.get("intake_cpu_ms", 0.0)
-        elif mode == "widget":
+        elif mode in ("widget", "telegram"):
             s["ours_cpu_ms"] = per["router"] + per["redis"] + per["web"]
         elif mode == "opsdroid":
             s["ours_cpu_ms"] = per["opsdroid"]
@@ -294,6 +297,18 @@ class Bench:
         finally:
             await asyncio.gather(*(c.close() for c in clients))
         self.record(key, n, res, "raw")
+
+    async def m_telegram(self, key: str, n: int) -> None:
+        if self.tg is None or not self.wanted(key):
+            return
+        ws, clients = telegram_workers(f"http://127.0.0.1:{self.c.web_port}", self.tg, self.unique, n)
+        marks = self.log_marks()
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+        res.extra["router_events"] = self.count_since(marks)
+        self.record(key, n, res, "telegram")
 
     async def m_opsdroid(self, key: str, n: int) -> None:
         if self.ops is None or not self.wanted(key):
@@ -546,6 +561,7 @@ class Bench:
                                 lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
                                 lambda n=n: self.m_widget(f"widget{n}", n),
                                 lambda n=n: self.m_opsdroid(f"opsdroid{n}", n),
+                                lambda n=n: self.m_telegram(f"telegram{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
@@ -602,6 +618,8 @@ class Bench:
             pair(f"widget{n}", f"raw{n}")
             pair(f"opsdroid{n}", f"raw{n}")
             pair(f"widget{n}", f"opsdroid{n}", "vs_opsdroid")
+            pair(f"telegram{n}", f"raw{n}")
+            pair(f"telegram{n}", f"opsdroid{n}", "vs_opsdroid")
         pair("directmix32", "rawmix32")
         pair("directmix32", "raw32", "speedup_vs_unique")
         pair("direct32_2r", "raw32")
@@ -610,8 +628,9 @@ class Bench:
         pair("direct32_2r2R", "raw32_2R")
         agg = aggregate(R)
         for n in (1, 8, 32):
-            if f"widget{n}" in agg and R.get(f"opsdroid{n}"):
-                agg[f"widget{n}"]["vs_opsdroid"] = med([s.get("vs_opsdroid", float("nan")) for s in R[f"widget{n}"]])
+            for mode in ("widget", "telegram"):
+                if f"{mode}{n}" in agg and R.get(f"opsdroid{n}"):
+                    agg[f"{mode}{n}"]["vs_opsdroid"] = med([s.get("vs_opsdroid", float("nan")) for s in R[f"{mode}{n}"]])
         for key in ("directmix32",):
             if key in agg:
                 agg[key]["speedup_vs_unique"] = med([s.get("speedup_vs_unique", float("nan")) for s in R[key]])
@@ -619,6 +638,7 @@ class Bench:
             ("raw1", "raw Rasa /model/parse"), ("raw8", "raw Rasa"), ("raw32", "raw Rasa"),
             ("direct1", "direct XADD→outbound"), ("direct8", "direct"), ("direct32", "direct"),
             ("widget1", "widget WS→reply"), ("widget8", "widget"), ("widget32", "widget"),
+            ("telegram1", "Telegram webhook→sendMessage"), ("telegram8", "Telegram"), ("telegram32", "Telegram"),
             ("opsdroid1", "opsdroid 0.31 ws+rasanlu"), ("opsdroid8", "opsdroid"), ("opsdroid32", "opsdroid"),
             ("rawmix32", "raw Rasa, repeated mix"), ("directmix32", "direct, repeated mix"),
             ("direct32_2r", "direct, 2 routers"), ("raw32_2R", "raw Rasa, 2 replicas"),
@@ -631,15 +651,17 @@ class Bench:
                 ok = None
             targets.append({"what": what, "value": value, "measured": fmt_value, "target": tgt, "ok": ok})
 
-        for n in (1, 8, 32):
-            v = agg.get(f"widget{n}", {}).get("vs_opsdroid", float("nan"))
-            target(f"widget throughput ÷ opsdroid's (same Rasa, same run), N={n}", v, f"{fmt(v, 2)}", "≥ 1.0",
-                   v >= 1.0)
-        v = agg.get("widget1", {}).get("p50_ms", float("nan")) - agg.get("raw1", {}).get("p50_ms", float("nan"))
-        target("widget p50 at N=1 minus raw Rasa's p50", v, f"{fmt(v, 2)} ms", "≤ 1.5 ms", v <= 1.5)
-        v = agg.get("widget1", {}).get("ours_cpu_ms", float("nan"))
-        target("CPU per message outside Rasa, widget N=1 (router+redis+web)", v, f"{fmt(v, 2)} ms",
-               f"≤ {TARGETS['cpu_ms']} ms", v <= TARGETS["cpu_ms"])
+        for mode in ("widget", "telegram"):
+            for n in (1, 8, 32):
+                v = agg.get(f"{mode}{n}", {}).get("vs_opsdroid", float("nan"))
+                target(f"{mode} throughput ÷ opsdroid's (same Rasa, same run), N={n}", v, f"{fmt(v, 2)}", "≥ 1.0",
+                       v >= 1.0)
+            v = agg.get(f"{mode}1", {}).get("p50_ms", float("nan")) - agg.get("raw1", {}).get("p50_ms", float("nan"))
+            target(f"{mode} p50 at N=1 minus raw Rasa's p50", v, f"{fmt(v, 2)} ms", "≤ 1.5 ms", v <= 1.5)
+            for n in (1, 8, 32):
+                v = agg.get(f"{mode}{n}", {}).get("ours_cpu_ms", float("nan"))
+                target(f"CPU per message outside Rasa, {mode} N={n} (router+redis+web)", v, f"{fmt(v, 2)} ms",
+                       f"≤ {TARGETS['cpu_ms']} ms", v <= TARGETS["cpu_ms"])
         for mode in ("direct", "widget"):
             for n in (8, 32):
                 v = agg.get(f"{mode}{n}", {}).get("ratio", float("nan"))
@@ -769,8 +791,14 @@ def main(argv: list[str] | None = None) -> int:
             info.update({"model": model.name, "trained_now": trained})
             t0 = time.monotonic()
             c.launch_rasa(1 if args.no_scaling else 2)
-            cfg1 = c.write_config("1rasa", [c.rasa[0].url])
-            cfg2 = None if args.no_scaling else c.write_config("2rasa", [s.url for s in c.rasa])
+            tg = None
+            if not args.no_telegram:
+                tg = TelegramFake()
+                tg.start()
+                c.extra_stops.append(tg.stop)
+            chans = [{"type": "web", "allowed_origins": ["*"]}, *([tg.channel_config()] if tg else [])]
+            cfg1 = c.write_config("1rasa", [c.rasa[0].url], channels=chans)
+            cfg2 = None if args.no_scaling else c.write_config("2rasa", [s.url for s in c.rasa], channels=chans)
             c.start_web(cfg1)
             say(f"redis on :{c.redis_port}, web role on :{c.web_port}; waiting for {len(c.rasa)} Rasa server(s)…")
             c.wait_rasa()
@@ -778,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"Rasa ready in {info['rasa_ready_s']} s; starting the router")
             c.start_routers(cfg1, 1)
             bench = Bench(c, args, cfg1, cfg2, con, t_wall)
+            bench.tg = tg
             if not args.no_opsdroid:
                 ops = Opsdroid(c, c.rasa[0].url, min(0.95, bench.settings.nlu.confidence_threshold))
                 ops.start()
