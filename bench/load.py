@@ -29,8 +29,6 @@ from bot.intake import make_sink
 from bot.models import Message
 from bot.queue import Queue
 
-PARSE_HEADERS = {"Content-Type": "application/json"}
-
 
 class TextSource(Protocol):
     def next(self) -> Text: ...
@@ -228,19 +226,167 @@ async def closed_loop(
 
 
 # -- raw Rasa -----------------------------------------------------------------------------------------
-def raw_workers(http: aiohttp.ClientSession, urls: list[str], texts: TextSource, n: int) -> list[Worker]:
-    rr = itertools.cycle(urls)
+class KeepAliveHTTP:
+    """A minimal HTTP/1.1 keep-alive client for `POST /model/parse` (one connection per worker).
 
-    def make() -> Worker:
+    aiohttp costs the load client ~0.5-1 ms of CPU per request; at 32 workers the client, not Rasa,
+    was the limit of the raw row. This one only writes a fixed request and reads a
+    Content-Length (or chunked) response, so the raw row measures Rasa."""
+
+    def __init__(self, url: str) -> None:
+        u = url.split("://", 1)[1]
+        hostport = u.split("/", 1)[0]
+        self.host, _, port = hostport.partition(":")
+        self.port = int(port or 80)
+        self.hostport = hostport
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None and self.writer is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) + "\r\n").encode()
+        try:
+            self.writer.write(head + body)
+            status_line = await self.reader.readuntil(b"\r\n")
+            status = int(status_line.split(b" ", 2)[1])
+            length = -1
+            chunked = close = False
+            while True:
+                line = await self.reader.readuntil(b"\r\n")
+                if line == b"\r\n":
+                    break
+                k, _, v = line.partition(b":")
+                k = k.strip().lower()
+                if k == b"content-length":
+                    length = int(v)
+                elif k == b"transfer-encoding" and b"chunked" in v.lower():
+                    chunked = True
+                elif k == b"connection" and b"close" in v.lower():
+                    close = True
+            if chunked:
+                parts = []
+                while True:
+                    size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                    chunk = await self.reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+                    parts.append(chunk[:-2])
+                data = b"".join(parts)
+            else:
+                data = await self.reader.readexactly(max(0, length))
+        except BaseException:
+            await self.close()
+            raise
+        if close:
+            await self.close()
+        return status, data
+
+
+def raw_workers(urls: list[str], texts: TextSource, n: int) -> tuple[list[Worker], list[KeepAliveHTTP]]:
+    clients = [KeepAliveHTTP(urls[i % len(urls)]) for i in range(n)]
+
+    def make(c: KeepAliveHTTP) -> Worker:
         async def one() -> bool:
-            body = orjson.dumps({"text": texts.next().text})
-            async with http.post(f"{next(rr)}/model/parse", data=body, headers=PARSE_HEADERS) as r:
-                data = await r.read()
-                return r.status == 200 and b'"intent"' in data
+            status, data = await c.post("/model/parse", orjson.dumps({"text": texts.next().text}))
+            return status == 200 and b'"intent"' in data
 
         return one
 
-    return [make() for _ in range(n)]
+    return [make(c) for c in clients], clients
+
+
+# -- peer: opsdroid's websocket connector + rasanlu parser ----------------------------------------------
+class OpsdroidSession:
+    """One opsdroid websocket: `POST /connector/websocket` for a socket id, then text frames
+    `{"message", "user", "socket"}` answered by one text frame (the skill's reply)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, texts: TextSource, user: str,
+                 timeout: float = 15.0) -> None:
+        self.http = http
+        self.base = base
+        self.texts = texts
+        self.user = user
+        self.timeout = timeout
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.sid = ""
+
+    async def open(self) -> None:
+        async with self.http.post(f"{self.base}/connector/websocket") as r:
+            self.sid = orjson.loads(await r.read())["socket"]
+        self.ws = await self.http.ws_connect(f"{self.base.replace('http', 'ws', 1)}/connector/websocket/{self.sid}",
+                                             autoping=True, heartbeat=None)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+            self.ws = None
+
+    async def one(self) -> bool:
+        if self.ws is None:
+            await self.open()
+        assert self.ws is not None
+        await self.ws.send_str(orjson.dumps({"message": self.texts.next().text, "user": self.user,
+                                             "socket": self.sid}).decode())
+        m = await self.ws.receive(timeout=self.timeout)
+        if m.type is aiohttp.WSMsgType.TEXT:
+            return True
+        await self.close()
+        return False
+
+
+async def opsdroid_workers(
+    http: aiohttp.ClientSession, base: str, texts: TextSource, n: int
+) -> tuple[list[Worker], list[OpsdroidSession]]:
+    sessions = [OpsdroidSession(http, base, texts, f"u{i}") for i in range(n)]
+    await asyncio.gather(*(s.open() for s in sessions))
+    return [s.one for s in sessions], sessions
+
+
+# -- end to end, Telegram: webhook update → sendMessage on the fake Bot API ---------------------------
+def telegram_workers(
+    web_url: str, fake: Any, texts: TextSource, n: int, timeout: float = 15.0
+) -> tuple[list[Worker], list[KeepAliveHTTP]]:
+    """One private chat per worker: POST an update to the web role's webhook (Telegram's own
+    shape and secret header), done when the reply's `sendMessage` reaches the fake Bot API."""
+    clients = [KeepAliveHTTP(web_url) for _ in range(n)]
+    update_ids = itertools.count(int(time.time()) % 1_000_000 * 1000)
+
+    def make(i: int, c: KeepAliveHTTP) -> Worker:
+        uid = 700_000_000 + i * 1000 + int(time.time()) % 1000
+
+        async def one() -> bool:
+            t = texts.next()
+            uid_ = next(update_ids)
+            update = {"update_id": uid_, "message": {
+                "message_id": uid_, "date": int(time.time()), "chat": {"id": uid, "type": "private"},
+                "from": {"id": uid, "is_bot": False, "first_name": "Bench", "language_code": t.lang},
+                "text": t.text}}
+            fut = fake.expect(uid)
+            try:
+                status, _ = await c.post("/telegram/webhook", orjson.dumps(update),
+                                         {"X-Telegram-Bot-Api-Secret-Token": fake.SECRET})
+                if status != 200:
+                    return False
+                await asyncio.wait_for(fut, timeout)
+                return True
+            except TimeoutError:
+                return False
+            finally:
+                fake.waiting.pop(uid, None)
+
+        return one
+
+    return [make(i, c) for i, c in enumerate(clients)], clients
 
 
 # -- end to end, direct: the product's intake → inbound → router → outbound:<channel> -----------------

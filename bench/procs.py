@@ -162,6 +162,8 @@ class Cluster:
     stub: subprocess.Popen[bytes] | None = None
     stub_port: int = 0
     model: Path | None = None
+    extra_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # peers (bench/peers.py)
+    extra_stops: list[Any] = field(default_factory=list)  # callables: in-process peers (fake Bot API)
     _logs: list[IO[bytes]] = field(default_factory=list)
     _old_handlers: dict[int, Any] = field(default_factory=dict)
 
@@ -184,6 +186,13 @@ class Cluster:
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.stop_routers()
+            for p in self.extra_procs:
+                _stop(p)
+            self.extra_procs = []
+            for stop in self.extra_stops:
+                with contextlib.suppress(Exception):
+                    stop()
+            self.extra_stops = []
             if self.web is not None:
                 _stop(self.web.proc)
                 self.web = None

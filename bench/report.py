@@ -90,6 +90,34 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
               "the bench runs (Rasa + client) raw ÷ the same end to end (Rasa + router + redis + web + client): what the "
               "ratio tends to on a dedicated, CPU-bound machine — independent of the CPU share other jobs left us.")
 
+    if any(f"opsdroid{n}" in agg for n in (1, 8, 32)):
+        pt = Table(title="Peers — same Rasa server and model, same texts, interleaved rounds, medians: msg/s "
+                         "(÷ raw Rasa), p50 ms, CPU ms per message outside Rasa", title_justify="left")
+        for col in ("N", "raw Rasa /model/parse", "opsdroid 0.31 (websocket + rasanlu)", "switchboard widget (WebSocket)",
+                    "widget ÷ opsdroid", "switchboard Telegram webhook", "Telegram ÷ opsdroid"):
+            pt.add_column(col, justify="right")
+        for n in (1, 8, 32):
+            r, o, w = agg.get(f"raw{n}", {}), agg.get(f"opsdroid{n}", {}), agg.get(f"widget{n}", {})
+            tgm = agg.get(f"telegram{n}", {})
+
+            def cell(m: dict[str, Any], raw: bool = False) -> str:
+                if not m:
+                    return "–"
+                out = f"{fmt(m['throughput'])}"
+                if not raw:
+                    out += f" ({fmt(m.get('ratio'), 2)})"
+                out += f", p50 {fmt(m['p50_ms'], 1)}"
+                if not raw:
+                    out += f", CPU {fmt(m.get('ours_cpu_ms'), 2)}"
+                return out
+
+            pt.add_row(str(n), cell(r, True), cell(o), cell(w), fmt(w.get("vs_opsdroid"), 2), cell(tgm),
+                       fmt(tgm.get("vs_opsdroid"), 2))
+        con.print(pt)
+        con.print("  CPU outside Rasa: opsdroid = its one process; widget and Telegram = web role + router + redis-server. "
+                  "Measured from /proc CPU time over the same window as the throughput, so it is much less "
+                  "sensitive to other jobs on the machine than msg/s.")
+
     tt = Table(title="Targets", title_justify="left")
     for col in ("what", "measured", "target", ""):
         tt.add_column(col)

@@ -37,11 +37,14 @@ from bench.load import (
     WidgetSession,
     closed_loop,
     direct_workers,
+    opsdroid_workers,
     percentile,
     raw_workers,
     read_metrics,
+    telegram_workers,
     widget_workers,
 )
+from bench.peers import Opsdroid, TelegramFake
 from bench.procs import ROOT, Cluster, Role, mem_kb, say, tcp_connections
 from bench.report import TARGETS, aggregate, fmt, med, print_report
 from bot.config import QueueSettings, Settings, load_settings
@@ -78,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                               "for quick A/B runs of a product change")
     p.add_argument("--no-cluster", action="store_true",
                    help="skip the Redis Cluster / Sentinel rows (bench/cluster_rows.py, about 3 minutes)")
+    p.add_argument("--no-telegram", action="store_true", help="skip the Telegram webhook rows (fake Bot API)")
+    p.add_argument("--no-opsdroid", action="store_true", help="skip the opsdroid peer (its venv is made on first use)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs of every process)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
@@ -127,6 +132,8 @@ class Bench:
         self.n_of: dict[str, int] = {}
         self.notes: list[str] = []
         self.extra: dict[str, Any] = {}
+        self.ops: Opsdroid | None = None
+        self.tg: TelegramFake | None = None
 
     # helpers ------------------------------------------------------------------------------------------
     def probe(self) -> Probe:
@@ -137,6 +144,7 @@ class Bench:
             "web": [c.web.pid] if c.web else [],
             "rasa": c.rasa_pids(),
             "client": [os.getpid()],
+            "opsdroid": [self.ops.pid] if self.ops else [],
         }
         return Probe(groups, c.metrics_dir)
 
@@ -188,8 +196,10 @@ class Bench:
         s["total_cpu_ms"] = 1000 * ours / res.completed if res.completed else float("nan")
         if mode == "direct":
             s["ours_cpu_ms"] = per["router"] + per["redis"] + self.extra.get("intake_cpu_ms", 0.0)
-        elif mode == "widget":
+        elif mode in ("widget", "telegram"):
             s["ours_cpu_ms"] = per["router"] + per["redis"] + per["web"]
+        elif mode == "opsdroid":
+            s["ours_cpu_ms"] = per["opsdroid"]
         if "router_overhead" in s:
             s["overhead_p99_ms"] = s["router_overhead"]["p99_ms"]
             s["overhead_p50_ms"] = s["router_overhead"]["p50_ms"]
@@ -283,9 +293,34 @@ class Bench:
     async def m_raw(self, key: str, n: int, urls: list[str], texts: T.UniqueTexts | T.RepeatedMix) -> None:
         if not self.wanted(key):
             return
-        res = await closed_loop(key, raw_workers(self.http, urls, texts, n), self.probe(),
-                                warmup=self.a.warmup, duration=self.dur(n))
+        ws, clients = raw_workers(urls, texts, n)
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
         self.record(key, n, res, "raw")
+
+    async def m_telegram(self, key: str, n: int) -> None:
+        if self.tg is None or not self.wanted(key):
+            return
+        ws, clients = telegram_workers(f"http://127.0.0.1:{self.c.web_port}", self.tg, self.unique, n)
+        marks = self.log_marks()
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+        res.extra["router_events"] = self.count_since(marks)
+        self.record(key, n, res, "telegram")
+
+    async def m_opsdroid(self, key: str, n: int) -> None:
+        if self.ops is None or not self.wanted(key):
+            return
+        ws, sessions = await opsdroid_workers(self.http, self.ops.url, self.unique, n)
+        try:
+            res = await closed_loop(key, ws, self.probe(), warmup=self.a.warmup, duration=self.dur(n))
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+        self.record(key, n, res, "opsdroid")
 
     async def m_direct(self, key: str, n: int, texts: T.UniqueTexts | T.RepeatedMix) -> None:
         if not self.wanted(key):
@@ -527,6 +562,8 @@ class Bench:
                                 lambda n=n: self.m_raw(f"raw{n}", n, r1, self.unique),
                                 lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
                                 lambda n=n: self.m_widget(f"widget{n}", n),
+                                lambda n=n: self.m_opsdroid(f"opsdroid{n}", n),
+                                lambda n=n: self.m_telegram(f"telegram{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
@@ -581,6 +618,10 @@ class Bench:
         for n in (1, 8, 32):
             pair(f"direct{n}", f"raw{n}")
             pair(f"widget{n}", f"raw{n}")
+            pair(f"opsdroid{n}", f"raw{n}")
+            pair(f"widget{n}", f"opsdroid{n}", "vs_opsdroid")
+            pair(f"telegram{n}", f"raw{n}")
+            pair(f"telegram{n}", f"opsdroid{n}", "vs_opsdroid")
         pair("directmix32", "rawmix32")
         pair("directmix32", "raw32", "speedup_vs_unique")
         pair("direct32_2r", "raw32")
@@ -588,6 +629,10 @@ class Bench:
         pair("direct32_2R", "raw32_2R")
         pair("direct32_2r2R", "raw32_2R")
         agg = aggregate(R)
+        for n in (1, 8, 32):
+            for mode in ("widget", "telegram"):
+                if f"{mode}{n}" in agg and R.get(f"opsdroid{n}"):
+                    agg[f"{mode}{n}"]["vs_opsdroid"] = med([s.get("vs_opsdroid", float("nan")) for s in R[f"{mode}{n}"]])
         for key in ("directmix32",):
             if key in agg:
                 agg[key]["speedup_vs_unique"] = med([s.get("speedup_vs_unique", float("nan")) for s in R[key]])
@@ -595,6 +640,8 @@ class Bench:
             ("raw1", "raw Rasa /model/parse"), ("raw8", "raw Rasa"), ("raw32", "raw Rasa"),
             ("direct1", "direct XADD→outbound"), ("direct8", "direct"), ("direct32", "direct"),
             ("widget1", "widget WS→reply"), ("widget8", "widget"), ("widget32", "widget"),
+            ("telegram1", "Telegram webhook→sendMessage"), ("telegram8", "Telegram"), ("telegram32", "Telegram"),
+            ("opsdroid1", "opsdroid 0.31 ws+rasanlu"), ("opsdroid8", "opsdroid"), ("opsdroid32", "opsdroid"),
             ("rawmix32", "raw Rasa, repeated mix"), ("directmix32", "direct, repeated mix"),
             ("direct32_2r", "direct, 2 routers"), ("raw32_2R", "raw Rasa, 2 replicas"),
             ("direct32_2R", "direct, 2 Rasa"), ("direct32_2r2R", "direct, 2 routers+2 Rasa"),
@@ -606,6 +653,17 @@ class Bench:
                 ok = None
             targets.append({"what": what, "value": value, "measured": fmt_value, "target": tgt, "ok": ok})
 
+        for mode in ("widget", "telegram"):
+            for n in (1, 8, 32):
+                v = agg.get(f"{mode}{n}", {}).get("vs_opsdroid", float("nan"))
+                target(f"{mode} throughput ÷ opsdroid's (same Rasa, same run), N={n}", v, f"{fmt(v, 2)}", "≥ 1.0",
+                       v >= 1.0)
+            v = agg.get(f"{mode}1", {}).get("p50_ms", float("nan")) - agg.get("raw1", {}).get("p50_ms", float("nan"))
+            target(f"{mode} p50 at N=1 minus raw Rasa's p50", v, f"{fmt(v, 2)} ms", "≤ 1.5 ms", v <= 1.5)
+            for n in (1,) if mode == "widget" else (1, 8, 32):  # widget N=8, 32: in the list below
+                v = agg.get(f"{mode}{n}", {}).get("ours_cpu_ms", float("nan"))
+                target(f"CPU per message outside Rasa, {mode} N={n} (router+redis+web)", v, f"{fmt(v, 2)} ms",
+                       f"≤ {TARGETS['cpu_ms']} ms", v <= TARGETS["cpu_ms"])
         for mode in ("direct", "widget"):
             for n in (8, 32):
                 v = agg.get(f"{mode}{n}", {}).get("ratio", float("nan"))
@@ -735,8 +793,14 @@ def main(argv: list[str] | None = None) -> int:
             info.update({"model": model.name, "trained_now": trained})
             t0 = time.monotonic()
             c.launch_rasa(1 if args.no_scaling else 2)
-            cfg1 = c.write_config("1rasa", [c.rasa[0].url])
-            cfg2 = None if args.no_scaling else c.write_config("2rasa", [s.url for s in c.rasa])
+            tg = None
+            if not args.no_telegram:
+                tg = TelegramFake()
+                tg.start()
+                c.extra_stops.append(tg.stop)
+            chans = [{"type": "web", "allowed_origins": ["*"]}, *([tg.channel_config()] if tg else [])]
+            cfg1 = c.write_config("1rasa", [c.rasa[0].url], channels=chans)
+            cfg2 = None if args.no_scaling else c.write_config("2rasa", [s.url for s in c.rasa], channels=chans)
             c.start_web(cfg1)
             say(f"redis on :{c.redis_port}, web role on :{c.web_port}; waiting for {len(c.rasa)} Rasa server(s)…")
             c.wait_rasa()
@@ -744,6 +808,12 @@ def main(argv: list[str] | None = None) -> int:
             say(f"Rasa ready in {info['rasa_ready_s']} s; starting the router")
             c.start_routers(cfg1, 1)
             bench = Bench(c, args, cfg1, cfg2, con, t_wall)
+            bench.tg = tg
+            if not args.no_opsdroid:
+                ops = Opsdroid(c, c.rasa[0].url, min(0.95, bench.settings.nlu.confidence_threshold))
+                ops.start()
+                bench.ops = ops
+                say(f"opsdroid 0.31 on :{ops.port} (websocket connector, rasanlu on the same Rasa)")
             devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
             with contextlib.redirect_stderr(devnull):
                 setup_logging("info", "json")  # the product's intake logs here: real cost, no noise

@@ -72,7 +72,9 @@ redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. prev .. '\\n' .. id .. '\\n' 
 """
 _BOX_ADD = _BOX_ADD_BODY + "return id\n"
 # The user's own line, behind the per-minute rate limits of the session and of the IP address:
-# KEYS: + session counter, IP counter ; ARGV: + session limit, IP limit. Returns 'rate_limited'.
+# KEYS: + session counter, IP counter[, session key] ; ARGV: + session limit, IP limit. Returns
+# 'rate_limited'. With the (hashed) session key, a line taken anchors the session for the
+# mailbox's lifetime in the same step, so the echo that confirms the line never precedes it.
 _BOX_USER = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local ns = redis.call('INCR', KEYS[3])
@@ -80,6 +82,7 @@ redis.call('EXPIRE', KEYS[3], 120)
 local ni = redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], 120)
 if ns > tonumber(ARGV[6]) or ni > tonumber(ARGV[7]) then return 'rate_limited' end
+if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
 """ + _BOX_ADD_BODY + "return id\n"
 # An upload's admission, before anything is written: a resend of a stored file (same client id) is
 # 'dup' and costs nothing; then the rate limits as for typed lines; then the byte quotas of the
@@ -625,26 +628,35 @@ class WebChannel:
                 await self._error(ws, "too_long", lang, cid, n=len(text), max=limit)
                 continue
             try:
-                if not await self._accept(session, ip, cid, text, lang):
+                taken = await self._accept(session, ip, cid, text, lang,
+                                           anchor=None if state["anchored"] else state["session"])
+                if taken == "rate_limited":
                     await self._error(ws, "rate_limited", lang, cid)
                     continue
-                if not state["anchored"]:
+                if taken == "duplicate" and not state["anchored"]:
                     await self._anchor(state["session"])
-                    state["anchored"] = True
+                state["anchored"] = True
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.intake_failed", error=str(e))
                 await self._error(ws, "unavailable", lang, cid)
                 continue
-            await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
+            # A line stored now is confirmed by its echo (the mailbox event with kind `user` and
+            # this client id), which every socket of the session gets anyway: no separate frame.
+            # A resend of a line stored before gets no new echo, so it gets an `ack`.
+            if taken == "duplicate":
+                await ws.send_text(orjson.dumps({"type": "ack", "client_id": cid}).decode())
 
     async def _accept(
         self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = (),
-        *, counted: bool = False, found_kinds: Sequence[str] = (),
-    ) -> bool:
-        """Rate limits, the user's line into the mailbox, the message onto the queue. False when
-        a rate limit refused it (nothing stored). `session` is the contact id (public); `counted`:
-        the limits were already applied (an upload's admission). A resend of a line already taken
-        (same client id) costs no rate-limit budget."""
+        *, counted: bool = False, anchor: str | None = None, found_kinds: Sequence[str] = (),
+    ) -> str:
+        """Rate limits, the user's line into the mailbox, the message onto the queue:
+        'stored' (the mailbox echo follows), 'duplicate' (a resend of a line already taken, same
+        client id: it costs no rate-limit budget and the queue drops it) or 'rate_limited'
+        (nothing stored). `session` is the contact id (public); `counted`: the limits were
+        already applied (an upload's admission); `anchor`: the visitor's session, to keep as
+        long as the mailbox once a line is taken; `found_kinds`: secrets redacted before (a text
+        file's), so the decision knows."""
         assert self.sink is not None, "channel not started"
         msg = await redacted_async(
             Message(
@@ -675,14 +687,14 @@ class WebChannel:
         else:
             res = await self._box_user(
                 keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
-                      f"rl:web:ip:{ip}:{minute}"],
+                      f"rl:web:ip:{ip}:{minute}", *([session_key(anchor)] if anchor else [])],
                 args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode(),
                       self.settings.web.rate_per_session, self.settings.web.rate_per_ip],
             )
         if res in (b"rate_limited", "rate_limited"):
-            return False
+            return "rate_limited"
         await self.sink(msg, pre_redacted=True)
-        return True
+        return "duplicate" if res is None else "stored"
 
 
 def _dir_bytes(root: Path) -> int:

@@ -18,6 +18,7 @@ import redis
 from mnemonic import Mnemonic
 from playwright.async_api import Browser, Page, expect
 
+from channels.web.adapter import session_key
 from tests.conftest import REDIS_URL
 from tests.integration.test_console_http import cli, login, ticket_of
 from tests.integration.test_secrets import redis_dump
@@ -101,12 +102,18 @@ async def test_the_four_messages_are_stored_and_shown_redacted_everywhere(
     found += leaks("the widget page", await page.locator('[data-sb="messages"]').inner_text())
     session = await page.evaluate("localStorage.getItem('switchboard.session')")
     assert session
+    rs = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:  # agents see the visitor's public contact id, never the session (a bearer secret)
+        contact = rs.get(session_key(session))
+    finally:
+        rs.close()
+    assert contact
 
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
         assert await login(staff, agent, "ana@example.com") == "/agent"
         async with staff.get(agent + "/agent/api/me") as r:
             h = {"X-CSRF-Token": (await r.json())["csrf"]}
-        ticket = await ticket_of(staff, agent, session)
+        ticket = await ticket_of(staff, agent, contact)
         # The pasted private key made the conversation an urgent theft case at once.
         assert ticket and (ticket["topic"], ticket["priority"]) == ("theft", "urgent"), ticket
         number = ticket["number"]
@@ -154,9 +161,11 @@ async def test_a_text_file_with_a_seed_phrase_uploaded_alone_is_an_urgent_theft_
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
         ws = await user.ws_connect(agent + "/ws/chat")
         await ws.send_str('{"type":"hello","session":null,"last_seen":null,"lang":"en"}')
-        session = (await ws.receive_json(timeout=5))["session"]
-        async with user.post(agent + "/widget/upload", data=note, headers={"content-type": "text/plain"},
-                             params={"session": session, "client_id": "f1", "name": "backup.txt", "lang": "en"}) as r:
+        welcome = await ws.receive_json(timeout=5)
+        session, contact = welcome["session"], welcome["contact"]
+        async with user.post(agent + "/widget/upload", data=note,
+                             headers={"content-type": "text/plain", "X-Widget-Session": session},
+                             params={"client_id": "f1", "name": "backup.txt", "lang": "en"}) as r:
             assert r.status == 200, await r.text()
         bot = None
         async with asyncio.timeout(20):
@@ -166,6 +175,6 @@ async def test_a_text_file_with_a_seed_phrase_uploaded_alone_is_an_urgent_theft_
                     bot = m["text"]
         assert "received your file" not in bot and "15 minutes" in bot, bot
         assert await login(staff, agent, "ana@example.com") == "/agent"
-        ticket = await ticket_of(staff, agent, session)
+        ticket = await ticket_of(staff, agent, contact)
         assert ticket and (ticket["topic"], ticket["priority"]) == ("theft", "urgent"), ticket
         await ws.close()

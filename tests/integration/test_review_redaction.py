@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from bot.review import gather
+from app.review import gather
 
 from bot.models import Action, Decision, Priority
 from bot.router import DECISIONS_STREAM

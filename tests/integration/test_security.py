@@ -226,9 +226,12 @@ async def events_until_quiet(ws: aiohttp.ClientWebSocketResponse, quiet_s: float
 
 
 async def say(ws: aiohttp.ClientWebSocketResponse, cid: str, text: str) -> str:
+    """'ack' when the line was taken (its echo, or an `ack` for a resend), else the error code."""
     await ws.send_str(orjson.dumps({"type": "message", "client_id": cid, "text": text}).decode())
     while True:
         m = await ws.receive_json(timeout=5)
+        if m["type"] == "event" and m.get("kind") == "user" and m.get("client_id") == cid:
+            return "ack"
         if m["type"] in ("ack", "error"):
             return str(m.get("code", "ack"))
 

@@ -45,10 +45,15 @@ async def test_health_ready_and_metrics(product: str) -> None:
         async with http.ws_connect(product + "/ws/chat") as ws:
             await hello(ws)
             await ws.send_str('{"type":"message","client_id":"m1","text":"what is the maker fee?"}')
-            assert (await next_of(ws, "ack"))["client_id"] == "m1"
-            reply = await next_of(ws, "event")
-            while reply["kind"] != "bot":
-                reply = await next_of(ws, "event")
+            # Two frames per line: its echo (which confirms it) and the reply; no separate ack.
+            frames = [await ws.receive_json(timeout=10)]
+            while not (frames[-1]["type"] == "event" and frames[-1]["kind"] == "bot"):
+                frames.append(await ws.receive_json(timeout=10))
+            assert [(f["type"], f.get("kind"), f.get("client_id")) for f in frames] == [
+                ("event", "user", "m1"), ("event", "bot", None)]
+            # A resend of a line already taken gets no second echo: an ack confirms it.
+            await ws.send_str('{"type":"message","client_id":"m1","text":"what is the maker fee?"}')
+            assert await ws.receive_json(timeout=10) == {"type": "ack", "client_id": "m1"}
         async with http.get(product + "/metrics") as r:
             text = await r.text()
     assert 'switchboard_messages_in_total{channel="web"}' in text
@@ -91,6 +96,9 @@ async def test_widget_rate_limit(rasa_url: str, tmp_path) -> None:  # type: igno
                 await ws.send_str(orjson.dumps({"type": "message", "client_id": f"r{i}", "text": f"hi {i}"}).decode())
                 while True:
                     m = await ws.receive_json(timeout=5)
+                    if m["type"] == "event" and m.get("kind") == "user" and m.get("client_id") == f"r{i}":
+                        codes.append("ack")  # the echo confirms a line
+                        break
                     if m["type"] in ("ack", "error"):
                         codes.append(m.get("code", "ack"))
                         break
@@ -145,9 +153,9 @@ async def test_fuzzed_widget_frames_get_answers_not_crashes(product: str) -> Non
         await hello(ws)
         for f in frames:
             await ws.send_str(f)
-            while True:  # every frame gets exactly one ack, error or pong (events may come in between)
+            while True:  # every frame gets exactly one echo, ack, error or pong (bot replies may come in between)
                 m = await ws.receive_json(timeout=10)
-                if m["type"] in ("ack", "error", "pong"):
+                if m["type"] in ("ack", "error", "pong") or (m["type"] == "event" and m.get("kind") == "user"):
                     answered += 1
                     break
         await ws.send_str('{"type":"ping"}')
