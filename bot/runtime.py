@@ -155,7 +155,11 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
                                                      max_attempts=settings.queue.max_attempts))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)], tasks=tasks)
+    from handoff.reports.app import reports_parts
+
+    report_routers = reports_parts(settings, svc.sm, r, [ch.name for ch in channels], tasks)
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), *report_routers],
+                     tasks=tasks)
     config = uvicorn.Config(
         app,
         host=settings.web.host,

@@ -13,6 +13,7 @@ TICKETS = "tickets"  # the group of the handoff consumers
 SENDERS = "senders"  # the group of every channel's outbound sender
 DECISIONS = "decisions"  # capped log of every decision (review queue, evaluation)
 DECISIONS_MAXLEN = 100_000
+REPORTS = "reports"  # the group of the handoff side that records every decision in SQL (reports)
 
 
 def outbound(channel: str) -> str:
@@ -37,4 +38,4 @@ def conv_log(conversation_id: str) -> str:
 
 def all_consumed(inbound: str, group: str, channels: list[str]) -> list[tuple[str, str]]:
     """(stream, group) of every stream a consumer reads: for the dead-letter CLI and readiness."""
-    return [(inbound, group), (HANDOFF, TICKETS), *[(outbound(c), SENDERS) for c in channels]]
+    return [(inbound, group), (HANDOFF, TICKETS), (DECISIONS, REPORTS), *[(outbound(c), SENDERS) for c in channels]]
