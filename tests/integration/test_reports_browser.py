@@ -314,7 +314,7 @@ async def test_csv_round_trip_and_chinese_page(site: Site, browser: Browser) -> 
     async with page.expect_download() as dl:
         await page.get_by_test_id("csv-handoff_by_reason").click()
     path = await (await dl.value).path()
-    rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+    rows = list(csv.reader(io.StringIO(await asyncio.to_thread(Path(path).read_text, encoding="utf-8"))))
     assert rows[0] == ["reason", "handoffs", "share_pct"]
     assert [[c or "–" for c in r] for r in rows[1:]] == shown == expected_reasons(site.decisions)
     whole = await page.context.request.get(site.url + "/agent/reports/export.csv?period=7d")

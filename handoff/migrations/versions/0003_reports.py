@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("model_version", sa.String(length=100), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("hour", "channel", "lang", "topic", "action", "reason", "model_version"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "report_conversations",
@@ -53,9 +54,10 @@ def upgrade() -> None:
         sa.Column("handed_off_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("key"),
     )
-    op.create_index("ix_report_conversations_started", "report_conversations", ["started_hour", "channel"])
-    op.create_index("ix_tickets_report_created", "tickets", ["created_at"])
-    op.create_index("ix_tickets_report_resolved", "tickets", ["resolved_at"])
+    op.create_index("ix_report_conversations_started", "report_conversations",
+                    ["started_hour", "channel", "lang", "topic", "handed_off_at"])
+    op.create_index("ix_tickets_report_created", "tickets", ["created_at", "resolved_at"])
+    op.create_index("ix_tickets_report_resolved", "tickets", ["resolved_at", "created_at"])
 
 
 def downgrade() -> None:
