@@ -103,7 +103,10 @@ def decisions_handler(sm: async_sessionmaker[AsyncSession]):  # type: ignore[no-
         try:
             d = Decision.from_json(e.fields.get("d", ""))
         except ValidationError as exc:
-            return Permanent(f"malformed decision: {str(exc)[:300]}")
+            # Locations and messages only: the input (a user's redacted words) stays out of logs.
+            why = "; ".join(f"{'.'.join(map(str, er['loc'])) or '-'}: {er['msg']}"
+                            for er in exc.errors(include_input=False)[:5])
+            return Permanent(f"malformed decision: {why}"[:500])
         async with sm() as s, s.begin():
             await record(s, d)
         return None
