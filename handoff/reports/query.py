@@ -138,15 +138,14 @@ def _where(model: Any, f: Filters, *, time_col: Any) -> list[Any]:
 async def volume_and_bot(s: AsyncSession, f: Filters) -> list[Table]:
     H = ReportHourly
     wh = _where(H, f, time_col=H.hour)
-    by_hour_channel = (await s.execute(
-        select(H.hour, H.channel, H.action, func.sum(H.n)).where(*wh).group_by(H.hour, H.channel, H.action)
+    # One pass for the time series and the model versions (a version's period is its first and
+    # last hour), one for topics and reasons.
+    by_hour = (await s.execute(
+        select(epoch(H.hour), H.channel, H.action, H.model_version, func.sum(H.n)).where(*wh)
+        .group_by(H.hour, H.channel, H.action, H.model_version)
     )).all()
     by_topic = (await s.execute(
         select(H.topic, H.action, H.reason, func.sum(H.n)).where(*wh).group_by(H.topic, H.action, H.reason)
-    )).all()
-    by_model = (await s.execute(
-        select(H.model_version, H.action, func.min(H.hour), func.max(H.hour), func.sum(H.n))
-        .where(*wh).group_by(H.model_version, H.action)
     )).all()
     C = ReportConversation
     convs = (await s.execute(
@@ -160,13 +159,20 @@ async def volume_and_bot(s: AsyncSession, f: Filters) -> list[Table]:
     )).all()
 
     bks = buckets(f)
-    channels = sorted({c for _, c, _, _ in by_hour_channel} | {c for _, c, _, _ in convs})
+    channels = sorted({r[1] for r in by_hour} | {c for _, c, _, _ in convs})
     msgs: dict[tuple[datetime, str], int] = Counter()
     per_bucket_action: dict[tuple[datetime, str], int] = Counter()
-    for hour, ch, action, n in by_hour_channel:
-        b = _bucket(utc(hour), f)  # type: ignore[arg-type]
-        msgs[(b, ch)] += int(n)
-        per_bucket_action[(b, action)] += int(n)
+    hod: dict[int, int] = Counter()
+    models: dict[str, dict[str, Any]] = {}
+    for ts, ch, action, ver, n in by_hour:
+        hour, n = _dt(ts), int(n)
+        b = _bucket(hour, f)
+        msgs[(b, ch)] += n
+        per_bucket_action[(b, action)] += n
+        hod[hour.hour] += n
+        m = models.setdefault(ver or "-", {"from": hour, "to": hour, "n": Counter()})
+        m["from"], m["to"] = min(m["from"], hour), max(m["to"], hour)
+        m["n"][action] += n
     conv_n: dict[tuple[datetime, str], int] = Counter()
     conv_total: dict[str, int] = Counter()
     conv_handed: dict[str, int] = Counter()
@@ -194,9 +200,6 @@ async def volume_and_bot(s: AsyncSession, f: Filters) -> list[Table]:
               chart="line")
     t.rows = [[lab(b, f.hourly), *[conv_n[(b, c)] for c in channels]] for b in bks]
     tables.append(t)
-    hod: dict[int, int] = Counter()
-    for hour, _, _, n in by_hour_channel:
-        hod[utc(hour).hour] += int(n)  # type: ignore[union-attr]
     t = Table("messages_by_hour_of_day", "volume", ("Messages by hour of day (UTC)", "按小时分布的消息 (UTC)"),
               [("hour", "Hour", "小时"), ("messages", "Messages", "消息")])
     t.rows = [[f"{h:02d}", hod[h]] for h in range(24)]
@@ -256,11 +259,6 @@ async def volume_and_bot(s: AsyncSession, f: Filters) -> list[Table]:
               [("intent", "NLU's best guess", "NLU 最佳猜测"), ("count", "Messages", "消息")])
     t.rows = [[i or "-", int(n)] for i, n in unanswered]
     tables.append(t)
-    models: dict[str, dict[str, Any]] = {}
-    for ver, action, lo, hi, n in by_model:
-        m = models.setdefault(ver or "-", {"from": utc(lo), "to": utc(hi), "n": Counter()})
-        m["from"], m["to"] = min(m["from"], utc(lo)), max(m["to"], utc(hi))
-        m["n"][action] += int(n)
     t = Table("model_versions", "bot", ("Model versions: their period and outcomes", "模型版本：使用时段与结果"),
               [("model", "Model version", "模型版本"), ("from", "From (UTC)", "起 (UTC)"), ("to", "To (UTC)", "止 (UTC)"),
                ("decisions", "Decisions", "决策"), ("clarify_pct", "Clarify %", "澄清率 %"),
@@ -287,8 +285,9 @@ async def team_and_csat(s: AsyncSession, f: Filters, sla: SLASettings) -> list[T
     open_at_start = (await s.execute(
         select(func.count()).where(T.created_at < f.start, T.resolved_at.is_(None) | (T.resolved_at >= f.start), *other)
     )).scalar_one()
-    resolved_in = (await s.execute(
-        select(epoch(T.resolved_at)).where(T.resolved_at >= f.start, T.resolved_at < f.end, T.created_at < f.end,
+    # Resolved within the period: those opened in it are in `rows`; only older ones are read here.
+    resolved_before = (await s.execute(
+        select(epoch(T.resolved_at)).where(T.resolved_at >= f.start, T.resolved_at < f.end, T.created_at < f.start,
                                            *other)
     )).scalars().all()
 
@@ -340,7 +339,8 @@ async def team_and_csat(s: AsyncSession, f: Filters, sla: SLASettings) -> list[T
               for p in reversed(Priority)]
     tables.append(t)
     created_s = sorted(r[1] for r in rows)
-    resolved_s = sorted(resolved_in)
+    end_s = f.end.timestamp()
+    resolved_s = sorted([*resolved_before, *(r[3] for r in rows if r[3] is not None and r[3] < end_s)])
     step = timedelta(hours=1) if f.hourly else timedelta(days=1)
     t = Table("backlog", "team", ("Open tickets (backlog) at the end of each period", "各时段末未结工单（积压）"),
               [("time", "Time (UTC)", "时间 (UTC)"), ("open", "Open tickets", "未结工单")], chart="line")
