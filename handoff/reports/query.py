@@ -79,10 +79,6 @@ def _epoch_default(element: epoch, compiler: Any, **kw: Any) -> str:
     return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
 
 
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 def utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
@@ -126,6 +122,22 @@ def _bucket(t: datetime, f: Filters) -> datetime:
     return t if f.hourly else t.replace(hour=0)
 
 
+def _bucket_of(f: Filters) -> Any:
+    """Unix seconds → the start of its bucket (hour or UTC day), memoized: tens of thousands of
+    timestamps fall in a few hundred buckets."""
+    step = 3600 if f.hourly else 86400
+    cache: dict[int, datetime] = {}
+
+    def of(ts: float) -> datetime:
+        k = int(ts // step)
+        b = cache.get(k)
+        if b is None:
+            b = cache[k] = datetime.fromtimestamp(k * step, UTC)
+        return b
+
+    return of
+
+
 def _where(model: Any, f: Filters, *, time_col: Any) -> list[Any]:
     w = [time_col >= f.start, time_col < f.end]
     for name in ("channel", "lang", "topic"):
@@ -164,9 +176,11 @@ async def volume_and_bot(s: AsyncSession, f: Filters) -> list[Table]:
     per_bucket_action: dict[tuple[datetime, str], int] = Counter()
     hod: dict[int, int] = Counter()
     models: dict[str, dict[str, Any]] = {}
+    hour_of = _bucket_of(Filters(f.start, f.start))  # hourly
+    bucket = _bucket_of(f)
     for ts, ch, action, ver, n in by_hour:
-        hour, n = _dt(ts), int(n)
-        b = _bucket(hour, f)
+        hour, n = hour_of(ts), int(n)
+        b = bucket(ts)
         msgs[(b, ch)] += n
         per_bucket_action[(b, action)] += n
         hod[hour.hour] += n
@@ -300,22 +314,23 @@ async def team_and_csat(s: AsyncSession, f: Filters, sla: SLASettings) -> list[T
     topic_csat: dict[str, list[int]] = defaultdict(list)
     csat_day: dict[datetime, list[int]] = defaultdict(list)
     dist: dict[int, int] = Counter()
+    bucket = _bucket_of(f)
     for prio, created, first, resolved, warned, breached, assignee, csat, topic in rows:
         if first is not None:
-            frt[prio].append(round((first - created) / 60, 3))
+            frt[prio].append((first - created) / 60)
         if resolved is not None:
-            res[prio].append(round((resolved - created) / 60, 3))
+            res[prio].append((resolved - created) / 60)
         sla_state[prio]["breached" if breached else "warned" if warned else "met"] += 1
         if assignee is not None:
             agent_n[assignee] += 1
             if first is not None:
-                agent_frt[assignee].append(round((first - created) / 60, 3))
+                agent_frt[assignee].append((first - created) / 60)
         if csat is not None:
             dist[int(csat)] += 1
             topic_csat[topic].append(int(csat))
             if assignee is not None:
                 agent_csat[assignee].append(int(csat))
-            csat_day[_bucket(_dt(created), f)].append(int(csat))
+            csat_day[bucket(created)].append(int(csat))
 
     tables: list[Table] = []
     t = Table("response_times", "team", ("First response and resolution time vs SLA (minutes)", "首次响应与解决时长对比 SLA（分钟）"),
