@@ -53,7 +53,9 @@ def generate(n_dec: int, n_tix: int, days: int, now: datetime, seed: int = 1):  
     rnd = random.Random(seed)
     span = days * 86400
     t0 = now - timedelta(seconds=span)
-    dec, hourly, convs = [], Counter(), {}
+    dec: list[tuple[Any, ...]] = []
+    hourly: Counter[tuple[Any, ...]] = Counter()
+    convs: dict[str, tuple[Any, ...]] = {}
     i = 0
     while i < n_dec:
         ch, lang = pick(rnd, CHANNELS), rnd.choice(("en", "zh"))
@@ -115,7 +117,7 @@ async def load(engine: AsyncEngine, data: Any, now: datetime) -> None:
     agents = [(i, f"a{i}@example.com", f"Agent {i}", "x", "agent", True, now) for i in range(1, 21)]
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            raw = (await conn.get_raw_connection()).driver_connection
+            raw: Any = (await conn.get_raw_connection()).driver_connection
             await raw.copy_records_to_table("agents", records=agents,
                                             columns=("id", "email", "name", "password_hash", "role", "active",
                                                      "created_at"))
@@ -158,7 +160,8 @@ async def vacuum_pg(url: str) -> None:
     """What autovacuum does on a live database: statistics and the visibility map (index-only scans)."""
     engine = make_engine(url)
     async with engine.connect() as conn:
-        await (await conn.get_raw_connection()).driver_connection.execute("VACUUM ANALYZE")
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        await raw.execute("VACUUM ANALYZE")
     await engine.dispose()
 
 

@@ -51,5 +51,6 @@ def set_team(tables: list[Table]) -> None:
     backlog = by["backlog"].rows
     if backlog:
         BACKLOG.set(float(backlog[-1][1] or 0))
-    n = sum(int(r[1]) for r in by["csat_distribution"].rows)
-    CSAT_TODAY.set(sum(int(r[0]) * int(r[1]) for r in by["csat_distribution"].rows) / n if n else 0.0)
+    dist = [(int(str(r[0])), int(str(r[1] or 0))) for r in by["csat_distribution"].rows]
+    n = sum(c for _, c in dist)
+    CSAT_TODAY.set(sum(score * c for score, c in dist) / n if n else 0.0)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -60,7 +60,7 @@ def hour_of(at: datetime) -> datetime:
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 async def record(session: AsyncSession, d: Decision) -> bool:
@@ -72,7 +72,7 @@ async def record(session: AsyncSession, d: Decision) -> bool:
         topic=d.topic, intent=(d.intent or "")[:100], reason=reason, confidence=float(d.confidence),
         model_version=version,
     ).on_conflict_do_nothing(index_elements=["message_id"])
-    if (await session.execute(ins)).rowcount == 0:
+    if cast(CursorResult[Any], await session.execute(ins)).rowcount == 0:
         return False
     hour = hour_of(at)
     up = _insert(session, ReportHourly).values(

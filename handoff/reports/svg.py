@@ -60,8 +60,8 @@ def chart(t: Table, zh: bool) -> str:
     if t.chart == "bar":
         gw = pw / n
         bw = max(1.0, gw * 0.8 / len(cols))
-        for j, row in enumerate(values):
-            for k, v in enumerate(row):
+        for j, vals in enumerate(values):
+            for k, v in enumerate(vals):
                 if v is None:
                     continue
                 h = ph * v / top
@@ -71,8 +71,8 @@ def chart(t: Table, zh: bool) -> str:
                            f'{escape(names[k])}: {_fmt(v)}</title></rect>')
     else:
         for k in range(len(cols)):
-            pts = [(L + pw * (j + 0.5) / n, T + ph - ph * row[k] / top) for j, row in enumerate(values)
-                   if row[k] is not None]
+            pts = [(L + pw * (j + 0.5) / n, T + ph - ph * yv / top) for j, vals in enumerate(values)
+                   if (yv := vals[k]) is not None]
             if pts:
                 out.append(f'<polyline fill="none" stroke-width="2" stroke="{PALETTE[k % len(PALETTE)]}" '
                            f'points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>')
