@@ -56,7 +56,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_conversations_started", "report_conversations",
                     ["started_hour", "channel", "lang", "topic", "handed_off_at"])
-    op.create_index("ix_tickets_report_created", "tickets", ["created_at", "resolved_at"])
+    # Covers the report's read of a period's tickets (no lookup per ticket); tickets change a few
+    # times each, so the wider index costs little on writes.
+    op.create_index("ix_tickets_report_created", "tickets",
+                    ["created_at", "priority", "first_responded_at", "resolved_at", "sla_warned_at", "sla_breached_at",
+                     "assignee_id", "csat", "topic", "channel", "lang"])
     op.create_index("ix_tickets_report_resolved", "tickets", ["resolved_at", "created_at"])
 
 
