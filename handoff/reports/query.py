@@ -76,7 +76,8 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
 
 @compiles(epoch)
 def _epoch_default(element: epoch, compiler: Any, **kw: Any) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+    # EXTRACT gives numeric on PostgreSQL 14+ (a Decimal per value in the driver): ask for a double.
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
 
 
 def utc(dt: datetime | None) -> datetime | None:
