@@ -95,7 +95,11 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
                                               max_attempts=settings.queue.max_attempts,
                                               retention_s=settings.queue.retention_s, stream=stream, **wait))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r)],
+    from handoff.reports.app import reports_parts
+
+    report_routers = reports_parts(settings, svc.sm, r, [ch.name for ch in channels], tasks)
+    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r),
+                                                           *report_routers],
                      tasks=tasks)
     config = uvicorn.Config(
         app,

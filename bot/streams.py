@@ -17,6 +17,7 @@ TICKETS = "tickets"  # the group of the handoff consumers
 SENDERS = "senders"  # the group of every channel's outbound sender
 DECISIONS = "decisions"  # capped log of every decision (review queue, evaluation)
 DECISIONS_MAXLEN = 100_000
+REPORTS = "reports"  # the group of the handoff side that records every decision in SQL (reports)
 
 
 def outbound(channel: str) -> str:
@@ -41,7 +42,7 @@ def conv_log(conversation_id: str) -> str:
 
 def all_consumed(inbound: str, group: str, channels: list[str]) -> list[tuple[str, str]]:
     """(stream, group) of every stream a consumer reads: for the dead-letter CLI and readiness."""
-    return [(inbound, group), (HANDOFF, TICKETS), *[(outbound(c), SENDERS) for c in channels]]
+    return [(inbound, group), (HANDOFF, TICKETS), (DECISIONS, REPORTS), *[(outbound(c), SENDERS) for c in channels]]
 
 
 # -- partitions and hash tags -------------------------------------------------------------------------
@@ -125,4 +126,5 @@ class Layout:
     def consumed(self, group: str, channels: list[str]) -> list[tuple[str, str]]:
         """(stream, group) of every stream a consumer reads: for the dead-letter CLI and readiness."""
         return [*[(self.inbound(p), group) for p in self.all()], *[(s, TICKETS) for s in self.handoff_streams()],
+                *[(self.decisions(p), REPORTS) for p in self.all()],
                 *[(s, SENDERS) for c in channels for s in self.outbound_streams(c)]]

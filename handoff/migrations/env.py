@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from handoff.models import Base
+from handoff.reports import models as _report_models  # noqa: F401  (report tables in the metadata)
 
 target_metadata = Base.metadata
 config = context.config

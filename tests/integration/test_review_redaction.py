@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from app.review import gather
 
+from app.review import gather
 from bot.models import Action, Decision, Priority
 from bot.router import DECISIONS_STREAM
 from tests.conftest import make_settings
