@@ -740,6 +740,33 @@ def telegram_info(config: ConfigOpt = None) -> None:
     _telegram(config, "info")
 
 
+tickets_app = typer.Typer(no_args_is_help=True, help="Tickets: the users' ticket page links.")
+app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.command("link")
+def tickets_link(number: str, config: ConfigOpt = None) -> None:
+    """Print a fresh ticket page link for a ticket (to give a user who lost theirs)."""
+    from handoff.selfservice import cli_link
+
+    try:
+        typer.echo(_with_tickets(config, lambda svc: cli_link(svc, number)))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e))
+
+
+@tickets_app.command("revoke-links")
+def tickets_revoke_links(number: str, config: ConfigOpt = None) -> None:
+    """Revoke every ticket page link issued so far for a ticket."""
+    from handoff.selfservice import cli_revoke
+
+    try:
+        _with_tickets(config, lambda svc: cli_revoke(svc, number))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"links of {number.upper()} revoked")
+
+
 def main() -> None:
     app()
 

@@ -113,6 +113,9 @@ class WebSettings(Section):
     metrics_token: SecretStr | None = None
     # Strict-Transport-Security on every response served over HTTPS (0 = not sent).
     hsts_max_age_s: Annotated[int, Field(ge=0)] = 31_536_000
+    # The address users reach this server at (e.g. "https://support.example.com"): links sent to
+    # users (the ticket page) start with it. Unset: no links are sent.
+    public_url: str | None = None
 
     @field_validator("metrics_token", mode="before")
     @classmethod
@@ -183,6 +186,15 @@ class HandoffSettings(Section):
     canned_file: str = "handoff/canned.yml"
 
 
+class SelfServiceSettings(Section):
+    # The ticket page link in every acknowledgement: valid this many days (revocable any time).
+    link_days: Annotated[int, Field(ge=1, le=365)] = 30
+    # What a user may add on the ticket page: files per ticket and bytes per file; messages per minute.
+    max_files_per_ticket: Annotated[int, Field(ge=0, le=100)] = 10
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+    rate_per_minute: Annotated[int, Field(ge=1)] = 10
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -203,6 +215,7 @@ class Settings(Section):
     web: WebSettings = WebSettings()
     sla: SLASettings = SLASettings()
     handoff: HandoffSettings = HandoffSettings()
+    selfservice: SelfServiceSettings = SelfServiceSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     # Directory the relative paths above are resolved against (the config file's folder).

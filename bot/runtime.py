@@ -155,7 +155,13 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
                                                      max_attempts=settings.queue.max_attempts))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels)], tasks=tasks)
+    from handoff.selfservice import selfservice_router, ticket_page_parts
+
+    links, page_files = ticket_page_parts(settings, svc, r)
+    svc.ticket_link = links.url
+    routers = [console_router(settings, svc, r, [*channels, page_files]),
+               selfservice_router(settings, svc, r, links, page_files)]
+    app = create_app(settings, r, channels, extra_routers=routers, tasks=tasks)
     config = uvicorn.Config(
         app,
         host=settings.web.host,

@@ -8,7 +8,7 @@ the `outbound:<channel>` streams — the handoff side never calls a channel dire
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,9 @@ def ticket_number(ticket_id: int) -> str:
 
 
 class TicketService:
+    # The user's ticket page link for a ticket number (handoff.selfservice), when one is wired.
+    ticket_link: Callable[[str], Awaitable[str | None]] | None = None
+
     def __init__(
         self,
         settings: Settings,
@@ -286,13 +289,28 @@ class TicketService:
         )
         await self.r.xadd(f"outbound:{t.channel}", {"d": ob.to_json()})
 
-    async def _ack(self, t: Ticket, handoff_reply: str) -> None:
+    async def _ack(self, t: Ticket, handoff_reply: str, link: str | None = None) -> None:
         """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
         ticket number and the expected reply time; it replaces the bot's handoff reply there."""
+        from handoff.selfservice import LINK_LINE
+
         lang = t.lang if t.lang in ("zh", "en") else "en"
         line = ACK_LINE[lang].format(ticket=t.number)
+        if link:
+            line += "\n" + LINK_LINE[lang].format(url=link)
         text = f"{handoff_reply.strip()}\n\n{line}" if handoff_reply.strip() else line
         await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
+
+    async def _link_ack(self, t: Ticket) -> None:
+        """Channels without an acknowledgement of their own (widget, Telegram, X): the ticket
+        number and the ticket page link, once per new ticket, when links are wired."""
+        from handoff.selfservice import LINK_ONLY
+
+        link = await self.ticket_link(t.number or "") if self.ticket_link else None
+        if link:
+            lang = t.lang if t.lang in ("zh", "en") else "en"
+            await self._outbound(t, LINK_ONLY[lang].format(ticket=t.number, url=link), "system",
+                                 extra_meta={"ticket_link": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
         from bot.queue import conv_key
@@ -386,7 +404,10 @@ class TicketService:
                 log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
                 await self._auto_assign(s, t)
                 if (m.get("meta") or {}).get("reply_ticket_ack") == "1":
-                    await self._ack(t, d.get("reply") or "")
+                    link = await self.ticket_link(t.number or "") if self.ticket_link else None
+                    await self._ack(t, d.get("reply") or "", link)
+                else:
+                    await self._link_ack(t)
             number = t.number
             await self._announce(s, t)
             checks = (t.channel_meta or {}).get(SENDER_CHECKS)
