@@ -117,7 +117,7 @@ class WebSettings(Section):
     # users (the ticket page) start with it. Unset: no links are sent.
     public_url: str | None = None
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "public_url", mode="before")
     @classmethod
     def _empty_token(cls, v: object) -> object:
         return None if v == "" else v
@@ -128,6 +128,9 @@ class WebSettings(Section):
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 24:
             raise PydanticCustomError("web_config", "metrics_token: use at least 24 random characters "
                                       "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if self.public_url is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", self.public_url):
+            raise PydanticCustomError("web_config", "public_url: an http(s) address such as "
+                                      "https://support.example.com (no query or fragment)")
         return self
 
     @field_validator("trusted_proxies")
@@ -187,6 +190,8 @@ class HandoffSettings(Section):
 
 
 class SelfServiceSettings(Section):
+    # Help-centre articles (Markdown, see intents/help.py), served at /help and linked from answers.
+    help_dir: str = "help"
     # The ticket page link in every acknowledgement: valid this many days (revocable any time).
     link_days: Annotated[int, Field(ge=1, le=365)] = 30
     # What a user may add on the ticket page: files per ticket and bytes per file; messages per minute.

@@ -27,6 +27,7 @@ from bot.queue import Entry, Output, Queue, conv_key, trim_stream
 from bot.redact import redact
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
+from intents.help import ReadMore
 
 log = get_logger("switchboard.router")
 
@@ -60,6 +61,8 @@ class Brain:
     nlu: NLUClient
     answers: Answers
     tickets: TicketLookup | None = None
+    # The help-centre article for an answer's intent ("Read more: <url>"), when wired.
+    read_more: ReadMore | None = None
 
     def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
                 priority: Priority = Priority.LOW, **kw: Any) -> Decision:
@@ -134,6 +137,8 @@ class Brain:
                                            sla=self.settings.sla)
         if out.action is Action.ANSWER and out.intent == "ticket_status" and (number := policy.ticket_number(text)):
             out = replace(out, reply=await self._ticket_status(msg, number))
+        elif out.action is Action.ANSWER and self.read_more and (more := self.read_more.line(out.intent, msg.lang)):
+            out = replace(out, reply=f"{out.reply.rstrip()}\n\n{more}")
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,

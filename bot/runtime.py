@@ -22,6 +22,7 @@ from bot.router import Brain, RouterWorker
 from bot.tasks import TaskSupervisor
 from intents.answers import Answers
 from intents.client import NLUClient
+from intents.help import ReadMore
 from intents.rasa import RasaPaths
 
 log = get_logger("switchboard.runtime")
@@ -98,6 +99,21 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+def read_more(settings: Settings) -> ReadMore | None:
+    """The answers' "Read more" links to help-centre articles (with web.public_url set)."""
+    from intents.help import HelpArticles
+
+    root = settings.path(settings.selfservice.help_dir)
+    if not settings.web.public_url or not root.is_dir():
+        return None
+    try:
+        return ReadMore(HelpArticles(root), settings.web.public_url)
+    except ValueError as e:
+        from bot.errors import ConfigError
+
+        raise ConfigError(f"help articles: {e}") from None
+
+
 async def ticket_service(settings: Settings, r: aioredis.Redis, migrate: bool = False):  # type: ignore[no-untyped-def]
     """The ticket service on the configured database (applying migrations when asked)."""
     from handoff.db import make_engine, sessionmaker, upgrade
@@ -119,7 +135,8 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
     try:
         async with nlu_client(settings) as nlu:
             await nlu.refresh_versions()
-            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets))
+            worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets,
+                                                     read_more=read_more(settings)))
             tasks.start("router", lambda: worker.run(tasks.stop), consumer=worker.consumer)
             await tasks.wait()
             await tasks.close(grace_s=15)
@@ -155,12 +172,16 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     tasks.start_consumer("tickets", handoff_consumer(svc, r, claim_idle_ms=settings.queue.claim_idle_ms,
                                                      max_attempts=settings.queue.max_attempts))
     tasks.start("sla", lambda: sla_loop(svc, tasks.stop, settings.handoff.sla_check_s))
+    from handoff.helpcentre import HelpCentre, help_router
     from handoff.selfservice import selfservice_router, ticket_page_parts
 
     links, page_files = ticket_page_parts(settings, svc, r)
     svc.ticket_link = links.url
     routers = [console_router(settings, svc, r, [*channels, page_files]),
                selfservice_router(settings, svc, r, links, page_files)]
+    help_root = settings.path(settings.selfservice.help_dir)
+    if help_root.is_dir():
+        routers.append(help_router(settings, await asyncio.to_thread(HelpCentre, help_root)))
     app = create_app(settings, r, channels, extra_routers=routers, tasks=tasks)
     config = uvicorn.Config(
         app,
