@@ -160,8 +160,19 @@ def _default_sla() -> dict[Priority, SLATarget]:
     }
 
 
+def _default_vip_sla() -> dict[int, dict[Priority, SLATarget]]:
+    return {1: {
+        Priority.URGENT: SLATarget(first_response_min=10, resolution_min=180),
+        Priority.HIGH: SLATarget(first_response_min=30, resolution_min=6 * 60),
+        Priority.NORMAL: SLATarget(first_response_min=60, resolution_min=12 * 60),
+        Priority.LOW: SLATarget(first_response_min=4 * 60, resolution_min=48 * 60),
+    }}
+
+
 class SLASettings(Section):
     targets: dict[Priority, SLATarget] = Field(default_factory=_default_sla)
+    # Per VIP tier (the entry of the highest tier not above the contact's), replacing `targets`.
+    vip_targets: dict[int, dict[Priority, SLATarget]] = Field(default_factory=_default_vip_sla)
     warn_at: Annotated[float, Field(gt=0, lt=1)] = 0.75
 
 
@@ -187,6 +198,8 @@ class HandoffSettings(Section):
     console_origins: tuple[str, ...] = ()
     # Agents' answers ready to insert, per language.
     canned_file: str = "handoff/canned.yml"
+    # A VIP's new ticket waits this long for their account manager before it joins the queue.
+    vip_offer_min: Annotated[int, Field(ge=1, le=24 * 60)] = 10
 
 
 class SelfServiceSettings(Section):
@@ -198,6 +211,23 @@ class SelfServiceSettings(Section):
     max_files_per_ticket: Annotated[int, Field(ge=0, le=100)] = 10
     max_upload_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
     rate_per_minute: Annotated[int, Field(ge=1)] = 10
+    # Callback requests (VIP users, theft cases): the time zone of a number that does not tell its
+    # own, and how long after the user's window opens the call is due.
+    callbacks: bool = True
+    default_tz: str = "UTC"
+    callback_sla_min: Annotated[int, Field(ge=1)] = 30
+
+    @field_validator("default_tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise PydanticCustomError("selfservice_config", "default_tz: an IANA time zone such as Asia/Shanghai "
+                                      "or Europe/London") from None
+        return v
 
 
 class LoggingSettings(Section):

@@ -63,6 +63,8 @@ class Brain:
     tickets: TicketLookup | None = None
     # The help-centre article for an answer's intent ("Read more: <url>"), when wired.
     read_more: ReadMore | None = None
+    # Theft cases and VIP users are offered a call back in the handoff reply (handoff.callbacks).
+    offer_callback: bool = False
 
     def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
                 priority: Priority = Priority.LOW, **kw: Any) -> Decision:
@@ -139,6 +141,12 @@ class Brain:
             out = replace(out, reply=await self._ticket_status(msg, number))
         elif out.action is Action.ANSWER and self.read_more and (more := self.read_more.line(out.intent, msg.lang)):
             out = replace(out, reply=f"{out.reply.rstrip()}\n\n{more}")
+        offers: tuple[str, ...] = ()
+        if (self.offer_callback and out.action is Action.HANDOFF and not out.silent
+                and (out.topic == "theft" or state.vip > 0)
+                and (offer := self.answers.get("callback_offer", msg.lang))):
+            out = replace(out, reply=f"{out.reply.rstrip()}\n\n{offer.strip()}")
+            offers = ("callback",)
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,
@@ -156,6 +164,7 @@ class Brain:
             redactions=red.kinds,
             reason=out.reason,
             silent=out.silent,
+            offers=offers,
         )
         return d, out.state, nlu.latency_s
 

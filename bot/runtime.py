@@ -136,7 +136,8 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
         async with nlu_client(settings) as nlu:
             await nlu.refresh_versions()
             worker = RouterWorker(settings, r, Brain(settings, nlu, answers(settings), tickets,
-                                                     read_more=read_more(settings)))
+                                                     read_more=read_more(settings),
+                                                     offer_callback=settings.selfservice.callbacks))
             tasks.start("router", lambda: worker.run(tasks.stop), consumer=worker.consumer)
             await tasks.wait()
             await tasks.close(grace_s=15)

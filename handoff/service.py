@@ -172,6 +172,8 @@ class TicketService:
             "resolved_at": iso(t.resolved_at),
             "sla": self.sla_state(t),
             "csat": t.csat,
+            "offered_to": t.offered_to_id,
+            "offer_until": iso(t.offer_until),
             "last_message": (
                 {"text": last.body[:200], "at": iso(last.created_at), "author_type": last.author_type}
                 if last
@@ -264,8 +266,10 @@ class TicketService:
             p = max(p, base.raised(), key=lambda x: -PRIORITY_RANK[x.value])
         return p.value
 
-    def _sla(self, t: Ticket) -> None:
-        target = self.settings.sla.targets[Priority(t.priority)]
+    def _sla(self, t: Ticket, vip: int = 0) -> None:
+        from handoff.vip import vip_target
+
+        target = vip_target(self, vip, t.priority)
         start = aware(t.created_at) or self.clock()
         t.first_response_due = start + timedelta(minutes=target.first_response_min)
         t.resolution_due = start + timedelta(minutes=target.resolution_min)
@@ -367,7 +371,7 @@ class TicketService:
                     t.priority_rank = PRIORITY_RANK[t.priority]
                     t.created_at = now
                     t.first_responded_at = None
-                    self._sla(t)
+                    self._sla(t, contact.vip)
             if t is None:
                 priority = self._priority(d["priority"], d["topic"], contact)
                 t = Ticket(
@@ -376,7 +380,7 @@ class TicketService:
                     status="new", lang=m.get("lang", "en"), channel_meta={}, created_at=now, updated_at=now,
                     waiting_since=now,
                 )
-                self._sla(t)
+                self._sla(t, contact.vip)
                 s.add(t)
                 await s.flush()
                 t.number = ticket_number(t.id)
@@ -402,7 +406,10 @@ class TicketService:
             await s.refresh(t, ["contact", "assignee"])
             if created:
                 log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
-                await self._auto_assign(s, t)
+                from handoff.vip import announce_offer, offer_first
+
+                if not await offer_first(self, s, t, contact):  # a VIP's manager first (handoff.vip)
+                    await self._auto_assign(s, t)
                 if (m.get("meta") or {}).get("reply_ticket_ack") == "1":
                     link = await self.ticket_link(t.number or "") if self.ticket_link else None
                     await self._ack(t, d.get("reply") or "", link)
@@ -410,6 +417,13 @@ class TicketService:
                     await self._link_ack(t)
             number = t.number
             await self._announce(s, t)
+            from handoff import callbacks
+
+            if created:
+                await announce_offer(self, t)
+                await callbacks.offer(self, t, contact, "callback" in (d.get("offers") or ()))
+            else:
+                await callbacks.on_user_message(self, s, t, m["text"])
             checks = (t.channel_meta or {}).get(SENDER_CHECKS)
             await self.publish({"type": "message", "message": self.message_json(msg, number, checks)})
             return t
@@ -699,7 +713,10 @@ class TicketService:
             stmt = select(Ticket)
             if view == "queue":
                 stmt = stmt.where(Ticket.status.in_(("new", "open")),
-                                  or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
+                                  or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id),
+                                  # offered to a VIP's manager alone for now (handoff.vip)
+                                  or_(Ticket.offered_to_id.is_(None), Ticket.offered_to_id == agent.id,
+                                      Ticket.offer_until <= self.clock()))
             elif view == "mine":
                 stmt = stmt.where(Ticket.assignee_id == agent.id, Ticket.status.in_(OPEN_STATUSES))
             elif view == "resolved":

@@ -1567,6 +1567,15 @@
         debouncedDetailRefresh();
       }
       renderSoon();
+    } else if (msg.type === 'vip_offer' && msg.ticket && S.me && msg.agent_id === S.me.id) {
+      // A VIP of yours opened a ticket: it waits for you alone until the offer runs out (handoff/vip.py).
+      const t = upsert(msg.ticket) || msg.ticket;
+      flashRow(t.number);
+      toast(`${humanize(t.topic)} · ${contactLabel(t.contact)} — offered to you first`, {
+        kind: 'urgent', title: `Your VIP client opened ${t.number}`, timeout: 15000,
+        action: { label: 'Open', run: () => openTicket(t.number) },
+      });
+      renderSoon();
     } else if (msg.type === 'message' && msg.message) {
       addMessage(msg.message);
     } else if (msg.type === 'sla' && msg.ticket) {
