@@ -165,7 +165,9 @@ async def offer(svc: TicketService, t: Ticket, contact: Contact, offered: bool) 
 
 async def on_user_message(svc: TicketService, s: AsyncSession, t: Ticket, text: str) -> None:
     """A user's message on a ticket with a callback conversation under way."""
-    state = await svc.r.hgetall(_key(t.number or ""))
+    raw = await svc.r.hgetall(_key(t.number or ""))
+    state = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+             for k, v in (raw or {}).items()}
     step = state.get("step") if state else None
     if not step or not text.strip():
         return

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.logs import get_logger
 from handoff.callbacks import Callbacks
 from handoff.models import Agent
 from handoff.service import TicketService
 from handoff.vip import set_manager
 
 ACTIONS = ("claim", "done", "no_answer", "reschedule")
+svc_log = get_logger("switchboard.console")
 
 
 def care_routes(router: APIRouter, svc: TicketService, current: Callable[..., Awaitable[Agent]],
@@ -47,6 +49,29 @@ def care_routes(router: APIRouter, svc: TicketService, current: Callable[..., Aw
                 raise HTTPException(400, "a new window is required, like 14:00-16:00")
             return dict(await run(cbs.reschedule, cb_id, a, window[:100]))
         return dict(await run(getattr(cbs, action), cb_id, a))
+
+    @router.post("/api/tickets/{number}/page-link")
+    async def page_link(request: Request, number: str) -> dict[str, Any]:
+        """A fresh ticket page link to give the user (their old ones keep working until revoked)."""
+        from handoff.selfservice import cli_link
+
+        a = await current(request, write=True)
+        try:
+            url = await run(cli_link, svc, number)
+        except ValueError as e:
+            raise HTTPException(409, str(e)) from None
+        svc_log.info("selfservice.link_issued", ticket=number, agent=a.id)
+        return {"url": url}
+
+    @router.post("/api/tickets/{number}/page-link/revoke")
+    async def page_link_revoke(request: Request, number: str) -> dict[str, Any]:
+        """Every ticket page link of this ticket stops working (a link shared by mistake)."""
+        from handoff.selfservice import cli_revoke
+
+        a = await current(request, write=True)
+        await run(cli_revoke, svc, number)
+        svc_log.info("selfservice.links_revoked_by", ticket=number, agent=a.id)
+        return {"ok": True}
 
     @router.post("/api/contacts/{contact_id}/manager")
     async def manager(request: Request, contact_id: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ TOPIC_ORDER = ("account", "deposit", "withdrawal", "trading", "fees", "security"
 
 
 def _jieba() -> Any:
-    import jieba
+    import jieba  # type: ignore[import-untyped]
 
     jieba.setLogLevel(60)  # its "Building prefix dict" chatter is not ours to log
     return jieba

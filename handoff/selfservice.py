@@ -91,7 +91,9 @@ class TicketLinks:
         if self._key is None:
             await self.r.set(KEY, secrets.token_hex(32), nx=True)
             k = await self.r.get(KEY)
-            self._key = (k.encode() if isinstance(k, str) else bytes(k))
+            if k is None:
+                raise RuntimeError("the link key vanished from Redis as it was made")
+            self._key = k.encode() if isinstance(k, str) else bytes(k)
         return self._key
 
     async def _generation(self, number: str) -> int:
@@ -187,7 +189,7 @@ class TicketPage:
         body = redact(text.strip()).text if text.strip() else ""
         async with self.svc.sm() as s, s.begin():
             q = select(Ticket).where(Ticket.number == number)
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 q = q.with_for_update()
             t = (await s.execute(q)).scalar_one()
             if t.status == "closed":

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, expect
 
 from bot.web import create_app, uvicorn_options
 from channels.email.adapter import EmailChannel
+from handoff.console import console_router
 from handoff.db import make_engine, sessionmaker, upgrade
 from handoff.selfservice import TOKEN_HEADER, selfservice_router, ticket_page_parts
 from handoff.service import TicketService
@@ -71,7 +72,8 @@ async def page_rig(tmp_path: Path, aredis: aioredis.Redis, dovecot: Dovecot, smt
     rig.base = base
     rig.links = links  # type: ignore[attr-defined]
     rig.files = files  # type: ignore[attr-defined]
-    app = create_app(settings, aredis, [], extra_routers=[selfservice_router(settings, svc, aredis, links, files)])
+    app = create_app(settings, aredis, [], extra_routers=[selfservice_router(settings, svc, aredis, links, files),
+                                                          console_router(settings, svc, aredis, [files])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", **uvicorn_options(settings)))
     serving = asyncio.create_task(server.serve())
@@ -177,10 +179,24 @@ async def test_expired_revoked_and_forged_links_are_refused_and_say_why(page_rig
         async with http.post(f"{rig.base}/ticket/api/upload?name=x.png", headers={TOKEN_HEADER: good,
                              "Content-Type": "image/png"}, data=b"MZ\x90\x00 not a png") as resp:
             assert resp.status == 415
-    await links.revoke("SB-000001")
+    # An agent revokes the links from the console (a link shared by mistake) and issues a new one.
+    from tests.integration.test_console_http import login
+
+    await rig.svc.add_agent("ana@example.com", "Ana", "correct-horse-battery")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
+        assert await login(staff, rig.base, "ana@example.com", "correct-horse-battery") == "/agent"
+        async with staff.get(rig.base + "/agent/api/me") as resp:
+            h = {"X-CSRF-Token": (await resp.json())["csrf"]}
+        async with staff.post(rig.base + "/agent/api/tickets/SB-000001/page-link/revoke", headers=h) as resp:
+            assert resp.status == 200
+        async with staff.post(rig.base + "/agent/api/tickets/SB-000001/page-link", headers=h) as resp:
+            fresh = (await resp.json())["url"]
     await page.goto(f"{rig.base}/ticket#{good}")
     await page.reload()
     await expect(page.get_by_test_id("problem")).to_contain_text("revoked", timeout=10_000)
+    await page.goto(fresh)
+    await page.reload()
+    await expect(page.get_by_test_id("number")).to_have_text("SB-000001", timeout=10_000)
     detail = await rig.svc.detail("SB-000002")
     assert not [m for m in detail["messages"] if m["channel"] == "ticket_page"]
     await ctx.close()
