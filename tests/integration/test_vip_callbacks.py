@@ -186,3 +186,29 @@ async def test_callback_from_the_bots_offer_to_done(console: tuple[str, TicketSe
     assert last.kind == "agent" and last.author == "Ana" and "已就工单" in last.text and t.number in last.text
     audit = [a["action"] for a in (await tickets.detail(t.number or ""))["audit"]]
     assert audit[-3:] == ["callback_requested", "callback_claim", "callback_done"]
+
+
+@pytest.mark.browser
+async def test_a_supervisor_assigns_the_account_manager_in_the_console(console: tuple[str, TicketService],
+                                                                      browser: Browser) -> None:
+    base, tickets = console
+    first = await tickets.handle_event(handoff_event("I want to talk to a person", "whale"))
+    assert first is not None
+    await tickets.add_agent("sam@example.com", "Sam", "correct-horse-battery", "supervisor")
+    mia = await tickets.add_agent("mia@example.com", "Mia", "correct-horse-battery")
+    ctx = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await ctx.new_page()
+    answers_ = iter(["mia@example.com", "2"])
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept(next(answers_))))
+    await page.goto(base + "/agent/login")
+    await page.get_by_test_id("email").fill("sam@example.com")
+    await page.get_by_test_id("password").fill("correct-horse-battery")
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("ticket-row").first.click()
+    await page.get_by_test_id("set-manager").click()
+    await expect(page.get_by_text("VIP 2 · Mia")).to_be_visible(timeout=10_000)
+    await ctx.close()
+    await tickets.resolve(first.number or "", mia)
+    tickets.clock = lambda: first.created_at + timedelta(days=30)  # past the reopen window
+    second = await tickets.handle_event(handoff_event("hello again, I need help", "whale"))
+    assert second is not None and second.offered_to_id == mia.id and second.priority == "high"
