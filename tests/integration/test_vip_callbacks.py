@@ -143,7 +143,8 @@ async def console(tmp_path: Path, aredis: aioredis.Redis, rasa_url: str) -> Asyn
 
 @pytest.mark.rasa
 @pytest.mark.browser
-async def test_callback_from_the_bots_offer_to_done(console: tuple[str, TicketService], browser: Browser) -> None:
+async def test_callback_from_the_bots_offer_to_done(console: tuple[str, TicketService], browser: Browser,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     base, tickets = console
     settings = tickets.settings
     async with NLUClient(settings.nlu.urls, timeout_s=5) as nlu:
@@ -186,6 +187,9 @@ async def test_callback_from_the_bots_offer_to_done(console: tuple[str, TicketSe
     assert last.kind == "agent" and last.author == "Ana" and "已就工单" in last.text and t.number in last.text
     audit = [a["action"] for a in (await tickets.detail(t.number or ""))["audit"]]
     assert audit[-3:] == ["callback_requested", "callback_claim", "callback_done"]
+    logged = capsys.readouterr()
+    assert "callback.booked" in logged.out
+    assert "13800138000" not in logged.out + logged.err  # personal data: kept for the call, never logged
 
 
 @pytest.mark.browser
