@@ -93,13 +93,22 @@ def parse_phone(text: str, lang: str) -> phonenumbers.PhoneNumber | None:
     return None
 
 
+# When a number's candidate zones all keep the same time (the UK's +44 7… lists Guernsey, the Isle
+# of Man, Jersey and London), the one users recognise.
+_PREFERRED_ZONES = ("Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Madrid", "Asia/Shanghai",
+                    "Asia/Hong_Kong", "Asia/Singapore", "Asia/Tokyo")
+
+
 def zone_for(number: phonenumbers.PhoneNumber, default: str) -> str:
-    zones = [z for z in pn_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
-    if len(set(zones)) == 1:
-        return zones[0]
-    if phonenumbers.region_code_for_number(number) == "CN":
-        return "Asia/Shanghai"
-    return default
+    """The number's time zone when it tells one clock time, else `default`."""
+    zones = sorted({z for z in pn_timezone.time_zones_for_number(number) if z != "Etc/Unknown"})
+    if not zones:
+        return default
+    probes = [datetime(2026, 1, 15, 12, tzinfo=ZoneInfo("UTC")), datetime(2026, 7, 15, 12, tzinfo=ZoneInfo("UTC"))]
+    offsets = {tuple(p.astimezone(ZoneInfo(z)).utcoffset() for p in probes) for z in zones}
+    if len(offsets) != 1:
+        return default  # the US, Russia…: ask-free guess would be wrong for many
+    return next((z for z in _PREFERRED_ZONES if z in zones), zones[0])
 
 
 def _hour(h: int, ap: str | None) -> int:

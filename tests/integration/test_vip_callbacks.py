@@ -25,7 +25,7 @@ from bot.web import create_app, uvicorn_options
 from handoff.callbacks import parse_window
 from handoff.console import console_router
 from handoff.db import make_engine, sessionmaker, upgrade
-from handoff.service import TicketService
+from handoff.service import Conflict, TicketService
 from handoff.vip import expire_offers, set_manager
 from intents.client import NLUClient
 from tests.conftest import make_settings
@@ -216,3 +216,32 @@ async def test_a_supervisor_assigns_the_account_manager_in_the_console(console: 
     tickets.clock = lambda: first.created_at + timedelta(days=30)  # past the reopen window
     second = await tickets.handle_event(handoff_event("hello again, I need help", "whale"))
     assert second is not None and second.offered_to_id == mia.id and second.priority == "high"
+
+
+async def test_no_answer_and_reschedule_are_told_to_the_user_and_a_new_window_books_again(
+        svc: TicketService) -> None:  # noqa: F811
+    from handoff.callbacks import Callbacks
+
+    ana = await agent(svc, "Ana")
+    await set_manager(svc, "web:whale", None, 1, "cli")  # a VIP: offered a call back
+    t = await svc.handle_event(handoff_event("I need a person", "whale"))
+    assert t is not None
+    await svc.handle_event(silent_event("call me on +44 7911 123456", "whale"))
+    await svc.handle_event(silent_event("14:00-16:00", "whale"))
+    cbs = Callbacks(svc)
+    [cb] = await cbs.list()
+    assert (cb["phone"], cb["tz"], cb["status"]) == ("+447911123456", "Europe/London", "open")
+    assert cb["window_start"] == "2026-11-28T14:00:00Z" and cb["due_at"] == "2026-11-28T14:30:00Z"
+    await cbs.claim(cb["id"], ana)
+    bo = await agent(svc, "Bo")
+    with pytest.raises(Conflict, match="already claimed by Ana"):
+        await cbs.claim(cb["id"], bo)
+    await cbs.no_answer(cb["id"], ana)
+    assert await cbs.list() == []
+    await svc.handle_event(silent_event("tomorrow 9-11", "whale"))  # their new window books it again
+    [again] = await cbs.list()
+    assert again["window_start"] == "2026-11-29T09:00:00Z"
+    await cbs.reschedule(again["id"], ana, "tomorrow 10:00-12:00")
+    texts = [o.text for o in await outbound(svc.r)]
+    assert any("could not reach you" in x and "+447911123456" in x for x in texts)
+    assert texts[-1].startswith("Your call back for ticket SB-000001 is moved to 29 Nov 10:00 – 29 Nov 12:00")
