@@ -245,3 +245,24 @@ async def test_no_answer_and_reschedule_are_told_to_the_user_and_a_new_window_bo
     texts = [o.text for o in await outbound(svc.r)]
     assert any("could not reach you" in x and "+447911123456" in x for x in texts)
     assert texts[-1].startswith("Your call back for ticket SB-000001 is moved to 29 Nov 10:00 – 29 Nov 12:00")
+
+
+@pytest.mark.browser
+async def test_the_manager_is_notified_in_the_console_when_their_vip_writes(console: tuple[str, TicketService],
+                                                                          browser: Browser) -> None:
+    base, tickets = console
+    await tickets.add_agent("mia@example.com", "Mia", "correct-horse-battery")
+    await set_manager(tickets, "web:whale", "mia@example.com", 3, "cli")
+    ctx = await browser.new_context(viewport={"width": 1440, "height": 900})
+    page = await ctx.new_page()
+    await page.goto(base + "/agent/login")
+    await page.get_by_test_id("email").fill("mia@example.com")
+    await page.get_by_test_id("password").fill("correct-horse-battery")
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("me")).to_contain_text("Mia", timeout=10_000)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)
+    t = await tickets.handle_event(handoff_event("please call me, it is urgent", "whale"))
+    assert t is not None
+    await expect(page.get_by_text(f"Your VIP client opened {t.number}")).to_be_visible(timeout=10_000)
+    await expect(page.get_by_test_id("ticket-row").filter(has_text="VIP 3")).to_be_visible()
+    await ctx.close()
