@@ -310,6 +310,22 @@ class Callbacks:
         return await self._act(cb_id, agent, "reschedule", window)
 
 
+async def due_tick(svc: TicketService) -> list[int]:
+    """Callbacks that reached their due time without being done: every console is told once per
+    due time (a reschedule sets a new one). Returns their ids."""
+    now = svc.clock()
+    out: list[dict[str, Any]] = []
+    async with svc.sm() as s:
+        rows = (await s.execute(select(Callback).where(Callback.status.in_(OPEN), Callback.due_at <= now))).scalars()
+        for cb in rows:
+            if await svc.r.set(f"callback:alerted:{cb.id}:{iso(cb.due_at)}", "1", nx=True, ex=7 * 86400):
+                out.append(callback_json(cb, cb.ticket, now))
+    for cj in out:
+        log.warning("callback.due", callback=cj["id"], ticket=cj["ticket"], due=cj["due_at"])  # never the number
+        await svc.publish({"type": "callback_due", "callback": cj})
+    return [cj["id"] for cj in out]
+
+
 def valid_zone(name: str) -> bool:
     try:
         ZoneInfo(name)

@@ -1591,6 +1591,12 @@
         action: { label: 'Open', run: () => openTicket(t.number) },
       });
       renderSoon();
+    } else if (msg.type === 'callback_due' && msg.callback) {
+      const c = msg.callback;
+      toast(`${c.ticket}${c.vip > 0 ? ' · VIP ' + c.vip : ''} · ${c.assignee ? c.assignee.name : 'unclaimed'}`, {
+        kind: 'warning', title: 'Call back due now', timeout: 12000,
+        action: { label: 'Callbacks', run: () => location.assign('/agent/callbacks') },
+      });
     } else if (msg.type === 'message' && msg.message) {
       addMessage(msg.message);
     } else if (msg.type === 'sla' && msg.ticket) {

@@ -220,7 +220,7 @@ async def test_a_supervisor_assigns_the_account_manager_in_the_console(console: 
 
 async def test_no_answer_and_reschedule_are_told_to_the_user_and_a_new_window_books_again(
         svc: TicketService) -> None:  # noqa: F811
-    from handoff.callbacks import Callbacks
+    from handoff.callbacks import Callbacks, due_tick
 
     ana = await agent(svc, "Ana")
     await set_manager(svc, "web:whale", None, 1, "cli")  # a VIP: offered a call back
@@ -232,6 +232,10 @@ async def test_no_answer_and_reschedule_are_told_to_the_user_and_a_new_window_bo
     [cb] = await cbs.list()
     assert (cb["phone"], cb["tz"], cb["status"]) == ("+447911123456", "Europe/London", "open")
     assert cb["window_start"] == "2026-11-28T14:00:00Z" and cb["due_at"] == "2026-11-28T14:30:00Z"
+    assert await due_tick(svc) == []
+    svc.clock.advance(hours=2, minutes=30)  # type: ignore[attr-defined]  # 14:30, due
+    assert await due_tick(svc) == [cb["id"]]
+    assert await due_tick(svc) == []  # told once
     await cbs.claim(cb["id"], ana)
     bo = await agent(svc, "Bo")
     with pytest.raises(Conflict, match="already claimed by Ana"):
