@@ -773,6 +773,55 @@ def telegram_info(config: ConfigOpt = None) -> None:
     _telegram(config, "info")
 
 
+tickets_app = typer.Typer(no_args_is_help=True, help="Tickets: the users' ticket page links.")
+app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.command("link")
+def tickets_link(number: str, config: ConfigOpt = None) -> None:
+    """Print a fresh ticket page link for a ticket (to give a user who lost theirs)."""
+    from handoff.selfservice import cli_link
+
+    try:
+        typer.echo(_with_tickets(config, lambda svc: cli_link(svc, number)))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e))
+
+
+@tickets_app.command("revoke-links")
+def tickets_revoke_links(number: str, config: ConfigOpt = None) -> None:
+    """Revoke every ticket page link issued so far for a ticket."""
+    from handoff.selfservice import cli_revoke
+
+    try:
+        _with_tickets(config, lambda svc: cli_revoke(svc, number))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"links of {number.upper()} revoked")
+
+
+contacts_app = typer.Typer(no_args_is_help=True, help="Contacts: VIP tier and account manager.")
+app.add_typer(contacts_app, name="contacts")
+
+
+@contacts_app.command("set-manager")
+def contacts_set_manager(
+    contact: Annotated[str, typer.Argument(help="contact id, or an identity like telegram:12345 / email:a@b.c")],
+    manager: Annotated[str | None, typer.Option(help="the account manager's agent e-mail; omit to remove")] = None,
+    vip: Annotated[int | None, typer.Option(help="VIP tier, 0 (none) to 9")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Assign a contact's account manager (their new tickets are offered to them first) and VIP tier."""
+    from handoff.vip import set_manager
+
+    try:
+        out = _with_tickets(config, lambda svc: set_manager(svc, contact, manager, vip, "cli"))
+    except (SwitchboardError, ValueError) as e:
+        fail(str(e))
+    who = out["manager"]["name"] if out["manager"] else "no manager"
+    typer.echo(f"contact {out['contact']}: VIP {out['vip']}, {who}")
+
+
 def main() -> None:
     app()
 

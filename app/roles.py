@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import signal
 
-from app.runtime import answers, build_channels, connect_redis, nlu_client, ticket_service
+from app.runtime import answers, build_channels, connect_redis, nlu_client, read_more, ticket_service
 from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
@@ -40,7 +40,8 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
             await nlu.refresh_versions()
             from handoff.incidents import IncidentBook
 
-            brain = Brain(settings, nlu, answers(settings), tickets, incidents=IncidentBook(tickets))
+            brain = Brain(settings, nlu, answers(settings), tickets, incidents=IncidentBook(tickets),
+                          read_more=read_more(settings), offer_callback=settings.selfservice.callbacks)
             owned = settings.queue.partitions_owned or Layout.of(settings).all()
             for p in owned:  # one consumer per partition; a conversation lives in one partition
                 worker = RouterWorker(settings, r, brain, partition=p)
@@ -98,8 +99,17 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
     from handoff.reports.app import reports_parts
 
     report_routers = reports_parts(settings, svc.sm, r, [ch.name for ch in channels], tasks)
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels), review_router(settings, svc, r),
-                                                           *report_routers],
+    from handoff.helpcentre import HelpCentre, help_router
+    from handoff.selfservice import selfservice_router, ticket_page_parts
+
+    links, page_files = ticket_page_parts(settings, svc, r)
+    svc.ticket_link = links.url
+    routers = [console_router(settings, svc, r, [*channels, page_files]), review_router(settings, svc, r),
+               selfservice_router(settings, svc, r, links, page_files), *report_routers]
+    help_root = settings.path(settings.selfservice.help_dir)
+    if help_root.is_dir():
+        routers.append(help_router(settings, await asyncio.to_thread(HelpCentre, help_root)))
+    app = create_app(settings, r, channels, extra_routers=routers,
                      tasks=tasks)
     config = uvicorn.Config(
         app,

@@ -17,6 +17,7 @@ from bot.logs import get_logger
 from bot.registry import channel_adapter
 from intents.answers import Answers
 from intents.client import NLUClient
+from intents.help import ReadMore
 from intents.rasa import RasaPaths
 
 log = get_logger("switchboard.runtime")
@@ -101,3 +102,18 @@ def data_dir(settings: Settings) -> Path:
     d = settings.path(settings.data_dir)
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def read_more(settings: Settings) -> ReadMore | None:
+    """The answers' "Read more" links to help-centre articles (with web.public_url set)."""
+    from intents.help import HelpArticles
+
+    root = settings.path(settings.selfservice.help_dir)
+    if not settings.web.public_url or not root.is_dir():
+        return None
+    try:
+        return ReadMore(HelpArticles(root), settings.web.public_url)
+    except ValueError as e:
+        from bot.errors import ConfigError
+
+        raise ConfigError(f"help articles: {e}") from None

@@ -138,8 +138,11 @@ class WebSettings(Section):
     metrics_token: SecretStr | None = None
     # Strict-Transport-Security on every response served over HTTPS (0 = not sent).
     hsts_max_age_s: Annotated[int, Field(ge=0)] = 31_536_000
+    # The address users reach this server at (e.g. "https://support.example.com"): links sent to
+    # users (the ticket page) start with it. Unset: no links are sent.
+    public_url: str | None = None
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "public_url", mode="before")
     @classmethod
     def _empty_token(cls, v: object) -> object:
         return None if v == "" else v
@@ -150,6 +153,9 @@ class WebSettings(Section):
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 24:
             raise PydanticCustomError("web_config", "metrics_token: use at least 24 random characters "
                                       "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if self.public_url is not None and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", self.public_url):
+            raise PydanticCustomError("web_config", "public_url: an http(s) address such as "
+                                      "https://support.example.com (no query or fragment)")
         return self
 
     @field_validator("trusted_proxies")
@@ -179,8 +185,19 @@ def _default_sla() -> dict[Priority, SLATarget]:
     }
 
 
+def _default_vip_sla() -> dict[int, dict[Priority, SLATarget]]:
+    return {1: {
+        Priority.URGENT: SLATarget(first_response_min=10, resolution_min=180),
+        Priority.HIGH: SLATarget(first_response_min=30, resolution_min=6 * 60),
+        Priority.NORMAL: SLATarget(first_response_min=60, resolution_min=12 * 60),
+        Priority.LOW: SLATarget(first_response_min=4 * 60, resolution_min=48 * 60),
+    }}
+
+
 class SLASettings(Section):
     targets: dict[Priority, SLATarget] = Field(default_factory=_default_sla)
+    # Per VIP tier (the entry of the highest tier not above the contact's), replacing `targets`.
+    vip_targets: dict[int, dict[Priority, SLATarget]] = Field(default_factory=_default_vip_sla)
     warn_at: Annotated[float, Field(gt=0, lt=1)] = 0.75
 
 
@@ -206,6 +223,36 @@ class HandoffSettings(Section):
     console_origins: tuple[str, ...] = ()
     # Agents' answers ready to insert, per language.
     canned_file: str = "handoff/canned.yml"
+    # A VIP's new ticket waits this long for their account manager before it joins the queue.
+    vip_offer_min: Annotated[int, Field(ge=1, le=24 * 60)] = 10
+
+
+class SelfServiceSettings(Section):
+    # Help-centre articles (Markdown, see intents/help.py), served at /help and linked from answers.
+    help_dir: str = "help"
+    # The ticket page link in every acknowledgement: valid this many days (revocable any time).
+    link_days: Annotated[int, Field(ge=1, le=365)] = 30
+    # What a user may add on the ticket page: files per ticket and bytes per file; messages per minute.
+    max_files_per_ticket: Annotated[int, Field(ge=0, le=100)] = 10
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+    rate_per_minute: Annotated[int, Field(ge=1)] = 10
+    # Callback requests (VIP users, theft cases): the time zone of a number that does not tell its
+    # own, and how long after the user's window opens the call is due.
+    callbacks: bool = True
+    default_tz: str = "UTC"
+    callback_sla_min: Annotated[int, Field(ge=1)] = 30
+
+    @field_validator("default_tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise PydanticCustomError("selfservice_config", "default_tz: an IANA time zone such as Asia/Shanghai "
+                                      "or Europe/London") from None
+        return v
 
 
 class LoggingSettings(Section):
@@ -228,6 +275,7 @@ class Settings(Section):
     web: WebSettings = WebSettings()
     sla: SLASettings = SLASettings()
     handoff: HandoffSettings = HandoffSettings()
+    selfservice: SelfServiceSettings = SelfServiceSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     # Directory the relative paths above are resolved against (the config file's folder).

@@ -158,6 +158,8 @@ class Decision(_Wire):
     silent: bool = False  # True when an agent owns the conversation: nothing is sent
     csat: int | None = None  # a 1–5 rating answering the satisfaction question of `ticket`
     ticket: str | None = None
+    # What the reply offered that the handoff side follows up ("callback": a phone call back).
+    offers: tuple[str, ...] = ()
     decided_at: AwareDatetime = Field(default_factory=utcnow)
 
     def public(self) -> dict[str, Any]:

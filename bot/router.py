@@ -28,6 +28,7 @@ from bot.redact import EXPOSING, kinds_found, redact_async
 from bot.streams import Layout
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
+from intents.help import ReadMore
 
 log = get_logger("switchboard.router")
 
@@ -76,6 +77,10 @@ class Brain:
     answers: Answers
     tickets: TicketLookup | None = None
     incidents: IncidentLookup | None = None
+    # The help-centre article for an answer's intent ("Read more: <url>"), when wired.
+    read_more: ReadMore | None = None
+    # Theft cases and VIP users are offered a call back in the handoff reply (handoff.callbacks).
+    offer_callback: bool = False
 
     def _simple(self, msg: Message, text: str, action: Action, topic: str, intent: str, reply: str,
                 priority: Priority = Priority.LOW, **kw: Any) -> Decision:
@@ -159,6 +164,14 @@ class Brain:
                           reason=f"incident:{known.id}", state=replace(state, fallbacks=0))
         if out.action is Action.ANSWER and out.intent == "ticket_status" and (number := policy.ticket_number(text)):
             out = replace(out, reply=await self._ticket_status(msg, number))
+        elif out.action is Action.ANSWER and self.read_more and (more := self.read_more.line(out.intent, msg.lang)):
+            out = replace(out, reply=f"{out.reply.rstrip()}\n\n{more}")
+        offers: tuple[str, ...] = ()
+        if (self.offer_callback and out.action is Action.HANDOFF and not out.silent
+                and (out.topic == "theft" or state.vip > 0)
+                and (offer := self.answers.get("callback_offer", msg.lang))):
+            out = replace(out, reply=f"{out.reply.rstrip()}\n\n{offer.strip()}")
+            offers = ("callback",)
         d = Decision(
             message_id=msg.id,
             conversation_id=msg.conversation_id,
@@ -176,6 +189,7 @@ class Brain:
             redactions=found,
             reason=out.reason,
             silent=out.silent,
+            offers=offers,
         )
         return d, out.state, nlu.latency_s
 

@@ -493,4 +493,7 @@ def console_router(
                 await ps.aclose()
             await r.srem("agent:online", agent.id)
 
+    from handoff.care import care_routes  # VIP managers and callbacks (#21)
+
+    care_routes(router, svc, current, run, body, page)
     return router

@@ -37,6 +37,8 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     vip: Mapped[int] = mapped_column(Integer, default=0)
+    # The VIP's account manager: their new tickets are offered to them first (handoff.vip).
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     identities: Mapped[list[ContactIdentity]] = relationship(back_populates="contact", lazy="selectin")
 
@@ -106,8 +108,11 @@ class Ticket(Base):
     sla_due_at: Mapped[datetime | None]
     sla_warn_at: Mapped[datetime | None]
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
+    # Offered to the contact's account manager alone until offer_until; then to the queue.
+    offered_to_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    offer_until: Mapped[datetime | None]
     contact: Mapped[Contact] = relationship(lazy="selectin")
-    assignee: Mapped[Agent | None] = relationship(lazy="selectin")
+    assignee: Mapped[Agent | None] = relationship(lazy="selectin", foreign_keys=[assignee_id])
     tags: Mapped[list[TicketTag]] = relationship(lazy="selectin", cascade="all, delete-orphan",
                                                  order_by="TicketTag.tag")
 
@@ -179,3 +184,25 @@ class Feedback(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     status: Mapped[str] = mapped_column(String(12), default="new")  # new | accepted | discarded
     created_at: Mapped[datetime]
+
+
+class Callback(Base):
+    """A phone call back the user asked for (handoff.callbacks): the number (personal data, kept
+    for the call, never logged), the window in the user's time zone, its own due time."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_status_due", "status", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(32))  # E.164
+    tz: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | claimed | done | no_answer
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ticket: Mapped[Ticket] = relationship(lazy="selectin")
+    assignee: Mapped[Agent | None] = relationship(lazy="selectin", foreign_keys=[assignee_id])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,9 @@ def ticket_number(ticket_id: int) -> str:
 
 
 class TicketService:
+    # The user's ticket page link for a ticket number (handoff.selfservice), when one is wired.
+    ticket_link: Callable[[str], Awaitable[str | None]] | None = None
+
     def __init__(
         self,
         settings: Settings,
@@ -188,6 +192,8 @@ class TicketService:
             "sla": self.sla_state(t),
             "csat": t.csat,
             "incident_id": t.incident_id,
+            "offered_to": t.offered_to_id,
+            "offer_until": iso(t.offer_until),
             "last_message": (
                 {"text": last.body[:200], "at": iso(last.created_at), "author_type": last.author_type}
                 if last
@@ -280,8 +286,10 @@ class TicketService:
             p = max(p, base.raised(), key=lambda x: -PRIORITY_RANK[x.value])
         return p.value
 
-    def _sla(self, t: Ticket) -> None:
-        target = self.settings.sla.targets[Priority(t.priority)]
+    def _sla(self, t: Ticket, vip: int = 0) -> None:
+        from handoff.vip import vip_target
+
+        target = vip_target(self, vip, t.priority)
         start = aware(t.created_at) or self.clock()
         t.first_response_due = start + timedelta(minutes=target.first_response_min)
         t.resolution_due = start + timedelta(minutes=target.resolution_min)
@@ -315,13 +323,28 @@ class TicketService:
         lay = Layout.of(self.settings)  # the conversation's partition: in order with the bot's replies
         await self.r.xadd(lay.outbound(t.channel, lay.partition(t.conversation_id)), {"d": ob.to_json()})
 
-    async def _ack(self, t: Ticket, handoff_reply: str) -> None:
+    async def _ack(self, t: Ticket, handoff_reply: str, link: str | None = None) -> None:
         """Channels that ask for it (email) get one acknowledgement per new ticket, carrying the
         ticket number and the expected reply time; it replaces the bot's handoff reply there."""
+        from handoff.selfservice import LINK_LINE
+
         lang = t.lang if t.lang in ("zh", "en") else "en"
         line = ACK_LINE[lang].format(ticket=t.number)
+        if link:
+            line += "\n" + LINK_LINE[lang].format(url=link)
         text = f"{handoff_reply.strip()}\n\n{line}" if handoff_reply.strip() else line
         await self._outbound(t, text, "system", extra_meta={"ticket_ack": "1"})
+
+    async def _link_ack(self, t: Ticket) -> None:
+        """Channels without an acknowledgement of their own (widget, Telegram, X): the ticket
+        number and the ticket page link, once per new ticket, when links are wired."""
+        from handoff.selfservice import LINK_ONLY
+
+        link = await self.ticket_link(t.number or "") if self.ticket_link else None
+        if link:
+            lang = t.lang if t.lang in ("zh", "en") else "en"
+            await self._outbound(t, LINK_ONLY[lang].format(ticket=t.number, url=link), "system",
+                                 extra_meta={"ticket_link": "1"})
 
     async def _set_mode(self, conversation_id: str, mode: str, **extra: str) -> None:
         await conversation.set_mode(self.r, conversation_id, mode, layout=Layout.of(self.settings), **extra)
@@ -372,7 +395,7 @@ class TicketService:
                     t.priority_rank = PRIORITY_RANK[t.priority]
                     t.created_at = now
                     t.first_responded_at = None
-                    self._sla(t)
+                    self._sla(t, contact.vip)
             if t is None:
                 priority = self._priority(d["priority"], d["topic"], contact)
                 t = Ticket(
@@ -381,7 +404,7 @@ class TicketService:
                     status="new", lang=m.get("lang", "en"), channel_meta={}, created_at=now, updated_at=now,
                     waiting_since=now,
                 )
-                self._sla(t)
+                self._sla(t, contact.vip)
                 s.add(t)
                 await s.flush()
                 t.number = ticket_number(t.id)
@@ -408,11 +431,24 @@ class TicketService:
             await s.refresh(t, ["contact", "assignee"])
             if created:
                 log.info("ticket.opened", ticket=t.number, topic=t.topic, priority=t.priority, channel=t.channel)
-                await self._auto_assign(s, t)
+                from handoff.vip import announce_offer, offer_first
+
+                if not await offer_first(self, s, t, contact):  # a VIP's manager first (handoff.vip)
+                    await self._auto_assign(s, t)
                 if (m.get("meta") or {}).get("reply_ticket_ack") == "1":
-                    await self._ack(t, d.get("reply") or "")
+                    link = await self.ticket_link(t.number or "") if self.ticket_link else None
+                    await self._ack(t, d.get("reply") or "", link)
+                else:
+                    await self._link_ack(t)
             number = t.number
             await self._announce(s, t)
+            from handoff import callbacks
+
+            if created:
+                await announce_offer(self, t)
+                await callbacks.offer(self, t, contact, "callback" in (d.get("offers") or ()))
+            else:
+                await callbacks.on_user_message(self, s, t, m["text"])
             checks = (t.channel_meta or {}).get(SENDER_CHECKS)
             await self.publish({"type": "message", "message": self.message_json(msg, number, checks)})
             return t
@@ -706,7 +742,7 @@ class TicketService:
         """One page of a view (filters, search, keyset cursor), with the total on the first page
         and, when searching, where each ticket matched."""
         async with self.sm() as s:
-            pg = await views.page(s, f, agent, cursor, limit)
+            pg = await views.page(s, replace(f, now=self.clock()), agent, cursor, limit)
             out = []
             for t in pg.tickets:
                 tj = self.ticket_json(t, pg.lasts.get(t.id))

@@ -52,6 +52,7 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     query: search.Query = field(default_factory=lambda: search.parse(""))
+    now: datetime | None = None  # the service's clock (a VIP's ticket offered to their manager until then)
 
     @classmethod
     def parse(cls, params: dict[str, Any]) -> Filters:
@@ -107,10 +108,17 @@ _OPEN = text(f"tickets.{OPEN_SQL}")
 _CLOSED = text(f"tickets.{CLOSED_SQL}")  # and the partial index of closed ones: no NULL resolved_at
 
 
+def offered_ok(agent: Agent, now: datetime) -> ColumnElement[bool]:
+    """A VIP's new ticket is offered to their account manager alone until `offer_until`
+    (handoff.vip); then to everyone."""
+    return or_(Ticket.offered_to_id.is_(None), Ticket.offered_to_id == agent.id, Ticket.offer_until <= now)
+
+
 def _view(f: Filters, agent: Agent) -> ColumnElement[bool]:
     if f.view == "queue":
         return and_(_OPEN, text("tickets.status != 'pending_user'"),
-                    or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
+                    or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id),
+                    offered_ok(agent, f.now or datetime.now(UTC)))
     if f.view == "mine":
         return and_(_OPEN, Ticket.assignee_id == agent.id)
     if f.view == "resolved":
@@ -257,7 +265,8 @@ async def counts(s: AsyncSession, agent: Agent, now: datetime) -> dict[str, Any]
     """Per view, per priority (open tickets) and per SLA state — one pass over the covering index."""
     active = Ticket.status.in_(ACTIVE)
     cols = [
-        func.count().filter(and_(active, or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))),
+        func.count().filter(and_(active, or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id),
+                                 offered_ok(agent, now))),
         func.count().filter(Ticket.assignee_id == agent.id),
         func.count(),
         func.count().filter(and_(active, Ticket.assignee_id.is_(None), Ticket.priority_rank == 0)),

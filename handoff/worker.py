@@ -14,7 +14,9 @@ from bot import streams
 from bot.consumer import Outcome, Permanent, StreamConsumer
 from bot.logs import get_logger
 from bot.queue import Entry
+from handoff.callbacks import due_tick as callbacks_due
 from handoff.service import TicketService
+from handoff.vip import expire_offers
 
 log = get_logger("switchboard.handoff")
 
@@ -76,6 +78,8 @@ async def sla_loop(svc: TicketService, stop: asyncio.Event, every_s: float) -> N
     while not stop.is_set():
         try:
             await svc.sla_tick()
+            await expire_offers(svc)  # VIP tickets unclaimed by their manager join the queue
+            await callbacks_due(svc)  # callbacks past their due time: the consoles are told
         except Exception as e:
             if not db_outage(e) and not isinstance(e, OSError):
                 raise  # a bug: the task supervisor logs it and restarts the loop

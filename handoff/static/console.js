@@ -922,6 +922,19 @@
     if (focusComposer) focusReply(focusComposer);
   }
   /** Fetch the open ticket again and patch the view (cursor, hash and unread marks stay as they are). */
+  // VIP care (handoff/vip.py): a supervisor assigns the contact's account manager and tier.
+  async function setManager(c, number) {
+    const email = window.prompt('Account manager (agent e-mail; empty to remove):', '');
+    if (email === null) return;
+    const tier = window.prompt('VIP tier (0 = none … 9):', String(c.vip || 0));
+    if (tier === null) return;
+    try {
+      const out = await api(`/agent/api/contacts/${c.id}/manager`, { method: 'POST', body: { manager_email: email.trim() || null, vip: parseInt(tier, 10) || 0 } });
+      toast(`VIP ${out.vip} · ${out.manager ? out.manager.name : 'no account manager'}`, { kind: 'info', title: 'Contact updated' });
+      reloadDetail(number, true);
+    } catch (e) { toast(e.message || String(e), { kind: 'warning' }); }
+  }
+
   async function reloadDetail(number, fresh = false) {
     const seq = ++openSeq;
     try {
@@ -1210,7 +1223,9 @@
             h('div', { class: 'muted small' }, c.vip > 0 ? h('span', { class: 'vip' }, icon('star'), `VIP ${c.vip}`) : 'Regular', ` · writes ${LANG_NAME[t.lang] || t.lang || '?'}`))),
         h('ul', { class: 'idents' }, (c.identities || []).map((i) => h('li', null, channelBadge(i.channel, true),
           h('span', { class: 'ident-label', text: i.label || i.source_id }),
-          i.label && i.label !== i.source_id ? h('span', { class: 'muted mono small', text: i.source_id }) : null)))),
+          i.label && i.label !== i.source_id ? h('span', { class: 'muted mono small', text: i.source_id }) : null))),
+        S.me && S.me.role === 'supervisor' && c.id ? h('button', { type: 'button', class: 'btn btn-sm', 'data-testid': 'set-manager',
+          text: 'Account manager / VIP tier…', onclick: () => setManager(c, t.number) }) : null),
       section('Ticket',
         kv('Status', STATUS_LABEL[t.status] || t.status),
         kv('Priority', PRIORITY_LABEL[t.priority] || t.priority),
@@ -1682,6 +1697,21 @@
         debouncedDetailRefresh();
       }
       renderSoon();
+    } else if (msg.type === 'vip_offer' && msg.ticket && S.me && msg.agent_id === S.me.id) {
+      // A VIP of yours opened a ticket: it waits for you alone until the offer runs out (handoff/vip.py).
+      const t = upsert(msg.ticket) || msg.ticket;
+      flashRow(t.number);
+      toast(`${humanize(t.topic)} · ${contactLabel(t.contact)} — offered to you first`, {
+        kind: 'urgent', title: `Your VIP client opened ${t.number}`, timeout: 15000,
+        action: { label: 'Open', run: () => openTicket(t.number) },
+      });
+      renderSoon();
+    } else if (msg.type === 'callback_due' && msg.callback) {
+      const c = msg.callback;
+      toast(`${c.ticket}${c.vip > 0 ? ' · VIP ' + c.vip : ''} · ${c.assignee ? c.assignee.name : 'unclaimed'}`, {
+        kind: 'warning', title: 'Call back due now', timeout: 12000,
+        action: { label: 'Callbacks', run: () => location.assign('/agent/callbacks') },
+      });
     } else if (msg.type === 'message' && msg.message) {
       addMessage(msg.message);
     } else if (msg.type === 'sla' && msg.ticket) {

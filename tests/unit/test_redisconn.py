@@ -44,7 +44,7 @@ def test_default_layout_keeps_the_single_redis_names() -> None:
     assert (lay.inbound(0), lay.conv("web:a"), lay.outbound("web", 0), lay.handoff(0), lay.seen("web:1", 0)) == (
         "inbound", "conv:web:a", "outbound:web", "handoff", "seen:web:1")
     assert lay.consumed("routers", ["web"]) == [("inbound", "routers"), ("handoff", "tickets"),
-                                                ("outbound:web", "senders")]
+                                                ("decisions", "reports"), ("outbound:web", "senders")]
 
 
 def _slot_tag(key: str) -> str:

@@ -78,6 +78,7 @@
       closeChat: 'Close support chat',
       minimize: 'Minimize chat',
       send: 'Send message',
+      suggested: 'Help articles',
       attach: 'Attach a screenshot or file',
       fileTooLarge: 'That file is too large (the limit is {max} MB).',
       fileType: 'That kind of file cannot be sent here. Images (PNG, JPEG, GIF, WebP), PDF, text files and MP4 videos are accepted.',
@@ -125,6 +126,7 @@
       closeChat: '关闭在线客服',
       minimize: '收起对话',
       send: '发送消息',
+      suggested: '相关帮助文章',
       attach: '添加截图或文件',
       fileTooLarge: '文件太大（上限 {max} MB）。',
       fileType: '不支持该文件类型。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、文本文件和 MP4 视频。',
@@ -559,6 +561,11 @@ time::before { content: attr(data-t); }
 }
 
 /* composer */
+.suggest { padding: 6px 2px 8px; font-size: 13px; }
+.suggest[hidden] { display: none; }
+.suggest .s-head { color: #667085; margin-bottom: 2px; }
+.suggest a { display: block; padding: 3px 0; color: var(--sb-accent, #1f6feb); text-decoration: none; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.suggest a:hover { text-decoration: underline; }
 .composer { flex: none; padding: 10px 12px 8px; border-top: 1px solid var(--sb-line); background: #fff; }
 .field {
   display: flex; align-items: flex-end; gap: 8px; padding: 5px 5px 5px 14px;
@@ -651,7 +658,7 @@ time::before { content: attr(data-t); }
   };
 
   // ------------------------------------------------------------------- DOM --
-  let host, shadow, root, launcher, badge, panel, statusEl, statusText, banner, bannerText, scroller, list,
+  let suggestBox, host, shadow, root, launcher, badge, panel, statusEl, statusText, banner, bannerText, scroller, list,
     greetingRow, typingRow, pill, input, sendBtn, counter, preview, fileInput;
 
   function build() {
@@ -734,7 +741,9 @@ time::before { content: attr(data-t); }
     });
     const attachBtn = h('button', { class: 'attach', type: 'button', 'data-sb': 'attach', 'aria-label': T.attach, title: T.attach, onclick: () => fileInput.click() }, [icon('clip', 18)]);
     counter = h('span', { class: 'counter', 'data-sb': 'counter', 'aria-live': 'polite', hidden: true });
+    suggestBox = h('div', { class: 'suggest', 'data-sb': 'suggestions', hidden: true, 'aria-live': 'polite' });
     const composer = h('div', { class: 'composer' }, [
+      suggestBox,
       h('div', { class: 'field' }, [attachBtn, input, sendBtn, fileInput]),
       h('div', { class: 'foot' }, [h('span', { class: 'powered' }, [icon('shield', 12), T.powered]), counter]),
     ]);
@@ -1216,6 +1225,41 @@ time::before { content: attr(data-t); }
   function onInput() {
     autoGrow();
     updateComposer();
+    suggestSoon();
+  }
+
+  // Help-centre articles that match what the user is typing (GET /help/api/search), a moment
+  // after they pause; a click opens the article in a new tab. The server may not serve a help
+  // centre: then nothing is shown.
+  let suggestTimer = 0;
+  let suggestSeq = 0;
+  function suggestSoon() {
+    clearTimeout(suggestTimer);
+    const q = input.value.trim();
+    const cjk = /[\u3400-\u9fff]/.test(q);
+    if (cpLen(q) < (cjk ? 2 : 4)) { hideSuggestions(); return; }
+    suggestTimer = setTimeout(() => fetchSuggestions(q), 300);
+  }
+  function hideSuggestions() {
+    suggestSeq += 1;
+    if (suggestBox) { suggestBox.hidden = true; suggestBox.textContent = ''; }
+  }
+  function fetchSuggestions(q) {
+    const seq = ++suggestSeq;
+    const url = ORIGIN + '/help/api/search?' + new URLSearchParams({ q: q.slice(0, 200), lang: LANG, limit: '3' }).toString();
+    fetch(url, { mode: 'cors', credentials: 'omit' })
+      .then((res) => (res.ok ? res.json() : null))
+      .then((body) => {
+        if (seq !== suggestSeq || !body || !Array.isArray(body.articles)) return;
+        suggestBox.textContent = '';
+        if (!body.articles.length) { suggestBox.hidden = true; return; }
+        suggestBox.appendChild(h('div', { class: 's-head', text: T.suggested }));
+        body.articles.forEach((a) => {
+          suggestBox.appendChild(h('a', { href: ORIGIN + a.url, target: '_blank', rel: 'noopener noreferrer', 'data-sb': 'suggestion', 'data-article': String(a.id), text: String(a.title) }));
+        });
+        suggestBox.hidden = false;
+      })
+      .catch(() => { /* no help centre here: no suggestions */ });
   }
   function autoGrow() {
     const near = isNearBottom();
@@ -1249,6 +1293,7 @@ time::before { content: attr(data-t); }
       return;
     }
     if (sendText(value)) {
+      hideSuggestions();
       input.value = '';
       autoGrow();
       updateComposer();
