@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 import yaml
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -38,6 +39,7 @@ from bot.errors import PermanentChannelError, TransientError
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
+from handoff import i18n
 from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_off_loop
 from handoff.bulk import MAX_TICKETS as MAX_BULK
 from handoff.bulk import BulkActions
@@ -85,6 +87,33 @@ def _static(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
+class ApiError(HTTPException):
+    """A refusal the console shows in the agent's language: a stable `code` and its `params` beside
+    the English text. The body is `{"error": text, "code": …, "params": {…}, "detail": text}`
+    (`detail` as FastAPI clients expect it); the console translates `error.<code>`."""
+
+    def __init__(self, status: int, code: str, text: str, **params: Any) -> None:
+        super().__init__(status, text)
+        self.code = code
+        self.params = params
+
+
+class CodedErrors(APIRoute):
+    """Routes of the console: an ApiError becomes the coded JSON body (no app-level handler needed)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as e:
+                return JSONResponse({"error": e.detail, "code": e.code, "params": e.params, "detail": e.detail},
+                                    e.status_code, headers=e.headers)
+
+        return route
+
+
 # Shown in the browser (same origin, behind the session): raster images only. Everything else
 # (PDF, HTML, text, SVG…) is downloaded, never rendered inside the console's origin.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -101,7 +130,7 @@ def console_router(
     hs = settings.handoff
     sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60,
                         hs.max_account_failures)
-    router = APIRouter(prefix="/agent")
+    router = APIRouter(prefix="/agent", route_class=CodedErrors)
     bulk = BulkActions(svc)
     incidents = Incidents(svc)
 
@@ -124,10 +153,10 @@ def console_router(
     async def current(request: Request, write: bool = False) -> Agent:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
-            raise HTTPException(401, "sign in first")
+            raise ApiError(401, "sign_in", "sign in first")
         agent, csrf = got
         if write and not same(request.headers.get("x-csrf-token"), csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise ApiError(403, "csrf", "missing or wrong CSRF token")
         return agent
 
     def page(name: str, request: Request) -> HTMLResponse:
@@ -188,6 +217,14 @@ def console_router(
             return RedirectResponse("/agent/login", 303)
         return page("console.html", request)
 
+    @router.get("/static/i18n/{name}", include_in_schema=False)
+    async def catalogue(name: str) -> Response:
+        """The message catalogues (public: the sign-in page needs them too)."""
+        if name != "languages.json" and name.removesuffix(".json") not in i18n.codes():
+            raise HTTPException(404)
+        return Response((i18n.DIR / name).read_bytes(), media_type="application/json",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         if "/" in name or name.startswith(".") or not (STATIC / name).is_file():
@@ -201,9 +238,25 @@ def console_router(
     async def me(request: Request) -> dict[str, Any]:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
-            raise HTTPException(401, "sign in first")
+            raise ApiError(401, "sign_in", "sign in first")
         a, csrf = got
-        return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf}
+        locale = i18n.negotiate(a.locale, request.headers.get("accept-language"))
+        return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf,
+                "locale": locale, "locale_saved": a.locale is not None}
+
+    @router.put("/api/me/locale")
+    async def set_locale(request: Request) -> dict[str, Any]:
+        """The agent's interface language, kept on their profile (every browser they sign in on)."""
+        a = await current(request, write=True)
+        code = (await body(request)).get("locale")
+        if not isinstance(code, str) or code not in i18n.codes():
+            raise ApiError(400, "locale_invalid", "locale must be one of " + ", ".join(sorted(i18n.codes())))
+        async with svc.sm() as s, s.begin():
+            agent = await s.get(Agent, a.id)
+            if agent is not None:
+                agent.locale = code
+        log.info("agent.locale", agent=a.id, locale=code)
+        return {"locale": code}
 
     @router.get("/api/tickets")
     async def tickets(request: Request, cursor: str | None = None, limit: int = 50) -> dict[str, Any]:
@@ -214,7 +267,7 @@ def console_router(
             f = Filters.parse(dict(request.query_params))
             return await svc.page(f, a, cursor, limit)
         except BadFilter as e:
-            raise HTTPException(400, str(e)) from None
+            raise ApiError(400, "bad_filter", str(e), why=str(e)) from None
 
     @router.get("/api/counts")
     async def counts(request: Request) -> dict[str, Any]:
@@ -227,21 +280,21 @@ def console_router(
         search of a view: every matching ticket — supervisors only)."""
         if isinstance(b.get("all"), dict):
             if a.role != "supervisor":
-                raise HTTPException(403, "acting on everything that matches a search is for supervisors")
+                raise ApiError(403, "bulk_all_supervisors", "acting on everything that matches a search is for supervisors")
             try:
                 f = Filters.parse({k: v for k, v in b["all"].items() if isinstance(v, str | list)})
             except BadFilter as e:
-                raise HTTPException(400, str(e)) from None
+                raise ApiError(400, "bad_filter", str(e), why=str(e)) from None
             async with svc.sm() as s:
                 ids = await select_ids(s, f, a, MAX_BULK)
             if len(ids) > MAX_BULK:
-                raise HTTPException(400, f"more than {MAX_BULK} tickets match; narrow the search")
+                raise ApiError(400, "bulk_too_many", f"more than {MAX_BULK} tickets match; narrow the search", max=MAX_BULK)
             return ids
         numbers = b.get("numbers")
         if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
-            raise HTTPException(400, "numbers must be a non-empty list of ticket numbers (or all: filters)")
+            raise ApiError(400, "bulk_selection", "numbers must be a non-empty list of ticket numbers (or all: filters)")
         if len(numbers) > MAX_BULK:
-            raise HTTPException(400, f"at most {MAX_BULK} tickets at once")
+            raise ApiError(400, "bulk_too_many", f"at most {MAX_BULK} tickets at once", max=MAX_BULK)
         async with svc.sm() as s:
             return list((await s.execute(select(Ticket.id).where(Ticket.number.in_([n.upper() for n in numbers])))).scalars())
 
@@ -267,7 +320,7 @@ def console_router(
         if isinstance(kws, str):
             kws = [k for k in kws.replace("，", ",").split(",")]
         if not isinstance(kws, list):
-            raise HTTPException(400, "keywords must be a list")
+            raise ApiError(400, "keywords_list", "keywords must be a list")
         return await run(incidents.create, a, str(b.get("title") or ""), [str(k) for k in kws],  # type: ignore[no-any-return]
                          b.get("en"), b.get("zh"))
 
@@ -293,17 +346,17 @@ def console_router(
         try:
             return await fn(*args)
         except TicketError as e:
-            raise HTTPException(getattr(e, "status_code", 400), str(e)) from None
+            raise ApiError(e.status_code, e.code, str(e), **e.params) from None
 
     async def body(request: Request) -> dict[str, Any]:
         try:
             data = orjson.loads(await read_capped(request, MAX_JSON) or b"{}")
         except BodyTooLarge:
-            raise HTTPException(413, "request body too large") from None
+            raise ApiError(413, "body_too_large", "request body too large") from None
         except orjson.JSONDecodeError:
-            raise HTTPException(400, "body must be JSON") from None
+            raise ApiError(400, "body_json", "body must be JSON") from None
         if not isinstance(data, dict):
-            raise HTTPException(400, "body must be a JSON object")
+            raise ApiError(400, "body_json", "body must be a JSON object")
         return data
 
     @router.get("/api/tickets/{number}")
@@ -320,7 +373,7 @@ def console_router(
         ref = att.get("ref")
         fetchers = [f for ch in channels if ch.name == channel and (f := getattr(ch, "fetch_attachment", None))]
         if not ref or not fetchers:
-            raise HTTPException(404, f"files sent on {channel} cannot be opened here")
+            raise ApiError(404, "attachment_channel", f"files sent on {channel} cannot be opened here", channel=channel)
         data: bytes | None = None
         for fetch in fetchers:  # several mailboxes of one channel type: the one that has it
             try:
@@ -330,9 +383,9 @@ def console_router(
                 continue
             except (TransientError, PermanentChannelError, OSError) as e:
                 log.warning("console.attachment_failed", ticket=number, channel=channel, error=str(e)[:200])
-                raise HTTPException(502, f"{channel} did not return the file: {e}") from None
+                raise ApiError(502, "attachment_upstream", f"{channel} did not return the file: {e}", channel=channel) from None
         if data is None:
-            raise HTTPException(404, "the file is no longer available")
+            raise ApiError(404, "attachment_gone", "the file is no longer available")
         ctype = str(att.get("content_type") or "").split(";")[0].strip().lower()
         inline = ctype in INLINE_TYPES
         log.info("console.attachment", agent=a.id, ticket=number, message=message_id, bytes=len(data))
@@ -366,7 +419,7 @@ def console_router(
         a = await current(request, write=True)
         to = (await body(request)).get("agent_id")
         if not isinstance(to, int):
-            raise HTTPException(400, "agent_id must be a number")
+            raise ApiError(400, "agent_id", "agent_id must be a number")
         return svc.ticket_json(await run(svc.transfer, number, a, to))
 
     @router.post("/api/tickets/{number}/status")
@@ -390,7 +443,7 @@ def console_router(
         b = await body(request)
         topic = b.get("topic")
         if topic not in TOPICS:
-            raise HTTPException(400, "topic must be one of " + ", ".join(TOPICS))
+            raise ApiError(400, "topic_invalid", "topic must be one of " + ", ".join(TOPICS))
         intent = b.get("intent") if isinstance(b.get("intent"), str) else None
         await run(svc.feedback, number, a, topic, intent)  # refuses another agent's ticket unless supervisor
         return {"ok": True}
@@ -401,9 +454,9 @@ def console_router(
         b = await body(request)
         ch, sid = b.get("channel"), b.get("source_id")
         if not (isinstance(ch, str) and isinstance(sid, str) and ch and sid):
-            raise HTTPException(400, "channel and source_id are required")
+            raise ApiError(400, "link_fields", "channel and source_id are required")
         if a.role != "supervisor":
-            raise HTTPException(403, "linking identities is for supervisors")
+            raise ApiError(403, "supervisors_only", "linking identities is for supervisors")
         await run(svc.link_identity, contact_id, ch, sid, a)
         return {"ok": True}
 
@@ -425,7 +478,9 @@ def console_router(
         for it in items or []:
             for lang in ("en", "zh"):
                 if it.get(lang):
-                    out.append({"key": it["key"], "title": it.get("title", it["key"]), "lang": lang, "text": it[lang]})
+                    titles = _titles(it)
+                    out.append({"key": it["key"], "title": titles.get("en") or next(iter(titles.values()), it["key"]),
+                                "titles": titles, "lang": lang, "text": it[lang]})
         return {"canned": out}
 
     @router.get("/api/intents")
@@ -456,7 +511,13 @@ def console_router(
             return RedirectResponse("/agent/login", 303)
         a, csrf = got
         if a.role != "supervisor":
-            raise HTTPException(403, "the review queue is for supervisors")
+            raise ApiError(403, "supervisors_only", "the review queue is for supervisors")
+        lang = i18n.negotiate(a.locale, request.headers.get("accept-language"))
+        intl = next((str(x.get("intl") or x["code"]) for x in i18n.languages() if x["code"] == lang), lang)
+
+        def tr(key: str, **params: Any) -> str:
+            return html.escape(i18n.text(lang, key, **params))
+
         groups = await gather(settings)
         from bot.runtime import rasa_paths
 
@@ -469,24 +530,27 @@ def console_router(
                 f"<td class='t'>{e(g.text)}</td><td>{e(g.predicted or '')}</td><td>{e(', '.join(g.sources))}</td>"
                 f"<td><form method='post' action='/agent/review'><input type='hidden' name='csrf' value='{e(csrf)}'>"
                 f"<input type='hidden' name='text' value='{e(g.text)}'><input type='hidden' name='lang' value='{e(g.lang)}'>"
-                f"<input name='intent' list='intents' value='{e(g.suggested or '')}' placeholder='intent' required>"
-                f"<button name='action' value='accept'>Accept</button></form>"
+                f"<input name='intent' list='intents' value='{e(g.suggested or '')}' placeholder='{tr('review.intent')}' required>"
+                f"<button name='action' value='accept'>{tr('review.accept')}</button></form>"
                 f"<form method='post' action='/agent/review'><input type='hidden' name='csrf' value='{e(csrf)}'>"
                 f"<input type='hidden' name='text' value='{e(g.text)}'><input type='hidden' name='lang' value='{e(g.lang)}'>"
-                f"<button name='action' value='discard'>Discard</button></form></td></tr>"
+                f"<button name='action' value='discard'>{tr('review.discard')}</button></form></td></tr>"
             )
-        note = html.escape(request.query_params.get("done", ""))
+        done = request.query_params.get("done", "")
+        note = tr(f"review.done.{done}") if done in ("added", "discarded", "known") else ""
         body = (
-            "<!doctype html><meta charset=utf-8><title>Review queue · switchboard</title>"
+            f"<!doctype html><html lang='{html.escape(intl)}'><meta charset=utf-8><title>{tr('review.pageTitle')}</title>"
             "<style>body{font:14px system-ui,sans-serif;margin:24px;color:#1f2937}table{border-collapse:collapse;width:100%}"
             "td,th{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top}.t{max-width:520px}"
             "form{display:inline-block;margin-right:6px}input[name=intent]{width:220px}.ok{color:#047857}</style>"
-            f"<h1>Review queue</h1><p><a href='/agent'>← console</a> · {len(groups)} group(s). Accepted examples go to "
-            "<code>intents/data/nlu/&lt;lang&gt;/_reviewed.yml</code>; then <code>switchboard train</code>, "
-            "<code>switchboard eval --compare</code>, <code>switchboard deploy</code>.</p>"
+            f"<h1>{tr('review.title')}</h1><p><a href='/agent'>← {tr('review.back')}</a> · {tr('review.groups', n=len(groups))} "
+            f"{tr('review.where')} <code translate='no'>intents/data/nlu/&lt;lang&gt;/_reviewed.yml</code>; {tr('review.then')} "
+            "<code translate='no'>switchboard train</code>, <code translate='no'>switchboard eval --compare</code>, "
+            "<code translate='no'>switchboard deploy</code>.</p>"
             + (f"<p class='ok' data-testid='review-done'>{note}</p>" if note else "")
-            + f"<datalist id='intents'>{intents_opts}</datalist><table><tr><th>#</th><th>n</th><th>lang</th>"
-            "<th>message (redacted)</th><th>bot said</th><th>evidence</th><th>label</th></tr>" + "".join(rows) + "</table>"
+            + f"<datalist id='intents'>{intents_opts}</datalist><table><tr><th>#</th><th>{tr('review.col.count')}</th>"
+            f"<th>{tr('review.col.lang')}</th><th>{tr('review.col.message')}</th><th>{tr('review.col.predicted')}</th>"
+            f"<th>{tr('review.col.evidence')}</th><th>{tr('review.col.label')}</th></tr>" + "".join(rows) + "</table>"
         )
         return HTMLResponse(body, headers=security_headers(request))
 
@@ -496,25 +560,25 @@ def console_router(
 
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
-            raise HTTPException(401, "sign in first")
+            raise ApiError(401, "sign_in", "sign in first")
         a, csrf = got
         if a.role != "supervisor":
-            raise HTTPException(403, "the review queue is for supervisors")
+            raise ApiError(403, "supervisors_only", "the review queue is for supervisors")
         try:
             raw = await read_capped(request, MAX_REVIEW_FORM)
         except BodyTooLarge:
-            raise HTTPException(413, "form too large") from None
+            raise ApiError(413, "body_too_large", "form too large") from None
         form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         if not same(form.get("csrf"), csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise ApiError(403, "csrf", "missing or wrong CSRF token")
         text, lang = form.get("text", ""), form.get("lang", "en")
         intent = form.get("intent") if form.get("action") == "accept" else None
         try:
             added = await resolve(settings, text, intent=intent, lang=lang)
         except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+            raise ApiError(400, "review_invalid", str(e), why=str(e)) from None
         log.info("review.resolved", agent=a.name, action=form.get("action"), intent=intent)
-        done = "added to the training data" if added else ("discarded" if not intent else "already in the training data")
+        done = "added" if added else ("discarded" if not intent else "known")  # review.done.<done>
         from urllib.parse import quote
 
         return RedirectResponse(f"/agent/review?done={quote(done)}", 303)
@@ -579,3 +643,11 @@ def console_router(
             await r.srem("agent:online", agent.id)
 
     return router
+
+
+def _titles(item: dict[str, Any]) -> dict[str, str]:
+    """A canned answer's title per interface language: `title: {en: …, zh: …}` (or one string)."""
+    t = item.get("title")
+    if isinstance(t, dict):
+        return {str(k): str(v) for k, v in t.items() if v}
+    return {"en": str(t or item.get("key", ""))}
