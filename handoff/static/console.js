@@ -125,6 +125,15 @@
     const v = lookup(key);
     return v === undefined ? key : fill(v, params);
   }
+  /** A message as text and DOM nodes: a parameter given as a Node (a name, an id — data, not
+   *  words of the interface) is put where its {placeholder} is, in the language's word order. */
+  function trParts(key, params) {
+    const v = lookup(key);
+    const texts = {};
+    for (const [k, x] of Object.entries(params)) if (!(x instanceof Node)) texts[k] = x;
+    const filled = v === undefined ? key : fill(v, texts);
+    return filled.split(/\{(\w+)\}/).map((part, i) => (i % 2 ? (params[part] instanceof Node ? params[part] : `{${part}}`) : part));
+  }
   /** A catalogue word when there is one (vocabulary from the server), else `dflt` unchanged. */
   function tOr(key, dflt, params) {
     const v = I18N.cat[key] ?? I18N.fallback[key];
@@ -1403,8 +1412,9 @@
       input.placeholder = tr('composer.notePlaceholder');
       $('.send-label', send).textContent = tr('composer.addNote');
     } else {
-      hint.replaceChildren(channelBadge(t.channel), ident ? tr('composer.replyViaTo', { channel: channelInfo(t.channel).label, to: ident.label || ident.source_id })
-        : tr('composer.replyVia', { channel: channelInfo(t.channel).label }));
+      hint.replaceChildren(channelBadge(t.channel), ...(ident
+        ? trParts('composer.replyViaTo', { channel: channelInfo(t.channel).label, to: h('span', { translate: 'no', text: ident.label || ident.source_id }) })
+        : [tr('composer.replyVia', { channel: channelInfo(t.channel).label })]));
       input.placeholder = tr('composer.replyPlaceholder', { lang });
       $('.send-label', send).textContent = tr('composer.send');
       if (t.status === 'closed') disabled = true;
