@@ -134,6 +134,8 @@
     const filled = v === undefined ? key : fill(v, texts);
     return filled.split(/\{(\w+)\}/).map((part, i) => (i % 2 ? (params[part] instanceof Node ? params[part] : `{${part}}`) : part));
   }
+  /** Data inside a sentence (a person's name, a title): marked so it is never taken for interface text. */
+  const dataSpan = (text) => h('span', { translate: 'no', text });
   /** A catalogue word when there is one (vocabulary from the server), else `dflt` unchanged. */
   function tOr(key, dflt, params) {
     const v = I18N.cat[key] ?? I18N.fallback[key];
@@ -374,7 +376,7 @@
 
   // ───────────────────────────── toasts ─────────────────────────────
   function toast(message, opts = {}) {
-    const { kind = 'info', title = null, action = null, timeout = kind === 'error' ? 8000 : kind === 'success' ? 4000 : 6000 } = opts;
+    const { kind = 'info', title = null, action = null, data = false, timeout = kind === 'error' ? 8000 : kind === 'success' ? 4000 : 6000 } = opts;
     const box = $('#toasts');
     if (!box) return null;
     const ico = { error: 'alert', warning: 'clock', breach: 'alert', success: 'check', urgent: 'alert', info: 'info' }[kind] || 'info';
@@ -382,7 +384,7 @@
       h('span', { class: 'toast-ico' }, icon(ico)),
       h('div', { class: 'toast-body' },
         title ? h('div', { class: 'toast-title', text: title }) : null,
-        h('div', { class: 'toast-msg', text: message })),
+        h('div', { class: 'toast-msg', translate: data ? 'no' : null }, message)), // text, or parts with names as nodes
       action ? h('button', { type: 'button', class: 'toast-action', text: action.label, onclick: () => { action.run(); close(); } }) : null,
       h('button', { type: 'button', class: 'toast-close', 'aria-label': tr('toast.dismiss'), onclick: () => close() }, icon('x')));
     let timer = null;
@@ -1799,7 +1801,7 @@
         && (!before || before.priority !== 'urgent' || !isOpenStatus(before));
       if (isNewUrgent) {
         flashRow(t.number);
-        toast(tr('event.urgentBody', { topic: topicLabel(merged.topic), contact: contactLabel(merged.contact), channel: channelInfo(merged.channel).label }), {
+        toast(trParts('event.urgentBody', { topic: topicLabel(merged.topic), contact: dataSpan(contactLabel(merged.contact)), channel: channelInfo(merged.channel).label }), {
           kind: 'urgent', title: tr('event.urgentTitle', { number: t.number }), timeout: 10000,
           action: { label: tr('event.open'), run: () => openTicket(t.number) },
         });
@@ -1819,7 +1821,7 @@
       const t = upsert(msg.ticket, true);
       const breach = msg.event === 'breached';
       flashRow(msg.ticket.number, breach ? 'sla-alert' : 'sla-warn');
-      toast(`${topicLabel(t.topic)} · ${contactLabel(t.contact)} · ${priorityLabel(t.priority)}`, {
+      toast([`${topicLabel(t.topic)} · `, dataSpan(contactLabel(t.contact)), ` · ${priorityLabel(t.priority)}`], {
         kind: breach ? 'breach' : 'warning',
         title: tr(breach ? 'event.slaBreached' : 'event.slaAtRisk', { number: t.number }),
         timeout: breach ? 12000 : 8000,
@@ -1972,7 +1974,7 @@
     if (!box) return;
     const active = S.incidents.filter((i) => i.status === 'active');
     box.replaceChildren(...(active.length ? active.map((i) => h('button', {
-      type: 'button', class: `incident${S.filters.incident === String(i.id) ? ' on' : ''}`, testid: 'incident', 'data-id': String(i.id),
+      type: 'button', class: `incident${S.filters.incident === String(i.id) ? ' on' : ''}`, testid: 'incident', 'data-id': String(i.id), translate: 'no',
       title: i.message_en, onclick: () => { S.view = 'all'; setField('incident', S.filters.incident === String(i.id) ? '' : String(i.id)); },
     }, icon('alert'), h('span', { class: 'incident-title', text: i.title }), h('span', { class: 'stat-n', testid: 'incident-linked', text: String(i.open_linked) })))
       : [h('div', { class: 'muted incident-none', text: tr('incident.none') })]));
@@ -1997,7 +1999,8 @@
   function openIncidentDlg(mode, inc) {
     incidentMode = { mode, inc };
     const dlg = $('#incident-dlg');
-    $('#incident-dlg-title').textContent = mode === 'new' ? tr('incident.new') : tr(`incident.dlg.${mode}`, { title: inc.title });
+    $('#incident-dlg-title').replaceChildren(...(mode === 'new' ? [tr('incident.new')]
+      : trParts(`incident.dlg.${mode}`, { title: h('span', { translate: 'no', text: inc.title }) })));
     $('#incident-new-fields').hidden = mode !== 'new';
     $('#incident-lead').textContent = tr(`incident.lead.${mode}`);
     for (const id of ['incident-title', 'incident-keywords', 'incident-en', 'incident-zh']) $(`#${id}`).value = '';
@@ -2017,7 +2020,7 @@
       if (mode === 'new') {
         const kws = $('#incident-keywords').value.split(/[,，\n]/).map((x) => x.trim()).filter(Boolean);
         const created = await api('/agent/api/incidents', { method: 'POST', body: { title: $('#incident-title').value.trim(), keywords: kws, en, zh } });
-        toast(created.title, { kind: 'success', title: tr('incident.opened') });
+        toast(created.title, { kind: 'success', title: tr('incident.opened'), data: true });
       } else if (mode === 'update') {
         const r = await api(`/agent/api/incidents/${inc.id}/update`, { method: 'POST', body: { en, zh } });
         toast(tr('incident.reached', { n: r.reached }), { kind: 'success', title: tr('incident.updateSent') });
