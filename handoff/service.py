@@ -81,6 +81,8 @@ DELIVERY_NOTES = {
     "delivered_private": "Delivered: the user opened the private chat, and the waiting message reached them there.",
 }
 RETRACTED_TEXT = "[deleted by the user]"
+# Texts the product itself writes into a thread, by the code the console translates them with.
+TEXT_CODES = {**{v: f"delivery_{k}" for k, v in DELIVERY_NOTES.items()}, RETRACTED_TEXT: "retracted"}
 HANDBACK_TEXT = {
     "en": "Our agent has handed this conversation back to the assistant. Ask me anything, or write \"agent\" to reach a person again.",
     "zh": "客服已将对话交还给智能助手。您可以继续提问，如需人工请回复“人工”。",
@@ -215,6 +217,7 @@ class TicketService:
             "author": m.author.name if m.author else None,
             "channel": m.channel,
             "text": m.body,
+            **({"text_code": TEXT_CODES[m.body]} if m.body in TEXT_CODES else {}),
             "attachments": m.attachments or [],
             "at": iso(m.created_at),
             # Channels that authenticate senders (e-mail): whether this message's sender was, and why.

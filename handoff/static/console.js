@@ -1174,6 +1174,8 @@
     document.documentElement.style.setProperty('--toast-top', `${r && r.bottom > 0 ? Math.round(r.bottom + 10) : 16}px`);
   }
 
+  /** A message's text; one the product wrote itself (a delivery note, "deleted by the user") in the agent's language. */
+  const msgText = (m) => (m.text_code ? tOr(`message.code.${m.text_code}`, m.text) : m.text);
   function messageEl(m) {
     const base = { testid: 'message', 'data-direction': m.direction, 'data-author-type': m.author_type, 'data-id': m.id, 'data-ticket': m.ticket || '' };
     const isCurrent = S.detail && m.ticket === S.detail.ticket.number;
@@ -1188,12 +1190,12 @@
       : null;
     if (m.author_type === 'system') {
       return h('div', { ...base, class: 'msg msg-system' + (isCurrent ? '' : ' other') },
-        h('span', { class: 'msg-text', text: m.text }), ' · ', timeEl(m.at));
+        h('span', { class: 'msg-text', text: msgText(m) }), ' · ', timeEl(m.at));
     }
     if (m.direction === 'note') {
       return h('div', { ...base, class: 'msg msg-note' + (isCurrent ? '' : ' other') },
         h('div', { class: 'msg-meta' }, icon('note'), h('b', { text: tr('composer.note') }), h('span', { text: m.author ? `· ${m.author}` : '' }), h('span', { class: 'spacer' }), timeEl(m.at)),
-        h('div', { class: 'msg-text' }, richText(m.text)), atts);
+        h('div', { class: 'msg-text' }, richText(msgText(m))), atts);
     }
     const inbound = m.direction === 'in';
     const who = inbound ? contactLabel(S.detail && S.detail.ticket.contact) : m.author_type === 'bot' ? tr('message.assistant') : (m.author || tr('message.agent'));
@@ -1209,7 +1211,7 @@
             text: tr(m.sender_check.verified ? 'sender.verified' : 'sender.unverified', { why: (m.sender_check.why || '').slice(0, 80) }),
             title: m.sender_check.relay ? tr('sender.via', { why: m.sender_check.why || '', relay: m.sender_check.relay }) : (m.sender_check.why || '') }) : null,
           timeEl(m.at)),
-        h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(m.text)), atts)));
+        h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(msgText(m))), atts)));
   }
   function dividerEl(number, isCurrent) {
     const other = (S.detail.other_tickets || []).find((o) => o.number === number);

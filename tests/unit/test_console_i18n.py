@@ -190,3 +190,14 @@ def test_catalogue_files_are_plain_json_objects(tmp_path: Path) -> None:
     for code in CATS:
         raw = (I18N / f"{code}.json").read_text(encoding="utf-8")
         assert isinstance(json.loads(raw), dict)
+
+
+def test_texts_the_product_writes_into_threads_are_translated() -> None:
+    """Delivery notes and "deleted by the user" are written by the product: the console shows them
+    in the agent's language, by the code the API sends with them (English as the server wrote it)."""
+    from handoff.service import TEXT_CODES
+
+    assert len(TEXT_CODES) >= 3
+    for text, code in TEXT_CODES.items():
+        assert CATS["en"][f"message.code.{code}"] == text
+        assert all(f"message.code.{code}" in cat for cat in CATS.values())
