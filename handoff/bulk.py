@@ -44,7 +44,13 @@ TAG_RE = re.compile(r"^[\w][\w.-]{0,63}$", re.UNICODE)
 def load_canned(path: Path) -> dict[str, dict[str, str]]:
     """canned.yml → {key: {"en": …, "zh": …, "title": …}}."""
     items = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else []
-    return {str(it["key"]): {k: str(v) for k, v in it.items() if k in ("en", "zh", "title")} for it in items or []}
+    out: dict[str, dict[str, str]] = {}
+    for it in items or []:
+        entry = {k: str(v) for k, v in it.items() if k in ("en", "zh")}
+        title = it.get("title")  # one string, or per interface language ({en: …, zh: …})
+        entry["title"] = str((title.get("en") or next(iter(title.values()), "")) if isinstance(title, dict) else title or it["key"])
+        out[str(it["key"])] = entry
+    return out
 
 
 @dataclass(slots=True)
@@ -52,7 +58,7 @@ class Result:
     bulk_id: str
     action: str
     done: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def json(self) -> dict[str, Any]:
         return {"bulk": self.bulk_id, "action": self.action, "done": len(self.done), "numbers": self.done[:1000],
@@ -75,19 +81,20 @@ class BulkActions:
         if key:
             canned = load_canned(self.svc.settings.path(self.svc.settings.handoff.canned_file)).get(str(key))
             if canned is None:
-                raise NotFound(f"no canned answer {key!r}")
+                raise NotFound(f"no canned answer {key!r}", "canned_not_found", key=str(key))
             texts = {lang: canned[lang] for lang in ("en", "zh") if canned.get(lang)}
         else:
             texts = {lang: str(params.get(lang) or "").strip() for lang in ("en", "zh")}
         if not texts.get("en") or not texts.get("zh"):
-            raise TicketError("a bulk reply needs its text in English and Chinese (a canned answer with both)")
+            raise TicketError("a bulk reply needs its text in English and Chinese (a canned answer with both)",
+                              "bulk_reply_languages")
         return texts
 
     async def run(self, actor: Agent, action: str, ticket_ids: list[int], params: dict[str, Any]) -> Result:
         if action not in ACTIONS:
-            raise TicketError(f"action must be one of {', '.join(ACTIONS)}")
+            raise TicketError(f"action must be one of {', '.join(ACTIONS)}", "bulk_action_invalid")
         if len(ticket_ids) > MAX_TICKETS:
-            raise TicketError(f"at most {MAX_TICKETS} tickets at once; narrow the search")
+            raise TicketError(f"at most {MAX_TICKETS} tickets at once; narrow the search", "bulk_too_many", max=MAX_TICKETS)
         # Validate the parameters once, before touching any ticket.
         texts: dict[str, str] = {}
         to: Agent | None = None
@@ -96,17 +103,17 @@ class BulkActions:
             texts = self._texts(params)
         elif action == "priority":
             if params.get("priority") not in PRIORITY_RANK:
-                raise TicketError("priority must be one of " + ", ".join(PRIORITY_RANK))
+                raise TicketError("priority must be one of " + ", ".join(PRIORITY_RANK), "priority_invalid")
         elif action in ("tag", "untag"):
             tag = str(params.get("tag") or "").strip().lower()
             if not TAG_RE.match(tag):
-                raise TicketError("a tag is 1–64 letters, digits, '_', '-' or '.'")
+                raise TicketError("a tag is 1–64 letters, digits, '_', '-' or '.'", "tag_invalid")
         elif action == "assign":
             aid = params.get("agent_id")
             async with self.svc.sm() as s:
                 to = await s.get(Agent, aid) if isinstance(aid, int) else None
             if to is None or not to.active:
-                raise NotFound("no such active agent")
+                raise NotFound("no such active agent", "agent_not_found")
         res = Result(bulk_id=secrets.token_hex(6), action=action)
         seen: set[int] = set()
         ids = [i for i in ticket_ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
@@ -123,10 +130,12 @@ class BulkActions:
                         await self._one(s, t, actor, action, res.bulk_id, texts=texts, to=to, tag=tag,
                                         priority=str(params.get("priority") or ""), sends=sends)
                     except Forbidden:
-                        res.skipped.append({"number": t.number or "", "reason": "assigned to someone else"})
+                        res.skipped.append({"number": t.number or "", "reason": "assigned to someone else",
+                                            "code": "assigned_elsewhere", "params": {"number": t.number or ""}})
                         continue
                     except TicketError as e:
-                        res.skipped.append({"number": t.number or "", "reason": str(e)})
+                        res.skipped.append({"number": t.number or "", "reason": str(e), "code": e.code,
+                                            "params": e.params})
                         continue
                     res.done.append(t.number or "")
                     changed.append(t.id)
@@ -149,7 +158,7 @@ class BulkActions:
         if action == "assign":
             assert to is not None
             if t.status not in OPEN_STATUSES:
-                raise TicketError(f"a {t.status} ticket cannot be assigned")
+                raise TicketError(f"a {t.status} ticket cannot be assigned", "assign_refused", status=t.status)
             frm = t.assignee.name if t.assignee else None
             t.assignee_id = to.id
             t.updated_at = now
@@ -158,9 +167,9 @@ class BulkActions:
             svc._audit(s, t, actor.name, "transfer", detail_from=frm, detail_to=to.name, bulk=bulk)
         elif action == "priority":
             if t.status not in OPEN_STATUSES:
-                raise TicketError(f"a {t.status} ticket keeps its priority")
+                raise TicketError(f"a {t.status} ticket keeps its priority", "priority_refused", status=t.status)
             if t.priority == priority:
-                raise TicketError(f"already {priority}")
+                raise TicketError(f"already {priority}", "already_priority", priority=priority)
             frm = t.priority
             t.priority, t.priority_rank = priority, PRIORITY_RANK[priority]
             t.updated_at = now
@@ -168,17 +177,17 @@ class BulkActions:
             svc._audit(s, t, actor.name, "priority", detail_from=frm, detail_to=priority, bulk=bulk)
         elif action == "tag":
             if any(x.tag == tag for x in t.tags):
-                raise TicketError(f"already tagged {tag}")
+                raise TicketError(f"already tagged {tag}", "already_tagged", tag=tag)
             s.add(TicketTag(ticket_id=t.id, tag=tag))
             svc._audit(s, t, actor.name, "tag", tag=tag, bulk=bulk)
         elif action == "untag":
             if not any(x.tag == tag for x in t.tags):
-                raise TicketError(f"not tagged {tag}")
+                raise TicketError(f"not tagged {tag}", "not_tagged", tag=tag)
             await s.execute(delete(TicketTag).where(TicketTag.ticket_id == t.id, TicketTag.tag == tag))
             svc._audit(s, t, actor.name, "untag", tag=tag, bulk=bulk)
         elif action == "resolve":
             if t.status not in OPEN_STATUSES:
-                raise TicketError(f"already {t.status}")
+                raise TicketError(f"already {t.status}", "already_status", status=t.status)
             lang = t.lang if t.lang in texts else "en"
             body = texts[lang].replace("{ticket}", t.number or "")
             if t.first_responded_at is None:
@@ -191,7 +200,7 @@ class BulkActions:
             sends.append(_Send(t, body))
         elif action == "spam":
             if t.status == "closed":
-                raise TicketError("already closed")
+                raise TicketError("already closed", "already_status", status="closed")
             svc._transition(s, t, "closed", actor.name, "spam")
             if not any(x.tag == "spam" for x in t.tags):
                 s.add(TicketTag(ticket_id=t.id, tag="spam"))

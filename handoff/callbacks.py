@@ -253,18 +253,19 @@ class Callbacks:
         async with svc.sm() as s, s.begin():
             cb = await s.get(Callback, cb_id)
             if cb is None:
-                raise NotFound(f"no callback {cb_id}")
+                raise NotFound(f"no callback {cb_id}", "callback_not_found", id=cb_id)
             t = cb.ticket
             await s.refresh(t, ["contact"])
             if cb.status not in OPEN:
-                raise Conflict(f"this callback is already {cb.status}")
+                raise Conflict(f"this callback is already {cb.status}", "callback_done", status=cb.status)
             if action != "claim" and cb.assignee_id not in (None, agent.id) and agent.role != "supervisor":
-                raise Forbidden("this callback is claimed by someone else")
+                raise Forbidden("this callback is claimed by someone else", "callback_claimed_elsewhere")
             now = svc.clock()
             lang = t.lang if t.lang in ("zh", "en") else "en"
             if action == "claim":
                 if cb.assignee_id not in (None, agent.id):
-                    raise Conflict(f"already claimed by {cb.assignee.name if cb.assignee else 'someone'}")
+                    raise Conflict(f"already claimed by {cb.assignee.name if cb.assignee else 'someone'}", "callback_claimed",
+                           name=cb.assignee.name if cb.assignee else "")
                 cb.assignee_id, cb.status = agent.id, "claimed"
             elif action == "done":
                 cb.status = "done"
@@ -280,14 +281,14 @@ class Callbacks:
             elif action == "reschedule":
                 win = parse_window(window or "", cb.tz, now)
                 if win is None:
-                    raise TicketError("give the new window like 14:00-16:00 or tomorrow 9-11 (the user's time zone)")
+                    raise TicketError("give the new window like 14:00-16:00 or tomorrow 9-11 (the user's time zone)", "callback_window")
                 cb.window_start, cb.window_end = win
                 cb.due_at, cb.status, cb.assignee_id = _due(svc, *win), "open", None
                 await svc._outbound(t, _t("rescheduled", lang, ticket=t.number, start=_fmt(win[0], cb.tz, lang),
                                           end=_fmt(win[1], cb.tz, lang), tz=cb.tz), "agent", author=agent.name,
                                     extra_meta={"callback": "rescheduled"})
             else:
-                raise TicketError(f"unknown callback action {action!r}")
+                raise TicketError(f"unknown callback action {action!r}", "callback_action", action=action)
             cb.updated_at = now
             svc._audit(s, t, agent.name, f"callback_{action}", callback=cb.id)
             await s.flush()

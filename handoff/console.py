@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 import yaml
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -39,6 +40,7 @@ from bot.files import is_text, redact_text_file
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
+from handoff import i18n
 from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_off_loop
 from handoff.bulk import MAX_TICKETS as MAX_BULK
 from handoff.bulk import BulkActions
@@ -86,6 +88,33 @@ def _static(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
+class ApiError(HTTPException):
+    """A refusal the console shows in the agent's language: a stable `code` and its `params` beside
+    the English text. The body is `{"error": text, "code": …, "params": {…}, "detail": text}`
+    (`detail` as FastAPI clients expect it); the console translates `error.<code>`."""
+
+    def __init__(self, status: int, code: str, text: str, **params: Any) -> None:
+        super().__init__(status, text)
+        self.code = code
+        self.params = params
+
+
+class CodedErrors(APIRoute):
+    """Routes of the console: an ApiError becomes the coded JSON body (no app-level handler needed)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as e:
+                return JSONResponse({"error": e.detail, "code": e.code, "params": e.params, "detail": e.detail},
+                                    e.status_code, headers=e.headers)
+
+        return route
+
+
 # Shown in the browser (same origin, behind the session): raster images only. Everything else
 # (PDF, HTML, text, SVG…) is downloaded, never rendered inside the console's origin.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -102,7 +131,7 @@ def console_router(
     hs = settings.handoff
     sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60,
                         hs.max_account_failures)
-    router = APIRouter(prefix="/agent")
+    router = APIRouter(prefix="/agent", route_class=CodedErrors)
     bulk = BulkActions(svc)
     incidents = Incidents(svc)
 
@@ -125,10 +154,10 @@ def console_router(
     async def current(request: Request, write: bool = False) -> Agent:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
-            raise HTTPException(401, "sign in first")
+            raise ApiError(401, "sign_in", "sign in first")
         agent, csrf = got
         if write and not same(request.headers.get("x-csrf-token"), csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise ApiError(403, "csrf", "missing or wrong CSRF token")
         return agent
 
     def page(name: str, request: Request) -> HTMLResponse:
@@ -189,6 +218,14 @@ def console_router(
             return RedirectResponse("/agent/login", 303)
         return page("console.html", request)
 
+    @router.get("/static/i18n/{name}", include_in_schema=False)
+    async def catalogue(name: str) -> Response:
+        """The message catalogues (public: the sign-in page needs them too)."""
+        if name != "languages.json" and name.removesuffix(".json") not in i18n.codes():
+            raise HTTPException(404)
+        return Response((i18n.DIR / name).read_bytes(), media_type="application/json",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         if "/" in name or name.startswith(".") or not (STATIC / name).is_file():
@@ -202,9 +239,25 @@ def console_router(
     async def me(request: Request) -> dict[str, Any]:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
         if got is None:
-            raise HTTPException(401, "sign in first")
+            raise ApiError(401, "sign_in", "sign in first")
         a, csrf = got
-        return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf}
+        locale = i18n.negotiate(a.locale, request.headers.get("accept-language"))
+        return {"id": a.id, "name": a.name, "email": a.email, "role": a.role, "csrf": csrf,
+                "locale": locale, "locale_saved": a.locale is not None}
+
+    @router.put("/api/me/locale")
+    async def set_locale(request: Request) -> dict[str, Any]:
+        """The agent's interface language, kept on their profile (every browser they sign in on)."""
+        a = await current(request, write=True)
+        code = (await body(request)).get("locale")
+        if not isinstance(code, str) or code not in i18n.codes():
+            raise ApiError(400, "locale_invalid", "locale must be one of " + ", ".join(sorted(i18n.codes())))
+        async with svc.sm() as s, s.begin():
+            agent = await s.get(Agent, a.id)
+            if agent is not None:
+                agent.locale = code
+        log.info("agent.locale", agent=a.id, locale=code)
+        return {"locale": code}
 
     @router.get("/api/tickets")
     async def tickets(request: Request, cursor: str | None = None, limit: int = 50) -> dict[str, Any]:
@@ -215,7 +268,7 @@ def console_router(
             f = Filters.parse(dict(request.query_params))
             return await svc.page(f, a, cursor, limit)
         except BadFilter as e:
-            raise HTTPException(400, str(e)) from None
+            raise ApiError(400, "bad_filter", str(e), why=str(e)) from None
 
     @router.get("/api/counts")
     async def counts(request: Request) -> dict[str, Any]:
@@ -228,21 +281,21 @@ def console_router(
         search of a view: every matching ticket — supervisors only)."""
         if isinstance(b.get("all"), dict):
             if a.role != "supervisor":
-                raise HTTPException(403, "acting on everything that matches a search is for supervisors")
+                raise ApiError(403, "bulk_all_supervisors", "acting on everything that matches a search is for supervisors")
             try:
                 f = Filters.parse({k: v for k, v in b["all"].items() if isinstance(v, str | list)})
             except BadFilter as e:
-                raise HTTPException(400, str(e)) from None
+                raise ApiError(400, "bad_filter", str(e), why=str(e)) from None
             async with svc.sm() as s:
                 ids = await select_ids(s, f, a, MAX_BULK)
             if len(ids) > MAX_BULK:
-                raise HTTPException(400, f"more than {MAX_BULK} tickets match; narrow the search")
+                raise ApiError(400, "bulk_too_many", f"more than {MAX_BULK} tickets match; narrow the search", max=MAX_BULK)
             return ids
         numbers = b.get("numbers")
         if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) for n in numbers):
-            raise HTTPException(400, "numbers must be a non-empty list of ticket numbers (or all: filters)")
+            raise ApiError(400, "bulk_selection", "numbers must be a non-empty list of ticket numbers (or all: filters)")
         if len(numbers) > MAX_BULK:
-            raise HTTPException(400, f"at most {MAX_BULK} tickets at once")
+            raise ApiError(400, "bulk_too_many", f"at most {MAX_BULK} tickets at once", max=MAX_BULK)
         async with svc.sm() as s:
             return list((await s.execute(select(Ticket.id).where(Ticket.number.in_([n.upper() for n in numbers])))).scalars())
 
@@ -268,7 +321,7 @@ def console_router(
         if isinstance(kws, str):
             kws = [k for k in kws.replace("，", ",").split(",")]
         if not isinstance(kws, list):
-            raise HTTPException(400, "keywords must be a list")
+            raise ApiError(400, "keywords_list", "keywords must be a list")
         return await run(incidents.create, a, str(b.get("title") or ""), [str(k) for k in kws],
                          b.get("en"), b.get("zh"))
 
@@ -294,17 +347,17 @@ def console_router(
         try:
             return await fn(*args)
         except TicketError as e:
-            raise HTTPException(getattr(e, "status_code", 400), str(e)) from None
+            raise ApiError(e.status_code, e.code, str(e), **e.params) from None
 
     async def body(request: Request) -> dict[str, Any]:
         try:
             data = orjson.loads(await read_capped(request, MAX_JSON) or b"{}")
         except BodyTooLarge:
-            raise HTTPException(413, "request body too large") from None
+            raise ApiError(413, "body_too_large", "request body too large") from None
         except orjson.JSONDecodeError:
-            raise HTTPException(400, "body must be JSON") from None
+            raise ApiError(400, "body_json", "body must be JSON") from None
         if not isinstance(data, dict):
-            raise HTTPException(400, "body must be a JSON object")
+            raise ApiError(400, "body_json", "body must be a JSON object")
         return data
 
     @router.get("/api/tickets/{number}")
@@ -321,7 +374,7 @@ def console_router(
         ref = att.get("ref")
         fetchers = [f for ch in channels if ch.name == channel and (f := getattr(ch, "fetch_attachment", None))]
         if not ref or not fetchers:
-            raise HTTPException(404, f"files sent on {channel} cannot be opened here")
+            raise ApiError(404, "attachment_channel", f"files sent on {channel} cannot be opened here", channel=channel)
         data: bytes | None = None
         for fetch in fetchers:  # several mailboxes of one channel type: the one that has it
             try:
@@ -331,9 +384,9 @@ def console_router(
                 continue
             except (TransientError, PermanentChannelError, OSError) as e:
                 log.warning("console.attachment_failed", ticket=number, channel=channel, error=str(e)[:200])
-                raise HTTPException(502, f"{channel} did not return the file: {e}") from None
+                raise ApiError(502, "attachment_upstream", f"{channel} did not return the file: {e}", channel=channel) from None
         if data is None:
-            raise HTTPException(404, "the file is no longer available")
+            raise ApiError(404, "attachment_gone", "the file is no longer available")
         body: bytes = data
         if is_text(str(att.get("content_type") or ""), str(att.get("name") or "")):
             # Telegram and X files come straight from their servers: a text file is shown redacted
@@ -372,7 +425,7 @@ def console_router(
         a = await current(request, write=True)
         to = (await body(request)).get("agent_id")
         if not isinstance(to, int):
-            raise HTTPException(400, "agent_id must be a number")
+            raise ApiError(400, "agent_id", "agent_id must be a number")
         return svc.ticket_json(await run(svc.transfer, number, a, to))
 
     @router.post("/api/tickets/{number}/status")
@@ -396,7 +449,7 @@ def console_router(
         b = await body(request)
         topic = b.get("topic")
         if topic not in TOPICS:
-            raise HTTPException(400, "topic must be one of " + ", ".join(TOPICS))
+            raise ApiError(400, "topic_invalid", "topic must be one of " + ", ".join(TOPICS))
         intent = b.get("intent") if isinstance(b.get("intent"), str) else None
         await run(svc.feedback, number, a, topic, intent)  # refuses another agent's ticket unless supervisor
         return {"ok": True}
@@ -407,9 +460,9 @@ def console_router(
         b = await body(request)
         ch, sid = b.get("channel"), b.get("source_id")
         if not (isinstance(ch, str) and isinstance(sid, str) and ch and sid):
-            raise HTTPException(400, "channel and source_id are required")
+            raise ApiError(400, "link_fields", "channel and source_id are required")
         if a.role != "supervisor":
-            raise HTTPException(403, "linking identities is for supervisors")
+            raise ApiError(403, "supervisors_only", "linking identities is for supervisors")
         await run(svc.link_identity, contact_id, ch, sid, a)
         return {"ok": True}
 
@@ -431,7 +484,9 @@ def console_router(
         for it in items or []:
             for lang in ("en", "zh"):
                 if it.get(lang):
-                    out.append({"key": it["key"], "title": it.get("title", it["key"]), "lang": lang, "text": it[lang]})
+                    titles = _titles(it)
+                    out.append({"key": it["key"], "title": titles.get("en") or next(iter(titles.values()), it["key"]),
+                                "titles": titles, "lang": lang, "text": it[lang]})
         return {"canned": out}
 
     @router.websocket("/ws")
@@ -497,3 +552,11 @@ def console_router(
 
     care_routes(router, svc, current, run, body, page)
     return router
+
+
+def _titles(item: dict[str, Any]) -> dict[str, str]:
+    """A canned answer's title per interface language: `title: {en: …, zh: …}` (or one string)."""
+    t = item.get("title")
+    if isinstance(t, dict):
+        return {str(k): str(v) for k, v in t.items() if v}
+    return {"en": str(t or item.get("key", ""))}

@@ -97,15 +97,15 @@ class Incidents:
     @staticmethod
     def _supervisor(actor: Agent) -> None:
         if actor.role != "supervisor":
-            raise Forbidden("incidents are managed by supervisors")
+            raise Forbidden("incidents are managed by supervisors", "supervisors_only")
 
     @staticmethod
     def _texts(en: Any, zh: Any, what: str) -> tuple[str, str]:
         en_s, zh_s = str(en or "").strip(), str(zh or "").strip()
         if not en_s or not zh_s:
-            raise TicketError(f"the {what} needs its text in English and in Chinese")
+            raise TicketError(f"the {what} needs its text in English and in Chinese", "texts_both_languages")
         if len(en_s) > 4000 or len(zh_s) > 4000:
-            raise TicketError(f"the {what} is too long (4,000 characters at most)")
+            raise TicketError(f"the {what} is too long (4,000 characters at most)", "text_too_long", max=4000)
         return en_s, zh_s
 
     def json(self, i: Incident, linked: int = 0, open_linked: int = 0) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class Incidents:
         self._supervisor(actor)
         title = str(title or "").strip()[:200]
         if not title:
-            raise TicketError("an incident needs a title")
+            raise TicketError("an incident needs a title", "incident_title_missing")
         kws = [str(k).strip()[:100] for k in keywords if str(k).strip()][:20]
         en, zh = self._texts(en, zh, "incident message")
         now = self.svc.clock()
@@ -148,9 +148,10 @@ class Incidents:
     async def _get(self, s: Any, incident_id: int, active: bool = True) -> Incident:
         inc = await s.get(Incident, incident_id)
         if inc is None:
-            raise NotFound(f"no incident {incident_id}")
+            raise NotFound(f"no incident {incident_id}", "incident_not_found", id=incident_id)
         if active and inc.status != "active":
-            raise TicketError(f"incident {incident_id} is {inc.status}")
+            raise TicketError(f"incident {incident_id} is {inc.status}", "incident_not_active", id=incident_id,
+                              status=inc.status)
         return inc
 
     async def link(self, actor: Agent, incident_id: int, ticket_ids: Sequence[int]) -> dict[str, Any]:

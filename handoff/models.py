@@ -63,6 +63,8 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(20), default="agent")  # agent | supervisor
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # The console's language (handoff/static/i18n/<code>.json); None: the browser's, until chosen.
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class Ticket(Base):

@@ -352,7 +352,7 @@ async def _existing(svc: TicketService, number: str) -> str:
     number = number.strip().upper()
     async with svc.sm() as s:
         if (await s.execute(select(Ticket.id).where(Ticket.number == number))).scalar_one_or_none() is None:
-            raise NotFound(f"ticket {number} not found")
+            raise NotFound(f"ticket {number} not found", "ticket_not_found", ticket=number)
     return number
 
 

@@ -85,6 +85,8 @@ DELIVERY_NOTES = {
     "delivered_private": "Delivered: the user opened the private chat, and the waiting message reached them there.",
 }
 RETRACTED_TEXT = "[deleted by the user]"
+# Texts the product itself writes into a thread, by the code the console translates them with.
+TEXT_CODES = {**{v: f"delivery_{k}" for k, v in DELIVERY_NOTES.items()}, RETRACTED_TEXT: "retracted"}
 HANDBACK_TEXT = {
     "en": "Our agent has handed this conversation back to the assistant. Ask me anything, or write \"agent\" to reach a person again.",
     "zh": "客服已将对话交还给智能助手。您可以继续提问，如需人工请回复“人工”。",
@@ -92,19 +94,31 @@ HANDBACK_TEXT = {
 
 
 class TicketError(SwitchboardError):
+    """A refused ticket operation. The message is English (API clients, logs); `code` and `params`
+    are stable, so the console shows it in the agent's language (catalogue key `error.<code>`)."""
+
     status_code = 400
+    default_code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None, **params: Any) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
+        self.params = params
 
 
 class NotFound(TicketError):
     status_code = 404
+    default_code = "not_found"
 
 
 class Conflict(TicketError):
     status_code = 409
+    default_code = "conflict"
 
 
 class Forbidden(TicketError):
     status_code = 403
+    default_code = "forbidden"
 
 
 def utcnow() -> datetime:
@@ -212,6 +226,7 @@ class TicketService:
             "author": m.author.name if m.author else None,
             "channel": m.channel,
             "text": m.body,
+            **({"text_code": TEXT_CODES[m.body]} if m.body in TEXT_CODES else {}),
             "attachments": m.attachments or [],
             "at": iso(m.created_at),
             # Channels that authenticate senders (e-mail): whether this message's sender was, and why.
@@ -231,7 +246,7 @@ class TicketService:
             q = q.with_for_update()
         t = (await s.execute(q)).scalar_one_or_none()
         if t is None:
-            raise NotFound(f"ticket {number} not found")
+            raise NotFound(f"ticket {number} not found", "ticket_not_found", number=number)
         return t
 
     def _audit(self, s: AsyncSession, t: Ticket, actor: str, action: str, frm: str | None = None,
@@ -243,7 +258,7 @@ class TicketService:
         if to == t.status:
             return
         if to not in TRANSITIONS[t.status]:
-            raise Conflict(f"a {t.status} ticket cannot become {to}")
+            raise Conflict(f"a {t.status} ticket cannot become {to}", "transition_refused", status=t.status, to=to)
         frm = t.status
         t.status = to
         t.updated_at = self.clock()
@@ -545,8 +560,9 @@ class TicketService:
                     return t
                 if t.assignee_id is not None:
                     await s.refresh(t, ["assignee"])
-                    raise Conflict(f"already claimed by {t.assignee.name if t.assignee else 'someone'}")
-                raise Conflict(f"a {t.status} ticket cannot be claimed")
+                    raise Conflict(f"already claimed by {t.assignee.name if t.assignee else 'someone'}", "already_claimed",
+                                   name=t.assignee.name if t.assignee else "")
+                raise Conflict(f"a {t.status} ticket cannot be claimed", "claim_refused", status=t.status)
             await s.refresh(t)
             self._audit(s, t, agent.name, "claimed", None, t.status)
             await s.flush()
@@ -557,18 +573,19 @@ class TicketService:
 
     def _may_act(self, t: Ticket, agent: Agent) -> None:
         if agent.role != "supervisor" and t.assignee_id not in (None, agent.id):
-            raise Forbidden(f"{t.number} is assigned to someone else; ask them or a supervisor to transfer it")
+            raise Forbidden(f"{t.number} is assigned to someone else; ask them or a supervisor to transfer it",
+                            "assigned_elsewhere", number=t.number)
 
     async def reply(self, number: str, agent: Agent, text: str) -> dict[str, Any]:
         from bot.redact import redact
 
         text = text.strip()
         if not text:
-            raise TicketError("a reply needs text")
+            raise TicketError("a reply needs text", "reply_empty")
         async with self.sm() as s, s.begin():
             t = await self._get(s, number, lock=True)
             if t.status == "closed":
-                raise Conflict("the ticket is closed")
+                raise Conflict("the ticket is closed", "ticket_closed")
             self._may_act(t, agent)
             if t.assignee_id is None:
                 t.assignee_id = agent.id
@@ -601,7 +618,7 @@ class TicketService:
         from bot.redact import redact
 
         if not text.strip():
-            raise TicketError("a note needs text")
+            raise TicketError("a note needs text", "note_empty")
         async with self.sm() as s, s.begin():
             t = await self._get(s, number)
             m = TicketMessage(ticket_id=t.id, direction="note", author_type="agent", author_id=agent.id,
@@ -621,7 +638,7 @@ class TicketService:
             self._may_act(t, actor)
             to = await s.get(Agent, to_agent_id)
             if to is None or not to.active:
-                raise NotFound("no such active agent")
+                raise NotFound("no such active agent", "agent_not_found")
             frm = t.assignee.name if t.assignee else None
             t.assignee_id = to.id
             t.updated_at = self.clock()
@@ -635,7 +652,7 @@ class TicketService:
 
     async def set_status(self, number: str, actor: Agent, status: str) -> Ticket:
         if status not in TRANSITIONS:
-            raise TicketError(f"unknown status {status!r}")
+            raise TicketError(f"unknown status {status!r}", "status_invalid", status=str(status)[:40])
         if status == "resolved":
             return await self.resolve(number, actor)
         async with self.sm() as s, s.begin():
@@ -675,7 +692,7 @@ class TicketService:
         async with self.sm() as s, s.begin():
             t = await self._get(s, number)
             if conversation_id is not None and t.conversation_id != conversation_id:
-                raise NotFound(f"ticket {number} not found")
+                raise NotFound(f"ticket {number} not found", "ticket_not_found", number=number)
             if not 1 <= score <= 5:
                 return
             t.csat = score
@@ -691,7 +708,8 @@ class TicketService:
         async with self.sm() as s, s.begin():
             t = await self._get(s, number)
             if t.assignee_id not in (None, agent.id) and agent.role != "supervisor":
-                raise Forbidden("this ticket is assigned to someone else; ask them or a supervisor")
+                raise Forbidden("this ticket is assigned to someone else; ask them or a supervisor", "assigned_elsewhere",
+                                number=t.number)
             first = (
                 await s.execute(select(TicketMessage).where(TicketMessage.ticket_id == t.id,
                                                            TicketMessage.author_type == "user")
@@ -711,11 +729,11 @@ class TicketService:
         may ask about a contact's tickets follows its identities, so this is for supervisors, and
         it is written to the audit log of every ticket of the contacts involved."""
         if actor.role != "supervisor":
-            raise Forbidden("linking identities is for supervisors")
+            raise Forbidden("linking identities is for supervisors", "supervisors_only")
         async with self.sm() as s, s.begin():
             c = await s.get(Contact, contact_id)
             if c is None:
-                raise NotFound("no such contact")
+                raise NotFound("no such contact", "contact_not_found")
             ident = (
                 await s.execute(select(ContactIdentity).where(ContactIdentity.channel == channel,
                                                               ContactIdentity.source_id == source_id))
@@ -792,10 +810,10 @@ class TicketService:
             t = await self._get(s, number)
             m = await s.get(TicketMessage, message_id)
             if m is None or m.ticket_id != t.id:
-                raise NotFound(f"message {message_id} is not in ticket {number}")
+                raise NotFound(f"message {message_id} is not in ticket {number}", "message_not_found", number=number)
             atts = m.attachments or []
             if not 0 <= index < len(atts):
-                raise NotFound(f"message {message_id} has no attachment {index}")
+                raise NotFound(f"message {message_id} has no attachment {index}", "attachment_not_found")
             return m.channel, dict(atts[index])
 
     async def status_for(self, number: str, channel: str, user_id: str) -> Ticket | None:
@@ -865,7 +883,7 @@ class TicketService:
         from handoff.auth import hash_password
 
         if role not in ("agent", "supervisor"):
-            raise TicketError("role must be agent or supervisor")
+            raise TicketError("role must be agent or supervisor", "role_invalid")
         async with self.sm() as s, s.begin():
             a = Agent(email=email.strip().lower(), name=name, password_hash=hash_password(password), role=role,
                       active=True, created_at=self.clock())
@@ -873,7 +891,7 @@ class TicketService:
             try:
                 await s.flush()
             except IntegrityError:
-                raise Conflict(f"an agent with email {email} exists") from None
+                raise Conflict(f"an agent with email {email} exists", "agent_exists") from None
             return a
 
 

@@ -104,7 +104,7 @@ async def find_contact(s: AsyncSession, ref: str, create_at: datetime | None = N
             s.add(ContactIdentity(contact_id=c.id, channel=channel, source_id=source))
             await s.flush()
     if c is None:
-        raise NotFound(f"no contact {ref}")
+        raise NotFound(f"no contact {ref}", "contact_not_found", contact=str(ref))
     return c
 
 
@@ -113,9 +113,9 @@ async def set_manager(svc: TicketService, contact_ref: str, manager_email: str |
     """Assign (or, with None, remove) a contact's account manager and/or set their VIP tier.
     Supervisors only; written to the audit log of the contact's open tickets."""
     if actor_role != "supervisor":
-        raise Forbidden("assigning account managers is for supervisors")
+        raise Forbidden("assigning account managers is for supervisors", "supervisors_only")
     if tier is not None and not 0 <= tier <= 9:
-        raise TicketError("the VIP tier is 0 (none) to 9")
+        raise TicketError("the VIP tier is 0 (none) to 9", "vip_tier_invalid")
     async with svc.sm() as s, s.begin():
         c = await find_contact(s, contact_ref, create_at=svc.clock())
         manager = None
@@ -123,7 +123,7 @@ async def set_manager(svc: TicketService, contact_ref: str, manager_email: str |
             manager = (await s.execute(select(Agent).where(Agent.email == manager_email.strip().lower()))
                        ).scalar_one_or_none()
             if manager is None or not manager.active:
-                raise NotFound(f"no active agent {manager_email}")
+                raise NotFound(f"no active agent {manager_email}", "agent_not_found", email=manager_email)
         c.manager_id = manager.id if manager else None
         if tier is not None:
             c.vip = tier

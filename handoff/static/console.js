@@ -71,6 +71,7 @@
     arrowDown: '<line x1="12" y1="5" x2="12" y2="19"/><polyline points="19 12 12 19 5 12"/>',
     lock: '<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>',
     file: '<path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z"/><polyline points="14 2 14 8 20 8"/>',
+    globe: '<circle cx="12" cy="12" r="9"/><line x1="3" y1="12" x2="21" y2="12"/><path d="M12 3a14 14 0 0 1 0 18a14 14 0 0 1 0-18z"/>',
   };
   const iconCache = new Map();
   function icon(name, cls) {
@@ -91,29 +92,132 @@
     }
   }
 
+  // ───────────────────────────── language ─────────────────────────────
+  // Every word the agent reads comes from a catalogue: /agent/static/i18n/<code>.json, one per
+  // language, listed in languages.json (README: "Console languages"). tr(key, {name: …}) fills
+  // {name}; numbers are formatted for the language. A value may be an object of plural forms
+  // ({"one": …, "other": …}) chosen by Intl.PluralRules on the parameter `n`. A key missing from a
+  // catalogue falls back to English and is remembered in I18N.missing (the browser tests assert
+  // it stays empty).
+  const I18N = { code: 'en', intl: 'en', cat: {}, fallback: {}, langs: [], missing: new Set(), fmt: null };
+  window.switchboardI18n = I18N;
+  const LANG_STORE = 'sb_lang';
+  function lookup(key) {
+    let v = I18N.cat[key];
+    if (v === undefined) {
+      v = I18N.fallback[key];
+      I18N.missing.add(key);
+    }
+    return v;
+  }
+  function fill(v, params) {
+    if (v && typeof v === 'object') {
+      const n = params && typeof params.n === 'number' ? params.n : 0;
+      v = v[I18N.fmt.plural.select(n)] ?? v.other;
+    }
+    if (!params) return String(v);
+    return String(v).replace(/\{(\w+)\}/g, (m, k) => {
+      if (!(k in params)) return m;
+      return typeof params[k] === 'number' ? fmtNum(params[k]) : String(params[k]);
+    });
+  }
+  function tr(key, params) {
+    const v = lookup(key);
+    return v === undefined ? key : fill(v, params);
+  }
+  /** A message as text and DOM nodes: a parameter given as a Node (a name, an id — data, not
+   *  words of the interface) is put where its {placeholder} is, in the language's word order. */
+  function trParts(key, params) {
+    const v = lookup(key);
+    const texts = {};
+    for (const [k, x] of Object.entries(params)) if (!(x instanceof Node)) texts[k] = x;
+    const filled = v === undefined ? key : fill(v, texts);
+    return filled.split(/\{(\w+)\}/).map((part, i) => (i % 2 ? (params[part] instanceof Node ? params[part] : `{${part}}`) : part));
+  }
+  /** Data inside a sentence (a person's name, a title): marked so it is never taken for interface text. */
+  const dataSpan = (text) => h('span', { translate: 'no', text });
+  /** A catalogue word when there is one (vocabulary from the server), else `dflt` unchanged. */
+  function tOr(key, dflt, params) {
+    const v = I18N.cat[key] ?? I18N.fallback[key];
+    return v === undefined ? dflt : fill(v, params);
+  }
+  const fmtNum = (n) => (I18N.fmt ? I18N.fmt.num.format(n) : String(n));
+  async function fetchJSON(url) {
+    const res = await fetch(url, { credentials: 'same-origin', cache: 'no-cache' });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    return res.json();
+  }
+  /** The language to show: the agent's saved choice, else the browser's languages in order. */
+  function pickLang(saved) {
+    const codes = I18N.langs.map((l) => l.code);
+    const wanted = [saved, ...(navigator.languages || [navigator.language])].filter(Boolean);
+    for (const w of wanted) {
+      const lw = String(w).toLowerCase();
+      const exact = I18N.langs.find((l) => l.code.toLowerCase() === lw || (l.match || []).some((m) => lw === m.toLowerCase()));
+      if (exact) return exact.code;
+      const pre = I18N.langs.find((l) => (l.match || [l.code]).some((m) => lw.startsWith(m.toLowerCase() + '-')) || lw.split('-')[0] === l.code.toLowerCase());
+      if (pre) return pre.code;
+    }
+    return codes.includes('en') ? 'en' : codes[0];
+  }
+  async function setLang(code) {
+    if (!I18N.langs.length) I18N.langs = (await fetchJSON('/agent/static/i18n/languages.json')).languages;
+    const entry = I18N.langs.find((l) => l.code === code) || I18N.langs[0];
+    const [cat, fallback] = await Promise.all([
+      fetchJSON(`/agent/static/i18n/${entry.code}.json`),
+      entry.code === 'en' || Object.keys(I18N.fallback).length ? Promise.resolve(null) : fetchJSON('/agent/static/i18n/en.json'),
+    ]);
+    I18N.cat = cat;
+    if (entry.code === 'en') I18N.fallback = cat;
+    else if (fallback) I18N.fallback = fallback;
+    I18N.code = entry.code;
+    I18N.intl = entry.intl || entry.code;
+    const loc = I18N.intl;
+    I18N.fmt = {
+      num: new Intl.NumberFormat(loc),
+      plural: new Intl.PluralRules(loc),
+      rel: new Intl.RelativeTimeFormat(loc, { numeric: 'auto', style: 'short' }),
+      abs: new Intl.DateTimeFormat(loc, { weekday: 'short', year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }),
+      day: new Intl.DateTimeFormat(loc, { weekday: 'long', month: 'short', day: 'numeric' }),
+      shortDate: new Intl.DateTimeFormat(loc, { month: 'short', day: 'numeric' }),
+      dur: typeof Intl.DurationFormat === 'function' ? new Intl.DurationFormat(loc, { style: 'narrow' }) : null,
+      units: Object.fromEntries(['day', 'hour', 'minute', 'second'].map((u) => [u, new Intl.NumberFormat(loc, { style: 'unit', unit: u, unitDisplay: 'narrow' })])),
+      list: new Intl.ListFormat(loc, { style: 'narrow', type: 'unit' }),
+    };
+    document.documentElement.lang = loc;
+    try { localStorage.setItem(LANG_STORE, entry.code); } catch { /* storage off */ }
+    translateStatic(document);
+    return entry.code;
+  }
+  /** Markup text: data-i18n="key" (text), data-i18n-title / -placeholder / -aria-label (attributes). */
+  function translateStatic(root) {
+    for (const el of $$('[data-i18n]', root)) el.textContent = tr(el.dataset.i18n);
+    for (const attr of ['title', 'placeholder', 'aria-label']) {
+      for (const el of $$(`[data-i18n-${attr}]`, root)) el.setAttribute(attr, tr(el.getAttribute(`data-i18n-${attr}`)));
+    }
+    for (const sel of $$('select.lang-select', root)) {
+      sel.replaceChildren(...I18N.langs.map((l) => h('option', { value: l.code, text: l.name, lang: l.intl || l.code })));
+      sel.value = I18N.code;
+    }
+  }
+
   // ───────────────────────────── vocabulary ─────────────────────────────
-  const CHANNELS = {
-    telegram: { label: 'Telegram', icon: 'telegram' },
-    twitter: { label: 'X', icon: 'twitter' },
-    email: { label: 'Email', icon: 'email' },
-    web: { label: 'Web chat', icon: 'web' },
-  };
+  const CHANNELS = { telegram: 'telegram', twitter: 'twitter', email: 'email', web: 'web' }; // channel → icon
   const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2, low: 3 };
-  const PRIORITY_LABEL = { urgent: 'Urgent', high: 'High', normal: 'Normal', low: 'Low' };
-  const STATUS_LABEL = { new: 'New', open: 'Open', pending_user: 'Pending', resolved: 'Resolved', closed: 'Closed' };
   const OPEN_STATUSES = ['new', 'open', 'pending_user'];
-  const LANG_LABEL = { zh: '中文', en: 'EN' };
-  const LANG_NAME = { zh: 'Chinese', en: 'English' };
   const SLA_RANK = { ok: 0, warning: 1, breached: 2 };
   const SLA_WARN_AT = 0.75; // mirrors config.yaml sla.warn_at; the server's own `sla` wins when it is worse
-  const VIEW_TITLES = {
-    queue: ['Queue', 'Unassigned and yours · by priority, then SLA'],
-    mine: ['Mine', 'Open tickets assigned to you'],
-    all: ['All open', 'Every open ticket, anyone’s'],
-    resolved: ['Resolved', 'Recently resolved and closed'],
-  };
+  const VIEWS = ['queue', 'mine', 'all', 'resolved'];
+  /** A word of the vocabulary (priority, status, topic, user language…) in the agent's language;
+   *  an unknown value (a new status the catalogue does not have yet) shows as it is. */
+  const vocab = (kind, v) => (v === null || v === undefined || v === '' ? '' : tOr(`${kind}.${v}`, humanize(v)));
+  const priorityLabel = (p) => vocab('priority', p);
+  const statusLabel = (st) => vocab('status', st);
+  const topicLabel = (tp) => vocab('topic', tp);
+  const langLabel = (l) => vocab('lang.short', l);
+  const langName = (l) => vocab('lang.name', l);
 
-  const channelInfo = (c) => CHANNELS[c] || { label: c || 'unknown', icon: 'web' };
+  const channelInfo = (c) => ({ label: CHANNELS[c] ? tr(`channel.${c}`) : (c || tr('channel.unknown')), icon: CHANNELS[c] || 'web' });
   function channelBadge(ch, withLabel) {
     const info = channelInfo(ch);
     return h('span', { class: `chan chan-${ch || 'unknown'}`, title: info.label },
@@ -124,41 +228,44 @@
   let clockSkew = 0; // server time − local time (ms), from the Date header of /me
   const now = () => Date.now() + clockSkew;
   const ms = (iso) => (iso ? Date.parse(iso) : NaN);
-  const absFmt = new Intl.DateTimeFormat(undefined, {
-    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
-    hour: '2-digit', minute: '2-digit', second: '2-digit',
-  });
-  const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'short', day: 'numeric' });
-  const shortDateFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-  const hmFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-  const absTime = (iso) => (iso ? absFmt.format(new Date(ms(iso))) : '');
+  const absTime = (iso) => (iso ? I18N.fmt.abs.format(new Date(ms(iso))) : '');
 
+  /** A duration in the agent's language (Intl.DurationFormat, "3m 05s" / "3分钟5秒"). */
+  function durParts(parts) {
+    const f = I18N.fmt;
+    if (f.dur) return f.dur.format(parts);
+    return f.list.format(Object.entries(parts).map(([k, v]) => f.units[k.replace(/s$/, '')].format(v)));
+  }
   function dur(delta, coarse = false) {
     const s = Math.max(0, Math.floor(delta / 1000));
-    if (s < 60) return `${s}s`;
+    if (s < 60) return durParts({ seconds: s });
     const m = Math.floor(s / 60);
-    if (m < 10 && !coarse) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-    if (m < 60) return `${m}m`;
+    if (m < 10 && !coarse) return durParts({ minutes: m, seconds: s % 60 });
+    if (m < 60) return durParts({ minutes: m });
     const hh = Math.floor(m / 60);
-    if (hh < 24) return `${hh}h ${String(m % 60).padStart(2, '0')}m`;
+    if (hh < 24) return durParts({ hours: hh, minutes: m % 60 });
     const d = Math.floor(hh / 24);
-    return `${d}d ${hh % 24}h`;
+    return durParts({ days: d, hours: hh % 24 });
   }
+  /** "3 minutes ago" / "3分钟前" (Intl.RelativeTimeFormat); older than a week: the date. */
   function rel(iso) {
-    const t = ms(iso);
-    if (Number.isNaN(t)) return '';
-    const d = now() - t;
-    if (d < -60000) return `in ${dur(-d)}`;
+    const tm = ms(iso);
+    if (Number.isNaN(tm)) return '';
+    const r = I18N.fmt.rel;
+    const d = now() - tm;
+    if (d < -60000) {
+      const ahead = Math.round(-d / 60000);
+      return ahead < 60 ? r.format(ahead, 'minute') : ahead < 1440 ? r.format(Math.round(ahead / 60), 'hour') : r.format(Math.round(ahead / 1440), 'day');
+    }
     const s = Math.floor(d / 1000);
-    if (s < 45) return 'just now';
-    const m = Math.floor(s / 60);
-    if (m < 1) return '1m ago';
-    if (m < 60) return `${m}m ago`;
+    if (s < 45) return r.format(0, 'second');
+    const m = Math.max(1, Math.floor(s / 60));
+    if (m < 60) return r.format(-m, 'minute');
     const hh = Math.floor(m / 60);
-    if (hh < 24) return `${hh}h ago`;
+    if (hh < 24) return r.format(-hh, 'hour');
     const days = Math.floor(hh / 24);
-    if (days < 7) return `${days}d ago`;
-    return shortDateFmt.format(new Date(t));
+    if (days < 7) return r.format(-days, 'day');
+    return I18N.fmt.shortDate.format(new Date(tm));
   }
   /** <time> that keeps itself relative (refreshed every 20 s) with the absolute time on hover. */
   function timeEl(iso, cls) {
@@ -177,15 +284,15 @@
     const server = t.sla || 'ok';
     if (t.status === 'resolved' || t.status === 'closed') {
       const at = t.resolved_at || t.updated_at;
-      return { data: server, cls: 'done', text: STATUS_LABEL[t.status], title: at ? `${STATUS_LABEL[t.status]} ${absTime(at)}` : '' };
+      return { data: server, cls: 'done', text: statusLabel(t.status), title: at ? tr('sla.doneAt', { status: statusLabel(t.status), at: absTime(at) }) : '' };
     }
     if (t.status === 'pending_user') {
-      return { data: server, cls: 'paused', text: 'Waiting on user', title: 'SLA paused while waiting on the user' };
+      return { data: server, cls: 'paused', text: tr('sla.waiting'), title: tr('sla.paused') };
     }
     const first = !t.first_responded_at;
     const dueIso = first ? t.first_response_due : t.resolution_due;
     const due = ms(dueIso);
-    if (Number.isNaN(due)) return { data: server, cls: server === 'ok' ? 'none' : server, text: server === 'ok' ? '' : server, title: '' };
+    if (Number.isNaN(due)) return { data: server, cls: server === 'ok' ? 'none' : server, text: server === 'ok' ? '' : tr(`sla.state.${server}`), title: '' };
     const n = now();
     const left = due - n;
     let state = 'ok';
@@ -195,11 +302,11 @@
       if (!Number.isNaN(start) && due > start && (n - start) / (due - start) >= SLA_WARN_AT) state = 'warning';
     }
     if (SLA_RANK[server] > SLA_RANK[state]) state = server;
-    const kind = first ? 'First response' : 'Resolution';
+    const kind = first ? 'firstResponse' : 'resolution';
     let text;
-    if (left > 0 && state === 'breached') text = 'breached';
-    else text = left > 0 ? `${dur(left)} left` : `breached ${dur(-left, true)} ago`;
-    return { data: state, cls: state, text, title: `${kind} due ${absTime(dueIso)}`, kind };
+    if (left > 0 && state === 'breached') text = tr('sla.state.breached');
+    else text = left > 0 ? tr('sla.left', { dur: dur(left) }) : tr('sla.breachedAgo', { dur: dur(-left, true) });
+    return { data: state, cls: state, text, title: tr(`sla.due.${kind}`, { at: absTime(dueIso) }), kind };
   }
 
   // ───────────────────────────── misc helpers ─────────────────────────────
@@ -221,19 +328,20 @@
     return el;
   }
   function contactLabel(c) {
-    if (!c) return 'Unknown contact';
+    if (!c) return tr('contact.unknown');
     if (c.name) return c.name;
     const ids = c.identities || [];
     const withLabel = ids.find((i) => i.label);
     if (withLabel) return withLabel.label;
     if (ids[0]) return ids[0].source_id;
-    return `Contact #${c.id}`;
+    return tr('contact.numbered', { id: c.id });
   }
   function fmtSize(n) {
     if (!(n >= 0)) return '';
-    if (n < 1024) return `${n} B`;
-    if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
-    return `${(n / 1024 / 1024).toFixed(1)} MB`;
+    const unit = (v, u, digits) => new Intl.NumberFormat(I18N.intl, { style: 'unit', unit: u, unitDisplay: 'short', maximumFractionDigits: digits }).format(v);
+    if (n < 1024) return unit(n, 'byte', 0);
+    if (n < 1024 * 1024) return unit(n / 1024, 'kilobyte', n < 10240 ? 1 : 0);
+    return unit(n / 1024 / 1024, 'megabyte', 1);
   }
   const debounce = (fn, wait) => {
     let t = null;
@@ -258,8 +366,8 @@
     let m;
     while ((m = re.exec(s))) {
       if (m.index > last) frag.appendChild(document.createTextNode(s.slice(last, m.index)));
-      frag.appendChild(h('span', { class: 'redacted', title: 'Removed before storage — support never asks for this' },
-        icon('lock'), `redacted ${humanize(m[1])}`));
+      frag.appendChild(h('span', { class: 'redacted', title: tr('redacted.title') },
+        icon('lock'), tr('redacted.label', { kind: tOr(`redacted.kind.${m[1]}`, humanize(m[1])) })));
       last = m.index + m[0].length;
     }
     if (last < s.length) frag.appendChild(document.createTextNode(s.slice(last)));
@@ -268,7 +376,7 @@
 
   // ───────────────────────────── toasts ─────────────────────────────
   function toast(message, opts = {}) {
-    const { kind = 'info', title = null, action = null, timeout = kind === 'error' ? 8000 : kind === 'success' ? 4000 : 6000 } = opts;
+    const { kind = 'info', title = null, action = null, data = false, timeout = kind === 'error' ? 8000 : kind === 'success' ? 4000 : 6000 } = opts;
     const box = $('#toasts');
     if (!box) return null;
     const ico = { error: 'alert', warning: 'clock', breach: 'alert', success: 'check', urgent: 'alert', info: 'info' }[kind] || 'info';
@@ -276,9 +384,9 @@
       h('span', { class: 'toast-ico' }, icon(ico)),
       h('div', { class: 'toast-body' },
         title ? h('div', { class: 'toast-title', text: title }) : null,
-        h('div', { class: 'toast-msg', text: message })),
+        h('div', { class: 'toast-msg', translate: data ? 'no' : null }, message)), // text, or parts with names as nodes
       action ? h('button', { type: 'button', class: 'toast-action', text: action.label, onclick: () => { action.run(); close(); } }) : null,
-      h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => close() }, icon('x')));
+      h('button', { type: 'button', class: 'toast-close', 'aria-label': tr('toast.dismiss'), onclick: () => close() }, icon('x')));
     let timer = null;
     function close() {
       clearTimeout(timer);
@@ -313,17 +421,14 @@
     const errBox = $('#login-error');
     const submit = $('#login-submit');
     const params = new URLSearchParams(location.search);
-    const MESSAGES = {
-      invalid: ['Wrong email or password.', 'Check both and try again.'],
-      locked: ['Too many sign-in attempts.', 'For your security sign-in is paused for a while. Try again in a few minutes.'],
-      disabled: ['This account is disabled.', 'Ask your supervisor to re-enable it.'],
-      csrf: ['Your sign-in form expired.', 'Please try again.'],
-      expired: ['Your session ended.', 'Please sign in again.'],
-    };
+    const KNOWN = ['invalid', 'locked', 'disabled', 'csrf', 'expired'];
     const err = params.get('error');
+    const showError = () => {
+      const k = KNOWN.includes(err) ? err : 'failed';
+      errBox.replaceChildren(icon('alert'), h('div', null, h('strong', { text: tr(`login.error.${k}.head`) }), ' ', tr(`login.error.${k}.tail`)));
+    };
     if (err) {
-      const [head, tail] = MESSAGES[err] || ['Sign-in failed.', 'Please try again.'];
-      errBox.replaceChildren(icon('alert'), h('div', null, h('strong', { text: head }), ' ', tail));
+      showError();
       errBox.dataset.error = err;
       errBox.hidden = false;
       if (err === 'locked' || err === 'disabled') errBox.classList.add('login-error-strong');
@@ -350,13 +455,16 @@
       try { sessionStorage.setItem('sb_login_email', email.value.trim()); } catch { /* ignore */ }
       submit.disabled = true;
       submit.classList.add('busy');
-      $('.btn-label', submit).textContent = 'Signing in…';
+      $('.btn-label', submit).textContent = tr('login.signingIn');
+    });
+    $('#lang-select').addEventListener('change', (e) => {
+      setLang(e.target.value).then(() => { if (err) showError(); }).catch((x) => console.warn('switchboard: language', x));
     });
     // a page restored from the back/forward cache must not keep the busy button
     window.addEventListener('pageshow', () => {
       submit.disabled = false;
       submit.classList.remove('busy');
-      $('.btn-label', submit).textContent = 'Sign in';
+      $('.btn-label', submit).textContent = tr('login.submit');
       csrf.value = readCookie('sb_login_csrf');
     });
   }
@@ -395,12 +503,25 @@
   };
 
   // ───────────────────────────── API ─────────────────────────────
+  /** An API failure. The server sends a stable `code` (with `params`) beside its English `error`;
+   *  `detail` is what the agent reads: the catalogue's `error.<code>`, the English text only for a
+   *  code this console does not know yet. */
   class ApiError extends Error {
-    constructor(status, detail) {
+    constructor(status, detail, code = null, params = null) {
       super(detail || `HTTP ${status}`);
       this.status = status;
-      this.detail = detail;
+      this.code = code;
+      this.params = params || {};
+      this.detail = code ? tOr(`error.${code}`, detail, localParams(this.params)) : detail;
     }
+  }
+  /** Parameters of an error message that are themselves vocabulary (a status, a priority…). */
+  function localParams(p) {
+    const out = { ...p };
+    for (const k of ['status', 'from', 'to', 'priority']) if (typeof p[k] === 'string') out[k] = k === 'priority' ? priorityLabel(p[k]) : statusLabel(p[k]);
+    if (typeof p.topic === 'string') out.topic = topicLabel(p.topic);
+    if (typeof p.channel === 'string') out.channel = channelInfo(p.channel).label;
+    return out;
   }
   function detailText(data) {
     if (!data) return '';
@@ -429,11 +550,11 @@
     try {
       res = await fetch(path, opts);
     } catch (e) {
-      throw new ApiError(0, 'Network error — is the server reachable?');
+      throw new ApiError(0, tr('error.network'));
     }
     if (res.status === 401) {
       toLogin();
-      throw new ApiError(401, 'Signed out');
+      throw new ApiError(401, tr('error.signed_out'));
     }
     if (raw) return res;
     let data = null;
@@ -441,7 +562,7 @@
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
-    if (!res.ok) throw new ApiError(res.status, detailText(data) || res.statusText || `HTTP ${res.status}`);
+    if (!res.ok) throw new ApiError(res.status, detailText(data) || res.statusText || `HTTP ${res.status}`, data && data.code, data && data.params);
     return data;
   }
   const enc = encodeURIComponent;
@@ -451,15 +572,15 @@
   function actionError(err, number) {
     if (err.status === 401) return;
     if (err.status === 403) {
-      toast(err.detail && err.detail !== 'Forbidden' ? err.detail : 'You are not allowed to do that.', { kind: 'error', title: 'Not allowed' });
+      toast(err.code ? err.detail : tr('error.forbidden'), { kind: 'error', title: tr('error.title.forbidden') });
     } else if (err.status === 409) {
-      toast(err.detail || 'Someone else changed this ticket.', { kind: 'warning', title: number ? `${number} changed` : 'Conflict' });
+      toast(err.code ? err.detail : tr('error.conflict'), { kind: 'warning', title: number ? tr('error.title.changed', { number }) : tr('error.title.conflict') });
       if (number) refreshTicket(number);
     } else if (err.status === 404) {
-      toast(err.detail || 'Not found.', { kind: 'error', title: 'Not found' });
+      toast(err.code ? err.detail : tr('error.not_found'), { kind: 'error', title: tr('error.title.not_found') });
       if (number) refreshTicket(number);
     } else {
-      toast(err.detail || err.message || 'Something went wrong.', { kind: 'error', title: err.status ? `Error ${err.status}` : 'Error' });
+      toast(err.code || !err.status ? err.detail : tr('error.generic'), { kind: 'error', title: err.status ? tr('error.title.status', { status: String(err.status) }) : tr('error.title.generic') });
     }
   }
 
@@ -615,28 +736,28 @@
     const c = S.counts;
     for (const el of $$('[data-count]')) {
       const n = c ? c.views[el.dataset.count] : null;
-      el.textContent = n === null || n === undefined ? '' : n.toLocaleString();
+      el.textContent = n === null || n === undefined ? '' : fmtNum(n);
       el.classList.toggle('zero', !n);
     }
     const urgentUnclaimed = c ? c.unclaimed_urgent : 0;
     const stats = $('#side-stats');
     if (stats && c) {
       const row = (cls, label, n, ico, onClick, testid) => h('button', { type: 'button', class: `stat ${cls}${n ? '' : ' zero'}`, onclick: onClick, testid },
-        icon(ico), h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-n', text: n.toLocaleString() }));
+        icon(ico), h('span', { class: 'stat-label', text: label }), h('span', { class: 'stat-n', text: fmtNum(n) }));
       stats.replaceChildren(
-        row('stat-urgent', 'Unclaimed urgent', urgentUnclaimed, 'alert', () => { setView('queue'); setFilter('priority', 'urgent', true); }, 'count-unclaimed-urgent'),
-        row('stat-breached', 'SLA breached', c.sla.breached, 'clock', () => setView('all'), 'count-sla-breached'),
-        row('stat-warning', 'SLA at risk', c.sla.warning, 'clock', () => setView('all'), 'count-sla-warning'),
+        row('stat-urgent', tr('stats.unclaimedUrgent'), urgentUnclaimed, 'alert', () => { setView('queue'); setFilter('priority', 'urgent', true); }, 'count-unclaimed-urgent'),
+        row('stat-breached', tr('stats.slaBreached'), c.sla.breached, 'clock', () => setView('all'), 'count-sla-breached'),
+        row('stat-warning', tr('stats.slaAtRisk'), c.sla.warning, 'clock', () => setView('all'), 'count-sla-warning'),
       );
     }
-    document.title = urgentUnclaimed ? `(${urgentUnclaimed}) switchboard` : 'switchboard';
+    document.title = urgentUnclaimed ? tr('page.titleCount', { n: urgentUnclaimed }) : tr('page.title');
     S.titleCount = urgentUnclaimed;
     for (const chip of $$('#filters .f-pri')) { // open tickets per priority
       const n = c && c.priority ? c.priority[chip.dataset.value] : null;
       let badge = $('.chip-n', chip);
       if (!badge) { badge = h('span', { class: 'chip-n' }); chip.appendChild(badge); }
-      badge.textContent = n === null || n === undefined ? '' : n.toLocaleString();
-      chip.title = n === null || n === undefined ? '' : `${n.toLocaleString()} open`;
+      badge.textContent = n === null || n === undefined ? '' : fmtNum(n);
+      chip.title = n === null || n === undefined ? '' : tr('filters.openCount', { n });
     }
     renderListMeta();
   }
@@ -644,7 +765,7 @@
     const el = $('#list-total');
     if (!el) return;
     const n = hasFilters() ? S.list.total : (S.counts ? S.counts.views[S.view] : S.list.total);
-    el.textContent = n === null || n === undefined ? '' : `${n.toLocaleString()} ${hasFilters() ? 'matching' : n === 1 ? 'ticket' : 'tickets'}`;
+    el.textContent = n === null || n === undefined ? '' : tr(hasFilters() ? 'list.matching' : 'list.tickets', { n });
     el.dataset.total = n === null || n === undefined ? '' : String(n);
     renderBulk();
   }
@@ -655,9 +776,8 @@
       b.classList.toggle('active', on);
       b.setAttribute('aria-current', on ? 'page' : 'false');
     }
-    const [title, sub] = VIEW_TITLES[S.view];
-    $('#list-title').textContent = title;
-    $('#list-sub').textContent = sub;
+    $('#list-title').textContent = tr(`view.${S.view}`);
+    $('#list-sub').textContent = tr(`view.${S.view}.sub`);
     for (const c of $$('#filters .chip')) {
       c.classList.toggle('on', S.filters[c.dataset.filter].has(c.dataset.value));
       c.setAttribute('aria-pressed', String(c.classList.contains('on')));
@@ -690,7 +810,7 @@
     out.push(m.text.slice(pos));
     return out;
   }
-  const MATCH_FIELD = { message: '', contact: 'Contact: ', identity: 'Contact: ', subject: 'Subject: ', number: '', tag: 'Tag: ' };
+  const MATCH_FIELD = { contact: 'match.contact', identity: 'match.contact', subject: 'match.subject', tag: 'match.tag' };
   function buildRow(t) {
     const li = h('li', { class: 'row', role: 'option', testid: 'ticket-row', 'data-number': t.number });
     li.addEventListener('mousedown', (e) => { if (e.button === 0) e.preventDefault(); }); // keep focus where it is
@@ -704,40 +824,40 @@
     li.dataset.sig = rowSig(t);
     const sla = slaInfo(t);
     const lm = t.last_message;
-    const previewPrefix = lm ? ({ bot: 'Bot: ', agent: 'Agent: ', system: '' }[lm.author_type] || '') : '';
+    const previewPrefix = lm && (lm.author_type === 'bot' || lm.author_type === 'agent') ? tr(`preview.${lm.author_type}`) : '';
     const vip = t.contact && t.contact.vip > 0;
     const match = S.q ? S.matches.get(t.number) : null;
     const checked = S.selAll || S.sel.has(t.number);
     li.classList.toggle('selected', checked);
     li.classList.toggle('unread', S.unread.has(t.number));
     li.classList.toggle('is-mine', mine(t));
-    const box = h('input', { type: 'checkbox', class: 'row-check', testid: 'row-select', 'aria-label': `Select ${t.number}`, title: 'Select (x)' });
+    const box = h('input', { type: 'checkbox', class: 'row-check', testid: 'row-select', 'aria-label': tr('row.select', { number: t.number }), title: tr('row.selectHint') });
     box.checked = checked;
     box.addEventListener('click', (e) => { e.stopPropagation(); toggleSelect(t.number, box.checked); });
     li.replaceChildren(
       box,
       h('div', { class: 'row-l1' },
-        h('span', { class: `pill pri pri-${t.priority}`, text: PRIORITY_LABEL[t.priority] || t.priority }),
+        h('span', { class: `pill pri pri-${t.priority}`, text: priorityLabel(t.priority) }),
         h('span', { class: 'row-num', text: t.number }),
-        h('span', { class: 'row-topic', text: humanize(t.topic) }),
-        t.status === 'new' ? h('span', { class: 'row-new', text: 'New' }) : null,
-        t.status === 'pending_user' ? h('span', { class: 'row-pending', text: 'Pending' }) : null,
-        t.incident_id ? h('span', { class: 'row-incident', title: incidentTitle(t.incident_id), text: 'Incident' }) : null,
+        h('span', { class: 'row-topic', text: topicLabel(t.topic) }),
+        t.status === 'new' ? h('span', { class: 'row-new', text: statusLabel('new') }) : null,
+        t.status === 'pending_user' ? h('span', { class: 'row-pending', text: statusLabel('pending_user') }) : null,
+        t.incident_id ? h('span', { class: 'row-incident', title: incidentTitle(t.incident_id), text: tr('row.incident') }) : null,
         ...(t.tags || []).slice(0, 3).map((g) => h('span', { class: 'row-tag', text: `#${g}` })),
         h('span', { class: 'spacer' }),
         h('span', { class: `sla sla-${sla.cls}`, testid: 'sla', 'data-sla': sla.data, title: sla.title, text: sla.text })),
       h('div', { class: 'row-l2' },
         channelBadge(t.channel),
         h('span', { class: 'row-contact', text: contactLabel(t.contact) }),
-        vip ? h('span', { class: 'vip', title: `VIP level ${t.contact.vip}` }, icon('star'), `VIP${t.contact.vip > 1 ? ' ' + t.contact.vip : ''}`) : null,
-        t.lang && t.lang !== 'en' ? h('span', { class: 'lang', text: LANG_LABEL[t.lang] || t.lang }) : null,
+        vip ? h('span', { class: 'vip', title: tr('vip.level', { level: t.contact.vip }) }, icon('star'), t.contact.vip > 1 ? tr('vip.short', { level: t.contact.vip }) : tr('vip.badge')) : null,
+        t.lang && t.lang !== 'en' ? h('span', { class: 'lang', text: langLabel(t.lang) }) : null,
         h('span', { class: 'spacer' }),
         timeEl(lm ? lm.at : t.updated_at, 'row-time')),
       h('div', { class: 'row-l3' },
-        match ? h('span', { class: 'row-preview row-match', testid: 'match' }, MATCH_FIELD[match.field] ? h('b', { text: MATCH_FIELD[match.field] }) : null, markedText({ ...match, text: match.text.replace(/\s/g, ' ') }))
-          : h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, richText(lm.text.replace(/\s+/g, ' '))] : h('i', { text: 'No messages yet' })),
+        match ? h('span', { class: 'row-preview row-match', testid: 'match' }, MATCH_FIELD[match.field] ? h('b', { text: tr(MATCH_FIELD[match.field]) }) : null, markedText({ ...match, text: match.text.replace(/\s/g, ' ') }))
+          : h('span', { class: 'row-preview' }, lm ? [previewPrefix ? h('b', { text: previewPrefix }) : null, richText(lm.text.replace(/\s+/g, ' '))] : h('i', { text: tr('row.noMessages') })),
         t.assignee ? avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : ''))
-          : h('span', { class: 'unassigned', title: 'Unassigned' })),
+          : h('span', { class: 'unassigned', title: tr('assignee.none') })),
     );
   }
 
@@ -774,9 +894,9 @@
         const filtered = hasFilters();
         ul.appendChild(h('li', { class: 'list-empty' },
           icon(filtered ? 'search' : S.view === 'resolved' ? 'checkCircle' : 'inbox', 'empty-ico'),
-          h('strong', { text: filtered ? 'No tickets match' : S.view === 'queue' ? 'Queue is clear' : 'Nothing here' }),
-          h('span', { text: filtered ? 'Try a different search or clear the filters.' : S.view === 'queue' ? 'New escalations show up here instantly.' : '' }),
-          filtered ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Clear search and filters', onclick: clearFilters }) : null));
+          h('strong', { text: tr(filtered ? 'list.empty.filtered' : S.view === 'queue' ? 'list.empty.queue' : 'list.empty.other') }),
+          h('span', { text: filtered ? tr('list.empty.filteredHint') : S.view === 'queue' ? tr('list.empty.queueHint') : '' }),
+          filtered ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: tr('list.clearFilters'), onclick: clearFilters }) : null));
       }
     }
     // keep the cursor on a visible ticket
@@ -799,7 +919,7 @@
     const end = $('#list-end');
     if (!end) return;
     end.dataset.state = S.list.loading ? 'loading' : S.list.next ? 'more' : 'done';
-    end.textContent = S.list.loading ? 'Loading…' : S.list.next ? '' : `${(S.visible || []).length.toLocaleString()} shown · end of list`;
+    end.textContent = S.list.loading ? tr('common.loading') : S.list.next ? '' : tr('list.end', { n: (S.visible || []).length });
   }
 
   function renderAll() {
@@ -848,7 +968,7 @@
     loadList(true).catch((e) => actionError(e));
   }
   function setView(view) {
-    if (!VIEW_PRED[view]) return;
+    if (!VIEWS.includes(view)) return;
     if (document.activeElement && document.activeElement.classList.contains('view')) document.activeElement.blur();
     S.view = view;
     renderViewNav();
@@ -924,13 +1044,13 @@
   /** Fetch the open ticket again and patch the view (cursor, hash and unread marks stay as they are). */
   // VIP care (handoff/vip.py): a supervisor assigns the contact's account manager and tier.
   async function setManager(c, number) {
-    const email = window.prompt('Account manager (agent e-mail; empty to remove):', '');
+    const email = window.prompt(tr('vip.promptManager'), '');
     if (email === null) return;
-    const tier = window.prompt('VIP tier (0 = none … 9):', String(c.vip || 0));
+    const tier = window.prompt(tr('vip.promptTier'), String(c.vip || 0));
     if (tier === null) return;
     try {
       const out = await api(`/agent/api/contacts/${c.id}/manager`, { method: 'POST', body: { manager_email: email.trim() || null, vip: parseInt(tier, 10) || 0 } });
-      toast(`VIP ${out.vip} · ${out.manager ? out.manager.name : 'no account manager'}`, { kind: 'info', title: 'Contact updated' });
+      toast(tr('vip.updatedBody', { tier: out.vip, manager: out.manager ? out.manager.name : tr('vip.noManager') }), { kind: 'info', title: tr('vip.updated') });
       reloadDetail(number, true);
     } catch (e) { toast(e.message || String(e), { kind: 'warning' }); }
   }
@@ -948,7 +1068,7 @@
     } catch (e) {
       if (seq !== openSeq) return;
       if (e.status === 404) {
-        toast(`${number} was not found.`, { kind: 'error' });
+        toast(tr('ticket.notFound', { number }), { kind: 'error' });
         closeConversation();
       } else actionError(e);
     }
@@ -975,7 +1095,7 @@
     S.detail = null; // no action may hit the previous ticket while this one loads
     $('#conv-empty').hidden = true;
     $('#conv-live').hidden = false;
-    $('#conv-head').replaceChildren(h('div', { class: 'conv-title' }, h('span', { class: 'conv-num-loading', text: number }), h('span', { class: 'muted', text: 'Loading…' })));
+    $('#conv-head').replaceChildren(h('div', { class: 'conv-title' }, h('span', { class: 'conv-num-loading', text: number }), h('span', { class: 'muted', text: tr('common.loading') })));
     $('#conv-actions').replaceChildren();
     $('#messages').replaceChildren(h('div', { class: 'msgs-loading' }, h('div', { class: 'sk sk1' }), h('div', { class: 'sk sk2' }), h('div', { class: 'sk sk3' })));
     $('#details').replaceChildren();
@@ -1005,25 +1125,25 @@
     $('#conv-head').replaceChildren(
       h('div', { class: 'conv-title' },
         h('span', { class: 'conv-num', text: t.number }),
-        h('span', { class: `pill pri pri-${t.priority}`, text: PRIORITY_LABEL[t.priority] || t.priority }),
-        h('span', { class: `pill status status-${t.status}`, 'data-status': t.status, text: STATUS_LABEL[t.status] || t.status }),
-        h('span', { class: 'conv-topic', text: humanize(t.topic) }),
-        t.intent ? h('span', { class: 'conv-intent', title: 'Intent the bot detected', text: humanize(t.intent) }) : null,
+        h('span', { class: `pill pri pri-${t.priority}`, text: priorityLabel(t.priority) }),
+        h('span', { class: `pill status status-${t.status}`, 'data-status': t.status, text: statusLabel(t.status) }),
+        h('span', { class: 'conv-topic', text: topicLabel(t.topic) }),
+        t.intent ? h('span', { class: 'conv-intent', title: tr('ticket.intentTitle'), translate: 'no', text: humanize(t.intent) }) : null,
         h('span', { class: 'spacer' }),
         h('span', { class: `sla sla-big sla-${sla.cls}`, 'data-sla': sla.data, title: sla.title },
           icon('clock'), h('span', { class: 'sla-text', text: sla.text })),
-        h('button', { type: 'button', class: 'icon-btn details-toggle' + ((narrow() ? $('#conv-live').classList.contains('show-details-narrow') : S.showDetails) ? ' on' : ''), title: 'Toggle details (i)', 'aria-label': 'Toggle details', onclick: toggleDetails }, icon('sidebar'))),
+        h('button', { type: 'button', class: 'icon-btn details-toggle' + ((narrow() ? $('#conv-live').classList.contains('show-details-narrow') : S.showDetails) ? ' on' : ''), title: tr('ticket.toggleDetailsHint'), 'aria-label': tr('ticket.toggleDetails'), onclick: toggleDetails }, icon('sidebar'))),
       h('div', { class: 'conv-sub' },
         avatar(contactLabel(c), 'avatar-sm'),
         h('span', { class: 'conv-contact', text: contactLabel(c) }),
-        vip ? h('span', { class: 'vip', title: `VIP level ${c.vip}` }, icon('star'), `VIP ${c.vip}`) : null,
+        vip ? h('span', { class: 'vip', title: tr('vip.level', { level: c.vip }) }, icon('star'), tr('vip.short', { level: c.vip })) : null,
         ...(c.identities || []).map((i) => h('span', { class: 'ident', title: `${channelInfo(i.channel).label}: ${i.source_id}` },
           channelBadge(i.channel), h('span', { text: i.label || i.source_id }))),
-        h('span', { class: 'lang', title: `Writes in ${LANG_NAME[t.lang] || t.lang}`, text: LANG_LABEL[t.lang] || t.lang || '?' }),
+        h('span', { class: 'lang', title: tr('ticket.writesIn', { lang: langName(t.lang) }), text: langLabel(t.lang) || '?' }),
         h('span', { class: 'spacer' }),
         h('span', { class: 'conv-assignee' },
-          t.assignee ? [avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : '')), h('span', { text: mine(t) ? `${t.assignee.name} (you)` : t.assignee.name })]
-            : h('span', { class: 'muted', text: 'Unassigned' }))),
+          t.assignee ? [avatar(t.assignee.name, 'avatar-xs' + (mine(t) ? ' avatar-me' : '')), h('span', { text: mine(t) ? tr('agent.you', { name: t.assignee.name }) : t.assignee.name })]
+            : h('span', { class: 'muted', text: tr('assignee.none') }))),
     );
     renderActions();
   }
@@ -1037,26 +1157,26 @@
     const t = d.ticket;
     const open = isOpenStatus(t);
     const allowed = canAct(t);
-    const lockTitle = allowed ? '' : `Assigned to ${t.assignee && t.assignee.name} — ask them or a supervisor`;
+    const lockTitle = allowed ? '' : tr('action.locked', { name: t.assignee && t.assignee.name });
     const busy = (a) => S.busy.has(`${t.number}:${a}`);
     const btn = (testid, label, ico, kbd, onClick, { primary = false, disabled = false, title = '', danger = false } = {}) => h('button', {
       type: 'button', class: `btn btn-sm ${primary ? 'btn-primary' : 'btn-ghost'}${danger ? ' btn-danger' : ''}${busy(testid) ? ' busy' : ''}`,
-      testid, disabled: disabled || busy(testid), title: title || (kbd ? `${label} (${kbd})` : label), onclick: onClick,
+      testid, disabled: disabled || busy(testid), title: title || (kbd ? tr('action.withKey', { label, key: kbd }) : label), onclick: onClick,
     }, icon(ico), h('span', { text: label }), kbd ? h('kbd', { text: kbd }) : null);
     const items = [];
-    if (open && !t.assignee) items.push(btn('claim', 'Claim', 'userPlus', 'c', () => doClaim(), { primary: true }));
-    if (open && mine(t)) items.push(h('span', { class: 'yours' }, icon('check'), 'Yours'));
+    if (open && !t.assignee) items.push(btn('claim', tr('action.claim'), 'userPlus', 'c', () => doClaim(), { primary: true }));
+    if (open && mine(t)) items.push(h('span', { class: 'yours' }, icon('check'), tr('action.yours')));
     if (open) {
-      items.push(btn('transfer', 'Transfer', 'transfer', 't', () => openTransfer(), { disabled: !allowed, title: lockTitle }));
-      if (t.status === 'pending_user') items.push(btn('pending', 'Reopen', 'reopen', 'p', () => doStatus('open'), { disabled: !allowed, title: lockTitle || 'Back to open (p)' }));
-      else items.push(btn('pending', 'Pending', 'clock', 'p', () => doStatus('pending_user'), { disabled: !allowed, title: lockTitle || 'Waiting on the user — pauses the SLA (p)' }));
-      items.push(btn('resolve', 'Resolve', 'checkCircle', 'e', () => doResolve(), { primary: !!t.assignee && allowed, disabled: !allowed, title: lockTitle || 'Resolve: the user is told and asked for a 1–5 rating (e)' }));
-      items.push(btn('handback', 'Hand back to bot', 'bot', null, () => doHandback(), { disabled: !allowed, title: lockTitle || 'Give the conversation back to the assistant' }));
+      items.push(btn('transfer', tr('action.transfer'), 'transfer', 't', () => openTransfer(), { disabled: !allowed, title: lockTitle }));
+      if (t.status === 'pending_user') items.push(btn('pending', tr('action.reopen'), 'reopen', 'p', () => doStatus('open'), { disabled: !allowed, title: lockTitle || tr('action.reopenHint') }));
+      else items.push(btn('pending', tr('action.pending'), 'clock', 'p', () => doStatus('pending_user'), { disabled: !allowed, title: lockTitle || tr('action.pendingHint') }));
+      items.push(btn('resolve', tr('action.resolve'), 'checkCircle', 'e', () => doResolve(), { primary: !!t.assignee && allowed, disabled: !allowed, title: lockTitle || tr('action.resolveHint') }));
+      items.push(btn('handback', tr('action.handback'), 'bot', null, () => doHandback(), { disabled: !allowed, title: lockTitle || tr('action.handbackHint') }));
     } else if (t.status === 'resolved') {
-      items.push(btn('reopen', 'Reopen', 'reopen', null, () => doStatus('open')));
+      items.push(btn('reopen', tr('action.reopen'), 'reopen', null, () => doStatus('open')));
     }
     items.push(h('span', { class: 'spacer' }));
-    items.push(btn('bot-wrong', 'Bot was wrong', 'flag', 'b', () => openBotWrong(), { title: 'Mark the bot’s topic/intent wrong for retraining (b)' }));
+    items.push(btn('bot-wrong', tr('action.botWrong'), 'flag', 'b', () => openBotWrong(), { title: tr('action.botWrongHint') }));
     $('#conv-actions').replaceChildren(...items);
     placeToasts();
   }
@@ -1067,6 +1187,8 @@
     document.documentElement.style.setProperty('--toast-top', `${r && r.bottom > 0 ? Math.round(r.bottom + 10) : 16}px`);
   }
 
+  /** A message's text; one the product wrote itself (a delivery note, "deleted by the user") in the agent's language. */
+  const msgText = (m) => (m.text_code ? tOr(`message.code.${m.text_code}`, m.text) : m.text);
   function messageEl(m) {
     const base = { testid: 'message', 'data-direction': m.direction, 'data-author-type': m.author_type, 'data-id': m.id, 'data-ticket': m.ticket || '' };
     const isCurrent = S.detail && m.ticket === S.detail.ticket.number;
@@ -1076,33 +1198,33 @@
         ...(a.ref && m.ticket
           ? { href: `/agent/api/tickets/${encodeURIComponent(m.ticket)}/messages/${m.id}/attachments/${i}`, target: '_blank', rel: 'noopener' }
           : {}) },
-        icon(/^image\//.test(a.content_type || '') ? 'file' : 'clip'), h('span', { class: 'att-name', text: a.name || 'attachment' }),
+        icon(/^image\//.test(a.content_type || '') ? 'file' : 'clip'), h('span', { class: 'att-name', text: a.name || tr('message.attachment') }),
         a.size != null ? h('span', { class: 'att-size', text: fmtSize(a.size) }) : null)))
       : null;
     if (m.author_type === 'system') {
       return h('div', { ...base, class: 'msg msg-system' + (isCurrent ? '' : ' other') },
-        h('span', { class: 'msg-text', text: m.text }), ' · ', timeEl(m.at));
+        h('span', { class: 'msg-text', text: msgText(m) }), ' · ', timeEl(m.at));
     }
     if (m.direction === 'note') {
       return h('div', { ...base, class: 'msg msg-note' + (isCurrent ? '' : ' other') },
-        h('div', { class: 'msg-meta' }, icon('note'), h('b', { text: 'Internal note' }), h('span', { text: m.author ? `· ${m.author}` : '' }), h('span', { class: 'spacer' }), timeEl(m.at)),
-        h('div', { class: 'msg-text' }, richText(m.text)), atts);
+        h('div', { class: 'msg-meta' }, icon('note'), h('b', { text: tr('composer.note') }), h('span', { text: m.author ? `· ${m.author}` : '' }), h('span', { class: 'spacer' }), timeEl(m.at)),
+        h('div', { class: 'msg-text' }, richText(msgText(m))), atts);
     }
     const inbound = m.direction === 'in';
-    const who = inbound ? contactLabel(S.detail && S.detail.ticket.contact) : m.author_type === 'bot' ? 'Assistant' : (m.author || 'Agent');
+    const who = inbound ? contactLabel(S.detail && S.detail.ticket.contact) : m.author_type === 'bot' ? tr('message.assistant') : (m.author || tr('message.agent'));
     const av = inbound ? avatar(who, 'avatar-sm') : m.author_type === 'bot' ? h('span', { class: 'avatar avatar-sm avatar-bot' }, icon('bot')) : avatar(who, 'avatar-sm avatar-agent');
     return h('div', { ...base, class: `msg ${inbound ? 'msg-in' : 'msg-out'} msg-${m.author_type}` + (isCurrent ? '' : ' other') },
       av,
       h('div', { class: 'msg-col' },
         h('div', { class: 'msg-meta' },
           h('b', { text: who }),
-          m.author_type === 'bot' ? h('span', { class: 'tag', text: 'Bot' }) : null,
+          m.author_type === 'bot' ? h('span', { class: 'tag', text: tr('message.botTag') }) : null,
           channelBadge(m.channel, true),
           m.sender_check ? h('span', { class: 'tag ' + (m.sender_check.verified ? 'sender-ok' : 'sender-unverified'), testid: 'sender-check',
-            text: (m.sender_check.verified ? 'Sender verified: ' : 'Sender not verified: ') + (m.sender_check.why || '').slice(0, 80),
-            title: m.sender_check.why + (m.sender_check.relay ? ` (via ${m.sender_check.relay})` : '') }) : null,
+            text: tr(m.sender_check.verified ? 'sender.verified' : 'sender.unverified', { why: (m.sender_check.why || '').slice(0, 80) }),
+            title: m.sender_check.relay ? tr('sender.via', { why: m.sender_check.why || '', relay: m.sender_check.relay }) : (m.sender_check.why || '') }) : null,
           timeEl(m.at)),
-        h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(m.text)), atts)));
+        h('div', { class: 'bubble' }, h('div', { class: 'msg-text' }, richText(msgText(m))), atts)));
   }
   function dividerEl(number, isCurrent) {
     const other = (S.detail.other_tickets || []).find((o) => o.number === number);
@@ -1110,10 +1232,10 @@
     return h('div', { class: 'divider' + (isCurrent ? ' current' : ''), 'data-divider': number },
       h('span', { class: 'divider-line' }),
       isCurrent
-        ? h('span', { class: 'divider-label' }, h('b', { text: number }), ' · this ticket')
-        : h('button', { type: 'button', class: 'divider-label link', title: `Open ${number}`, onclick: () => openTicket(number) },
-          h('b', { text: number || 'Earlier conversation' }),
-          t ? ` · ${humanize(t.topic)} · ${STATUS_LABEL[t.status] || t.status}` : ''),
+        ? h('span', { class: 'divider-label' }, h('b', { text: number }), ` · ${tr('thread.thisTicket')}`)
+        : h('button', { type: 'button', class: 'divider-label link', title: tr('thread.open', { number }), onclick: () => openTicket(number) },
+          h('b', { text: number || tr('thread.earlier') }),
+          t ? ` · ${topicLabel(t.topic)} · ${statusLabel(t.status)}` : ''),
       h('span', { class: 'divider-line' }));
   }
   function dayKey(iso) {
@@ -1125,9 +1247,11 @@
     const today = new Date(now());
     const y = new Date(today);
     y.setDate(today.getDate() - 1);
-    if (dayKey(d.toISOString()) === dayKey(today.toISOString())) return 'Today';
-    if (dayKey(d.toISOString()) === dayKey(y.toISOString())) return 'Yesterday';
-    return dayFmt.format(d);
+    const r = I18N.fmt.rel;
+    const cap = (x) => x.charAt(0).toLocaleUpperCase(I18N.intl) + x.slice(1);
+    if (dayKey(d.toISOString()) === dayKey(today.toISOString())) return cap(r.format(0, 'day'));
+    if (dayKey(d.toISOString()) === dayKey(y.toISOString())) return cap(r.format(-1, 'day'));
+    return I18N.fmt.day.format(d);
   }
 
   let lastTicketInThread = null;
@@ -1156,7 +1280,7 @@
       box.replaceChildren();
       lastTicketInThread = null;
       lastDayInThread = null;
-      if (!msgs.length) box.appendChild(h('div', { class: 'thread-empty', text: 'No messages in this conversation yet.' }));
+      if (!msgs.length) box.appendChild(h('div', { class: 'thread-empty', text: tr('thread.empty') }));
       for (const m of msgs) appendToThread(box, m);
       scrollToBottom(true);
       return;
@@ -1217,37 +1341,38 @@
     const others = d.other_tickets || [];
     const audit = d.audit || [];
     $('#details').replaceChildren(...[
-      section('Contact',
+      section(tr('details.contact'),
         h('div', { class: 'dcontact' }, avatar(contactLabel(c), 'avatar-md'),
           h('div', null, h('div', { class: 'dname', text: contactLabel(c) }),
-            h('div', { class: 'muted small' }, c.vip > 0 ? h('span', { class: 'vip' }, icon('star'), `VIP ${c.vip}`) : 'Regular', ` · writes ${LANG_NAME[t.lang] || t.lang || '?'}`))),
+            h('div', { class: 'muted small' }, c.vip > 0 ? h('span', { class: 'vip' }, icon('star'), tr('vip.short', { level: c.vip })) : tr('details.regular'), ` · ${tr('details.writes', { lang: langName(t.lang) || '?' })}`))),
         h('ul', { class: 'idents' }, (c.identities || []).map((i) => h('li', null, channelBadge(i.channel, true),
           h('span', { class: 'ident-label', text: i.label || i.source_id }),
           i.label && i.label !== i.source_id ? h('span', { class: 'muted mono small', text: i.source_id }) : null))),
         S.me && S.me.role === 'supervisor' && c.id ? h('button', { type: 'button', class: 'btn btn-sm', 'data-testid': 'set-manager',
-          text: 'Account manager / VIP tier…', onclick: () => setManager(c, t.number) }) : null),
-      section('Ticket',
-        kv('Status', STATUS_LABEL[t.status] || t.status),
-        kv('Priority', PRIORITY_LABEL[t.priority] || t.priority),
-        kv('Topic', humanize(t.topic)),
-        t.intent ? kv('Intent', humanize(t.intent)) : null,
-        kv('Channel', channelInfo(t.channel).label),
-        kv('Created', timeEl(t.created_at)),
-        kv('First response', t.first_responded_at ? timeEl(t.first_responded_at) : t.first_response_due ? h('span', null, 'due ', timeEl(t.first_response_due)) : '—'),
-        kv('Resolution due', t.resolution_due ? timeEl(t.resolution_due) : '—'),
-        kv('SLA', h('span', { class: `sla sla-${sla.cls}`, text: sla.text || sla.data })),
-        t.csat != null ? kv('CSAT', `${t.csat} / 5`) : null),
-      others.length ? section(`Other tickets (${others.length})`,
+          text: tr('details.setManager'), onclick: () => setManager(c, t.number) }) : null),
+      section(tr('details.ticket'),
+        kv(tr('details.status'), statusLabel(t.status)),
+        kv(tr('details.priority'), priorityLabel(t.priority)),
+        kv(tr('details.topic'), topicLabel(t.topic)),
+        t.intent ? kv(tr('details.intent'), h('span', { translate: 'no', text: humanize(t.intent) })) : null,
+        kv(tr('details.channel'), channelInfo(t.channel).label),
+        kv(tr('details.created'), timeEl(t.created_at)),
+        kv(tr('details.firstResponse'), t.first_responded_at ? timeEl(t.first_responded_at) : t.first_response_due ? h('span', null, `${tr('details.due')} `, timeEl(t.first_response_due)) : '—'),
+        kv(tr('details.resolutionDue'), t.resolution_due ? timeEl(t.resolution_due) : '—'),
+        kv(tr('details.sla'), h('span', { class: `sla sla-${sla.cls}`, text: sla.text || tr(`sla.state.${sla.data}`) })),
+        t.csat != null ? kv(tr('details.csat'), tr('details.csatValue', { score: t.csat })) : null),
+      others.length ? section(tr('details.others', { n: others.length }),
         h('ul', { class: 'others' }, others.map((o) => h('li', null, h('button', { type: 'button', class: 'other-t', onclick: () => openTicket(o.number) },
-          h('span', { class: `dot pri-${o.priority}` }), h('span', { class: 'mono', text: o.number }), h('span', { class: 'muted', text: humanize(o.topic) }),
-          h('span', { class: 'spacer' }), h('span', { class: `pill status status-${o.status}`, text: STATUS_LABEL[o.status] || o.status })))))) : null,
-      section('Activity',
+          h('span', { class: `dot pri-${o.priority}` }), h('span', { class: 'mono', text: o.number }), h('span', { class: 'muted', text: topicLabel(o.topic) }),
+          h('span', { class: 'spacer' }), h('span', { class: `pill status status-${o.status}`, text: statusLabel(o.status) })))))) : null,
+      section(tr('details.activity'),
         audit.length ? h('ol', { class: 'audit' }, audit.slice().reverse().map((a) => h('li', null,
           h('span', { class: 'audit-dot' }),
-          h('div', null, h('div', null, h('b', { text: a.actor || 'system' }), ' ', h('span', { text: humanize(a.action) })),
-            a.detail ? h('div', { class: 'muted small', text: a.detail }) : null,
+          h('div', null, h('div', null, h('b', { text: ['system', 'bot', 'user'].includes(a.actor || 'system') ? tr(`audit.actor.${a.actor || 'system'}`) : a.actor }), ' ',
+            h('span', { text: tOr(`audit.${a.action}`, humanize(a.action)) })),
+            a.detail ? h('div', { class: 'muted small', translate: 'no', text: a.detail }) : null,
             timeEl(a.at, 'ts small')))))
-          : h('p', { class: 'muted small', text: 'No activity yet.' })),
+          : h('p', { class: 'muted small', text: tr('details.noActivity') })),
     ].filter(Boolean));  // a missing section must not render as the text "null"
   }
   const narrow = () => window.matchMedia('(max-width: 1320px)').matches;
@@ -1299,22 +1424,24 @@
     const send = $('#reply-send');
     let disabled = false;
     if (!t) return;
-    const lang = LANG_NAME[t.lang] || 'the user’s language';
+    const lang = langName(t.lang) || tr('composer.usersLanguage');
     const ident = (t.contact && (t.contact.identities || []).find((i) => i.channel === t.channel)) || null;
     if (S.mode === 'note') {
-      hint.replaceChildren(icon('lock'), 'Only agents see notes');
-      input.placeholder = 'Write an internal note… (Ctrl+Enter to add)';
-      $('.send-label', send).textContent = 'Add note';
+      hint.replaceChildren(icon('lock'), tr('composer.noteHint'));
+      input.placeholder = tr('composer.notePlaceholder');
+      $('.send-label', send).textContent = tr('composer.addNote');
     } else {
-      hint.replaceChildren(channelBadge(t.channel), `Reply via ${channelInfo(t.channel).label}`, ident ? ` to ${ident.label || ident.source_id}` : '');
-      input.placeholder = `Reply in ${lang}… (Ctrl+Enter to send · / for canned answers)`;
-      $('.send-label', send).textContent = 'Send';
+      hint.replaceChildren(channelBadge(t.channel), ...(ident
+        ? trParts('composer.replyViaTo', { channel: channelInfo(t.channel).label, to: h('span', { translate: 'no', text: ident.label || ident.source_id }) })
+        : [tr('composer.replyVia', { channel: channelInfo(t.channel).label })]));
+      input.placeholder = tr('composer.replyPlaceholder', { lang });
+      $('.send-label', send).textContent = tr('composer.send');
       if (t.status === 'closed') disabled = true;
     }
     let note = '';
-    if (!canAct(t) && S.mode === 'reply') { disabled = true; note = `Assigned to ${t.assignee.name}`; } else if (S.mode === 'reply' && t.status === 'closed') note = 'Closed — replies are off';
-    else if (S.mode === 'reply' && !t.assignee && isOpenStatus(t)) note = 'Replying assigns it to you';
-    else if (S.mode === 'reply' && t.status === 'resolved') note = 'Replying reopens the ticket';
+    if (!canAct(t) && S.mode === 'reply') { disabled = true; note = tr('composer.assignedTo', { name: t.assignee.name }); } else if (S.mode === 'reply' && t.status === 'closed') note = tr('composer.closed');
+    else if (S.mode === 'reply' && !t.assignee && isOpenStatus(t)) note = tr('composer.assigns');
+    else if (S.mode === 'reply' && t.status === 'resolved') note = tr('composer.reopens');
     meta.textContent = note;
     input.disabled = disabled;
     send.disabled = disabled || S.sending;
@@ -1392,6 +1519,11 @@
     $('#canned-pop').hidden = true;
     if (refocus) ta().focus();
   }
+  /** A canned answer's title in the agent's language (its text stays in the user's language). */
+  function cannedTitle(c) {
+    const titles = c.titles || {};
+    return titles[I18N.code] || titles[I18N.code.split('-')[0]] || c.title || titles.en || c.key;
+  }
   function cannedQuery() {
     if (canned.viaSearch) return $('#canned-filter').value.trim().toLowerCase();
     const el = ta();
@@ -1401,7 +1533,7 @@
     const lang = S.detail && S.detail.ticket.lang;
     const q = cannedQuery();
     const all = (S.canned || []).slice().sort((a, b) => (a.lang === lang ? 0 : 1) - (b.lang === lang ? 0 : 1));
-    canned.items = all.filter((c) => !q || [c.key, c.title, c.text].some((x) => x && String(x).toLowerCase().includes(q)));
+    canned.items = all.filter((c) => !q || [c.key, c.title, cannedTitle(c), c.text].some((x) => x && String(x).toLowerCase().includes(q)));
     canned.idx = Math.min(canned.idx, Math.max(0, canned.items.length - 1));
     const ul = $('#canned-list');
     ul.replaceChildren(...(canned.items.length ? canned.items.map((c, i) => h('li', {
@@ -1409,11 +1541,11 @@
       onmousedown: (e) => { e.preventDefault(); canned.idx = i; insertCanned(); },
       onmousemove: () => { if (canned.idx !== i) { canned.idx = i; highlightCanned(); } },
     },
-    h('div', { class: 'canned-top' }, h('span', { class: 'canned-title', text: c.title || c.key }),
-      h('span', { class: 'lang' + (c.lang === lang ? ' lang-match' : ''), text: LANG_LABEL[c.lang] || c.lang }),
+    h('div', { class: 'canned-top' }, h('span', { class: 'canned-title', text: cannedTitle(c) }),
+      h('span', { class: 'lang' + (c.lang === lang ? ' lang-match' : ''), text: langLabel(c.lang) }),
       h('span', { class: 'canned-key mono', text: `/${c.key}` })),
     h('div', { class: 'canned-text', text: cannedText(c) })))
-      : [h('li', { class: 'canned-empty', text: (S.canned || []).length ? 'No canned answer matches.' : 'No canned answers configured.' })]));
+      : [h('li', { class: 'canned-empty', text: tr((S.canned || []).length ? 'canned.noMatch' : 'canned.none') })]));
     highlightCanned();
   }
   function highlightCanned() {
@@ -1476,26 +1608,26 @@
   function doClaim() {
     const t = S.detail && S.detail.ticket;
     if (!t) return;
-    if (mine(t)) { toast(`${t.number} is already yours.`); return; }
-    if (t.assignee) { toast(`Already claimed by ${t.assignee.name}.`, { kind: 'warning' }); return; }
-    if (!isOpenStatus(t)) { toast(`A ${STATUS_LABEL[t.status].toLowerCase()} ticket cannot be claimed.`, { kind: 'warning' }); return; }
+    if (mine(t)) { toast(tr('claim.already', { number: t.number })); return; }
+    if (t.assignee) { toast(tr('claim.taken', { name: t.assignee.name }), { kind: 'warning' }); return; }
+    if (!isOpenStatus(t)) { toast(tr('claim.notOpen', { status: statusLabel(t.status) }), { kind: 'warning' }); return; }
     act('claim', '/claim', undefined, null).then((r) => { if (r) updateComposer(); });
   }
   function doStatus(status) {
     const t = S.detail && S.detail.ticket;
     if (!t) return;
-    act('pending', '/status', { status }, status === 'pending_user' ? `${t.number} is waiting on the user` : `${t.number} reopened`);
+    act('pending', '/status', { status }, tr(status === 'pending_user' ? 'status.toastPending' : 'status.toastReopened', { number: t.number }));
   }
   function doResolve() {
     const t = S.detail && S.detail.ticket;
     if (!t) return;
-    if (!isOpenStatus(t)) { toast(`${t.number} is already ${STATUS_LABEL[t.status].toLowerCase()}.`); return; }
+    if (!isOpenStatus(t)) { toast(tr('resolve.already', { number: t.number, status: statusLabel(t.status) })); return; }
     const number = t.number;
     act('resolve', '/resolve', undefined, null).then((r) => {
       if (!r) return;
-      toast('The user was told and asked for a rating.', {
-        kind: 'success', title: `${number} resolved`,
-        action: { label: 'Reopen', run: () => { if (S.openNumber === number) doStatus('open'); else api(tpath(number, '/status'), { method: 'POST', body: { status: 'open' } }).then((x) => { upsert(x, true); renderAll(); }).catch((e) => actionError(e, number)); } },
+      toast(tr('resolve.toast'), {
+        kind: 'success', title: tr('resolve.toastTitle', { number }),
+        action: { label: tr('action.reopen'), run: () => { if (S.openNumber === number) doStatus('open'); else api(tpath(number, '/status'), { method: 'POST', body: { status: 'open' } }).then((x) => { upsert(x, true); renderAll(); }).catch((e) => actionError(e, number)); } },
       });
       if (S.view !== 'resolved' && S.view !== 'all') advanceAfterDone(number);
     });
@@ -1506,7 +1638,7 @@
     const number = t.number;
     act('handback', '/handback', undefined, null).then((r) => {
       if (!r) return;
-      toast('The assistant answers this user again.', { kind: 'success', title: `${number} handed back to the bot` });
+      toast(tr('handback.toast'), { kind: 'success', title: tr('handback.toastTitle', { number }) });
     });
   }
   /** After resolving, keep the ticket open but put the cursor on the next one in the list. */
@@ -1525,12 +1657,12 @@
   async function openTransfer() {
     const t = S.detail && S.detail.ticket;
     if (!t) return;
-    if (!isOpenStatus(t)) { toast('Only open tickets can be transferred.'); return; }
-    if (!canAct(t)) { toast(`Assigned to ${t.assignee.name} — ask them or a supervisor.`, { kind: 'error', title: 'Not allowed' }); return; }
+    if (!isOpenStatus(t)) { toast(tr('transfer.onlyOpen')); return; }
+    if (!canAct(t)) { toast(tr('action.locked', { name: t.assignee.name }), { kind: 'error', title: tr('error.title.forbidden') }); return; }
     const dlg = $('#transfer-dlg');
-    $('#transfer-title').textContent = `Transfer ${t.number}`;
+    $('#transfer-title').textContent = tr('transfer.titleNumber', { number: t.number });
     $('#transfer-filter').value = '';
-    $('#transfer-list').replaceChildren(h('li', { class: 'muted pick-empty', text: 'Loading agents…' }));
+    $('#transfer-list').replaceChildren(h('li', { class: 'muted pick-empty', text: tr('transfer.loading') }));
     dlg.showModal();
     $('#transfer-filter').focus();
     try {
@@ -1552,20 +1684,20 @@
       onclick: () => { transfer.idx = i; doTransfer(); },
       onmousemove: () => { if (transfer.idx !== i) { transfer.idx = i; $$('#transfer-list .pick').forEach((li, j) => li.classList.toggle('on', j === i)); } },
     }, avatar(a.name, 'avatar-sm'),
-    h('span', { class: 'pick-name', text: a.name + (S.me && a.id === S.me.id ? ' (you)' : '') }),
-    a.role === 'supervisor' ? h('span', { class: 'tag', text: 'Supervisor' }) : null,
+    h('span', { class: 'pick-name', text: S.me && a.id === S.me.id ? tr('agent.you', { name: a.name }) : a.name }),
+    a.role === 'supervisor' ? h('span', { class: 'tag', text: tr('role.supervisor') }) : null,
     h('span', { class: 'spacer' }),
-    a.id === cur ? h('span', { class: 'muted small', text: 'current' }) : null,
-    h('span', { class: 'presence ' + (a.online ? 'on' : 'off'), text: a.online ? 'online' : 'offline' })))
-      : [h('li', { class: 'muted pick-empty', text: 'No agent matches.' })]));
+    a.id === cur ? h('span', { class: 'muted small', text: tr('transfer.current') }) : null,
+    h('span', { class: 'presence ' + (a.online ? 'on' : 'off'), text: tr(a.online ? 'presence.online' : 'presence.offline') })))
+      : [h('li', { class: 'muted pick-empty', text: tr('transfer.noMatch') })]));
   }
   async function doTransfer() {
     const a = transfer.items[transfer.idx];
     const t = S.detail && S.detail.ticket;
     if (!a || !t) return;
-    if (t.assignee && a.id === t.assignee.id) { toast(`${t.number} is already with ${a.name}.`); return; }
+    if (t.assignee && a.id === t.assignee.id) { toast(tr('transfer.already', { number: t.number, name: a.name })); return; }
     $('#transfer-dlg').close();
-    await act('transfer', '/transfer', { agent_id: a.id }, `${t.number} transferred to ${a.name}`);
+    await act('transfer', '/transfer', { agent_id: a.id }, tr('transfer.done', { number: t.number, name: a.name }));
   }
 
   // bot-was-wrong dialog
@@ -1573,15 +1705,15 @@
     const t = S.detail && S.detail.ticket;
     if (!t) return;
     const dlg = $('#botwrong-dlg');
-    $('#botwrong-lead').replaceChildren('The bot filed this as ', h('b', { text: humanize(t.topic) }),
-      ...(t.intent ? [' / ', h('span', { class: 'mono', text: t.intent })] : []), '. What should it have been?');
+    $('#botwrong-lead').replaceChildren(tr('botWrong.filedAs'), ' ', h('b', { text: topicLabel(t.topic) }),
+      ...(t.intent ? [' / ', h('span', { class: 'mono', translate: 'no', text: t.intent })] : []), ' ', tr('botWrong.question'));
     dlg.showModal();
     if (!S.intents) {
       try { S.intents = await api('/agent/api/intents'); } catch (e) { actionError(e); S.intents = { topics: [], intents: {} }; }
     }
     const sel = $('#bw-topic');
     const topics = (S.intents.topics || []).slice();
-    sel.replaceChildren(h('option', { value: '', text: 'Choose a topic…' }), ...topics.map((x) => h('option', { value: x, text: humanize(x) })));
+    sel.replaceChildren(h('option', { value: '', text: tr('botWrong.chooseTopic') }), ...topics.map((x) => h('option', { value: x, text: topicLabel(x) })));
     sel.value = '';
     fillIntents();
     sel.focus();
@@ -1590,7 +1722,7 @@
     const topic = $('#bw-topic').value;
     const list = (S.intents && S.intents.intents && S.intents.intents[topic]) || [];
     const sel = $('#bw-intent');
-    sel.replaceChildren(h('option', { value: '', text: topic ? 'Not sure / none' : '—' }), ...list.map((x) => h('option', { value: x, text: x })));
+    sel.replaceChildren(h('option', { value: '', text: topic ? tr('botWrong.noIntent') : '—' }), ...list.map((x) => h('option', { value: x, translate: 'no', text: x })));
     sel.disabled = !topic || !list.length;
     $('#bw-submit').disabled = !topic;
   }
@@ -1601,30 +1733,33 @@
     const intent = $('#bw-intent').value || null;
     $('#botwrong-dlg').close();
     const r = await act('bot-wrong', '/feedback', { topic, intent, bot_wrong: true }, null);
-    if (r) toast(`Marked for retraining: ${humanize(topic)}${intent ? ' / ' + intent : ''}.`, { kind: 'success', title: 'Thanks — correction sent' });
+    if (r) toast(tr('botWrong.marked', { what: topicLabel(topic) + (intent ? ` / ${intent}` : '') }), { kind: 'success', title: tr('botWrong.thanks') });
   }
 
   // help
+  // [section key, [[keys, label key]]] — key names (Ctrl, Enter, Esc) are the keyboard's, not translated
   const SHORTCUTS = [
-    ['Navigate', [['j', 'Next ticket'], ['k', 'Previous ticket'], ['Enter', 'Open ticket'], ['1 – 4', 'Queue · Mine · All · Resolved'], ['/', 'Search tickets'], ['x', 'Select for a bulk action'], ['i', 'Toggle details panel']]],
-    ['Act on the open ticket', [['c', 'Claim'], ['r', 'Reply'], ['n', 'Internal note'], ['e', 'Resolve'], ['p', 'Pending ↔ open'], ['t', 'Transfer'], ['b', 'Bot was wrong']]],
-    ['In the composer', [['Ctrl Enter', 'Send reply / add note'], ['/', 'Canned answers (at a word start)'], ['Ctrl K', 'Search canned answers'], ['Esc', 'Leave the composer']]],
-    ['Anywhere', [['?', 'This help'], ['Esc', 'Close dialogs']]],
+    ['navigate', [['j', 'next'], ['k', 'previous'], ['Enter', 'open'], ['1 – 4', 'views'], ['/', 'search'], ['x', 'select'], ['i', 'details']]],
+    ['act', [['c', 'claim'], ['r', 'reply'], ['n', 'note'], ['e', 'resolve'], ['p', 'pending'], ['t', 'transfer'], ['b', 'botWrong']]],
+    ['composer', [['Ctrl Enter', 'send'], ['/', 'canned'], ['Ctrl K', 'cannedSearch'], ['Esc', 'leave']]],
+    ['anywhere', [['?', 'help'], ['Esc', 'close']]],
   ];
   function openHelp() {
     const grid = $('#help-grid');
     if (!grid.firstChild) {
-      grid.replaceChildren(...SHORTCUTS.map(([title, rows]) => h('section', null, h('h4', { text: title }),
-        h('dl', null, rows.map(([k, label]) => [h('dt', null, k.split(' ').map((x) => (x === '–' ? ' – ' : h('kbd', { text: x })))), h('dd', { text: label })])))));
+      grid.replaceChildren(...SHORTCUTS.map(([title, rows]) => h('section', null, h('h4', { text: tr(`help.${title}`) }),
+        h('dl', null, rows.map(([k, label]) => [h('dt', { translate: 'no' }, k.split(' ').map((x) => (x === '–' ? ' – ' : h('kbd', { text: x })))), h('dd', { text: tr(`help.${title}.${label}`) })])))));
     }
     $('#help-dlg').showModal();
   }
 
   // ───────────────────────────── live updates ─────────────────────────────
-  function setConn(state, text) {
+  let connNow = ['connecting', 'conn.connecting', null];
+  function setConn(state, key, params) {
+    connNow = [state, key, params];
     const el = $('#conn');
     el.dataset.state = state;
-    $('.conn-text', el).textContent = text;
+    $('.conn-text', el).textContent = tr(key, params);
   }
   function connectWS() {
     const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/agent/ws`;
@@ -1636,7 +1771,7 @@
       const reconnect = S.wsEverOpen;
       S.wsEverOpen = true;
       S.wsAttempts = 0;
-      setConn('live', 'Live');
+      setConn('live', 'conn.live');
       ping = setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'ping' })); }, 25000);
       if (reconnect || Date.now() - S.lastFullLoad > 3000) refreshAll().catch((e) => actionError(e));
     });
@@ -1658,9 +1793,9 @@
     S.wsAttempts++;
     const base = Math.min(30000, 1000 * 2 ** Math.min(S.wsAttempts - 1, 5));
     const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-    setConn('down', `Reconnecting in ${Math.ceil(delay / 1000)}s…`);
+    setConn('down', 'conn.reconnecting', { dur: dur(delay) });
     if (S.wsAttempts >= 2) api('/agent/api/me').catch(() => {}); // a 401 here sends us to the login page
-    setTimeout(() => { setConn('connecting', 'Connecting…'); connectWS(); }, delay);
+    setTimeout(() => { setConn('connecting', 'conn.connecting'); connectWS(); }, delay);
   }
 
   function handleEvent(msg) {
@@ -1683,13 +1818,13 @@
         && (!before || before.priority !== 'urgent' || !isOpenStatus(before));
       if (isNewUrgent) {
         flashRow(t.number);
-        toast(`${humanize(merged.topic)} · ${contactLabel(merged.contact)} via ${channelInfo(merged.channel).label}`, {
-          kind: 'urgent', title: `New urgent ticket ${t.number}`, timeout: 10000,
-          action: { label: 'Open', run: () => openTicket(t.number) },
+        toast(trParts('event.urgentBody', { topic: topicLabel(merged.topic), contact: dataSpan(contactLabel(merged.contact)), channel: channelInfo(merged.channel).label }), {
+          kind: 'urgent', title: tr('event.urgentTitle', { number: t.number }), timeout: 10000,
+          action: { label: tr('event.open'), run: () => openTicket(t.number) },
         });
       }
       if (before && S.openNumber === t.number && before.assignee == null && merged.assignee && !mine(merged)) {
-        toast(`${t.number} was claimed by ${merged.assignee.name}.`, { kind: 'warning' });
+        toast(tr('event.claimedBy', { number: t.number, name: merged.assignee.name }), { kind: 'warning' });
       }
       if (S.openNumber === t.number) {
         renderHeader();
@@ -1701,16 +1836,16 @@
       // A VIP of yours opened a ticket: it waits for you alone until the offer runs out (handoff/vip.py).
       const t = upsert(msg.ticket) || msg.ticket;
       flashRow(t.number);
-      toast(`${humanize(t.topic)} · ${contactLabel(t.contact)} — offered to you first`, {
-        kind: 'urgent', title: `Your VIP client opened ${t.number}`, timeout: 15000,
-        action: { label: 'Open', run: () => openTicket(t.number) },
+      toast(tr('vip.offeredBody', { topic: topicLabel(t.topic), contact: contactLabel(t.contact) }), {
+        kind: 'urgent', title: tr('vip.offered', { ticket: t.number }), timeout: 15000,
+        action: { label: tr('vip.open'), run: () => openTicket(t.number) },
       });
       renderSoon();
     } else if (msg.type === 'callback_due' && msg.callback) {
       const c = msg.callback;
-      toast(`${c.ticket}${c.vip > 0 ? ' · VIP ' + c.vip : ''} · ${c.assignee ? c.assignee.name : 'unclaimed'}`, {
-        kind: 'warning', title: 'Call back due now', timeout: 12000,
-        action: { label: 'Callbacks', run: () => location.assign('/agent/callbacks') },
+      toast(tr('callbacks.dueBody', { ticket: c.ticket, vip: c.vip > 0 ? ` · VIP ${c.vip}` : '', who: c.assignee ? c.assignee.name : tr('callbacks.unclaimed') }), {
+        kind: 'warning', title: tr('callbacks.due'), timeout: 12000,
+        action: { label: tr('callbacks.title'), run: () => location.assign('/agent/callbacks') },
       });
     } else if (msg.type === 'message' && msg.message) {
       addMessage(msg.message);
@@ -1718,11 +1853,11 @@
       const t = upsert(msg.ticket, true);
       const breach = msg.event === 'breached';
       flashRow(msg.ticket.number, breach ? 'sla-alert' : 'sla-warn');
-      toast(`${humanize(t.topic)} · ${contactLabel(t.contact)} · ${PRIORITY_LABEL[t.priority] || t.priority}`, {
+      toast([`${topicLabel(t.topic)} · `, dataSpan(contactLabel(t.contact)), ` · ${priorityLabel(t.priority)}`], {
         kind: breach ? 'breach' : 'warning',
-        title: breach ? `SLA breached · ${t.number}` : `SLA at risk · ${t.number}`,
+        title: tr(breach ? 'event.slaBreached' : 'event.slaAtRisk', { number: t.number }),
         timeout: breach ? 12000 : 8000,
-        action: S.openNumber === t.number ? null : { label: 'Open', run: () => openTicket(t.number) },
+        action: S.openNumber === t.number ? null : { label: tr('event.open'), run: () => openTicket(t.number) },
       });
       if (S.openNumber === t.number) renderHeader();
       renderSoon();
@@ -1745,10 +1880,7 @@
   }
 
   // ───────────────────────────── bulk actions ─────────────────────────────
-  const BULK = {
-    assign: 'Assign to…', priority: 'Set priority…', tag: 'Add tag…', resolve: 'Resolve with reply…',
-    spam: 'Close as spam', incident: 'Link to incident…',
-  };
+  const BULK = ['assign', 'priority', 'tag', 'resolve', 'spam', 'incident']; // labels: bulk.action.<name>
   let bulkArmed = null; // a destructive action waits for its second click
   function toggleSelect(number, on) {
     if (S.selAll) { // leaving "all matching": keep the loaded rows except this one
@@ -1775,13 +1907,13 @@
     bar.hidden = n === 0;
     document.body.classList.toggle('has-selection', n > 0);
     if (!n) return;
-    $('#bulk-count').textContent = S.selAll ? `All ${n.toLocaleString()} matching selected` : `${n.toLocaleString()} selected`;
+    $('#bulk-count').textContent = tr(S.selAll ? 'bulk.allSelected' : 'bulk.selected', { n });
     const total = S.list.total;
     const all = $('#bulk-all');
     all.hidden = S.selAll || !total || total <= S.sel.size || !(S.me && S.me.role === 'supervisor');
-    all.textContent = `Select all ${total ? total.toLocaleString() : ''} matching`;
+    all.textContent = tr('bulk.selectAll', { n: total || 0 });
     const go = $('#bulk-go');
-    go.textContent = bulkArmed ? `Confirm: ${BULK[bulkArmed].replace('…', '')} ${n.toLocaleString()} ticket${n === 1 ? '' : 's'}` : 'Apply';
+    go.textContent = bulkArmed ? tr('bulk.confirm', { action: tr(`bulk.done.${bulkArmed}`), n }) : tr('bulk.apply');
     go.classList.toggle('btn-danger', !!bulkArmed);
   }
   async function renderBulkParam() {
@@ -1793,14 +1925,14 @@
       if (!S.agents) S.agents = (await api('/agent/api/agents')).agents;
       el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, S.agents.map((a) => h('option', { value: String(a.id), text: a.name })));
     } else if (action === 'priority') {
-      el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, Object.keys(PRIORITY_RANK).map((p) => h('option', { value: p, text: PRIORITY_LABEL[p] })));
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, Object.keys(PRIORITY_RANK).map((p) => h('option', { value: p, text: priorityLabel(p) })));
     } else if (action === 'tag') {
-      el = h('input', { class: 'input input-sm', testid: 'bulk-param', placeholder: 'tag', maxlength: '64' });
+      el = h('input', { class: 'input input-sm', testid: 'bulk-param', placeholder: tr('bulk.tagPlaceholder'), maxlength: '64' });
     } else if (action === 'resolve') {
       const items = await ensureCanned();
       const keys = [...new Set((items || []).map((c) => c.key))].filter((k) => ['en', 'zh'].every((l) => items.some((c) => c.key === k && c.lang === l)));
-      el = h('select', { class: 'input input-sm', testid: 'bulk-param', title: 'Sent to each user in their language, on their channel' },
-        keys.map((k) => h('option', { value: k, text: (items.find((c) => c.key === k) || {}).title || k })));
+      el = h('select', { class: 'input input-sm', testid: 'bulk-param', title: tr('bulk.resolveHint') },
+        keys.map((k) => h('option', { value: k, text: cannedTitle(items.find((c) => c.key === k) || { key: k }) })));
     } else if (action === 'incident') {
       await loadIncidents();
       el = h('select', { class: 'input input-sm', testid: 'bulk-param' }, S.incidents.filter((i) => i.status === 'active').map((i) => h('option', { value: String(i.id), text: i.title })));
@@ -1810,7 +1942,7 @@
   }
   async function runBulk() {
     const action = $('#bulk-action').value;
-    if (!action) { toast('Choose an action first.', { kind: 'warning' }); return; }
+    if (!action) { toast(tr('bulk.chooseFirst'), { kind: 'warning' }); return; }
     const n = selectedCount();
     if (['resolve', 'spam', 'assign', 'priority'].includes(action) && (n > 1 || S.selAll) && bulkArmed !== action) {
       bulkArmed = action; // second click confirms
@@ -1827,15 +1959,17 @@
     try {
       let res;
       if (action === 'incident') {
-        if (!value) throw new ApiError(400, 'No active incident to link to.');
+        if (!value) throw new ApiError(400, tr('bulk.noIncident'));
         res = await api(`/agent/api/incidents/${enc(value)}/link`, { method: 'POST', body: target });
-        toast(`${res.linked.toLocaleString()} linked${res.skipped ? ` · ${res.skipped} skipped` : ''}`, { kind: 'success', title: 'Linked to the incident' });
+        toast(tr(res.skipped ? 'bulk.linkedSkipped' : 'bulk.linked', { n: res.linked, skipped: res.skipped }), { kind: 'success', title: tr('bulk.linkedTitle') });
       } else {
         const params = action === 'assign' ? { agent_id: Number(value) } : action === 'priority' ? { priority: value }
           : action === 'tag' ? { tag: value } : action === 'resolve' ? { canned: value } : {};
         res = await api('/agent/api/bulk', { method: 'POST', body: { action, params, ...target } });
-        const skipped = res.skipped_count ? ` · ${res.skipped_count} skipped (${res.skipped[0].number}: ${res.skipped[0].reason}${res.skipped_count > 1 ? ', …' : ''})` : '';
-        toast(`${res.done.toLocaleString()} ticket${res.done === 1 ? '' : 's'} changed${skipped}`, { kind: res.done ? 'success' : 'warning', title: BULK[action].replace('…', '') });
+        const first = res.skipped_count ? res.skipped[0] : null;
+        const why = first ? (first.code ? tOr(`error.${first.code}`, first.reason, localParams(first.params || {})) : first.reason) : '';
+        const skipped = first ? tr(res.skipped_count > 1 ? 'bulk.skippedMore' : 'bulk.skipped', { n: res.skipped_count, number: first.number, why }) : '';
+        toast(tr('bulk.changed', { n: res.done }) + skipped, { kind: res.done ? 'success' : 'warning', title: tr(`bulk.done.${action}`) });
       }
       clearSelection(false);
       refreshCounts();
@@ -1845,11 +1979,18 @@
   }
   function wireBulk() {
     const sel = $('#bulk-action');
-    sel.replaceChildren(h('option', { value: '', text: 'Action…' }), ...Object.entries(BULK).map(([k, v]) => h('option', { value: k, text: v })));
+    fillBulkActions();
     sel.addEventListener('change', () => { renderBulkParam().catch((e) => actionError(e)); });
     $('#bulk-go').addEventListener('click', runBulk);
     $('#bulk-clear').addEventListener('click', () => clearSelection());
     $('#bulk-all').addEventListener('click', () => { S.selAll = true; S.sel.clear(); renderList(); renderBulk(); });
+  }
+
+  function fillBulkActions() {
+    const sel = $('#bulk-action');
+    const v = sel.value;
+    sel.replaceChildren(h('option', { value: '', text: tr('bulk.action') }), ...BULK.map((k) => h('option', { value: k, text: tr(`bulk.action.${k}`) })));
+    sel.value = v;
   }
 
   // ───────────────────────────── incidents ─────────────────────────────
@@ -1859,16 +2000,16 @@
     } catch (e) { if (e.status !== 401) console.warn('switchboard: incidents', e); return; }
     renderIncidents();
   }
-  const incidentTitle = (id) => ((S.incidents || []).find((i) => i.id === id) || {}).title || `Incident ${id}`;
+  const incidentTitle = (id) => ((S.incidents || []).find((i) => i.id === id) || {}).title || tr('incident.numbered', { id });
   function renderIncidents() {
     const box = $('#incident-list');
     if (!box) return;
     const active = S.incidents.filter((i) => i.status === 'active');
     box.replaceChildren(...(active.length ? active.map((i) => h('button', {
-      type: 'button', class: `incident${S.filters.incident === String(i.id) ? ' on' : ''}`, testid: 'incident', 'data-id': String(i.id),
+      type: 'button', class: `incident${S.filters.incident === String(i.id) ? ' on' : ''}`, testid: 'incident', 'data-id': String(i.id), translate: 'no',
       title: i.message_en, onclick: () => { S.view = 'all'; setField('incident', S.filters.incident === String(i.id) ? '' : String(i.id)); },
     }, icon('alert'), h('span', { class: 'incident-title', text: i.title }), h('span', { class: 'stat-n', testid: 'incident-linked', text: String(i.open_linked) })))
-      : [h('div', { class: 'muted incident-none', text: 'None active' })]));
+      : [h('div', { class: 'muted incident-none', text: tr('incident.none') })]));
     renderIncidentBar();
   }
   function renderIncidentBar() {
@@ -1880,25 +2021,23 @@
     const sup = S.me && S.me.role === 'supervisor';
     bar.replaceChildren(
       h('div', { class: 'incident-bar-head' }, icon('alert'), h('strong', { text: inc.title }),
-        h('span', { class: 'muted', text: ` · ${inc.open_linked} open linked · ${inc.status}` }), h('span', { class: 'spacer' }),
-        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-update', text: 'Post update', onclick: () => openIncidentDlg('update', inc) }) : null,
-        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-resolve', text: 'Resolve incident', onclick: () => openIncidentDlg('resolve', inc) }) : null,
-        h('button', { type: 'button', class: 'icon-btn', title: 'Show all tickets', 'aria-label': 'Clear incident filter', onclick: () => setField('incident', '') }, icon('x'))),
+        h('span', { class: 'muted', text: ` · ${tr('incident.openLinked', { n: inc.open_linked })} · ${tr(`incident.status.${inc.status}`)}` }), h('span', { class: 'spacer' }),
+        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-update', text: tr('incident.postUpdate'), onclick: () => openIncidentDlg('update', inc) }) : null,
+        sup && inc.status === 'active' ? h('button', { type: 'button', class: 'btn btn-ghost btn-sm', testid: 'incident-resolve', text: tr('incident.resolve'), onclick: () => openIncidentDlg('resolve', inc) }) : null,
+        h('button', { type: 'button', class: 'icon-btn', title: tr('incident.showAll'), 'aria-label': tr('incident.clearFilter'), onclick: () => setField('incident', '') }, icon('x'))),
       h('div', { class: 'incident-msg', text: `${inc.message_en}\n${inc.message_zh}` }));
   }
   let incidentMode = null;
   function openIncidentDlg(mode, inc) {
     incidentMode = { mode, inc };
     const dlg = $('#incident-dlg');
-    $('#incident-dlg-title').textContent = mode === 'new' ? 'New incident' : mode === 'update' ? `Update · ${inc.title}` : `Resolve · ${inc.title}`;
+    $('#incident-dlg-title').replaceChildren(...(mode === 'new' ? [tr('incident.new')]
+      : trParts(`incident.dlg.${mode}`, { title: h('span', { translate: 'no', text: inc.title }) })));
     $('#incident-new-fields').hidden = mode !== 'new';
-    $('#incident-lead').textContent = mode === 'new'
-      ? 'While it is active, the bot answers new messages with these keywords with this message instead of opening tickets.'
-      : mode === 'update' ? 'Sent to every user with a linked open ticket, on their channel, in their language; the bot tells new users this too.'
-        : 'Every linked open ticket is resolved with this final message; the bot stops answering with the incident.';
+    $('#incident-lead').textContent = tr(`incident.lead.${mode}`);
     for (const id of ['incident-title', 'incident-keywords', 'incident-en', 'incident-zh']) $(`#${id}`).value = '';
     if (mode === 'update') { $('#incident-en').value = inc.message_en; $('#incident-zh').value = inc.message_zh; }
-    $('#incident-submit').textContent = mode === 'new' ? 'Open incident' : mode === 'update' ? 'Send update' : 'Resolve and notify';
+    $('#incident-submit').textContent = tr(`incident.submit.${mode}`);
     dlg.showModal();
     (mode === 'new' ? $('#incident-title') : $('#incident-en')).focus();
   }
@@ -1913,13 +2052,13 @@
       if (mode === 'new') {
         const kws = $('#incident-keywords').value.split(/[,，\n]/).map((x) => x.trim()).filter(Boolean);
         const created = await api('/agent/api/incidents', { method: 'POST', body: { title: $('#incident-title').value.trim(), keywords: kws, en, zh } });
-        toast(created.title, { kind: 'success', title: 'Incident opened' });
+        toast(created.title, { kind: 'success', title: tr('incident.opened'), data: true });
       } else if (mode === 'update') {
         const r = await api(`/agent/api/incidents/${inc.id}/update`, { method: 'POST', body: { en, zh } });
-        toast(`Sent to ${r.reached.toLocaleString()} user${r.reached === 1 ? '' : 's'}`, { kind: 'success', title: 'Incident update sent' });
+        toast(tr('incident.reached', { n: r.reached }), { kind: 'success', title: tr('incident.updateSent') });
       } else {
         const r = await api(`/agent/api/incidents/${inc.id}/resolve`, { method: 'POST', body: { en, zh } });
-        toast(`${r.resolved.toLocaleString()} ticket${r.resolved === 1 ? '' : 's'} resolved`, { kind: 'success', title: 'Incident resolved' });
+        toast(tr('incident.resolvedN', { n: r.resolved }), { kind: 'success', title: tr('incident.resolved') });
       }
       $('#incident-dlg').close();
       await loadIncidents();
@@ -2094,11 +2233,42 @@
     location.assign('/agent/login');
   }
 
+  function savedLang() {
+    try { return localStorage.getItem(LANG_STORE); } catch { return null; }
+  }
+  async function loadLangs() {
+    if (!I18N.langs.length) I18N.langs = (await fetchJSON('/agent/static/i18n/languages.json')).languages;
+  }
+  function renderMe() {
+    const me = S.me;
+    $('#me-role').textContent = tr(`role.${me.role === 'supervisor' ? 'supervisor' : 'agent'}`);
+  }
+  /** The agent picked another language: everything on screen again, no reload; saved on the server. */
+  async function switchLang(code) {
+    await setLang(code);
+    if (S.me) {
+      S.me.locale = I18N.code;
+      renderMe();
+      api('/agent/api/me/locale', { method: 'PUT', body: { locale: I18N.code } }).catch((e) => actionError(e));
+    }
+    fillBulkActions();
+    $('#help-grid').replaceChildren();
+    setConn(...connNow);
+    for (const li of rowEls.values()) li.dataset.sig = ''; // refill every row
+    renderAll();
+    renderBulk();
+    if (S.incidents) renderIncidents();
+    if (S.detail) showDetail(S.detail, true);
+    if (canned.open) renderCanned();
+    refreshRelTimes();
+  }
   async function initConsole() {
-    wireConsole();
-    renderViewNav();
-    renderList(); // skeleton
     let me;
+    let langReady = null;
+    try {
+      await loadLangs();
+      langReady = setLang(pickLang(savedLang())); // shown while /me answers; the agent's own choice follows
+    } catch (e) { console.warn('switchboard: language', e); }
     try {
       const t0 = Date.now();
       const res = await api('/agent/api/me', { raw: true });
@@ -2112,14 +2282,21 @@
       }
     } catch (e) {
       if (e.status !== 401) {
-        $('#ticket-list').replaceChildren(h('li', { class: 'list-empty' }, icon('alert', 'empty-ico'), h('strong', { text: 'Cannot reach the server' }),
-          h('span', { text: e.message }), h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Retry', onclick: () => location.reload() })));
+        await langReady;
+        $('#ticket-list').replaceChildren(h('li', { class: 'list-empty' }, icon('alert', 'empty-ico'), h('strong', { text: tr('boot.unreachable') }),
+          h('span', { text: e.message }), h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: tr('boot.retry'), onclick: () => location.reload() })));
       }
       return;
     }
     S.me = me;
+    await langReady;
+    if (me.locale && me.locale !== I18N.code) await setLang(me.locale).catch(() => {});
+    wireConsole();
+    $('#lang-select').addEventListener('change', (ev) => { switchLang(ev.target.value).catch((x) => actionError(x)); });
+    renderViewNav();
+    renderList(); // skeleton
     $('#me-name').textContent = me.name;
-    $('#me-role').textContent = me.role === 'supervisor' ? 'Supervisor' : 'Agent';
+    renderMe();
     $('#me').title = me.email || '';
     const av = avatar(me.name, 'avatar-sm avatar-me');
     $('#me-avatar').replaceWith(av);
@@ -2146,10 +2323,16 @@
   }
 
   // ───────────────────────────── entry ─────────────────────────────
-  function start() {
+  async function start() {
     const page = document.body && document.body.dataset.page;
-    if (page === 'login') initLogin();
-    else if (page === 'console') initConsole();
+    if (page === 'login') {
+      try {
+        await loadLangs();
+        await setLang(pickLang(savedLang()));
+      } catch (e) { console.warn('switchboard: language', e); }
+      document.body.classList.remove('is-loading');
+      initLogin();
+    } else if (page === 'console') initConsole();
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();

@@ -88,6 +88,36 @@ async def test_sign_in_needs_the_csrf_token_and_actions_need_the_session_token(a
         assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
 
 
+async def test_the_interface_language_is_the_browsers_until_the_agent_chooses_one(agents: str) -> None:
+    """Kept on the profile, so it follows the agent to another browser; refusals carry a code the
+    console translates, beside the English text API clients read."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert await login(http, agents, "mei@example.com") == "/agent"
+        async with http.get(agents + "/agent/api/me", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}) as r:
+            me = await r.json()
+            assert me["locale"] == "zh" and me["locale_saved"] is False
+        h = {"X-CSRF-Token": me["csrf"]}
+        async with http.put(agents + "/agent/api/me/locale", json={"locale": "zh"}) as r:
+            assert r.status == 403 and (await r.json())["code"] == "csrf"  # no token
+        async with http.put(agents + "/agent/api/me/locale", json={"locale": "../en"}, headers=h) as r:
+            body = await r.json()
+            assert r.status == 400 and body["code"] == "locale_invalid" and "locale must be one of" in body["error"]
+        async with http.put(agents + "/agent/api/me/locale", json={"locale": "zh"}, headers=h) as r:
+            assert r.status == 200
+        async with http.get(agents + "/agent/api/me", headers={"Accept-Language": "en-US"}) as r:
+            assert (await r.json())["locale"] == "zh"
+        async with http.get(agents + "/agent/api/tickets/SB-999999") as r:
+            body = await r.json()
+            assert r.status == 404 and body["code"] == "ticket_not_found" and body["params"] == {"number": "SB-999999"}
+            assert body["error"] == body["detail"] == "ticket SB-999999 not found"
+        async with http.get(agents + "/agent/static/i18n/zh.json") as r:
+            assert r.status == 200 and (await r.json())["action.claim"] == "认领"
+        async with http.get(agents + "/agent/static/i18n/..%2Fconsole.py") as r:
+            assert r.status == 404
+        async with http.put(agents + "/agent/api/me/locale", json={"locale": "en"}, headers=h) as r:
+            assert r.status == 200  # back, for the tests after this one
+
+
 async def test_brute_force_is_locked_out(agents: str) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         for _ in range(5):

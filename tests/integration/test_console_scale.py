@@ -183,7 +183,8 @@ async def test_bulk_assign_priority_tag_and_spam_are_audited_per_ticket_and_resp
     bulk = BulkActions(svc)
     await svc.claim(opened[0].number, boss)  # type: ignore[union-attr]
     res = await bulk.run(lin, "assign", ids, {"agent_id": lin.id})  # an agent: not someone else's ticket
-    assert res.skipped == [{"number": opened[0].number, "reason": "assigned to someone else"}]  # type: ignore[union-attr]
+    assert res.skipped == [{"number": opened[0].number, "reason": "assigned to someone else",  # type: ignore[union-attr]
+                            "code": "assigned_elsewhere", "params": {"number": opened[0].number}}]  # the console translates it
     res = await bulk.run(boss, "priority", ids, {"priority": "urgent"})
     assert len(res.done) == 4
     res = await bulk.run(boss, "tag", ids, {"tag": "Phishing-Wave"})
