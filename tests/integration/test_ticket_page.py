@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from bot.web import create_app, uvicorn_options
 from playwright.async_api import Browser, expect
 
+from app.web import create_app, uvicorn_options
 from channels.email.adapter import EmailChannel
 from handoff.console import console_router
 from handoff.db import make_engine, sessionmaker, upgrade

@@ -15,10 +15,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from bot.web import create_app, uvicorn_options
 from playwright.async_api import Browser, expect
 
 from app.runtime import answers
+from app.web import create_app, uvicorn_options
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState
 from bot.router import Brain
