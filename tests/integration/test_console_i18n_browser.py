@@ -148,8 +148,14 @@ async def test_a_chinese_agent_claims_replies_and_resolves_in_chinese_then_switc
     await page.get_by_test_id("reply-send").click()
     await expect(user.locator('[data-sb="msg"][data-kind="agent"]')).to_contain_text("locked withdrawals", timeout=15_000)
     await expect(page.locator(".msg-out .ts").last).to_have_text(re.compile("现在|秒|分钟"))  # relative time in Chinese
+    # Every toast shown from now on (at most four stay on screen: SLA alerts about the seeded
+    # tickets may push the resolve toast out before it is looked at).
+    await page.evaluate("""() => { window.__toasts = [];
+        new MutationObserver(ms => ms.forEach(m => m.addedNodes.forEach(n => n.getAttribute
+          && n.getAttribute('data-testid') === 'toast' && window.__toasts.push(n.textContent))))
+        .observe(document.querySelector('#toasts'), { childList: true }); }""")
     await page.get_by_test_id("resolve").click()
-    await expect(page.get_by_test_id("toast").filter(has_text="已解决")).to_be_visible()
+    await page.wait_for_function("() => window.__toasts.some(t => t.includes('已解决'))", timeout=10_000)
     await expect(page.locator("#conv-head [data-status]")).to_have_text("已解决")
     await assert_chinese(page, "ticket after resolve", db)
 
