@@ -20,7 +20,7 @@ from bot.logs import get_logger
 from bot.models import TOPICS
 from bot.policy import topic_of
 from handoff import i18n
-from handoff.auth import SESSION_COOKIE, Sessions, same
+from handoff.auth import SESSION_COOKIE, Sessions, same, signed_in
 from handoff.console import MAX_REVIEW_FORM, ApiError, CodedErrors, security_headers
 from handoff.models import Agent
 from handoff.service import TicketService
@@ -37,16 +37,7 @@ def review_router(settings: Settings, svc: TicketService, r: aioredis.Redis) -> 
     router = APIRouter(prefix="/agent", route_class=CodedErrors)
 
     async def agent_of(token: str | None) -> tuple[Agent, str] | None:
-        """The signed-in, active agent of a console session (the console's own sign-in)."""
-        sess = await sessions.get(token)
-        if sess is None:
-            return None
-        async with svc.sm() as s:
-            a = await s.get(Agent, sess.agent_id)
-        if a is None or not a.active:
-            await sessions.drop(sess.token)
-            return None
-        return a, sess.csrf
+        return await signed_in(sessions, svc.sm, token)
 
     async def current(request: Request) -> Agent:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff.models import Agent
 
 _PH = PasswordHasher()
 SESSION_COOKIE = "sb_session"
@@ -150,3 +153,18 @@ class Sessions:
 
     async def succeeded(self, email: str, ip: str) -> None:
         await self._refund(keys=self._keys(email, ip))
+
+
+async def signed_in(sessions: Sessions, sm: async_sessionmaker[AsyncSession],
+                    token: str | None) -> tuple[Agent, str] | None:
+    """The signed-in, active agent of a console session and the session's CSRF token. The session
+    of an agent disabled since is dropped (the console and the review page share this check)."""
+    sess = await sessions.get(token)
+    if sess is None:
+        return None
+    async with sm() as s:
+        a = await s.get(Agent, sess.agent_id)
+    if a is None or not a.active:
+        await sessions.drop(sess.token)
+        return None
+    return a, sess.csrf

@@ -41,7 +41,7 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import TOPICS
 from handoff import i18n
-from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, verify_off_loop
+from handoff.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Sessions, same, signed_in, verify_off_loop
 from handoff.bulk import MAX_TICKETS as MAX_BULK
 from handoff.bulk import BulkActions
 from handoff.incidents import Incidents
@@ -141,15 +141,7 @@ def console_router(
         return request.url.scheme == "https"
 
     async def agent_of(token: str | None) -> tuple[Agent, str] | None:
-        sess = await sessions.get(token)
-        if sess is None:
-            return None
-        async with svc.sm() as s:
-            a = await s.get(Agent, sess.agent_id)
-        if a is None or not a.active:
-            await sessions.drop(sess.token)
-            return None
-        return a, sess.csrf
+        return await signed_in(sessions, svc.sm, token)
 
     async def current(request: Request, write: bool = False) -> Agent:
         got = await agent_of(request.cookies.get(SESSION_COOKIE))
