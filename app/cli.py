@@ -595,7 +595,7 @@ def deadletters_replay(
 ) -> None:
     """Put dead letters back on their stream (all of --stream, or the given ids)."""
     from app.runtime import connect_redis
-    from bot.deadletters import find, list_dead, replay
+    from bot.deadletters import replay, select
     from bot.queue import Queue
 
     s, known, stream = _dead_scope(config, stream)
@@ -603,11 +603,7 @@ def deadletters_replay(
     async def go() -> tuple[int, int]:
         r = connect_redis(s)
         try:
-            where = await _dead_streams(r, known, stream)
-            if ids:
-                items = [d for i in ids if (d := await find(r, where, i)) is not None]
-            else:
-                items = [d for st in where for d in await list_dead(r, st, 10_000)]
+            items = await select(r, await _dead_streams(r, known, stream), ids, 10_000)
             q = Queue(r, s.queue)
             done = 0
             for d in items:
@@ -632,7 +628,7 @@ def deadletters_drop(
 ) -> None:
     """Delete dead letters for good (the given ids, or --all of one --stream)."""
     from app.runtime import connect_redis
-    from bot.deadletters import drop, find, list_dead
+    from bot.deadletters import drop, select
 
     if not ids and not (all_ and stream):
         fail("give dead-letter ids, or --all with --stream")
@@ -641,11 +637,7 @@ def deadletters_drop(
     async def go() -> int:
         r = connect_redis(s)
         try:
-            where = await _dead_streams(r, known, stream)
-            if ids:
-                items = [d for i in ids if (d := await find(r, where, i)) is not None]
-            else:
-                items = [d for st in where for d in await list_dead(r, st, 100_000)]
+            items = await select(r, await _dead_streams(r, known, stream), ids, 100_000)
             for d in items:
                 await drop(r, d)
             return len(items)

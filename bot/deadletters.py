@@ -85,6 +85,14 @@ async def find(r: aioredis.Redis, candidates: list[str], dead_id: str) -> DeadLe
     return found[0] if found else None
 
 
+async def select(r: aioredis.Redis, where: list[str], ids: list[str] | None, limit: int) -> list[DeadLetter]:
+    """The dead letters of `where` named by `ids` (unknown ids are skipped), or every one of them
+    (at most `limit` per stream) when no ids are given. ValueError: an id found in several streams."""
+    if ids:
+        return [d for i in ids if (d := await find(r, where, i)) is not None]
+    return [d for st in where for d in await list_dead(r, st, limit)]
+
+
 async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
     """Put a dead letter back on its stream; False (it stays) when it cannot be: an inbound
     message that does not parse."""
