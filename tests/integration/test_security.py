@@ -25,11 +25,12 @@ from fastapi import FastAPI
 from structlog.testing import capture_logs
 
 from tests.conftest import free_port, make_settings
+from tests.unit.test_twitter_webhook import PATH as X_PATH
+from tests.unit.test_twitter_webhook import SECRET as X_SECRET
+from tests.unit.test_twitter_webhook import webhook_app
 
 pytestmark = [pytest.mark.redis]
 
-X_SECRET = "consumer-secret-for-tests"
-X_PATH = "/webhooks/x"
 TG_SECRET = "tg-webhook-secret_0123456789abcdefghijkl"
 
 
@@ -43,26 +44,8 @@ def asgi(app: FastAPI, client: tuple[str, int] = ("127.0.0.1", 5555)) -> httpx.A
 
 @pytest.fixture
 async def x_hook(aredis: aioredis.Redis) -> AsyncIterator[tuple[FastAPI, list[Any]]]:
-    from channels.twitter.adapter import TwitterChannel
-
-    s = make_settings(channels=[{"type": "twitter", "mode": "webhook", "webhook_path": X_PATH, "account_id": "100",
-                                 "consumer_key": "ck", "consumer_secret": X_SECRET, "access_token": "100-at",
-                                 "access_token_secret": "ats"}])
-    ch = TwitterChannel(s, s.channel("twitter"), aredis, session=object())  # type: ignore[arg-type]
-    got: list[Any] = []
-
-    async def sink(m: Any) -> str:
-        got.append(m)
-        return "1-0"
-
-    await ch.start(sink)
-    app = FastAPI()
-    router = ch.routes()
-    assert router is not None
-    app.include_router(router)
-    yield app, got
-    ch.client.session = None
-    await ch.stop()
+    async with webhook_app(aredis) as (app, got):
+        yield app, got
 
 
 def forged_dm(sender: str, text: str) -> bytes:

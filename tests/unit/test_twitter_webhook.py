@@ -4,8 +4,10 @@ consumer secret), served by the real FastAPI routes; the queue is replaced by a 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,8 +43,10 @@ def dm_event(eid: str, sender: str, text: str) -> dict[str, Any]:
             "message_create": {"sender_id": sender, "target": {"recipient_id": ME}, "message_data": {"text": text}}}
 
 
-@pytest.fixture
-async def hook(aredis: aioredis.Redis) -> Any:
+@contextlib.asynccontextmanager
+async def webhook_app(aredis: aioredis.Redis) -> AsyncIterator[tuple[FastAPI, list[Message]]]:
+    """The X channel in webhook mode (account ME, consumer secret SECRET, at PATH) on a bare app;
+    the list collects what it queues. Also used by the security tests."""
     s = make_settings(channels=[{"type": "twitter", "mode": "webhook", "webhook_path": PATH, "account_id": ME,
                                  "consumer_key": "ck", "consumer_secret": SECRET, "access_token": f"{ME}-at",
                                  "access_token_secret": "ats"}])
@@ -59,10 +63,18 @@ async def hook(aredis: aioredis.Redis) -> Any:
     router = ch.routes()
     assert router is not None
     app.include_router(router)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    try:
+        yield app, got
+    finally:
+        ch.client.session = None
+        await ch.stop()
+
+
+@pytest.fixture
+async def hook(aredis: aioredis.Redis) -> Any:
+    async with webhook_app(aredis) as (app, got), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         yield http, got
-    ch.client.session = None
-    await ch.stop()
 
 
 async def post(http: httpx.AsyncClient, payload: Any, sig: str | None = "auto", raw: bytes | None = None) -> int:
