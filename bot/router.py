@@ -94,13 +94,15 @@ class Brain:
         t = await self.tickets.status_for(number, msg.channel, msg.user_id) if self.tickets else None
         return policy.status_reply(self.answers, msg.lang, number, None if t is None else t.status)
 
-    async def _special(self, msg: Message, text: str, state: ConvState) -> tuple[Decision, ConvState] | None:
-        """Ratings, commands, files without text and ticket lookups (`policy.before_nlu`)."""
+    async def _special(self, msg: Message, text: str, state: ConvState,
+                       found: tuple[str, ...]) -> tuple[Decision, ConvState] | None:
+        """Ratings, commands, files without text and ticket lookups (`policy.before_nlu`); `found`:
+        the kinds of secret the message carried (`kinds_found`)."""
         sp = policy.before_nlu(
             text=text, state=state, command=msg.meta.get("command"), command_arg=msg.meta.get("command_arg", ""),
             has_attachments=bool(msg.attachments), ticket_on_clarify=msg.meta.get("ticket_on_clarify") == "1",
             forwarded=msg.meta.get("forwarded") == "1", secret_found=bool(msg.meta.get("redacted")),
-            exposed=bool(EXPOSING.intersection(kinds_found(msg.text, msg.meta.get("redacted")))),
+            exposed=bool(EXPOSING.intersection(found)),
         )
         if sp is None:
             return None
@@ -123,7 +125,7 @@ class Brain:
         text = red.text
         # What intake (or the channel) already replaced counts too: re-redacting marks finds nothing.
         found = kinds_found(msg.text, msg.meta.get("redacted"), red.kinds)
-        special = await self._special(msg, text, state)
+        special = await self._special(msg, text, state, found)
         if special is not None:
             return special[0], special[1], 0.0
         if state.csat_pending:
