@@ -144,10 +144,6 @@ class RateLimited(Exception):
         return self.count == self.limit + 1
 
 
-def conv_key(conversation_id: str) -> str:
-    return f"conv:{conversation_id}"
-
-
 def parse_id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)

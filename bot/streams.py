@@ -35,16 +35,6 @@ def attempts(stream: str) -> str:
     return f"{stream}:attempts"
 
 
-def conv_log(conversation_id: str) -> str:
-    """The conversation's recent turns (capped), shown in a ticket opened later."""
-    return f"conv:{conversation_id}:log"
-
-
-def all_consumed(inbound: str, group: str, channels: list[str]) -> list[tuple[str, str]]:
-    """(stream, group) of every stream a consumer reads: for the dead-letter CLI and readiness."""
-    return [(inbound, group), (HANDOFF, TICKETS), (DECISIONS, REPORTS), *[(outbound(c), SENDERS) for c in channels]]
-
-
 # -- partitions and hash tags -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Layout:
