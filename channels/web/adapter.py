@@ -216,7 +216,14 @@ class Hub:
 
     async def _listen(self) -> None:
         while True:
-            ps = self.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                # A Redis Cluster client learns its slots on its first command; its pub/sub needs them.
+                await self.r.initialize()
+                ps = self.r.pubsub(ignore_subscribe_messages=True)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+                log.warning("web.pubsub_lost", error=str(e))
+                await asyncio.sleep(0.5)
+                continue
             try:
                 await ps.subscribe(NOTIFY)
                 # After a (re)subscribe wake everyone: something may have arrived meanwhile.
@@ -233,6 +240,9 @@ class Hub:
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.pubsub_lost", error=str(e))
                 await asyncio.sleep(0.5)
+            except Exception as e:  # noqa: BLE001 - never die silently: open sockets would stop getting replies
+                log.error("web.pubsub_failed", error=f"{type(e).__name__}: {e}"[:300])
+                await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
                     await ps.aclose()
