@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -264,6 +264,9 @@ class ChannelSettings(Section):
     """Base of every channel's config model; `type` selects the adapter in the registry."""
 
     type: str
+    # A channel whose clients read replies from a Redis mailbox (`bot.mailbox`, the web widget):
+    # the router writes its replies there in its commit instead of queueing them for a sender.
+    reply_mailbox: ClassVar[bool] = False
 
 
 class Settings(Section):

@@ -91,6 +91,9 @@ ACKED: Final = _Acked()
 Outcome = None | _Acked | Retry | Permanent
 Handler = Callable[[Entry, bool], Awaitable[Outcome]]
 """`handler(entry, fresh)`: `fresh` is True on the entry's first delivery (read with `>`)."""
+BatchHandler = Callable[[list[Entry]], Awaitable[list[Outcome]]]
+"""`batch(entries)`: the outcomes of several freshly read entries handled together (e.g. in one
+database transaction). When it raises, the entries are handled one by one with `handler`."""
 
 _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
@@ -146,8 +149,14 @@ class StreamConsumer:
         retry_base_s: float = 0.5,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        batch_handler: BatchHandler | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.r = redis
+        self.batch_handler = batch_handler
+        # After a read of fewer than `batch` entries, wait this long before reading again, so that
+        # a consumer nobody waits on (the reports recorder) handles entries in batches at any rate.
+        self.linger_s = linger_s
         self.stream = stream
         self.group = group
         self.handler = handler
@@ -253,11 +262,14 @@ class StreamConsumer:
                     await self._sleep(wait)
                     continue
                 backoff.reset()
-                for i, e in enumerate(entries):
-                    if stop.is_set():  # stop promptly; the rest is released to the next consumer
-                        await self._release([x.id for x in entries[i:]])
-                        break
-                    await self._dispatch(e, fresh=fresh)
+                if not (fresh and len(entries) > 1 and self.concurrency == 1 and await self._batch(entries)):
+                    for i, e in enumerate(entries):
+                        if stop.is_set():  # stop promptly; the rest is released to the next consumer
+                            await self._release([x.id for x in entries[i:]])
+                            break
+                        await self._dispatch(e, fresh=fresh)
+                if fresh and entries and self.linger_s and len(entries) < self.batch and not burst:
+                    await self._sleep(self.linger_s)
                 if not entries:
                     if burst and not self.inflight and not self._retry_at:
                         if await self._pending() == 0:
@@ -456,6 +468,42 @@ class StreamConsumer:
                 raise
             # Redis went away while settling: the entry is still pending and will be retried.
             log.warning("redis.unavailable", stream=self.stream, entry=e.id, error=str(exc)[:200])
+
+    async def _batch(self, entries: list[Entry]) -> bool:
+        """Handle freshly read entries with `batch_handler`, one acknowledgement for all. False
+        (nothing settled) when there is none or it failed: then each entry is handled alone, with
+        its own outcome, attempts and outage handling."""
+        if self.batch_handler is None:
+            return False
+        t0 = time.perf_counter()
+        try:
+            outcomes = await self.batch_handler(entries)
+        except Exception as exc:  # noqa: BLE001 - handled one by one next, where it counts
+            log.info("consumer.batch_split", stream=self.stream, handler=self.handler_name, entries=len(entries),
+                     error=_describe(exc)[:300])
+            return False
+        per = (time.perf_counter() - t0) / len(entries)
+        for _ in entries:
+            self._m_seconds.observe(per)
+        done = [e.id for e, o in zip(entries, outcomes, strict=True) if o is None]
+        try:
+            if done:
+                pipe = self.r.pipeline(transaction=False)
+                pipe.xack(self.stream, self.group, *done)
+                pipe.hdel(streams.attempts(self.stream), *done)
+                await pipe.execute()
+                self.processed += len(done)
+                self._m_processed.inc(len(done))
+            for e, o in zip(entries, outcomes, strict=True):
+                if o is not None:
+                    await self._settle(e, o)
+        except Exception as exc:
+            if not self.outage(exc):
+                raise
+            # Redis went away while settling: the entries are still pending and will be retried
+            # (the handler's effects are idempotent, as for one entry).
+            log.warning("redis.unavailable", stream=self.stream, error=str(exc)[:200])
+        return True
 
     async def _hold(self, e: Entry, seconds: float) -> None:
         """Wait out an outage while keeping the entry: its idle time is reset (without counting a

@@ -8,17 +8,21 @@ from typing import Protocol
 
 from bot import metrics
 from bot.logs import get_logger
+from bot.mailbox import Append
 from bot.models import Message, Outbound
-from bot.queue import Queue, RateLimited
+from bot.queue import Limit, Queue, RateLimited
 from bot.redact import Redacted, kinds_found, redact, redact_async
 
 log = get_logger("switchboard.intake")
 
 class Sink(Protocol):
     """Accepts one message onto the queue; returns its entry id, or None for a duplicate.
-    `pre_redacted=True`: the caller already applied `redacted()` (saves a second pass)."""
+    `pre_redacted=True`: the caller already applied `redacted()` (saves a second pass).
+    `limits` / `echo`: the channel's own rate counters (over one raises `OverLimit`) and an event
+    for the conversation's mailbox, in the same step as the queueing (`Queue.publish`)."""
 
-    async def __call__(self, msg: Message, *, pre_redacted: bool = False) -> str | None: ...
+    async def __call__(self, msg: Message, *, pre_redacted: bool = False, limits: tuple[Limit, ...] = (),
+                       echo: Append | None = None) -> str | None: ...
 
 
 # Meta values people wrote (an e-mail subject or sender name, a command's argument, a caption):
@@ -70,10 +74,11 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
     """The intake for channels. `rate_per_minute`: per-sender limit (0 = none); over it a message is
     refused, and the first refused one of the minute gets a notice back on the sender's channel."""
 
-    async def accept(msg: Message, *, pre_redacted: bool = False) -> str | None:
+    async def accept(msg: Message, *, pre_redacted: bool = False, limits: tuple[Limit, ...] = (),
+                     echo: Append | None = None) -> str | None:
         safe = msg if pre_redacted else await redacted_async(msg)
         try:
-            entry = await queue.publish(safe, rate_per_minute=rate_per_minute)
+            entry = await queue.publish(safe, rate_per_minute=rate_per_minute, limits=limits, echo=echo)
         except RateLimited as e:
             metrics.MESSAGES_LIMITED.labels(msg.channel).inc()
             log.warning("message.rate_limited", channel=msg.channel, conversation=msg.conversation_id,

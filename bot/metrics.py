@@ -9,7 +9,7 @@ MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted onto t
 MESSAGES_DUP = Counter("switchboard_messages_duplicate_total", "Duplicate channel messages ignored", ["channel"])
 MESSAGES_LIMITED = Counter("switchboard_messages_rate_limited_total", "Messages refused by the per-user limit",
                            ["channel"])
-MESSAGES_OUT = Counter("switchboard_messages_out_total", "Replies delivered by channel senders", ["channel"])
+MESSAGES_OUT = Counter("switchboard_messages_out_total", "Replies delivered by channel senders (and by the router into mailboxes)", ["channel"])
 CHANNEL_ALERTS = Counter("switchboard_channel_alerts_total",
                          "Channel events ops must act on (an X app revocation, ...)", ["channel", "event"])
 DECISIONS = Counter("switchboard_decisions_total", "Router decisions", ["action", "topic"])

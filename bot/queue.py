@@ -26,19 +26,31 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.config import QueueSettings
+from bot.mailbox import LUA_BOX_ADD, Append
 from bot.models import Message
 from bot.redisconn import NotReplicated, replicated
 from bot.streams import Layout
 
-# KEYS: seen marker, conv, inbound, rate counter ; ARGV: dedupe ttl, message, conv id, force,
-# conv ttl, rate limit per minute (0 = none), touch ('1': a duplicate still writes — refreshes its
-# marker — so a following WAIT confirms the original reached a replica: replication is in order). Returns the entry id, false for a duplicate, or
-# {'rate_limited', n} when the sender is over the limit (nothing is stored but the count).
-_INTAKE = """
+# KEYS: seen marker, conv, inbound, rate counter, [the channel's counters…], [mailbox] ;
+# ARGV: dedupe ttl, message, conv id, force, conv ttl, rate limit per minute (0 = none), touch ('1':
+# a duplicate still writes — refreshes its marker — so a following WAIT confirms the original
+# reached a replica: replication is in order), number of channel counters, their limits…, then for
+# an echo into a mailbox (`bot.mailbox`): its max length, ttl, pub/sub channel, contact, event.
+# Returns the entry id, false for a duplicate, {'rate_limited', n} when the sender is over the
+# queue's limit, or {'over', i} when over the channel's i-th limit (nothing is stored but counts).
+_INTAKE = LUA_BOX_ADD + """
 if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[7] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
   return false
 end
+local nc = tonumber(ARGV[8] or '0')
+local over = 0
+for j = 1, nc do
+  local n = redis.call('INCR', KEYS[4 + j])
+  if n == 1 then redis.call('EXPIRE', KEYS[4 + j], 120) end
+  if over == 0 and n > tonumber(ARGV[8 + j]) then over = j end
+end
+if over > 0 then return {'over', over} end
 local limit = tonumber(ARGV[6])
 if limit > 0 then
   local n = redis.call('INCR', KEYS[4])
@@ -58,6 +70,10 @@ if tonumber(st['seq_done'] or '0') == seq - 1 then
   fields[#fields + 1] = 's'
   fields[#fields + 1] = cjson.encode(st)
 end
+if KEYS[5 + nc] then
+  local a = 9 + nc
+  box_add(KEYS[5 + nc], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+end
 local id = redis.call('XADD', KEYS[3], '*', unpack(fields))
 redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
 return id
@@ -75,10 +91,11 @@ end
 """
 
 # KEYS: conv, inbound, attempts, skip, out1..outN
-# ARGV: group, entry, seq, nstate, expected ver ('' = any), k1, v1, ..., payload1, maxlen1, ...
+# ARGV: group, entry, seq, nstate, expected ver ('' = any), k1, v1, ..., then per output: payload,
+# maxlen, and for a mailbox (`bot.mailbox`) its pub/sub channel, contact and ttl ('' for a stream).
 # Returns 1 committed, 0 duplicate (acked), -1 a predecessor is not done, -2 the state changed
 # since it was read (decide again).
-_COMMIT = _ADVANCE + """
+_COMMIT = _ADVANCE + LUA_BOX_ADD + """
 local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
 local seq = tonumber(ARGV[3])
 if done >= seq then
@@ -94,12 +111,14 @@ for j = 1, tonumber(ARGV[4]) do
   st[#st + 1] = ARGV[i]; st[#st + 1] = ARGV[i + 1]; i = i + 2
 end
 for k = 5, #KEYS do
-  if ARGV[i + 1] ~= '0' then
+  if ARGV[i + 2] ~= '' then
+    box_add(KEYS[k], ARGV[i + 1], ARGV[i + 4], ARGV[i + 2], ARGV[i + 3], ARGV[i])
+  elseif ARGV[i + 1] ~= '0' then
     redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[i + 1], '*', 'd', ARGV[i])
   else
     redis.call('XADD', KEYS[k], '*', 'd', ARGV[i])
   end
-  i = i + 2
+  i = i + 5
 end
 st[#st + 1] = 'seq_done'; st[#st + 1] = advance(KEYS[1], KEYS[4], seq)
 redis.call('HSET', KEYS[1], unpack(st))
@@ -178,11 +197,34 @@ class Entry:
         return {str(k): str(v) for k, v in st.items()}
 
 
+class OverLimit(Exception):
+    """The message went over one of the channel's own limits given to `publish` (`limits[index]`);
+    nothing was stored."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"over limit #{index}")
+        self.index = index
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A per-minute counter of the channel's (a widget session's, an IP address's) checked by the
+    intake script before anything is stored; its key must be in the conversation's hash slot."""
+
+    key: str
+    limit: int
+
+
 @dataclass(frozen=True, slots=True)
 class Output:
     stream: str
     payload: str
     maxlen: int = 0  # 0 = a work queue (never trimmed by length); >0 = a capped log
+    box: Append | None = None  # a mailbox event instead of a stream entry (`stream` is the mailbox)
+
+    @classmethod
+    def mailbox(cls, a: Append) -> Output:
+        return cls(a.box, a.event, a.maxlen, a)
 
 
 def _decode(fields: dict[Any, Any]) -> dict[str, str]:
@@ -244,22 +286,28 @@ class Queue:
         return res[0], n
 
     # -- producers -------------------------------------------------------------------------------
-    async def publish(self, msg: Message, *, force: bool = False, rate_per_minute: int = 0) -> str | None:
+    async def publish(self, msg: Message, *, force: bool = False, rate_per_minute: int = 0,
+                      limits: tuple[Limit, ...] = (), echo: Append | None = None) -> str | None:
         """Put `msg` on the inbound stream; returns the entry id, or None for a duplicate.
 
         With `rate_per_minute`, a sender (channel + user) over that many messages in the current
-        minute raises `RateLimited` and nothing is queued."""
+        minute raises `RateLimited` and nothing is queued. `limits`: the channel's own counters,
+        checked first (over one raises `OverLimit`). `echo`: an event written to the
+        conversation's mailbox in the same step, before the message is queued (so it precedes
+        the reply). A duplicate counts nothing and writes no echo."""
         minute = int(time.time() // 60)
         lay = self.layout
         p = lay.partition(msg.conversation_id)
         wait = self.durability.replicas > 0
-        res, acked = await self._run(
-            self._intake,
-            [lay.seen(msg.dedupe_key, p), lay.conv(msg.conversation_id, p), lay.inbound(p),
-             lay.user_rate(msg.channel, msg.user_id, minute, p)],
-            [self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
-             0 if force else rate_per_minute, "1" if wait else "0"],
-        )
+        keys = [lay.seen(msg.dedupe_key, p), lay.conv(msg.conversation_id, p), lay.inbound(p),
+                lay.user_rate(msg.channel, msg.user_id, minute, p), *(x.key for x in limits)]
+        args: list[Any] = [self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
+                           0 if force else rate_per_minute, "1" if wait else "0", len(limits),
+                           *(x.limit for x in limits)]
+        if echo is not None:
+            keys.append(echo.box)
+            args += [echo.maxlen, echo.ttl_s, echo.notify, echo.contact, echo.event]
+        res, acked = await self._run(self._intake, keys, args)
         if wait and acked < self.durability.replicas:
             # Not acknowledged to the channel: it sends again and dedupe keeps the message once.
             raise NotReplicated(f"intake on {acked} of {self.durability.replicas} replicas "
@@ -267,6 +315,9 @@ class Queue:
         if res is None:
             return None
         if isinstance(res, list):
+            kind = res[0].decode() if isinstance(res[0], bytes) else res[0]
+            if kind == "over":
+                raise OverLimit(int(res[1]) - 1)
             raise RateLimited(int(res[1]), rate_per_minute)
         return res.decode() if isinstance(res, bytes) else str(res)
 
@@ -320,7 +371,8 @@ class Queue:
         for k, v in state.items():
             args += [k, v]
         for o in outputs:
-            args += [o.payload, o.maxlen]
+            b = o.box
+            args += [o.payload, o.maxlen, *((b.notify, b.contact, b.ttl_s) if b else ("", "", 0))]
         res, acked = await self._run(self._commit, keys, args)
         if 0 <= acked < self.durability.replicas:
             # The commit is in (and acked) on the master; a reader of its outputs waits for the

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
-from bot import metrics, policy, streams
+from bot import mailbox, metrics, policy, streams
 from bot.config import Settings
 from bot.consumer import ACKED, Outcome, Permanent, Retry, StreamConsumer, consumer_name
 from bot.errors import NLUUnavailable
@@ -196,13 +196,19 @@ class Brain:
         return d, out.state, nlu.latency_s
 
 
-def outputs_for(msg: Message, d: Decision, layout: Layout | None = None) -> list[Output]:
+def outputs_for(msg: Message, d: Decision, layout: Layout | None = None, *,
+                mailboxes: frozenset[str] = frozenset(), history: int = 200) -> list[Output]:
     """What a decision puts on which stream (all committed atomically with the ack; all in the
-    conversation's partition, so on one hash slot)."""
+    conversation's partition, so on one hash slot). The reply of a channel in `mailboxes` goes
+    straight into the conversation's mailbox (`bot.mailbox`, at most `history` events)."""
     lay = layout or Layout()
     p = lay.partition(msg.conversation_id)
     outs: list[Output] = []
-    if not d.silent and d.reply:
+    if not d.silent and d.reply and msg.channel in mailboxes:
+        event = orjson.dumps(mailbox.reply_event(d.action.value, d.reply, d.decided_at, in_reply_to=msg.id)).decode()
+        outs.append(Output.mailbox(mailbox.Append(mailbox.box_key(msg.user_id, lay, msg.channel), msg.user_id,
+                                                  event, history)))
+    elif not d.silent and d.reply:
         ob = Outbound(
             channel=msg.channel,
             conversation_id=msg.conversation_id,
@@ -264,6 +270,7 @@ class RouterWorker:
     def __post_init__(self) -> None:
         qs = self.settings.queue
         self.layout = Layout.of(self.settings)
+        self.mailboxes = frozenset(c.type for c in self.settings.channels if c.reply_mailbox)
         durability = Durability.of(self.settings)
         self.queue = Queue(self.redis, qs, layout=self.layout, partition=self.partition, durability=durability)
         self.consumer = StreamConsumer(
@@ -357,7 +364,7 @@ class RouterWorker:
             state = state_from_hash(st)
             t0 = time.perf_counter()
             decision, new_state, nlu_s = await self._decide_with_retry(e, msg, state)
-            outs = outputs_for(msg, decision, self.layout)
+            outs = outputs_for(msg, decision, self.layout, mailboxes=self.mailboxes, history=self.settings.web.history)
             res = await self.queue.commit(e, state_updates(state, new_state), outs, ver=st.get("ver") or "0")
             overhead = time.perf_counter() - t0
             if res != -2:
@@ -375,6 +382,8 @@ class RouterWorker:
         if res == 1:
             self.handled += 1
             metrics.DECISIONS.labels(decision.action.value, decision.topic).inc()
+            if outs and outs[0].box is not None:
+                metrics.MESSAGES_OUT.labels(msg.channel).inc()  # delivered into the mailbox by the commit
             log.info(
                 "decision.made",
                 message_id=msg.id,

@@ -39,15 +39,16 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.intake import Sink, redacted_async
 from bot.lang import detect_language
 from bot.logs import get_logger
+from bot.mailbox import BOX_TTL_S, LUA_BOX_ADD, NOTIFY, Append, box_key, event_of, slot_key
 from bot.models import Attachment, Message, Outbound
+from bot.queue import Limit, OverLimit
 from bot.ratelimit import WindowLimit
+from bot.streams import Layout
 from channels.web.config import WebChannelSettings
 from channels.web.sniff import matches_type
 
 log = get_logger("switchboard.web")
 
-NOTIFY = "web:notify"
-BOX_TTL_S = 30 * 24 * 3600
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -58,36 +59,33 @@ SESSION_HEADER = "x-widget-session"
 NEW_SESSION_TTL_S = 3600
 FILES_BYTES = "web:files:bytes"  # bytes of all stored widget uploads (every web process adds to it)
 
-# KEYS: sent marker, mailbox ; ARGV: ttl, history, notify channel, session, event json.
-# The wake-up carries the event and the id it follows, so a socket that has seen everything up to
-# that id sends it at once without reading the mailbox back (one Redis round trip less per event).
-_BOX_ADD_BODY = """
+# The user's typed line is one step of the queue's intake script (`Queue.publish` with the session
+# and IP rate limits and the echo into the mailbox): dedupe, limits, echo, queue — one round trip.
+# Replies of the bot are written into the mailbox by the router's commit (`bot.mailbox`); what
+# still comes through `outbound:web` (agents' replies, notices) is written by these scripts.
+# Every key of one script is in the contact's hash slot (`bot.mailbox.slot_key`).
+
+# KEYS: sent marker, mailbox ; ARGV: ttl, history, notify channel, contact, event json.
+_BOX_ADD = LUA_BOX_ADD + """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then return false end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local prev = ''
-if last[1] then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\\n' .. prev .. '\\n' .. id .. '\\n' .. ARGV[5])
+return box_add(KEYS[2], ARGV[2], ARGV[1], ARGV[3], ARGV[4], ARGV[5])
 """
-_BOX_ADD = _BOX_ADD_BODY + "return id\n"
-# The user's own line, behind the per-minute rate limits of the session and of the IP address:
-# KEYS: + session counter, IP counter[, session key] ; ARGV: + session limit, IP limit. Returns
-# 'rate_limited'. With the (hashed) session key, a line taken anchors the session for the
-# mailbox's lifetime in the same step, so the echo that confirms the line never precedes it.
-_BOX_USER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local ns = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], 120)
-local ni = redis.call('INCR', KEYS[4])
-redis.call('EXPIRE', KEYS[4], 120)
-if ns > tonumber(ARGV[6]) or ni > tonumber(ARGV[7]) then return 'rate_limited' end
-if KEYS[5] then redis.call('EXPIRE', KEYS[5], ARGV[1]) end
-""" + _BOX_ADD_BODY + "return id\n"
-# An upload's admission, before anything is written: a resend of a stored file (same client id) is
-# 'dup' and costs nothing; then the rate limits as for typed lines; then the byte quotas of the
-# session and of the whole store. KEYS: sent marker, session counter, IP counter, session bytes,
-# total bytes ; ARGV: session limit, IP limit, size, session quota, total quota, session ttl.
+# The same for a reply taken from `outbound:web`, acknowledged in the same script:
+# KEYS: + outbound stream, attempts hash ; ARGV: + group, entry id. A redelivered reply whose
+# marker is already set is only acknowledged.
+_BOX_DELIVER = LUA_BOX_ADD + """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) ~= false then
+  box_add(KEYS[2], ARGV[2], ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+end
+redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
+redis.call('HDEL', KEYS[4], ARGV[7])
+return 1
+"""
+# An upload's admission, before anything is written: a resend of a stored file (same client id:
+# the queue's dedupe marker) is 'dup' and costs nothing; then the rate limits as for typed lines;
+# then the session's byte quota (reserved here; the store's total is counted apart, it is global).
+# KEYS: dedupe marker, session counter, IP counter, session bytes ; ARGV: session limit, IP limit,
+# size, session quota, session ttl.
 _ADMIT_UPLOAD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup' end
 local ns = redis.call('INCR', KEYS[2])
@@ -97,25 +95,9 @@ redis.call('EXPIRE', KEYS[3], 120)
 if ns > tonumber(ARGV[1]) or ni > tonumber(ARGV[2]) then return 'rate_limited' end
 local size = tonumber(ARGV[3])
 if tonumber(redis.call('GET', KEYS[4]) or '0') + size > tonumber(ARGV[4]) then return 'quota_session' end
-if tonumber(redis.call('GET', KEYS[5]) or '0') + size > tonumber(ARGV[5]) then return 'quota_total' end
 redis.call('INCRBY', KEYS[4], size)
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-redis.call('INCRBY', KEYS[5], size)
+redis.call('EXPIRE', KEYS[4], ARGV[5])
 return 'ok'
-"""
-# The same for a reply taken from `outbound:web`, acknowledged in the same script:
-# KEYS: + outbound stream, attempts hash ; ARGV: + group, entry id. A redelivered reply whose
-# marker is already set is only acknowledged.
-_BOX_DELIVER = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
-  redis.call('HDEL', KEYS[4], ARGV[7])
-  return false
-end
-""" + _BOX_ADD_BODY + """
-redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
-redis.call('HDEL', KEYS[4], ARGV[7])
-return id
 """
 
 
@@ -162,10 +144,6 @@ ERRORS = {
         "zh": "会话已过期，请刷新页面。",
     },
 }
-
-
-def box_key(contact: str) -> str:
-    return f"web:box:{contact}"
 
 
 def session_key(session: str) -> str:
@@ -238,7 +216,14 @@ class Hub:
 
     async def _listen(self) -> None:
         while True:
-            ps = self.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                # A Redis Cluster client learns its slots on its first command; its pub/sub needs them.
+                await self.r.initialize()
+                ps = self.r.pubsub(ignore_subscribe_messages=True)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+                log.warning("web.pubsub_lost", error=str(e))
+                await asyncio.sleep(0.5)
+                continue
             try:
                 await ps.subscribe(NOTIFY)
                 # After a (re)subscribe wake everyone: something may have arrived meanwhile.
@@ -255,6 +240,9 @@ class Hub:
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.pubsub_lost", error=str(e))
                 await asyncio.sleep(0.5)
+            except Exception as e:  # noqa: BLE001 - never die silently: open sockets would stop getting replies
+                log.error("web.pubsub_failed", error=f"{type(e).__name__}: {e}"[:300])
+                await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
                     await ps.aclose()
@@ -269,9 +257,9 @@ class WebChannel:
         self.r = r
         self.hub = Hub(r)
         self.sink: Sink | None = None
+        self.layout = Layout.of(settings)
         self._box_add = r.register_script(_BOX_ADD)
         self._box_deliver = r.register_script(_BOX_DELIVER)
-        self._box_user = r.register_script(_BOX_USER)
         self._admit_upload = r.register_script(_ADMIT_UPLOAD)
         self._new_sessions = WindowLimit(r, "web:newsess", limit=settings.web.rate_per_ip)
         self.attachments_dir = settings.path(cfg.attachments_dir or Path(settings.data_dir) / "web" / "attachments")
@@ -305,7 +293,7 @@ class WebChannel:
             got = await self.r.get(session_key(session))
             if got:
                 contact = got.decode() if isinstance(got, bytes) else str(got)
-                if await self.r.exists(box_key(contact)):  # a conversation: keep it as long as its mailbox
+                if await self.r.exists(self.box(contact)):  # a conversation: keep it as long as its mailbox
                     await self.r.expire(session_key(session), BOX_TTL_S)
                 return session, contact
         if not await self._new_sessions.hit(ip):
@@ -314,6 +302,24 @@ class WebChannel:
         contact = "w" + secrets.token_hex(8)
         await self.r.set(session_key(session), contact, ex=NEW_SESSION_TTL_S)
         return session, contact
+
+    def box(self, contact: str) -> str:
+        return box_key(contact, self.layout)
+
+    def _key(self, prefix: str, contact: str, name: str) -> str:
+        """A key of the contact's in its mailbox's hash slot."""
+        return slot_key(prefix, contact, name, self.layout)
+
+    def _ip_key(self, contact: str, ip: str, minute: int) -> str:
+        """The per-IP counter. On one Redis it counts everything from the address; in the tagged
+        layout (Redis Cluster) a script may only touch the contact's hash slot, so it counts per
+        partition: the address's limit then holds within each partition (see docs/DEPLOY.md)."""
+        return self._key("rl:web:ip", contact, f"{ip}:{minute}")
+
+    def _limits(self, contact: str, ip: str) -> tuple[Limit, Limit]:
+        minute = int(time.time() // 60)
+        return (Limit(self._key("rl:web:s", contact, f"{contact}:{minute}"), self.settings.web.rate_per_session),
+                Limit(self._ip_key(contact, ip, minute), self.settings.web.rate_per_ip))
 
     async def _anchor(self, session: str) -> None:
         """The visitor wrote: their session lives as long as the conversation's mailbox."""
@@ -333,26 +339,14 @@ class WebChannel:
     # -- outbound ---------------------------------------------------------------------------------
     async def add_event(self, session: str, marker: str, event: dict[str, Any]) -> str | None:
         res = await self._box_add(
-            keys=[f"web:sent:{marker}", box_key(session)],
+            keys=[self._key("web:sent", session, marker), self.box(session)],
             args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode()],
         )
         return res.decode() if isinstance(res, bytes) else res
 
-    @staticmethod
-    def _event_of(ob: Outbound) -> dict[str, Any]:
-        return {
-            "kind": "agent" if ob.kind == "agent" else ("system" if ob.kind == "system" else "bot"),
-            "text": ob.text,
-            "ts": ob.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "client_id": None,
-            "author": ob.author,
-            "buttons": [b.model_dump() for b in ob.buttons],
-            "in_reply_to": ob.in_reply_to,
-        }
-
     async def send(self, ob: Outbound) -> None:
         try:
-            await self.add_event(ob.user_id, f"out:{ob.id}", self._event_of(ob))
+            await self.add_event(ob.user_id, f"out:{ob.id}", event_of(ob))
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             raise TransientChannelError(f"mailbox write failed: {e}") from None
 
@@ -360,10 +354,18 @@ class WebChannel:
         """`send` and the acknowledgement of the outbound entry in one script (the mailbox marker
         makes it idempotent): what `OutboundSender` uses when a channel offers it."""
         try:
+            lay = self.layout
+            if stream != lay.outbound(self.name, lay.partition(ob.conversation_id)):
+                # A stream outside the mailbox's hash slot (the untagged `outbound:web` on a
+                # cluster): the marker keeps the two steps idempotent.
+                await self.send(ob)
+                await self.r.xack(stream, group, entry_id)
+                await self.r.hdel(f"{stream}:attempts", entry_id)
+                return
             await self._box_deliver(
-                keys=[f"web:sent:out:{ob.id}", box_key(ob.user_id), stream, f"{stream}:attempts"],
+                keys=[self._key("web:sent:out", ob.user_id, ob.id), self.box(ob.user_id), stream, f"{stream}:attempts"],
                 args=[BOX_TTL_S, self.settings.web.history, NOTIFY, ob.user_id,
-                      orjson.dumps(self._event_of(ob)).decode(), group, entry_id],
+                      orjson.dumps(event_of(ob)).decode(), group, entry_id],
             )
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             raise TransientChannelError(f"mailbox write failed: {e}") from None
@@ -457,14 +459,7 @@ class WebChannel:
                 log.warning("web.upload_refused", reason="content_mismatch", content_type=ctype, contact=contact)
                 return refuse(415, "file_type")
             ip = request.client.host if request.client else "?"
-            minute = int(time.time() // 60)
-            verdict = await self._admit_upload(
-                keys=[f"web:sent:in:{contact}:{cid}", f"rl:web:s:{contact}:{minute}", f"rl:web:ip:{ip}:{minute}",
-                      f"web:quota:{contact}", FILES_BYTES],
-                args=[self.settings.web.rate_per_session, self.settings.web.rate_per_ip, len(data),
-                      self.cfg.max_upload_bytes_per_session, self.cfg.max_upload_bytes_total, BOX_TTL_S],
-            )
-            verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+            verdict = await self._admit(contact, cid, ip, len(data))
             if verdict == "dup":
                 return JSONResponse({"ok": True, "client_id": cid}, headers=cors)
             if verdict == "rate_limited":
@@ -479,13 +474,34 @@ class WebChannel:
             rel = f"{key[:2]}/{key}/{hashlib.sha256(cid.encode()).hexdigest()[:12]}-{name}"
             await asyncio.to_thread(write_atomic, self.attachments_dir / rel, data)
             att = Attachment(name=name, content_type=ctype, size=len(data), ref=rel)
-            await self._accept(contact, ip, cid, "", lang, (att,), counted=True, found_kinds=found)
             await self._anchor(session)
+            await self._accept(contact, ip, cid, "", lang, (att,), counted=True, found_kinds=found)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             log.warning("web.upload_failed", error=str(e)[:200])
             return refuse(503, "unavailable")
         log.info("web.upload", contact=contact, bytes=len(data), content_type=ctype)
         return JSONResponse({"ok": True, "client_id": cid}, headers=cors)
+
+    async def _admit(self, contact: str, cid: str, ip: str, size: int) -> str:
+        """'ok', 'dup', 'rate_limited', 'quota_session' or 'quota_total' for an upload of `size`
+        bytes. The store's total is one global counter (its own hash slot): taken after the
+        session's share and given back, with the session's, when it would go over."""
+        lay = self.layout
+        conv = f"web:{contact}"
+        quota = self._key("web:quota", contact, contact)
+        s_limit, ip_limit = self._limits(contact, ip)
+        verdict = await self._admit_upload(
+            keys=[lay.seen(f"web:{contact}:{cid}", lay.partition(conv)), s_limit.key, ip_limit.key, quota],
+            args=[s_limit.limit, ip_limit.limit, size, self.cfg.max_upload_bytes_per_session, BOX_TTL_S],
+        )
+        verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        if verdict != "ok":
+            return verdict
+        if int(await self.r.incrby(FILES_BYTES, size)) > self.cfg.max_upload_bytes_total:
+            await self.r.decrby(FILES_BYTES, size)
+            await self.r.decrby(quota, size)
+            return "quota_total"
+        return "ok"
 
     async def fetch_attachment(self, ref: str) -> bytes:
         """A file a widget user sent, for the agent console (only from inside the store)."""
@@ -571,7 +587,7 @@ class WebChannel:
         while True:
             start = f"({state['last']}" if state["last"] else "-"
             try:
-                items = await self.r.xrange(box_key(session), min=start, count=200)
+                items = await self.r.xrange(self.box(session), min=start, count=200)
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await asyncio.sleep(0.5)
                 return False
@@ -628,14 +644,15 @@ class WebChannel:
                 await self._error(ws, "too_long", lang, cid, n=len(text), max=limit)
                 continue
             try:
-                taken = await self._accept(session, ip, cid, text, lang,
-                                           anchor=None if state["anchored"] else state["session"])
+                if not state["anchored"]:
+                    # The visitor writes: the session lives as long as the conversation's mailbox
+                    # (before the line, so its echo never precedes it).
+                    await self._anchor(state["session"])
+                    state["anchored"] = True
+                taken = await self._accept(session, ip, cid, text, lang)
                 if taken == "rate_limited":
                     await self._error(ws, "rate_limited", lang, cid)
                     continue
-                if taken == "duplicate" and not state["anchored"]:
-                    await self._anchor(state["session"])
-                state["anchored"] = True
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
                 log.warning("web.intake_failed", error=str(e))
                 await self._error(ws, "unavailable", lang, cid)
@@ -648,14 +665,13 @@ class WebChannel:
 
     async def _accept(
         self, session: str, ip: str, client_id: str, text: str, lang: str, attachments: tuple[Attachment, ...] = (),
-        *, counted: bool = False, anchor: str | None = None, found_kinds: Sequence[str] = (),
+        *, counted: bool = False, found_kinds: Sequence[str] = (),
     ) -> str:
-        """Rate limits, the user's line into the mailbox, the message onto the queue:
-        'stored' (the mailbox echo follows), 'duplicate' (a resend of a line already taken, same
-        client id: it costs no rate-limit budget and the queue drops it) or 'rate_limited'
+        """Rate limits, the user's line into the mailbox, the message onto the queue — one intake
+        script: 'stored' (the mailbox echo follows), 'duplicate' (a resend of a line already taken,
+        same client id: it costs no rate-limit budget and stores nothing) or 'rate_limited'
         (nothing stored). `session` is the contact id (public); `counted`: the limits were
-        already applied (an upload's admission); `anchor`: the visitor's session, to keep as
-        long as the mailbox once a line is taken; `found_kinds`: secrets redacted before (a text
+        already applied (an upload's admission); `found_kinds`: secrets redacted before (a text
         file's), so the decision knows."""
         assert self.sink is not None, "channel not started"
         msg = await redacted_async(
@@ -671,30 +687,18 @@ class WebChannel:
                 meta={"redacted": ",".join(found_kinds)} if found_kinds else {},
             )
         )
-        # The user's own line goes into the mailbox (redacted) so history survives a reload;
-        # it is written before the queue so it always precedes the reply. A resent line (same
-        # client id) is not written twice, and the queue drops the duplicate message.
-        minute = int(time.time() // 60)
+        # The user's own line goes into the mailbox (redacted) so history survives a reload.
         event: dict[str, Any] = {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id,
                                  "author": None, "buttons": []}
         if attachments:
             event["attachments"] = [{"name": a.name, "size": a.size, "content_type": a.content_type} for a in attachments]
-        if counted:
-            res = await self._box_add(
-                keys=[f"web:sent:in:{session}:{client_id}", box_key(session)],
-                args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode()],
-            )
-        else:
-            res = await self._box_user(
-                keys=[f"web:sent:in:{session}:{client_id}", box_key(session), f"rl:web:s:{session}:{minute}",
-                      f"rl:web:ip:{ip}:{minute}", *([session_key(anchor)] if anchor else [])],
-                args=[BOX_TTL_S, self.settings.web.history, NOTIFY, session, orjson.dumps(event).decode(),
-                      self.settings.web.rate_per_session, self.settings.web.rate_per_ip],
-            )
-        if res in (b"rate_limited", "rate_limited"):
+        echo = Append(self.box(session), session, orjson.dumps(event).decode(), self.settings.web.history)
+        try:
+            entry = await self.sink(msg, pre_redacted=True, limits=() if counted else self._limits(session, ip),
+                                    echo=echo)
+        except OverLimit:
             return "rate_limited"
-        await self.sink(msg, pre_redacted=True)
-        return "duplicate" if res is None else "stored"
+        return "duplicate" if entry is None else "stored"
 
 
 def _dir_bytes(root: Path) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -12,6 +12,7 @@ from bot.files import DEFAULT_ATTACHMENT_TYPES
 
 class WebChannelSettings(ChannelSettings):
     type: Literal["web"] = "web"
+    reply_mailbox: ClassVar[bool] = True  # replies go straight into the session's mailbox (bot.mailbox)
     title_en: str = "Support"
     title_zh: str = "在线客服"
     # Origins allowed to open the widget's WebSocket ("*" = any page may embed the widget).

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +27,12 @@ from handoff.worker import db_outage
 
 STREAM = streams.DECISIONS
 GROUP = streams.REPORTS
+DECISIONS: Table = ReportDecision.__table__  # type: ignore[assignment]
+HOURLY: Table = ReportHourly.__table__  # type: ignore[assignment]
+CONVERSATIONS: Table = ReportConversation.__table__  # type: ignore[assignment]
+# Reports may be a moment behind: reading at most ~4 times a second turns a steady trickle of
+# decisions into batches (one transaction and a few statements each, not one per decision).
+LINGER_S = 0.25
 
 # Why a conversation reached a person, as the reports group it.
 REASONS = ("safety_rule", "classifier", "second_failure", "user_asked")
@@ -66,51 +72,95 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 async def record(session: AsyncSession, d: Decision) -> bool:
     """Count one decision (inside the caller's transaction). False when it was already counted."""
-    at = d.decided_at.astimezone(UTC)
-    action, reason, version = action_of(d), reason_kind(d), (d.model_version or "")[:100]
-    ins = _insert(session, ReportDecision).values(
-        message_id=d.message_id[:64], decided_at=at, channel=d.channel[:32], lang=d.lang, action=action,
-        topic=d.topic, intent=(d.intent or "")[:100], reason=reason, confidence=float(d.confidence),
-        model_version=version,
-    ).on_conflict_do_nothing(index_elements=["message_id"])
-    if cast(CursorResult[Any], await session.execute(ins)).rowcount == 0:
-        return False
-    hour = hour_of(at)
-    up = _insert(session, ReportHourly).values(
-        hour=hour, channel=d.channel[:32], lang=d.lang, topic=d.topic, action=action, reason=reason,
-        model_version=version, n=1,
-    )
+    return bool(await record_many(session, [d]))
+
+
+async def record_many(session: AsyncSession, ds: list[Decision]) -> int:
+    """Count decisions, in stream order, inside the caller's transaction, in a few statements
+    whatever their number: the rows (those already counted are skipped), the hourly roll-ups
+    summed per key, each conversation's first appearance and first handoff. Returns how many were
+    new."""
+    rows: dict[str, tuple[Decision, datetime, str, str, str]] = {}
+    for d in ds:  # a redelivered entry may sit twice in one batch
+        rows.setdefault(d.message_id[:64], (d, d.decided_at.astimezone(UTC), action_of(d), reason_kind(d),
+                                            (d.model_version or "")[:100]))
+    if not rows:
+        return 0
+    # Statements with bound parameters (executemany, "insertmanyvalues" for the RETURNING one):
+    # compiled once and cached, whatever the batch size.
+    ins = (_insert(session, DECISIONS).on_conflict_do_nothing(index_elements=["message_id"])
+           .returning(DECISIONS.c.message_id))
+    new = set((await session.execute(ins, [
+        {"message_id": mid, "decided_at": at, "channel": d.channel[:32], "lang": d.lang, "action": action,
+         "topic": d.topic, "intent": (d.intent or "")[:100], "reason": reason, "confidence": float(d.confidence),
+         "model_version": version}
+        for mid, (d, at, action, reason, version) in rows.items()
+    ])).scalars())
+    if not new:
+        return 0
+    fresh = [v for mid, v in rows.items() if mid in new]
+    hourly: dict[tuple[Any, ...], int] = {}
+    convs: dict[str, dict[str, Any]] = {}
+    handoffs: list[dict[str, Any]] = []
+    for d, at, action, reason, version in fresh:
+        hour = hour_of(at)
+        k = (hour, d.channel[:32], d.lang, d.topic, action, reason, version)
+        hourly[k] = hourly.get(k, 0) + 1
+        key = conversation_key(d.channel, d.conversation_id)
+        convs.setdefault(key, {"key": key, "channel": d.channel[:32], "lang": d.lang, "topic": d.topic,
+                               "started_hour": hour, "handed_off_at": None})
+        if action == "handoff":
+            handoffs.append({"k": key, "at": at, "topic": d.topic})
+        metrics.observe(d, action, reason)
+    up = _insert(session, HOURLY)
     await session.execute(up.on_conflict_do_update(
         index_elements=["hour", "channel", "lang", "topic", "action", "reason", "model_version"],
-        set_={"n": ReportHourly.n + 1},
-    ))
-    key = conversation_key(d.channel, d.conversation_id)
-    conv = _insert(session, ReportConversation).values(
-        key=key, channel=d.channel[:32], lang=d.lang, topic=d.topic, started_hour=hour, handed_off_at=None,
-    ).on_conflict_do_nothing(index_elements=["key"])
-    await session.execute(conv)
-    if action == "handoff":
+        set_={"n": HOURLY.c.n + up.excluded.n},
+    ), [{"hour": h, "channel": c, "lang": lg, "topic": t, "action": a, "reason": r, "model_version": v, "n": n}
+        for (h, c, lg, t, a, r, v), n in hourly.items()])
+    await session.execute(_insert(session, CONVERSATIONS).on_conflict_do_nothing(index_elements=["key"]),
+                          list(convs.values()))
+    if handoffs:  # in order: the first handoff of a conversation is the one kept
         await session.execute(
-            update(ReportConversation)
-            .where(ReportConversation.key == key, ReportConversation.handed_off_at.is_(None))
-            .values(handed_off_at=at, topic=d.topic)
+            update(CONVERSATIONS)
+            .where(CONVERSATIONS.c.key == bindparam("k"), CONVERSATIONS.c.handed_off_at.is_(None))
+            .values(handed_off_at=bindparam("at"), topic=bindparam("topic")),
+            handoffs,
         )
-    metrics.observe(d, action, reason)
-    return True
+    return len(fresh)
+
+
+def _parse(e: Entry) -> Decision | Permanent:
+    try:
+        return Decision.from_json(e.fields.get("d", ""))
+    except ValidationError as exc:
+        # Locations and messages only: the input (a user's redacted words) stays out of logs.
+        why = "; ".join(f"{'.'.join(map(str, er['loc'])) or '-'}: {er['msg']}"
+                        for er in exc.errors(include_input=False)[:5])
+        return Permanent(f"malformed decision: {why}"[:500])
 
 
 def decisions_handler(sm: async_sessionmaker[AsyncSession]) -> Callable[[Entry, bool], Awaitable[Outcome]]:
     async def handle(e: Entry, fresh: bool) -> Outcome:
-        try:
-            d = Decision.from_json(e.fields.get("d", ""))
-        except ValidationError as exc:
-            # Locations and messages only: the input (a user's redacted words) stays out of logs.
-            why = "; ".join(f"{'.'.join(map(str, er['loc'])) or '-'}: {er['msg']}"
-                            for er in exc.errors(include_input=False)[:5])
-            return Permanent(f"malformed decision: {why}"[:500])
+        d = _parse(e)
+        if isinstance(d, Permanent):
+            return d
         async with sm() as s, s.begin():
             await record(s, d)
         return None
+
+    return handle
+
+
+def batch_handler(sm: async_sessionmaker[AsyncSession]) -> Callable[[list[Entry]], Awaitable[list[Outcome]]]:
+    """Every decision of one read in one transaction (the consumer falls back to one at a time
+    when the batch fails, so one bad entry cannot hold up the others)."""
+
+    async def handle(entries: list[Entry]) -> list[Outcome]:
+        parsed = [_parse(e) for e in entries]
+        async with sm() as s, s.begin():
+            await record_many(s, [d for d in parsed if isinstance(d, Decision)])
+        return [d if isinstance(d, Permanent) else None for d in parsed]
 
     return handle
 
@@ -120,4 +170,5 @@ def reports_consumer(sm: async_sessionmaker[AsyncSession], r: aioredis.Redis, *,
     """The `decisions` stream → report tables, in the `reports` group (the review queue keeps
     reading the stream itself; trimming it no longer loses a figure)."""
     return StreamConsumer(r, stream, GROUP, decisions_handler(sm), handler_name="reports", max_attempts=max_attempts,
-                          claim_idle_ms=claim_idle_ms, block_ms=block_ms, outage=db_outage)
+                          claim_idle_ms=claim_idle_ms, block_ms=block_ms, outage=db_outage,
+                          batch_handler=batch_handler(sm), linger_s=LINGER_S)

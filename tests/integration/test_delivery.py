@@ -126,8 +126,9 @@ async def test_inbound_poison_is_dead_lettered_and_the_rest_is_answered_once_in_
         d = Decision.from_json(f["d"])
         got.setdefault(d.conversation_id, []).append(d.message_id)
     assert got == sent  # all 50, once each, in each conversation's order
-    replies = [Outbound.from_json(f["d"]) for _, f in await aredis.xrange("outbound:web")]
-    assert sorted(o.in_reply_to or "" for o in replies) == sorted(i for ids in sent.values() for i in ids)
+    # The widget's replies are written into each session's mailbox by the commit itself.
+    replies = [orjson.loads(f["e"]) for c in sent for _, f in await aredis.xrange(box_key(c.removeprefix("web:")))]
+    assert sorted(e["in_reply_to"] for e in replies if e["kind"] == "bot") == sorted(i for ids in sent.values() for i in ids)
     letters = {f.get("c"): f for f in await dead(aredis, "inbound")}
     assert set(letters) == {"web:broken", "web:c0"}
     assert letters["web:broken"]["error"].startswith("malformed entry")  # never retried: it cannot parse
@@ -315,3 +316,38 @@ async def test_readiness_names_a_stream_whose_consumers_all_stopped_looping(ared
     assert not await aredis.hexists(HEARTBEATS, "outbound:web|senders|gone")  # long gone: forgotten
     await aredis.hset(HEARTBEATS, "inbound|routers|host-1-c", str(now))  # a restarted router
     assert (await consumer_report(aredis, None, 30))[1] == []
+
+
+async def test_a_failing_batch_is_handled_one_entry_at_a_time(aredis: aioredis.Redis) -> None:
+    """A consumer with a batch handler (the reports recorder writes a read's decisions in one
+    transaction): when the batch fails because of one entry, the others are still handled, each
+    once and in order, and only that one is retried and dead-lettered."""
+    from bot.consumer import StreamConsumer
+    from bot.queue import Entry
+
+    for i in range(20):
+        await aredis.xadd("batchy", {"n": str(i)})
+    await aredis.xadd("batchy", {"n": "poison"})
+    handled: list[str] = []
+    batches: list[int] = []
+
+    async def one(e: Entry, fresh: bool) -> None:
+        if e.fields["n"] == "poison":
+            raise ValueError("cannot store this one")
+        handled.append(e.fields["n"])
+
+    async def many(entries: list[Entry]) -> list[None]:
+        if any(e.fields["n"] == "poison" for e in entries):
+            raise ValueError("cannot store this batch")
+        batches.append(len(entries))
+        handled.extend(e.fields["n"] for e in entries)
+        return [None] * len(entries)
+
+    c = StreamConsumer(aredis, "batchy", "g", one, batch_handler=many, max_attempts=2, block_ms=50,
+                       retry_base_s=0.01, batch=8)
+    await asyncio.wait_for(c.run(asyncio.Event(), burst=True), 30)
+    assert handled == [str(i) for i in range(20)]  # each once, in order
+    assert batches and max(batches) == 8  # the reads without the poison went as batches
+    dead = await aredis.xrange("batchy:dead")
+    assert [f["n"] for _, f in dead] == ["poison"] and "cannot store this one" in dead[0][1]["error"]
+    assert (await aredis.xpending("batchy", "g"))["pending"] == 0
