@@ -54,7 +54,7 @@ from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
 from bot.queue import Entry, _entries, ensure_group, trim_stream
-from bot.redisconn import NotReplicated, replicated
+from bot.redisconn import NotReplicated, one_slot, replicated
 
 log = get_logger("switchboard.consumer")
 
@@ -528,11 +528,23 @@ class StreamConsumer:
         else:
             fields: dict[Any, Any] = {**e.fields, "entry": e.id, "error": error[:2000], "handler": self.handler_name,
                                       "attempts": attempts, "at": int(time.time())}
-            pipe = self.r.pipeline(transaction=True)
-            pipe.xadd(self.dead_stream, fields)
-            pipe.xack(self.stream, self.group, e.id)
-            pipe.hdel(streams.attempts(self.stream), e.id)
-            await pipe.execute()
+            attempts_key = streams.attempts(self.stream)
+            if one_slot(self.r, self.dead_stream, self.stream, attempts_key):
+                pipe = self.r.pipeline(transaction=True)
+                pipe.xadd(self.dead_stream, fields)
+                pipe.xack(self.stream, self.group, e.id)
+                pipe.hdel(attempts_key, e.id)
+                await pipe.execute()
+            else:
+                # An untagged stream on a Redis Cluster (`handoff`, `outbound:<ch>`): its dead
+                # letters are on another slot, so no MULTI. The dead letter is written first: a
+                # crash in between leaves the entry pending (dead-lettered again later, at worst
+                # twice), never acknowledged without its dead letter.
+                await self.r.xadd(self.dead_stream, fields)
+                pipe = self.r.pipeline(transaction=False)
+                pipe.xack(self.stream, self.group, e.id)
+                pipe.hdel(attempts_key, e.id)
+                await pipe.execute()
         self.dead_lettered += 1
         self._m_dead.inc()
         log.error("consumer.dead_lettered", stream=self.stream, entry=e.id, handler=self.handler_name,

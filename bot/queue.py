@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 
 from bot.config import QueueSettings
 from bot.models import Message
-from bot.redisconn import NotReplicated, replicated
+from bot.redisconn import NotReplicated, is_cluster, replicated
 from bot.streams import Layout
 
 # KEYS: seen marker, conv, inbound, rate counter ; ARGV: dedupe ttl, message, conv id, force,
@@ -221,7 +221,9 @@ class Queue:
                  partition: int = 0, durability: Durability | None = None) -> None:
         self.r = r
         self.s = settings
-        self.layout = layout or Layout(settings.partitions, settings.partitions > 1, settings.inbound_stream)
+        # Without a layout: the one of these settings on this client (tagged on a cluster).
+        self.layout = layout or Layout(settings.partitions, settings.partitions > 1 or is_cluster(r),
+                                       settings.inbound_stream)
         self.partition = partition
         self.durability = durability or Durability()
         self.stream = self.layout.inbound(partition)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 SINGLE = ("redis", "rediss", "unix")
@@ -105,6 +106,20 @@ def connect(url: str, *, max_connections: int = 1000, decode_responses: bool = T
 
 def is_cluster(r: Any) -> bool:
     return isinstance(r, RedisCluster)
+
+
+def co_slot(r: Any, name: str) -> str:
+    """`name` as the start of keys that must share one hash slot: `{name}` on a Redis Cluster
+    (Redis hashes only what is between the braces, so `{name}:a` and `{name}:b` land on one slot
+    and one script or `MULTI` may touch both), `name` unchanged elsewhere (the historical key
+    names of a single Redis or Sentinel)."""
+    return f"{{{name}}}" if is_cluster(r) else name
+
+
+def one_slot(r: Any, *keys: str) -> bool:
+    """Whether one script or `MULTI` may touch all of `keys`: always on one server, on a cluster
+    only when they hash to the same slot."""
+    return not is_cluster(r) or len({key_slot(k.encode("utf-8", "surrogatepass")) for k in keys}) <= 1
 
 
 class NotReplicated(ConnectionError):
