@@ -185,6 +185,18 @@ class RedisCluster:
         _wait(lambda: int(new.client().info("replication")["connected_slaves"]) >= 1, 30, "replica re-attached")
         return victim
 
+    def promote_replica(self, key: str) -> Node:
+        """A planned failover of `key`'s slot (`CLUSTER FAILOVER` on the master's replica, as for
+        an upgrade): the replica takes over, the old master becomes its replica, no connection
+        drops. Returns the new master."""
+        old = self.master_of(key)
+        replica = next(n for n in self.nodes if n.proc and n.proc.poll() is None and n is not old
+                       and n.client().info("replication").get("master_port") == old.port)
+        _wait(lambda: _synced(replica), 30, "replica in sync before the failover")
+        replica.client().execute_command("CLUSTER FAILOVER")
+        _wait(lambda: self.master_of(key) is replica and _synced(old), 30, "planned failover")
+        return replica
+
     def stop(self) -> None:
         for n in self.nodes:
             n.stop()

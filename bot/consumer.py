@@ -53,7 +53,7 @@ from bot import metrics, streams
 from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
-from bot.queue import Entry, _entries, ensure_group, trim_stream
+from bot.queue import Entry, _entries, ensure_group, report_not_replicated, trim_stream
 from bot.redisconn import NotReplicated, one_slot, replicated
 
 log = get_logger("switchboard.consumer")
@@ -99,6 +99,9 @@ _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirector
 # loading): it passes like a connection error, so it must not count against the entry.
 _REDIS_FAILOVER = (ClusterDownError, TryAgainError, SlotNotCoveredError, MasterDownError, ReadOnlyError,
                    BusyLoadingError)
+# Replies of a master being demoted that redis-py leaves as a plain ResponseError: a blocked
+# XREADGROUP released by the role change, and a WAIT that reached the old master.
+_FAILOVER_REPLIES = ("UNBLOCKED", "WAIT cannot be used with replica")
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -106,6 +109,8 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, TransientError | RedisConnectionError | RedisTimeoutError | TimeoutError):
         return True
     if isinstance(exc, _REDIS_FAILOVER):
+        return True
+    if isinstance(exc, ResponseError) and str(exc).startswith(_FAILOVER_REPLIES):
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES)
 
@@ -236,15 +241,13 @@ class StreamConsumer:
                     if self.retention_s is not None and now - last_trim > 10:
                         last_trim = now
                         await trim_stream(self.r, self.stream, self.retention_s)
-                except ResponseError as err:
-                    if "NOGROUP" not in str(err):
-                        raise
-                    # The stream or group vanished (Redis restarted without persistence, a manual
-                    # cleanup): recreate it and carry on rather than crash-looping.
-                    log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
-                    await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
-                    continue
                 except Exception as exc:
+                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                        # The stream or group vanished (Redis restarted without persistence, a manual
+                        # cleanup): recreate it and carry on rather than crash-looping.
+                        log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
+                        await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
+                        continue
                     if not self.outage(exc):
                         raise
                     wait = backoff.next()
@@ -357,6 +360,7 @@ class StreamConsumer:
         entries = _entries(got[0][1]) if got else []
         if entries and acked < self.wait_replicas:
             # Held in this consumer's pending list: taken over (and checked again) after claim_idle_ms.
+            report_not_replicated("read", self.stream, acked, self.wait_replicas, self.wait_timeout_ms)
             raise NotReplicated(f"{self.stream}: read entries on {acked} of {self.wait_replicas} replicas")
         return entries
 

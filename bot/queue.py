@@ -25,7 +25,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bot import metrics
 from bot.config import QueueSettings
+from bot.logs import get_logger
 from bot.models import Message
 from bot.redisconn import NotReplicated, is_cluster, replicated
 from bot.streams import Layout
@@ -128,6 +130,27 @@ return 1
 """
 
 CONV_TTL_S = 90 * 24 * 3600
+NOT_REPLICATED_LOG_EVERY_S = 10.0
+
+log = get_logger("switchboard.queue")
+_short_since: dict[tuple[str, str], tuple[float, int]] = {}  # (op, stream) → (last logged, shortfalls since)
+
+
+def report_not_replicated(op: str, stream: str, acked: int, wanted: int, timeout_ms: int) -> None:
+    """A `WAIT` came back with fewer replicas than `redis.wait_replicas` (a replica is down,
+    lagging or re-syncing): counted in `switchboard_redis_not_replicated_total{op}` and logged as
+    `redis.not_replicated` — at most once per `NOT_REPLICATED_LOG_EVERY_S` per (op, stream), with
+    how many happened since, so a replica outage is one line every few seconds, not one per message."""
+    metrics.NOT_REPLICATED.labels(op).inc()
+    now = time.monotonic()
+    last, n = _short_since.get((op, stream), (float("-inf"), 0))
+    n += 1
+    if now - last < NOT_REPLICATED_LOG_EVERY_S:
+        _short_since[(op, stream)] = (last, n)
+        return
+    _short_since[(op, stream)] = (now, 0)
+    log.warning("redis.not_replicated", op=op, stream=stream, replicas=acked, wanted=wanted, timeout_ms=timeout_ms,
+                count=n)
 
 
 class RateLimited(Exception):
@@ -264,6 +287,7 @@ class Queue:
         )
         if wait and acked < self.durability.replicas:
             # Not acknowledged to the channel: it sends again and dedupe keeps the message once.
+            report_not_replicated("intake", lay.inbound(p), acked, self.durability.replicas, self.durability.timeout_ms)
             raise NotReplicated(f"intake on {acked} of {self.durability.replicas} replicas "
                                 f"within {self.durability.timeout_ms} ms")
         if res is None:
@@ -328,6 +352,7 @@ class Queue:
             # The commit is in (and acked) on the master; a reader of its outputs waits for the
             # replicas itself before acting (`StreamConsumer`), so this is only reported.
             self.not_replicated += 1
+            report_not_replicated("commit", self.stream, acked, self.durability.replicas, self.durability.timeout_ms)
         return int(res)
 
     async def dead_letter(self, entry: Entry, error: str, attempts: int = 1, handler: str = "router") -> None:

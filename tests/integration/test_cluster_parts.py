@@ -462,3 +462,67 @@ def test_bad_events_are_dead_lettered_listed_and_replayed_by_the_cli_on_a_cluste
 
     entries = asyncio.run(check())
     assert [(f["c"], f["seq"]) for f in entries] == [("web:s1", "1"), ("web:s1", "2")]
+
+
+# -- right after a planned failover ------------------------------------------------------------------------
+async def test_a_planned_failover_is_an_outage_readers_and_channels_wait_out_not_a_crash(
+    cluster: RedisCluster, rc: aioredis.Redis, tmp_path: Path
+) -> None:
+    """`CLUSTER FAILOVER` (as for an upgrade): the client still maps the slot to the old master,
+    now a replica, over connections that stay open. A command follows the MOVED to the new master
+    but its `WAIT` reaches the replica, which refuses it. With `redis.wait_replicas` that is a
+    Redis outage — a sender or the ticket writer waits it out, a channel sends again — never an
+    error that stops a consumer."""
+    from bot.consumer import StreamConsumer, is_outage
+    from bot.queue import Durability, Entry, Queue
+
+    s = make_settings(redis={"url": cluster.url, "wait_replicas": 1, "wait_timeout_ms": 1000}, queue={"partitions": 2})
+    lay = Layout.of(s)
+    q = Queue(rc, s.queue, layout=lay, durability=Durability.of(s))
+    p = lay.partition("web:f")
+    got: list[str] = []
+
+    async def handle(e: Entry, fresh: bool) -> None:
+        got.append(e.fields["d"])
+
+    def sender() -> StreamConsumer:
+        return StreamConsumer(rc, lay.outbound("web", p), "senders", handle, wait_replicas=1, wait_timeout_ms=1000,
+                              block_ms=50, claim_idle_ms=1000)
+
+    def m(i: int) -> Message:
+        return Message(channel="web", channel_message_id=f"f{i}", conversation_id="web:f", user_id="f", text=f"m{i}")
+
+    assert await q.publish(m(1)) is not None
+    # A sender runs across the failover.
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender().run(stop))
+    await rc.xadd(lay.outbound("web", p), {"d": "reply 1"})
+
+    async def until(n: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(got) < n:
+            assert not running.done(), f"the sender stopped: {running.exception()}"
+            assert time.monotonic() < deadline, f"only {got}"
+            await asyncio.sleep(0.05)
+
+    await until(1)
+    new = await asyncio.to_thread(cluster.promote_replica, lay.inbound(p))
+    # The next reply is written by another process (this client has not been told of the move).
+    new.client().xadd(lay.outbound("web", p), {"d": "reply 2"})
+    await until(2)
+    stop.set()
+    await running
+    assert got == ["reply 1", "reply 2"]
+
+    outages: list[str] = []
+    for _ in range(100):  # the channel sends again until it is acknowledged
+        try:
+            await q.publish(m(2))
+            break
+        except Exception as e:  # noqa: BLE001 - what the channel sees is the point
+            assert is_outage(e), f"{type(e).__name__}: {e}"
+            outages.append(type(e).__name__)
+            await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"never acknowledged after the failover: {outages}")
+    assert [Message.from_json(f["m"]).text for _, f in await rc.xrange(lay.inbound(p))] == ["m1", "m2"]
