@@ -345,6 +345,14 @@ async def test_a_telegram_group_case_reaches_the_ticket_and_the_private_chat_on_
                 await pump(route=False)
                 assert len(fake.sent()) == sent
                 assert await dead_letters(rc) == {}
+
+                # Readiness and the queue gauges read the cluster (every partition's streams).
+                # (ASGITransport runs no lifespan, so the NLU check has no HTTP client here.)
+                ready = (await http.get("/readyz")).json()
+                assert ready["checks"]["redis"] == "ok" and "problems" not in ready, ready
+                scraped = (await http.get("/metrics")).text
+                for stream in ("inbound:{p0}", "inbound:{p1}", "handoff:{p1}", "outbound:telegram:{p0}"):
+                    assert f'switchboard_queue_lag{{stream="{stream}"}} 0.0' in scraped, stream
             finally:
                 await ch.stop()
 
