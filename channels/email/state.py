@@ -1,4 +1,5 @@
-"""What the email channel keeps in Redis, in one place (keys under `email:<our address>:`).
+"""What the email channel keeps in Redis, in one place (keys under `email:<our address>:`; on a
+Redis Cluster the deferred replies under `{email:<our address>:deferred}`, see `EmailState`).
 
 - **Threads**: Message-ID → conversation for every mail of a conversation, ours and the user's
   (so a reply to any of them joins it), ticket number → conversation (the subject-token fallback),
