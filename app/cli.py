@@ -596,7 +596,8 @@ def deadletters_replay(
     """Put dead letters back on their stream (all of --stream, or the given ids)."""
     from app.runtime import connect_redis
     from bot.deadletters import replay, select
-    from bot.queue import Queue
+    from bot.queue import Durability, Queue
+    from bot.streams import Layout
 
     s, known, stream = _dead_scope(config, stream)
 
@@ -604,7 +605,7 @@ def deadletters_replay(
         r = connect_redis(s)
         try:
             items = await select(r, await _dead_streams(r, known, stream), ids, 10_000)
-            q = Queue(r, s.queue)
+            q = Queue(r, s.queue, layout=Layout.of(s), durability=Durability.of(s))
             done = 0
             for d in items:
                 done += await replay(r, q, d)

@@ -18,9 +18,8 @@ from rich.table import Table
 
 from bench.procs import Cluster as Procs
 from bench.procs import say
-from bench.redis_ha import Node, RedisCluster, SentinelSet, burst_with_failover
+from bench.redis_ha import Node, RedisCluster, SentinelSet, burst_with_failover, ha_port
 from bot.config import load_settings
-from intents.rasa import free_port
 
 
 def _row(procs: Procs, name: str, url: str, *, partitions: int, wait: int, ha: Any = None,
@@ -54,7 +53,7 @@ def _row(procs: Procs, name: str, url: str, *, partitions: int, wait: int, ha: A
 
 def measure(procs: Procs) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    port = free_port()
+    port = ha_port()
     single = Node(port, ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
     single.start()
     try:

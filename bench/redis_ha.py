@@ -18,26 +18,55 @@ from typing import Any
 import redis
 
 from bench.procs import port_open, redis_binary
-from intents.rasa import free_port
+
+PORTS_ENV = "SWITCHBOARD_HA_PORTS"
+"""`first-last` (e.g. `7100-7199`): the ports the private redis-servers may use (a cluster node's
+bus port, +10000, too). Unset: random free ports."""
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _candidates() -> list[int]:
+    import random
+
+    raw = os.environ.get(PORTS_ENV, "")
+    if raw:
+        first, _, last = raw.partition("-")
+        ports = list(range(int(first), int(last or first) + 1))
+    else:
+        ports = [random.randint(20000, 45000) for _ in range(200)]
+    random.shuffle(ports)
+    return ports
+
+
+_TAKEN: set[int] = set()  # handed out by this process (a node may not be listening yet)
+
+
+def ha_port(*, bus: bool = False) -> int:
+    """A free port (with `bus`, its cluster bus port +10000 free too), from `$SWITCHBOARD_HA_PORTS`
+    when set. Never the same twice in one process."""
+    for port in _candidates():
+        need = (port, port + 10000) if bus else (port,)
+        if port in _TAKEN or need[-1] >= 65536:
+            continue
+        if all(_bindable(p) for p in need):
+            _TAKEN.add(port)
+            return port
+    raise RuntimeError(f"no free port{' pair' if bus else ''} (${PORTS_ENV}={os.environ.get(PORTS_ENV, '')!r})")
 
 
 def cluster_port() -> int:
     """A free port whose cluster bus port (+10000) is free too (both must be below 65536)."""
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randint(20000, 45000)
-        ok = True
-        for p in (port, port + 10000):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise RuntimeError("no free port pair")
+    return ha_port(bus=True)
 
 
 def _cli() -> str:
@@ -156,6 +185,18 @@ class RedisCluster:
         _wait(lambda: int(new.client().info("replication")["connected_slaves"]) >= 1, 30, "replica re-attached")
         return victim
 
+    def promote_replica(self, key: str) -> Node:
+        """A planned failover of `key`'s slot (`CLUSTER FAILOVER` on the master's replica, as for
+        an upgrade): the replica takes over, the old master becomes its replica, no connection
+        drops. Returns the new master."""
+        old = self.master_of(key)
+        replica = next(n for n in self.nodes if n.proc and n.proc.poll() is None and n is not old
+                       and n.client().info("replication").get("master_port") == old.port)
+        _wait(lambda: _synced(replica), 30, "replica in sync before the failover")
+        replica.client().execute_command("CLUSTER FAILOVER")
+        _wait(lambda: self.master_of(key) is replica and _synced(old), 30, "planned failover")
+        return replica
+
     def stop(self) -> None:
         for n in self.nodes:
             n.stop()
@@ -178,7 +219,7 @@ class SentinelSet:
             raise
 
     def _start(self) -> SentinelSet:
-        mport, rport = free_port(), free_port()
+        mport, rport = ha_port(), ha_port()
         for port, extra in ((mport, []), (rport, ["--replicaof", "127.0.0.1", str(mport)])):
             d = self.tmp / f"s{port}"
             d.mkdir(parents=True)
@@ -188,7 +229,7 @@ class SentinelSet:
         for n in self.data:
             n.start()
         for _ in range(3):
-            port = free_port()
+            port = ha_port()
             conf = self.tmp / f"sentinel-{port}.conf"
             conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor {self.name} 127.0.0.1 {mport} 2\n"
                             f"sentinel down-after-milliseconds {self.name} 1000\n"

@@ -21,6 +21,7 @@ from bot.errors import PermanentChannelError
 from bot.logs import get_logger
 from bot.models import Outbound
 from bot.queue import Entry
+from bot.redisconn import one_slot
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -82,6 +83,12 @@ class OutboundSender:
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
         await self.consumer.run(stop, burst=burst)
 
+    def marker(self, outbound_id: str) -> str:
+        """"Sent, not yet acknowledged" of a reply: in its stream's hash slot (the partition's
+        tag), so that marker, ack and attempts go to one node; `sent:<ch>:<id>` untagged."""
+        tag = streams.slot_tag(self.stream)
+        return f"sent:{self.channel.name}:{tag}:{outbound_id}" if tag else f"sent:{self.channel.name}:{outbound_id}"
+
     async def _deliver(self, e: Entry, fresh: bool) -> Outcome:
         try:
             ob = Outbound.from_json(e.fields.get("d", ""))
@@ -90,7 +97,7 @@ class OutboundSender:
         # A channel whose own store makes a send idempotent (the widget's mailbox) offers
         # `deliver`: send and acknowledge in one step, no separate sent-marker round trips.
         deliver = getattr(self.channel, "deliver", None)
-        marker = f"sent:{self.channel.name}:{ob.id}"
+        marker = self.marker(ob.id)
         if deliver is None and await self.r.exists(marker):
             return None  # sent before a crash, not yet acknowledged: just ack
         try:
@@ -101,10 +108,14 @@ class OutboundSender:
         except PermanentChannelError as exc:
             return Permanent(str(exc))
         if deliver is None:
-            pipe = self.r.pipeline(transaction=True)
+            # In any order, so no MULTI needed (an untagged stream's keys are on three slots of a
+            # cluster): a marker without the ack only makes a redelivery ack, an ack without the
+            # marker leaves nothing to redeliver.
+            attempts = streams.attempts(self.stream)
+            pipe = self.r.pipeline(transaction=one_slot(self.r, marker, self.stream, attempts))
             pipe.set(marker, "1", ex=7 * 24 * 3600)
             pipe.xack(self.stream, SENDERS_GROUP, e.id)
-            pipe.hdel(streams.attempts(self.stream), e.id)
+            pipe.hdel(attempts, e.id)
             await pipe.execute()
         self.sent += 1
         metrics.MESSAGES_OUT.labels(self.channel.name).inc()

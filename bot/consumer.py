@@ -53,8 +53,8 @@ from bot import metrics, streams
 from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
-from bot.queue import Entry, _entries, ensure_group, trim_stream
-from bot.redisconn import NotReplicated, replicated
+from bot.queue import Entry, _entries, ensure_group, report_not_replicated, trim_stream
+from bot.redisconn import NotReplicated, one_slot, replicated
 
 log = get_logger("switchboard.consumer")
 
@@ -102,6 +102,9 @@ _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirector
 # loading): it passes like a connection error, so it must not count against the entry.
 _REDIS_FAILOVER = (ClusterDownError, TryAgainError, SlotNotCoveredError, MasterDownError, ReadOnlyError,
                    BusyLoadingError)
+# Replies of a master being demoted that redis-py leaves as a plain ResponseError: a blocked
+# XREADGROUP released by the role change, and a WAIT that reached the old master.
+_FAILOVER_REPLIES = ("UNBLOCKED", "WAIT cannot be used with replica")
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -109,6 +112,8 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, TransientError | RedisConnectionError | RedisTimeoutError | TimeoutError):
         return True
     if isinstance(exc, _REDIS_FAILOVER):
+        return True
+    if isinstance(exc, ResponseError) and str(exc).startswith(_FAILOVER_REPLIES):
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES)
 
@@ -245,15 +250,13 @@ class StreamConsumer:
                     if self.retention_s is not None and now - last_trim > 10:
                         last_trim = now
                         await trim_stream(self.r, self.stream, self.retention_s)
-                except ResponseError as err:
-                    if "NOGROUP" not in str(err):
-                        raise
-                    # The stream or group vanished (Redis restarted without persistence, a manual
-                    # cleanup): recreate it and carry on rather than crash-looping.
-                    log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
-                    await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
-                    continue
                 except Exception as exc:
+                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                        # The stream or group vanished (Redis restarted without persistence, a manual
+                        # cleanup): recreate it and carry on rather than crash-looping.
+                        log.warning("consumer.group_recreated", stream=self.stream, group=self.group)
+                        await self._until_up(lambda: ensure_group(self.r, self.stream, self.group), stop)
+                        continue
                     if not self.outage(exc):
                         raise
                     wait = backoff.next()
@@ -369,6 +372,7 @@ class StreamConsumer:
         entries = _entries(got[0][1]) if got else []
         if entries and acked < self.wait_replicas:
             # Held in this consumer's pending list: taken over (and checked again) after claim_idle_ms.
+            report_not_replicated("read", self.stream, acked, self.wait_replicas, self.wait_timeout_ms)
             raise NotReplicated(f"{self.stream}: read entries on {acked} of {self.wait_replicas} replicas")
         return entries
 
@@ -576,11 +580,23 @@ class StreamConsumer:
         else:
             fields: dict[Any, Any] = {**e.fields, "entry": e.id, "error": error[:2000], "handler": self.handler_name,
                                       "attempts": attempts, "at": int(time.time())}
-            pipe = self.r.pipeline(transaction=True)
-            pipe.xadd(self.dead_stream, fields)
-            pipe.xack(self.stream, self.group, e.id)
-            pipe.hdel(streams.attempts(self.stream), e.id)
-            await pipe.execute()
+            attempts_key = streams.attempts(self.stream)
+            if one_slot(self.r, self.dead_stream, self.stream, attempts_key):
+                pipe = self.r.pipeline(transaction=True)
+                pipe.xadd(self.dead_stream, fields)
+                pipe.xack(self.stream, self.group, e.id)
+                pipe.hdel(attempts_key, e.id)
+                await pipe.execute()
+            else:
+                # An untagged stream on a Redis Cluster (`handoff`, `outbound:<ch>`): its dead
+                # letters are on another slot, so no MULTI. The dead letter is written first: a
+                # crash in between leaves the entry pending (dead-lettered again later, at worst
+                # twice), never acknowledged without its dead letter.
+                await self.r.xadd(self.dead_stream, fields)
+                pipe = self.r.pipeline(transaction=False)
+                pipe.xack(self.stream, self.group, e.id)
+                pipe.hdel(attempts_key, e.id)
+                await pipe.execute()
         self.dead_lettered += 1
         self._m_dead.inc()
         log.error("consumer.dead_lettered", stream=self.stream, entry=e.id, handler=self.handler_name,

@@ -96,7 +96,8 @@ async def select(r: aioredis.Redis, where: list[str], ids: list[str] | None, lim
 async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
     """Put a dead letter back on its stream; False (it stays) when it cannot be: an inbound
     message that does not parse."""
-    if d.stream == inbound.stream:
+    lay = inbound.layout
+    if d.stream in {lay.inbound(p) for p in lay.all()}:  # intake again: into its partition, next seq
         try:
             msg = Message.from_json(d.fields.get("m", ""))
         except ValueError:

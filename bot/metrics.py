@@ -35,3 +35,9 @@ HANDLER_SECONDS = Histogram(
 )
 OUTAGES = Counter("switchboard_stream_outages_total", "Handler attempts stopped by an outage (not counted)",
                   ["stream"])
+NOT_REPLICATED = Counter(
+    "switchboard_redis_not_replicated_total",
+    "Writes that WAIT confirmed on fewer replicas than redis.wait_replicas in time (op: intake = refused, "
+    "the channel sends again; commit = kept on the master only; read = entries held until replicas have them)",
+    ["op"],
+)

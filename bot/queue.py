@@ -25,10 +25,12 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bot import metrics
 from bot.config import QueueSettings
+from bot.logs import get_logger
 from bot.mailbox import LUA_BOX_ADD, Append
 from bot.models import Message
-from bot.redisconn import NotReplicated, replicated
+from bot.redisconn import NotReplicated, is_cluster, replicated
 from bot.streams import Layout
 
 # KEYS: seen marker, conv, inbound, rate counter, [the channel's counters…], [mailbox] ;
@@ -147,6 +149,27 @@ return 1
 """
 
 CONV_TTL_S = 90 * 24 * 3600
+NOT_REPLICATED_LOG_EVERY_S = 10.0
+
+log = get_logger("switchboard.queue")
+_short_since: dict[tuple[str, str], tuple[float, int]] = {}  # (op, stream) → (last logged, shortfalls since)
+
+
+def report_not_replicated(op: str, stream: str, acked: int, wanted: int, timeout_ms: int) -> None:
+    """A `WAIT` came back with fewer replicas than `redis.wait_replicas` (a replica is down,
+    lagging or re-syncing): counted in `switchboard_redis_not_replicated_total{op}` and logged as
+    `redis.not_replicated` — at most once per `NOT_REPLICATED_LOG_EVERY_S` per (op, stream), with
+    how many happened since, so a replica outage is one line every few seconds, not one per message."""
+    metrics.NOT_REPLICATED.labels(op).inc()
+    now = time.monotonic()
+    last, n = _short_since.get((op, stream), (float("-inf"), 0))
+    n += 1
+    if now - last < NOT_REPLICATED_LOG_EVERY_S:
+        _short_since[(op, stream)] = (last, n)
+        return
+    _short_since[(op, stream)] = (now, 0)
+    log.warning("redis.not_replicated", op=op, stream=stream, replicas=acked, wanted=wanted, timeout_ms=timeout_ms,
+                count=n)
 
 
 class RateLimited(Exception):
@@ -263,7 +286,9 @@ class Queue:
                  partition: int = 0, durability: Durability | None = None) -> None:
         self.r = r
         self.s = settings
-        self.layout = layout or Layout(settings.partitions, settings.partitions > 1, settings.inbound_stream)
+        # Without a layout: the one of these settings on this client (tagged on a cluster).
+        self.layout = layout or Layout(settings.partitions, settings.partitions > 1 or is_cluster(r),
+                                       settings.inbound_stream)
         self.partition = partition
         self.durability = durability or Durability()
         self.stream = self.layout.inbound(partition)
@@ -310,6 +335,7 @@ class Queue:
         res, acked = await self._run(self._intake, keys, args)
         if wait and acked < self.durability.replicas:
             # Not acknowledged to the channel: it sends again and dedupe keeps the message once.
+            report_not_replicated("intake", lay.inbound(p), acked, self.durability.replicas, self.durability.timeout_ms)
             raise NotReplicated(f"intake on {acked} of {self.durability.replicas} replicas "
                                 f"within {self.durability.timeout_ms} ms")
         if res is None:
@@ -378,6 +404,7 @@ class Queue:
             # The commit is in (and acked) on the master; a reader of its outputs waits for the
             # replicas itself before acting (`StreamConsumer`), so this is only reported.
             self.not_replicated += 1
+            report_not_replicated("commit", self.stream, acked, self.durability.replicas, self.durability.timeout_ms)
         return int(res)
 
     async def dead_letter(self, entry: Entry, error: str, attempts: int = 1, handler: str = "router") -> None:

@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import NoScriptError
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, ResponseError
 
 SINGLE = ("redis", "rediss", "unix")
 
@@ -107,6 +108,23 @@ def is_cluster(r: Any) -> bool:
     return isinstance(r, RedisCluster)
 
 
+def co_slot(r: Any, name: str) -> str:
+    """`name` as the start of keys that must share one hash slot: `{name}` on a Redis Cluster
+    (Redis hashes only what is between the braces, so `{name}:a` and `{name}:b` land on one slot
+    and one script or `MULTI` may touch both), `name` unchanged elsewhere (the historical key
+    names of a single Redis or Sentinel)."""
+    return f"{{{name}}}" if is_cluster(r) else name
+
+
+def one_slot(r: Any, *keys: str) -> bool:
+    """Whether one script or `MULTI` may touch all of `keys`: always on one server, on a cluster
+    only when they hash to the same slot."""
+    return not is_cluster(r) or len({key_slot(k.encode("utf-8", "surrogatepass")) for k in keys}) <= 1
+
+
+_WAIT_ON_REPLICA = "WAIT cannot be used with replica instances"
+
+
 class NotReplicated(ConnectionError):
     """A write was not confirmed by enough replicas in time (treated as a Redis outage)."""
 
@@ -138,8 +156,14 @@ async def replicated(r: aioredis.Redis, key: str, commands: list[tuple[Any, ...]
             for src in scripts:
                 await r.script_load(src)
             continue
-        for e in res:
+        for e in res[:-1]:
             if isinstance(e, Exception):
                 raise e
+        if isinstance(res[-1], ResponseError) and str(res[-1]).startswith(_WAIT_ON_REPLICA):
+            # A failover moved the slot: the commands followed the MOVED to the new master, the
+            # WAIT went to the old one, now its replica. Nothing says a replica has the writes.
+            raise NotReplicated(f"the slot of {key!r} moved to another master during the write")
+        if isinstance(res[-1], Exception):
+            raise res[-1]
         return list(res[:-1]), int(res[-1])
     raise NoScriptError("script not loaded")  # pragma: no cover

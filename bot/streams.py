@@ -35,6 +35,14 @@ def attempts(stream: str) -> str:
     return f"{stream}:attempts"
 
 
+def slot_tag(key: str) -> str:
+    """The hash tag of a key (`{p3}` of `outbound:web:{p3}`), '' when it has none: what Redis
+    Cluster hashes instead of the whole key (the first `{…}` with something inside)."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start:end + 1] if end > start + 1 else ""
+
+
 # -- partitions and hash tags -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Layout:

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.redisconn import co_slot
 from handoff.models import Agent
 
 _PH = PasswordHasher()
@@ -95,15 +96,27 @@ end
 """
 
 
-def agent_sessions_key(agent_id: int) -> str:
-    return f"agent:sessions:{agent_id}"
+def _ns(r: aioredis.Redis) -> str:
+    """Where sign-in state lives: `agent:…` on one Redis; `{agent}:…` on a Redis Cluster, one
+    slot for all of it, because a session and its agent's session set change in one MULTI and a
+    sign-in attempt counts three keys in one script. It is small (a session per signed-in agent,
+    failure counters that expire with the lockout) and read once per console request."""
+    return co_slot(r, "agent")
+
+
+def agent_sessions_key(r: aioredis.Redis, agent_id: int) -> str:
+    return f"{_ns(r)}:sessions:{agent_id}"
+
+
+def session_key(r: aioredis.Redis, token: str) -> str:
+    return f"{_ns(r)}:sess:{token}"
 
 
 async def drop_agent_sessions(r: aioredis.Redis, agent_id: int) -> int:
     """End every session of an agent (disabled, or signed out everywhere)."""
-    key = agent_sessions_key(agent_id)
+    key = agent_sessions_key(r, agent_id)
     tokens = await r.smembers(key)
-    await r.delete(key, *[f"agent:sess:{t.decode() if isinstance(t, bytes) else t}" for t in tokens])
+    await r.delete(key, *[session_key(r, t.decode() if isinstance(t, bytes) else t) for t in tokens])
     return len(tokens)
 
 
@@ -120,29 +133,31 @@ class Sessions:
 
     async def create(self, agent_id: int) -> Session:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        key, every = session_key(self.r, token), agent_sessions_key(self.r, agent_id)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(f"agent:sess:{token}", mapping={"agent": agent_id, "csrf": csrf})
-        pipe.expire(f"agent:sess:{token}", self.ttl)
+        pipe.hset(key, mapping={"agent": agent_id, "csrf": csrf})
+        pipe.expire(key, self.ttl)
         # Every session of an agent, so disabling them ends all of them at once.
-        pipe.sadd(agent_sessions_key(agent_id), token)
-        pipe.expire(agent_sessions_key(agent_id), self.ttl)
+        pipe.sadd(every, token)
+        pipe.expire(every, self.ttl)
         await pipe.execute()
         return Session(token, agent_id, csrf)
 
     async def get(self, token: str | None) -> Session | None:
         if not token or len(token) > 100:
             return None
-        h = await self.r.hgetall(f"agent:sess:{token}")
+        h = await self.r.hgetall(session_key(self.r, token))
         if not h:
             return None
         return Session(token, int(h["agent"]), h["csrf"])
 
     async def drop(self, token: str) -> None:
-        await self.r.delete(f"agent:sess:{token}")
+        await self.r.delete(session_key(self.r, token))
 
 
     def _keys(self, email: str, ip: str) -> list[str]:
-        return [f"agent:fail:{email}:{ip}", f"agent:fail:{email}", f"agent:failip:{ip}"]
+        ns = _ns(self.r)
+        return [f"{ns}:fail:{email}:{ip}", f"{ns}:fail:{email}", f"{ns}:failip:{ip}"]
 
     async def attempt(self, email: str, ip: str) -> bool:
         """Count a sign-in attempt before its password is checked; False = throttled (not counted)."""

@@ -1,4 +1,5 @@
-"""What the email channel keeps in Redis, in one place (keys under `email:<our address>:`).
+"""What the email channel keeps in Redis, in one place (keys under `email:<our address>:`; on a
+Redis Cluster the deferred replies under `{email:<our address>:deferred}`, see `EmailState`).
 
 - **Threads**: Message-ID → conversation for every mail of a conversation, ours and the user's
   (so a reply to any of them joins it), ticket number → conversation (the subject-token fallback),
@@ -20,6 +21,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
+from bot.redisconn import co_slot
 
 THREAD_TTL_S = 180 * 24 * 3600
 RECORD_TTL_S = 14 * 24 * 3600
@@ -56,6 +59,11 @@ class EmailState:
     def __init__(self, r: aioredis.Redis, address: str) -> None:
         self.r = r
         self.ns = f"email:{address.lower()}"
+        # The deferred replies' schedule, payloads and per-conversation sets change together (one
+        # MULTI): on a cluster they share the slot of `{email:<address>:deferred}` — small state
+        # (replies waiting seconds to minutes for their ticket acknowledgement), and the schedule
+        # spans every conversation, so no conversation's partition tag would do.
+        self._deferred = co_slot(r, f"{self.ns}:deferred")
         self._claim = r.register_script(_CLAIM)
         self._autoreply = r.register_script(_AUTOREPLY)
 
@@ -86,7 +94,7 @@ class EmailState:
 
     @property
     def k_deferred(self) -> str:
-        return f"{self.ns}:deferred"
+        return self._deferred
 
     # -- threads ----------------------------------------------------------------------------------
     async def conversation_of(self, msgids: list[str]) -> str | None:
@@ -94,7 +102,11 @@ class EmailState:
         first: In-Reply-To, then References newest to oldest)."""
         if not msgids:
             return None
-        vals = await self.r.mget([self.k_msgid(m) for m in msgids])
+        # One GET each in a pipeline, not MGET: on a cluster the ids hash to different slots.
+        pipe = self.r.pipeline(transaction=False)
+        for m in msgids:
+            pipe.get(self.k_msgid(m))
+        vals = await pipe.execute()
         return next((v for v in vals if v), None)
 
     async def remember_msgid(self, msgid: str, conv: str, *, keep: bool = False) -> None:
@@ -117,7 +129,9 @@ class EmailState:
         await pipe.execute()
 
     async def remember_ticket(self, number: str, conv: str) -> None:
-        pipe = self.r.pipeline(transaction=True)
+        # Two keys of two slots on a cluster, so no MULTI; each write is idempotent and the next
+        # reply of the ticket writes both again.
+        pipe = self.r.pipeline(transaction=False)
         pipe.set(self.k_ticket(number), conv, ex=THREAD_TTL_S)
         pipe.hset(self.k_conv(conv), "ticket", number)
         pipe.expire(self.k_conv(conv), THREAD_TTL_S)

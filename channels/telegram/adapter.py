@@ -66,6 +66,8 @@ from bot.logs import get_logger
 from bot.models import Button, Message, Outbound
 from bot.ratelimit import AuthFailureLimit
 from bot.redact import redact
+from bot.redisconn import co_slot, is_cluster
+from bot.streams import Layout
 from channels.telegram import render
 from channels.telegram.config import TelegramChannelSettings
 from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize
@@ -86,7 +88,6 @@ _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 T = TypeVar("T")
 
-HANDOFF_STREAM = "handoff"  # the handoff side's intake stream (bot.router.HANDOFF_STREAM)
 PRIVATE_KEY = "telegram:private"  # hash: user id → ISO time they last wrote in their private chat
 LINK_KEY = "telegram:link:{}"  # user id → the group conversation their private chat continues
 HELD_KEY = "telegram:held:{}"  # sorted set: replies waiting for the user to open the private chat
@@ -163,7 +164,7 @@ class TelegramChannel:
         self._stop = asyncio.Event()
         self._poll_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.outbound_stream = f"outbound:{self.name}"
+        self.layout = Layout.of(settings)
         self.offset_key = f"telegram:offset:{cfg.bot_id}"
 
     @classmethod
@@ -317,7 +318,7 @@ class TelegramChannel:
             if msg is None:
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="private_chat_opened")
         for ob in [*released, *notices]:
-            await self.r.xadd(self.outbound_stream, {"d": ob.to_json()})
+            await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
         entry: str | None = None
         if msg is not None:
             msg = await self._resolve_callback(msg)
@@ -326,7 +327,7 @@ class TelegramChannel:
                 await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", ex=GROUP_SEEN_TTL_S)
         if held:
             # Only what was released: a reply held meanwhile waits for the next message.
-            await self.r.zrem(HELD_KEY.format(released[0].user_id), *held)
+            await self.r.zrem(self._held_key(released[0].user_id), *held)
             for ob in released:
                 if ob.meta.get("ticket") or ob.kind == "handoff":
                     await self._tell_agent("delivered_private", ob)
@@ -662,10 +663,10 @@ class TelegramChannel:
                                            ob.meta.get("reply_to_message_id"), thread_id)
                 return
         # Each step once, even when a retry follows a failure half-way (`steps` remembers them).
-        steps_key = f"telegram:held_steps:{ob.id}"
+        held = self._held_key(uid)
+        steps_key = self._held_steps_key(held, ob.id)
         steps = await self._redis(self.r.hgetall(steps_key))
         if "held" not in steps:
-            held = HELD_KEY.format(uid)
             pipe = self.r.pipeline(transaction=True)
             pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
             pipe.expire(held, LINK_TTL_S)
@@ -699,7 +700,24 @@ class TelegramChannel:
         so the ticket is opened before this event is read)."""
         event = {"delivery": {"ticket": ob.meta.get("ticket", ""), "conversation": ob.conversation_id,
                               "channel": self.name, "status": status, "outbound": ob.id, "kind": ob.kind}}
-        await self._redis(self.r.xadd(HANDOFF_STREAM, {"d": orjson.dumps(event).decode()}))
+        stream = self.layout.handoff(self.layout.partition(ob.conversation_id))
+        await self._redis(self.r.xadd(stream, {"d": orjson.dumps(event).decode()}))
+
+    # -- Redis keys of a conversation and of a held reply ------------------------------------------
+    def _outbound_of(self, conversation_id: str) -> str:
+        """The conversation's outbound stream (its partition's): notices and released replies
+        go out in order with the router's replies of that conversation."""
+        return self.layout.outbound(self.name, self.layout.partition(conversation_id))
+
+    def _held_key(self, uid: int | str) -> str:
+        """The replies held for a user; on a Redis Cluster `{telegram:held:<user>}`, so a reply's
+        step marks (`_held_steps_key`) share its slot and are written with it in one MULTI."""
+        return co_slot(self.r, HELD_KEY.format(uid))
+
+    def _held_steps_key(self, held: str, outbound_id: str) -> str:
+        if is_cluster(self.r):
+            return f"{held}:steps:{outbound_id}"
+        return f"telegram:held_steps:{outbound_id}"
 
     async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:
         """A message in a user's private chat: remember that the bot may write there, release what
@@ -710,7 +728,7 @@ class TelegramChannel:
         pipe.hset(PRIVATE_KEY, uid, _now_iso())
         pipe.hdel(BLOCKED_KEY, msg.meta["reply_chat_id"])  # they write again: not blocked
         pipe.get(LINK_KEY.format(uid))
-        pipe.zrange(HELD_KEY.format(uid), 0, -1)
+        pipe.zrange(self._held_key(uid), 0, -1)
         _, _, linked, held = await pipe.execute()
         released: list[Outbound] = []
         for raw in held or []:

@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tweepy.asynchronous import AsyncClient
 
-from bot import metrics
+from bot import metrics, streams
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import PermanentChannelError, TransientChannelError
@@ -49,6 +49,7 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import Message, Outbound
 from bot.ratelimit import AuthFailureLimit, WindowLimit
+from bot.streams import Layout
 from channels.twitter import normalize
 from channels.twitter.config import TwitterChannelSettings
 from channels.twitter.normalize import Skipped
@@ -81,7 +82,9 @@ _NOT_MESSAGES = {
 DELETED_KEY = "twitter:deleted:{}"  # a post its author deleted: no public reply under it
 POSTED_KEY = "twitter:post:{}"  # tweet id → our Message id, to take a deleted post out of its ticket
 BLOCKED_KEY = "twitter:blocked"  # set of user ids the account blocked
-HANDOFF_STREAM = "handoff"  # the handoff side's intake stream (bot.router.HANDOFF_STREAM)
+# The handoff side's intake stream for a retraction: the untagged one (a deleted post names only its
+# message, not its conversation; the web role consumes this stream in every key layout).
+HANDOFF_STREAM = streams.HANDOFF
 KEEP_S = 30 * 24 * 3600
 # Where X serves the media users attach (public images; DM media behind OAuth; videos).
 MEDIA_HOSTS = frozenset({"pbs.twimg.com", "ton.twitter.com", "video.twimg.com"})
@@ -151,6 +154,7 @@ class TwitterChannel:
         session: Any | None = None,
     ) -> None:
         self.settings = settings
+        self.layout = Layout.of(settings)
         self.cfg = cfg
         self.r = r
         self._auth_failures = AuthFailureLimit(r, "twitter")
@@ -324,7 +328,9 @@ class TwitterChannel:
                               conversation_id=res.conversation_id, user_id=res.user_id,
                               text=NOT_KEPT[lang].format(names=", ".join(refused)), lang=res.lang, kind="system",
                               meta={k: v for k, v in res.meta.items() if k.startswith("reply_")})
-            await self.r.xadd(f"outbound:{self.name}", {"d": notice.to_json()})
+            # The conversation's outbound stream (its partition's), in order with its replies.
+            await self.r.xadd(self.layout.outbound(self.name, self.layout.partition(res.conversation_id)),
+                              {"d": notice.to_json()})
         if not res.text.strip() and not res.attachments:
             log.info("twitter.event_skipped", reason="only_refused_media", id=source_id)
             return

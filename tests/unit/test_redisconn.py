@@ -84,6 +84,43 @@ def test_a_redis_failover_is_an_outage_not_a_failed_attempt() -> None:
 
     for exc in (ClusterDownError("CLUSTERDOWN The cluster is down"), TryAgainError("TRYAGAIN"),
                 SlotNotCoveredError("slot 42"), ReadOnlyError("READONLY You can't write against a read only replica"),
-                NotReplicated("intake on 0 of 1 replicas")):
+                NotReplicated("intake on 0 of 1 replicas"),
+                ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"),
+                ResponseError("WAIT cannot be used with replica instances. Please also note …")):
         assert is_outage(exc), exc
     assert not is_outage(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))
+
+
+def _clients() -> tuple[object, object]:
+    """A one-server client and a cluster client (neither connects until a command is sent)."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    return aioredis.Redis(), RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", 1)])
+
+
+def test_state_outside_the_queue_keeps_its_names_on_one_redis_and_shares_a_slot_per_group_on_a_cluster() -> None:
+    from redis.crc import key_slot
+
+    from bot.redisconn import one_slot
+    from bot.streams import slot_tag
+    from channels.email.state import EmailState
+    from handoff.auth import Sessions, agent_sessions_key, session_key
+
+    single, cluster = _clients()
+    # One Redis: the historical names, so existing deployments keep their sessions and mail state.
+    assert (session_key(single, "t"), agent_sessions_key(single, 7)) == ("agent:sess:t", "agent:sessions:7")  # type: ignore[arg-type]
+    assert Sessions(single, 60, 5, 60)._keys("a@x", "1.2.3.4") == [  # type: ignore[arg-type]
+        "agent:fail:a@x:1.2.3.4", "agent:fail:a@x", "agent:failip:1.2.3.4"]
+    assert EmailState(single, "Support@Example.test").k_deferred == "email:support@example.test:deferred"  # type: ignore[arg-type]
+    # A cluster: every key one script or MULTI touches hashes to one slot.
+    groups = [
+        [session_key(cluster, "t"), agent_sessions_key(cluster, 7)],  # type: ignore[arg-type]
+        Sessions(cluster, 60, 5, 60)._keys("a@x", "1.2.3.4"),  # type: ignore[arg-type]
+        [(k := EmailState(cluster, "support@example.test").k_deferred), f"{k}:data", f"{k}:conv:email:c1"],  # type: ignore[arg-type]
+    ]
+    for keys in groups:
+        assert len({key_slot(k.encode()) for k in keys}) == 1, keys
+        assert one_slot(cluster, *keys)
+    assert not one_slot(cluster, "outbound:web", "outbound:web:dead") and one_slot(single, "a", "b")
+    assert (slot_tag("outbound:web:{p3}:dead"), slot_tag("outbound:web"), slot_tag("a{}b")) == ("{p3}", "", "")
