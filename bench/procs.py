@@ -229,6 +229,18 @@ class Cluster:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
+    @property
+    def redis_socket(self) -> Path:
+        return self.tmp / "redis" / "redis.sock"
+
+    @property
+    def role_redis_url(self) -> str:
+        """What the product's roles connect to: the Unix socket (the one-machine set-up the README
+        recommends), or TCP with BENCH_REDIS_TCP=1."""
+        if os.environ.get("BENCH_REDIS_TCP") == "1":
+            return self.redis_url
+        return f"unix://{self.redis_socket}?db=0"
+
     def start_redis(self) -> None:
         self.redis_port = free_port()
         d = self.tmp / "redis"
@@ -236,7 +248,8 @@ class Cluster:
         _, log = self._log("redis")
         self.redis_proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(d), "--protected-mode", "yes", "--daemonize", "no"],
+             "--appendonly", "no", "--dir", str(d), "--protected-mode", "yes", "--daemonize", "no",
+             "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 20
@@ -298,7 +311,7 @@ class Cluster:
         what is measured)."""
         repo = ROOT
         cfg: dict[str, Any] = {
-            "redis": {"url": self.redis_url, "start_if_unreachable": False},
+            "redis": {"url": self.role_redis_url, "start_if_unreachable": False},
             "database": {"url": f"sqlite+aiosqlite:///{self.tmp}/tickets.db"},
             "nlu": {
                 "urls": nlu_urls, "manage": False, "rasa_venv": str(repo / ".venv-rasa"),
