@@ -72,7 +72,7 @@ from channels.telegram import render
 from channels.telegram.chat_action import SlowReplyTyping, replied_marker
 from channels.telegram.config import TelegramChannelSettings
 from channels.telegram.http import AiohttpRequest
-from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize
+from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize, normalize_raw
 
 if TYPE_CHECKING:
     from bot.intake import Sink
@@ -108,13 +108,28 @@ class _TopicGone(PermanentChannelError):
     """The forum topic (or the General topic) a reply was meant for is closed or deleted."""
 
 
-def build_bot(cfg: TelegramChannelSettings, updates_request: AiohttpRequest | None = None) -> Bot:
+class ReplyBot(Bot):
+    """PTB's `Bot` plus `send_text`: sendMessage without turning Telegram's answer into a PTB
+    `Message` (which cost about as much CPU as the HTTP call itself; nothing reads it). The same
+    request and the same errors as `Bot.send_message`: it ends in `Bot._post`, where every PTB API
+    method ends (parameters, defaults, the request object, the mapping of Bot API errors)."""
+
+    async def send_text(self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+                        reply_parameters: ReplyParameters | None = None,
+                        message_thread_id: int | None = None) -> None:
+        await self._post("sendMessage", {
+            "chat_id": chat_id, "text": text, "link_preview_options": NO_PREVIEW, "reply_markup": reply_markup,
+            "reply_parameters": reply_parameters, "message_thread_id": message_thread_id,
+        })
+
+
+def build_bot(cfg: TelegramChannelSettings, updates_request: AiohttpRequest | None = None) -> ReplyBot:
     """A PTB Bot for `cfg` (no I/O) on our aiohttp transport (channels/telegram/http.py). Two
     connection pools, so a long poll never holds up sends."""
     t = cfg.request_timeout_s
     request = AiohttpRequest(16, read_timeout=t, write_timeout=t, connect_timeout=5.0, pool_timeout=5.0)
-    return Bot(cfg.token.get_secret_value(), base_url=cfg.base_url, base_file_url=cfg.base_file_url,
-               request=request, get_updates_request=updates_request or updates_http(cfg))
+    return ReplyBot(cfg.token.get_secret_value(), base_url=cfg.base_url, base_file_url=cfg.base_file_url,
+                    request=request, get_updates_request=updates_request or updates_http(cfg))
 
 
 def updates_http(cfg: TelegramChannelSettings) -> AiohttpRequest:
@@ -159,7 +174,7 @@ class TelegramChannel:
         self.cfg = cfg
         self.r = r
         self._auth_failures = AuthFailureLimit(r, "telegram")
-        self._bot: Bot | None = None
+        self._bot: ReplyBot | None = None
         self._updates_request: AiohttpRequest | None = None
         self._sink: Sink | None = None
         self._ready = False
@@ -179,7 +194,7 @@ class TelegramChannel:
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
-    def bot(self) -> Bot:
+    def bot(self) -> ReplyBot:
         if self._bot is None:
             raise RuntimeError("telegram channel not started")
         return self._bot
@@ -276,7 +291,16 @@ class TelegramChannel:
     async def handle_raw(self, data: dict[str, Any]) -> str | None:
         """Queue one update as Telegram sent it (JSON). An update PTB cannot parse — say a Bot API
         field newer than this PTB — is stored (redacted) in `telegram:updates:dead` and skipped:
-        refusing it would make Telegram redeliver it forever and stall every later update."""
+        refusing it would make Telegram redeliver it forever and stall every later update.
+        A plain text message in a private chat (most updates) skips PTB's object tree
+        (`normalize_raw`): same result, a fraction of the CPU."""
+        try:
+            n = normalize_raw(data, self.identity)
+        except Exception as exc:  # as in handle_update: kept, not dropped
+            await self._dead_update(data, exc)
+            return None
+        if n is not None:
+            return await self._queue(n, data["update_id"])
         try:
             update = Update.de_json(data, self._bot)
         except Exception as exc:  # PTB raises TypeError/KeyError/ValueError/… on shapes it does not know
@@ -288,16 +312,19 @@ class TelegramChannel:
         """Queue one update. Returns the inbound entry id (None: nothing queued or a duplicate).
         Raises TransientError when Redis is unavailable, so the caller retries (polling) or
         answers 503 and Telegram redelivers (webhook)."""
-        sink = self._sink
-        if sink is None:
-            raise TransientError("telegram channel not started")
         try:
             n = normalize(update, self.identity)
         except Exception as exc:  # a bug or an update shape we did not foresee: kept, not dropped
             await self._dead_update(update.to_dict(), exc)
             return None
+        return await self._queue(n, update.update_id)
+
+    async def _queue(self, n: Normalized, update_id: int) -> str | None:
+        sink = self._sink
+        if sink is None:
+            raise TransientError("telegram channel not started")
         try:
-            return await self._apply(n, update.update_id, sink)
+            return await self._apply(n, update_id, sink)
         except _REDIS_ERRORS as e:
             raise TransientError(f"redis unavailable: {e}") from None
 
@@ -628,8 +655,8 @@ class TelegramChannel:
             def part(cid: int, migrated: bool, text: str = parts[i], reply: ReplyParameters | None = reply,
                      markup: InlineKeyboardMarkup | None = markup if last else None,
                      thread: int | None = thread_id) -> Awaitable[Any]:
-                return self.bot.send_message(
-                    cid, text, reply_markup=markup, link_preview_options=NO_PREVIEW,
+                return self.bot.send_text(
+                    cid, text, reply_markup=markup,
                     # After a migration the old message ids and thread mean nothing in the new chat.
                     reply_parameters=None if migrated else reply,
                     message_thread_id=None if migrated else thread,
