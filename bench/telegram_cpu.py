@@ -30,7 +30,7 @@ from typing import Any
 from bench import texts as T
 from bench.load import Probe, closed_loop, telegram_workers
 from bench.peers import TelegramFake
-from bench.procs import Cluster, say
+from bench.procs import ROOT, Cluster, say
 
 GROUPS = ("web", "router", "redis", "stub", "client")
 # Call sites whose inclusive share of the web role's samples is printed (substring of a frame).
@@ -148,6 +148,11 @@ async def profile(c: Cluster, tg: TelegramFake, a: argparse.Namespace, groups: d
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    # The roles run this checkout's code (not whatever `switchboard` the venv was installed from),
+    # unless BENCH_ROLE_CMD says otherwise.
+    path = os.environ.get("PYTHONPATH", "")
+    if str(ROOT) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), path) if p)
     with Cluster(keep_tmp=a.keep_tmp) as c:
         c.start_redis()
         stub_url = c.start_stub()
