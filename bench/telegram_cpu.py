@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from bench import texts as T
 from bench.load import Probe, closed_loop, telegram_workers
 from bench.peers import TelegramFake
@@ -78,25 +80,45 @@ def top_entries(raw: Path, limit: int = 25) -> str:
     return "\n".join(out)
 
 
+async def commandstats(r: aioredis.Redis) -> dict[str, int]:
+    """Calls per Redis command so far (`INFO commandstats`; a script's commands count apart)."""
+    info = await r.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items() if k != "cmdstat_info"}
+
+
 async def measure(c: Cluster, tg: TelegramFake, a: argparse.Namespace) -> dict[int, list[dict[str, float]]]:
     assert c.web is not None and c.redis_proc is not None and c.stub is not None
     groups = {"web": [c.web.pid], "router": c.router_pids(), "redis": [c.redis_proc.pid], "stub": [c.stub.pid],
               "client": [os.getpid()]}
     texts = T.UniqueTexts(seed=1)
+    r = aioredis.Redis.from_url(c.redis_url)
     base = f"http://127.0.0.1:{c.web_port}"
     # Warm up (first requests import and connect lazily).
     ws, clients = telegram_workers(base, tg, texts, 4)
     await closed_loop("warm", ws, Probe(groups), warmup=0.5, duration=2.0)
     await asyncio.gather(*(x.close() for x in clients))
+    # The web role keeps working for a while after it starts (migrations, indexes, the first
+    # reports): wait until it is idle, then print what the processes burn with nothing to do
+    # (pollers, timers, blocked reads) — at low rates a visible share of the CPU per message.
+    for _ in range(20):
+        t0, idle0 = time.perf_counter(), Probe(groups).snap()["cpu"]
+        await asyncio.sleep(2.0)
+        idle1, span = Probe(groups).snap()["cpu"], time.perf_counter() - t0
+        if idle1["web"] - idle0["web"] < 0.02 * span:
+            break
+    print("idle (CPU ms per second): " + ", ".join(f"{g} {1000 * (idle1[g] - idle0[g]) / span:.1f}" for g in GROUPS))
     ns = [int(x) for x in a.n.split(",") if x.strip()]
     rows: dict[int, list[dict[str, float]]] = {n: [] for n in ns}
     for rnd in range(a.rounds):
         for n in (ns if rnd % 2 == 0 else ns[::-1]):
             ws, clients = telegram_workers(base, tg, texts, n)
+            stats0, sent0 = await commandstats(r), tg.sent
             try:
                 res = await closed_loop(f"telegram{n}", ws, Probe(groups), warmup=a.warmup, duration=a.duration)
             finally:
                 await asyncio.gather(*(x.close() for x in clients))
+            await asyncio.sleep(0.2)  # the last replies' acknowledgements
+            stats1, sent1 = await commandstats(r), tg.sent
             row = {g: res.cpu_ms_per_msg(g) for g in GROUPS}
             row["ours"] = row["web"] + row["router"] + row["redis"]
             row["msg_s"] = res.throughput
@@ -104,10 +126,16 @@ async def measure(c: Cluster, tg: TelegramFake, a: argparse.Namespace) -> dict[i
             row["errors"] = res.errors
             row["others"] = max(0.0, (res.cpu_s["host"] - sum(v for k, v in res.cpu_s.items() if k != "host"))
                                 / res.duration)
+            per = {k: (stats1.get(k, 0) - stats0.get(k, 0)) / max(1, sent1 - sent0) for k in stats1}
+            row["redis_calls"] = sum(per.values())
             rows[n].append(row)
+            if rnd == 0 and n == ns[0]:
+                print("redis commands per message (all processes): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda x: -x[1]) if v >= 0.01))
             print(f"round {rnd + 1} N={n:<3} {res.throughput:7.1f} msg/s  p50 {row['p50']:6.2f} ms  "
                   f"web {row['web']:.3f}  router {row['router']:.3f}  redis {row['redis']:.3f}  "
                   f"ours {row['ours']:.3f}  stub {row['stub']:.3f}  client {row['client']:.3f} ms/msg  "
+                  f"redis calls {row['redis_calls']:.1f}/msg  "
                   f"errors {res.errors}  others {row['others']:.2f} cores", flush=True)
     print("\nmedians (CPU ms per message):")
     for n, rs in rows.items():

@@ -470,6 +470,27 @@ async def test_typing_shows_while_an_answer_is_slow_and_stops_once_it_is_sent(
     assert methods[-1] == "sendMessage" and [p["text"] for p in t.fake.sent()] == ["It is on its way."]
 
 
+async def test_typing_stops_when_no_answer_comes_or_the_chat_refuses_it(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    t = await telegram(typing_after_s=0.1)
+    t.channel.typing.renew_s, t.channel.typing.max_s = 0.1, 0.5
+    t.fake.fail_next("sendChatAction", 1, status=403)  # the user blocked the bot meanwhile
+    assert await t.post(tg.message("hello?", uid=631)) == 200
+    for _ in range(200):
+        if t.fake.of("sendChatAction", ok_only=False):
+            break
+        await asyncio.sleep(0.02)
+    assert await t.post(tg.message("anyone there?", uid=632)) == 200  # an agent owns it: no bot answer
+    await asyncio.sleep(1.5)
+    tried = [c for c in t.fake.calls if c.method == "sendChatAction"]
+    assert [c.params["chat_id"] for c in tried if c.status == 403] == ["631"]  # refused once, never again
+    shown = [c for c in tried if c.status == 200]
+    assert shown and {c.params["chat_id"] for c in shown} == {"632"}
+    await asyncio.sleep(0.5)
+    assert len(t.fake.of("sendChatAction")) == len(shown)  # gave up after max_s without an answer
+
+
 async def test_a_quick_answer_is_one_bot_api_call_even_when_another_process_sends_it(
     telegram: Callable[..., Awaitable[TG]],
 ) -> None:
