@@ -1,7 +1,8 @@
 """`python -m bench.telegram_request`: CPU per Bot API call of python-telegram-bot's transports.
 
-The fake Bot API of the tests runs in a child process; this process makes `sendMessage` and
-`sendChatAction` calls through `telegram.Bot` with PTB's `HTTPXRequest` and with
+The fake Bot API of the tests runs in a child process; this process makes `sendMessage` (PTB's
+`Bot.send_message`, and the channel's `ReplyBot.send_text`, which builds no `Message` from the
+answer) and `sendChatAction` calls with PTB's `HTTPXRequest` and with
 `channels.telegram.http.AiohttpRequest`, one call in flight or 8 at a time, on uvloop (as the
 roles run), and prints this process's CPU time per call (`time.process_time`, so other people's
 load on the machine barely moves it). Best of `--repeat` runs.
@@ -16,11 +17,12 @@ import sys
 import time
 from typing import Any
 
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bench.procs import ROOT, port_open
+from channels.telegram.adapter import ReplyBot
 from channels.telegram.http import AiohttpRequest
 from intents.rasa import free_port
 
@@ -60,14 +62,16 @@ async def run(make: Any, base: str, calls: int, conc: int, method: str) -> float
     from tests.fakes.telegram_api import TOKEN
 
     req: BaseRequest = make()
-    async with Bot(TOKEN, base_url=base, request=req, get_updates_request=make()) as bot:
+    async with ReplyBot(TOKEN, base_url=base, request=req, get_updates_request=make()) as bot:
         reply = ReplyParameters(7, allow_sending_without_reply=True)
         no_preview = LinkPreviewOptions(is_disabled=True)
+        text = "Your deposit is on its way: it needs 12 confirmations."
 
         async def one(i: int) -> None:
             if method == "sendMessage":
-                await bot.send_message(1000 + i % 50, "Your deposit is on its way: it needs 12 confirmations.",
-                                       reply_parameters=reply, link_preview_options=no_preview)
+                await bot.send_message(1000 + i % 50, text, reply_parameters=reply, link_preview_options=no_preview)
+            elif method == "send_text":  # what the channel sends: no Message object built from the answer
+                await bot.send_text(1000 + i % 50, text, reply_parameters=reply)
             else:
                 await bot.send_chat_action(1000 + i % 50, ChatAction.TYPING)
 
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}/bot"
         import uvloop
 
-        for method in ("sendMessage", "sendChatAction"):
+        for method in ("sendMessage", "send_text", "sendChatAction"):
             for conc in (1, 8):
                 for name, make in transports().items():
                     best = min(uvloop.run(run(make, base, a.calls, conc, method)) for _ in range(a.repeat))

@@ -155,8 +155,8 @@ def _reply_meta(chat: Chat, message_id: int | None, thread_id: int | None) -> di
 
 def _notice(update_id: int, key: str, chat: Chat, user: User, text: str, lang: Lang,
             reply_meta: dict[str, str]) -> Outbound:
-    # A deterministic id: if Telegram delivers the update twice, the sender's sent-marker keeps
-    # the notice from going out twice.
+    # A deterministic id: if Telegram delivers the update twice, the count of parts sent, kept
+    # under the outbound id (adapter `_send_text`), keeps the notice from going out twice.
     return Outbound(
         id=f"tg-{update_id}-{key}",
         channel=CHANNEL,
