@@ -146,6 +146,7 @@ class TelegramFake:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[float]]] = {}
+        self.sent = 0  # sendMessage calls answered
 
     def start(self) -> None:
         from tests.fakes.telegram_api import FakeBotAPI
@@ -160,6 +161,7 @@ class TelegramFake:
 
             async def hooked(p: dict[str, Any]) -> dict[str, Any]:
                 res = await send(p)
+                self.sent += 1
                 api.calls.clear()  # a bench sends tens of thousands: keep no history
                 w = self.waiting.pop(int(p["chat_id"]), None)
                 if w is not None:

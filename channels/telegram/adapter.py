@@ -14,10 +14,11 @@ We use PTB's `Bot` (HTTP client, types, errors) but not `Application`: its handl
 catches handler errors and moves on, and its updater confirms an update before handlers ran —
 both would lose a message when Redis blips. Our own dispatch table lives in `normalize.py`.
 
-Outbound (`send`): plain text (no parse_mode, nothing to escape wrongly), a typing action first,
-split at 4096 characters on paragraph/line boundaries with the number of parts already sent kept
+Outbound (`send`): plain text (no parse_mode, nothing to escape wrongly), split at 4096 characters on paragraph/line boundaries with the number of parts already sent kept
 in Redis (a retry after part 2 failed does not repeat part 1), buttons as an inline keyboard,
-and Bot API errors mapped onto the sender's transient/permanent contract.
+and Bot API errors mapped onto the sender's transient/permanent contract. "typing…" only shows
+in a private chat whose answer is slow (`typing_after_s`, chat_action.py). The Bot API is called
+through PTB on an aiohttp transport (http.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from urllib.parse import urlencode
 import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from telegram import (
@@ -56,8 +58,8 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.request import HTTPXRequest
 
+from bot import streams
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
@@ -69,8 +71,10 @@ from bot.redact import redact
 from bot.redisconn import co_slot, is_cluster
 from bot.streams import Layout
 from channels.telegram import render
+from channels.telegram.chat_action import SlowReplyTyping, replied_marker
 from channels.telegram.config import TelegramChannelSettings
-from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize
+from channels.telegram.http import AiohttpRequest
+from channels.telegram.normalize import ALLOWED_UPDATES, BotIdentity, Normalized, normalize, normalize_raw
 
 if TYPE_CHECKING:
     from bot.intake import Sink
@@ -105,18 +109,33 @@ class _TopicGone(PermanentChannelError):
     """The forum topic (or the General topic) a reply was meant for is closed or deleted."""
 
 
-def build_bot(cfg: TelegramChannelSettings, updates_request: HTTPXRequest | None = None) -> Bot:
-    """A PTB Bot for `cfg` (no I/O). Two connection pools, so a long poll never holds up sends."""
+class ReplyBot(Bot):
+    """PTB's `Bot` plus `send_text`: sendMessage without turning Telegram's answer into a PTB
+    `Message` (which cost about as much CPU as the HTTP call itself; nothing reads it). The same
+    request and the same errors as `Bot.send_message`: it ends in `Bot._post`, where every PTB API
+    method ends (parameters, defaults, the request object, the mapping of Bot API errors)."""
+
+    async def send_text(self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None,
+                        reply_parameters: ReplyParameters | None = None,
+                        message_thread_id: int | None = None) -> None:
+        await self._post("sendMessage", {
+            "chat_id": chat_id, "text": text, "link_preview_options": NO_PREVIEW, "reply_markup": reply_markup,
+            "reply_parameters": reply_parameters, "message_thread_id": message_thread_id,
+        })
+
+
+def build_bot(cfg: TelegramChannelSettings, updates_request: AiohttpRequest | None = None) -> ReplyBot:
+    """A PTB Bot for `cfg` (no I/O) on our aiohttp transport (channels/telegram/http.py). Two
+    connection pools, so a long poll never holds up sends."""
     t = cfg.request_timeout_s
-    request = HTTPXRequest(connection_pool_size=16, read_timeout=t, write_timeout=t, connect_timeout=5.0,
-                           pool_timeout=5.0)
-    return Bot(cfg.token.get_secret_value(), base_url=cfg.base_url, base_file_url=cfg.base_file_url,
-               request=request, get_updates_request=updates_request or updates_http(cfg))
+    request = AiohttpRequest(16, read_timeout=t, write_timeout=t, connect_timeout=5.0, pool_timeout=5.0)
+    return ReplyBot(cfg.token.get_secret_value(), base_url=cfg.base_url, base_file_url=cfg.base_file_url,
+                    request=request, get_updates_request=updates_request or updates_http(cfg))
 
 
-def updates_http(cfg: TelegramChannelSettings) -> HTTPXRequest:
-    return HTTPXRequest(connection_pool_size=1, read_timeout=10.0, write_timeout=cfg.request_timeout_s,
-                        connect_timeout=5.0, pool_timeout=5.0)
+def updates_http(cfg: TelegramChannelSettings) -> AiohttpRequest:
+    return AiohttpRequest(1, read_timeout=10.0, write_timeout=cfg.request_timeout_s, connect_timeout=5.0,
+                          pool_timeout=5.0)
 
 
 def redacted_raw(value: Any) -> Any:
@@ -156,8 +175,8 @@ class TelegramChannel:
         self.cfg = cfg
         self.r = r
         self._auth_failures = AuthFailureLimit(r, "telegram")
-        self._bot: Bot | None = None
-        self._updates_request: HTTPXRequest | None = None
+        self._bot: ReplyBot | None = None
+        self._updates_request: AiohttpRequest | None = None
         self._sink: Sink | None = None
         self._ready = False
         self._username: str | None = cfg.bot_username
@@ -166,6 +185,7 @@ class TelegramChannel:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.layout = Layout.of(settings)
         self.offset_key = f"telegram:offset:{cfg.bot_id}"
+        self.typing = SlowReplyTyping(r, self._typing_action, self._spawn, after_s=cfg.typing_after_s)
 
     @classmethod
     def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> TelegramChannel:
@@ -175,7 +195,7 @@ class TelegramChannel:
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
-    def bot(self) -> Bot:
+    def bot(self) -> ReplyBot:
         if self._bot is None:
             raise RuntimeError("telegram channel not started")
         return self._bot
@@ -214,6 +234,7 @@ class TelegramChannel:
         if self._sink is None and self._bot is None:
             return
         self._stop.set()
+        self.typing.close()
         if self._poll_task is not None:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -271,7 +292,16 @@ class TelegramChannel:
     async def handle_raw(self, data: dict[str, Any]) -> str | None:
         """Queue one update as Telegram sent it (JSON). An update PTB cannot parse — say a Bot API
         field newer than this PTB — is stored (redacted) in `telegram:updates:dead` and skipped:
-        refusing it would make Telegram redeliver it forever and stall every later update."""
+        refusing it would make Telegram redeliver it forever and stall every later update.
+        A plain text message in a private chat (most updates) skips PTB's object tree
+        (`normalize_raw`): same result, a fraction of the CPU."""
+        try:
+            n = normalize_raw(data, self.identity)
+        except Exception as exc:  # as in handle_update: kept, not dropped
+            await self._dead_update(data, exc)
+            return None
+        if n is not None:
+            return await self._queue(n, data["update_id"])
         try:
             update = Update.de_json(data, self._bot)
         except Exception as exc:  # PTB raises TypeError/KeyError/ValueError/… on shapes it does not know
@@ -283,16 +313,19 @@ class TelegramChannel:
         """Queue one update. Returns the inbound entry id (None: nothing queued or a duplicate).
         Raises TransientError when Redis is unavailable, so the caller retries (polling) or
         answers 503 and Telegram redelivers (webhook)."""
-        sink = self._sink
-        if sink is None:
-            raise TransientError("telegram channel not started")
         try:
             n = normalize(update, self.identity)
         except Exception as exc:  # a bug or an update shape we did not foresee: kept, not dropped
             await self._dead_update(update.to_dict(), exc)
             return None
+        return await self._queue(n, update.update_id)
+
+    async def _queue(self, n: Normalized, update_id: int) -> str | None:
+        sink = self._sink
+        if sink is None:
+            raise TransientError("telegram channel not started")
         try:
-            return await self._apply(n, update.update_id, sink)
+            return await self._apply(n, update_id, sink)
         except _REDIS_ERRORS as e:
             raise TransientError(f"redis unavailable: {e}") from None
 
@@ -323,6 +356,8 @@ class TelegramChannel:
         if msg is not None:
             msg = await self._resolve_callback(msg)
             entry = await sink(msg)
+            if entry is not None and msg.meta.get("chat_type") == "private":
+                self.typing.accepted(int(msg.meta["reply_chat_id"]))
             if n.group_message is not None:
                 await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", ex=GROUP_SEEN_TTL_S)
         if held:
@@ -403,11 +438,9 @@ class TelegramChannel:
         if self.cfg.mode != "webhook":
             return None
         router = APIRouter()
-
-        @router.post(self.cfg.webhook_path, include_in_schema=False)
-        async def telegram_webhook(request: Request) -> Response:
-            return await self.webhook(request)
-
+        # A plain Starlette route: the endpoint reads the raw body itself, so FastAPI's request
+        # handling (dependencies, body parsing, response validation) would only add CPU per update.
+        router.add_route(self.cfg.webhook_path, self.webhook, methods=["POST"], include_in_schema=False)
         return router
 
     def _secret_ok(self, got: str | None) -> bool:
@@ -554,49 +587,65 @@ class TelegramChannel:
     async def send(self, ob: Outbound) -> None:
         """Send one reply. Safe to call again after a failure: parts already delivered are not
         repeated (their count is kept in Redis under the outbound id)."""
+        await self._send(ob, None)
+
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+        """`send`, and the acknowledgement of the outbound entry (what `OutboundSender` uses when a
+        channel offers it). A reply is idempotent by its own Redis state (the parts count, the
+        steps of a reply moved to the private chat), so no separate sent-marker round trips: the
+        ack rides in the pipeline that records the last part. Ack after the record, both in one
+        pipeline: a redelivery after a failure between the two finds the reply sent."""
+        await self._send(ob, (stream, group, entry_id))
+
+    async def _send(self, ob: Outbound, ack: tuple[str, str, str] | None) -> None:
         if self._bot is None:
             raise TransientChannelError("telegram channel not started")
         if ob.meta.get("secret_notice"):
             await self._secret_notice(ob)
-            return
-        if render.needs_private_chat(ob):
+        elif render.needs_private_chat(ob):
             await self._to_private(ob)
-            return
-        thread = ob.meta.get("reply_thread_id")
-        try:
-            await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
-                                  reply_to=ob.meta.get("reply_to_message_id"),
-                                  thread_id=int(thread) if thread and thread.isdigit() else None)
-        except _TopicGone as e:
-            # Neither the topic nor the General topic takes messages (closed, deleted, hidden):
-            # the reply goes to the user's private chat rather than to the dead-letter stream.
-            log.info("telegram.topic_gone", conversation=ob.conversation_id, error=str(e)[:200])
-            await self._to_private(ob, invite=False)
+        else:
+            thread = ob.meta.get("reply_thread_id")
+            try:
+                await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
+                                      reply_to=ob.meta.get("reply_to_message_id"),
+                                      thread_id=int(thread) if thread and thread.isdigit() else None, ack=ack)
+                return
+            except _TopicGone as e:
+                # Neither the topic nor the General topic takes messages (closed, deleted, hidden):
+                # the reply goes to the user's private chat rather than to the dead-letter stream.
+                log.info("telegram.topic_gone", conversation=ob.conversation_id, error=str(e)[:200])
+                await self._to_private(ob, invite=False)
+        if ack is not None:
+            pipe = self.r.pipeline(transaction=False)
+            self._ack(pipe, ack)
+            await self._redis(pipe.execute())
+
+    @staticmethod
+    def _ack(pipe: Pipeline, ack: tuple[str, str, str]) -> None:
+        stream, group, entry_id = ack
+        pipe.xack(stream, group, entry_id)
+        pipe.hdel(streams.attempts(stream), entry_id)
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
-                         reply_to: str | None = None, thread_id: int | None = None) -> None:
+                         reply_to: str | None = None, thread_id: int | None = None,
+                         ack: tuple[str, str, str] | None = None) -> None:
         """Send `text` (split at 4096) to one chat; `key_id` keys the count of parts already sent.
-        A forum topic that was deleted or closed meanwhile falls back to the General topic."""
+        A forum topic that was deleted or closed meanwhile falls back to the General topic.
+        `ack`: the outbound entry to acknowledge with the record of the last part (see `deliver`)."""
         parts = render.split_text(text)
-        if not parts:
-            log.info("telegram.empty_reply", chat=chat_id)
-            return
         key = f"telegram:parts:{key_id}"
-        done = int(await self._redis(self.r.get(key)) or 0)
+        done = int(await self._redis(self.r.get(key)) or 0) if parts else 0
         if done >= len(parts):
+            if not parts:
+                log.info("telegram.empty_reply", chat=chat_id)
+            if ack is not None:
+                pipe = self.r.pipeline(transaction=False)
+                self._ack(pipe, ack)
+                await self._redis(pipe.execute())
             return
         markup = await self._keyboard(buttons) if buttons else None
-        if done == 0:
-            # A typing indicator the API refuses (BadRequest) must not cost the reply itself.
-            try:
-                chat_id = await self._call(
-                    chat_id,
-                    lambda cid, _: self.bot.send_chat_action(cid, ChatAction.TYPING, message_thread_id=thread_id),
-                    ignore_bad_request=True)
-            except _TopicGone:
-                if thread_id is not None:
-                    log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
-                    thread_id = None
+        self.typing.replied(chat_id)
         for i in range(done, len(parts)):
             first, last = i == 0, i == len(parts) - 1
             reply = (ReplyParameters(int(reply_to), allow_sending_without_reply=True)
@@ -605,8 +654,8 @@ class TelegramChannel:
             def part(cid: int, migrated: bool, text: str = parts[i], reply: ReplyParameters | None = reply,
                      markup: InlineKeyboardMarkup | None = markup if last else None,
                      thread: int | None = thread_id) -> Awaitable[Any]:
-                return self.bot.send_message(
-                    cid, text, reply_markup=markup, link_preview_options=NO_PREVIEW,
+                return self.bot.send_text(
+                    cid, text, reply_markup=markup,
                     # After a migration the old message ids and thread mean nothing in the new chat.
                     reply_parameters=None if migrated else reply,
                     message_thread_id=None if migrated else thread,
@@ -620,7 +669,14 @@ class TelegramChannel:
                 log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
                 thread_id = None
                 chat_id = await self._call(chat_id, functools.partial(part, thread=None))
-            await self._redis(self.r.set(key, i + 1, ex=PARTS_TTL_S))
+            pipe = self.r.pipeline(transaction=False)
+            pipe.set(key, i + 1, ex=PARTS_TTL_S)
+            if chat_id > 0:  # a private chat: its "typing…" (chat_action.py) knows it was answered
+                marker, at, ttl = replied_marker(chat_id)
+                pipe.set(marker, at, ex=ttl)
+            if last and ack is not None:
+                self._ack(pipe, ack)
+            await self._redis(pipe.execute())
         if len(parts) > 1:
             log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
 
@@ -751,6 +807,17 @@ class TelegramChannel:
                 return None, released, raw
         linked_msg = msg.model_copy(update={"conversation_id": linked, "meta": {**msg.meta, "linked_from": "private"}})
         return linked_msg, released, raw
+
+    async def _typing_action(self, chat_id: int) -> bool:
+        """One "typing…" in a private chat (see chat_action.py); False when it was refused."""
+        if self._bot is None:
+            return False
+        try:
+            await self._bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as e:
+            log.info("telegram.typing_failed", chat=chat_id, error=scrub(self.cfg, e))
+            return False
+        return True
 
     async def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup:
         rows = []

@@ -47,6 +47,9 @@ class TelegramChannelSettings(ChannelSettings):
     poll_timeout_s: Annotated[int, Field(ge=0, le=50)] = 30
     # Read/write timeout of ordinary Bot API calls (seconds).
     request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # "typing…" in a private chat whose answer has not come within this many seconds (renewed
+    # until it comes, at most 15 s after the user's last message); 0: never.
+    typing_after_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     # Parallel webhook connections Telegram may open (setWebhook max_connections).
     max_webhook_connections: Annotated[int, Field(ge=1, le=100)] = 40
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import CallbackQuery, Chat, ChatMemberUpdated, Update, User
 from telegram import Message as TgMessage
@@ -154,8 +155,8 @@ def _reply_meta(chat: Chat, message_id: int | None, thread_id: int | None) -> di
 
 def _notice(update_id: int, key: str, chat: Chat, user: User, text: str, lang: Lang,
             reply_meta: dict[str, str]) -> Outbound:
-    # A deterministic id: if Telegram delivers the update twice, the sender's sent-marker keeps
-    # the notice from going out twice.
+    # A deterministic id: if Telegram delivers the update twice, the count of parts sent, kept
+    # under the outbound id (adapter `_send_text`), keeps the notice from going out twice.
     return Outbound(
         id=f"tg-{update_id}-{key}",
         channel=CHANNEL,
@@ -166,6 +167,36 @@ def _notice(update_id: int, key: str, chat: Chat, user: User, text: str, lang: L
         kind="system",
         meta={**reply_meta, "reply_public_ok": "1"},
     )
+
+
+def _words(text: str, me: BotIdentity, group: bool) -> tuple[Command | None, str, bool] | None:
+    """(command, text without "@bot", mentioned); None: a group command for another bot."""
+    cmd = parse_command(text)
+    if cmd is not None and cmd.target is not None:
+        if me.username is None or cmd.target.lower() != me.username.lower():
+            if group:
+                return None
+            cmd = None  # "/start@otherbot" in a private chat: just text
+        else:
+            text = cmd.text
+    mentioned = False
+    if me.username:
+        text, mentioned = strip_mention(text, me.username)
+    return cmd, text, mentioned
+
+
+def _lang(cmd: Command | None, text: str, language_code: str | None) -> Lang:
+    if cmd is not None and cmd.name in ID_COMMANDS:
+        return detect_language("", language_code)  # "SB-000123", "group_account": no language
+    if cmd is not None and cmd.name in COMMANDS:
+        return detect_language(cmd.arg, language_code)  # "/human 我要人工": the words, not "/human"
+    return detect_language(text, language_code)
+
+
+def _command_meta(meta: dict[str, str], cmd: Command | None) -> None:
+    if cmd is not None and cmd.name in COMMANDS:
+        meta["command"] = cmd.name
+        meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
 
 
 def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalized:
@@ -181,17 +212,10 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         return Normalized(kind, skipped=f"chat_type_{chat.type}")
     text = m.text if m.text is not None else (m.caption or "")
     group = render.is_group(chat.type)
-    cmd = parse_command(text)
-    if cmd is not None and cmd.target is not None:
-        if me.username is None or cmd.target.lower() != me.username.lower():
-            if group:
-                return Normalized(kind, skipped="command_for_another_bot")
-            cmd = None  # "/start@otherbot" in a private chat: just text
-        else:
-            text = cmd.text
-    mentioned = False
-    if me.username:
-        text, mentioned = strip_mention(text, me.username)
+    words = _words(text, me, group)
+    if words is None:
+        return Normalized(kind, skipped="command_for_another_bot")
+    cmd, text, mentioned = words
     if group and not (mentioned or _replies_to_bot(m, me) or (cmd is not None and cmd.target is not None)):
         return Normalized(kind, skipped="group_not_addressed")
     if cmd is None and mentioned:
@@ -201,12 +225,7 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     forwarded = origin is not None and getattr(getattr(origin, "sender_user", None), "id", None) != user.id
     if forwarded:
         cmd = None  # a command inside something the user shows us is not theirs to run
-    if cmd is not None and cmd.name in ID_COMMANDS:
-        lang = detect_language("", user.language_code)  # "SB-000123", "group_account": no language
-    elif cmd is not None and cmd.name in COMMANDS:
-        lang = detect_language(cmd.arg, user.language_code)  # "/human 我要人工": the words, not "/human"
-    else:
-        lang = detect_language(text, user.language_code)
+    lang = _lang(cmd, text, user.language_code)
     thread_id = m.message_thread_id if m.is_topic_message else None
     # A secret posted in a group must not be quoted back (a reply shows the quoted message).
     secret = group and redact(text).changed
@@ -234,9 +253,7 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         # answers "is this from you?" with the anti-phishing guidance, never opens a case on it.
         meta["forwarded"] = "1"
         meta["forward_origin"] = str(origin.type)  # type: ignore[union-attr]
-    if cmd is not None and cmd.name in COMMANDS:
-        meta["command"] = cmd.name
-        meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
+    _command_meta(meta, cmd)
     if secret:
         meta["reply_redacted"] = "1"  # whatever the answer, it goes to the private chat
     msg = Message(
@@ -304,6 +321,79 @@ HANDLERS: dict[str, Callable[[Update, BotIdentity], Normalized]] = {
     "callback_query": _from_callback,
     "my_chat_member": _from_my_chat_member,
 }
+
+
+# -- the common case straight from the JSON ---------------------------------------------------------
+# Most updates are a user typing in their private chat with the bot. For exactly that shape (every
+# field below, nothing else: no reply, forward, file, topic, caption, …) the webhook skips PTB's
+# object tree (`Update.de_json` costs more CPU than the rest of the webhook). Anything else —
+# or a field of an unexpected type, which PTB may refuse (→ the dead updates) — takes the PTB
+# path. tests/unit/test_telegram_normalize.py checks both paths agree on every such update.
+_PLAIN_MESSAGE = frozenset({"message_id", "date", "chat", "from", "text", "entities", "edit_date"})
+_PLAIN_CHAT = frozenset({"id", "type", "first_name", "last_name", "username"})
+_PLAIN_USER = frozenset({"id", "is_bot", "first_name", "last_name", "username", "language_code", "is_premium",
+                         "added_to_attachment_menu"})
+_USER_TEXT = ("first_name", "last_name", "username", "language_code")
+_PLAIN_ENTITY = frozenset({"type", "offset", "length"})
+
+
+def _is_int(v: object) -> bool:
+    return type(v) is int
+
+
+def _plain_private_text(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(kind, message) when `data` is a plain text message in a private chat, else None."""
+    if len(data) != 2 or not _is_int(data.get("update_id")):
+        return None
+    kind = "message" if "message" in data else "edited_message"
+    m = data.get(kind)
+    if not isinstance(m, dict) or not m.keys() <= _PLAIN_MESSAGE or (("edit_date" in m) != (kind == "edited_message")):
+        return None
+    chat, user, text = m.get("chat"), m.get("from"), m.get("text")
+    if not (_is_int(m.get("message_id")) and _is_int(m.get("date")) and isinstance(text, str)
+            and isinstance(chat, dict) and isinstance(user, dict)):
+        return None
+    if not (chat.keys() <= _PLAIN_CHAT and chat.get("type") == "private" and _is_int(chat.get("id"))
+            and all(isinstance(chat.get(k, ""), str) for k in ("first_name", "last_name", "username"))):
+        return None
+    if not (user.keys() <= _PLAIN_USER and _is_int(user.get("id")) and user.get("is_bot") is False
+            and isinstance(user.get("first_name"), str)
+            and all(isinstance(user.get(k, ""), str) for k in _USER_TEXT)
+            and all(isinstance(user.get(k, False), bool) for k in ("is_premium", "added_to_attachment_menu"))):
+        return None
+    if "edit_date" in m and not _is_int(m["edit_date"]):
+        return None
+    entities = m.get("entities", [])
+    if not isinstance(entities, list) or not all(
+            isinstance(e, dict) and e.keys() == _PLAIN_ENTITY and isinstance(e["type"], str)
+            and _is_int(e["offset"]) and _is_int(e["length"]) for e in entities):
+        return None
+    return kind, m
+
+
+def normalize_raw(data: dict[str, Any], me: BotIdentity) -> Normalized | None:
+    """`normalize` for a plain text message in a private chat, from the update's JSON; None for
+    every other update (normalize it through PTB)."""
+    plain = _plain_private_text(data)
+    if plain is None:
+        return None
+    kind, m = plain
+    chat_id, uid = m["chat"]["id"], m["from"]["id"]
+    words = _words(m["text"], me, False)
+    assert words is not None  # None is only for a group
+    cmd, text, mentioned = words
+    if cmd is None and mentioned:
+        cmd = parse_command(text)
+    if not text.strip():
+        return Normalized(kind, skipped="no_content")
+    meta = {"reply_chat_id": str(chat_id), "reply_chat_type": "private", "chat_type": "private",
+            "reply_to_message_id": str(m["message_id"])}
+    if kind == "edited_message":
+        meta["edited"] = "1"
+    _command_meta(meta, cmd)
+    msg = Message(channel=CHANNEL, channel_message_id=str(data["update_id"]), conversation_id=f"{CHANNEL}:{chat_id}",
+                  user_id=str(uid), text=text, lang=_lang(cmd, text, m["from"].get("language_code")), meta=meta)
+    return Normalized(kind, message=msg)
 
 
 def normalize(update: Update, me: BotIdentity) -> Normalized:

@@ -136,8 +136,9 @@ class FakeBotAPI:
     # -- the API ----------------------------------------------------------------------------------
     async def _handle(self, req: web.Request) -> web.Response:
         method = req.match_info["method"]
-        # Like Telegram: parameters in the query string or the (form) body.
-        params = _decode({**req.query, **(await req.post())})
+        # Like Telegram: parameters in the query string, a form body or a JSON body.
+        body = await req.post() if req.content_type != "application/json" else _form_like(await req.read())
+        params = _decode({**req.query, **body})
         call = Call(method, params, time.monotonic())
         self.calls.append(call)
         if self.reject_token or req.match_info["token"] != self.token:
@@ -267,9 +268,13 @@ class _Forbidden(Exception):
 
 
 def _decode(form: dict[str, Any]) -> dict[str, Any]:
-    """PTB posts form fields; objects (reply_markup, reply_parameters, lists) arrive as JSON."""
+    """PTB posts form fields; objects (reply_markup, reply_parameters, lists) arrive as JSON;
+    an uploaded file becomes {filename, content_type, data}."""
     out: dict[str, Any] = {}
     for k, v in form.items():
+        if isinstance(v, web.FileField):  # an upload: kept as it arrived (the request's file closes)
+            out[k] = {"filename": v.filename, "content_type": v.content_type, "data": v.file.read()}
+            continue
         if isinstance(v, str) and v[:1] in "{[":
             try:
                 out[k] = orjson.loads(v)
@@ -278,6 +283,16 @@ def _decode(form: dict[str, Any]) -> dict[str, Any]:
                 pass
         out[k] = v
     return out
+
+
+def _form_like(raw: bytes) -> dict[str, Any]:
+    """A JSON body's parameters as a form would carry them: scalars as their text (`501`,
+    `true`), objects and lists as JSON (decoded by `_decode` like a form's), so a test sees the
+    same params whichever encoding the client chose."""
+    data = orjson.loads(raw) if raw else {}
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="a JSON body must be an object")
+    return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in data.items()}
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -149,10 +149,6 @@ async def test_private_chat_questions_are_answered_in_the_users_language(
     assert sent["501"]["reply_parameters"]["message_id"] == en["message"]["message_id"]
     assert sent["502"]["reply_parameters"]["message_id"] == zh["message"]["message_id"]
     assert all("parse_mode" not in p for p in sent.values())
-    # The user sees "typing…" before each answer.
-    seq = [(c.method, c.params["chat_id"]) for c in t.fake.calls if c.method in ("sendChatAction", "sendMessage")]
-    assert seq.index(("sendChatAction", "501")) < seq.index(("sendMessage", "501"))
-    assert seq.index(("sendChatAction", "502")) < seq.index(("sendMessage", "502"))
 
 
 async def test_a_duplicate_webhook_delivery_is_answered_once(
@@ -365,10 +361,11 @@ async def test_a_file_over_the_limit_is_refused_with_a_notice_and_the_text_still
     t = await telegram(max_attachment_bytes=1_000_000)
     u = tg.document("bank-statement.pdf", 30_000_000, caption="my withdrawal is stuck", uid=532)
     assert await t.post(u) == 200
+    assert await t.post(u) == 200  # Telegram delivers the update again (our 200 got lost)
     [m] = await t.inbound()
     assert m.text == "my withdrawal is stuck" and m.attachments == ()
     await t.deliver()
-    [notice] = t.fake.sent()
+    [notice] = t.fake.sent()  # once, though it was put on the outbound stream twice
     assert "“bank-statement.pdf” is too large (the limit is 977 KB)" in notice["text"]
     assert notice["reply_parameters"]["message_id"] == u["message"]["message_id"]
 
@@ -436,7 +433,79 @@ async def test_a_long_reply_is_split_and_a_retry_does_not_repeat_parts_already_s
     assert len({p["text"] for p in parts}) == 3  # part 1 was not sent again after part 2 failed
     assert parts[0]["reply_parameters"]["message_id"] == 42 and "reply_parameters" not in parts[1]
     assert "reply_markup" not in parts[0] and parts[2]["reply_markup"]["inline_keyboard"][0][1]["text"] == "5"
-    assert len(t.fake.of("sendChatAction")) == 1
+    assert t.fake.of("sendChatAction") == []  # no "typing…" in front of a reply that is ready
+
+
+async def test_a_reply_sent_before_a_crash_is_not_sent_again_when_its_entry_is_redelivered(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    t = await telegram()
+    ob = out("Your withdrawal was approved.", chat_id=563)
+    await t.enqueue(ob)
+    await t.channel.send(ob)  # a sender sent it and died before acknowledging the entry
+    sender = await t.deliver()  # the entry comes again (to another sender)
+    assert [p["text"] for p in t.fake.sent()] == ["Your withdrawal was approved."]
+    assert sender.sent == 1  # acknowledged, not dead-lettered
+    assert (await t.r.xpending("outbound:telegram", "senders"))["pending"] == 0
+    assert await t.r.xlen("outbound:telegram:dead") == 0
+
+
+async def test_typing_shows_while_an_answer_is_slow_and_stops_once_it_is_sent(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    t = await telegram(typing_after_s=0.2)
+    t.channel.typing.renew_s = 0.25  # Telegram shows an action for 5 s; renewed sooner here
+    assert await t.post(tg.message("where is my deposit?", uid=611)) == 200
+    # In a group the answer may go to the member's private chat: no "typing…" there.
+    assert await t.post(tg.message(f"@{tg.BOT_USERNAME} hello", uid=612, chat_id=-100612,
+                                   chat_type="supergroup")) == 200
+    # Nobody answers yet: the user sees "typing…", renewed while they wait.
+    await t.fake.wait_for("sendChatAction", 2)
+    assert {(c.params["chat_id"], c.params["action"]) for c in t.fake.of("sendChatAction")} == {("611", "typing")}
+    await t.enqueue(out("It is on its way.", chat_id=611))
+    await t.deliver()
+    shown = len(t.fake.of("sendChatAction"))
+    await asyncio.sleep(1.0)
+    assert len(t.fake.of("sendChatAction")) == shown  # answered: no more "typing…"
+    methods = [c.method for c in t.fake.calls if c.method in ("sendChatAction", "sendMessage")]
+    assert methods[-1] == "sendMessage" and [p["text"] for p in t.fake.sent()] == ["It is on its way."]
+
+
+async def test_typing_stops_when_no_answer_comes_or_the_chat_refuses_it(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    t = await telegram(typing_after_s=0.1)
+    t.channel.typing.renew_s, t.channel.typing.max_s = 0.1, 0.5
+    t.fake.fail_next("sendChatAction", 1, status=403)  # the user blocked the bot meanwhile
+    assert await t.post(tg.message("hello?", uid=631)) == 200
+    for _ in range(200):
+        if t.fake.of("sendChatAction", ok_only=False):
+            break
+        await asyncio.sleep(0.02)
+    assert await t.post(tg.message("anyone there?", uid=632)) == 200  # an agent owns it: no bot answer
+    await asyncio.sleep(1.5)
+    tried = [c for c in t.fake.calls if c.method == "sendChatAction"]
+    assert [c.params["chat_id"] for c in tried if c.status == 403] == ["631"]  # refused once, never again
+    shown = [c for c in tried if c.status == 200]
+    assert shown and {c.params["chat_id"] for c in shown} == {"632"}
+    await asyncio.sleep(0.5)
+    assert len(t.fake.of("sendChatAction")) == len(shown)  # gave up after max_s without an answer
+
+
+async def test_a_quick_answer_is_one_bot_api_call_even_when_another_process_sends_it(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    # Two web processes: one takes the webhook, the other's sender delivers the answer.
+    t = await telegram(typing_after_s=1.0)
+    other = await telegram(typing_after_s=1.0)
+    assert await t.post(tg.message("how do I enable 2FA?", uid=621)) == 200
+    await other.enqueue(out("Open Security, then 2FA.", chat_id=621))
+    await other.deliver()
+    assert await t.post(tg.message("thanks", uid=622)) == 200
+    await t.enqueue(out("You're welcome.", chat_id=622))
+    await t.deliver()
+    await asyncio.sleep(1.5)  # past typing_after_s: both were answered in time, nothing to show
+    assert [c.method for c in t.fake.calls if c.method != "getMe"] == ["sendMessage", "sendMessage"]
 
 
 async def test_a_user_who_blocked_the_bot_is_recorded_and_the_reply_dead_lettered(

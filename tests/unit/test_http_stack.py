@@ -1,7 +1,7 @@
-"""The HTTP client stack under the Telegram and X channels (python-telegram-bot, tweepy → httpx →
-httpcore) asks `sniffio` which event loop runs on every request. Without the module each request
-pays a failed import — a scan of sys.path, measured as ~3 % of the web role's time on the
-Telegram webhook path (bench/README.md)."""
+"""The HTTP client stack under the X channel (tweepy → httpx → httpcore; the Telegram channel used it
+too before its own aiohttp transport) asks `sniffio` which event loop runs on every request.
+Without the module each request pays a failed import — a scan of sys.path, measured as ~3 % of the
+web role's time on the Telegram webhook path when it went through httpx (bench/README.md)."""
 
 import importlib.util
 

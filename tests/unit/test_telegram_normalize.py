@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from telegram import Update
 
-from channels.telegram.normalize import BotIdentity, Normalized, normalize, parse_command, strip_mention
+from channels.telegram.normalize import (
+    BotIdentity,
+    Normalized,
+    normalize,
+    normalize_raw,
+    parse_command,
+    strip_mention,
+)
 from tests.fakes import telegram_api as tg
 
 ME = BotIdentity(id=tg.BOT_ID, username=tg.BOT_USERNAME, max_attachment_bytes=5 * 1024 * 1024)
@@ -193,3 +202,71 @@ def test_a_forwarded_message_is_marked_as_shown_not_said() -> None:
     own = norm(tg.message("my withdrawal is stuck", uid=561,
                           forward_origin={"type": "user", "date": 1, "sender_user": tg.user(561)})).message
     assert own is not None and "forwarded" not in own.meta
+
+
+# -- the JSON path for plain private texts (normalize_raw) -------------------------------------------
+
+def same(raw: Normalized | None, ptb: Normalized) -> None:
+    """The JSON path took the update and made what the PTB path makes (ids and times aside)."""
+    assert raw is not None
+    fields = ("kind", "skipped", "notices", "callback_query_id", "membership", "secret_in_group", "group_message")
+    assert [getattr(raw, f) for f in fields] == [getattr(ptb, f) for f in fields]
+    assert (raw.message is None) == (ptb.message is None)
+    if raw.message is not None and ptb.message is not None:
+        skip = {"id", "received_at"}
+        assert raw.message.model_dump(exclude=skip) == ptb.message.model_dump(exclude=skip)
+
+
+def test_a_plain_private_text_is_normalized_from_the_json_exactly_as_through_ptb() -> None:
+    cases = [
+        tg.message("How do I enable 2FA?", uid=555), tg.message("USDT充值一直没到账怎么办", lang="zh-hans"),
+        tg.message("???", lang="zh-hans"), tg.message("hi", lang=None), tg.message("/status SB-000042", lang="zh"),
+        tg.message("/start group_account"), tg.message("/human 我要找人工客服"), tg.message("/help"),
+        tg.message(f"@{tg.BOT_USERNAME} /status SB-000042"), tg.message(f"/status@{tg.BOT_USERNAME} SB-1"),
+        tg.message("/start@other_bot hi"), tg.message("/price btc"), tg.message("   "), tg.message(""),
+        tg.message(f"hey @{tg.BOT_USERNAME}, where is my deposit"), tg.message("my key is sk_live_abcdefghijklmnop1234"),
+        tg.message("corrected question", edited=True),
+    ]
+    full = tg.message("a user with every profile field", uid=777)
+    full["message"]["chat"].update(first_name="Wei", last_name="Zhang", username="wz")
+    full["message"]["from"].update(last_name="Zhang", username="wz", is_premium=True)
+    full["message"]["entities"] = [{"type": "url", "offset": 0, "length": 1}]
+    for u in [*cases, full]:
+        same(normalize_raw(u, ME), norm(u))
+
+
+def test_every_other_update_takes_the_ptb_path() -> None:
+    group = tg.message(f"@{tg.BOT_USERNAME} hi", uid=1, chat_id=-100, chat_type="supergroup")
+    reply = tg.message("this one", reply_to=tg.bot_message(1001, "Which one did you mean?"))
+    bad_date = tg.message("hi")
+    bad_date["message"]["date"] = "yesterday"  # PTB refuses it: the update goes to the dead updates
+    from_bot = tg.message("hi")
+    from_bot["message"]["from"]["is_bot"] = True
+    link = tg.message("see this")
+    link["message"]["entities"] = [{"type": "text_link", "offset": 0, "length": 3, "url": "https://x.test"}]
+    extra = {**tg.message("hi"), "junk": 1}
+    forwarded = tg.message("hi", forward_origin={"type": "hidden_user", "sender_user_name": "X", "date": 1})
+    for u in (group, reply, bad_date, from_bot, link, extra, forwarded, tg.photo(1000, caption="my card"),
+              tg.callback("csat:5"), {"update_id": 1, "edited_message": tg.message("x")["message"]}):
+        assert normalize_raw(u, ME) is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries(
+    {"text": st.one_of(st.text(max_size=60), st.sampled_from(["/status SB-000001", "/start group_x", "/human 人工",
+                                                            f"@{tg.BOT_USERNAME} /help", "/start@x_bot", " , hi"])),
+     "lang": st.sampled_from(["en", "zh-hans", "zh-hant", "ru", None]), "edited": st.booleans()},
+    optional={"extra": st.sampled_from([("message", "caption", "x"), ("from", "is_bot", True), ("chat", "type", "group"),
+                                        ("message", "date", 1.5), ("from", "first_name", None), ("chat", "title", "t"),
+                                        ("message", "entities", [{"type": "mention", "offset": 0}]),
+                                        ("message", "entities", "x"), ("from", "language_code", 5)])}))
+def test_the_json_path_agrees_with_ptb_or_leaves_the_update_to_it(case: dict[str, Any]) -> None:
+    u = tg.message(case["text"], lang=case["lang"], edited=case["edited"])
+    if "extra" in case:
+        where, key, value = case["extra"]
+        m = u["edited_message" if case["edited"] else "message"]
+        (m if where == "message" else m[where])[key] = value
+    raw = normalize_raw(u, ME)
+    if raw is None:
+        return
+    same(raw, norm(u))  # PTB parses whatever the JSON path accepts, and agrees on it
