@@ -706,7 +706,13 @@ class TelegramChannel:
         thread_id = int(thread) if thread and thread.isdigit() else None
         answers_group_post = ob.kind in ("answer", "clarify", "handoff") and not ob.meta.get("reply_redacted")
         await self._redis(self.r.set(LINK_KEY.format(uid), ob.conversation_id, ex=LINK_TTL_S))
-        if await self._private_open(uid):
+        # Each step once, even when a retry follows a failure half-way (`steps` remembers them). A
+        # reply held before is released as its own copy when the member opens the private chat:
+        # a redelivery of the original (a sender that died before its ack) must not send it again.
+        held = self._held_key(uid)
+        steps_key = self._held_steps_key(held, ob.id)
+        steps = await self._redis(self.r.hgetall(steps_key))
+        if "held" not in steps and await self._private_open(uid):
             try:
                 await self._send_text(f"{ob.id}:private", uid, render.with_author(ob), ob.buttons)
             except PermanentChannelError as e:  # blocked since, or never really started
@@ -718,10 +724,6 @@ class TelegramChannel:
                     await self._group_post(ob.id, group, render.text("replied_privately", ob.lang),
                                            ob.meta.get("reply_to_message_id"), thread_id)
                 return
-        # Each step once, even when a retry follows a failure half-way (`steps` remembers them).
-        held = self._held_key(uid)
-        steps_key = self._held_steps_key(held, ob.id)
-        steps = await self._redis(self.r.hgetall(steps_key))
         if "held" not in steps:
             pipe = self.r.pipeline(transaction=True)
             pipe.zadd(held, {ob.to_json(): time.time()}, nx=True)
