@@ -285,7 +285,7 @@ class Tally:
 async def burst_with_failover(
     settings: Any, *, messages: int = 5000, conversations: int = 500,
     events: list[tuple[float, Callable[[], Awaitable[None]]]] = (),  # type: ignore[assignment]
-    timeout_s: float = 120.0, channel: str = "web",
+    timeout_s: float = 120.0, channel: str = "bench",
 ) -> Tally:
     """Publish `messages` over `conversations` through the product's intake (each conversation
     in order: the next message after the previous one is acknowledged, retried until it is, as a

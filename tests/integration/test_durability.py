@@ -101,7 +101,7 @@ def _short(op: str) -> float:
 async def test_writes_no_replica_confirmed_are_counted_and_logged(master_and_replica: tuple[Node, Node]) -> None:
     master, replica = master_and_replica
     # Stream names of this test's own (the log is once per 10 s per op and stream, per process).
-    s = make_settings(redis={"url": f"redis://127.0.0.1:{master.port}/0", "wait_replicas": 1, "wait_timeout_ms": 200},
+    s = make_settings(redis={"url": f"redis://127.0.0.1:{master.port}/0", "wait_replicas": 1, "wait_timeout_ms": 1500},
                       queue={"inbound_stream": "inbound-ha"})
     r = connect(s.redis.url)
     try:
@@ -123,7 +123,7 @@ async def test_writes_no_replica_confirmed_are_counted_and_logged(master_and_rep
             # The router's commit: done on the master, only reported.
             assert await q.commit(e2, {"fallbacks": "0"}, [Output("outbound:ha", '{"r":2}')]) == 1
             # A sender reading the reply: holds it until a replica has it.
-            sender = StreamConsumer(r, "outbound:ha", "senders", _never, wait_replicas=1, wait_timeout_ms=200,
+            sender = StreamConsumer(r, "outbound:ha", "senders", _never, wait_replicas=1, wait_timeout_ms=1500,
                                     block_ms=50, claim_idle_ms=60_000)
             stop = asyncio.Event()
             task = asyncio.create_task(sender.run(stop))

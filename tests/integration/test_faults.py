@@ -71,7 +71,7 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
     n = 200 * SOAK
     sink = make_sink(Queue(r, s.queue))
     for i in range(n):
-        await sink(Message(channel="web", channel_message_id=f"b{i}", conversation_id=f"web:c{i % 20}",
+        await sink(Message(channel="chat", channel_message_id=f"b{i}", conversation_id=f"web:c{i % 20}",
                            user_id=f"c{i % 20}", text=f"how long does withdrawal number {i} take", lang="en"))
     stop = asyncio.Event()
     try:
@@ -79,12 +79,12 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
             worker = RouterWorker(s, r, Brain(s, nlu, answers(s)))
             task = asyncio.create_task(worker.run(stop))
             for _ in range(SOAK):  # `make soak`: restarted again and again, each time mid-burst
-                target = await r.xlen("outbound:web") + 40
+                target = await r.xlen("outbound:chat") + 40
                 for _ in range(300):
-                    if await r.xlen("outbound:web") >= target:
+                    if await r.xlen("outbound:chat") >= target:
                         break
                     await asyncio.sleep(0.02)
-                at_stop = await r.xlen("outbound:web")
+                at_stop = await r.xlen("outbound:chat")
                 assert at_stop < n, "the burst finished before the restart; the test proves nothing"
                 await asyncio.to_thread(rs.stop)  # Redis goes away mid-burst…
                 await asyncio.sleep(1.0)
@@ -92,7 +92,7 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
             deadline = time.monotonic() + 90 * SOAK
             while time.monotonic() < deadline:
                 try:
-                    if await r.xlen("outbound:web") >= n and await Queue(r, s.queue).pending_count() == 0:
+                    if await r.xlen("outbound:chat") >= n and await Queue(r, s.queue).pending_count() == 0:
                         break
                 except Exception:
                     pass
@@ -100,7 +100,7 @@ async def test_redis_restart_mid_burst_loses_and_doubles_nothing(rasa_url: str) 
             await asyncio.sleep(1.0)
             stop.set()
             await asyncio.wait_for(task, 30)
-        outs = [Outbound.from_json(f["d"]) for _, f in await r.xrange("outbound:web")]
+        outs = [Outbound.from_json(f["d"]) for _, f in await r.xrange("outbound:chat")]
         assert len(outs) == n, f"{len(outs)} replies for {n} messages"
         assert len({o.in_reply_to for o in outs}) == n
     finally:
@@ -126,9 +126,9 @@ async def test_postgres_restart_while_tickets_are_written_loses_nothing(aredis: 
     n = 60
 
     async def publish(i: int) -> None:
-        m = Message(channel="web", channel_message_id=f"p{i}", conversation_id=f"web:pg{i % 12}", user_id=f"pg{i % 12}",
+        m = Message(channel="chat", channel_message_id=f"p{i}", conversation_id=f"web:pg{i % 12}", user_id=f"pg{i % 12}",
                     text=f"my account was hacked #{i}", lang="en")
-        d = Decision(message_id=m.id, conversation_id=m.conversation_id, channel="web", action=Action.HANDOFF,
+        d = Decision(message_id=m.id, conversation_id=m.conversation_id, channel="chat", action=Action.HANDOFF,
                      topic="theft", intent="theft_account_hacked", confidence=0.9, priority=Priority.URGENT,
                      reply="A person will take over.", lang="en", silent=i >= 12)
         await aredis.xadd("handoff", {"d": '{"decision":' + d.to_json() + ',"message":' + m.to_json() + "}"})

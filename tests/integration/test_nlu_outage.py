@@ -32,7 +32,7 @@ async def test_messages_wait_for_rasa_and_are_answered_once_when_it_is_back(
     sink = make_sink(q)
     texts = ["How do I enable 2FA?", "提币多久到账", "what is the maker fee", "hello", "KYC审核要多久"]
     for i, t in enumerate(texts):
-        await sink(Message(channel="web", channel_message_id=str(i), conversation_id=f"web:o{i % 2}",
+        await sink(Message(channel="chat", channel_message_id=str(i), conversation_id=f"web:o{i % 2}",
                            user_id=f"o{i % 2}", text=t, lang="zh" if "\u4e00" <= t[0] <= "\u9fff" else "en"))
     stop = asyncio.Event()
     server = RasaServer(repo_rasa_paths(), trained_model, port, log_path=tmp_path / "rasa.log")
@@ -41,37 +41,37 @@ async def test_messages_wait_for_rasa_and_are_answered_once_when_it_is_back(
         task = asyncio.create_task(worker.run(stop))
         try:
             await asyncio.sleep(3)  # several claim_idle periods: nothing may be answered or dead-lettered
-            assert await aredis.xlen("outbound:web") == 0
+            assert await aredis.xlen("outbound:chat") == 0
             assert await q.dead_letters() == []
             assert await q.pending_count() == len(texts)
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(server.wait_ready, 240)
             for _ in range(300):
-                if await aredis.xlen("outbound:web") >= len(texts):
+                if await aredis.xlen("outbound:chat") >= len(texts):
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
-            assert await aredis.xlen("outbound:web") == len(texts)
+            assert await aredis.xlen("outbound:chat") == len(texts)
             # Now Rasa is killed (SIGKILL) in the middle of a burst, then started again.
             more = 60
             for i in range(more):
-                await sink(Message(channel="web", channel_message_id=f"k{i}", conversation_id=f"web:k{i % 6}",
+                await sink(Message(channel="chat", channel_message_id=f"k{i}", conversation_id=f"web:k{i % 6}",
                                    user_id=f"k{i % 6}", text=f"how long does withdrawal {i} take", lang="en"))
             for _ in range(300):
-                if await aredis.xlen("outbound:web") >= len(texts) + 5:
+                if await aredis.xlen("outbound:chat") >= len(texts) + 5:
                     break
                 await asyncio.sleep(0.01)
             assert server.proc is not None
             os.killpg(server.proc.pid, signal.SIGKILL)
             await asyncio.to_thread(server.proc.wait)
-            at_kill = await aredis.xlen("outbound:web") - len(texts)
+            at_kill = await aredis.xlen("outbound:chat") - len(texts)
             assert at_kill < more, "the burst finished before Rasa was killed; the test proves nothing"
             await asyncio.sleep(2)  # waiting, not failing: nothing dead-lettered meanwhile
             assert await q.dead_letters() == []
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(server.wait_ready, 240)
             for _ in range(600):
-                if await aredis.xlen("outbound:web") >= len(texts) + more and await q.pending_count() == 0:
+                if await aredis.xlen("outbound:chat") >= len(texts) + more and await q.pending_count() == 0:
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
@@ -79,7 +79,7 @@ async def test_messages_wait_for_rasa_and_are_answered_once_when_it_is_back(
             stop.set()
             await asyncio.wait_for(task, 30)
             await asyncio.to_thread(server.stop)
-    outs = [Outbound.from_json(f["d"]) for _, f in await aredis.xrange("outbound:web")]
+    outs = [Outbound.from_json(f["d"]) for _, f in await aredis.xrange("outbound:chat")]
     assert len(outs) == len(texts) + more, f"{len(outs)} replies (Rasa killed after {at_kill} of {more})"
     assert len({o.in_reply_to for o in outs}) == len(outs)  # each message answered once
     assert await q.pending_count() == 0 and await q.dead_letters() == []

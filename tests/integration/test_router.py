@@ -26,9 +26,11 @@ pytestmark = [pytest.mark.redis, pytest.mark.rasa]
 
 
 def web_msg(cmid: str, text: str, session: str = "s1") -> Message:
+    """A message of a channel whose replies queue on `outbound:chat` for a sender (the widget's
+    replies go straight into its mailbox: tests/integration/test_delivery.py, test_widget_*)."""
     from bot.lang import detect_language
 
-    return Message(channel="web", channel_message_id=cmid, conversation_id=f"web:{session}", user_id=session,
+    return Message(channel="chat", channel_message_id=cmid, conversation_id=f"web:{session}", user_id=session,
                    text=text, lang=detect_language(text))
 
 
@@ -40,7 +42,7 @@ async def drain(settings, r: aioredis.Redis, brain_cls=Brain, limit_s: float = 6
         return w
 
 
-async def outbound(r: aioredis.Redis, channel: str = "web") -> list[Outbound]:
+async def outbound(r: aioredis.Redis, channel: str = "chat") -> list[Outbound]:
     return [Outbound.from_json(f["d"]) for _, f in await r.xrange(f"outbound:{channel}")]
 
 
@@ -199,7 +201,7 @@ def test_killed_worker_mid_batch_every_message_answered_exactly_once(
         w2.send_signal(signal.SIGTERM)
         w2.wait(60)
     ds = [Decision.from_json(f["d"]) for _, f in redis_sync.xrange("decisions")]
-    outs = [Outbound.from_json(f["d"]) for _, f in redis_sync.xrange("outbound:web")]
+    outs = [Outbound.from_json(f["d"]) for _, f in redis_sync.xrange("outbound:chat")]
     assert len(ds) == n, f"{len(ds)} decisions for {n} messages (killed after {done_at_kill})"
     assert len({d.message_id for d in ds}) == n
     assert len(outs) == n and len({o.in_reply_to for o in outs}) == n
