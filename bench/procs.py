@@ -229,8 +229,8 @@ class Cluster:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def start_redis(self) -> None:
-        self.redis_port = free_port()
+    def start_redis(self, port: int | None = None) -> None:
+        self.redis_port = port or free_port()
         d = self.tmp / "redis"
         d.mkdir(parents=True, exist_ok=True)
         _, log = self._log("redis")
@@ -345,9 +345,9 @@ class Cluster:
         )
         return Role(name, proc, log_path)
 
-    def start_stub(self, timeout: float = 30.0) -> str:
+    def start_stub(self, timeout: float = 30.0, port: int | None = None) -> str:
         """The instant stand-in for Rasa (bench/stub_nlu.py); returns its URL."""
-        self.stub_port = free_port()
+        self.stub_port = port or free_port()
         _, log = self._log("stub-nlu")
         self.stub = subprocess.Popen(
             [sys.executable, "-m", "bench.stub_nlu", str(self.stub_port)], cwd=ROOT, stdout=log,
