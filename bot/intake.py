@@ -10,7 +10,7 @@ from bot import metrics
 from bot.logs import get_logger
 from bot.models import Message, Outbound
 from bot.queue import Queue, RateLimited
-from bot.redact import Redacted, kinds_found, redact, redact_async
+from bot.redact import ENGINE, REDACTED_BY, Redacted, kinds_found, redact, redact_async
 
 log = get_logger("switchboard.intake")
 
@@ -72,6 +72,8 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
 
     async def accept(msg: Message, *, pre_redacted: bool = False) -> str | None:
         safe = msg if pre_redacted else await redacted_async(msg)
+        # Which engine redacted it: the router does not redact it a second time.
+        safe = safe.model_copy(update={"meta": {**safe.meta, REDACTED_BY: ENGINE}})
         try:
             entry = await queue.publish(safe, rate_per_minute=rate_per_minute)
         except RateLimited as e:

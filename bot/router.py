@@ -25,7 +25,7 @@ from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
 from bot.queue import Durability, Entry, Output, Queue
-from bot.redact import EXPOSING, kinds_found, redact_async
+from bot.redact import ENGINE, EXPOSING, REDACTED_BY, Redacted, kinds_found, redact_async
 from bot.redisbatch import Batcher
 from bot.redisconn import is_cluster
 from bot.streams import Layout
@@ -134,7 +134,10 @@ class Brain:
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
-        red = await redact_async(msg.text)
+        if msg.meta.get(REDACTED_BY) == ENGINE:
+            red = Redacted(msg.text, ())  # the intake redacted it with these very detectors
+        else:
+            red = await redact_async(msg.text)
         text = red.text
         # What intake (or the channel) already replaced counts too: re-redacting marks finds nothing.
         found = kinds_found(msg.text, msg.meta.get("redacted"), red.kinds)
