@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from bench import texts as T
 from bench.procs import ROOT, Cluster, cpu_seconds, say
 from bot.config import load_settings
-from bot.intake import redacted
+from bot.intake import redacted, stamped
 from bot.models import Message
 from bot.queue import Queue
 
@@ -59,7 +59,7 @@ async def one_round(c: Cluster, r: aioredis.Redis, cfg: Path, texts: T.UniqueTex
         seqno[ci] += 1
         m = Message(channel=CHANNEL, channel_message_id=f"{convs[ci]}:{k}", conversation_id=convs[ci],
                     user_id=convs[ci], text=t.text, lang=t.lang)  # type: ignore[arg-type]
-        msgs.append(redacted(m))
+        msgs.append(stamped(redacted(m)))
         expected[m.id] = (ci, k)
     stream, group = settings.queue.inbound_stream, settings.queue.group
     before = await r.xrevrange("decisions", count=1)

@@ -59,6 +59,12 @@ async def redacted_async(msg: Message) -> Message:
     return _with(msg, await redact_async(msg.text))
 
 
+def stamped(msg: Message) -> Message:
+    """A redacted message marked with the engine that redacted it, as the intake queues it: the
+    router does not redact it a second time (`bot.redact.ENGINE`)."""
+    return msg.model_copy(update={"meta": {**msg.meta, REDACTED_BY: ENGINE}})
+
+
 RATE_LIMITED = {
     "en": "You are sending messages faster than we can read them. Please wait a minute; messages sent "
           "meanwhile were not received.",
@@ -71,9 +77,7 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
     refused, and the first refused one of the minute gets a notice back on the sender's channel."""
 
     async def accept(msg: Message, *, pre_redacted: bool = False) -> str | None:
-        safe = msg if pre_redacted else await redacted_async(msg)
-        # Which engine redacted it: the router does not redact it a second time.
-        safe = safe.model_copy(update={"meta": {**safe.meta, REDACTED_BY: ENGINE}})
+        safe = stamped(msg if pre_redacted else await redacted_async(msg))
         try:
             entry = await queue.publish(safe, rate_per_minute=rate_per_minute)
         except RateLimited as e:
