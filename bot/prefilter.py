@@ -2,17 +2,18 @@
 
 `re` tries every branch of an alternation at every position of the text: 33 case-insensitive rules
 cost 33 tries per character, almost all of them failing on the first letter. `Rules` keeps the
-rules' own regexes (the same flags, the same matches) and, for each rule, the literal strings one
-of which every match of it starts with, worked out from the parsed pattern ("my wallet was
-hacked" can only be matched by a rule whose prefixes include "my "). A rule none of whose
-prefixes occurs in the text cannot match and is not run; a rule without such a prefix always
-runs. So `Rules.search` finds a match exactly when the plain alternation does (tested against it
-on every text of the tests, the NLU data and the bench).
+rules' own regexes (the same flags, the same matches) and, for each rule, a set of literal strings
+one of which every match of it contains, worked out from the parsed pattern: its rarest run of
+literal text ("my wallet was hacked" can only be matched by rules that need "wallet", "hack", "my
+", …). One pass of a trie over the text finds which of those strings occur; a rule none of whose
+strings occurs cannot match and is not run; a rule without such a set always runs. So
+`Rules.search` finds a match exactly when the plain alternation does (tested against it on every
+text of the tests, the NLU data and generated ones).
 
-The prefixes are compared with a *folded* text, in which every character a case-insensitive
-literal can match is mapped onto one (`A`-`Z`, and `İ ı ſ K`, which `re.IGNORECASE` also matches
-with ASCII letters, onto `a`-`z`), every whitespace character onto a space and every run of
-spaces onto one — so `\\s+` in a rule is a single space in its prefix and the prefix can go on.
+The strings are compared with a *folded* text, in which every character a case-insensitive literal
+can match is mapped onto one (`A`-`Z`, and `İ ı ſ K`, which `re.IGNORECASE` also matches with ASCII
+letters, onto `a`-`z`), every whitespace character onto a space and every run of spaces onto one —
+so `\\s+` in a rule is a single space in its strings and the literal text can go on after it.
 """
 
 from __future__ import annotations
@@ -141,15 +142,60 @@ def _sequence(items: list[tuple[Any, Any]]) -> _Known:
     return out, True
 
 
+def _minimal(strings: set[str], *, anywhere: bool = False) -> frozenset[str]:
+    """Shorter members stand for the longer ones they begin (`anywhere`: they are part of; one
+    of a set must occur)."""
+    return frozenset(s for s in strings
+                     if not any(o != s and (o in s if anywhere else s.startswith(o)) for o in strings))
+
+
 def prefixes(pattern: str, flags: int = 0) -> frozenset[str]:
     """Folded strings one of which every match of `pattern` starts with; empty when there is no
-    such set (a match may start anywhere). Shorter members stand for longer ones they begin."""
+    such set (a match may start anywhere)."""
     got = _sequence(list(_sre.parse(pattern, flags).data))
     strings = got[0] if got else {""}
-    if "" in strings:
-        return frozenset()
-    keep = {s for s in strings if not any(o != s and s.startswith(o) for o in strings)}
-    return frozenset(keep)
+    return frozenset() if "" in strings else _minimal(strings)
+
+
+def _score(strings: set[str]) -> tuple[int, int]:
+    """How rare a set of strings is in text: the shortest member (spaces do not count), then
+    the fewer members the better."""
+    return min(len(s.strip()) for s in strings), -len(strings)
+
+
+def required(pattern: str, flags: int = 0) -> frozenset[str]:
+    """Folded strings one of which every match of `pattern` contains — the rarest such set among
+    the runs of literal text along the pattern (its start, or a word after a gap: `\\bi\\b.{0,80}and
+    then typed` needs "and then typed" more than "i"); empty when there is none."""
+    best: set[str] | None = None
+
+    def consider(strings: set[str]) -> None:
+        nonlocal best
+        if strings and "" not in strings and min(len(x.strip()) for x in strings) > 0 and (
+                best is None or _score(strings) > _score(best)):
+            best = strings
+
+    run = {""}
+    for op, av in _sre.parse(pattern, flags).data:
+        if op in (_C.AT, _C.ASSERT, _C.ASSERT_NOT):
+            continue  # zero width: a run of literal text goes on across it
+        got = _element(op, av)
+        if got is None:  # not literal text: the run ends before it
+            consider(run)
+            run = {""}
+            continue
+        strings, complete = got
+        grown = {_collapse(p + x) for p in run for x in strings}
+        if len(grown) > _MAX_PREFIXES:
+            consider(run)
+            grown = set(strings)
+        if complete:
+            run = grown
+        else:  # it starts with one of these, then something else: the run ends inside it
+            consider(grown)
+            run = {""}
+    consider(run)
+    return frozenset() if best is None else _minimal(best, anywhere=True)
 
 
 def _trie(strings: set[str]) -> str:
@@ -174,7 +220,7 @@ def _trie(strings: set[str]) -> str:
 
 class Rules:
     """An alternation of `parts` (each compiled with `flags`) that only runs the parts whose
-    prefixes occur in the text. `search` returns a match of the first part (in the given order)
+    required strings (`required`) occur in the text. `search` returns a match of the first part (in the given order)
     that matches — not necessarily the leftmost match of the whole alternation: use it as a
     yes/no."""
 
@@ -183,14 +229,14 @@ class Rules:
     def __init__(self, *parts: str, flags: int = 0) -> None:
         self.pattern = re.compile("|".join(f"(?:{p})" for p in parts), flags)  # the plain alternation
         self._rules = [re.compile(p, flags) for p in parts]
-        self._always = frozenset(i for i, p in enumerate(parts) if not prefixes(p, flags))
+        self._always = frozenset(i for i, p in enumerate(parts) if not required(p, flags))
         by_prefix: dict[str, set[int]] = {}
         for i, p in enumerate(parts):
-            for s in prefixes(p, flags):
+            for s in required(p, flags):
                 by_prefix.setdefault(s, set()).add(i)
-        # The finder reports, at each position, the longest prefix found there; every shorter
-        # prefix found at that position begins it, so each prefix stands for its own rules and
-        # for those of the prefixes it begins with.
+        # The finder reports, at each position, the longest of the strings found there; every
+        # shorter one found at that position begins it, so each string stands for its own rules
+        # and for those of the strings it begins with.
         self._under = {s: frozenset().union(*(ix for t, ix in by_prefix.items() if s.startswith(t)))
                        for s in by_prefix}
         self._finder = re.compile(_trie(set(by_prefix))) if by_prefix else None

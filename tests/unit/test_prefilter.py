@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import safety
-from bot.prefilter import Rules, fold, prefixes
+from bot.prefilter import Rules, fold, prefixes, required
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_SETS = {name: v for name, v in vars(safety).items() if isinstance(v, Rules)}
@@ -76,7 +76,7 @@ def test_every_rule_set_matches_exactly_like_its_plain_alternation(name: str) ->
 def test_most_rules_are_skipped_for_an_ordinary_question(name: str) -> None:
     rules = RULE_SETS[name]
     for text in ("how long does a USDT deposit on TRC20 take, order 7001234", "我的充值订单7001234什么时候到账"):
-        assert len(rules.candidates(fold(text))) <= len(rules.pattern.pattern) // 1000 + 3
+        assert len(rules.candidates(fold(text))) <= 1  # of 10 to 33
 
 
 _WORDS = sorted({w for r in RULE_SETS.values() for s, _ in r._under.items() for w in s.split()} | {
@@ -105,6 +105,18 @@ def test_prefixes_of_simple_patterns() -> None:
     assert prefixes(r".{0,4}hacked", f) == frozenset()  # a match may start anywhere: always searched
     assert prefixes(r"\w+ed", f) == frozenset()
     assert prefixes(r"ΣΑΣ", f) == frozenset()  # cased letters beyond ASCII: no prefix, always searched
+
+
+def test_rules_are_found_by_their_rarest_literal_text() -> None:
+    f = re.I | re.S
+    # "i" / "we" begin it, but "and (then) entered …" is what it cannot do without
+    assert required(r"\b(?:i|we)\b[^.!?]{0,80}\band\s+(?:then\s+)?(?:entered|typed)\s", f) == {
+        "and entered ", "and typed ", "and then entered ", "and then typed "}
+    assert required(r"\b(?:my|our)\s+(?:\w+\s+){0,2}(?:account|wallet|api\s*key)s?\b.{0,25}\bwas\b", f) == {
+        "account", "wallet", "api key", "apikey"}
+    assert required(r".{0,4}hacked", f) == {"hacked"}
+    assert required(r"(?:accidentally\s+)?sent", f) == {"sent"}
+    assert required(r"\w+ed|.*", f) == frozenset()
 
 
 def test_folding_covers_every_character_ignorecase_matches_with_an_ascii_letter() -> None:
