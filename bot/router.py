@@ -303,7 +303,8 @@ class RouterWorker:
         try:
             await self.consumer.run(stop, burst=burst)
         finally:
-            log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates)
+            batches = {"redis_batches": self.batch.batches, "redis_commands": self.batch.commands} if self.batch else {}
+            log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates, **batches)
 
     async def _dead(self, e: Entry, error: str, handler: str, attempts: int) -> None:
         # Dead-lettering also counts as the conversation's progress, so later messages go on.

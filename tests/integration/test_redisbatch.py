@@ -5,6 +5,7 @@ connection or a caller that gave up never touch the others' outcome."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,8 +14,23 @@ from redis.exceptions import ResponseError
 
 from bot.redisbatch import Batcher
 from tests.conftest import free_port
+from tests.integration.test_faults import PrivateRedis
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def private() -> AsyncIterator[aioredis.Redis]:
+    """A redis-server of this test's own: scripts flushed and connections killed here touch
+    nobody else's (the machine's Redis on 6379 is shared)."""
+    rs = PrivateRedis()
+    rs.start()
+    r = aioredis.from_url(f"redis://127.0.0.1:{rs.port}/0", decode_responses=True)
+    try:
+        yield r
+    finally:
+        await r.aclose()
+        await asyncio.to_thread(rs.stop)
 
 INCR_SCRIPT = "return redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])"
 
@@ -43,14 +59,14 @@ async def test_an_error_stays_with_its_command(aredis: aioredis.Redis) -> None:
     assert ok2 == {"a": "1"}
 
 
-async def test_a_script_redis_lost_is_loaded_again(aredis: aioredis.Redis) -> None:
-    b = Batcher(aredis)
-    script = aredis.register_script(INCR_SCRIPT)
+async def test_a_script_redis_lost_is_loaded_again(private: aioredis.Redis) -> None:
+    b = Batcher(private)
+    script = private.register_script(INCR_SCRIPT)
     assert await b.evalsha(script, ["k"], [1]) == 1
-    await aredis.script_flush()  # as after a restart or a failover
+    await private.script_flush()  # as after a restart or a failover
     got = await asyncio.gather(*(b.evalsha(script, ["k"], [1]) for _ in range(10)))
     assert sorted(got) == list(range(2, 12))  # each ran exactly once
-    await aredis.script_flush()
+    await private.script_flush()
     assert await b.evalsha(script, ["k"], [1]) == 12  # alone, too
 
 
@@ -74,3 +90,28 @@ async def test_a_caller_that_gives_up_does_not_hold_up_the_others(aredis: aiored
     assert got[0] == 1
     assert got[1]["a"] == "1"
     assert (await asyncio.gather(gone, return_exceptions=True))[0].__class__ is asyncio.CancelledError
+
+
+async def test_a_connection_redis_closed_is_replaced(private: aioredis.Redis) -> None:
+    own = aioredis.from_url(f"redis://127.0.0.1:{private.connection_pool.connection_kwargs['port']}/0",
+                            decode_responses=True, client_name="batcher")
+    try:
+        b = Batcher(own)
+        assert await b.execute("HSET", "h", "a", "1") == 1
+        assert await private.client_kill_filter(_type="normal", skipme=True) >= 1  # Redis closes it
+        got = await asyncio.gather(b.execute("HGETALL", "h"), b.execute("HSET", "h", "b", "2"))
+        assert got == [{"a": "1"}, 1]
+    finally:
+        await own.aclose()
+
+
+async def test_arguments_reach_redis_as_redis_py_sends_them(aredis: aioredis.Redis) -> None:
+    b = Batcher(aredis)
+    text = "密码? 🔑 \r\n$3\r\nnot a command"  # UTF-8, and bytes that look like the protocol
+    await b.execute("HSET", "h", "text", text, "int", 7, "float", 0.25, "bytes", b"raw")
+    raw = await aredis.hgetall("h")
+    assert (raw["text"], raw["int"], raw["float"], raw["bytes"]) == (text, "7", "0.25", "raw")
+    # An argument Redis cannot take fails its own command only.
+    bad, ok = await asyncio.gather(b.execute("HSET", "h", "flag", True), b.execute("HGET", "h", "int"),
+                                   return_exceptions=True)
+    assert isinstance(bad, TypeError) and ok == "7"
