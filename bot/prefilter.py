@@ -251,7 +251,7 @@ class Rules:
             while (m := search(folded, pos)) is not None:
                 found |= under[m.group()]
                 pos = m.start() + 1
-        return sorted(found)
+        return sorted(found) if len(found) > 1 else list(found)
 
     def search(self, text: str, folded: str | None = None) -> re.Match[str] | None:
         """A match of one of the parts in `text`, or None when none matches. `folded`:

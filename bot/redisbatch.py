@@ -149,23 +149,24 @@ class Batcher:
             await pool.release(conn)
 
 
-def _arg(v: Any) -> bytes:
-    """One argument as redis-py encodes it (UTF-8 text, numbers as their repr)."""
-    if isinstance(v, str):
-        return v.encode()
-    if isinstance(v, bytes):
-        return v
-    if isinstance(v, bool):  # redis-py refuses these too: say so rather than send "True"
-        raise TypeError("a bool is not a Redis argument")
-    if isinstance(v, int | float):
-        return repr(v).encode()
-    raise TypeError(f"{type(v).__name__} is not a Redis argument")
-
-
 def _pack(args: tuple[Any, ...]) -> bytes:
-    """A command in RESP: `*<n>` then `$<len>` and the bytes of each argument."""
+    """A command in RESP — `*<n>`, then `$<len>` and the bytes of each argument — with its
+    arguments encoded as redis-py encodes them (UTF-8 text, numbers as their repr, bytes as they
+    are; a bool or anything else is refused)."""
     parts = [b"*%d\r\n" % len(args)]
     for v in args:
-        b = _arg(v)
+        t = v.__class__
+        if t is str:
+            b = v.encode()
+        elif t is bytes:
+            b = v
+        elif t is int or t is float or (isinstance(v, int | float) and not isinstance(v, bool)):
+            b = repr(v).encode()
+        elif isinstance(v, str):  # a str subclass (an enum's value)
+            b = v.encode()
+        elif isinstance(v, bytes | memoryview):
+            b = bytes(v)
+        else:
+            raise TypeError(f"{t.__name__} is not a Redis argument")
         parts.append(b"$%d\r\n%b\r\n" % (len(b), b))
     return b"".join(parts)
