@@ -273,7 +273,8 @@ class RouterWorker:
     name: str = field(default_factory=consumer_name)
     partition: int = 0  # the inbound partition this worker consumes (see bot.streams.Layout)
     # The commits and state reads of the messages in flight, sent together (`bot.redisbatch`).
-    # None: one is made, unless the client is a Redis Cluster or commits WAIT for replicas.
+    # None: one is made when several messages are in flight at once (`router.concurrency`),
+    # unless the client is a Redis Cluster or commits WAIT for replicas.
     batch: Batcher | None = None
     queue: Queue = field(init=False)
     consumer: StreamConsumer = field(init=False)
@@ -286,7 +287,8 @@ class RouterWorker:
         qs = self.settings.queue
         self.layout = Layout.of(self.settings)
         durability = Durability.of(self.settings)
-        if self.batch is None and durability.replicas <= 0 and not is_cluster(self.redis):
+        if (self.batch is None and self.settings.router.concurrency > 1 and durability.replicas <= 0
+                and not is_cluster(self.redis)):
             self.batch = Batcher(self.redis)
         self.queue = Queue(self.redis, qs, layout=self.layout, partition=self.partition, durability=durability,
                            batch=self.batch)
