@@ -10,6 +10,8 @@ message must have exactly one decision, in order per conversation. A warm-up rou
 counted; the table shows every round and the median (the machine is shared: compare medians).
 `--compare DIR` runs another checkout's router (e.g. `git archive <commit> | tar -x -C DIR`) in
 the same rounds, alternating, each round on a fresh router: an A/B on a busy machine.
+`--closed N` measures at the widget's pace instead: N closed-loop clients, one message in flight
+each (a new conversation per message), the reply read from `outbound:bench`.
 
 `--profile out.txt` also records the router with py-spy (raw folded stacks) during one extra
 round (`PYSPY`: the py-spy binary; default /tmp/pyspy/bin/py-spy with PYTHONPATH=/tmp/pyspy).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -34,9 +37,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench import texts as T
+from bench.load import OutboundWaiter, direct_workers
 from bench.procs import ROOT, Cluster, cpu_seconds, say
 from bot.config import load_settings
 from bot.intake import redacted, stamped
+from bot.logs import setup_logging
 from bot.models import Message
 from bot.queue import Queue
 
@@ -108,6 +113,37 @@ async def one_round(c: Cluster, r: aioredis.Redis, cfg: Path, texts: T.UniqueTex
             "missing": missing, "duplicates": dups, "out_of_order": out_of_order}
 
 
+async def closed_round(c: Cluster, r: aioredis.Redis, cfg: Path, texts: T.UniqueTexts, n_workers: int, n_msgs: int,
+                       label: str) -> dict[str, Any]:
+    """`n_workers` closed-loop clients, each sending its next message (through the product's
+    intake, a new conversation each) when the reply to its last one is on `outbound:bench`: the
+    router at the widget's pace, one message in flight per client."""
+    settings = load_settings(cfg)
+    waiter = OutboundWaiter(r, f"outbound:{CHANNEL}")
+    await waiter.start()
+    workers = direct_workers(Queue(r, settings.queue), waiter, texts, n_workers, CHANNEL)
+    pid, rpid = c.routers[0].pid, c.redis_proc.pid if c.redis_proc else 0
+    sent = ok = 0
+
+    async def loop(w: Any) -> None:
+        nonlocal sent, ok
+        while sent < n_msgs:
+            sent += 1
+            answered = await w()  # (not `ok += await …`: that reads `ok` before the wait)
+            ok += bool(answered)
+
+    cpu0, rcpu0, t0 = cpu_seconds(pid), cpu_seconds(rpid), time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(w) for w in workers))
+    finally:
+        await waiter.stop()
+    wall = time.perf_counter() - t0
+    cpu, rcpu = cpu_seconds(pid) - cpu0, cpu_seconds(rpid) - rcpu0
+    return {"label": label, "drained": ok == sent, "wall_s": wall, "rate": sent / wall,
+            "router_ms": 1000 * cpu / sent, "redis_ms": 1000 * rcpu / sent,
+            "missing": sent - ok, "duplicates": 0, "out_of_order": 0}
+
+
 def _print(row: dict[str, Any]) -> None:
     ok = row["drained"] and not (row["missing"] or row["duplicates"] or row["out_of_order"])
     say(f"{row['label']:<9} {row['rate']:6.0f} msg/s  router {row['router_ms']:.3f} ms CPU/msg  "
@@ -142,7 +178,11 @@ async def main_async(a: argparse.Namespace) -> int:
                         c.start_routers(cfg, 1)
                         _print(await one_round(c, r, cfg, texts, a.warmup, min(a.conversations, a.warmup),
                                                f"warm-up ({name})"))
-                    row = await one_round(c, r, cfg, texts, a.messages, a.conversations, f"round {i + 1} ({name})")
+                    if a.closed:
+                        row = await closed_round(c, r, cfg, texts, a.closed, a.messages, f"round {i + 1} ({name})")
+                    else:
+                        row = await one_round(c, r, cfg, texts, a.messages, a.conversations,
+                                              f"round {i + 1} ({name})")
                     _print(row)
                     rows[name].append(row)
             if a.profile:
@@ -175,12 +215,22 @@ async def main_async(a: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _quiet_logs() -> None:
+    """The product's intake logs in this process (a real cost of its own): to /dev/null."""
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    with contextlib.redirect_stderr(devnull):
+        setup_logging("info", "json")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=3000, help="messages per round (default 3000)")
     p.add_argument("--conversations", type=int, default=500, help="conversations per round (default 500)")
     p.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
     p.add_argument("--warmup", type=int, default=1000, help="messages of the warm-up round (default 1000)")
+    p.add_argument("--closed", type=int, default=0, metavar="N",
+                   help="instead of a queue drained at once: N closed-loop clients, one message in flight each "
+                        "(the widget's pace; a new conversation per message)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--port", type=int, default=0, help="redis-server port; the stub NLU on the next one")
     p.add_argument("--profile", default="", help="py-spy raw output file for one extra, profiled round (3x the messages)")
@@ -189,6 +239,7 @@ def main() -> int:
                         "commit), a fresh router of each per round, alternating")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
     a = p.parse_args()
+    _quiet_logs()
     if a.compare:
         a.compare = str(Path(a.compare).resolve())
     return asyncio.run(main_async(a))
