@@ -198,7 +198,10 @@ async def main_async(a: argparse.Namespace) -> int:
                                        "-o", a.profile], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
                     await asyncio.sleep(1.0)  # py-spy attaches
-                    _print(await one_round(c, r, cfg, texts, 3 * a.messages, a.conversations, "profiled"))
+                    if a.closed:
+                        _print(await closed_round(c, r, cfg, texts, a.closed, 3 * a.messages, "profiled"))
+                    else:
+                        _print(await one_round(c, r, cfg, texts, 3 * a.messages, a.conversations, "profiled"))
                 finally:
                     rec.send_signal(signal.SIGINT)  # py-spy writes the file
                     await asyncio.to_thread(rec.wait, 30)

@@ -149,6 +149,28 @@ class Batcher:
             await pool.release(conn)
 
 
+async def command(r: aioredis.Redis, *args: Any) -> Any:
+    """One command (execute_command arguments), packed here, on one of the client's pooled
+    connections, without redis-py's per-command wrappers (retry, observability hooks): for a
+    consumer's `XREADGROUP`, once per message at the widget's pace. May block (`BLOCK`): it has
+    its connection to itself. A connection error is raised as it is, for the caller's outage
+    handling; not for Redis Cluster clients."""
+    pool = r.connection_pool
+    conn = await pool.get_connection()
+    try:
+        await conn.send_packed_command(_pack(args))
+        rep = await conn.read_response()
+    except ResponseError:
+        raise  # an error reply: the connection itself is fine
+    except BaseException:
+        await conn.disconnect(nowait=True)  # a reply may be left unread (cancelled mid-BLOCK)
+        raise
+    finally:
+        await pool.release(conn)
+    cb = r.response_callbacks.get(args[0])
+    return cb(rep) if cb is not None else rep
+
+
 def _pack(args: tuple[Any, ...]) -> bytes:
     """A command in RESP — `*<n>`, then `$<len>` and the bytes of each argument — with its
     arguments encoded as redis-py encodes them (UTF-8 text, numbers as their repr, bytes as they

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from bot.redisbatch import Batcher
+from bot.redisbatch import Batcher, command
 from tests.conftest import free_port
 from tests.integration.test_faults import PrivateRedis
 
@@ -115,3 +115,28 @@ async def test_arguments_reach_redis_as_redis_py_sends_them(aredis: aioredis.Red
     bad, ok = await asyncio.gather(b.execute("HSET", "h", "flag", True), b.execute("HGET", "h", "int"),
                                    return_exceptions=True)
     assert isinstance(bad, TypeError) and ok == "7"
+
+
+async def test_a_consumer_read_gets_what_redis_py_gets(aredis: aioredis.Redis) -> None:
+    await aredis.xgroup_create("s", "g", id="0", mkstream=True)
+    ids = [await aredis.xadd("s", {"m": f"text {i}", "c": "conv"}) for i in range(3)]
+    lean = await command(aredis, "XREADGROUP", "GROUP", "g", "c1", "COUNT", 2, "BLOCK", 100, "STREAMS", "s", ">")
+    plain = await aredis.xreadgroup("g", "c2", {"s": ">"}, count=2, block=100)
+    assert [e[0] for e in lean[0][1]] == ids[:2] and lean[0][1][0][1] == {"m": "text 0", "c": "conv"}
+    assert [e[0] for e in plain[0][1]] == ids[2:]
+    assert type(lean) is type(plain) and type(lean[0][1][0]) is type(plain[0][1][0])
+    assert await command(aredis, "XREADGROUP", "GROUP", "g", "c1", "COUNT", 2, "BLOCK", 50, "STREAMS", "s", ">") in (None, [])
+
+
+async def test_a_read_cancelled_while_it_blocks_leaves_no_reply_behind(aredis: aioredis.Redis) -> None:
+    await aredis.xgroup_create("s", "g", id="0", mkstream=True)
+    t = asyncio.ensure_future(command(aredis, "XREADGROUP", "GROUP", "g", "c", "COUNT", 1, "BLOCK", 5000,
+                                      "STREAMS", "s", ">"))
+    await asyncio.sleep(0.2)
+    t.cancel()  # a consumer stopping mid-BLOCK
+    await asyncio.gather(t, return_exceptions=True)
+    eid = await aredis.xadd("s", {"m": "after"})
+    # Whatever connection the pool hands out next answers its own command, not the old read.
+    assert await command(aredis, "HSET", "h", "a", "1") == 1
+    got = await command(aredis, "XREADGROUP", "GROUP", "g", "c", "COUNT", 1, "STREAMS", "s", ">")
+    assert got[0][1][0][0] == eid
