@@ -241,8 +241,8 @@ class Cluster:
             return self.redis_url
         return f"unix://{self.redis_socket}?db=0"
 
-    def start_redis(self) -> None:
-        self.redis_port = free_port()
+    def start_redis(self, port: int | None = None) -> None:
+        self.redis_port = port or free_port()
         d = self.tmp / "redis"
         d.mkdir(parents=True, exist_ok=True)
         _, log = self._log("redis")
@@ -358,9 +358,9 @@ class Cluster:
         )
         return Role(name, proc, log_path)
 
-    def start_stub(self, timeout: float = 30.0) -> str:
+    def start_stub(self, timeout: float = 30.0, port: int | None = None) -> str:
         """The instant stand-in for Rasa (bench/stub_nlu.py); returns its URL."""
-        self.stub_port = free_port()
+        self.stub_port = port or free_port()
         _, log = self._log("stub-nlu")
         self.stub = subprocess.Popen(
             [sys.executable, "-m", "bench.stub_nlu", str(self.stub_port)], cwd=ROOT, stdout=log,

@@ -48,7 +48,7 @@ from bench.peers import Opsdroid, TelegramFake
 from bench.procs import ROOT, Cluster, Role, mem_kb, say, tcp_connections
 from bench.report import TARGETS, aggregate, fmt, med, print_report
 from bot.config import QueueSettings, Settings, load_settings
-from bot.intake import make_sink, redacted
+from bot.intake import make_sink, redacted, stamped
 from bot.logs import setup_logging
 from bot.models import ANSWER_TOPICS, Message
 from bot.policy import topic_of
@@ -419,7 +419,7 @@ class Bench:
             seqno[ci] += 1
             m = Message(channel=CHANNEL, channel_message_id=f"{convs[ci]}:{k}", conversation_id=convs[ci],
                         user_id=convs[ci], text=t.text, lang=t.lang)  # type: ignore[arg-type]
-            msgs.append(redacted(m))  # the intake's redaction, done before the clock starts
+            msgs.append(stamped(redacted(m)))  # the intake's redaction and stamp, before the clock starts
             expected[m.id] = (ci, k)
         stream = self.settings.queue.inbound_stream
         group = self.settings.queue.group

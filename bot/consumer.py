@@ -49,12 +49,12 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot import metrics, streams
+from bot import metrics, redisbatch, streams
 from bot.backoff import Backoff, delay_for
 from bot.errors import TransientError
 from bot.logs import get_logger
 from bot.queue import Entry, _entries, ensure_group, report_not_replicated, trim_stream
-from bot.redisconn import NotReplicated, one_slot, replicated
+from bot.redisconn import NotReplicated, is_cluster, one_slot, replicated
 
 log = get_logger("switchboard.consumer")
 
@@ -199,6 +199,7 @@ class StreamConsumer:
         self._m_dead = metrics.DEAD_LETTERS.labels(stream)
         self._m_outage = metrics.OUTAGES.labels(stream)
         self._stop: asyncio.Event = asyncio.Event()
+        self._lean = not is_cluster(redis) and hasattr(redis, "connection_pool")
 
     # -- classification ---------------------------------------------------------------------------
     def outage(self, exc: BaseException) -> bool:
@@ -359,7 +360,11 @@ class StreamConsumer:
     async def _read(self, count: int, block_ms: int) -> list[Entry]:
         if self.wait_replicas > 0:
             return await self._read_replicated(count, block_ms)
-        res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
+        if self._lean:  # once per message at the widget's pace: without redis-py's wrappers
+            res = await redisbatch.command(self.r, "XREADGROUP", "GROUP", self.group, self.name, "COUNT", count,
+                                           "BLOCK", block_ms, "STREAMS", self.stream, ">")
+        else:
+            res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
         return _entries(res[0][1]) if res else []
 
     async def _read_replicated(self, count: int, block_ms: int) -> list[Entry]:

@@ -11,7 +11,7 @@ from bot.logs import get_logger
 from bot.mailbox import Append
 from bot.models import Message, Outbound
 from bot.queue import Limit, Queue, RateLimited
-from bot.redact import Redacted, kinds_found, redact, redact_async
+from bot.redact import ENGINE, REDACTED_BY, Redacted, kinds_found, redact, redact_async
 
 log = get_logger("switchboard.intake")
 
@@ -63,6 +63,12 @@ async def redacted_async(msg: Message) -> Message:
     return _with(msg, await redact_async(msg.text))
 
 
+def stamped(msg: Message) -> Message:
+    """A redacted message marked with the engine that redacted it, as the intake queues it: the
+    router does not redact it a second time (`bot.redact.ENGINE`)."""
+    return msg.model_copy(update={"meta": {**msg.meta, REDACTED_BY: ENGINE}})
+
+
 RATE_LIMITED = {
     "en": "You are sending messages faster than we can read them. Please wait a minute; messages sent "
           "meanwhile were not received.",
@@ -76,7 +82,7 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
 
     async def accept(msg: Message, *, pre_redacted: bool = False, limits: tuple[Limit, ...] = (),
                      echo: Append | None = None) -> str | None:
-        safe = msg if pre_redacted else await redacted_async(msg)
+        safe = stamped(msg if pre_redacted else await redacted_async(msg))
         try:
             entry = await queue.publish(safe, rate_per_minute=rate_per_minute, limits=limits, echo=echo)
         except RateLimited as e:

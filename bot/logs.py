@@ -22,10 +22,10 @@ _FREE_TEXT = frozenset({"text", "error", "exception", "reason", "subject", "body
 
 
 def _redact_free_text(_logger: Any, _method: str, ev: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    from bot.redact import redact
-
     for k, v in ev.items():
         if isinstance(v, str) and v and (k in _FREE_TEXT or k.endswith("_text")):
+            from bot.redact import redact  # only when there is free text (most lines have none)
+
             ev[k] = redact(v).text
     return ev
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from bot import domain, safety
@@ -28,6 +29,7 @@ HANDOFF_MIN_CONFIDENCE = 0.25
 _SEVERITY: dict[str, int] = {**dict.fromkeys(TOPICS, 0), "human": 1, "compliance": 2, "theft": 3}
 
 
+@lru_cache(maxsize=4096)  # a model has a few hundred intent names; called for each of the ranking
 def topic_of(intent: str) -> str:
     """Intent names start with their topic (`deposit_not_arrived` → `deposit`)."""
     for t in _TOPICS_BY_LEN:
@@ -118,10 +120,14 @@ def decide(
     escalate_after: int,
     redactions: tuple[str, ...] = (),
     entities: dict[str, str] | None = None,
+    slots: dict[str, str] | None = None,
 ) -> Outcome:
-    """Decide answer / clarify / handoff for one (redacted) message."""
-    state = replace(state, lang=lang)
-    slots = slots_from(text, entities or {})
+    """Decide answer / clarify / handoff for one (redacted) message. `slots`: `slots_from(text,
+    entities)`, when the caller has it already."""
+    if state.lang != lang:
+        state = replace(state, lang=lang)
+    if slots is None:
+        slots = slots_from(text, entities or {})
     secret_note = answers.get("secret_redacted", lang) if redactions else None
 
     if state.mode == "agent":
@@ -192,7 +198,8 @@ def decide(
     if understood:
         reply = _join(answers.get(intent, lang, **slots), secret_note)
         return Outcome(
-            Action.ANSWER, nlu_topic, intent, conf, Priority.LOW, reply, reason, replace(state, fallbacks=0)
+            Action.ANSWER, nlu_topic, intent, conf, Priority.LOW, reply, reason,
+            replace(state, fallbacks=0) if state.fallbacks else state,
         )
 
     fallbacks = state.fallbacks + 1

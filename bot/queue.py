@@ -30,6 +30,7 @@ from bot.config import QueueSettings
 from bot.logs import get_logger
 from bot.mailbox import LUA_BOX_ADD, Append
 from bot.models import Message
+from bot.redisbatch import Batcher
 from bot.redisconn import NotReplicated, is_cluster, replicated
 from bot.streams import Layout
 
@@ -283,8 +284,11 @@ class Queue:
     (`partition`; see `bot.streams.Layout`)."""
 
     def __init__(self, r: aioredis.Redis, settings: QueueSettings, *, layout: Layout | None = None,
-                 partition: int = 0, durability: Durability | None = None) -> None:
+                 partition: int = 0, durability: Durability | None = None, batch: Batcher | None = None) -> None:
         self.r = r
+        # Scripts of concurrent callers in one round trip (`bot.redisbatch`; not with WAIT, which
+        # needs its own connection's writes).
+        self.batch = batch
         self.s = settings
         # Without a layout: the one of these settings on this client (tagged on a cluster).
         self.layout = layout or Layout(settings.partitions, settings.partitions > 1 or is_cluster(r),
@@ -305,6 +309,8 @@ class Queue:
         replicas that have it; -1 without WAIT)."""
         d = self.durability
         if d.replicas <= 0:
+            if self.batch is not None:
+                return await self.batch.evalsha(script, keys, args), -1
             return await script(keys=keys, args=args), -1
         res, n = await replicated(self.r, keys[0], [("EVALSHA", script.sha, len(keys), *keys, *args)],
                                   d.replicas, d.timeout_ms, scripts=(script.script,))

@@ -9,6 +9,7 @@ commit on top.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -24,7 +25,9 @@ from bot.logs import get_logger
 from bot.models import Action, Decision, Message, Outbound, Priority
 from bot.policy import ConvState, decide, slots_from
 from bot.queue import Durability, Entry, Output, Queue
-from bot.redact import EXPOSING, kinds_found, redact_async
+from bot.redact import ENGINE, EXPOSING, REDACTED_BY, Redacted, kinds_found, redact_async
+from bot.redisbatch import Batcher
+from bot.redisconn import is_cluster
 from bot.streams import Layout
 from intents.answers import Answers
 from intents.client import NLUClient, NLUResult
@@ -37,6 +40,16 @@ HANDOFF_STREAM = streams.HANDOFF
 DECISIONS_MAXLEN = streams.DECISIONS_MAXLEN
 CONV_LOG_MAXLEN = 50
 outbound_stream = streams.outbound
+
+
+@functools.cache  # 2 label values: the children once, not a labels() lookup per message
+def _nlu_cache(result: str) -> Any:
+    return metrics.NLU_CACHE.labels(result)
+
+
+@functools.cache  # 3 actions x 15 topics
+def _decisions(action: str, topic: str) -> Any:
+    return metrics.DECISIONS.labels(action, topic)
 
 
 def state_from_hash(h: dict[str, str]) -> ConvState:
@@ -121,7 +134,10 @@ class Brain:
 
     async def decide(self, msg: Message, state: ConvState) -> tuple[Decision, ConvState, float]:
         """Returns the decision, the conversation's new state and the seconds spent in the NLU."""
-        red = await redact_async(msg.text)
+        if msg.meta.get(REDACTED_BY) == ENGINE:
+            red = Redacted(msg.text, ())  # the intake redacted it with these very detectors
+        else:
+            red = await redact_async(msg.text)
         text = red.text
         # What intake (or the channel) already replaced counts too: re-redacting marks finds nothing.
         found = kinds_found(msg.text, msg.meta.get("redacted"), red.kinds)
@@ -138,11 +154,12 @@ class Brain:
             nlu = NLUResult("nlu_fallback", 0.0, model_version=self.nlu.model_version)
         else:
             nlu = await self.nlu.parse(text)
-            metrics.NLU_CACHE.labels("hit" if nlu.cached else "miss").inc()
+            _nlu_cache("hit" if nlu.cached else "miss").inc()
             if not nlu.cached:
                 metrics.NLU_LATENCY.observe(nlu.latency_s)
         self.answers.maybe_reload()
         entities = dict(nlu.entities)
+        slots = slots_from(text, entities)
         out = decide(
             text=text,
             lang=msg.lang,
@@ -154,6 +171,7 @@ class Brain:
             escalate_after=self.settings.router.escalate_after_fallbacks,
             redactions=found,
             entities=entities,
+            slots=slots,
         )
         if msg.meta.get("ticket_on_clarify") == "1":
             out = policy.clarify_to_ticket(out, vip=state.vip, lang=msg.lang, answers=self.answers,
@@ -185,7 +203,7 @@ class Brain:
             priority=out.priority,
             reply=out.reply,
             lang=msg.lang,
-            entities=slots_from(text, entities),
+            entities=slots,
             model_version=nlu.model_version,
             redacted_text=text,
             redactions=found,
@@ -260,6 +278,10 @@ class RouterWorker:
     brain: Brain
     name: str = field(default_factory=consumer_name)
     partition: int = 0  # the inbound partition this worker consumes (see bot.streams.Layout)
+    # The commits and state reads of the messages in flight, sent together (`bot.redisbatch`).
+    # None: one is made when several messages are in flight at once (`router.concurrency`),
+    # unless the client is a Redis Cluster or commits WAIT for replicas.
+    batch: Batcher | None = None
     queue: Queue = field(init=False)
     consumer: StreamConsumer = field(init=False)
     handled: int = 0
@@ -272,7 +294,11 @@ class RouterWorker:
         self.layout = Layout.of(self.settings)
         self.mailboxes = frozenset(c.type for c in self.settings.channels if c.reply_mailbox)
         durability = Durability.of(self.settings)
-        self.queue = Queue(self.redis, qs, layout=self.layout, partition=self.partition, durability=durability)
+        if (self.batch is None and self.settings.router.concurrency > 1 and durability.replicas <= 0
+                and not is_cluster(self.redis)):
+            self.batch = Batcher(self.redis)
+        self.queue = Queue(self.redis, qs, layout=self.layout, partition=self.partition, durability=durability,
+                           batch=self.batch)
         self.consumer = StreamConsumer(
             self.redis, self.queue.stream, qs.group, self._handle, handler_name="router", name=self.name,
             max_attempts=qs.max_attempts, claim_idle_ms=qs.claim_idle_ms, block_ms=qs.block_ms, batch=qs.batch,
@@ -286,7 +312,8 @@ class RouterWorker:
         try:
             await self.consumer.run(stop, burst=burst)
         finally:
-            log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates)
+            batches = {"redis_batches": self.batch.batches, "redis_commands": self.batch.commands} if self.batch else {}
+            log.info("router.stopped", consumer=self.name, handled=self.handled, duplicates=self.duplicates, **batches)
 
     async def _dead(self, e: Entry, error: str, handler: str, attempts: int) -> None:
         # Dead-lettering also counts as the conversation's progress, so later messages go on.
@@ -321,7 +348,7 @@ class RouterWorker:
 
     async def _wait_checks(self, e: Entry, seq: int, key: str, deadline: float) -> tuple[str, dict[str, str]]:
         while True:
-            h = await self.redis.hgetall(key)
+            h = await (self.batch.execute("HGETALL", key) if self.batch is not None else self.redis.hgetall(key))
             st = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
             done = int(st.get("seq_done") or 0)
             if done >= seq:
@@ -381,7 +408,7 @@ class RouterWorker:
                 return ACKED
         if res == 1:
             self.handled += 1
-            metrics.DECISIONS.labels(decision.action.value, decision.topic).inc()
+            _decisions(decision.action.value, decision.topic).inc()
             if outs and outs[0].box is not None:
                 metrics.MESSAGES_OUT.labels(msg.channel).inc()  # delivered into the mailbox by the commit
             log.info(

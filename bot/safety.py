@@ -12,13 +12,16 @@ import re
 from dataclasses import dataclass
 
 from bot.domain import foreign_subject
+from bot.prefilter import Rules, fold
 from intents.components._zh_variants import to_simplified
 
 _F = re.I | re.S
 
 
-def _rx(*parts: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in parts), _F)
+def _rx(*parts: str) -> Rules:
+    """The rules as one alternation, each searched only when the text can start a match of it
+    (`bot.prefilter`)."""
+    return Rules(*parts, flags=_F)
 
 
 _SECRET_WORDS = (
@@ -184,7 +187,7 @@ ONLY_ASKING = _rx(
 THIRD_PARTY = _rx(
     r"\bmy\s+(?:friend|mom|mum|mother|dad|father|parents?|brother|sister|wife|husband|cousin|colleague|coworker|uncle|aunt|grandma|grandpa|neighbou?r|son|daughter)(?:'s)?\s+(?:\w+\s+){0,2}(?:got|was|were|has\s+been|have\s+been|been)\s+(?:hacked|scammed|phished|drained|stolen)",
     r"(朋友|妈妈?|爸爸?|父母|家人|老婆|老公|同事|亲戚|兄弟|姐姐|妹妹|哥哥|弟弟|同学|邻居)(的)?(账户|账号|帐号|号|钱包|币)?(也)?被(人)?(盗|黑|骗)了?",
-)
+).pattern  # used to cut these out of the text: the plain alternation
 # "Is this message really from you? I didn't click it": asking whether something is phishing. It
 # silences the theft rules, and the compliance ones when it is about a link / SMS / mail (a fake
 # "your account will be suspended" text), not a real compliance request ("you asked for my bank
@@ -246,37 +249,77 @@ def check(text: str, lang: str) -> SafetyHit | None:
     return hit
 
 
+class _Gates:
+    """What makes a matching rule not count — the text is a how-to question, asks whether a
+    message is really from us, or says it happened after all. Each is worked out the first time a
+    rule that depends on it matched (most messages match no rule, so they never pay for these)."""
+
+    __slots__ = ("_happened", "_howto", "_legit", "folded", "text")
+
+    def __init__(self, text: str, folded: str) -> None:
+        self.text = text
+        self.folded = folded
+        self._happened: bool | None = None
+        self._howto: bool | None = None
+        self._legit: bool | None = None
+
+    @property
+    def happened(self) -> bool:
+        if self._happened is None:
+            self._happened = HAPPENED.search(THIRD_PARTY.sub(" ", self.text)) is not None
+        return self._happened
+
+    @property
+    def howto(self) -> bool:
+        if self._howto is None:
+            self._howto = HOWTO.search(self.text, self.folded) is not None and not self.happened
+        return self._howto
+
+    @property
+    def legit_check(self) -> bool:
+        if self._legit is None:
+            self._legit = LEGIT_CHECK.search(self.text, self.folded) is not None and not self.happened
+        return self._legit
+
+
+_WANTS_ONE = re.compile(r"(?i)\b(?:want|need|let\s+me|give\s+me|transfer|connect)\b|转人工|要人工|找人工")
+
+
 def _check(text: str, lang: str) -> SafetyHit | None:
     # Both languages' rules run on mixed text ("我的USDT被盗了", "account frozen 了"). A rule set
     # only runs when the text has its script: every English rule needs a Latin word, every Chinese
     # one a Chinese character — except COMPLIANCE_ZH's AML/KYT/OFAC, which COMPLIANCE_EN (checked
     # first) matches as well. Half the regex work for monolingual messages, the same answers.
+    # In order of severity: theft, compliance, a person. The rules are searched first and the
+    # gates (`_Gates`: a how-to question, a "is this really you?", or it happened after all) only
+    # when a rule that depends on them matched: the same answers as gating first.
     zh = _HAS_CJK.search(text) is not None
     if zh:
         text = _mandarin(text)  # the Chinese rules are written in simplified Mandarin
     en = _HAS_LATIN.search(text) is not None
-    happened = HAPPENED.search(THIRD_PARTY.sub(" ", text)) is not None
-    howto = HOWTO.search(text) is not None and not happened
-    legit_check = LEGIT_CHECK.search(text) is not None and not happened
-    if not (howto or legit_check):
-        if en and THEFT_EN.search(text):
-            return SafetyHit("theft", "theft_en")
-        if zh and THEFT_ZH.search(text):
-            return SafetyHit("theft", "theft_zh")
-    if not howto:
+    f = fold(text)  # once for every rule set (bot.prefilter)
+    g = _Gates(text, f)
+    theft = ("theft_en" if en and THEFT_EN.search(text, f) else
+             "theft_zh" if zh and THEFT_ZH.search(text, f) else None)
+    if theft is not None and not (g.howto or g.legit_check):
+        return SafetyHit("theft", theft)
+    # The specific compliance rules are a part of the full ones: no full match, no match at all.
+    if ((en and COMPLIANCE_EN.search(text, f)) or (zh and COMPLIANCE_ZH.search(text, f))) and not g.howto:
         # Asking whether a "your account will be suspended" text / link is real: only the specific
         # compliance rules (a real request for bank statements is still compliance).
-        phishing_check = legit_check and _PHISHING_VECTOR.search(text) is not None
+        phishing_check = g.legit_check and _PHISHING_VECTOR.search(text, f) is not None
         rules_en = COMPLIANCE_EN_SPECIFIC if phishing_check else COMPLIANCE_EN
         rules_zh = COMPLIANCE_ZH_SPECIFIC if phishing_check else COMPLIANCE_ZH
-        if en and rules_en.search(text):
+        if en and rules_en.search(text, f):
             return SafetyHit("compliance", "compliance_en")
-        if zh and rules_zh.search(text):
+        if zh and rules_zh.search(text, f):
             return SafetyHit("compliance", "compliance_zh")
-    if ARE_YOU_HUMAN.search(text) and not re.search(r"(?i)\b(?:want|need|let\s+me|give\s+me|transfer|connect)\b|转人工|要人工|找人工", text):
+    human = ("human_en" if en and HUMAN_EN.search(text, f) else
+             "human_zh" if zh and (HUMAN_ZH.search(text, f) or (COMPENSATION_ZH.search(text, f) and not g.howto))
+             else None)
+    if human is None:
         return None
-    if en and HUMAN_EN.search(text):
-        return SafetyHit("human", "human_en")
-    if zh and (HUMAN_ZH.search(text) or (not howto and COMPENSATION_ZH.search(text))):
-        return SafetyHit("human", "human_zh")
-    return None
+    # "Is this a real person?" asks what we are; it is not a request for one.
+    if ARE_YOU_HUMAN.search(text, f) and not _WANTS_ONE.search(text):
+        return None
+    return SafetyHit("human", human)

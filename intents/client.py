@@ -294,6 +294,8 @@ class NLUClient:
     def _pick(self) -> list[_Server]:
         """Healthy servers, least loaded first (round-robin among equals)."""
         n = len(self._servers)
+        if n == 1:
+            return self._servers if self._servers[0].healthy else []
         self._rr = (self._rr + 1) % n
         order = [self._servers[(self._rr + i) % n] for i in range(n)]
         return sorted((s for s in order if s.healthy), key=lambda s: s.inflight)

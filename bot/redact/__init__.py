@@ -14,7 +14,10 @@ original text, and overlapping spans merge under the most severe kind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.redact import credentials, keys, seed
 from bot.redact._doc import MARK, Doc
@@ -31,6 +34,25 @@ _RANK = {k: i for i, k in enumerate(KINDS)}
 
 # Texts longer than this are redacted in a worker thread by `redact_async`.
 ASYNC_THRESHOLD = 8192
+
+
+def _engine() -> str:
+    """These detectors, as a short hash: their source and the word lists' package version."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    try:
+        h.update(importlib.metadata.version("mnemonic").encode())
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency
+        pass
+    return h.hexdigest()[:16]
+
+
+# The intake stamps every message it puts on the queue with the engine that redacted it
+# (`meta[REDACTED_BY]`); the router redacts again only what this very engine did not redact
+# (a message queued by an older or newer version, or by something else than the intake).
+ENGINE = _engine()
+REDACTED_BY = "redacted_by"
 
 
 def mark(kind: str) -> str:

@@ -130,6 +130,30 @@ async def test_one_conversation_stays_in_order_across_two_workers(rasa_url: str,
     assert len(await outbound(aredis)) == 40
 
 
+async def test_concurrent_messages_share_redis_round_trips_and_each_is_answered_once(
+    rasa_url: str, aredis: aioredis.Redis
+) -> None:
+    """With many messages in flight the commits (and state reads) go to Redis together
+    (`bot.redisbatch`): fewer writes than commands, and still every message answered exactly
+    once and each conversation in order. With one message at a time there is nothing to batch."""
+    s = make_settings(nlu={"urls": [rasa_url]}, router={"concurrency": 16})
+    sink = make_sink(Queue(aredis, s.queue))
+    for i in range(120):
+        await sink(web_msg(f"m{i}", f"how long does a withdrawal of {i} USDT take", f"c{i % 12}"))
+    w = await drain(s, aredis)
+    assert w.batch is not None and w.batch.commands >= 120
+    assert w.batch.batches < w.batch.commands / 2
+    ds = await decisions(aredis)
+    assert sorted(d.message_id for d in ds) == sorted({d.message_id for d in ds}) and len(ds) == 120
+    for c in range(12):
+        amounts = [int(d.redacted_text.split()[6]) for d in ds if d.conversation_id == f"web:c{c}"]
+        assert amounts == sorted(amounts) and len(amounts) == 10
+    assert len(await outbound(aredis)) == 120
+    one = make_settings(nlu={"urls": [rasa_url]}, router={"concurrency": 1})
+    async with NLUClient(one.nlu.urls, timeout_s=5) as nlu:
+        assert RouterWorker(one, aredis, Brain(one, nlu, answers(one))).batch is None
+
+
 class FailingBrain(Brain):
     """Fault injection: the real Brain, except messages containing BOOM raise."""
 
