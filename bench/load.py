@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from bench.procs import CLK_TCK, cpu_seconds
 from bench.texts import Text
-from bot.intake import make_sink
+from bot.intake import make_sink, redacted, stamped
 from bot.models import Message
 from bot.queue import Queue
 
@@ -462,6 +462,25 @@ def direct_workers(
         return one
 
     return [make(i) for i in range(n)]
+
+
+def interleaved(texts: TextSource, convs: Sequence[str], slots: Sequence[int],
+                channel: str) -> tuple[list[Message], dict[str, tuple[int, int]]]:
+    """Messages in send order (`slots`: a conversation index each), numbered in order within each
+    conversation, redacted and stamped as the intake does (before any clock starts); and each
+    message's (conversation index, number), to check exactly-once and order afterwards."""
+    seqno = [0] * len(convs)
+    expected: dict[str, tuple[int, int]] = {}
+    msgs: list[Message] = []
+    for ci in slots:
+        t = texts.next()
+        k = seqno[ci]
+        seqno[ci] += 1
+        m = Message(channel=channel, channel_message_id=f"{convs[ci]}:{k}", conversation_id=convs[ci],
+                    user_id=convs[ci], text=t.text, lang=t.lang)  # type: ignore[arg-type]
+        msgs.append(stamped(redacted(m)))
+        expected[m.id] = (ci, k)
+    return msgs, expected
 
 
 # -- end to end, widget: WebSocket message → bot reply event ------------------------------------------

@@ -37,12 +37,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from bench import texts as T
-from bench.load import OutboundWaiter, direct_workers
+from bench.load import OutboundWaiter, direct_workers, interleaved
 from bench.procs import ROOT, Cluster, cpu_seconds, say
 from bot.config import load_settings
-from bot.intake import redacted, stamped
 from bot.logs import setup_logging
-from bot.models import Message
 from bot.queue import Queue
 
 CHANNEL = "bench"
@@ -55,17 +53,7 @@ async def one_round(c: Cluster, r: aioredis.Redis, cfg: Path, texts: T.UniqueTex
     convs = [f"{label}:{time.time_ns()}:{i}" for i in range(n_convs)]
     slots = [i % n_convs for i in range(n_msgs)]
     rng.shuffle(slots)
-    seqno = [0] * n_convs
-    expected: dict[str, tuple[int, int]] = {}
-    msgs: list[Message] = []
-    for ci in slots:
-        t = texts.next()
-        k = seqno[ci]
-        seqno[ci] += 1
-        m = Message(channel=CHANNEL, channel_message_id=f"{convs[ci]}:{k}", conversation_id=convs[ci],
-                    user_id=convs[ci], text=t.text, lang=t.lang)  # type: ignore[arg-type]
-        msgs.append(stamped(redacted(m)))
-        expected[m.id] = (ci, k)
+    msgs, expected = interleaved(texts, convs, slots, CHANNEL)
     stream, group = settings.queue.inbound_stream, settings.queue.group
     before = await r.xrevrange("decisions", count=1)
     dec_from = before[0][0] if before else "0-0"

@@ -37,6 +37,7 @@ from bench.load import (
     WidgetSession,
     closed_loop,
     direct_workers,
+    interleaved,
     opsdroid_workers,
     percentile,
     raw_workers,
@@ -48,7 +49,7 @@ from bench.peers import Opsdroid, TelegramFake
 from bench.procs import ROOT, Cluster, Role, mem_kb, say, tcp_connections
 from bench.report import TARGETS, aggregate, fmt, med, print_report
 from bot.config import QueueSettings, Settings, load_settings
-from bot.intake import make_sink, redacted, stamped
+from bot.intake import make_sink
 from bot.logs import setup_logging
 from bot.models import ANSWER_TOPICS, Message
 from bot.policy import topic_of
@@ -410,17 +411,7 @@ class Bench:
         per = [n_msgs // n_convs + (1 if i < n_msgs % n_convs else 0) for i in range(n_convs)]
         slots = [i for i, k in enumerate(per) for _ in range(k)]
         rng.shuffle(slots)  # conversations interleave at random; each keeps its own order
-        seqno = [0] * n_convs
-        expected: dict[str, tuple[int, int]] = {}
-        msgs: list[Message] = []
-        for ci in slots:
-            t = texts.next()
-            k = seqno[ci]
-            seqno[ci] += 1
-            m = Message(channel=CHANNEL, channel_message_id=f"{convs[ci]}:{k}", conversation_id=convs[ci],
-                        user_id=convs[ci], text=t.text, lang=t.lang)  # type: ignore[arg-type]
-            msgs.append(stamped(redacted(m)))  # the intake's redaction and stamp, before the clock starts
-            expected[m.id] = (ci, k)
+        msgs, expected = interleaved(texts, convs, slots, CHANNEL)
         stream = self.settings.queue.inbound_stream
         group = self.settings.queue.group
         before = await self.r.xrevrange("decisions", count=1)
