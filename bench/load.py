@@ -483,6 +483,46 @@ def interleaved(texts: TextSource, convs: Sequence[str], slots: Sequence[int],
     return msgs, expected
 
 
+@dataclass
+class Exactness:
+    """Every expected message's decisions on the `decisions` stream: missing, answered twice, out
+    of its conversation's order, and the actions taken."""
+
+    missing: int
+    dups: int
+    out_of_order: int
+    actions: dict[str, int]
+    decided: int  # decisions of expected messages, duplicates included
+
+
+async def check_decisions(r: aioredis.Redis, after_id: str, expected: dict[str, tuple[int, int]],
+                          n_convs: int) -> Exactness:
+    """Reads the `decisions` stream after `after_id` (see `interleaved` for `expected`)."""
+    seen: dict[str, int] = {}
+    last_k = [-1] * n_convs
+    out_of_order = 0
+    actions: dict[str, int] = {}
+    start = f"({after_id}"
+    for _ in range(10_000):
+        page = await r.xrange("decisions", min=start, count=2000)
+        if not page:
+            break
+        for eid, f in page:
+            start = f"({eid}"
+            d = orjson.loads(f["d"])
+            mid = d.get("message_id")
+            if mid not in expected:
+                continue
+            seen[mid] = seen.get(mid, 0) + 1
+            ci, k = expected[mid]
+            out_of_order += k < last_k[ci]
+            last_k[ci] = max(last_k[ci], k)
+            a = "silent" if d.get("silent") else d.get("action", "?")
+            actions[a] = actions.get(a, 0) + 1
+    return Exactness(sum(1 for mid in expected if mid not in seen), sum(1 for v in seen.values() if v > 1),
+                     out_of_order, actions, sum(seen.values()))
+
+
 # -- end to end, widget: WebSocket message → bot reply event ------------------------------------------
 class WidgetSession:
     def __init__(self, http: aiohttp.ClientSession, url: str, texts: TextSource, timeout: float = 15.0) -> None:

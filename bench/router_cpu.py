@@ -33,11 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from bench import texts as T
-from bench.load import OutboundWaiter, direct_workers, interleaved
+from bench.load import OutboundWaiter, check_decisions, direct_workers, interleaved
 from bench.procs import ROOT, Cluster, cpu_seconds, say
 from bot.config import load_settings
 from bot.logs import setup_logging
@@ -77,25 +76,8 @@ async def one_round(c: Cluster, r: aioredis.Redis, cfg: Path, texts: T.UniqueTex
         await asyncio.sleep(0.02)
     wall = time.perf_counter() - t0
     cpu, rcpu = cpu_seconds(pid) - cpu0, cpu_seconds(rpid) - rcpu0
-    seen: dict[str, int] = {}
-    last_k = [-1] * n_convs
-    out_of_order = 0
-    start = f"({dec_from}"
-    while True:
-        page = await r.xrange("decisions", min=start, count=2000)
-        if not page:
-            break
-        for eid, f in page:
-            start = f"({eid}"
-            d = orjson.loads(f["d"])
-            mid = d.get("message_id")
-            if mid in expected:
-                seen[mid] = seen.get(mid, 0) + 1
-                ci, k = expected[mid]
-                out_of_order += k < last_k[ci]
-                last_k[ci] = max(last_k[ci], k)
-    missing = sum(1 for mid in expected if mid not in seen)
-    dups = sum(1 for v in seen.values() if v > 1)
+    ex = await check_decisions(r, dec_from, expected, n_convs)
+    missing, dups, out_of_order = ex.missing, ex.dups, ex.out_of_order
     return {"label": label, "drained": drained, "wall_s": wall, "rate": n_msgs / wall,
             "router_ms": 1000 * cpu / n_msgs, "redis_ms": 1000 * rcpu / n_msgs,
             "missing": missing, "duplicates": dups, "out_of_order": out_of_order}

@@ -35,6 +35,7 @@ from bench.load import (
     Probe,
     Result,
     WidgetSession,
+    check_decisions,
     closed_loop,
     direct_workers,
     interleaved,
@@ -444,29 +445,8 @@ class Bench:
         s1 = probe.snap()
         m1 = read_metrics(self.c.metrics_dir)
         # every message exactly once, in order per conversation, from the decisions stream
-        seen: Counter[str] = Counter()
-        last_k = [-1] * n_convs
-        out_of_order = 0
-        actions: Counter[str] = Counter()
-        start = f"({dec_from}"
-        for _ in range(10_000):
-            page = await self.r.xrange("decisions", min=start, count=2000)
-            if not page:
-                break
-            for eid, f in page:
-                start = f"({eid}"
-                d = orjson.loads(f["d"])
-                mid = d.get("message_id")
-                if mid not in expected:
-                    continue
-                seen[mid] += 1
-                ci, k = expected[mid]
-                if k < last_k[ci]:
-                    out_of_order += 1
-                last_k[ci] = max(last_k[ci], k)
-                actions["silent" if d.get("silent") else d.get("action", "?")] += 1
-        missing = sum(1 for mid in expected if seen[mid] == 0)
-        dups = sum(1 for v in seen.values() if v > 1)
+        ex = await check_decisions(self.r, dec_from, expected, n_convs)
+        missing, dups, out_of_order, actions = ex.missing, ex.dups, ex.out_of_order, Counter(ex.actions)
         dead = await self.r.xlen(f"{stream}:dead") - dead0
         cpu = {g: s1["cpu"][g] - s0["cpu"][g] for g in s0["cpu"]}
         n = len(msgs)
@@ -483,7 +463,7 @@ class Bench:
             "messages": n, "conversations": n_convs,
             "texts": "repeated mix" if isinstance(texts, T.RepeatedMix) else "unique texts",
             "routers": 1, "rasa": n_rasa, "enqueue_s": t_enq, "drained": drained, "drain_s": t_drain,
-            "drain_rate": n / t_drain if t_drain else float("nan"), "decided": sum(seen.values()),
+            "drain_rate": n / t_drain if t_drain else float("nan"), "decided": ex.decided,
             "missing": missing, "duplicates": dups,
             "exactly_once": "yes" if (missing == 0 and dups == 0) else ("NO" if dups else f"not drained ({missing} undecided)"),
             "out_of_order": out_of_order, "in_order": "yes" if out_of_order == 0 else "NO", "dead_letters": dead,
