@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.models import TOPICS
-from handoff.auth import SESSION_COOKIE, Sessions
+from handoff.auth import SESSION_COOKIE, Sessions, signed_in
 from handoff.console import security_headers
 from handoff.models import Agent
 from handoff.reports.query import Filters, Table, report
@@ -195,14 +195,10 @@ def reports_router(settings: Settings, sm: async_sessionmaker[AsyncSession], r: 
 
     async def supervisor(request: Request) -> Agent | None:
         """The signed-in supervisor; None when nobody is signed in; 403 for an agent."""
-        sess = await sessions.get(request.cookies.get(SESSION_COOKIE))
-        if sess is None:
+        found = await signed_in(sessions, sm, request.cookies.get(SESSION_COOKIE))
+        if found is None:
             return None
-        async with sm() as s:
-            a = await s.get(Agent, sess.agent_id)
-        if a is None or not a.active:
-            await sessions.drop(sess.token)
-            return None
+        a = found[0]
         if a.role != "supervisor":
             raise HTTPException(403, "reports are for supervisors")
         return a
