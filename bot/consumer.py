@@ -497,12 +497,7 @@ class StreamConsumer:
         done = [e.id for e, o in zip(entries, outcomes, strict=True) if o is None]
         try:
             if done:
-                pipe = self.r.pipeline(transaction=False)
-                pipe.xack(self.stream, self.group, *done)
-                pipe.hdel(streams.attempts(self.stream), *done)
-                await pipe.execute()
-                self.processed += len(done)
-                self._m_processed.inc(len(done))
+                await self._ack(done)
             for e, o in zip(entries, outcomes, strict=True):
                 if o is not None:
                     await self._settle(e, o)
@@ -530,14 +525,18 @@ class StreamConsumer:
                 if not self.outage(exc):
                     raise
 
+    async def _ack(self, ids: list[str]) -> None:
+        """Acknowledge handled entries (and drop their legacy attempt counters)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xack(self.stream, self.group, *ids)
+        pipe.hdel(streams.attempts(self.stream), *ids)
+        await pipe.execute()
+        self.processed += len(ids)
+        self._m_processed.inc(len(ids))
+
     async def _settle(self, e: Entry, outcome: Outcome) -> None:
         if outcome is None:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.xack(self.stream, self.group, e.id)
-            pipe.hdel(streams.attempts(self.stream), e.id)
-            await pipe.execute()
-            self.processed += 1
-            self._m_processed.inc()
+            await self._ack([e.id])
         elif outcome is ACKED:
             self.processed += 1
             self._m_processed.inc()
