@@ -39,7 +39,7 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.intake import Sink, redacted_async
 from bot.lang import detect_language
 from bot.logs import get_logger
-from bot.mailbox import BOX_TTL_S, LUA_BOX_ADD, NOTIFY, Append, box_key, event_of, slot_key
+from bot.mailbox import BOX_TTL_S, LUA_BOX_ADD, NOTIFY, Append, box_key, conversation_of, event_of, slot_key
 from bot.models import Attachment, Message, Outbound
 from bot.queue import Limit, OverLimit
 from bot.ratelimit import WindowLimit
@@ -99,6 +99,12 @@ redis.call('INCRBY', KEYS[4], size)
 redis.call('EXPIRE', KEYS[4], ARGV[5])
 return 'ok'
 """
+
+
+def line_id(contact: str, client_id: str) -> str:
+    """A line's or file's message id on the queue (its dedupe key is `web:<this>`): the widget's
+    own client id, so a resend is the same message."""
+    return f"{contact}:{client_id}"
 
 
 def _id_key(eid: str) -> tuple[int, int]:
@@ -487,11 +493,12 @@ class WebChannel:
         bytes. The store's total is one global counter (its own hash slot): taken after the
         session's share and given back, with the session's, when it would go over."""
         lay = self.layout
-        conv = f"web:{contact}"
+        conv = conversation_of(contact)
         quota = self._key("web:quota", contact, contact)
         s_limit, ip_limit = self._limits(contact, ip)
         verdict = await self._admit_upload(
-            keys=[lay.seen(f"web:{contact}:{cid}", lay.partition(conv)), s_limit.key, ip_limit.key, quota],
+            keys=[lay.seen(f"{self.name}:{line_id(contact, cid)}", lay.partition(conv)), s_limit.key, ip_limit.key,
+                  quota],
             args=[s_limit.limit, ip_limit.limit, size, self.cfg.max_upload_bytes_per_session, BOX_TTL_S],
         )
         verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
@@ -677,8 +684,8 @@ class WebChannel:
         msg = await redacted_async(
             Message(
                 channel="web",
-                channel_message_id=f"{session}:{client_id}",
-                conversation_id=f"web:{session}",
+                channel_message_id=line_id(session, client_id),
+                conversation_id=conversation_of(session),
                 user_id=session,
                 text=text,
                 lang=lang,  # type: ignore[arg-type]
