@@ -253,9 +253,9 @@ class SentinelSet:
         _wait(lambda: _has_online_replica(victim), 30, "replica online before the kill")
         victim.kill()
         _wait(lambda: self.master() is not victim, 30, "sentinel failover")
-        victim.start()  # the sentinels turn it into the new master's replica
+        victim.start()  # the sentinels turn it into the new master's replica (slower on a loaded machine: up to 90 s)
         new = self.master()
-        _wait(lambda: int(new.client().info("replication")["connected_slaves"]) >= 1, 30, "replica re-attached")
+        _wait(lambda: int(new.client().info("replication")["connected_slaves"]) >= 1, 90, "replica re-attached")
         return victim
 
     def stop(self) -> None:
