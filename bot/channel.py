@@ -98,11 +98,14 @@ class OutboundSender:
         # `deliver`: send and acknowledge in one step, no separate sent-marker round trips.
         deliver = getattr(self.channel, "deliver", None)
         marker = self.marker(ob.id)
-        if deliver is None and await self.r.exists(marker):
+        # The first delivery of an entry the router's commit wrote (`streams.ONCE`): no attempt
+        # can have sent any of it, so there is nothing to look up first.
+        first = fresh and e.fields.get(streams.ONCE) == "1"
+        if deliver is None and not first and await self.r.exists(marker):
             return None  # sent before a crash, not yet acknowledged: just ack
         try:
             if deliver is not None:
-                await deliver(ob, self.stream, SENDERS_GROUP, e.id)
+                await deliver(ob, self.stream, SENDERS_GROUP, e.id, first=first)
             else:
                 await self.channel.send(ob)
         except PermanentChannelError as exc:

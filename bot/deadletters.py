@@ -107,6 +107,8 @@ async def replay(r: aioredis.Redis, inbound: Queue, d: DeadLetter) -> bool:
         orig = d.original
         if not orig:
             return False
+        # A copy: whatever of it was sent before it died must be found by its sender.
+        orig.pop(streams.ONCE, None)
         await r.xadd(d.stream, orig)
     await r.xdel(streams.dead(d.stream), d.id)
     return True

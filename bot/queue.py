@@ -96,6 +96,7 @@ end
 # KEYS: conv, inbound, attempts, skip, out1..outN
 # ARGV: group, entry, seq, nstate, expected ver ('' = any), k1, v1, ..., then per output: payload,
 # maxlen, and for a mailbox (`bot.mailbox`) its pub/sub channel, contact and ttl ('' for a stream).
+# A work queue's entry (maxlen 0) carries `o` = 1 (`bot.streams.ONCE`).
 # Returns 1 committed, 0 duplicate (acked), -1 a predecessor is not done, -2 the state changed
 # since it was read (decide again).
 _COMMIT = _ADVANCE + LUA_BOX_ADD + """
@@ -119,7 +120,7 @@ for k = 5, #KEYS do
   elseif ARGV[i + 1] ~= '0' then
     redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[i + 1], '*', 'd', ARGV[i])
   else
-    redis.call('XADD', KEYS[k], '*', 'd', ARGV[i])
+    redis.call('XADD', KEYS[k], '*', 'd', ARGV[i], 'o', '1')
   end
   i = i + 5
 end

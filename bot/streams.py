@@ -20,6 +20,13 @@ DECISIONS_MAXLEN = 100_000
 REPORTS = "reports"  # the group of the handoff side that records every decision in SQL (reports)
 
 
+# A field of the entries the router's commit writes onto work queues (outbound, handoff): the
+# entry is the only one ever made of its payload (the commit is exactly-once, its ids are new).
+# So on its first delivery nothing of it can have been sent yet, and a sender may skip its
+# "sent before?" read. A replayed dead letter is a copy and is written without it.
+ONCE = "o"
+
+
 def outbound(channel: str) -> str:
     """Replies waiting for a channel's sender."""
     return f"outbound:{channel}"

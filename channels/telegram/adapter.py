@@ -589,15 +589,16 @@ class TelegramChannel:
         repeated (their count is kept in Redis under the outbound id)."""
         await self._send(ob, None)
 
-    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str, *, first: bool = False) -> None:
         """`send`, and the acknowledgement of the outbound entry (what `OutboundSender` uses when a
         channel offers it). A reply is idempotent by its own Redis state (the parts count, the
         steps of a reply moved to the private chat), so no separate sent-marker round trips: the
         ack rides in the pipeline that records the last part. Ack after the record, both in one
-        pipeline: a redelivery after a failure between the two finds the reply sent."""
-        await self._send(ob, (stream, group, entry_id))
+        pipeline: a redelivery after a failure between the two finds the reply sent. `first`: no
+        attempt can have sent any part of it yet (`bot.streams.ONCE`), so the count is not read."""
+        await self._send(ob, (stream, group, entry_id), first=first)
 
-    async def _send(self, ob: Outbound, ack: tuple[str, str, str] | None) -> None:
+    async def _send(self, ob: Outbound, ack: tuple[str, str, str] | None, *, first: bool = False) -> None:
         if self._bot is None:
             raise TransientChannelError("telegram channel not started")
         if ob.meta.get("secret_notice"):
@@ -609,7 +610,8 @@ class TelegramChannel:
             try:
                 await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
                                       reply_to=ob.meta.get("reply_to_message_id"),
-                                      thread_id=int(thread) if thread and thread.isdigit() else None, ack=ack)
+                                      thread_id=int(thread) if thread and thread.isdigit() else None, ack=ack,
+                                      first=first)
                 return
             except _TopicGone as e:
                 # Neither the topic nor the General topic takes messages (closed, deleted, hidden):
@@ -629,13 +631,14 @@ class TelegramChannel:
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
                          reply_to: str | None = None, thread_id: int | None = None,
-                         ack: tuple[str, str, str] | None = None) -> None:
+                         ack: tuple[str, str, str] | None = None, first: bool = False) -> None:
         """Send `text` (split at 4096) to one chat; `key_id` keys the count of parts already sent.
         A forum topic that was deleted or closed meanwhile falls back to the General topic.
-        `ack`: the outbound entry to acknowledge with the record of the last part (see `deliver`)."""
+        `ack`: the outbound entry to acknowledge with the record of the last part (see `deliver`);
+        `first`: nothing of it was sent before (no count to read)."""
         parts = render.split_text(text)
         key = f"telegram:parts:{key_id}"
-        done = int(await self._redis(self.r.get(key)) or 0) if parts else 0
+        done = int(await self._redis(self.r.get(key)) or 0) if parts and not first else 0
         if done >= len(parts):
             if not parts:
                 log.info("telegram.empty_reply", chat=chat_id)

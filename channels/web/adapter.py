@@ -356,9 +356,10 @@ class WebChannel:
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             raise TransientChannelError(f"mailbox write failed: {e}") from None
 
-    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str, *, first: bool = False) -> None:
         """`send` and the acknowledgement of the outbound entry in one script (the mailbox marker
-        makes it idempotent): what `OutboundSender` uses when a channel offers it."""
+        makes it idempotent): what `OutboundSender` uses when a channel offers it. `first` changes
+        nothing here: the script's marker is its own check."""
         try:
             lay = self.layout
             if stream != lay.outbound(self.name, lay.partition(ob.conversation_id)):

@@ -146,10 +146,10 @@ class BuggyWeb(WebChannel):
 
     midway: Midway | None = None
 
-    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str) -> None:
+    async def deliver(self, ob: Outbound, stream: str, group: str, entry_id: str, *, first: bool = False) -> None:
         if ob.text == "EXPLODE":
             raise LookupError("a bug in the adapter")
-        await super().deliver(ob, stream, group, entry_id)
+        await super().deliver(ob, stream, group, entry_id, first=first)
         if self.midway is not None:
             self.midway.tick()
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from app.runtime import answers
 from app.web import create_app
+from bot import deadletters, streams
 from bot.channel import OutboundSender
 from bot.config import Settings
 from bot.intake import make_sink
@@ -447,6 +448,30 @@ async def test_a_reply_sent_before_a_crash_is_not_sent_again_when_its_entry_is_r
     assert [p["text"] for p in t.fake.sent()] == ["Your withdrawal was approved."]
     assert sender.sent == 1  # acknowledged, not dead-lettered
     assert (await t.r.xpending("outbound:telegram", "senders"))["pending"] == 0
+    assert await t.r.xlen("outbound:telegram:dead") == 0
+
+
+async def test_a_replayed_dead_reply_sends_only_the_parts_it_had_not_sent(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    """A reply the router committed (its entry marked `streams.ONCE`: the sender skips the
+    "sent before?" read on its first delivery) dies after its first part; the operator replays
+    it. The replayed copy is not a first delivery: the parts already sent stay sent."""
+    t = await telegram()
+    text = "\n\n".join(f"Step {i}. " + ("Check the network and the memo before you send. " * 30).strip()
+                         for i in range(1, 8))
+    assert len(text) > 2 * 4096
+    t.fake.fail_next("sendMessage", 1, status=400, description="Bad Request: chat not found", skip=1)
+    await t.r.xadd("outbound:telegram", {"d": out(text, chat_id=565).to_json(), streams.ONCE: "1"})
+    await t.deliver()
+    assert len(t.fake.sent()) == 1  # part 2 was refused for good: the entry is dead
+    [dead] = await deadletters.list_dead(t.r, "outbound:telegram")
+    queue = Queue(t.r, Settings().queue)
+    assert await deadletters.replay(t.r, queue, dead)
+    await t.deliver()
+    parts = [p["text"] for p in t.fake.sent()]
+    assert len(parts) >= 3 and len(set(parts)) == len(parts)  # part 1 once, then the rest
+    assert " ".join(" ".join(parts).split()) == " ".join(text.split())
     assert await t.r.xlen("outbound:telegram:dead") == 0
 
 
