@@ -127,3 +127,33 @@ async def test_a_server_that_never_answers_times_out(serve) -> None:  # type: ig
     async with NLUClient([url], cache_size=0, timeout_s=0.3) as nlu:
         with pytest.raises(NLUUnavailable, match="TimeoutError"):
             await nlu.parse("anyone?")
+
+
+async def test_at_most_max_in_flight_wait_at_a_server_and_a_cancelled_waiter_loses_no_slot(serve) -> None:  # type: ignore[no-untyped-def]
+    """A router has many messages in flight and Rasa parses one at a time: at most
+    `max_in_flight` requests wait at a server, the rest wait in the client and each freed slot
+    goes to the next of them — also when a waiter was cancelled (its message's task stopped)."""
+    now = {"in": 0, "max": 0}
+
+    async def slow(w: asyncio.StreamWriter, n: int) -> bool:
+        now["in"] += 1
+        now["max"] = max(now["max"], now["in"])
+        await asyncio.sleep(0.02)
+        now["in"] -= 1
+        w.write(response(PARSE))
+        return True
+
+    url, stats = await serve(slow)
+    async with NLUClient([url], cache_size=0, max_in_flight=3) as nlu:
+        tasks = [asyncio.create_task(nlu.parse(f"where is my deposit {i}")) for i in range(30)]
+        await asyncio.sleep(0.03)
+        for t in tasks[10:20]:  # some of those still waiting in the client are given up
+            t.cancel()
+        done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        answered = [r for r in done if not isinstance(r, BaseException)]
+        assert all(r.intent == "deposit_missing" for r in answered)
+        assert len(answered) >= 20 and stats["requests"] == len(answered)
+        assert now["max"] == 3  # never more than max_in_flight at the server
+        assert nlu._servers[0].inflight == 0
+        # The slots all came back: the next parses go through at once.
+        assert (await asyncio.wait_for(asyncio.gather(*(nlu.parse(f"again {i}") for i in range(6))), 5))[0].intent
