@@ -4,7 +4,7 @@ stored in Redis), then publish with dedupe on the channel's own message id."""
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import metrics
 from bot.logs import get_logger
@@ -19,10 +19,13 @@ class Sink(Protocol):
     """Accepts one message onto the queue; returns its entry id, or None for a duplicate.
     `pre_redacted=True`: the caller already applied `redacted()` (saves a second pass).
     `limits` / `echo`: the channel's own rate counters (over one raises `OverLimit`) and an event
-    for the conversation's mailbox, in the same step as the queueing (`Queue.publish`)."""
+    for the conversation's mailbox, in the same step as the queueing; `absent` / `before`: keys
+    that must not exist (one that does raises `Present`) and idempotent commands sent in the same
+    round trip (`Queue.publish`)."""
 
     async def __call__(self, msg: Message, *, pre_redacted: bool = False, limits: tuple[Limit, ...] = (),
-                       echo: Append | None = None) -> str | None: ...
+                       echo: Append | None = None, absent: tuple[str, ...] = (),
+                       before: tuple[tuple[Any, ...], ...] = ()) -> str | None: ...
 
 
 # Meta values people wrote (an e-mail subject or sender name, a command's argument, a caption):
@@ -81,10 +84,12 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
     refused, and the first refused one of the minute gets a notice back on the sender's channel."""
 
     async def accept(msg: Message, *, pre_redacted: bool = False, limits: tuple[Limit, ...] = (),
-                     echo: Append | None = None) -> str | None:
+                     echo: Append | None = None, absent: tuple[str, ...] = (),
+                     before: tuple[tuple[Any, ...], ...] = ()) -> str | None:
         safe = stamped(msg if pre_redacted else await redacted_async(msg))
         try:
-            entry = await queue.publish(safe, rate_per_minute=rate_per_minute, limits=limits, echo=echo)
+            entry = await queue.publish(safe, rate_per_minute=rate_per_minute, limits=limits, echo=echo,
+                                        absent=absent, before=before)
         except RateLimited as e:
             metrics.MESSAGES_LIMITED.labels(msg.channel).inc()
             log.warning("message.rate_limited", channel=msg.channel, conversation=msg.conversation_id,

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from bot import metrics
 from bot.config import QueueSettings
@@ -34,24 +34,30 @@ from bot.redisbatch import Batcher
 from bot.redisconn import NotReplicated, is_cluster, replicated
 from bot.streams import Layout
 
-# KEYS: seen marker, conv, inbound, rate counter, [the channel's counters…], [mailbox] ;
-# ARGV: dedupe ttl, message, conv id, force, conv ttl, rate limit per minute (0 = none), touch ('1':
-# a duplicate still writes — refreshes its marker — so a following WAIT confirms the original
-# reached a replica: replication is in order), number of channel counters, their limits…, then for
-# an echo into a mailbox (`bot.mailbox`): its max length, ttl, pub/sub channel, contact, event.
-# Returns the entry id, false for a duplicate, {'rate_limited', n} when the sender is over the
+# KEYS: seen marker, conv, inbound, rate counter, [the channel's counters…], [keys that must not
+# exist…], [mailbox] ; ARGV: dedupe ttl, message, conv id, force, conv ttl, rate limit per minute
+# (0 = none), touch ('1': a duplicate still writes — refreshes its marker — so a following WAIT
+# confirms the original reached a replica: replication is in order), number of channel counters,
+# number of keys that must not exist, the counters' limits…, then for an echo into a mailbox
+# (`bot.mailbox`): its max length, ttl, pub/sub channel, contact, event.
+# Returns the entry id, false for a duplicate, {'present', i} when the i-th key that must not
+# exist does (nothing is stored or counted), {'rate_limited', n} when the sender is over the
 # queue's limit, or {'over', i} when over the channel's i-th limit (nothing is stored but counts).
 _INTAKE = LUA_BOX_ADD + """
+local nc = tonumber(ARGV[8] or '0')
+local ng = tonumber(ARGV[9] or '0')
+for j = 1, ng do
+  if redis.call('EXISTS', KEYS[4 + nc + j]) == 1 then return {'present', j} end
+end
 if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[7] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
   return false
 end
-local nc = tonumber(ARGV[8] or '0')
 local over = 0
 for j = 1, nc do
   local n = redis.call('INCR', KEYS[4 + j])
   if n == 1 then redis.call('EXPIRE', KEYS[4 + j], 120) end
-  if over == 0 and n > tonumber(ARGV[8 + j]) then over = j end
+  if over == 0 and n > tonumber(ARGV[9 + j]) then over = j end
 end
 if over > 0 then return {'over', over} end
 local limit = tonumber(ARGV[6])
@@ -73,9 +79,9 @@ if tonumber(st['seq_done'] or '0') == seq - 1 then
   fields[#fields + 1] = 's'
   fields[#fields + 1] = cjson.encode(st)
 end
-if KEYS[5 + nc] then
-  local a = 9 + nc
-  box_add(KEYS[5 + nc], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+if KEYS[5 + nc + ng] then
+  local a = 10 + nc
+  box_add(KEYS[5 + nc + ng], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
 local id = redis.call('XADD', KEYS[3], '*', unpack(fields))
 redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
@@ -222,6 +228,15 @@ class Entry:
         return {str(k): str(v) for k, v in st.items()}
 
 
+class Present(Exception):
+    """A key given to `publish` as one that must not exist (`absent[index]`) does; nothing was
+    stored or counted (the caller takes its slower path, which handles what that key means)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"key #{index} exists")
+        self.index = index
+
+
 class OverLimit(Exception):
     """The message went over one of the channel's own limits given to `publish` (`limits[index]`);
     nothing was stored."""
@@ -305,41 +320,61 @@ class Queue:
         self._dead = r.register_script(_DEAD)
         self.not_replicated = 0  # commits whose WAIT came back short (logged; the reader side waits)
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+    async def _run(self, script: Any, keys: list[str], args: list[Any],
+                   before: tuple[tuple[Any, ...], ...] = ()) -> tuple[Any, int]:
         """Run a script; with durability on, WAIT on the same connection. Returns (result,
-        replicas that have it; -1 without WAIT)."""
+        replicas that have it; -1 without WAIT). `before`: commands sent first in the same round
+        trip (idempotent: they are sent again if the script had to be loaded)."""
         d = self.durability
-        if d.replicas <= 0:
-            if self.batch is not None:
-                return await self.batch.evalsha(script, keys, args), -1
-            return await script(keys=keys, args=args), -1
-        res, n = await replicated(self.r, keys[0], [("EVALSHA", script.sha, len(keys), *keys, *args)],
-                                  d.replicas, d.timeout_ms, scripts=(script.script,))
-        return res[0], n
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        if d.replicas > 0:
+            res, n = await replicated(self.r, keys[0], [*before, call], d.replicas, d.timeout_ms,
+                                      scripts=(script.script,))
+            return res[-1], n
+        if before:
+            for attempt in range(2):
+                pipe = self.r.pipeline(transaction=False)
+                for c in (*before, call):
+                    pipe.execute_command(*c)
+                res = await pipe.execute(raise_on_error=False)
+                if isinstance(res[-1], NoScriptError) and attempt == 0:
+                    await self.r.script_load(script.script)
+                    continue
+                for e in res:
+                    if isinstance(e, Exception):
+                        raise e
+                return res[-1], -1
+        if self.batch is not None:
+            return await self.batch.evalsha(script, keys, args), -1
+        return await script(keys=keys, args=args), -1
 
     # -- producers -------------------------------------------------------------------------------
     async def publish(self, msg: Message, *, force: bool = False, rate_per_minute: int = 0,
-                      limits: tuple[Limit, ...] = (), echo: Append | None = None) -> str | None:
+                      limits: tuple[Limit, ...] = (), echo: Append | None = None,
+                      absent: tuple[str, ...] = (), before: tuple[tuple[Any, ...], ...] = ()) -> str | None:
         """Put `msg` on the inbound stream; returns the entry id, or None for a duplicate.
 
         With `rate_per_minute`, a sender (channel + user) over that many messages in the current
         minute raises `RateLimited` and nothing is queued. `limits`: the channel's own counters,
         checked first (over one raises `OverLimit`). `echo`: an event written to the
         conversation's mailbox in the same step, before the message is queued (so it precedes
-        the reply). A duplicate counts nothing and writes no echo."""
+        the reply). A duplicate counts nothing and writes no echo. `absent`: keys that must not
+        exist (one that does raises `Present` and nothing is stored); `before`: idempotent
+        commands sent in the same round trip, just before (both: one Redis only, not a cluster —
+        the keys are anywhere)."""
         minute = int(time.time() // 60)
         lay = self.layout
         p = lay.partition(msg.conversation_id)
         wait = self.durability.replicas > 0
         keys = [lay.seen(msg.dedupe_key, p), lay.conv(msg.conversation_id, p), lay.inbound(p),
-                lay.user_rate(msg.channel, msg.user_id, minute, p), *(x.key for x in limits)]
+                lay.user_rate(msg.channel, msg.user_id, minute, p), *(x.key for x in limits), *absent]
         args: list[Any] = [self.s.dedupe_ttl_s, msg.to_json(), msg.conversation_id, "1" if force else "0", CONV_TTL_S,
-                           0 if force else rate_per_minute, "1" if wait else "0", len(limits),
+                           0 if force else rate_per_minute, "1" if wait else "0", len(limits), len(absent),
                            *(x.limit for x in limits)]
         if echo is not None:
             keys.append(echo.box)
             args += [echo.maxlen, echo.ttl_s, echo.notify, echo.contact, echo.event]
-        res, acked = await self._run(self._intake, keys, args)
+        res, acked = await self._run(self._intake, keys, args, before)
         if wait and acked < self.durability.replicas:
             # Not acknowledged to the channel: it sends again and dedupe keeps the message once.
             report_not_replicated("intake", lay.inbound(p), acked, self.durability.replicas, self.durability.timeout_ms)
@@ -351,6 +386,8 @@ class Queue:
             kind = res[0].decode() if isinstance(res[0], bytes) else res[0]
             if kind == "over":
                 raise OverLimit(int(res[1]) - 1)
+            if kind == "present":
+                raise Present(int(res[1]) - 1)
             raise RateLimited(int(res[1]), rate_per_minute)
         return res.decode() if isinstance(res, bytes) else str(res)
 

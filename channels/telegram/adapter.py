@@ -66,6 +66,7 @@ from bot.errors import ConfigError, PermanentChannelError, TransientChannelError
 from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.models import Button, Message, Outbound
+from bot.queue import Present
 from bot.ratelimit import AuthFailureLimit
 from bot.redact import redact
 from bot.redisconn import co_slot, is_cluster
@@ -346,13 +347,25 @@ class TelegramChannel:
             notices.append(self._secret_notice_for(msg, n.secret_in_group[1], update_id))
         released: list[Outbound] = []
         held: list[str] = []
+        entry: str | None
+        if msg is not None and msg.meta.get("chat_type") == "private" and not notices and not is_cluster(self.r):
+            try:  # most private messages: one round trip (see _private_marks)
+                entry = await sink(await self._resolve_callback(msg), **self._private_marks(msg))
+            except Present:
+                pass  # a link or held replies: the full path below
+            else:
+                if entry is not None:
+                    self.typing.accepted(int(msg.meta["reply_chat_id"]))
+                if n.callback_query_id is not None:
+                    self._spawn(self._answer_callback(n.callback_query_id))
+                return entry
         if msg is not None and msg.meta.get("chat_type") == "private":
             msg, released, held = await self._private_inbound(msg)
             if msg is None:
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="private_chat_opened")
         for ob in [*released, *notices]:
             await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
-        entry: str | None = None
+        entry = None
         if msg is not None:
             msg = await self._resolve_callback(msg)
             entry = await sink(msg)
@@ -779,6 +792,15 @@ class TelegramChannel:
         if is_cluster(self.r):
             return f"{held}:steps:{outbound_id}"
         return f"telegram:held_steps:{outbound_id}"
+
+    def _private_marks(self, msg: Message) -> dict[str, Any]:
+        """A private message with nothing linked or held for its user needs only what
+        `_private_inbound` writes: so it is queued with those writes in the same round trip, on
+        the condition that neither the link nor held replies exist (else `Present`: the full path,
+        which reads them). Keys anywhere: one Redis only, not a cluster."""
+        uid = msg.user_id
+        return {"before": (("HSET", PRIVATE_KEY, uid, _now_iso()), ("HDEL", BLOCKED_KEY, msg.meta["reply_chat_id"])),
+                "absent": (LINK_KEY.format(uid), self._held_key(uid))}
 
     async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:
         """A message in a user's private chat: remember that the bot may write there, release what

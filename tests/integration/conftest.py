@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
 from intents.rasa import RasaPaths, RasaServer, free_port, train
@@ -98,3 +100,19 @@ async def browser() -> AsyncIterator[Browser]:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         await b.close()
+
+
+@pytest.fixture
+async def private() -> AsyncIterator[aioredis.Redis]:
+    """A redis-server of this test's own: scripts flushed and connections killed here touch
+    nobody else's (the machine's Redis on 6379 is shared)."""
+    from tests.integration.test_faults import PrivateRedis
+
+    rs = PrivateRedis()
+    rs.start()
+    r = aioredis.from_url(f"redis://127.0.0.1:{rs.port}/0", decode_responses=True)
+    try:
+        yield r
+    finally:
+        await r.aclose()
+        await asyncio.to_thread(rs.stop)

@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import Message
-from bot.queue import Output, Queue
+from bot.queue import Output, Present, Queue
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.redis
@@ -101,3 +101,36 @@ async def test_trim_never_drops_unacknowledged_entries(queue: Queue, aredis: aio
     await queue.commit(entries[5], {}, [])
     await queue.trim()
     assert {eid for eid, _ in await aredis.xrange("inbound")} >= {e.id for e in entries[3:5]}
+
+
+async def test_a_key_that_must_not_exist_stops_the_intake_and_the_writes_before_it_still_happen(
+    queue: Queue, aredis: aioredis.Redis
+) -> None:
+    """`publish(absent=…, before=…)`: a channel's bookkeeping and the queueing in one round trip,
+    on the condition that some keys do not exist (a Telegram private message with a linked group
+    conversation or held replies takes its slower path instead). Nothing is stored or counted
+    then, and the message is queued afterwards as usual."""
+    before = (("HSET", "marks", "u1", "1"),)
+    with pytest.raises(Present) as raised:
+        await aredis.set("link:u1", "telegram:-100")
+        await queue.publish(msg("tg-2001"), absent=("held:u1", "link:u1"), before=before, rate_per_minute=1)
+    assert raised.value.index == 1
+    assert await aredis.hget("marks", "u1") == "1"
+    assert await aredis.xlen("inbound") == 0
+    await aredis.delete("link:u1", "marks")
+    # Not counted against the sender's limit, not marked as seen: the same message goes through.
+    entry = await queue.publish(msg("tg-2001"), absent=("held:u1", "link:u1"), before=before, rate_per_minute=1)
+    assert entry is not None and await aredis.xlen("inbound") == 1
+    assert await aredis.hget("marks", "u1") == "1"
+
+
+async def test_writes_before_the_intake_survive_a_script_redis_lost(private: aioredis.Redis) -> None:
+    """Redis restarted without its scripts: the intake loads its script and runs the round trip
+    again (the writes before it are idempotent), the message is queued once."""
+    q = Queue(private, make_settings().queue)
+    await q.ensure_group()
+    assert await q.publish(msg("tg-2101")) is not None
+    await private.script_flush()
+    entry = await q.publish(msg("tg-2102"), before=(("HINCRBY", "marks", "n", "1"),), absent=("held:x",))
+    assert entry is not None and await private.xlen("inbound") == 2
+    assert int(await private.hget("marks", "n")) in (1, 2)

@@ -5,7 +5,6 @@ connection or a caller that gave up never touch the others' outcome."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,23 +13,9 @@ from redis.exceptions import ResponseError
 
 from bot.redisbatch import Batcher, command
 from tests.conftest import free_port
-from tests.integration.test_faults import PrivateRedis
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-async def private() -> AsyncIterator[aioredis.Redis]:
-    """A redis-server of this test's own: scripts flushed and connections killed here touch
-    nobody else's (the machine's Redis on 6379 is shared)."""
-    rs = PrivateRedis()
-    rs.start()
-    r = aioredis.from_url(f"redis://127.0.0.1:{rs.port}/0", decode_responses=True)
-    try:
-        yield r
-    finally:
-        await r.aclose()
-        await asyncio.to_thread(rs.stop)
 
 INCR_SCRIPT = "return redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])"
 
