@@ -93,7 +93,8 @@ def config_check(config: ConfigOpt = None) -> None:
 @app.command()
 def up(
     config: ConfigOpt = None,
-    routers: Annotated[int, typer.Option(help="number of router worker processes")] = 1,
+    routers: Annotated[int, typer.Option(
+        help="router worker processes beside the web role; 0: the router runs in the web role's process")] = 0,
 ) -> None:
     """Run the whole product: Redis (if none), Rasa, router worker(s), web and channels."""
     from app.up import Supervisor
@@ -110,7 +111,7 @@ def up(
 
 @app.command()
 def run(
-    role: Annotated[str, typer.Option(help="router | web")],
+    role: Annotated[str, typer.Option(help="router | web | web+router (both in one process)")],
     config: ConfigOpt = None,
     port: Annotated[int | None, typer.Option(help="web port (overrides web.port)")] = None,
 ) -> None:
@@ -130,8 +131,14 @@ def run(
             runtime.run_loop(roles.run_router(s))
         elif role == "web":
             runtime.run_loop(roles.run_web(s, port=port))
+        elif role == "web+router":
+            try:
+                runtime.answers(s)
+            except ConfigError as e:
+                fail(f"config error: {e}")
+            runtime.run_loop(roles.run_web_and_router(s, port=port))
         else:
-            fail(f"--role: unknown role {role!r} (router, web)")
+            fail(f"--role: unknown role {role!r} (router, web, web+router)")
     except TaskFailed as e:
         fail(f"{role}: {e}", 1)
 

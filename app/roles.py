@@ -1,5 +1,6 @@
 """The roles: `router` (router workers) and `web` (HTTP app, channels, senders, ticket writer, SLA
-timer). Every long-running task starts through the role's TaskSupervisor."""
+timer), or both in one process (`web+router`). Every long-running task starts through the role's
+TaskSupervisor."""
 
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 
-async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """The router role: one supervised router consumer. Raises TaskFailed when it kept failing."""
+async def run_router(settings: Settings, stop: asyncio.Event | None = None,
+                     tasks: TaskSupervisor | None = None) -> None:
+    """The router role: one supervised router consumer (on `tasks` when given, a supervisor of
+    its own). Raises TaskFailed when it kept failing."""
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     r = connect_redis(settings)
     tickets, engine = await ticket_service(settings, r, migrate=True)
-    tasks = TaskSupervisor(stop)
+    tasks = tasks or TaskSupervisor(stop)
     try:
         async with nlu_client(settings) as nlu:
             await nlu.refresh_versions()
@@ -54,7 +57,8 @@ async def run_router(settings: Settings, stop: asyncio.Event | None = None) -> N
         await engine.dispose()
 
 
-async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None) -> None:
+async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None,
+                  beside: tuple[TaskSupervisor, ...] = ()) -> None:
     """The edge role: HTTP app (widget, webhooks, health, metrics), channel adapters, their
     outbound senders, the ticket writer and the SLA timer — every background task supervised.
     Raises TaskFailed when one kept failing."""
@@ -64,6 +68,7 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
 
     stop = stop or asyncio.Event()
     tasks = TaskSupervisor(stop)
+    tasks.beside.extend(beside)  # other roles of this process: in /readyz too
     r = connect_redis(settings)
     layout = Layout.of(settings)
     durability = Durability.of(settings)
@@ -140,3 +145,24 @@ async def run_web(settings: Settings, stop: asyncio.Event | None = None, port: i
             await ch.stop()
         await engine.dispose()
         await r.aclose()
+
+
+async def run_web_and_router(settings: Settings, stop: asyncio.Event | None = None, port: int | None = None) -> None:
+    """`web+router`: both roles in one process and one event loop — what `switchboard up` runs on
+    one machine. Nothing changes in what they do: the router still takes every message from the
+    queue (its consumer group, exactly-once commit, order, take-over) and more routers elsewhere
+    can share it. What goes is a process: per message, the router's wake-ups happen in a process
+    that is awake anyway, so less CPU per message and more of the machine left to Rasa (measured
+    in bench/README.md, "One process for the web role and the router"). When either role ends
+    (stopped, or failed for good) the other is stopped too; a failure is raised."""
+    stop = stop or asyncio.Event()
+    router_tasks = TaskSupervisor(stop)
+    web = asyncio.create_task(run_web(settings, stop, port=port, beside=(router_tasks,)), name="web")
+    router = asyncio.create_task(run_router(settings, stop, router_tasks), name="router")
+    await asyncio.wait([web, router], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    results = await asyncio.gather(web, router, return_exceptions=True)
+    for res in results:
+        if isinstance(res, BaseException):
+            raise res
+

@@ -1,8 +1,9 @@
 """`switchboard up`: the whole product in one command, with readable logs.
 
 Starts (or finds) Redis, trains the NLU model when the data changed, starts the Rasa server,
-then the router worker(s) and the web role as child processes; restarts any that crashes with
-back-off, and stops everything cleanly on Ctrl-C / SIGTERM.
+then the web role with the router in the same process (`--role web+router`; with `--routers N`,
+N router processes beside the web role instead) as child processes; restarts any that crashes
+with back-off, and stops everything cleanly on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, config_path: Path, routers: int = 1) -> None:
+    def __init__(self, settings: Settings, config_path: Path, routers: int = 0) -> None:
         self.settings = settings
         self.config_path = config_path
         self.routers = routers
@@ -86,7 +87,8 @@ class Supervisor:
             base = [sys.executable, "-m", "app.cli", "run", "--config", str(self.config_path), "--role"]
             for i in range(self.routers):
                 self.children.append(Child(f"router{i + 1}" if self.routers > 1 else "router", base + ["router"], env))
-            self.children.append(Child("web", base + ["web"], env))
+            # No router process of its own: the router runs in the web role's process.
+            self.children.append(Child("web", base + ["web" if self.routers else "web+router"], env))
             tasks = [asyncio.create_task(self._keep(c)) for c in self.children]
             if self.rasa is not None:
                 tasks.append(asyncio.create_task(self._keep_rasa()))

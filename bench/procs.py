@@ -159,6 +159,7 @@ class Cluster:
     routers: list[Role] = field(default_factory=list)
     web: Role | None = None
     web_port: int = 0
+    web_combined: bool = False  # the web role runs the router too (`--role web+router`, as `switchboard up` does)
     stub: subprocess.Popen[bytes] | None = None
     stub_port: int = 0
     model: Path | None = None
@@ -380,18 +381,29 @@ class Cluster:
             _stop(self.stub)
             self.stub = None
 
-    def start_web(self, config: Path, timeout: float = 60.0) -> Role:
+    def start_web(self, config: Path, timeout: float = 60.0, *, combined: bool = False) -> Role:
+        """The web role; `combined`: with the router in its process (`--role web+router`, what
+        `switchboard up` runs), ready once it listens and its router has started."""
         self.web_port = self.web_port or free_port()
-        role = self._spawn("web", ["--role", "web", "--port", str(self.web_port), "--config", str(config)])
+        old = self.tmp / "logs" / "web.log"
+        start = old.stat().st_size if old.exists() else 0  # a restart appends to the same log
+        role = self._spawn("web", ["--role", "web+router" if combined else "web", "--port", str(self.web_port),
+                                   "--config", str(config)])
         self.web = role
+        self.web_combined = combined
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if role.proc.poll() is not None:
                 raise RuntimeError(f"web role exited with {role.proc.returncode}: {tail(role.log)}")
-            if port_open(self.web_port):
+            if port_open(self.web_port) and (not combined or b"router.started" in role.log.read_bytes()[start:]):
                 return role
             time.sleep(0.1)
-        raise RuntimeError(f"web role not listening within {timeout:.0f} s: {tail(role.log)}")
+        raise RuntimeError(f"web role not ready within {timeout:.0f} s: {tail(role.log)}")
+
+    def stop_web(self) -> None:
+        if self.web is not None:
+            _stop(self.web.proc)
+            self.web = None
 
     def start_routers(self, config: Path, count: int, timeout: float = 60.0) -> list[Role]:
         new: list[Role] = []

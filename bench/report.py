@@ -90,15 +90,18 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
               "the bench runs (Rasa + client) raw ÷ the same end to end (Rasa + router + redis + web + client): what the "
               "ratio tends to on a dedicated, CPU-bound machine — independent of the CPU share other jobs left us.")
 
-    if any(f"opsdroid{n}" in agg for n in (1, 8, 32)):
-        pt = Table(title="Peers — same Rasa server and model, same texts, interleaved rounds, medians: msg/s "
-                         "(÷ raw Rasa), p50 ms, CPU ms per message outside Rasa", title_justify="left")
+    for suffix, how in (("", "as `switchboard up` runs it: the router in the web role's process"),
+                        ("split", "the router in a process of its own, as the images and Kubernetes run it")):
+        if not any(f"opsdroid{n}" in agg for n in (1, 8, 32)) or not any(f"widget{suffix}{n}" in agg for n in (1, 8, 32)):
+            continue
+        pt = Table(title=f"Peers — switchboard {how}; same Rasa server and model, same texts, interleaved rounds, "
+                         "medians: msg/s (÷ raw Rasa), p50 ms, CPU ms per message outside Rasa", title_justify="left")
         for col in ("N", "raw Rasa /model/parse", "opsdroid 0.31 (websocket + rasanlu)", "switchboard widget (WebSocket)",
                     "widget ÷ opsdroid", "switchboard Telegram webhook", "Telegram ÷ opsdroid"):
             pt.add_column(col, justify="right")
         for n in (1, 8, 32):
-            r, o, w = agg.get(f"raw{n}", {}), agg.get(f"opsdroid{n}", {}), agg.get(f"widget{n}", {})
-            tgm = agg.get(f"telegram{n}", {})
+            r, o, w = agg.get(f"raw{n}", {}), agg.get(f"opsdroid{n}", {}), agg.get(f"widget{suffix}{n}", {})
+            tgm = agg.get(f"telegram{suffix}{n}", {})
 
             def cell(m: dict[str, Any], raw: bool = False) -> str:
                 if not m:

@@ -158,7 +158,18 @@ class Bench:
         return 25.0 + 10.0 + 1.3 * self.a.burst * share / rate
 
     def log_marks(self) -> dict[Path, int]:
-        return {r.log: r.log.stat().st_size for r in self.c.routers if r.log.exists()}
+        logs = [r.log for r in self.c.routers] + ([self.c.web.log] if self.c.web and self.c.web_combined else [])
+        return {p: p.stat().st_size for p in logs if p.exists()}
+
+    def web_mode(self, combined: bool) -> None:
+        """The web role as `switchboard up` runs it (the router in its process) or on its own (the
+        router in processes of its own, as the container images and Kubernetes run it)."""
+        if self.c.web is not None and self.c.web_combined == combined:
+            return
+        if combined:
+            self.topo.ensure(0, self.cfg1)  # its router takes the queue alone
+        self.c.stop_web()
+        self.c.start_web(self.cfg1, combined=combined)
 
     def count_since(self, marks: dict[Path, int]) -> dict[str, int]:
         """Router log events since `marks`: `nlu.unavailable` (an NLU call failed — a 5 s time-out
@@ -406,6 +417,7 @@ class Bench:
                         label: str, deadline_s: float) -> dict[str, Any]:
         """Enqueue n_msgs over n_convs conversations at once, let one fresh router drain them,
         then check every message got exactly one decision, in order per conversation."""
+        await asyncio.to_thread(self.web_mode, False)  # only the router under test takes the queue
         await asyncio.to_thread(self.topo.ensure, 1, cfg, fresh=True)  # a fresh router: its VmHWM is this run's
         rng = random.Random(99)
         convs = [f"{label}:{os.getpid()}:{time.time_ns()}:{i}" for i in range(n_convs)]
@@ -520,38 +532,58 @@ class Bench:
                 t_round = time.monotonic()
                 self.con.print(f"[bold]round {rnd + 1}/{a.rounds}[/] (t+{elapsed:.0f} s)")
                 rot: Callable[[list[Any]], list[Any]] = lambda xs, r=rnd: xs[r % len(xs):] + xs[:r % len(xs)]  # noqa: E731
-                phases = ["A", "B", "C", "D"] if self.cfg2 else ["A", "B"]
+                phases = ["U", "A", "B", "C", "D"] if self.cfg2 else ["U", "A", "B"]
                 if rnd % 2 == 1:
                     phases.reverse()
-                need = {"B": ["direct32_2r"], "C": ["raw32_2R", "direct32_2R"], "D": ["direct32_2r2R"]}
-                phases = [ph for ph in phases if ph == "A" or any(self.wanted(k) for k in need[ph])]
+                need = {"U": [f"{k}{n}" for k in ("raw", "widget", "opsdroid", "telegram") for n in (1, 8, 32)]
+                        + ["widget_many"],
+                        "A": [f"{k}{n}" for k in ("direct", "widgetsplit", "telegramsplit") for n in (1, 8, 32)]
+                        + ["rawmix32", "directmix32"],
+                        "B": ["direct32_2r"], "C": ["raw32_2R", "direct32_2R"], "D": ["direct32_2r2R"]}
+                phases = [ph for ph in phases if any(self.wanted(k) for k in need[ph])]
                 for ph in phases:
-                    if ph == "A":
-                        await asyncio.to_thread(self.topo.ensure, 1, self.cfg1)
+                    if ph == "U":
+                        # The product as `switchboard up` runs it (the router in the web role's
+                        # process), beside its peers.
+                        await asyncio.to_thread(self.web_mode, True)
                         for n in (1, 8, 32):
                             jobs: list[Callable[[], Coroutine[Any, Any, None]]] = [
                                 lambda n=n: self.m_raw(f"raw{n}", n, r1, self.unique),
-                                lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
                                 lambda n=n: self.m_widget(f"widget{n}", n),
                                 lambda n=n: self.m_opsdroid(f"opsdroid{n}", n),
                                 lambda n=n: self.m_telegram(f"telegram{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
+                        if a.widget_sessions > 0 and self.wanted("widget_many"):
+                            widget_many.append(await self.widget_many())
+                    elif ph == "A":
+                        # Router processes of their own (the images, Kubernetes).
+                        await asyncio.to_thread(self.web_mode, False)
+                        await asyncio.to_thread(self.topo.ensure, 1, self.cfg1)
+                        for n in (1, 8, 32):
+                            jobs = [
+                                lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
+                                lambda n=n: self.m_widget(f"widgetsplit{n}", n),
+                                lambda n=n: self.m_telegram(f"telegramsplit{n}", n),
+                            ]
+                            for j in rot(jobs):
+                                await j()
                         for j in rot([lambda: self.m_raw("rawmix32", 32, r1, self.mix),
                                       lambda: self.m_direct("directmix32", 32, self.mix)]):
                             await j()
-                        if a.widget_sessions > 0 and self.wanted("widget_many"):
-                            widget_many.append(await self.widget_many())
                     elif ph == "B":
+                        await asyncio.to_thread(self.web_mode, False)
                         await asyncio.to_thread(self.topo.ensure, 2, self.cfg1)
                         await self.m_direct("direct32_2r", 32, self.unique)
                     elif ph == "C" and self.cfg2:
+                        await asyncio.to_thread(self.web_mode, False)
                         await asyncio.to_thread(self.topo.ensure, 1, self.cfg2)
                         for j in rot([lambda: self.m_raw("raw32_2R", 32, r2, self.unique),
                                       lambda: self.m_direct("direct32_2R", 32, self.unique)]):
                             await j()
                     elif ph == "D" and self.cfg2:
+                        await asyncio.to_thread(self.web_mode, False)
                         await asyncio.to_thread(self.topo.ensure, 2, self.cfg2)
                         await self.m_direct("direct32_2r2R", 32, self.unique)
                 round_s.append(time.monotonic() - t_round)
@@ -593,6 +625,9 @@ class Bench:
             pair(f"widget{n}", f"opsdroid{n}", "vs_opsdroid")
             pair(f"telegram{n}", f"raw{n}")
             pair(f"telegram{n}", f"opsdroid{n}", "vs_opsdroid")
+            for split in ("widgetsplit", "telegramsplit"):
+                pair(f"{split}{n}", f"raw{n}")
+                pair(f"{split}{n}", f"opsdroid{n}", "vs_opsdroid")
         pair("directmix32", "rawmix32")
         pair("directmix32", "raw32", "speedup_vs_unique")
         pair("direct32_2r", "raw32")
@@ -601,7 +636,7 @@ class Bench:
         pair("direct32_2r2R", "raw32_2R")
         agg = aggregate(R)
         for n in (1, 8, 32):
-            for mode in ("widget", "telegram"):
+            for mode in ("widget", "telegram", "widgetsplit", "telegramsplit"):
                 if f"{mode}{n}" in agg and R.get(f"opsdroid{n}"):
                     agg[f"{mode}{n}"]["vs_opsdroid"] = med([s.get("vs_opsdroid", float("nan")) for s in R[f"{mode}{n}"]])
         for key in ("directmix32",):
@@ -612,6 +647,10 @@ class Bench:
             ("direct1", "direct XADD→outbound"), ("direct8", "direct"), ("direct32", "direct"),
             ("widget1", "widget WS→reply"), ("widget8", "widget"), ("widget32", "widget"),
             ("telegram1", "Telegram webhook→sendMessage"), ("telegram8", "Telegram"), ("telegram32", "Telegram"),
+            ("widgetsplit1", "widget, router process apart"), ("widgetsplit8", "widget, apart"),
+            ("widgetsplit32", "widget, apart"),
+            ("telegramsplit1", "Telegram, router process apart"), ("telegramsplit8", "Telegram, apart"),
+            ("telegramsplit32", "Telegram, apart"),
             ("opsdroid1", "opsdroid 0.31 ws+rasanlu"), ("opsdroid8", "opsdroid"), ("opsdroid32", "opsdroid"),
             ("rawmix32", "raw Rasa, repeated mix"), ("directmix32", "direct, repeated mix"),
             ("direct32_2r", "direct, 2 routers"), ("raw32_2R", "raw Rasa, 2 replicas"),

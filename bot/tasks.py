@@ -55,6 +55,9 @@ class TaskSupervisor:
         self.backoff_cap = backoff_cap
         self.tasks: dict[str, Supervised] = {}
         self.failed: Supervised | None = None
+        # Supervisors of other roles in this process (the router in the web role's process): their
+        # tasks are reported with these (`status`), so /readyz shows them too.
+        self.beside: list[TaskSupervisor] = []
 
     def start(self, name: str, factory: Callable[[], Awaitable[None]], *, consumer: StreamConsumer | None = None
               ) -> None:
@@ -167,4 +170,6 @@ class TaskSupervisor:
                     item["alive"] = False
                     item["stale"] = True
             out.append(item)
+        for other in self.beside:
+            out.extend(other.status(stale_s))
         return out

@@ -223,3 +223,50 @@ async def test_a_crashed_sender_is_restarted_and_readyz_names_it_while_it_is_dow
     p = _web_role(rasa_url, tmp_path, port)  # noqa: ASYNC220
     assert p.wait(60) == 1
     assert "switchboard: web: task sender:web kept failing" in (tmp_path / f"web-{port}.log").read_text()
+
+
+def _web_and_router(rasa_url: str, tmp_path, port: int) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+           "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
+    return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web+router", "--port", str(port),
+                             "--config", str(ROOT / "config.yaml")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / f"webrouter-{port}.log", "wb"))  # noqa: SIM115
+
+
+async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cleanly(
+    rasa_url: str, tmp_path, redis_sync: redis.Redis  # type: ignore[no-untyped-def]
+) -> None:
+    """`--role web+router` (what `switchboard up` runs): no router process anywhere, yet the
+    widget is answered — the web role's own router takes the queue; /readyz lists it; SIGTERM
+    stops both roles with exit 0. A router that fails for good stops the process with exit 1
+    (the web role must not go on taking messages nobody answers)."""
+    port = free_port()
+    p = _web_and_router(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    try:
+        wait_port(port, 30)
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            body = await _ready(http, base, 200)
+            names = {c["name"] for c in body["consumers"] if c["alive"]}
+            assert {"router", "sender:web", "tickets"} <= names, body
+            async with http.ws_connect(base + "/ws/chat") as ws:
+                await hello(ws)
+                await ws.send_str('{"type":"message","client_id":"w1","text":"How do I enable 2FA?"}')
+                while True:
+                    m = await next_of(ws, "event")
+                    if m["kind"] == "bot":
+                        break
+        assert "2FA" in m["text"] or "authenticator" in m["text"].lower(), m
+    finally:
+        p.terminate()
+        code = p.wait(30)
+    log = (tmp_path / f"webrouter-{port}.log").read_text()
+    assert code == 0, log[-2000:]
+    events = [orjson.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert "router.stopped" in events and "web.started" in events
+
+    redis_sync.set("inbound", "not a stream")  # the router cannot read its queue, and stays so
+    port = free_port()
+    p = _web_and_router(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    assert p.wait(90) == 1
+    assert "kept failing" in (tmp_path / f"webrouter-{port}.log").read_text()
