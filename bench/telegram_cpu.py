@@ -1,8 +1,9 @@
 """`python -m bench.telegram_cpu`: CPU per message of the Telegram webhook path, without Rasa.
 
 Starts a private redis-server, the instant NLU stand-in (`bench/stub_nlu.py`), the fake Bot API
-of the tests (on a thread of this process), the web role (Telegram channel in webhook mode) and
-one router; then drives the same closed loop as the `telegramN` rows of `bench.run` (a `message`
+of the tests (on a thread of this process), the web role (Telegram channel in webhook mode) with
+the router in its process as `switchboard up` runs it (`--split`: a router process of its own);
+then drives the same closed loop as the `telegramN` rows of `bench.run` (a `message`
 update POSTed to `/telegram/webhook`, done when the reply's `sendMessage` reaches the fake) and
 prints CPU ms per message of every process, per round. Rasa being out of the picture, the web
 role's and the router's own cost is what moves — read CPU per message, not msg/s, on a shared
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--py-spy", default="/tmp/pyspy/bin/py-spy")
     p.add_argument("--out", type=Path, default=Path("/tmp/tgperf"))
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--split", action="store_true",
+                   help="the router in a process of its own (default: in the web role's, as `switchboard up` runs it)")
     return p.parse_args(argv)
 
 
@@ -151,7 +154,7 @@ async def profile(c: Cluster, tg: TelegramFake, a: argparse.Namespace, groups: d
                   texts: T.UniqueTexts, base: str) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    targets = {"web": groups["web"][0], "router": groups["router"][0]}
+    targets = {"web": groups["web"][0], **({"router": groups["router"][0]} if groups["router"] else {})}
     procs = {}
     for name, pid in targets.items():
         path = a.out / f"pyspy-{name}-{stamp}.txt"
@@ -189,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         c.extra_stops.append(tg.stop)
         cfg = c.write_config("tg", [stub_url], channels=[{"type": "web", "allowed_origins": ["*"]},
                                                          tg.channel_config()])
-        c.start_web(cfg)
-        c.start_routers(cfg, 1)
+        c.start_web(cfg, combined=not a.split)
+        if a.split:
+            c.start_routers(cfg, 1)
         say(f"redis :{c.redis_port}, stub NLU :{c.stub_port}, web :{c.web_port} (pid {c.web.pid if c.web else '?'}), "
             f"router pid {c.router_pids()}")
         runner_factory: Any = None

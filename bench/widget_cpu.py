@@ -1,8 +1,8 @@
 """`python -m bench.widget_cpu` — the widget path's own CPU per message, without Rasa.
 
 A quick A/B tool for changes to the widget path (issue #23): a private redis-server, the instant
-NLU stand-in (bench/stub_nlu.py), one router and one web role; N closed-loop widget sessions for a
-few windows. Prints, per window, msg/s, p50 and CPU ms per message of the web role, the router,
+NLU stand-in (bench/stub_nlu.py), the web role with the router in its process as `switchboard up`
+runs it (`--split`: a router process of its own); N closed-loop widget sessions for a few windows. Prints, per window, msg/s, p50 and CPU ms per message of the web role, the router,
 redis-server and their sum ("ours": everything outside the NLU; the stub's own CPU is shown apart)
 and the median over the windows. `make bench` measures the same path against real Rasa and
 opsdroid; this one isolates our part, which is what a change to the path moves.
@@ -51,13 +51,16 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=5)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--split", action="store_true",
+                   help="the router in a process of its own (default: in the web role's, as `switchboard up` runs it)")
     args = p.parse_args()
     with Cluster(keep_tmp=args.keep_tmp) as c:
         c.start_redis()
         stub = c.start_stub()
         cfg = c.write_config("widget-cpu", [stub])
-        c.start_routers(cfg, 1)
-        c.start_web(cfg)
+        if args.split:
+            c.start_routers(cfg, 1)
+        c.start_web(cfg, combined=not args.split)
         rows = asyncio.run(_measure(c, args.clients, args.windows, args.seconds))
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     say("median  " + " ".join(f"{k}={v:.3f}" for k, v in med.items()))
