@@ -170,10 +170,11 @@ async def test_fuzzed_widget_frames_get_answers_not_crashes(product: str) -> Non
         await hello(ws)  # …and the server goes on serving others
 
 
-def _web_role(rasa_url: str, tmp_path, port: int) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+def _web_role(rasa_url: str, tmp_path, port: int, role: str = "web") -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    """`switchboard run --role <role>`; its log in tmp_path/web-<port>.log."""
     env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
            "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
-    return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web", "--port", str(port),
+    return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", role, "--port", str(port),
                              "--config", str(ROOT / "config.yaml")], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / f"web-{port}.log", "wb"))  # noqa: SIM115
 
@@ -225,14 +226,6 @@ async def test_a_crashed_sender_is_restarted_and_readyz_names_it_while_it_is_dow
     assert "switchboard: web: task sender:web kept failing" in (tmp_path / f"web-{port}.log").read_text()
 
 
-def _web_and_router(rasa_url: str, tmp_path, port: int) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
-           "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
-    return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", "web+router", "--port", str(port),
-                             "--config", str(ROOT / "config.yaml")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / f"webrouter-{port}.log", "wb"))  # noqa: SIM115
-
-
 async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cleanly(
     rasa_url: str, tmp_path, redis_sync: redis.Redis  # type: ignore[no-untyped-def]
 ) -> None:
@@ -241,7 +234,7 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
     stops both roles with exit 0. A router that fails for good stops the process with exit 1
     (the web role must not go on taking messages nobody answers)."""
     port = free_port()
-    p = _web_and_router(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    p = _web_role(rasa_url, tmp_path, port, "web+router")  # noqa: ASYNC220
     try:
         wait_port(port, 30)
         async with aiohttp.ClientSession() as http:
@@ -260,13 +253,13 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
     finally:
         p.terminate()
         code = p.wait(30)
-    log = (tmp_path / f"webrouter-{port}.log").read_text()
+    log = (tmp_path / f"web-{port}.log").read_text()
     assert code == 0, log[-2000:]
     events = [orjson.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
     assert "router.stopped" in events and "web.started" in events
 
     redis_sync.set("inbound", "not a stream")  # the router cannot read its queue, and stays so
     port = free_port()
-    p = _web_and_router(rasa_url, tmp_path, port)  # noqa: ASYNC220
+    p = _web_role(rasa_url, tmp_path, port, "web+router")  # noqa: ASYNC220
     assert p.wait(90) == 1
-    assert "kept failing" in (tmp_path / f"webrouter-{port}.log").read_text()
+    assert "kept failing" in (tmp_path / f"web-{port}.log").read_text()
