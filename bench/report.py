@@ -91,7 +91,7 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
               "ratio tends to on a dedicated, CPU-bound machine — independent of the CPU share other jobs left us.")
 
     for suffix, how in (("", "as `switchboard up` runs it: the router in the web role's process"),
-                        ("split", "the router in a process of its own, as the images and Kubernetes run it")):
+                        ("split", "with the router in a process of its own, as the images and Kubernetes run it")):
         if not any(f"opsdroid{n}" in agg for n in (1, 8, 32)) or not any(f"widget{suffix}{n}" in agg for n in (1, 8, 32)):
             continue
         pt = Table(title=f"Peers — switchboard {how}; same Rasa server and model, same texts, interleaved rounds, "
