@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from bot import metrics
 from bot.config import QueueSettings
@@ -326,24 +326,10 @@ class Queue:
         replicas that have it; -1 without WAIT). `before`: commands sent first in the same round
         trip (idempotent: they are sent again if the script had to be loaded)."""
         d = self.durability
-        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        if d.replicas > 0:
-            res, n = await replicated(self.r, keys[0], [*before, call], d.replicas, d.timeout_ms,
-                                      scripts=(script.script,))
+        if d.replicas > 0 or before:
+            res, n = await replicated(self.r, keys[0], [*before, ("EVALSHA", script.sha, len(keys), *keys, *args)],
+                                      d.replicas, d.timeout_ms, scripts=(script.script,))
             return res[-1], n
-        if before:
-            for attempt in range(2):
-                pipe = self.r.pipeline(transaction=False)
-                for c in (*before, call):
-                    pipe.execute_command(*c)
-                res = await pipe.execute(raise_on_error=False)
-                if isinstance(res[-1], NoScriptError) and attempt == 0:
-                    await self.r.script_load(script.script)
-                    continue
-                for e in res:
-                    if isinstance(e, Exception):
-                        raise e
-                return res[-1], -1
         if self.batch is not None:
             return await self.batch.evalsha(script, keys, args), -1
         return await script(keys=keys, args=args), -1

@@ -131,10 +131,12 @@ class NotReplicated(ConnectionError):
 
 async def replicated(r: aioredis.Redis, key: str, commands: list[tuple[Any, ...]], replicas: int,
                      timeout_ms: int, scripts: tuple[str, ...] = ()) -> tuple[list[Any], int]:
-    """Run `commands` (execute_command argument tuples; every key in `key`'s slot) and then
-    `WAIT replicas timeout_ms` on the same connection. Returns (results, replicas that have the
-    writes). A command's error is raised; a missing script is loaded and the batch run again
-    (`scripts`: the sources of the EVALSHAs; the failed EVALSHA wrote nothing)."""
+    """Run `commands` (execute_command argument tuples; every key in `key`'s slot) in one round
+    trip and then, with `replicas` > 0, `WAIT replicas timeout_ms` on the same connection.
+    Returns (results, replicas that have the writes; -1 without WAIT). A command's error is
+    raised; a missing script is loaded and the batch run again (`scripts`: the sources of the
+    EVALSHAs; the failed EVALSHA wrote nothing, the commands before it must be idempotent)."""
+    wait = replicas > 0
     for attempt in range(2):
         if isinstance(r, RedisCluster):
             await r.initialize()  # the slot map (a no-op once loaded)
@@ -144,21 +146,25 @@ async def replicated(r: aioredis.Redis, key: str, commands: list[tuple[Any, ...]
             pipe: Any = r.pipeline()
             for c in commands:
                 pipe.execute_command(*c)
-            pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+            if wait:
+                pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
         else:
             pipe = r.pipeline(transaction=False)
             for c in commands:
                 pipe.execute_command(*c)
-            pipe.execute_command("WAIT", replicas, timeout_ms)
+            if wait:
+                pipe.execute_command("WAIT", replicas, timeout_ms)
         res = await pipe.execute(raise_on_error=False)
         missing = [e for e in res if isinstance(e, NoScriptError)]
         if missing and attempt == 0:
             for src in scripts:
                 await r.script_load(src)
             continue
-        for e in res[:-1]:
+        for e in res[:-1] if wait else res:
             if isinstance(e, Exception):
                 raise e
+        if not wait:
+            return list(res), -1
         if isinstance(res[-1], ResponseError) and str(res[-1]).startswith(_WAIT_ON_REPLICA):
             # A failover moved the slot: the commands followed the MOVED to the new master, the
             # WAIT went to the old one, now its replica. Nothing says a replica has the writes.
