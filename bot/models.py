@@ -127,7 +127,12 @@ class Message(_Wire):
 
     @property
     def dedupe_key(self) -> str:
-        return f"{self.channel}:{self.channel_message_id}"
+        return self.dedupe_key_of(self.channel, self.channel_message_id)
+
+    @staticmethod
+    def dedupe_key_of(channel: str, channel_message_id: str) -> str:
+        """What the queue keeps a message once by (also for a check before the message exists)."""
+        return f"{channel}:{channel_message_id}"
 
 
 class Button(BaseModel):

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot import streams
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
 from bot.files import attachment_refusal, is_text, read_inside, redact_text_file, safe_filename, write_atomic
@@ -367,10 +368,10 @@ class WebChannel:
                 # cluster): the marker keeps the two steps idempotent.
                 await self.send(ob)
                 await self.r.xack(stream, group, entry_id)
-                await self.r.hdel(f"{stream}:attempts", entry_id)
+                await self.r.hdel(streams.attempts(stream), entry_id)
                 return
             await self._box_deliver(
-                keys=[self._key("web:sent:out", ob.user_id, ob.id), self.box(ob.user_id), stream, f"{stream}:attempts"],
+                keys=[self._key("web:sent:out", ob.user_id, ob.id), self.box(ob.user_id), stream, streams.attempts(stream)],
                 args=[BOX_TTL_S, self.settings.web.history, NOTIFY, ob.user_id,
                       orjson.dumps(event_of(ob)).decode(), group, entry_id],
             )
@@ -498,7 +499,8 @@ class WebChannel:
         quota = self._key("web:quota", contact, contact)
         s_limit, ip_limit = self._limits(contact, ip)
         verdict = await self._admit_upload(
-            keys=[lay.seen(f"{self.name}:{line_id(contact, cid)}", lay.partition(conv)), s_limit.key, ip_limit.key,
+            keys=[lay.seen(Message.dedupe_key_of(self.name, line_id(contact, cid)), lay.partition(conv)), s_limit.key,
+                  ip_limit.key,
                   quota],
             args=[s_limit.limit, ip_limit.limit, size, self.cfg.max_upload_bytes_per_session, BOX_TTL_S],
         )
