@@ -345,20 +345,29 @@ class TelegramChannel:
         notices = list(n.notices)
         if msg is not None and n.secret_in_group is not None:
             notices.append(self._secret_notice_for(msg, n.secret_in_group[1], update_id))
-        released: list[Outbound] = []
-        held: list[str] = []
-        entry: str | None
-        if msg is not None and msg.meta.get("chat_type") == "private" and not notices and not is_cluster(self.r):
+        private = msg is not None and msg.meta.get("chat_type") == "private"
+        entry: str | None = None
+        queued = False
+        if msg is not None and private and not notices and not is_cluster(self.r):
             try:  # most private messages: one round trip (see _private_marks)
                 entry = await sink(await self._resolve_callback(msg), **self._private_marks(msg))
+                queued = True
             except Present:
-                pass  # a link or held replies: the full path below
-            else:
-                if entry is not None:
-                    self.typing.accepted(int(msg.meta["reply_chat_id"]))
-                if n.callback_query_id is not None:
-                    self._spawn(self._answer_callback(n.callback_query_id))
-                return entry
+                pass  # a link or held replies: the full path
+        if not queued:
+            entry = await self._queue_full(n, msg, notices, update_id, sink)
+        if entry is not None and msg is not None and private:
+            self.typing.accepted(int(msg.meta["reply_chat_id"]))
+        if n.callback_query_id is not None:
+            self._spawn(self._answer_callback(n.callback_query_id))
+        return entry
+
+    async def _queue_full(self, n: Normalized, msg: Message | None, notices: list[Outbound], update_id: int,
+                          sink: Sink) -> str | None:
+        """Queue `msg` with what goes out beside it: notices, and for a private chat the replies
+        that waited for it, in the group conversation it continues (`_private_inbound`)."""
+        released: list[Outbound] = []
+        held: list[str] = []
         if msg is not None and msg.meta.get("chat_type") == "private":
             msg, released, held = await self._private_inbound(msg)
             if msg is None:
@@ -367,10 +376,7 @@ class TelegramChannel:
             await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
         entry = None
         if msg is not None:
-            msg = await self._resolve_callback(msg)
-            entry = await sink(msg)
-            if entry is not None and msg.meta.get("chat_type") == "private":
-                self.typing.accepted(int(msg.meta["reply_chat_id"]))
+            entry = await sink(await self._resolve_callback(msg))
             if n.group_message is not None:
                 await self.r.set(GROUP_SEEN_KEY.format(n.group_message), "1", ex=GROUP_SEEN_TTL_S)
         if held:
@@ -379,8 +385,6 @@ class TelegramChannel:
             for ob in released:
                 if ob.meta.get("ticket") or ob.kind == "handoff":
                     await self._tell_agent("delivered_private", ob)
-        if n.callback_query_id is not None:
-            self._spawn(self._answer_callback(n.callback_query_id))
         return entry
 
     @staticmethod
@@ -632,15 +636,19 @@ class TelegramChannel:
                 log.info("telegram.topic_gone", conversation=ob.conversation_id, error=str(e)[:200])
                 await self._to_private(ob, invite=False)
         if ack is not None:
-            pipe = self.r.pipeline(transaction=False)
-            self._ack(pipe, ack)
-            await self._redis(pipe.execute())
+            await self._ack_now(ack)
 
     @staticmethod
     def _ack(pipe: Pipeline, ack: tuple[str, str, str]) -> None:
         stream, group, entry_id = ack
         pipe.xack(stream, group, entry_id)
         pipe.hdel(streams.attempts(stream), entry_id)
+
+    async def _ack_now(self, ack: tuple[str, str, str]) -> None:
+        """Acknowledge an outbound entry on its own (nothing to record with it)."""
+        pipe = self.r.pipeline(transaction=False)
+        self._ack(pipe, ack)
+        await self._redis(pipe.execute())
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
                          reply_to: str | None = None, thread_id: int | None = None,
@@ -656,9 +664,7 @@ class TelegramChannel:
             if not parts:
                 log.info("telegram.empty_reply", chat=chat_id)
             if ack is not None:
-                pipe = self.r.pipeline(transaction=False)
-                self._ack(pipe, ack)
-                await self._redis(pipe.execute())
+                await self._ack_now(ack)
             return
         markup = await self._keyboard(buttons) if buttons else None
         self.typing.replied(chat_id)
@@ -793,14 +799,19 @@ class TelegramChannel:
             return f"{held}:steps:{outbound_id}"
         return f"telegram:held_steps:{outbound_id}"
 
+    @staticmethod
+    def _private_writes(msg: Message) -> tuple[tuple[Any, ...], ...]:
+        """What every message of a private chat records: the bot may write there, and the user
+        has not blocked it (they write again)."""
+        return (("HSET", PRIVATE_KEY, msg.user_id, _now_iso()), ("HDEL", BLOCKED_KEY, msg.meta["reply_chat_id"]))
+
     def _private_marks(self, msg: Message) -> dict[str, Any]:
         """A private message with nothing linked or held for its user needs only what
         `_private_inbound` writes: so it is queued with those writes in the same round trip, on
         the condition that neither the link nor held replies exist (else `Present`: the full path,
         which reads them). Keys anywhere: one Redis only, not a cluster."""
         uid = msg.user_id
-        return {"before": (("HSET", PRIVATE_KEY, uid, _now_iso()), ("HDEL", BLOCKED_KEY, msg.meta["reply_chat_id"])),
-                "absent": (LINK_KEY.format(uid), self._held_key(uid))}
+        return {"before": self._private_writes(msg), "absent": (LINK_KEY.format(uid), self._held_key(uid))}
 
     async def _private_inbound(self, msg: Message) -> tuple[Message | None, list[Outbound], list[str]]:
         """A message in a user's private chat: remember that the bot may write there, release what
@@ -808,8 +819,8 @@ class TelegramChannel:
         to queue (the invitation's `/start group_…` itself)."""
         uid = msg.user_id
         pipe = self.r.pipeline(transaction=False)
-        pipe.hset(PRIVATE_KEY, uid, _now_iso())
-        pipe.hdel(BLOCKED_KEY, msg.meta["reply_chat_id"])  # they write again: not blocked
+        for cmd in self._private_writes(msg):
+            pipe.execute_command(*cmd)
         pipe.get(LINK_KEY.format(uid))
         pipe.zrange(self._held_key(uid), 0, -1)
         _, _, linked, held = await pipe.execute()
