@@ -2,10 +2,11 @@
 
 The fake Bot API of the tests runs in a child process; this process makes `sendMessage` (PTB's
 `Bot.send_message`, and the channel's `ReplyBot.send_text`, which builds no `Message` from the
-answer) and `sendChatAction` calls with PTB's `HTTPXRequest` and with
-`channels.telegram.http.AiohttpRequest`, one call in flight or 8 at a time, on uvloop (as the
-roles run), and prints this process's CPU time per call (`time.process_time`, so other people's
-load on the machine barely moves it). Best of `--repeat` runs.
+answer) and `sendChatAction` calls, one in flight or 8 at a time, on uvloop (as the roles run),
+with PTB's `HTTPXRequest`, with `channels.telegram.http.AiohttpRequest` on aiohttp alone, and with
+it as the channel runs it (JSON calls over the keep-alive connections of `intents/http1.py`). It
+prints this process's CPU time per call (`time.process_time`, so other people's load on the
+machine barely moves it). Best of `--repeat` runs.
 """
 
 from __future__ import annotations
@@ -53,9 +54,20 @@ def transports() -> dict[str, Any]:
     return {
         "httpx (PTB default)": lambda: HTTPXRequest(connection_pool_size=16, read_timeout=10, write_timeout=10,
                                                     connect_timeout=5.0, pool_timeout=5.0),
-        "aiohttp (AiohttpRequest)": lambda: AiohttpRequest(16, read_timeout=10, write_timeout=10,
-                                                           connect_timeout=5.0, pool_timeout=5.0),
+        "aiohttp only": lambda: _AiohttpOnly(16, read_timeout=10, write_timeout=10, connect_timeout=5.0,
+                                             pool_timeout=5.0),
+        "AiohttpRequest (keep-alive)": lambda: AiohttpRequest(16, read_timeout=10, write_timeout=10,
+                                                              connect_timeout=5.0, pool_timeout=5.0),
     }
+
+
+class _AiohttpOnly(AiohttpRequest):
+    """The channel's transport as it was before its JSON calls went over `intents/http1.py`:
+    every call through aiohttp."""
+
+    @staticmethod
+    def _direct_ok(proxy: Any, files: Any, method: str) -> bool:
+        return False
 
 
 async def run(make: Any, base: str, calls: int, conc: int, method: str) -> float:
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for conc in (1, 8):
                 for name, make in transports().items():
                     best = min(uvloop.run(run(make, base, a.calls, conc, method)) for _ in range(a.repeat))
-                    print(f"{method:<15} {conc} in flight  {name:<26} {best:.3f} ms CPU per call", flush=True)
+                    print(f"{method:<15} {conc} in flight  {name:<28} {best:.3f} ms CPU per call", flush=True)
     finally:
         fake.terminate()
         fake.wait(10)

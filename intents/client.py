@@ -1,9 +1,10 @@
 """HTTP client for Rasa NLU servers (`POST /model/parse`).
 
-One shared aiohttp connection pool; each request goes to the healthy server with the fewest requests
-in flight, and at most `max_in_flight` wait at each server (Rasa parses one message at a time, so
-more only queue inside Rasa, where they cost it CPU and hide the queueing from our metrics). A server
-that fails is skipped until a background probe sees it answer again. When none answers, `NLUUnavailable` is
+Parses go over keep-alive HTTP/1.1 connections of our own (`intents/http1.py`), `/status` probes
+over aiohttp. Each request goes to the healthy server with the fewest requests in flight, and at
+most `max_in_flight` wait at each server (Rasa parses one message at a time, so more only queue
+inside Rasa, where they cost it CPU and hide the queueing from our metrics). A server that fails
+is skipped until a background probe sees it answer again. When none answers, `NLUUnavailable` is
 raised so callers leave the message in the queue — never guess. Parses are cached by normalized
 (already redacted) text and model version, because FAQ traffic repeats.
 """
@@ -17,12 +18,12 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from bot.errors import NLUUnavailable
+from intents.http1 import HTTPError, Origin
 
 _WS = re.compile(r"\s+")
 
@@ -48,118 +49,6 @@ def normalize_for_cache(text: str) -> str:
     return _WS.sub(" ", text.strip().lower())
 
 
-class HTTPError(Exception):
-    """A malformed or unexpected HTTP response from a Rasa server."""
-
-
-class _KeepAlive:
-    """Persistent HTTP/1.1 connections to one Rasa server for `POST /model/parse`.
-
-    The parse call is the router's hottest path, and a general client spends most of its CPU on
-    what this request never needs (cookies, redirects, proxies, multipart, tracing): measured
-    here, aiohttp took 244 µs of CPU per request, this 42 µs. It only speaks what Rasa (Sanic)
-    answers: a status line, headers, and a body with Content-Length or chunked encoding. A
-    connection that errors or asks to close is dropped; a request on a reused connection that
-    finds it closed by the server's keep-alive timeout is retried once on a new one.
-    """
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        u = urlsplit(url)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"NLU URL must be http(s)://host[:port]: {url!r}")
-        self.host = u.hostname
-        self.tls = u.scheme == "https"
-        self.port = u.port or (443 if self.tls else 80)
-        self.path = (u.path.rstrip("/") or "") + "/model/parse"
-        self.timeout_s = timeout_s
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self._head = (
-            f"POST {self.path} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: application/json\r\n"
-            f"Connection: keep-alive\r\nContent-Length: "
-        ).encode()
-
-    async def post(self, body: bytes) -> tuple[int, bytes]:
-        req = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
-        async with asyncio.timeout(self.timeout_s):
-            while self._idle:
-                rw = self._idle.pop()
-                try:
-                    return await self._exchange(rw, req)
-                except (ConnectionError, asyncio.IncompleteReadError):
-                    self._drop(rw)  # closed by the server while idle: try the next one / a new one
-            rw = await asyncio.open_connection(self.host, self.port, ssl=True if self.tls else None)
-            return await self._exchange(rw, req)
-
-    async def _exchange(self, rw: tuple[asyncio.StreamReader, asyncio.StreamWriter], req: bytes) -> tuple[int, bytes]:
-        reader, writer = rw
-        try:
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status, length, chunked, close = _parse_head(head)
-            if chunked:
-                body = await _read_chunked(reader)
-            elif length is not None:
-                body = await reader.readexactly(length)
-            else:
-                raise HTTPError("response without Content-Length")
-        except BaseException:
-            self._drop(rw)
-            raise
-        if close:
-            self._drop(rw)
-        else:
-            self._idle.append(rw)
-        return status, body
-
-    @staticmethod
-    def _drop(rw: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        rw[1].close()
-
-    def close(self) -> None:
-        while self._idle:
-            self._drop(self._idle.pop())
-
-
-def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise HTTPError(f"bad status line {lines[0][:80]!r}")
-    length: int | None = None
-    chunked = False
-    close = parts[0] == b"HTTP/1.0"
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        name = name.strip().lower()
-        value = value.strip()
-        if name == b"content-length":
-            if not value.isdigit():
-                raise HTTPError("bad Content-Length")
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"connection":
-            close = value.lower() == b"close"
-    return int(parts[1]), length, chunked, close
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    out = bytearray()
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise HTTPError("bad chunk size") from None
-        if size == 0:
-            await reader.readuntil(b"\r\n")  # no trailers expected; the empty line ends the body
-            return bytes(out)
-        out += await reader.readexactly(size)
-        await reader.readexactly(2)
-
-
 @dataclass
 class _Server:
     url: str
@@ -168,7 +57,8 @@ class _Server:
     failures: int = 0
     down_since: float = 0.0
     inflight: int = 0
-    http: _KeepAlive | None = None
+    http: Origin | None = None
+    head: bytes = b""
 
 
 @dataclass
@@ -192,7 +82,8 @@ class NLUClient:
     def __post_init__(self) -> None:
         self._servers = [_Server(u.rstrip("/")) for u in self.urls]
         for srv in self._servers:
-            srv.http = _KeepAlive(srv.url, self.timeout_s)
+            srv.http = Origin(srv.url)
+            srv.head = srv.http.head("/model/parse")
 
     async def __aenter__(self) -> NLUClient:
         await self.start()
@@ -353,7 +244,8 @@ class NLUClient:
             s.inflight += 1
             try:
                 assert s.http is not None
-                status, raw = await s.http.post(body)
+                async with asyncio.timeout(self.timeout_s):
+                    status, raw = await s.http.post(s.head, body)
                 if status != 200:
                     last = f"{s.url} answered HTTP {status}"
                     self._mark_down(s)

@@ -18,6 +18,13 @@ Same contract as `HTTPXRequest`:
   `TelegramError`s the adapter treats as transient);
 - a proxy from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) like httpx's default, certificates checked
   against certifi's bundle like httpx's default.
+
+A call without files and without a proxy (nearly all: `sendMessage`, `sendChatAction`,
+`answerCallbackQuery`, `getMe`, …) goes over the product's own keep-alive HTTP/1.1 connections
+(`intents/http1.py`, the NLU client's): a reply's `sendMessage` costs half the CPU it cost
+through aiohttp (bench/README.md, "The Bot API call"). Uploads and proxied calls stay on
+aiohttp. Same timeouts, same errors, same pool bound either way (the exchange on a connection is
+bounded by write + read timeouts).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
+
+from intents.http1 import HTTPError, Origin
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -53,7 +62,8 @@ class AiohttpRequest(BaseRequest):
 
     def __init__(self, connection_pool_size: int = 16, *, read_timeout: float | None = 5.0,
                  write_timeout: float | None = 5.0, connect_timeout: float | None = 5.0,
-                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0) -> None:
+                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._pool_size = connection_pool_size
         self._read, self._write, self._connect, self._pool = read_timeout, write_timeout, connect_timeout, pool_timeout
         self._media_write = media_write_timeout
@@ -63,6 +73,10 @@ class AiohttpRequest(BaseRequest):
         self._headers = {"User-Agent": self.USER_AGENT}
         self._json_headers = {**self._headers, **_JSON}
         self._proxies: dict[str, tuple[Any, Any]] = {}
+        self._ssl = ssl_context
+        # Per Bot API URL: its origin's connections and the request heads with and without a body.
+        self._direct: dict[str, tuple[Origin, bytes, bytes]] = {}
+        self._origins: dict[str, Origin] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -70,7 +84,9 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=_ssl_context())
+            if self._ssl is None:
+                self._ssl = _ssl_context()
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
             # Not trust_env=True: that looks up .netrc and the proxy variables in a thread on every
             # request (two thread hops per call); the proxy is looked up once per host instead.
             self._session = aiohttp.ClientSession(connector=connector)
@@ -80,6 +96,10 @@ class AiohttpRequest(BaseRequest):
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        for origin in self._origins.values():
+            origin.close()
+        self._origins.clear()
+        self._direct.clear()
 
     @staticmethod
     def parse_json_payload(payload: bytes) -> JSONDict:
@@ -165,6 +185,8 @@ class AiohttpRequest(BaseRequest):
                            "timeout.") from None
         try:
             proxy, proxy_auth = self._proxy(url)
+            if self._direct_ok(proxy, files, method):
+                return await self._post_direct(url, body, connect, write, read)
             async with self._session.request(method, url, data=body, headers=headers, proxy=proxy,
                                              proxy_auth=proxy_auth, timeout=self._timeout(read, write, connect)) as res:
                 return res.status, await res.read()
@@ -172,5 +194,34 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut(f"Timed out: {err}" if str(err) else "Timed out") from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+        except (OSError, HTTPError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
+            raise NetworkError(f"{type(err).__name__}: {err}") from err
         finally:
             self._slots.release()
+
+    @staticmethod
+    def _direct_ok(proxy: Any, files: Any, method: str) -> bool:
+        """Whether a call goes over our own keep-alive connections (no proxy, no file, a POST)."""
+        return proxy is None and not files and method == "POST"
+
+    async def _post_direct(self, url: str, body: bytes | None, connect: float | None, write: float | None,
+                           read: float | None) -> tuple[int, bytes]:
+        """A `POST` over the keep-alive connections of `url`'s origin. The exchange (writing the
+        request, reading the whole answer) is bounded by write + read timeouts, opening a
+        connection by the connect timeout."""
+        direct = self._direct.get(url)
+        if direct is None:
+            scheme, _, rest = url.partition("://")
+            netloc, _, path = rest.partition("/")
+            origin_url = f"{scheme}://{netloc}"
+            origin = self._origins.get(origin_url)
+            if origin is None:
+                origin = self._origins[origin_url] = Origin(origin_url, ssl_context=self._ssl)
+            direct = (origin, origin.head("/" + path, self._headers), origin.head("/" + path, self._headers, json=False))
+            if len(self._direct) < 256:  # one per Bot API method in practice
+                self._direct[url] = direct
+        origin, json_head, empty_head = direct
+        exchange = None if write is None or read is None else write + read
+        if body is None:
+            return await origin.post(empty_head, b"", connect_s=connect, read_s=exchange)
+        return await origin.post(json_head, body, connect_s=connect, read_s=exchange)

@@ -172,7 +172,8 @@ def with_author(ob: Outbound) -> str:
 
 
 def utf16_len(s: str) -> int:
-    return sum(2 if ord(c) > 0xFFFF else 1 for c in s)
+    """Length in UTF-16 code units, Telegram's measure (a lone surrogate counts one)."""
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _fit(s: str, limit: int) -> int:

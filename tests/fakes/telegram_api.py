@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class FakeBotAPI:
     # (chat id, message id) of deleted messages; chats where the bot is an admin that may delete.
     deleted: set[tuple[int, int]] = field(default_factory=set)
     can_delete: set[int] = field(default_factory=set)
+    # Serve HTTPS with this context (Telegram's own scheme), plain HTTP without.
+    tls: ssl.SSLContext | None = None
     _failures: dict[str, list[Failure | None]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -78,7 +81,7 @@ class FakeBotAPI:
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         await site.start()
         self._port = self._runner.addresses[0][1]
         return self
@@ -97,11 +100,15 @@ class FakeBotAPI:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/bot"
+        return f"{self._scheme}://127.0.0.1:{self._port}/bot"
 
     @property
     def base_file_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/file/bot"
+        return f"{self._scheme}://127.0.0.1:{self._port}/file/bot"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     # -- test controls ----------------------------------------------------------------------------
     def push_update(self, update: dict[str, Any]) -> None:

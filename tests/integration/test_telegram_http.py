@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
+import trustme
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
@@ -146,10 +149,95 @@ async def test_an_unreachable_api_is_a_network_error() -> None:
     async with silent_server() as (port, _):
         pass  # closed: nothing listens on the port any more
     async with bot_on(f"http://127.0.0.1:{port}/bot") as bot:
-        with pytest.raises(NetworkError, match="aiohttp"):
+        with pytest.raises(NetworkError, match="Connect call failed|refused"):
             await bot.send_message(1, "x")
 
 
+def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for 127.0.0.1 signed by a private CA, and a client context trusting it."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+async def test_calls_go_over_tls_and_a_certificate_nobody_vouches_for_is_refused() -> None:
+    server, client = tls_pair()
+    async with FakeBotAPI(tls=server) as fake:
+        assert fake.base_url.startswith("https://")
+        async with bot_on(fake.base_url, request(ssl_context=client)) as bot:
+            assert (await bot.get_me()).username == tg.BOT_USERNAME
+            await bot.send_message(501, "over TLS")
+            await bot.send_message(501, "same connection")
+        # The default trust (certifi's bundle) does not know the private CA: nothing is sent.
+        async with bot_on(fake.base_url) as bot:
+            with pytest.raises(NetworkError, match="(?i)certificate"):
+                await bot.send_message(501, "to an impostor")
+    assert [p["text"] for p in fake.sent()] == ["over TLS", "same connection"]
+
+
+@contextlib.asynccontextmanager
+async def one_answer_per_connection(mode: str) -> AsyncIterator[tuple[int, dict[str, int]]]:
+    """Answers one `sendMessage` per connection, then, by `mode`:
+    - "close": closes it, as a server does when its keep-alive timeout expires (without saying
+      `Connection: close`);
+    - "race": waits for the next request on it and closes without answering it (the close
+      crossed the request on the wire);
+    - "cut": reads the next request on it and cuts the connection in the middle of its answer."""
+    seen = {"connections": 0, "requests": 0, "answered": 0}
+    body = orjson.dumps({"ok": True, "result": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}})
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def read_request(reader: asyncio.StreamReader) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["connections"] += 1
+        try:
+            await read_request(reader)
+            seen["requests"] += 1
+            writer.write(answer)
+            await writer.drain()
+            seen["answered"] += 1
+            if mode == "race":
+                await reader.readuntil(b"\r\n\r\n")
+            elif mode == "cut":
+                await read_request(reader)
+                seen["requests"] += 1
+                writer.write(answer[:30])
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], seen
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("mode", ["close", "race"])
+async def test_a_connection_the_server_closed_while_idle_is_replaced_and_nothing_goes_twice(mode: str) -> None:
+    async with one_answer_per_connection(mode) as (port, seen), bot_on(f"http://127.0.0.1:{port}/bot") as bot:
+        for i in range(3):
+            await bot.send_message(1, f"reply {i}")
+            await asyncio.sleep(0.05)  # "close": the server's close arrives before the next call
+        # "race": calls 2 and 3 each went out on the previous call's connection, were dropped
+        # unanswered, and went again on a new one.
+        assert seen == {"connections": 3, "requests": 3, "answered": 3}
+
+
+async def test_an_answer_cut_short_is_a_network_error_and_the_call_is_not_sent_again() -> None:
+    async with one_answer_per_connection("cut") as (port, seen), bot_on(f"http://127.0.0.1:{port}/bot") as bot:
+        await bot.send_message(1, "answered")
+        with pytest.raises(NetworkError):
+            await bot.send_message(1, "cut")  # on the same, reused connection
+        assert seen == {"connections": 1, "requests": 2, "answered": 1}
 async def test_files_go_up_as_multipart_and_come_down_as_bytes(fake: FakeBotAPI) -> None:
     fake.files["f1"] = b"%PDF-1.4 statement"
     async with bot_on(fake.base_url) as bot:

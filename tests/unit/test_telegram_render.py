@@ -41,6 +41,10 @@ def test_without_breaks_the_cut_falls_on_a_line_then_a_space_then_anywhere() -> 
 def test_emoji_count_double_like_telegram_counts_them() -> None:
     parts = render.split_text("😀" * 3000)  # 6000 UTF-16 units
     assert all(render.utf16_len(p) <= 4096 for p in parts) and "".join(parts) == "😀" * 3000
+    assert [len(p) for p in parts] == [2048, 952]
+    # A lone surrogate (JSON "\ud83d" without its pair) is one unit, as Telegram counts it.
+    assert render.utf16_len("a😀中\ud83d") == 5
+    assert render.split_text("\ud83d" * 4097) == ["\ud83d" * 4096, "\ud83d"]
 
 
 def test_chinese_text_is_cut_after_a_full_stop() -> None:
