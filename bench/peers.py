@@ -18,7 +18,6 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -135,69 +134,70 @@ class Opsdroid:
 
 
 class TelegramFake:
-    """The fake Telegram Bot API of the tests (tests/fakes/telegram_api.py) on its own thread and
-    event loop, so it is up before the web role starts; a `sendMessage` to a chat resolves the
-    future a load worker registered for that chat (`expect`)."""
+    """Telegram's side of the Telegram rows: `bench/telegram_light.py` in a process of its own
+    (`proc`, its CPU reported apart from the load client's). `attach()` (in the load client's
+    event loop) subscribes to its `sendMessage` notices; a notice for a chat resolves the future a
+    load worker registered for that chat (`expect`)."""
 
     SECRET = secrets.token_urlsafe(32)  # the channel wants at least 32 random characters
 
     def __init__(self) -> None:
-        self.api: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
-        self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[float]]] = {}
+        self.port = free_port()
+        self.notify_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.waiting: dict[int, asyncio.Future[float]] = {}
         self.sent = 0  # sendMessage calls answered
+        self._reader: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.StreamWriter | None = None
 
-    def start(self) -> None:
-        from tests.fakes.telegram_api import FakeBotAPI
-
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            api = loop.run_until_complete(FakeBotAPI().start())
-            send = api._m_sendMessage
-
-            async def hooked(p: dict[str, Any]) -> dict[str, Any]:
-                res = await send(p)
-                self.sent += 1
-                api.calls.clear()  # a bench sends tens of thousands: keep no history
-                w = self.waiting.pop(int(p["chat_id"]), None)
-                if w is not None:
-                    w[0].call_soon_threadsafe(_resolve, w[1], time.perf_counter())
-                return res  # type: ignore[no-any-return]
-
-            api._m_sendMessage = hooked
-            self.api = api
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(api.close())
-            loop.close()
-
-        self.thread = threading.Thread(target=run, name="fake-telegram", daemon=True)
-        self.thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("fake Telegram Bot API did not start")
+    def start(self, timeout: float = 30.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.telegram_light", str(self.port),
+                                      str(self.notify_port)], cwd=ROOT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):  # (it opens NOTIFY_PORT first)
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bench's Bot API (bench/telegram_light.py) did not start")
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.loop is not None and self.thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def attach(self) -> None:
+        """Subscribe this event loop to `sendMessage` notices (once per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._reader is not None and not self._reader.done():
+            return
+        reader, self._writer = await asyncio.open_connection("127.0.0.1", self.notify_port)  # kept: a
+        self._loop = loop  # collected StreamWriter closes its connection
+        self._reader = loop.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            now = time.perf_counter()
+            self.sent += 1
+            fut = self.waiting.pop(int(line), None)
+            if fut is not None and not fut.done():
+                fut.set_result(now)
 
     def channel_config(self) -> dict[str, Any]:
         from tests.fakes.telegram_api import TOKEN
 
+        base = f"http://127.0.0.1:{self.port}"
         return {"type": "telegram", "token": TOKEN, "mode": "webhook", "webhook_secret": self.SECRET,
-                "base_url": self.api.base_url, "base_file_url": self.api.base_file_url}
+                "base_url": f"{base}/bot", "base_file_url": f"{base}/file/bot"}
 
     def expect(self, chat_id: int) -> asyncio.Future[float]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[float] = loop.create_future()
-        self.waiting[chat_id] = (loop, fut)
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[chat_id] = fut
         return fut
-
-
-def _resolve(fut: asyncio.Future[float], t: float) -> None:
-    if not fut.done():
-        fut.set_result(t)

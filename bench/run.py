@@ -147,6 +147,7 @@ class Bench:
             "rasa": c.rasa_pids(),
             "client": [os.getpid()],
             "opsdroid": [self.ops.pid] if self.ops else [],
+            "telegram": [self.tg.pid] if self.tg else [],
         }
         return Probe(groups, c.metrics_dir)
 
@@ -200,6 +201,7 @@ class Bench:
         s["web_cpu_ms"] = per.get("web", float("nan"))
         s["rasa_cpu_ms"] = per.get("rasa", float("nan"))
         s["client_cpu_ms"] = per.get("client", float("nan"))
+        s["telegram_api_cpu_ms"] = per.get("telegram", float("nan"))  # the bench's Bot API (telegram_light)
         s["rasa_cores"] = cpu.get("rasa", 0.0) / w
         s["router_cores"] = cpu.get("router", 0.0) / w
         ours = sum(v for g, v in cpu.items() if g != "host")
@@ -316,6 +318,7 @@ class Bench:
     async def m_telegram(self, key: str, n: int) -> None:
         if self.tg is None or not self.wanted(key):
             return
+        await self.tg.attach()
         ws, clients = telegram_workers(f"http://127.0.0.1:{self.c.web_port}", self.tg, self.unique, n)
         marks = self.log_marks()
         try:

@@ -1,7 +1,7 @@
 """`python -m bench.telegram_cpu`: CPU per message of the Telegram webhook path, without Rasa.
 
-Starts a private redis-server, the instant NLU stand-in (`bench/stub_nlu.py`), the fake Bot API
-of the tests (on a thread of this process), the web role (Telegram channel in webhook mode) with
+Starts a private redis-server, the instant NLU stand-in (`bench/stub_nlu.py`), the bench's Bot API
+(`bench/telegram_light.py`, a process of its own: "telegram"), the web role (Telegram channel in webhook mode) with
 the router in its process as `switchboard up` runs it (`--split`: a router process of its own);
 then drives the same closed loop as the `telegramN` rows of `bench.run` (a `message`
 update POSTed to `/telegram/webhook`, done when the reply's `sendMessage` reaches the fake) and
@@ -35,7 +35,7 @@ from bench.load import Probe, closed_loop, telegram_workers
 from bench.peers import TelegramFake
 from bench.procs import ROOT, Cluster, say
 
-GROUPS = ("web", "router", "redis", "stub", "client")
+GROUPS = ("web", "router", "redis", "stub", "client", "telegram")
 # Call sites whose inclusive share of the web role's samples is printed (substring of a frame).
 MARKERS = ("send_chat_action", "send_message", "_send_text", "telegram_webhook", "handle_raw", "de_json",
            "normalize", "sink", "httpx", "httpcore", "anyio", "aiohttp", "orjson", "structlog", "redis",
@@ -92,7 +92,8 @@ async def commandstats(r: aioredis.Redis) -> dict[str, int]:
 async def measure(c: Cluster, tg: TelegramFake, a: argparse.Namespace) -> dict[int, list[dict[str, float]]]:
     assert c.web is not None and c.redis_proc is not None and c.stub is not None
     groups = {"web": [c.web.pid], "router": c.router_pids(), "redis": [c.redis_proc.pid], "stub": [c.stub.pid],
-              "client": [os.getpid()]}
+              "client": [os.getpid()], "telegram": [tg.pid]}
+    await tg.attach()
     texts = T.UniqueTexts(seed=1)
     r = aioredis.Redis.from_url(c.redis_url)
     base = f"http://127.0.0.1:{c.web_port}"
@@ -137,7 +138,8 @@ async def measure(c: Cluster, tg: TelegramFake, a: argparse.Namespace) -> dict[i
                       + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda x: -x[1]) if v >= 0.01))
             print(f"round {rnd + 1} N={n:<3} {res.throughput:7.1f} msg/s  p50 {row['p50']:6.2f} ms  "
                   f"web {row['web']:.3f}  router {row['router']:.3f}  redis {row['redis']:.3f}  "
-                  f"ours {row['ours']:.3f}  stub {row['stub']:.3f}  client {row['client']:.3f} ms/msg  "
+                  f"ours {row['ours']:.3f}  stub {row['stub']:.3f}  client {row['client']:.3f}  "
+                  f"telegram {row['telegram']:.3f} ms/msg  "
                   f"redis calls {row['redis_calls']:.1f}/msg  "
                   f"errors {res.errors}  others {row['others']:.2f} cores", flush=True)
     print("\nmedians (CPU ms per message):")
