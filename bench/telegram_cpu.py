@@ -9,7 +9,7 @@ prints CPU ms per message of every process, per round. Rasa being out of the pic
 role's and the router's own cost is what moves — read CPU per message, not msg/s, on a shared
 machine.
 
-`--profile SECONDS` then runs N=8 for that long under py-spy (`--py-spy`, default
+`--profile SECONDS` then runs N=8 (`--profile-n`) for that long under py-spy (`--py-spy`, default
 /tmp/pyspy/bin/py-spy; install with `python3 -m pip install --target /tmp/pyspy py-spy`) on the
 web role and the router, writes the raw (collapsed) stacks to `--out` and prints the top entries
 (self time per function, and the share of samples under a few known call sites).
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=4.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--profile", type=float, default=0.0, help="seconds of N=8 under py-spy (0 = no profile)")
+    p.add_argument("--profile-n", type=int, default=8, help="closed-loop workers while profiling")
     p.add_argument("--py-spy", default="/tmp/pyspy/bin/py-spy")
     p.add_argument("--out", type=Path, default=Path("/tmp/tgperf"))
     p.add_argument("--keep-tmp", action="store_true")
@@ -165,12 +166,12 @@ async def profile(c: Cluster, tg: TelegramFake, a: argparse.Namespace, groups: d
             "-o", str(path), env={**os.environ, "PYTHONPATH": str(Path(a.py_spy).parent.parent)},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE))
     await asyncio.sleep(1.0)
-    ws, clients = telegram_workers(base, tg, texts, 8)
+    ws, clients = telegram_workers(base, tg, texts, a.profile_n)
     try:
-        res = await closed_loop("profile8", ws, Probe(groups), warmup=0.2, duration=a.profile)
+        res = await closed_loop(f"profile{a.profile_n}", ws, Probe(groups), warmup=0.2, duration=a.profile)
     finally:
         await asyncio.gather(*(x.close() for x in clients))
-    print(f"\nprofiled N=8: {res.throughput:.0f} msg/s, web {res.cpu_ms_per_msg('web'):.3f} ms/msg (under py-spy)")
+    print(f"\nprofiled N={a.profile_n}: {res.throughput:.0f} msg/s, web {res.cpu_ms_per_msg('web'):.3f} ms/msg (under py-spy)")
     for name, (path, proc) in procs.items():
         _, err = await proc.communicate()
         if not path.exists():

@@ -123,30 +123,45 @@ class Batcher:
                 f.set_result(rep)
 
     async def _roundtrip(self, commands: list[tuple[str, bytes]]) -> list[Any]:
-        """Packed commands (name, RESP bytes) in one write on one of the pool's connections, and
-        their replies (a command's error reply in its place). Packed here: redis-py's generic
-        packing is most of its per-command cost for the commit's few kilobytes of arguments."""
-        pool = self.r.connection_pool
-        conn = await pool.get_connection()
-        try:
-            await conn.send_packed_command([packed for _, packed in commands])
-            replies: list[Any] = []
-            callbacks = self.r.response_callbacks
-            for name, _ in commands:
-                try:
-                    rep = await conn.read_response()
-                except ResponseError as e:
-                    replies.append(e)
-                    continue
-                cb = callbacks.get(name)
-                replies.append(cb(rep) if cb is not None else rep)
-            return replies
-        except BaseException:
-            # Replies may be left unread: this connection must not serve anyone else.
-            await conn.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(conn)
+        return await _exchange(self.r, commands)
+
+
+async def roundtrip(r: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`commands` (execute_command argument tuples) in one write on one of the client's pooled
+    connections, and their replies in order, a command's error reply (`ResponseError`,
+    `NoScriptError`) in its place: what `pipeline(transaction=False).execute(raise_on_error=False)`
+    returns, for about a third of redis-py's CPU (measured: 126 against 200 µs for four commands,
+    the round trip included). A connection failure is raised as it is, not retried (redis-py's
+    pipeline retries it): the caller decides. May block (`BLOCK`, `WAIT`): the connection is the
+    call's own until the last reply. Not for Redis Cluster clients."""
+    return await _exchange(r, [(c[0], _pack(c)) for c in commands])
+
+
+async def _exchange(r: aioredis.Redis, commands: list[tuple[str, bytes]]) -> list[Any]:
+    """Packed commands (name, RESP bytes) in one write on one of the pool's connections, and
+    their replies (a command's error reply in its place). Packed here: redis-py's generic
+    packing is most of its per-command cost for the commit's few kilobytes of arguments."""
+    pool = r.connection_pool
+    conn = await pool.get_connection()
+    try:
+        await conn.send_packed_command([packed for _, packed in commands])
+        replies: list[Any] = []
+        callbacks = r.response_callbacks
+        for name, _ in commands:
+            try:
+                rep = await conn.read_response()
+            except ResponseError as e:
+                replies.append(e)
+                continue
+            cb = callbacks.get(name)
+            replies.append(cb(rep) if cb is not None else rep)
+        return replies
+    except BaseException:
+        # Replies may be left unread: this connection must not serve anyone else.
+        await conn.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(conn)
 
 
 async def command(r: aioredis.Redis, *args: Any) -> Any:

@@ -37,7 +37,6 @@ from urllib.parse import urlencode
 import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from telegram import (
@@ -59,7 +58,7 @@ from telegram.error import (
     TelegramError,
 )
 
-from bot import streams
+from bot import redisbatch, streams
 from bot.backoff import Backoff
 from bot.config import ChannelSettings, Settings
 from bot.errors import ConfigError, PermanentChannelError, TransientChannelError, TransientError
@@ -187,6 +186,7 @@ class TelegramChannel:
         self.layout = Layout.of(settings)
         self.offset_key = f"telegram:offset:{cfg.bot_id}"
         self.typing = SlowReplyTyping(r, self._typing_action, self._spawn, after_s=cfg.typing_after_s)
+        self._one_redis = not is_cluster(r)
 
     @classmethod
     def from_config(cls, settings: Settings, cfg: ChannelSettings, redis: aioredis.Redis) -> TelegramChannel:
@@ -610,8 +610,8 @@ class TelegramChannel:
         """`send`, and the acknowledgement of the outbound entry (what `OutboundSender` uses when a
         channel offers it). A reply is idempotent by its own Redis state (the parts count, the
         steps of a reply moved to the private chat), so no separate sent-marker round trips: the
-        ack rides in the pipeline that records the last part. Ack after the record, both in one
-        pipeline: a redelivery after a failure between the two finds the reply sent. `first`: no
+        ack rides in the round trip that records the last part. Ack after the record, both in one
+        round trip: a redelivery after a failure between the two finds the reply sent. `first`: no
         attempt can have sent any part of it yet (`bot.streams.ONCE`), so the count is not read."""
         await self._send(ob, (stream, group, entry_id), first=first)
 
@@ -639,15 +639,26 @@ class TelegramChannel:
             await self._ack_now(ack)
 
     @staticmethod
-    def _ack(pipe: Pipeline, ack: tuple[str, str, str]) -> None:
+    def _ack(ack: tuple[str, str, str]) -> list[tuple[Any, ...]]:
         stream, group, entry_id = ack
-        pipe.xack(stream, group, entry_id)
-        pipe.hdel(streams.attempts(stream), entry_id)
+        return [("XACK", stream, group, entry_id), ("HDEL", streams.attempts(stream), entry_id)]
 
     async def _ack_now(self, ack: tuple[str, str, str]) -> None:
         """Acknowledge an outbound entry on its own (nothing to record with it)."""
+        await self._write(self._ack(ack))
+
+    async def _write(self, commands: list[tuple[Any, ...]]) -> None:
+        """`commands` in one round trip, in order (not a transaction); an error reply is raised.
+        Once per reply: packed and sent without redis-py's pipeline on one Redis
+        (bot/redisbatch.py), a pipeline on a cluster (the keys live in several slots)."""
+        if self._one_redis:
+            for res in await self._redis(redisbatch.roundtrip(self.r, commands)):
+                if isinstance(res, Exception):
+                    raise res
+            return
         pipe = self.r.pipeline(transaction=False)
-        self._ack(pipe, ack)
+        for c in commands:
+            pipe.execute_command(*c)
         await self._redis(pipe.execute())
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
@@ -691,14 +702,13 @@ class TelegramChannel:
                 log.info("telegram.topic_fallback_general", chat=chat_id, thread=thread_id)
                 thread_id = None
                 chat_id = await self._call(chat_id, functools.partial(part, thread=None))
-            pipe = self.r.pipeline(transaction=False)
-            pipe.set(key, i + 1, ex=PARTS_TTL_S)
+            writes: list[tuple[Any, ...]] = [("SET", key, i + 1, "EX", PARTS_TTL_S)]
             if chat_id > 0:  # a private chat: its "typing…" (chat_action.py) knows it was answered
                 marker, at, ttl = replied_marker(chat_id)
-                pipe.set(marker, at, ex=ttl)
+                writes.append(("SET", marker, at, "EX", ttl))
             if last and ack is not None:
-                self._ack(pipe, ack)
-            await self._redis(pipe.execute())
+                writes += self._ack(ack)
+            await self._write(writes)
         if len(parts) > 1:
             log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
 
