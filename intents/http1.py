@@ -25,7 +25,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 
 class HTTPError(Exception):
@@ -84,21 +88,11 @@ class Origin:
                 self._drop(rw)  # too old, or the server's close already arrived: not worth a try
                 continue
             try:
-                if read_s is None:
-                    return await self._exchange(rw, req, reused=True)
-                async with asyncio.timeout(read_s):
-                    return await self._exchange(rw, req, reused=True)
+                return await _within(read_s, self._exchange(rw, req, reused=True))
             except _Stale:
                 continue  # try the next idle one, or a new connection
-        if connect_s is None:
-            rw = await self._open()
-        else:
-            async with asyncio.timeout(connect_s):
-                rw = await self._open()
-        if read_s is None:
-            return await self._exchange(rw, req)
-        async with asyncio.timeout(read_s):
-            return await self._exchange(rw, req)
+        rw = await _within(connect_s, self._open())
+        return await _within(read_s, self._exchange(rw, req))
 
     async def _open(self) -> _Conn:
         if self.ssl is None:
@@ -142,6 +136,15 @@ class Origin:
     def close(self) -> None:
         while self._idle:
             self._drop(self._idle.pop()[0])
+
+
+async def _within(seconds: float | None, aw: Awaitable[T]) -> T:
+    """`aw` under a deadline of `seconds`; None: none of its own (the NLU client puts one around
+    the whole call), without the cost of a timeout context per request."""
+    if seconds is None:
+        return await aw
+    async with asyncio.timeout(seconds):
+        return await aw
 
 
 def parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:

@@ -348,7 +348,7 @@ class TelegramChannel:
         private = msg is not None and msg.meta.get("chat_type") == "private"
         entry: str | None = None
         queued = False
-        if msg is not None and private and not notices and not is_cluster(self.r):
+        if msg is not None and private and not notices and self._one_redis:
             try:  # most private messages: one round trip (see _private_marks)
                 entry = await sink(await self._resolve_callback(msg), **self._private_marks(msg))
                 queued = True
