@@ -1,7 +1,7 @@
 """`bot.redislean` on real redis-servers: the hot path's Redis round trips share one pipelined
 connection per client, and still behave as redis-py's own connections do — each caller its own
 reply, a restart or a hung server an error for what was on the wire and a new connection for the
-next call, the URL's password and database honoured, a demoted master left, nothing left open."""
+next call, the URL's password and database honoured, a demoted master left, TLS checked, nothing left open."""
 
 from __future__ import annotations
 
@@ -9,23 +9,29 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import trustme
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import redislean
 from bot.redisbatch import command, roundtrip
-from tests.integration.test_faults import PrivateRedis
+from tests.conftest import free_port
+from tests.integration.test_faults import PrivateRedis, redis_binary
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def server() -> PrivateRedis:
+def server() -> Iterator[PrivateRedis]:
     rs = PrivateRedis()
     rs.start()
     yield rs
@@ -177,3 +183,49 @@ async def test_a_blocking_read_does_not_hold_up_other_commands(server: PrivateRe
         assert got[0][1][0][0] == eid
     finally:
         await r.aclose()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server that speaks TLS only, with a certificate from a private CA: (port, CA file)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [redis_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--tls-cert-file", str(tmp_path / "cert.pem"), "--tls-key-file", str(tmp_path / "key.pem"),
+         "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield port, tmp_path / "ca.pem"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_tls_with_the_servers_certificate_checked(tls_server: tuple[int, Path]) -> None:
+    port, ca = tls_server
+    url = f"rediss://127.0.0.1:{port}/0"
+    r = aioredis.from_url(url, decode_responses=True, ssl_ca_certs=str(ca))
+    try:
+        got = await asyncio.gather(*(roundtrip(r, [("SET", f"k{i}", i), ("GET", f"k{i}")]) for i in range(50)))
+        assert got == [[True, str(i)] for i in range(50)]
+        lean = redislean.lean(r)
+        assert lean is not None and lean.connects == 1  # the TLS socket, taken over
+    finally:
+        await r.aclose()
+    untrusted = aioredis.from_url(url, decode_responses=True)  # the system's CAs: not ours
+    try:
+        with pytest.raises(RedisConnectionError, match="(?i)certificate"):
+            await roundtrip(untrusted, [("SET", "never", "1")])
+    finally:
+        await untrusted.aclose()
