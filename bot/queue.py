@@ -305,6 +305,7 @@ class Queue:
         # Scripts of concurrent callers in one round trip (`bot.redisbatch`; not with WAIT, which
         # needs its own connection's writes).
         self.batch = batch
+        self._one_redis = not is_cluster(r)
         self.s = settings
         # Without a layout: the one of these settings on this client (tagged on a cluster).
         self.layout = layout or Layout(settings.partitions, settings.partitions > 1 or is_cluster(r),
@@ -326,12 +327,14 @@ class Queue:
         replicas that have it; -1 without WAIT). `before`: commands sent first in the same round
         trip (idempotent: they are sent again if the script had to be loaded)."""
         d = self.durability
-        if d.replicas > 0 or before:
+        if self.batch is not None and d.replicas <= 0 and not before:
+            return await self.batch.evalsha(script, keys, args), -1
+        if d.replicas > 0 or before or self._one_redis:
+            # One round trip on one Redis (bot/redisbatch.py, bot/redislean.py): a channel's intake
+            # once per message, without redis-py's per-command path.
             res, n = await replicated(self.r, keys[0], [*before, ("EVALSHA", script.sha, len(keys), *keys, *args)],
                                       d.replicas, d.timeout_ms, scripts=(script.script,))
             return res[-1], n
-        if self.batch is not None:
-            return await self.batch.evalsha(script, keys, args), -1
         return await script(keys=keys, args=args), -1
 
     # -- producers -------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class Batcher:
             if f.done():
                 continue  # a waiter that was cancelled needs nothing
             try:
-                live.append((a, f, _pack(a)))
+                live.append((a, f, redislean.pack(a)))
             except TypeError as e:  # an argument Redis cannot take: this command's own error
                 f.set_exception(e)
         if not live:
@@ -135,7 +135,7 @@ async def roundtrip(r: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[
     the round trip included). A connection failure is raised as it is, not retried (redis-py's
     pipeline retries it): the caller decides. May block (`BLOCK`, `WAIT`): the connection is the
     call's own until the last reply. Not for Redis Cluster clients."""
-    return await _exchange(r, [(c[0], _pack(c)) for c in commands])
+    return await _exchange(r, [(c[0], redislean.pack(c)) for c in commands])
 
 
 async def _exchange(r: aioredis.Redis, commands: list[tuple[str, bytes]]) -> list[Any]:
@@ -180,30 +180,7 @@ async def command(r: aioredis.Redis, *args: Any) -> Any:
     widget's pace. May block (`BLOCK`): it has its connection to itself. An error reply is raised
     (`ResponseError`); so is a connection error, as it is, for the caller's outage handling; not
     for Redis Cluster clients."""
-    rep = (await _exchange(r, [(args[0], _pack(args))]))[0]
+    rep = (await _exchange(r, [(args[0], redislean.pack(args))]))[0]
     if isinstance(rep, ResponseError):
         raise rep
     return rep
-
-
-def _pack(args: tuple[Any, ...]) -> bytes:
-    """A command in RESP — `*<n>`, then `$<len>` and the bytes of each argument — with its
-    arguments encoded as redis-py encodes them (UTF-8 text, numbers as their repr, bytes as they
-    are; a bool or anything else is refused)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for v in args:
-        t = v.__class__
-        if t is str:
-            b = v.encode()
-        elif t is bytes:
-            b = v
-        elif t is int or t is float or (isinstance(v, int | float) and not isinstance(v, bool)):
-            b = repr(v).encode()
-        elif isinstance(v, str):  # a str subclass (an enum's value)
-            b = v.encode()
-        elif isinstance(v, bytes | memoryview):
-            b = bytes(v)
-        else:
-            raise TypeError(f"{t.__name__} is not a Redis argument")
-        parts.append(b"$%d\r\n%b\r\n" % (len(b), b))
-    return b"".join(parts)

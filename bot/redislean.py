@@ -12,7 +12,8 @@ SELECT, client name: all redis-py's own code) is taken out of its pool, and its 
 driven by an `asyncio.Protocol` that parses with hiredis — the parser redis-py itself uses:
 commands are written as they come, and replies are handed out in the order they arrive. One
 such connection carries every non-blocking command of the client and event loop, concurrently;
-blocking ones (`XREADGROUP … BLOCK`, `WAIT`) each get one of their own while they block.
+blocking ones (`XREADGROUP … BLOCK`, `WAIT`) each get one of their own while they block, and a
+subscriber (`listen`: the widget's wake-ups) one for as long as it listens.
 
 What the caller sees is what redis-py gives: the same reply types, the same error classes (a
 `ResponseError` in place of a command's reply), `redis.exceptions.ConnectionError` when the
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -74,6 +76,15 @@ class _Pipe(asyncio.Protocol):
         self.closed = False
         self._error: BaseException | None = None
         self.timeout: float | None = getattr(conn, "socket_timeout", None)  # redis-py's read timeout
+        self.on_push: Callable[[list[Any]], None] | None = None  # set: this is a subscriber (`Lean.listen`)
+        self.lost: asyncio.Future[None] | None = None  # a subscriber's: fails when the connection does
+
+    def _push(self, rep: Any) -> None:
+        assert self.on_push is not None
+        try:
+            self.on_push(rep)
+        except Exception as exc:  # noqa: BLE001 - one bad message must not end the subscription
+            log.error("redislean.subscriber_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -84,6 +95,9 @@ class _Pipe(asyncio.Protocol):
                 rep = self.reader.gets()
                 if rep is _MORE:
                     return
+                if self.on_push is not None:  # a subscriber: every reply is a message or a confirmation
+                    self._push(rep)
+                    continue
                 if _PUSH is not None and isinstance(rep, _PUSH):
                     continue  # RESP3 out-of-band data (none is subscribed here): not a reply
                 if not waiters:  # a reply nobody asked for: the stream is out of step
@@ -124,6 +138,8 @@ class _Pipe(asyncio.Protocol):
             fut = self.waiters.popleft()
             if not fut.done():
                 fut.set_exception(exc)
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_exception(exc)
 
     def expire(self) -> None:
         """No reply within the client's socket_timeout: the connection is given up, as redis-py
@@ -203,6 +219,35 @@ class Lean:
             finally:
                 await self.pool.release(conn)
 
+    async def listen(self, channels: tuple[str, ...], on_message: Callable[[str, Any], None],
+                     on_subscribed: Callable[[], None]) -> None:
+        """Subscribe to `channels` on a connection of their own and call `on_message(channel,
+        data)` for each message, `on_subscribed()` once Redis confirmed the subscription; returns
+        only by raising — `ConnectionError` when the connection fails (the caller subscribes
+        again), or the cancellation that stops it (the connection is closed)."""
+        pipe = await self._connect()
+        pipe.lost = lost = self.loop.create_future()
+        pending = set(channels)
+
+        def push(rep: Any) -> None:
+            if not isinstance(rep, list) or len(rep) < 3:
+                return
+            kind = rep[0].decode() if isinstance(rep[0], bytes) else rep[0]
+            if kind == "message":
+                on_message(rep[1], rep[2])
+            elif kind == "subscribe":
+                pending.discard(rep[1].decode() if isinstance(rep[1], bytes) else rep[1])
+                if not pending:
+                    on_subscribed()
+
+        pipe.on_push = push
+        pipe.transport.write(pack(("SUBSCRIBE", *channels)))
+        try:
+            await lost
+        finally:
+            if not pipe.closed:
+                pipe.abort(RedisConnectionError("unsubscribed"))
+
     async def exchange(self, packed: bytes, n: int, *, blocking: bool) -> list[Any]:
         """`n` commands already packed in RESP, in one write; their replies in order (a command's
         error reply in its place)."""
@@ -278,6 +323,43 @@ def lean(r: Any) -> Lean | None:
         got = Lean(r, loop)
         setattr(pool, "_switchboard_lean", got)  # noqa: B010 - kept on the pool: one per client, gone with it
     return got if got.usable else None
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """A command in RESP — `*<n>`, then `$<len>` and the bytes of each argument — with its
+    arguments encoded as redis-py encodes them (UTF-8 text, numbers as their repr, bytes as they
+    are; a bool or anything else is refused)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for v in args:
+        t = v.__class__
+        if t is str:
+            b = v.encode()
+        elif t is bytes:
+            b = v
+        elif t is int or t is float or (isinstance(v, int | float) and not isinstance(v, bool)):
+            b = repr(v).encode()
+        elif isinstance(v, str):  # a str subclass (an enum's value)
+            b = v.encode()
+        elif isinstance(v, bytes | memoryview):
+            b = bytes(v)
+        else:
+            raise TypeError(f"{t.__name__} is not a Redis argument")
+        parts.append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(parts)
+
+
+async def listen(r: Any, channels: tuple[str, ...], on_message: Callable[[str, Any], None],
+                 on_subscribed: Callable[[], None]) -> bool:
+    """`Lean.listen` on `r`'s lean connections; False at once when `r` has none (then use
+    redis-py's `PubSub`)."""
+    ln = lean(r)
+    if ln is None:
+        return False
+    try:
+        await ln.listen(channels, on_message, on_subscribed)
+    except _Unusable:
+        return False
+    return True  # pragma: no cover - listen returns only by raising
 
 
 async def exchange(r: Any, packed: bytes, n: int, *, blocking: bool) -> list[Any] | None:

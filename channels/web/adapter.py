@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot import streams
+from bot import redislean, streams
 from bot.config import ChannelSettings, Settings
 from bot.errors import TransientChannelError
 from bot.files import attachment_refusal, is_text, read_inside, redact_text_file, safe_filename, write_atomic
@@ -212,6 +212,17 @@ class Hub:
                 w.items.append(item)
             w.event.set()
 
+    def _wake_all(self) -> None:
+        # After a (re)subscribe wake everyone: something may have arrived meanwhile.
+        for s in list(self.waiters):
+            self.wake(s)
+
+    def _on_push(self, _channel: str, data: Any) -> None:
+        if isinstance(data, bytes):
+            data = data.decode()
+        if isinstance(data, str):
+            self._on_message(data)
+
     def _on_message(self, data: str) -> None:
         session, sep, rest = data.partition("\n")
         if not sep:
@@ -232,10 +243,13 @@ class Hub:
                 await asyncio.sleep(0.5)
                 continue
             try:
+                # On one Redis: a lean subscriber connection (bot/redislean.py: two wake-ups per
+                # line, each without redis-py's read path); returns only by raising. Else (a
+                # cluster) redis-py's PubSub.
+                if await redislean.listen(self.r, (NOTIFY,), self._on_push, self._wake_all):
+                    continue  # pragma: no cover - listen returns only by raising
                 await ps.subscribe(NOTIFY)
-                # After a (re)subscribe wake everyone: something may have arrived meanwhile.
-                for s in list(self.waiters):
-                    self.wake(s)
+                self._wake_all()
                 async for m in ps.listen():
                     data = m.get("data")
                     if isinstance(data, bytes):

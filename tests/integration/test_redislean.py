@@ -67,7 +67,9 @@ async def test_concurrent_callers_share_one_connection_and_each_gets_its_own_rep
 
 async def test_a_caller_that_gives_up_never_gets_or_steals_a_reply(server: PrivateRedis) -> None:
     r = _client(server)
-    slow = "local t0 = redis.call('TIME')[2] + 0; local n = 0; repeat n = n + 1 until n > 3000000; return 'slow'"
+    # Busy for 300 ms of Redis's own clock: the caller surely gives up before its reply comes.
+    slow = ("local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; local n "
+            "repeat n = redis.call('TIME') until n[1] * 1e6 + n[2] - s > 300000 return 'slow'")
     try:
         await roundtrip(r, [("SET", "x", "1")])
         t = asyncio.ensure_future(roundtrip(r, [("EVAL", slow, 0)]))
@@ -229,3 +231,43 @@ async def test_tls_with_the_servers_certificate_checked(tls_server: tuple[int, P
             await roundtrip(untrusted, [("SET", "never", "1")])
     finally:
         await untrusted.aclose()
+
+
+async def test_a_subscriber_gets_every_message_in_order_and_learns_when_it_is_cut_off(server: PrivateRedis) -> None:
+    r = _client(server, client_name="sub")
+    admin = _client(server)
+    got: list[tuple[str, str]] = []
+    subscribed = asyncio.Event()
+    try:
+        task = asyncio.ensure_future(redislean.listen(r, ("a", "b"), lambda ch, data: got.append((ch, data)),
+                                                      subscribed.set))
+        await asyncio.wait_for(subscribed.wait(), 5)  # both channels confirmed
+        for i in range(200):
+            await admin.publish("a" if i % 2 else "b", f"m{i}")
+        for _ in range(100):
+            if len(got) == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert got == [("a" if i % 2 else "b", f"m{i}") for i in range(200)]
+        assert not task.done()
+        await admin.client_kill_filter(_type="pubsub")  # Redis drops the subscriber
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(task, 5)
+        # Subscribing again works; a cancelled subscriber leaves no connection behind.
+        subscribed.clear()
+        task = asyncio.ensure_future(redislean.listen(r, ("a",), lambda ch, data: got.append((ch, data)),
+                                                      subscribed.set))
+        await asyncio.wait_for(subscribed.wait(), 5)
+        await admin.publish("a", "again")
+        for _ in range(100):
+            if got[-1] == ("a", "again"):
+                break
+            await asyncio.sleep(0.02)
+        assert got[-1] == ("a", "again")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0.1)
+        assert "sub" not in await _names(server)
+    finally:
+        await r.aclose()
+        await admin.aclose()
