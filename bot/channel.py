@@ -11,12 +11,12 @@ it to open a file from a ticket.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import redis.asyncio as aioredis
 
 from bot import metrics, streams
-from bot.consumer import ACKED, Outcome, Permanent, StreamConsumer
+from bot.consumer import ACKED, AckWith, Outcome, Permanent, StreamConsumer
 from bot.errors import PermanentChannelError
 from bot.logs import get_logger
 from bot.models import Outbound
@@ -95,8 +95,12 @@ class OutboundSender:
         except ValueError as exc:
             return Permanent(f"malformed outbound: {exc}")
         # A channel whose own store makes a send idempotent (the widget's mailbox) offers
-        # `deliver`: send and acknowledge in one step, no separate sent-marker round trips.
+        # `deliver`: send and acknowledge in one step, no separate sent-marker round trips; and
+        # `deliver_writes` (Telegram) returns that step's last writes for the consumer to send with
+        # its next read (`AckWith`).
         deliver = getattr(self.channel, "deliver", None)
+        later = getattr(self.channel, "deliver_writes", None) if self.consumer.defers else None
+        writes: list[tuple[Any, ...]] | None = None
         marker = self.marker(ob.id)
         # The first delivery of an entry the router's commit wrote (`streams.ONCE`): no attempt
         # can have sent any of it, so there is nothing to look up first.
@@ -104,7 +108,9 @@ class OutboundSender:
         if deliver is None and not first and await self.r.exists(marker):
             return None  # sent before a crash, not yet acknowledged: just ack
         try:
-            if deliver is not None:
+            if later is not None:
+                writes = await later(ob, self.stream, SENDERS_GROUP, e.id, first=first)
+            elif deliver is not None:
                 await deliver(ob, self.stream, SENDERS_GROUP, e.id, first=first)
             else:
                 await self.channel.send(ob)
@@ -123,4 +129,4 @@ class OutboundSender:
         self.sent += 1
         metrics.MESSAGES_OUT.labels(self.channel.name).inc()
         log.info("reply.sent", channel=self.channel.name, conversation=ob.conversation_id, kind=ob.kind)
-        return ACKED
+        return AckWith(tuple(writes)) if writes else ACKED

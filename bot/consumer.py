@@ -80,6 +80,18 @@ class Permanent:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AckWith:
+    """The handler is done but for these Redis writes, the entry's acknowledgement among them
+    (idempotent, in order; e.g. a reply's record with its ack). The consumer sends them: with its
+    next read when the entry was the last of a read (`StreamConsumer.defers`: one Redis, one entry
+    at a time), so that a sender answering one message at a time makes one round trip fewer per
+    reply; else at once. A failure of those writes leaves the entry pending, as a failed ack
+    would: it is taken over later and its handler finds it done."""
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
 class _Acked:
     def __repr__(self) -> str:
         return "ACKED"
@@ -88,7 +100,7 @@ class _Acked:
 ACKED: Final = _Acked()
 """The handler acknowledged the entry itself (atomically with its effects)."""
 
-Outcome = None | _Acked | Retry | Permanent
+Outcome = None | _Acked | AckWith | Retry | Permanent
 Handler = Callable[[Entry, bool], Awaitable[Outcome]]
 """`handler(entry, fresh)`: `fresh` is True on the entry's first delivery (read with `>`)."""
 BatchHandler = Callable[[list[Entry]], Awaitable[list[Outcome]]]
@@ -200,6 +212,15 @@ class StreamConsumer:
         self._m_outage = metrics.OUTAGES.labels(stream)
         self._stop: asyncio.Event = asyncio.Event()
         self._lean = not is_cluster(redis) and hasattr(redis, "connection_pool")
+        # `AckWith` writes waiting for the next read, and whether the entry being handled is the
+        # last of its read (its writes may wait for that read).
+        self._deferred: list[tuple[Any, ...]] = []
+        self._defer_this = False
+
+    @property
+    def defers(self) -> bool:
+        """`AckWith` writes of a read's last entry ride with the next read (see `AckWith`)."""
+        return self._lean and self.concurrency == 1 and self.wait_replicas <= 0
 
     # -- classification ---------------------------------------------------------------------------
     def outage(self, exc: BaseException) -> bool:
@@ -228,6 +249,7 @@ class StreamConsumer:
                 self.last_loop = now_wall = time.time()
                 if now_wall - last_beat >= HEARTBEAT_EVERY_S:
                     last_beat = now_wall
+                    await self._flush()
                     await self._beat(now_wall)
                 if self._gate is not None:
                     # e.g. the router waits here while no NLU server answers (then it does not
@@ -241,6 +263,9 @@ class StreamConsumer:
                 fresh = False
                 now = time.monotonic()
                 try:
+                    if self._deferred and (self._retry_at or now - last_claim >= self.claim_idle_ms / 2000
+                                           or (self.retention_s is not None and now - last_trim > 10)):
+                        await self._flush()  # before anything but the read they can ride with
                     entries = await self._due_retries(now, room)
                     if not entries and now - last_claim >= self.claim_idle_ms / 2000:
                         last_claim = now
@@ -267,12 +292,16 @@ class StreamConsumer:
                     continue
                 backoff.reset()
                 if not (fresh and len(entries) > 1 and self.concurrency == 1 and await self._batch(entries)):
+                    last = len(entries) - 1
                     for i, e in enumerate(entries):
                         if stop.is_set():  # stop promptly; the rest is released to the next consumer
                             await self._release([x.id for x in entries[i:]])
                             break
+                        self._defer_this = fresh and i == last and self.defers and not stop.is_set()
                         await self._dispatch(e, fresh=fresh)
+                    self._defer_this = False
                 if fresh and entries and self.linger_s and len(entries) < self.batch and not burst:
+                    await self._flush()
                     await self._sleep(self.linger_s)
                 if not entries:
                     if burst and not self.inflight and not self._retry_at:
@@ -285,6 +314,7 @@ class StreamConsumer:
             await self._finish()
 
     async def _finish(self) -> None:
+        await self._flush()
         if self.inflight:
             # Finish what is in flight, but never hang a shutdown: whatever still waits stays
             # pending in Redis and is taken over later.
@@ -361,8 +391,16 @@ class StreamConsumer:
         if self.wait_replicas > 0:
             return await self._read_replicated(count, block_ms)
         if self._lean:  # once per message at the widget's pace: without redis-py's wrappers
-            res = await redisbatch.command(self.r, "XREADGROUP", "GROUP", self.group, self.name, "COUNT", count,
-                                           "BLOCK", block_ms, "STREAMS", self.stream, ">")
+            read = ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                    self.stream, ">")
+            if self._deferred:  # the last entry's AckWith writes, in the same write as this read
+                writes, self._deferred = self._deferred, []
+                *done, res = await redisbatch.roundtrip(self.r, [*writes, read])
+                self._check_writes(done)
+                if isinstance(res, Exception):
+                    raise res
+            else:
+                res = await redisbatch.command(self.r, *read)
         else:
             res = await self.r.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
         return _entries(res[0][1]) if res else []
@@ -534,10 +572,41 @@ class StreamConsumer:
         self.processed += len(ids)
         self._m_processed.inc(len(ids))
 
+    async def _flush(self) -> None:
+        """Send `AckWith` writes still waiting for a read (one round trip; a pipeline on a
+        cluster). Failing, they leave their entries pending (taken over later): logged, not raised."""
+        if not self._deferred:
+            return
+        writes, self._deferred = self._deferred, []
+        try:
+            if self._lean:
+                self._check_writes(await redisbatch.roundtrip(self.r, writes))
+            else:
+                pipe = self.r.pipeline(transaction=False)
+                for c in writes:
+                    pipe.execute_command(*c)
+                self._check_writes(await pipe.execute(raise_on_error=False))
+        except Exception as exc:
+            if not self.outage(exc):
+                raise
+            log.warning("redis.unavailable", stream=self.stream, error=str(exc)[:200])
+
+    def _check_writes(self, replies: list[Any]) -> None:
+        for rep in replies:
+            if isinstance(rep, Exception):
+                log.error("consumer.ack_failed", stream=self.stream, handler=self.handler_name,
+                          error=_describe(rep)[:300])
+
     async def _settle(self, e: Entry, outcome: Outcome) -> None:
         if outcome is None:
             await self._ack([e.id])
         elif outcome is ACKED:
+            self.processed += 1
+            self._m_processed.inc()
+        elif isinstance(outcome, AckWith):
+            self._deferred.extend(outcome.commands)
+            if not self._defer_this:
+                await self._flush()
             self.processed += 1
             self._m_processed.inc()
         elif isinstance(outcome, Permanent):

@@ -615,7 +615,16 @@ class TelegramChannel:
         attempt can have sent any part of it yet (`bot.streams.ONCE`), so the count is not read."""
         await self._send(ob, (stream, group, entry_id), first=first)
 
-    async def _send(self, ob: Outbound, ack: tuple[str, str, str] | None, *, first: bool = False) -> None:
+    async def deliver_writes(self, ob: Outbound, stream: str, group: str, entry_id: str, *,
+                             first: bool = False) -> list[tuple[Any, ...]] | None:
+        """`deliver`, except that the last round trip — the record of the last part with the ack —
+        is returned instead of sent, when the reply ends with one: the sender's consumer sends it
+        with its next read (`bot.consumer.AckWith`), one round trip fewer per reply. None: it was
+        all written here (a reply moved to the private chat, a notice, one already sent)."""
+        return await self._send(ob, (stream, group, entry_id), first=first, defer=True)
+
+    async def _send(self, ob: Outbound, ack: tuple[str, str, str] | None, *, first: bool = False,
+                    defer: bool = False) -> list[tuple[Any, ...]] | None:
         if self._bot is None:
             raise TransientChannelError("telegram channel not started")
         if ob.meta.get("secret_notice"):
@@ -625,11 +634,10 @@ class TelegramChannel:
         else:
             thread = ob.meta.get("reply_thread_id")
             try:
-                await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
-                                      reply_to=ob.meta.get("reply_to_message_id"),
-                                      thread_id=int(thread) if thread and thread.isdigit() else None, ack=ack,
-                                      first=first)
-                return
+                return await self._send_text(ob.id, self.chat_id(ob), render.with_author(ob), ob.buttons,
+                                             reply_to=ob.meta.get("reply_to_message_id"),
+                                             thread_id=int(thread) if thread and thread.isdigit() else None, ack=ack,
+                                             first=first, defer=defer)
             except _TopicGone as e:
                 # Neither the topic nor the General topic takes messages (closed, deleted, hidden):
                 # the reply goes to the user's private chat rather than to the dead-letter stream.
@@ -637,6 +645,7 @@ class TelegramChannel:
                 await self._to_private(ob, invite=False)
         if ack is not None:
             await self._ack_now(ack)
+        return None
 
     @staticmethod
     def _ack(ack: tuple[str, str, str]) -> list[tuple[Any, ...]]:
@@ -663,11 +672,13 @@ class TelegramChannel:
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
                          reply_to: str | None = None, thread_id: int | None = None,
-                         ack: tuple[str, str, str] | None = None, first: bool = False) -> None:
+                         ack: tuple[str, str, str] | None = None, first: bool = False,
+                         defer: bool = False) -> list[tuple[Any, ...]] | None:
         """Send `text` (split at 4096) to one chat; `key_id` keys the count of parts already sent.
         A forum topic that was deleted or closed meanwhile falls back to the General topic.
         `ack`: the outbound entry to acknowledge with the record of the last part (see `deliver`);
-        `first`: nothing of it was sent before (no count to read)."""
+        `first`: nothing of it was sent before (no count to read); `defer`: the last part's record
+        and ack are returned, not sent (see `deliver_writes`)."""
         parts = render.split_text(text)
         key = f"telegram:parts:{key_id}"
         done = int(await self._redis(self.r.get(key)) or 0) if parts and not first else 0
@@ -676,7 +687,7 @@ class TelegramChannel:
                 log.info("telegram.empty_reply", chat=chat_id)
             if ack is not None:
                 await self._ack_now(ack)
-            return
+            return None
         markup = await self._keyboard(buttons) if buttons else None
         self.typing.replied(chat_id)
         for i in range(done, len(parts)):
@@ -706,11 +717,15 @@ class TelegramChannel:
             if chat_id > 0:  # a private chat: its "typing…" (chat_action.py) knows it was answered
                 marker, at, ttl = replied_marker(chat_id)
                 writes.append(("SET", marker, at, "EX", ttl))
+            deferred: list[tuple[Any, ...]] | None = None
             if last and ack is not None:
                 writes += self._ack(ack)
-            await self._write(writes)
+                deferred = writes if defer else None
+            if deferred is None:
+                await self._write(writes)
         if len(parts) > 1:
             log.info("telegram.reply_split", chat=chat_id, parts=len(parts))
+        return deferred
 
     # -- group → private chat -----------------------------------------------------------------------
     # A group member's account matters (and a person's replies, and ticket notices) never go to the

@@ -351,3 +351,36 @@ async def test_a_failing_batch_is_handled_one_entry_at_a_time(aredis: aioredis.R
     dead = await aredis.xrange("batchy:dead")
     assert [f["n"] for _, f in dead] == ["poison"] and "cannot store this one" in dead[0][1]["error"]
     assert (await aredis.xpending("batchy", "g"))["pending"] == 0
+
+
+@pytest.mark.parametrize("stop_at", [None, 0, 7], ids=["drained", "stopped-first", "stopped-midway"])
+async def test_writes_a_handler_leaves_for_the_next_read_are_never_lost(aredis: aioredis.Redis,
+                                                                        stop_at: int | None) -> None:
+    """A sender's handler may leave its last writes — the record of what it sent, with the ack —
+    to ride with the consumer's next read (`AckWith`). Whether the stream drains, or the consumer
+    stops right after a handler (a shutdown), every handled entry has its writes applied and is
+    acknowledged, and nothing else is."""
+    from bot.consumer import AckWith, StreamConsumer
+    from bot.queue import Entry
+
+    for i in range(12):
+        await aredis.xadd("ackwith", {"n": str(i)})
+    stop = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(e: Entry, fresh: bool) -> AckWith:
+        n = e.fields["n"]
+        handled.append(n)
+        if stop_at is not None and int(n) == stop_at:
+            stop.set()  # SIGTERM arrives while this entry is being handled
+        return AckWith((("HSET", "recorded", n, e.id), ("XACK", "ackwith", "g", e.id)))
+
+    c = StreamConsumer(aredis, "ackwith", "g", handle, block_ms=50, batch=1 if stop_at == 7 else 5)
+    assert c.defers  # one Redis, one entry at a time: the writes do wait for the read
+    await asyncio.wait_for(c.run(stop, burst=stop_at is None), 30)
+    recorded = await aredis.hgetall("recorded")
+    assert sorted(recorded, key=int) == handled  # each handled entry recorded, nothing else
+    pending = [p["message_id"] for p in await aredis.xpending_range("ackwith", "g", "-", "+", 100)]
+    assert not set(pending) & set(recorded.values())  # every recorded one acknowledged
+    assert len(handled) == (12 if stop_at is None else stop_at + 1)
+    assert c.processed == len(handled)
