@@ -6,7 +6,9 @@ It owns what every stream loop needs, so that no handler's failure can stop a st
 - consumer-group reads (`XREADGROUP`), take-over of entries idle longer than `claim_idle_ms`
   (`XAUTOCLAIM`) and the group recreated when Redis lost it;
 - handler outcomes as types: `None` (done, the consumer acknowledges), `ACKED` (the handler
-  acknowledged it itself, e.g. inside a Lua commit), `Retry(defer)` and `Permanent(reason)`;
+  acknowledged it itself, e.g. inside a Lua commit), `AckWith(commands)` (the handler's last
+  writes, the ack among them, which the consumer sends — with its next read when it can),
+  `Retry(defer)` and `Permanent(reason)`;
 - **any** exception that is not a transient outage counts an attempt. The attempt count is Redis's
   own delivery counter of the entry (`XPENDING`), read only on the failure path: a retry is a
   re-claim (`XCLAIM`), which increments it. After `max_attempts` the entry goes to
