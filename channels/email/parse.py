@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from email import errors, policy
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
+from typing import Any
 
 from channels.email.charset import (
     CONTROL,
@@ -298,7 +299,7 @@ def _part_text(part: Message) -> tuple[str, str | None]:
     except (ValueError, LookupError, TypeError, AssertionError):
         payload = None
     if not isinstance(payload, bytes):
-        payload = str(part.get_payload() or "").encode("utf-8", "surrogateescape")
+        payload = str(_payload(part) or "").encode("utf-8", "surrogateescape")
     cs = part.get_content_charset()
     return decode_bytes(payload, cs), codec_for(cs)
 
@@ -314,7 +315,19 @@ def _filename(part: Message) -> str | None:
     return decode_header_value(name) if name else None
 
 
+def _payload(part: Message) -> Any:
+    """`part.get_payload()`, or "" when the email package cannot turn the part's 8-bit text into
+    a string with the charset the part declares: it raises ValueError for a charset name with a
+    NUL in it (found by tests/unit/test_fuzz.py), where an unknown charset only falls back."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError):
+        return ""
+
+
 def _children(part: Message) -> list[Message]:
+    if not part.is_multipart():
+        return []
     payload = part.get_payload()
     if isinstance(payload, list):
         return [p for p in payload if isinstance(p, Message)]
@@ -354,7 +367,7 @@ def _walk(msg: Message) -> Iterator[Message]:
 
 
 def _rfc822_bytes(part: Message) -> bytes:
-    payload = part.get_payload()
+    payload = _payload(part)
     inner = payload[0] if isinstance(payload, list) and payload else None
     if isinstance(inner, Message):
         try:
@@ -372,7 +385,7 @@ def _parse_bounce(msg: Message) -> Bounce:
     for part in _walk(msg):
         ct = part.get_content_type()
         if ct in ("message/delivery-status", "message/global-delivery-status"):
-            blocks = part.get_payload()
+            blocks = _payload(part)
             if not isinstance(blocks, list):
                 blocks = [email.message_from_string(str(blocks), policy=policy.compat32)]
             for b in blocks:
@@ -386,7 +399,7 @@ def _parse_bounce(msg: Message) -> Bounce:
                 diagnostic = diagnostic or clean_header(str(b.get("Diagnostic-Code") or ""))[:300]
         elif ct in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers") and original is None:
             if ct == "message/rfc822":
-                inner = part.get_payload()
+                inner = _payload(part)
                 hdrs = inner[0] if isinstance(inner, list) and inner else None
             else:
                 text, _ = _part_text(part)

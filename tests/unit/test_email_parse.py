@@ -50,6 +50,16 @@ def test_raw_8bit_headers_and_wrong_labels_are_guessed() -> None:
     assert decode_header_value("=?x-nonsense?B?AAAA?= tail").endswith("tail")
 
 
+def test_a_charset_name_python_cannot_look_up_still_gives_the_text() -> None:
+    # A NUL in the charset's name made the email package raise ValueError, not fall back
+    # (found by tests/unit/test_fuzz.py): in a multipart mail, and in a single 8-bit part.
+    multi = (b"From: a@b.cn\r\nContent-Type: multipart/alternative; boundary=B\r\n\r\n--B\r\n"
+             b"Content-Type: text/plain; charset=\x00tf-8\r\n\r\n\xe6\x88\x91\xe7\x9a\x84 deposit\r\n--B--\r\n")
+    assert parse_mail(multi).body == "我的 deposit"
+    single = simple("From: a@b.cn", "我的充值 is late".encode(), 'text/plain; charset="\x00x"')
+    assert parse_mail(single).body == "我的充值 is late"
+
+
 # -- HTML and quotes ---------------------------------------------------------------------------------
 
 
