@@ -48,7 +48,7 @@ def aggregate(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
                               for k in ("nlu", "redis", "late")}
         for f in ("ratio", "cpu_ratio", "total_cpu_ms", "ours_cpu_ms", "router_cpu_ms", "rasa_cpu_ms", "client_cpu_ms", "redis_cpu_ms",
                   "web_cpu_ms", "rasa_cores", "other_cores", "overhead_p99_ms", "overhead_p50_ms",
-                  "overhead_share_le_5ms", "hit_rate", "speedup"):
+                  "overhead_share_le_5ms", "hit_rate", "speedup", "cpu_in_parses"):
             vals = [r[f] for r in rs if f in r]
             if vals:
                 m[f] = med(vals)
@@ -111,7 +111,7 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
                     out += f" ({fmt(m.get('ratio'), 2)})"
                 out += f", p50 {fmt(m['p50_ms'], 1)}"
                 if not raw:
-                    out += f", CPU {fmt(m.get('ours_cpu_ms'), 2)}"
+                    out += f", CPU {fmt(m.get('ours_cpu_ms'), 2)} = {fmt(m.get('cpu_in_parses'), 2)} parse"
                 return out
 
             pt.add_row(str(n), cell(r, True), cell(o), cell(w), fmt(w.get("vs_opsdroid"), 2), cell(tgm),
@@ -119,7 +119,9 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
         con.print(pt)
         con.print("  CPU outside Rasa: opsdroid = its one process; widget and Telegram = web role + router + redis-server. "
                   "Measured from /proc CPU time over the same window as the throughput, so it is much less "
-                  "sensitive to other jobs on the machine than msg/s.")
+                  "sensitive to other jobs on the machine than msg/s. '= x parse': the same CPU ÷ Rasa's CPU per "
+                  "parse in the same round — it moves with the machine's speed, so this figure compares across "
+                  "machines and hours (multiply by a steady machine's parse CPU to estimate ms there).")
 
     tt = Table(title="Targets", title_justify="left")
     for col in ("what", "measured", "target", ""):
