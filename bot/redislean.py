@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,7 @@ _KEEP_IDLE = 8  # blocking connections kept for reuse; more are closed when thei
 _FAILOVER = (ReadOnlyError, MasterDownError, BusyLoadingError)
 _MORE = object()  # hiredis: no complete reply buffered yet
 _PUSH = getattr(hiredis, "PushNotification", None)
+_PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 def _failover_reply(rep: Any) -> bool:
@@ -78,6 +80,7 @@ class _Pipe(asyncio.Protocol):
         self.timeout: float | None = getattr(conn, "socket_timeout", None)  # redis-py's read timeout
         self.on_push: Callable[[list[Any]], None] | None = None  # set: this is a subscriber (`Lean.listen`)
         self.lost: asyncio.Future[None] | None = None  # a subscriber's: fails when the connection does
+        self.last_data = time.monotonic()  # when the last bytes came (a subscriber's health check)
 
     def _push(self, rep: Any) -> None:
         assert self.on_push is not None
@@ -88,6 +91,7 @@ class _Pipe(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        self.last_data = time.monotonic()
         self.reader.feed(data)
         waiters = self.waiters
         try:
@@ -224,7 +228,11 @@ class Lean:
         """Subscribe to `channels` on a connection of their own and call `on_message(channel,
         data)` for each message, `on_subscribed()` once Redis confirmed the subscription; returns
         only by raising — `ConnectionError` when the connection fails (the caller subscribes
-        again), or the cancellation that stops it (the connection is closed)."""
+        again), or the cancellation that stops it (the connection is closed). A subscriber only
+        reads, so a connection that died without a word (a partition, a frozen server) would
+        never tell: it is PINGed every `health_check_interval` seconds of silence (the client's,
+        as redis-py's PubSub does) and given up when two intervals pass without a byte."""
+        interval = float(self.pool.connection_kwargs.get("health_check_interval") or 30)
         pipe = await self._connect()
         pipe.lost = lost = self.loop.create_future()
         pending = set(channels)
@@ -243,7 +251,15 @@ class Lean:
         pipe.on_push = push
         pipe.transport.write(pack(("SUBSCRIBE", *channels)))
         try:
-            await lost
+            while True:
+                done, _ = await asyncio.wait({lost}, timeout=interval)
+                if done:
+                    lost.result()  # raises the connection's failure
+                silent = time.monotonic() - pipe.last_data
+                if silent > 2 * interval:
+                    pipe.abort(RedisConnectionError(f"no answer from Redis for {silent:.0f} s (subscriber)"))
+                elif silent >= interval:
+                    pipe.transport.write(_PING)
         finally:
             if not pipe.closed:
                 pipe.abort(RedisConnectionError("unsubscribed"))

@@ -271,3 +271,28 @@ async def test_a_subscriber_gets_every_message_in_order_and_learns_when_it_is_cu
     finally:
         await r.aclose()
         await admin.aclose()
+
+
+async def test_a_subscriber_whose_server_stops_answering_gives_up_and_an_idle_healthy_one_does_not(
+    server: PrivateRedis,
+) -> None:
+    """A subscriber only reads: a connection that died without a word would never tell. It is
+    PINGed after `health_check_interval` of silence and given up when nothing comes back."""
+    r = _client(server, health_check_interval=0.3)
+    subscribed = asyncio.Event()
+    try:
+        task = asyncio.ensure_future(redislean.listen(r, ("a",), lambda ch, data: None, subscribed.set))
+        await asyncio.wait_for(subscribed.wait(), 5)
+        await asyncio.sleep(1.5)  # five intervals of silence, PINGs answered
+        assert not task.done()
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGSTOP)  # frozen: the socket stays open, nothing answers
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(RedisConnectionError, match="no answer"):
+                await asyncio.wait_for(task, 10)
+            assert time.monotonic() - t0 < 3
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+    finally:
+        await r.aclose()
