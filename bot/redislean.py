@@ -344,22 +344,23 @@ def lean(r: Any) -> Lean | None:
 def pack(args: tuple[Any, ...]) -> bytes:
     """A command in RESP — `*<n>`, then `$<len>` and the bytes of each argument — with its
     arguments encoded as redis-py encodes them (UTF-8 text, numbers as their repr, bytes as they
-    are; a bool or anything else is refused)."""
+    are; a bool or anything else is refused with a TypeError). hiredis packs it (redis-py's own
+    packer with hiredis installed: a third of the CPU of doing it in Python, for the commit's few
+    kilobytes); an int or float subclass (an IntEnum) hiredis refuses is packed here."""
+    try:
+        return hiredis.pack_command(args if args.__class__ is tuple else tuple(args))
+    except TypeError:
+        pass
     parts = [b"*%d\r\n" % len(args)]
     for v in args:
-        t = v.__class__
-        if t is str:
-            b = v.encode()
-        elif t is bytes:
-            b = v
-        elif t is int or t is float or (isinstance(v, int | float) and not isinstance(v, bool)):
-            b = repr(v).encode()
-        elif isinstance(v, str):  # a str subclass (an enum's value)
+        if isinstance(v, bool) or not isinstance(v, str | bytes | memoryview | int | float):
+            raise TypeError(f"{type(v).__name__} is not a Redis argument")
+        if isinstance(v, str):
             b = v.encode()
         elif isinstance(v, bytes | memoryview):
             b = bytes(v)
-        else:
-            raise TypeError(f"{t.__name__} is not a Redis argument")
+        else:  # the number's own digits, not an enum's repr
+            b = repr(int(v) if isinstance(v, int) else float(v)).encode()
         parts.append(b"$%d\r\n%b\r\n" % (len(b), b))
     return b"".join(parts)
 

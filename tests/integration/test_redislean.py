@@ -6,6 +6,7 @@ next call, the URL's password and database honoured, a demoted master left, TLS 
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import shutil
 import signal
@@ -294,5 +295,18 @@ async def test_a_subscriber_whose_server_stops_answering_gives_up_and_an_idle_he
             assert time.monotonic() - t0 < 3
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)
+    finally:
+        await r.aclose()
+
+
+async def test_arguments_hiredis_does_not_pack_reach_redis_as_their_value(server: PrivateRedis) -> None:
+    class Tier(enum.IntEnum):
+        VIP = 3
+
+    r = _client(server)
+    try:
+        assert await roundtrip(r, [("HSET", "h", "tier", Tier.VIP), ("HGET", "h", "tier")]) == [1, "3"]
+        with pytest.raises(TypeError):
+            await roundtrip(r, [("HSET", "h", "flag", True)])
     finally:
         await r.aclose()
