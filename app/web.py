@@ -89,12 +89,14 @@ class HSTSMiddleware:
 
 def _mount(app: FastAPI, router: APIRouter) -> None:
     """A channel's routes on the app. Plain Starlette routes (a webhook that reads its own body:
-    Telegram's) go straight on the app's router: through `include_router`, FastAPI matches a
-    request against each included router in turn, about 10 µs per router it passes (measured
-    with 9 routers before the webhook: 123 µs per request, against 16 µs straight). The others
-    (FastAPI routes with their dependencies and validation) are included as usual."""
+    Telegram's) go straight on the app's router, and first: FastAPI matches a request against
+    each included router before them in turn, about 10 µs per router it passes (measured with 9
+    routers before the webhook: 123 µs per request, against 16 µs straight), while a plain route
+    costs the requests behind it one path match. Their paths are the channel's own, so going
+    first shadows nothing. The others (FastAPI routes with their dependencies and validation) are
+    included as usual."""
     if router.routes and all(type(rt) in (Route, WebSocketRoute) for rt in router.routes):
-        app.router.routes.extend(router.routes)
+        app.router.routes[:0] = router.routes
     else:
         app.include_router(router)
 
