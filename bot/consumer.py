@@ -581,13 +581,7 @@ class StreamConsumer:
             return
         writes, self._deferred = self._deferred, []
         try:
-            if self._lean:
-                self._check_writes(await redisbatch.roundtrip(self.r, writes))
-            else:
-                pipe = self.r.pipeline(transaction=False)
-                for c in writes:
-                    pipe.execute_command(*c)
-                self._check_writes(await pipe.execute(raise_on_error=False))
+            self._check_writes(await redisbatch.writes(self.r, writes))
         except Exception as exc:
             if not self.outage(exc):
                 raise

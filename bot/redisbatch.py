@@ -26,6 +26,7 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from bot import redislean
@@ -138,6 +139,18 @@ async def roundtrip(r: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[
     return await _exchange(r, [(c[0], redislean.pack(c)) for c in commands])
 
 
+async def writes(r: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Idempotent writes of one step (a reply's record with its ack) in one round trip, in order,
+    not a transaction, replies with errors in place: `roundtrip` on one Redis, a pipeline on a
+    cluster (their keys live in several slots)."""
+    if not isinstance(r, RedisCluster):
+        return await roundtrip(r, commands)
+    pipe = r.pipeline(transaction=False)
+    for c in commands:
+        pipe.execute_command(*c)
+    return list(await pipe.execute(raise_on_error=False))
+
+
 async def _exchange(r: aioredis.Redis, commands: list[tuple[str, bytes]]) -> list[Any]:
     """Packed commands (name, RESP bytes) in one write, and their replies (a command's error reply
     in its place). Packed here: redis-py's generic packing is most of its per-command cost for the
@@ -145,26 +158,29 @@ async def _exchange(r: aioredis.Redis, commands: list[tuple[str, bytes]]) -> lis
     (`bot.redislean`: a blocking command on one of its own), else on one of redis-py's."""
     blocking = any(name in redislean.BLOCKING for name, _ in commands)
     raw = await redislean.exchange(r, b"".join(packed for _, packed in commands), len(commands), blocking=blocking)
+    if raw is None:
+        raw = await _pooled(r, commands)
     callbacks = r.response_callbacks
-    if raw is not None:
-        replies: list[Any] = []
-        for (name, _), rep in zip(commands, raw, strict=True):
-            cb = callbacks.get(name)
-            replies.append(rep if cb is None or isinstance(rep, ResponseError) else cb(rep))
-        return replies
+    replies: list[Any] = []
+    for (name, _), rep in zip(commands, raw, strict=True):
+        cb = callbacks.get(name)
+        replies.append(rep if cb is None or isinstance(rep, ResponseError) else cb(rep))
+    return replies
+
+
+async def _pooled(r: aioredis.Redis, commands: list[tuple[str, bytes]]) -> list[Any]:
+    """The raw replies of `commands` on one of redis-py's pooled connections (a client without
+    lean connections), a command's error reply in its place."""
     pool = r.connection_pool
     conn = await pool.get_connection()
     try:
         await conn.send_packed_command([packed for _, packed in commands])
-        replies = []
-        for name, _ in commands:
+        replies: list[Any] = []
+        for _ in commands:
             try:
-                rep = await conn.read_response()
+                replies.append(await conn.read_response())
             except ResponseError as e:
                 replies.append(e)
-                continue
-            cb = callbacks.get(name)
-            replies.append(cb(rep) if cb is not None else rep)
         return replies
     except BaseException:
         # Replies may be left unread: this connection must not serve anyone else.

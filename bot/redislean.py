@@ -272,8 +272,31 @@ class Lean:
         pipe = self._shared
         if pipe is None or pipe.closed:
             pipe = await self._shared_pipe()
+        return await self._replies(pipe, packed, n)
+
+    async def _exchange_alone(self, packed: bytes, n: int) -> list[Any]:
+        """Commands that may block, on a connection of their own while they do."""
+        pipe = self._idle.pop() if self._idle else await self._connect()
+        try:
+            replies = await self._replies(pipe, packed, n)
+        except BaseException as exc:
+            # Cancelled while blocking, or failed: a reply may still come; nobody else may read it.
+            if not pipe.closed:
+                pipe.abort(RedisConnectionError(f"closed: {type(exc).__name__}"))
+            raise
+        if not pipe.closed:
+            if len(self._idle) < _KEEP_IDLE:
+                self._idle.append(pipe)
+            else:
+                pipe.abort(RedisConnectionError("closed: more idle connections than kept"))
+        return replies
+
+
+    async def _replies(self, pipe: _Pipe, packed: bytes, n: int) -> list[Any]:
+        """Send on `pipe` and wait for the `n` replies, at most the client's socket_timeout (as
+        redis-py reads: one timer, no timeout context); a reply saying the server is no longer the
+        master closes `pipe`."""
         futs = pipe.request(packed, n)
-        # The client's socket_timeout, as redis-py reads: one timer, no timeout context.
         timer = self.loop.call_later(pipe.timeout, pipe.expire) if pipe.timeout else None
         try:
             replies = await _collect(futs)
@@ -281,28 +304,6 @@ class Lean:
             if timer is not None:
                 timer.cancel()
         _check_master(pipe, replies)
-        return replies
-
-    async def _exchange_alone(self, packed: bytes, n: int) -> list[Any]:
-        """Commands that may block, on a connection of their own while they do."""
-        pipe = self._idle.pop() if self._idle else await self._connect()
-        timer = self.loop.call_later(pipe.timeout, pipe.expire) if pipe.timeout else None
-        try:
-            replies = await _collect(pipe.request(packed, n))
-        except BaseException as exc:
-            # Cancelled while blocking, or failed: a reply may still come; nobody else may read it.
-            if not pipe.closed:
-                pipe.abort(RedisConnectionError(f"closed: {type(exc).__name__}"))
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        _check_master(pipe, replies)
-        if not pipe.closed:
-            if len(self._idle) < _KEEP_IDLE:
-                self._idle.append(pipe)
-            else:
-                pipe.abort(RedisConnectionError("closed: more idle connections than kept"))
         return replies
 
 

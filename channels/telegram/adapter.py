@@ -657,18 +657,11 @@ class TelegramChannel:
         await self._write(self._ack(ack))
 
     async def _write(self, commands: list[tuple[Any, ...]]) -> None:
-        """`commands` in one round trip, in order (not a transaction); an error reply is raised.
-        Once per reply: packed and sent without redis-py's pipeline on one Redis
-        (bot/redisbatch.py), a pipeline on a cluster (the keys live in several slots)."""
-        if self._one_redis:
-            for res in await self._redis(redisbatch.roundtrip(self.r, commands)):
-                if isinstance(res, Exception):
-                    raise res
-            return
-        pipe = self.r.pipeline(transaction=False)
-        for c in commands:
-            pipe.execute_command(*c)
-        await self._redis(pipe.execute())
+        """`commands` in one round trip, in order (not a transaction; `redisbatch.writes`); an
+        error reply is raised."""
+        for res in await self._redis(redisbatch.writes(self.r, commands)):
+            if isinstance(res, Exception):
+                raise res
 
     async def _send_text(self, key_id: str, chat_id: int, text: str, buttons: tuple[Button, ...] = (), *,
                          reply_to: str | None = None, thread_id: int | None = None,

@@ -217,7 +217,8 @@ class Hub:
         for s in list(self.waiters):
             self.wake(s)
 
-    def _on_push(self, _channel: str, data: Any) -> None:
+    def _on_push(self, _channel: Any, data: Any) -> None:
+        """A message on `NOTIFY`, from the lean subscriber or redis-py's PubSub."""
         if isinstance(data, bytes):
             data = data.decode()
         if isinstance(data, str):
@@ -251,11 +252,7 @@ class Hub:
                 await ps.subscribe(NOTIFY)
                 self._wake_all()
                 async for m in ps.listen():
-                    data = m.get("data")
-                    if isinstance(data, bytes):
-                        data = data.decode()
-                    if isinstance(data, str):
-                        self._on_message(data)
+                    self._on_push(m.get("channel"), m.get("data"))
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
