@@ -120,9 +120,8 @@ async def test_a_server_that_stops_answering_times_out_and_is_left(server: Priva
         await r.aclose()
 
 
-async def test_the_urls_password_and_database_are_honoured() -> None:
-    rs = PrivateRedis()
-    rs.start()
+async def test_the_urls_password_and_database_are_honoured(server: PrivateRedis) -> None:
+    rs = server
     admin = _client(rs)
     try:
         await admin.config_set("requirepass", "s3cret")
@@ -146,8 +145,6 @@ async def test_the_urls_password_and_database_are_honoured() -> None:
             await bad.aclose()
     finally:
         await admin.aclose()
-        rs.stop()
-        shutil.rmtree(rs.dir, ignore_errors=True)
 
 
 async def test_a_demoted_master_is_left_for_a_new_connection(server: PrivateRedis) -> None:
