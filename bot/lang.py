@@ -6,19 +6,20 @@ relative to its letters; mixed messages like "USDT充值没到账" are Chinese.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Lang = Literal["zh", "en"]
 
+# Han characters: the CJK Unified Ideographs, extension A, the compatibility ideographs and
+# extension B. Counted with a regex: it runs on every message, in C, about ten times faster
+# than a per-character Python loop.
+HAN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002a6df]")
+_LATIN = re.compile("[A-Za-z]")
 
-def _is_han(ch: str) -> bool:
-    o = ord(ch)
-    return (
-        0x4E00 <= o <= 0x9FFF
-        or 0x3400 <= o <= 0x4DBF
-        or 0xF900 <= o <= 0xFAFF
-        or 0x20000 <= o <= 0x2A6DF
-    )
+
+def han_count(text: str) -> int:
+    return len(HAN.findall(text))
 
 
 def detect_language(text: str, hint: str | None = None) -> Lang:
@@ -27,13 +28,8 @@ def detect_language(text: str, hint: str | None = None) -> Lang:
     `hint` (a channel's language code such as Telegram's ``language_code`` or a browser's
     ``navigator.language``) decides only when the text itself carries no letters.
     """
-    han = 0
-    latin = 0
-    for ch in text:
-        if _is_han(ch):
-            han += 1
-        elif ch.isascii() and ch.isalpha():
-            latin += 1
+    han = han_count(text)
+    latin = len(_LATIN.findall(text))
     if han == 0 and latin == 0:
         if hint and hint.lower().startswith("zh"):
             return "zh"

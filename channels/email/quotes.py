@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from bot.lang import Lang
+from bot.lang import Lang, han_count
 
 _WROTE = r"(wrote|writes|a écrit|schrieb|escribió|escreveu|ha scritto|schreef|skrev|пишет|написал\(?а?\)?|写道|寫道)"
 _ATTRIBUTION = [
@@ -135,11 +135,6 @@ def _quoted_block_follows(lines: list[str], start: int) -> bool:
 # -- language ---------------------------------------------------------------------------------------
 
 
-def _is_han(ch: str) -> bool:
-    o = ord(ch)
-    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2A6DF
-
-
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
@@ -148,7 +143,7 @@ def mail_language(text: str, hint: str | None = None) -> Lang:
     least as many as half the Latin words (so "USDT充值没到账" and "我的 account 被冻结了" are
     Chinese, while two stray characters left in a paragraph of English are not). With no
     letters at all, the hint (Content-Language, a Chinese charset) decides."""
-    han = sum(1 for ch in text if _is_han(ch))
+    han = han_count(text)
     words = len(_LATIN_WORD.findall(text))
     if han == 0 and words == 0:
         return "zh" if hint and hint.lower().startswith("zh") else "en"
