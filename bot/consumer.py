@@ -302,6 +302,10 @@ class StreamConsumer:
                         self._defer_this = fresh and i == last and self.defers and not stop.is_set()
                         await self._dispatch(e, fresh=fresh)
                     self._defer_this = False
+                    if fresh and entries and self.concurrency > 1:
+                        # The handlers were started as tasks: let them take their first steps
+                        # (the router's NLU request) before this loop sends its next read.
+                        await asyncio.sleep(0)
                 if fresh and entries and self.linger_s and len(entries) < self.batch and not burst:
                     await self._flush()
                     await self._sleep(self.linger_s)

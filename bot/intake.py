@@ -3,6 +3,7 @@ stored in Redis), then publish with dedupe on the channel's own message id."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Protocol
 
@@ -104,6 +105,11 @@ def make_sink(queue: Queue, *, rate_per_minute: int = 0) -> Sink:
                 await queue.r.xadd(lay.outbound(msg.channel, lay.partition(msg.conversation_id)),
                                    {"d": notice.to_json()})
             return None
+        # The message is on the queue. When the router runs in this process (`switchboard up`) its
+        # read of it came back in the same turn of the event loop as this reply: one turn of
+        # yield lets its handling start first, so its NLU request (the long step of a reply) goes
+        # out before our bookkeeping and the channel's answer to the sender, not after them.
+        await asyncio.sleep(0)
         if entry is None:
             metrics.MESSAGES_DUP.labels(msg.channel).inc()
             log.info("message.duplicate", channel=msg.channel, channel_message_id=msg.channel_message_id)

@@ -175,6 +175,10 @@ class Waiter:
         self.event.set()
 
 
+# How the mailbox event of a user's own line starts (`WebChannel._accept` writes it).
+_ECHO = '{"kind":"user"'
+
+
 class Hub:
     """Wakes the open sockets of a session when its mailbox grows (one pub/sub per process)."""
 
@@ -231,6 +235,12 @@ class Hub:
             return
         prev, _, rest = rest.partition("\n")
         eid, _, event = rest.partition("\n")
+        if event.startswith(_ECHO):
+            # The echo of a line just taken: its socket is woken one turn of the event loop later,
+            # so that the router's handling of the same line (woken in the same turn when it runs
+            # in this process) sends its NLU request first. A reply is woken at once.
+            asyncio.get_running_loop().call_soon(self.wake, session, (prev, eid, event))
+            return
         self.wake(session, (prev, eid, event))
 
     async def _listen(self) -> None:
