@@ -45,7 +45,7 @@ async def _measure(c: Cluster, n: int, windows: int, seconds: float) -> list[dic
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--windows", type=int, default=5)
@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--keep-tmp", action="store_true")
     p.add_argument("--split", action="store_true",
                    help="the router in a process of its own (default: in the web role's, as `switchboard up` runs it)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     with Cluster(keep_tmp=args.keep_tmp) as c:
         c.start_redis()
         stub = c.start_stub()
