@@ -60,6 +60,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 MAX_FORM = 16 * 1024  # the sign-in form
+_CSRF_FIELD = 'id="csrf" value=""'  # the sign-in form's token field in login.html
 MAX_JSON = 256 * 1024  # an API body (a 10,000-character reply, escaped)
 MAX_REVIEW_FORM = 64 * 1024
 
@@ -157,8 +158,12 @@ def console_router(
 
     @router.get("/login", include_in_schema=False)
     async def login_page(request: Request) -> Response:
-        resp = page("login.html", request)
         token = secrets.token_urlsafe(24)
+        # The form carries its token from the start (double submit: the cookie and this field), so
+        # a form sent before the page's script has run — a password manager's fill-and-submit, a
+        # slow network — is a valid sign-in, not a "wrong password".
+        html = _static("login.html").decode().replace(_CSRF_FIELD, f'id="csrf" value="{token}"', 1)
+        resp = HTMLResponse(html, headers=security_headers(request))
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=False, samesite="strict", secure=secure(request),
                         path="/agent", max_age=3600)
         return resp
@@ -173,7 +178,9 @@ def console_router(
         email = form.get("email", "").strip().lower()[:320]
         ip = request.client.host if request.client else "?"
         if not same(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
-            return RedirectResponse("/agent/login?error=invalid", 303)
+            # Not the form this browser was given (expired, or from another page): say so, it is
+            # not a wrong password.
+            return RedirectResponse("/agent/login?error=csrf", 303)
         if not await sessions.attempt(email, ip):
             log.warning("agent.login_locked", email=email, ip=ip)
             return RedirectResponse("/agent/login?error=locked", 303)

@@ -4,6 +4,7 @@ disabled agents, and the handoff path widget → ticket → agent reply → widg
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,19 @@ async def test_sign_in_needs_the_csrf_token_and_actions_need_the_session_token(a
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(agents + "/agent/login") as r:
             assert r.status == 200
+            page = await r.text()
+        # A token that is not this browser's: the form is refused as expired, not as a wrong password.
         async with http.post(agents + "/agent/login", data={"email": "lin@example.com", "password": PW, "csrf": "x"},
                              allow_redirects=False) as r:
-            assert r.headers["location"] == "/agent/login?error=invalid"
+            assert r.headers["location"] == "/agent/login?error=csrf"
+        # The page's own form carries the token: sent as it is, before any script ran (a password
+        # manager's fill-and-submit), it signs in.
+        field = re.search(r'<input type="hidden" name="csrf" id="csrf" value="([^"]+)">', page)
+        assert field is not None, "the sign-in form has no token"
+        assert field.group(1) == http.cookie_jar.filter_cookies(URL(agents + "/agent"))["sb_login_csrf"].value
+        async with http.post(agents + "/agent/login", data={"email": "lin@example.com", "password": PW,
+                                                            "csrf": field.group(1)}, allow_redirects=False) as r:
+            assert r.headers["location"] == "/agent"
         assert await login(http, agents, "lin@example.com") == "/agent"
         async with http.get(agents + "/agent/api/me") as r:
             me = await r.json()
