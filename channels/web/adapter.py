@@ -718,7 +718,8 @@ class WebChannel:
                 meta={"redacted": ",".join(found_kinds)} if found_kinds else {},
             )
         )
-        # The user's own line goes into the mailbox (redacted) so history survives a reload.
+        # The user's own line goes into the mailbox (redacted) so history survives a reload. "kind"
+        # stays the first key: the Hub knows an echo by how it starts (`_ECHO`).
         event: dict[str, Any] = {"kind": "user", "text": msg.text, "ts": _now_iso(), "client_id": client_id,
                                  "author": None, "buttons": []}
         if attachments:
