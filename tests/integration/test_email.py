@@ -641,7 +641,20 @@ async def test_a_recreated_mailbox_new_uidvalidity_takes_nothing_in_twice(rig_no
     rig.dovecot.deliver(mail("one", "first mail")[0])
     await rig.wait_inbound(1)
     await rig.wait_seen(1)
-    old = await rig.channel.state.cursor(rig.cfg.mailbox)
+
+    async def cursor_moved(than: tuple[int, int] | None) -> tuple[int, int]:
+        # The cursor is saved right after the mail is marked seen (a Redis write after the IMAP
+        # STORE): wait for it, not for the flag.
+        async def moved() -> bool:
+            cur = await rig.channel.state.cursor(rig.cfg.mailbox)
+            return cur is not None and cur != than
+
+        await wait_until(moved, 20, "the IMAP cursor to move")
+        cur = await rig.channel.state.cursor(rig.cfg.mailbox)
+        assert cur is not None
+        return cur
+
+    old = await cursor_moved(None)
     # The server loses its index (restored from backup, migrated): every mail gets a new UID.
     await asyncio.to_thread(rig.dovecot.stop)
     for f in rig.dovecot.maildir.iterdir():
@@ -652,8 +665,8 @@ async def test_a_recreated_mailbox_new_uidvalidity_takes_nothing_in_twice(rig_no
     rig.dovecot.deliver(mail("two", "after the move")[0])
     msgs = await rig.wait_inbound(2, limit_s=30)
     await rig.wait_seen(2)
-    new = await rig.channel.state.cursor(rig.cfg.mailbox)
-    assert old and new and new[0] != old[0]
+    new = await cursor_moved(old)
+    assert new[0] != old[0]
     await asyncio.sleep(0.5)
     assert [m.text.split("\n")[0] for m in await rig.inbound()] == ["one", "two"] == [m.text.split("\n")[0] for m in msgs]
 
