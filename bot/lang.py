@@ -14,12 +14,12 @@ Lang = Literal["zh", "en"]
 # Han characters: the CJK Unified Ideographs, extension A, the compatibility ideographs and
 # extension B. Counted with a regex: it runs on every message, in C, about ten times faster
 # than a per-character Python loop.
-HAN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002a6df]")
+_HAN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002a6df]")
 _LATIN = re.compile("[A-Za-z]")
 
 
 def han_count(text: str) -> int:
-    return len(HAN.findall(text))
+    return len(_HAN.findall(text))
 
 
 def detect_language(text: str, hint: str | None = None) -> Lang:

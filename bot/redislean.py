@@ -291,7 +291,6 @@ class Lean:
                 pipe.abort(RedisConnectionError("closed: more idle connections than kept"))
         return replies
 
-
     async def _replies(self, pipe: _Pipe, packed: bytes, n: int) -> list[Any]:
         """Send on `pipe` and wait for the `n` replies, at most the client's socket_timeout (as
         redis-py reads: one timer, no timeout context); a reply saying the server is no longer the
