@@ -13,8 +13,9 @@ import contextlib
 import itertools
 import math
 import time
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,20 +45,32 @@ def percentile(sorted_vals: Sequence[float], q: float) -> float:
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
 
 
-# -- router histograms (Prometheus multiprocess files written by the roles) ---------------------------
+# -- router histograms (the roles' Prometheus values) ------------------------------------------------
 HIST = ("switchboard_router_overhead_seconds", "switchboard_nlu_latency_seconds")
 
 
-def read_metrics(mp_dir: Path) -> dict[str, Any]:
-    """Cumulative bucket counts of the router's histograms and the cache counters."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
+def read_metrics(source: Path | str) -> dict[str, Any]:
+    """Cumulative bucket counts of the router's histograms and the cache counters: from the roles'
+    multiprocess files (a directory: routers in processes of their own), or from a role's
+    `/metrics` (its base URL: the web role with the router in its process, which keeps its values
+    in memory, as under `switchboard up`)."""
+    from prometheus_client import CollectorRegistry, Metric
 
-    reg = CollectorRegistry()
-    MultiProcessCollector(reg, path=str(mp_dir))
+    families: Iterable[Metric]
+    if isinstance(source, str):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(source + "/metrics", timeout=10) as res:  # noqa: S310 - loopback
+            families = list(text_string_to_metric_families(res.read().decode()))
+    else:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        reg = CollectorRegistry()
+        MultiProcessCollector(reg, path=str(source))
+        families = reg.collect()
     out: dict[str, Any] = {h: {} for h in HIST}
     out["cache"] = {"hit": 0.0, "miss": 0.0}
-    for fam in reg.collect():
+    for fam in families:
         for s in fam.samples:
             if s.name.endswith("_bucket") and s.name[: -len("_bucket")] in HIST:
                 le = float("inf") if s.labels["le"] == "+Inf" else float(s.labels["le"])
@@ -113,12 +126,18 @@ class Probe:
     """What is read at the window's edges: CPU time per process group, router metrics."""
 
     groups: dict[str, list[int]]
-    mp_dir: Path | None = None
+    metrics: Path | str | None = None  # where the router's values are read (`read_metrics`)
 
-    def snap(self) -> dict[str, Any]:
+    def snap(self, *, end: bool = False) -> dict[str, Any]:
+        """At a window's start the metrics are read first, at its end last: reading a role's
+        /metrics costs that role CPU, which must fall outside the window."""
+        m = read_metrics(self.metrics) if self.metrics and not end else None
         cpu = {g: sum(cpu_seconds(p) for p in pids) for g, pids in self.groups.items()}
         cpu["host"] = host_busy_seconds()
-        return {"t": time.perf_counter(), "cpu": cpu, "m": read_metrics(self.mp_dir) if self.mp_dir else None}
+        t = time.perf_counter()
+        if self.metrics and end:
+            m = read_metrics(self.metrics)
+        return {"t": t, "cpu": cpu, "m": m}
 
 
 @dataclass
@@ -204,7 +223,7 @@ async def closed_loop(
         await asyncio.sleep(max(0.0, w0 - time.perf_counter()))
         edges.append(probe.snap())
         await asyncio.sleep(max(0.0, w1 - time.perf_counter()))
-        edges.append(probe.snap())
+        edges.append(probe.snap(end=True))
 
     pt = asyncio.create_task(edge_probe())
     await asyncio.gather(*(run(w) for w in workers))

@@ -336,25 +336,37 @@ class Cluster:
         p.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         return p
 
-    def role_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-        mp = self.tmp / "metrics"
-        mp.mkdir(parents=True, exist_ok=True)
-        env.update({"PROMETHEUS_MULTIPROC_DIR": str(mp), "SWITCHBOARD_LOG_FORMAT": "json",
-                    "PYTHONUNBUFFERED": "1"})
+    def role_env(self, *, shared_metrics: bool = True) -> dict[str, str]:
+        """A role's environment. `shared_metrics`: its Prometheus values in the multiprocess
+        directory, as under `switchboard up` with router processes beside the web role; without,
+        in memory, as `switchboard up` runs the one process of the router in the web role."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        if shared_metrics:
+            mp = self.tmp / "metrics"
+            mp.mkdir(parents=True, exist_ok=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+        env.update({"SWITCHBOARD_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
         return env
 
     @property
     def metrics_dir(self) -> Path:
         return self.tmp / "metrics"
 
-    def _spawn(self, name: str, args: list[str]) -> Role:
+    @property
+    def metrics_source(self) -> Path | str:
+        """Where the router's values are: the web role's /metrics when the router runs in it, else
+        the multiprocess directory (`bench.load.read_metrics`)."""
+        if self.web is not None and self.web_combined:
+            return f"http://127.0.0.1:{self.web_port}"
+        return self.metrics_dir
+
+    def _spawn(self, name: str, args: list[str], *, shared_metrics: bool = True) -> Role:
         # BENCH_ROLE_CMD (e.g. "/path/python /tmp/patched_switchboard.py") runs the roles through
         # another entry point: for measuring a change to the product out of tree, A/B.
         cmd = os.environ.get("BENCH_ROLE_CMD", "").split() or [str(ROOT / ".venv" / "bin" / "switchboard")]
         log_path, log = self._log(name)
         proc = subprocess.Popen(
-            [*cmd, "run", *args], cwd=self.tmp, env=self.role_env(), stdout=subprocess.DEVNULL,
+            [*cmd, "run", *args], cwd=self.tmp, env=self.role_env(shared_metrics=shared_metrics), stdout=subprocess.DEVNULL,
             stderr=log, start_new_session=True,
         )
         return Role(name, proc, log_path)
@@ -388,7 +400,7 @@ class Cluster:
         old = self.tmp / "logs" / "web.log"
         start = old.stat().st_size if old.exists() else 0  # a restart appends to the same log
         role = self._spawn("web", ["--role", "web+router" if combined else "web", "--port", str(self.web_port),
-                                   "--config", str(config)])
+                                   "--config", str(config)], shared_metrics=not combined)
         self.web = role
         self.web_combined = combined
         deadline = time.monotonic() + timeout

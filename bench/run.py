@@ -149,7 +149,7 @@ class Bench:
             "opsdroid": [self.ops.pid] if self.ops else [],
             "telegram": [self.tg.pid] if self.tg else [],
         }
-        return Probe(groups, c.metrics_dir)
+        return Probe(groups, c.metrics_source)
 
     def tail_estimate(self) -> float:
         """Seconds the ceiling and the burst will probably take (from the throughput seen so far)."""
@@ -404,7 +404,7 @@ class Bench:
         await asyncio.gather(*(user(s, rng.uniform(0, ramp)) for s, o in zip(sessions, opened, strict=True)
                                if not isinstance(o, BaseException)))
         span = time.perf_counter() - t0
-        b0 = probe.snap()
+        b0 = probe.snap(end=True)
         await asyncio.gather(*(s.close() for s in sessions))
         lat.sort()
         n = len(lat)
@@ -439,7 +439,7 @@ class Bench:
         dead0 = await self.r.xlen(f"{stream}:dead")
         probe = self.probe()
         marks = self.log_marks()
-        m0 = read_metrics(self.c.metrics_dir)
+        m0 = read_metrics(self.c.metrics_source)
         s0 = probe.snap()
         t0 = time.perf_counter()
         last_id = ""
@@ -461,8 +461,8 @@ class Bench:
                 break
             await asyncio.sleep(0.05)
         t_drain = time.perf_counter() - t0
-        s1 = probe.snap()
-        m1 = read_metrics(self.c.metrics_dir)
+        s1 = probe.snap(end=True)
+        m1 = read_metrics(self.c.metrics_source)
         # every message exactly once, in order per conversation, from the decisions stream
         ex = await check_decisions(self.r, dec_from, expected, n_convs)
         missing, dups, out_of_order, actions = ex.missing, ex.dups, ex.out_of_order, Counter(ex.actions)

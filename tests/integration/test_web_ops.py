@@ -249,7 +249,18 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
                     m = await next_of(ws, "event")
                     if m["kind"] == "bot":
                         break
+            # One process, as `switchboard up` runs it: its values in memory, and /metrics shows
+            # the router's as well as the web role's.
+            async with http.get(base + "/metrics") as r:
+                metrics = await r.text()
         assert "2FA" in m["text"] or "authenticator" in m["text"].lower(), m
+        from prometheus_client.parser import text_string_to_metric_families
+
+        values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for f in text_string_to_metric_families(metrics) for s in f.samples}
+        assert values[("switchboard_decisions_total", (("action", "answer"), ("topic", "security")))] >= 1
+        assert values[("switchboard_router_overhead_seconds_count", ())] >= 1
+        assert values[("switchboard_messages_in_total", (("channel", "web"),))] >= 1
     finally:
         p.terminate()
         code = p.wait(30)
