@@ -250,15 +250,20 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
                     if m["kind"] == "bot":
                         break
             # One process, as `switchboard up` runs it: its values in memory, and /metrics shows
-            # the router's as well as the web role's.
-            async with http.get(base + "/metrics") as r:
-                metrics = await r.text()
-        assert "2FA" in m["text"] or "authenticator" in m["text"].lower(), m
-        from prometheus_client.parser import text_string_to_metric_families
+            # the router's as well as the web role's. (The router counts its decision just after
+            # the commit that already sent the reply: wait for it.)
+            from prometheus_client.parser import text_string_to_metric_families
 
-        values = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                  for f in text_string_to_metric_families(metrics) for s in f.samples}
-        assert values[("switchboard_decisions_total", (("action", "answer"), ("topic", "security")))] >= 1
+            decided = ("switchboard_decisions_total", (("action", "answer"), ("topic", "security")))
+            async with asyncio.timeout(10):
+                while True:
+                    async with http.get(base + "/metrics") as r:
+                        values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                                  for f in text_string_to_metric_families(await r.text()) for s in f.samples}
+                    if values.get(decided, 0) >= 1:
+                        break
+                    await asyncio.sleep(0.05)
+        assert "2FA" in m["text"] or "authenticator" in m["text"].lower(), m
         assert values[("switchboard_router_overhead_seconds_count", ())] >= 1
         assert values[("switchboard_messages_in_total", (("channel", "web"),))] >= 1
     finally:
