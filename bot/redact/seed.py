@@ -37,6 +37,7 @@ _WORD = re.compile(rf"(?:[^\W\d_]|[{_MARKS}]|\\u[0-9a-fA-F]{{4}})+")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _HAN_CHARS = "\u3400-\u9fff\uf900-\ufaff"
 _HAN = re.compile(f"[{_HAN_CHARS}]")
+_HAN_RUN = re.compile(f"[{_HAN_CHARS}]+")
 _SEED_CONTEXT = re.compile(
     r"seed|mnemonic|recovery[\s_-]{0,2}(?:phrase|words?)|secret[\s_-]{0,2}(?:phrase|words?)|"
     r"backup[\s_-]{0,2}(?:phrase|words?)|wallet[\s_-]{0,2}(?:phrase|words?)|(?:12|24|twelve|twenty[\s-]four)[\s-]{0,2}words?|"
@@ -331,7 +332,7 @@ def _glued_han(doc: Doc, words: list[_W], i: int, j: int) -> tuple[int, int] | N
         return fallback
     # No keyword: a whole stretch of 12–24 characters (between punctuation, spaces or characters
     # that are not list words) with a valid checksum that does not read as prose.
-    for m in re.finditer(r"[\u3400-\u9fff\uf900-\ufaff]+", run):
+    for m in _HAN_RUN.finditer(run):
         seg = m.group(0)
         if len(seg) not in (12, 15, 18, 21, 24):
             continue
