@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 # A sentence ends at a line break, or at . ! ? ; followed by a space / the end (so "0.5", "a.b.com"
 # and "v1.2" stay inside one sentence), or at CJK end punctuation.
 _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)|[。！？；]")
+# The Chinese characters every detector means by "Chinese" (CJK Unified Ideographs with
+# Extension A, and the compatibility ideographs), for use inside a character class.
+HAN_CHARS = "\u3400-\u9fff\uf900-\ufaff"
 # Tokens for the keyword → value rules: a run of printable ASCII (a password, a code, an e-mail
-# address), one CJK character, or any other run of non-space characters.
-_TOKEN = re.compile(r"[!-~]+|[\u3400-\u9fff\uf900-\ufaff]|[^\s!-~\u3400-\u9fff\uf900-\ufaff]+")
+# address), one Chinese character, or any other run of non-space characters.
+_TOKEN = re.compile(f"[!-~]+|[{HAN_CHARS}]|[^\\s!-~{HAN_CHARS}]+")
 # Existing redaction marks: never redacted again, never taken apart.
 MARK = re.compile(r"\[REDACTED:[a-z_]{1,20}\]")
 _NON_SPACE = re.compile(r"\S")

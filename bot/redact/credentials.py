@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.redact import keys
-from bot.redact._doc import Doc, Token
+from bot.redact._doc import HAN_CHARS, Doc, Token
 
 PASSWORD = "password"
 OTP = "otp"
 API_SECRET = "api_secret"
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(f"[{HAN_CHARS}]")
 
 
 def _keywords(pattern: str, first: str) -> re.Pattern[str]:

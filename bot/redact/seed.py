@@ -27,7 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.redact._doc import Doc
+from bot.redact._doc import HAN_CHARS, Doc
 
 # Letters only: digits, punctuation and spaces are what may stand between seed words.
 # (JSON's \\uXXXX escapes count as the letters they stand for: a phrase exported as an ASCII-only
@@ -35,9 +35,8 @@ from bot.redact._doc import Doc
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u3099-\u309c"  # combining marks: part of a word
 _WORD = re.compile(rf"(?:[^\W\d_]|[{_MARKS}]|\\u[0-9a-fA-F]{{4}})+")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_HAN_CHARS = "\u3400-\u9fff\uf900-\ufaff"
-_HAN = re.compile(f"[{_HAN_CHARS}]")
-_HAN_RUN = re.compile(f"[{_HAN_CHARS}]+")
+_HAN = re.compile(f"[{HAN_CHARS}]")
+_HAN_RUN = re.compile(f"[{HAN_CHARS}]+")
 _SEED_CONTEXT = re.compile(
     r"seed|mnemonic|recovery[\s_-]{0,2}(?:phrase|words?)|secret[\s_-]{0,2}(?:phrase|words?)|"
     r"backup[\s_-]{0,2}(?:phrase|words?)|wallet[\s_-]{0,2}(?:phrase|words?)|(?:12|24|twelve|twenty[\s-]four)[\s-]{0,2}words?|"
@@ -196,11 +195,11 @@ def _has_context(doc: Doc, start: int, end: int) -> bool:
 # (`_glued_han` looks at nothing shorter); a span of other languages is 8 list words. (The gaps
 # here may hold characters `_WORD` counts as letters, the combining marks: that only lets more
 # texts through to `_find`.)
-_HAN_APART_8 = re.compile(rf"[{_HAN_CHARS}](?:[\W\d_]{{1,{_MAX_GAP}}}[{_HAN_CHARS}]){{7}}")
-_HAN_GLUED_12 = re.compile(rf"[{_HAN_CHARS}]{{12}}")
+_HAN_APART_8 = re.compile(rf"[{HAN_CHARS}](?:[\W\d_]{{1,{_MAX_GAP}}}[{HAN_CHARS}]){{7}}")
+_HAN_GLUED_12 = re.compile(rf"[{HAN_CHARS}]{{12}}")
 # The words of `_words` that are not Chinese characters: letter runs with every Chinese character
 # a separator.
-_NON_HAN_WORD = re.compile(rf"(?:(?![{_HAN_CHARS}])[^\W\d_]|[{_MARKS}])+")
+_NON_HAN_WORD = re.compile(rf"(?:(?![{HAN_CHARS}])[^\W\d_]|[{_MARKS}])+")
 
 
 def _may_hold(text: str) -> bool:
