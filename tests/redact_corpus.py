@@ -222,11 +222,21 @@ PW_CTX = {
     "email": ["login: {e} / {v}", "{e}:{v}", "account {e} password {v}", "{e} | {v}", "my login is {e} / {v} please check"],
     "zh": ["我的登录密码{v}，", "密码是 {v}", "资金密码 {pin}", "交易密碼：{v}", "我把密码改成了{v}", "登入密碼為{v}",
            "账号 {e} 密码 {v}", "我的密码现在是{v}，登不上"],
+    # The value before its keyword.
+    "value_first": ["{v} is my password", "I use {v} as my password", "{v} was my old binance password, now it fails",
+                    "{v} is the password I set", "{v} is my login password, help", "{v} = my password"],
+    "value_first_zh": ["{v}是我的密码", "我用{v}当密码", "{v}是我的登录密码，登不上", "{pin}是我的资金密码", "{v}為我的登入密碼"],
+    # The keyword in the other languages users write in.
+    "intl": ["Passwort: {v}", "mein Passwort ist {v}", "mot de passe : {v}", "mon mot de passe est {v}", "contraseña: {v}",
+             "mi contraseña es {v}", "minha senha é {v}", "senha: {v}", "пароль: {v}", "мой пароль {v}", "パスワード：{v}",
+             "パスワードは{v}です", "비밀번호: {v}", "비밀번호는 {v}입니다", "şifre: {v}", "wachtwoord: {v}", "hasło: {v}",
+             "kata sandi saya adalah {v}", "Kennwort = {v}", "mật khẩu: {v}"],
 }
+PW_LANG = {"zh": "zh", "value_first_zh": "zh", "intl": "intl"}
 
 
 def password_case(family: str) -> Callable[[random.Random], Case]:
-    lang = "zh" if family == "zh" else "en"
+    lang = PW_LANG.get(family, "en")
 
     def gen(rng: random.Random) -> Case:
         v = password(rng)
@@ -248,6 +258,11 @@ OTP_CTX = {
            "{c} is my google auth code", "OTP {c}", "sms code {c}, what do I do", "Google Authenticator: {c}",
            "here's the one-time code they asked for {c}", "the security code I got was {c3}"],
     "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币"],
+    "intl": ["código: {c}", "mi código de verificación es {c}", "Bestätigungscode: {c}", "ваш код {c}", "код подтверждения: {c}",
+             "doğrulama kodu {c}", "認証コード：{c}", "인증번호: {c}", "mã xác nhận: {c}", "code de vérification : {c}"],
+    # Read out digit by digit, or in pairs ("the code you sent me: 4 8 2 9 1 3").
+    "spaced": ["the code you sent me: {cs}", "{cs} is my 2FA code", "verification code {cs}", "验证码 {cs}",
+               "authenticator shows {cs} now", "谷歌验证码是 {cs}，帮我看看"],
 }
 
 
@@ -255,8 +270,10 @@ def otp_case(lang: str) -> Callable[[random.Random], Case]:
     def gen(rng: random.Random) -> Case:
         c = f"{rng.randint(0, 999999):06d}"
         c3 = rng.choice([f"{c[:3]} {c[3:]}", f"{c[:3]}-{c[3:]}", c])
+        cs = rng.choice([" ".join(c), "-".join(c), f"{c[:2]} {c[2:4]} {c[4:]}", f"{c[:2]}-{c[2:4]}-{c[4:]}"])
         tpl = rng.choice(OTP_CTX[lang])
-        return Case("otp", "keyword", lang, tpl.format(c=c, c3=c3), (c3 if "{c3}" in tpl else c,))
+        secret = c3 if "{c3}" in tpl else cs if "{cs}" in tpl else c
+        return Case("otp", "keyword", lang, tpl.format(c=c, c3=c3, cs=cs), (secret,))
 
     return gen
 
@@ -274,6 +291,10 @@ KEEP_QUESTIONS = [
     "I typed my password on switchb0ard-login.com", "助記詞被盜了怎麼辦", "忘記密碼了", "what does the passphrase do",
     "my password is 12 characters long", "my pin is 4 digits", "password: I forgot it", "my API key is 3 months old",
     "the API key expired", "I lost my private key", "the 12 words are written on paper at home",
+    "mein Passwort ist falsch", "j'ai oublié mon mot de passe", "olvidé mi contraseña", "mi contraseña es incorrecta",
+    "esqueci minha senha", "пароль не работает", "забыл пароль", "パスワードを忘れました", "비밀번호를 잊어버렸어요",
+    "şifrem yanlış", "quên mật khẩu", "what is my password", "abc is not my password", "the code is 1 2 3",
+    "SB-000123 is my password reset ticket", "2FA is my password backup", "the code expired on 2026-11-01",
 ]
 
 
@@ -324,10 +345,12 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
         for lang in ("en", "zh"):
             fam[("api_secret", f, lang)] = api_case(f, lang)
     fam[("api_secret", "bare", "en")] = api_case("bare", "en")
-    for f in ("copula", "between", "multiword", "email"):
+    for f in ("copula", "between", "multiword", "email", "value_first"):
         fam[("password", f, "en")] = password_case(f)
     fam[("password", "keyword", "zh")] = password_case("zh")
-    for lang in ("en", "zh"):
+    fam[("password", "value_first", "zh")] = password_case("value_first_zh")
+    fam[("password", "keyword", "intl")] = password_case("intl")
+    for lang in ("en", "zh", "intl", "spaced"):
         fam[("otp", "keyword", lang)] = otp_case(lang)
     return fam
 

@@ -27,6 +27,9 @@ OTP = "otp"
 API_SECRET = "api_secret"
 
 _CJK = re.compile(f"[{HAN_CHARS}]")
+# Scripts written without spaces between words (Chinese, Japanese kana, Korean syllables): a
+# keyword in one of them is followed by its own script before the value ("密码是…", "パスワードは…").
+_ASIAN = re.compile(f"[{HAN_CHARS}\u3040-\u30ff\uac00-\ud7af]")
 
 
 def _keywords(pattern: str, first: str) -> re.Pattern[str]:
@@ -40,9 +43,17 @@ def _keywords(pattern: str, first: str) -> re.Pattern[str]:
 
 PASSWORD_RE = (
     r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|code)|pass|pwd|pw|pin(?:[\s-]?code)?|login|log[\s-]?in|sign[\s-]?in|credentials?|creds)(?![A-Za-z0-9])|"
-    r"(?:登录|登陆|登入|登錄|資金|资金|交易|支付|提币|提幣|账户|帳戶|账号|帳號|邮箱|郵箱)?(?:密码|密碼)|PIN[码碼]"
+    r"(?:登录|登陆|登入|登錄|資金|资金|交易|支付|提币|提幣|账户|帳戶|账号|帳號|邮箱|郵箱)?(?:密码|密碼)|PIN[码碼]|"
+    # The word in the other languages our users write (a mail from Europe, a user abroad):
+    # German, French, Spanish, Portuguese, Dutch, Polish, Czech, Swedish, Danish/Norwegian,
+    # Finnish, Turkish, Romanian, Indonesian/Malay, Vietnamese, Russian/Ukrainian …
+    r"(?<![^\W\d_])(?:passwort|kennwort|mot[\s-]de[\s-]passe|mdp|contrase[ñn]as?|senhas?|wachtwoord|has[łl]o|heslo|"
+    r"l[öo]senord|adgangskode|passord|salasana|[şs]ifre(?:m|niz)?|parol[ăa]|kata[\s-]?sandi|kata[\s-]laluan|"
+    r"m[ậa]t[\s-]kh[ẩa]u|парол(?:ем|ей|[ьяюе])|гасло)(?![^\W\d_])|"
+    # … and Japanese, Korean, Thai, Arabic, Hebrew (no word boundaries to look for).
+    r"パスワード|暗証番号|비밀번호|암호|รหัสผ่าน|كلمة\s?(?:المرور|السر)|סיסמ[הא]"
 )
-PASSWORD_WORDS = _keywords(PASSWORD_RE, "plsc登資资交支提账帳邮郵密")
+PASSWORD_WORDS = _keywords(PASSWORD_RE, "plsc登資资交支提账帳邮郵密kmwhaşпгパ暗비암รكס")
 PASSPHRASE_RE = r"(?<![A-Za-z0-9])pass[\s_-]{0,2}phrases?(?![A-Za-z0-9])|口令"
 PASSPHRASE_WORDS = _keywords(PASSPHRASE_RE, "p口")
 OTP_RE = (
@@ -50,9 +61,13 @@ OTP_RE = (
     r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
     r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?)(?![A-Za-z0-9])|"
     r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|安全码|安全碼|确认码|確認碼|"
-    r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]"
+    r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]|"
+    # Other languages (see PASSWORD_RE): "código: …", "Bestätigungscode …", "код …", "doğrulama kodu".
+    r"(?<![^\W\d_])(?:c[óo]digo|k[óo]d(?:u|em|y)?|код|m[ãa][\s-](?:x[áa]c[\s-](?:nh[ậa]n|th[ựu]c)|otp)|"
+    r"(?:best[äa]tigungs|sicherheits|verifizierungs|authentifizierungs|anmelde|einmal)codes?)(?![^\W\d_])|"
+    r"認証コード|確認コード|認証番号|確認番号|ワンタイムパスワード|인증\s?번호|인증\s?코드|보안\s?코드"
 )
-OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短安确確两兩二身")
+OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短安确確两兩二身kкb認確ワ인보")
 # Words in front of "code" that make it something else than a one-time code.
 _NOT_OTP_BEFORE = re.compile(
     r"(?i)^(?:referral|promo|promotion|invite|invitation|coupon|voucher|bonus|reward|error|status|zip|postal|area|"
@@ -66,9 +81,12 @@ API_RE = (
 )
 API_WORDS = _keywords(API_RE, "asbctk密秘祕金令")
 
-_COPULA_EN = frozenset("is was are were = : ： => -> equals".split())
+# (With the copulas of the other languages a password keyword is written in: "mein Passwort ist …",
+# "mi contraseña es …", "mon mot de passe est …", "minha senha é …", "пароль это …", "…คือ".)
+_COPULA_EN = frozenset("is was are were = : ： => -> equals ist war est était es era é è är er jest je это "
+                       "là adalah ialah هي היא คือ".split())
 _COPULA_ZH = ("改成", "改为", "改為", "设成", "設成", "设为", "設為", "设置成", "設置成", "设置为", "設置為", "换成", "換成",
-              "是", "为", "為", "：", ":", "=")
+              "是", "为", "為", "：", ":", "=", "は", "が", "는", "은")
 # Words that may stand between a keyword and a credential-shaped value without a copula.
 _CONNECT = frozenset(
     """to now my new old the it its it's changed reset set updated update currently still again temporary temp
@@ -82,13 +100,19 @@ _NEG = frozenset(
     in on at from for with by into of part one some any all about like sent shown there here
     i you we he she they me none nothing n/a na nil null unknown forgot forgotten lost
     different what which where how why who when case being been definitely probably already always sometimes
-    it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must""".split()
+    it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must
+    nicht kein keine pas ne non não nao não não niet nie ikke inte ei değil yok không tidak не ні
+    trop très muy sehr zu demasiado muito mein meine mon ma mi mio minha meu mijn mój""".split()
 )
 _DESCRIPTORS = frozenset(
     """wrong incorrect correct right invalid expired weak strong fine ok okay good bad new old safe secure unsafe
     long short simple easy hard complex complicated required needed broken blocked locked lost forgotten changed
     reset compromised leaked stolen hacked saved stored unknown empty blank missing ready done gone useless
-    unique random mandatory optional sensitive working valid correctly""".split()
+    unique random mandatory optional sensitive working valid correctly
+    falsch richtig vergessen abgelaufen gesperrt faux fausse oublié oubliée incorrecte bloqué expiré
+    incorrecta incorrecto olvidada olvidado olvidé bloqueada errada errado incorreta esquecida esqueci bloqueada
+    fout vergeten błędne błędny nieprawidłowe špatné fel forkert feil väärä yanlış hatalı greșită salah sai
+    неверный неправильный забыл забыла заблокирован""".split()
 )
 # After "password:" only these say there is no value.
 _NOT_GIVEN = frozenset("none nothing n/a na nil null unknown forgot forgotten lost same the not no i".split())
@@ -160,6 +184,12 @@ class _Window:
 _MAX_BETWEEN = 7
 
 
+def _label(raw: str) -> bool:
+    """A token that ends a label ("login:", "pwd=") — not a value that ends in "=" (base64,
+    "E7XT=YXoC@o="): a label has no digit."""
+    return raw.endswith((":", "：")) or (raw.endswith("=") and not any(c.isdigit() for c in raw))
+
+
 def _window(doc: Doc, kw_end: int) -> _Window:
     """The tokens after a keyword in its sentence (or the next line when nothing follows it)."""
     toks = doc.tokens
@@ -191,13 +221,13 @@ def _window(doc: Doc, kw_end: int) -> _Window:
                 i += 1
                 continue
         out.append(t)
-        if copula_at < 0 and (t.text.lower() in _COPULA_EN or t.raw.endswith((":", "=", "："))):
+        if copula_at < 0 and (t.text.lower() in _COPULA_EN or _label(t.raw)):
             copula_at = len(out)
         elif copula_at < 0 and _clause_end(t):
             copula_at = 99  # "password, there are …": a copula after a clause end is another clause
         i += 1
     colon = 0 <= copula_at < len(out) + 1 and (
-        rest.strip() in (":", "：", "=") or (copula_at > 0 and out[copula_at - 1].raw.endswith((":", "=", "：")))
+        rest.strip() in (":", "：", "=") or (copula_at > 0 and _label(out[copula_at - 1].raw))
         or (copula_at == 0 and doc.text[kw_end : kw_end + 1] in (":", "：", "=")))
     return _Window(out, copula_at, colon)
 
@@ -253,13 +283,14 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
     toks = w.toks
     if not toks:
         return []
-    zh = _CJK.search(kw.group(0)) is not None
+    zh = _ASIAN.search(kw.group(0)) is not None
     hits: list[Hit] = []
     if zh:
-        # Chinese: any characters may stand between ("谷歌验证码现在是 483920"); the value is ASCII.
+        # Chinese (Japanese, Korean): any characters of the script may stand between
+        # ("谷歌验证码现在是 483920", "パスワードは…"); the value is ASCII.
         k = _zh_copula(toks)
         for j, t in enumerate(toks[:10]):
-            if _CJK.match(t.text):
+            if _ASIAN.match(t.text):
                 continue
             v = t.text
             if not v.isascii() or _NOT_VALUE.match(v):
@@ -268,7 +299,7 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
                 hits.append(Hit(t.start, t.end, kind))
             break
         return hits
-    weak = re.fullmatch(r"(?i)log[\s-]?in|sign[\s-]?in|credentials?|creds", kw.group(0)) is not None
+    weak = _WEAK_KEYWORD.fullmatch(kw.group(0)) is not None
     if 0 <= w.copula_at <= 6 and not weak:
         span = _value_span(w, w.copula_at, multi)
         if span is not None:
@@ -283,10 +314,60 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
     return hits
 
 
+# Value first: "Qwerty#123 is my password", "I use Qwerty#123 as my login password",
+# "Abc12345是我的密码", "我用Abc12345当密码". Between the value and the keyword: a copula, then
+# only words that say whose or which password it is.
+_BEFORE_COPULA_EN = frozenset("is was = as for".split())
+_BEFORE_OWNER_EN = frozenset(
+    """my our his her their the a new old current actual real main usual whole account login email e-mail binance
+    exchange wallet trading withdrawal fund funds""".split())
+_BEFORE_COPULA_ZH = frozenset("是为為当當做作")
+_WEAK_KEYWORD = re.compile(r"(?i)log[\s-]?in|sign[\s-]?in|credentials?|creds")
+_END_MARK = re.compile(r"[.!?;]{1,3}\s{0,3}")
+
+
+def _before_keyword(doc: Doc, kw: re.Match[str]) -> Hit | None:
+    """A credential-shaped value written before its keyword (see above), in the same sentence."""
+    if _WEAK_KEYWORD.fullmatch(kw.group(0)):
+        return None
+    toks = doc.tokens
+    s, _ = doc.sentence(kw.start())
+    j = doc.token_index(kw.start()) - 1
+    zh = _ASIAN.search(kw.group(0)) is not None
+    copula = False
+    skipped = 0
+    while j >= 0 and toks[j].start >= s and skipped < 8:
+        t = toks[j].text
+        low = t.lower()
+        if zh and _ASIAN.match(t):
+            copula = copula or any(c in _BEFORE_COPULA_ZH for c in t)
+        elif not zh and not copula and low in _BEFORE_OWNER_EN:
+            pass
+        elif not zh and not copula and low in _BEFORE_COPULA_EN:
+            copula = True
+        else:
+            break
+        j -= 1
+        skipped += 1
+    if not copula or j < 0:
+        return None
+    if toks[j].start < s and not _END_MARK.fullmatch(doc.text, toks[j].end, s):
+        return None  # (a value ending in "!", "." or "?" ends a sentence: "Monkey66! is my password")
+    v = toks[j].text
+    if not credential_shaped(v) or looks_like_address(v):
+        return None
+    before = toks[j - 1].text if j > 0 else ""
+    if _ID_BEFORE.match(before) or _ID_TAIL.search(doc.text, max(0, toks[j].start - 12), toks[j].start):
+        return None  # "order 12345678 is my …"
+    return Hit(toks[j].start, toks[j].end, PASSWORD)
+
+
 def _passwords(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in PASSWORD_WORDS.finditer(doc.text):
         hits += _after_keyword(doc, m, PASSWORD, True, credential_shaped)
+        if (h := _before_keyword(doc, m)) is not None:
+            hits.append(h)
     for m in PASSPHRASE_WORDS.finditer(doc.text):
         s, e = doc.sentence(m.start())
         kind = API_SECRET if re.search(r"(?i)(?<![a-z])api(?![a-z])", doc.text[max(s, m.start() - 60) : min(e, m.end() + 40)]) else PASSWORD
@@ -296,15 +377,43 @@ def _passwords(doc: Doc) -> list[Hit]:
 
 # -- one-time codes ------------------------------------------------------------------------------
 
+_GROUP = re.compile(r"\d{1,4}")
+# 4–8 digits in groups of one size: "123-456", "12-34-56", "4-8-2-9-1-3".
+_GROUPED = re.compile(r"\d{4,8}|\d{3}-\d{3}|\d\d(?:-\d\d){2,3}|\d(?:-\d){3,7}")
+
+
+def _spaced(toks: list[Token], j: int) -> int:
+    """The last token of the run of digit groups that starts at token j, one space apart (two
+    ASCII tokens one character apart have a space between them: the tokens are maximal runs)."""
+    k = j
+    while (k + 1 < len(toks) and k - j < 8 and toks[k + 1].start - toks[k].end == 1
+           and _GROUP.fullmatch(toks[k + 1].text)):
+        k += 1  # (at most 9 groups: more is no code, and each look stays short)
+    return k
+
+
 def _digits(toks: list[Token], j: int) -> tuple[int, int] | None:
-    """A one-time code at token j: 4–8 digits, or 3+3 digits ("123 456", "123-456")."""
+    """A one-time code starting at token j: 4–8 digits, written together or in groups of one size
+    ("123 456", "123-456", "12 34 56", "4 8 2 9 1 3")."""
     t = toks[j].text
-    if re.fullmatch(r"\d{4,8}|\d{3}-\d{3}", t):
+    if _GROUPED.fullmatch(t):
         return j, j
-    if re.fullmatch(r"\d{3}", t) and j + 1 < len(toks) and re.fullmatch(r"\d{3}", toks[j + 1].text) \
-            and toks[j + 1].start - toks[j].end == 1:
-        return j, j + 1
+    if _GROUP.fullmatch(t):
+        k = _spaced(toks, j)
+        sizes = {len(x.text) for x in toks[j:k + 1]}
+        n = sum(len(x.text) for x in toks[j:k + 1])
+        if k > j and len(sizes) == 1 and 4 <= n <= 8:
+            return j, k
     return None
+
+
+def _group_start(toks: list[Token], j: int) -> int:
+    """The first token of the run of digit groups (see `_spaced`) that token j ends."""
+    stop = max(0, j - 8)
+    while (j > stop and _GROUP.fullmatch(toks[j].text) and toks[j].start - toks[j - 1].end == 1
+           and _GROUP.fullmatch(toks[j - 1].text)):
+        j -= 1
+    return j
 
 
 def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> bool:
@@ -350,6 +459,7 @@ def _otps(doc: Doc) -> list[Hit]:
         j = i0 - 1
         taken = 0
         while j >= 0 and toks[j].end > s and taken < 4:
+            j = _group_start(toks, j)
             d = _digits(toks, j)
             if d is not None and _otp_value_ok(doc, toks, d[0], d[1], direct=False):
                 hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
