@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot import domain, safety
 from bot.models import ANSWER_TOPICS, HANDOFF_TOPICS, OUT_OF_SCOPE, TOPICS, Action, Priority
+from bot.redact import EXPOSING
 
 if TYPE_CHECKING:
     from bot.config import SLASettings
@@ -171,7 +172,7 @@ def decide(
             # user says it did not happen — answer with the best non-handoff reading instead.
             handoff_topic, (intent, conf), reason = None, alt, "nlu:only_asking"
             nlu_topic = topic_of(intent)
-    elif redactions and any(k in ("seed_phrase", "private_key", "api_secret") for k in redactions):
+    elif redactions and any(k in EXPOSING for k in redactions):
         # Someone just pasted a seed phrase or key into a support chat: treat it as exposed.
         handoff_topic, reason, intent = "theft", "secret_exposed", "theft_leaked_secret"
 

@@ -190,9 +190,39 @@ def api_case(family: str, lang: str) -> Callable[[random.Random], Case]:
             v = "aZ9" + v[3:]
         if family == "bare":
             return Case("api_secret", family, lang, rng.choice(["{v}", "is this ok? {v}", "{v} 这个能用吗"]).format(v=v), (v,))
+        if family == "short_key":  # 16–20 characters, qualified ("binance api: key=…", "session cookie …")
+            v = v[: rng.randint(16, 20)]
+            return Case("api_secret", family, lang, rng.choice(SHORT_KEY_CTX).format(v=v), (v,))
+        if family == "2fa_key":
+            return twofa_case(rng, lang)
         return Case("api_secret", family, lang, rng.choice(API_CTX[lang]).format(v=v), (v,))
 
     return gen
+
+
+SHORT_KEY_CTX = ["binance api: key={v}", "my api key is {v}", "2FA secret key {v}", "session cookie is {v}",
+                 "google authenticator secret: {v}"]
+# An authenticator's setup key (base32), as apps show it.
+TWOFA_CTX = {
+    "en": ["2FA backup key: {k}", "google authenticator setup key {k}", "my authenticator secret is {k}",
+           "2FA secret:\n{k}", "TOTP key = {k}", "the setup key for google auth: {k} please reset it"],
+    "zh": ["谷歌验证器密钥 {k}", "我的2FA密钥是：{k}", "谷歌验证备份密钥：{k}"],
+}
+
+
+def twofa_case(rng: random.Random, lang: str) -> Case:
+    b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    raw = "".join(rng.choice(b32) for _ in range(rng.choice([16, 32])))
+    if not any(c.isdigit() for c in raw):
+        raw = "7" + raw[1:]
+    style = rng.choice(["upper", "groups_lower", "groups_upper"])
+    if style == "upper":
+        k = raw
+    else:
+        k = " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+        k = k.lower() if style == "groups_lower" else k
+    probes = tuple(re.escape(k[i : i + 9]) for i in range(0, len(k) - 8, 4))
+    return Case("api_secret", "2fa_key", lang, rng.choice(TWOFA_CTX[lang]).format(k=k), (), probes)
 
 
 # -- passwords -----------------------------------------------------------------------------------
@@ -266,6 +296,30 @@ OTP_CTX = {
 }
 
 
+BACKUP_CTX = {
+    "en": ["my 2FA backup codes: {codes}", "backup codes:\n{codes_nl}", "recovery codes are {codes}",
+           "here are my google backup codes {codes} can you turn 2fa off"],
+    "zh": ["备用码：{codes}", "我的谷歌恢复码 {codes}", "备份码\n{codes_nl}"],
+}
+
+
+def backup_case(lang: str) -> Callable[[random.Random], Case]:
+    def gen(rng: random.Random) -> Case:
+        style = rng.choice(["digits8", "alnum_dash"])
+        codes = []
+        for _ in range(rng.randint(1, 6)):
+            if style == "digits8":
+                codes.append(f"{rng.randint(0, 99999999):08d}")
+            else:
+                c = "".join(rng.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(8))
+                codes.append(c[:4] + "-" + c[4:] if not c[:4].isalpha() else "7" + c[1:4] + "-" + c[4:])
+        tpl = rng.choice(BACKUP_CTX[lang])
+        text = tpl.format(codes=" ".join(codes), codes_nl="\n".join(codes))
+        return Case("otp", "backup_codes", lang, text, tuple(codes))
+
+    return gen
+
+
 def otp_case(lang: str) -> Callable[[random.Random], Case]:
     def gen(rng: random.Random) -> Case:
         c = f"{rng.randint(0, 999999):06d}"
@@ -274,6 +328,40 @@ def otp_case(lang: str) -> Callable[[random.Random], Case]:
         tpl = rng.choice(OTP_CTX[lang])
         secret = c3 if "{c3}" in tpl else cs if "{cs}" in tpl else c
         return Case("otp", "keyword", lang, tpl.format(c=c, c3=c3, cs=cs), (secret,))
+
+    return gen
+
+
+# -- payment cards -------------------------------------------------------------------------------
+
+CARD_CTX = {
+    "grouped": ["my card {g} was charged twice", "{g}", "card: {g} exp 11/28", "我的卡 {g} 被扣款了"],
+    "keyword": ["visa {p} exp 11/28", "my credit card number is {p}", "bought USDT with mastercard {p} but nothing arrived",
+                "银行卡号 {p}", "信用卡{p}扣款失败", "card no. {p}"],
+    "cvv": ["cvv {cvv}", "CVC: {cvv}", "the security code on the back is {cvv}", "安全码 {cvv}", "卡背面三位数 {cvv}"],
+}
+
+
+def luhn_number(rng: random.Random) -> str:
+    prefix, n = rng.choice([("4", 16), ("5" + str(rng.randint(1, 5)), 16), ("62", rng.choice([16, 19])), ("37", 15)])
+    body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(n - len(prefix) - 1))
+    total = 0
+    for i, c in enumerate(reversed(body)):
+        d = int(c) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+def card_case(family: str) -> Callable[[random.Random], Case]:
+    def gen(rng: random.Random) -> Case:
+        p = luhn_number(rng)
+        sep = rng.choice([" ", "-"])
+        g = sep.join([p[:4], p[4:10], p[10:]]) if len(p) == 15 else sep.join(p[i : i + 4] for i in range(0, len(p), 4))
+        cvv = f"{rng.randint(0, 9999):04d}"[: rng.choice([3, 4])]
+        tpl = rng.choice(CARD_CTX[family])
+        lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in tpl) else "en"
+        secret = g if family == "grouped" else p if family == "keyword" else cvv
+        return Case("card", family, lang, tpl.format(g=g, p=p, cvv=cvv), (secret,))
 
     return gen
 
@@ -295,6 +383,10 @@ KEEP_QUESTIONS = [
     "esqueci minha senha", "пароль не работает", "забыл пароль", "パスワードを忘れました", "비밀번호를 잊어버렸어요",
     "şifrem yanlış", "quên mật khẩu", "what is my password", "abc is not my password", "the code is 1 2 3",
     "SB-000123 is my password reset ticket", "2FA is my password backup", "the code expired on 2026-11-01",
+    "secret: this that when they", "I lost my backup codes, help", "cookies are disabled in my browser",
+    "backup your data before 2026", "my session expired again", "where do I find my 2FA setup key?",
+    "the backup code does not work", "谷歌验证器密钥丢了怎么办", "备用码在哪里看",
+    "my card was declined", "card ending 1111 was charged twice", "can I pay with visa?", "信用卡买币失败",
 ]
 
 
@@ -324,6 +416,7 @@ def keep_case(rng: random.Random) -> Case:
         f"error code 100023 when I withdraw {amount} {coin}", rng.choice(KEEP_QUESTIONS),
         f"password reset for {email} failed on {date}",
         f"the token contract is {tron}, is that the right USDT?", f"my key is on a ledger, the address {btc_legacy}",
+        f"order {luhn_number(rng)} paid by card", f"UID {uid}, card purchase order {order} failed",
     ]
     return Case("keep", "support_text", "en", rng.choice(tpls))
 
@@ -345,6 +438,10 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
         for lang in ("en", "zh"):
             fam[("api_secret", f, lang)] = api_case(f, lang)
     fam[("api_secret", "bare", "en")] = api_case("bare", "en")
+    fam[("api_secret", "short_key", "en")] = api_case("short_key", "en")
+    for lang in ("en", "zh"):
+        fam[("api_secret", "2fa_key", lang)] = api_case("2fa_key", lang)
+        fam[("otp", "backup_codes", lang)] = backup_case(lang)
     for f in ("copula", "between", "multiword", "email", "value_first"):
         fam[("password", f, "en")] = password_case(f)
     fam[("password", "keyword", "zh")] = password_case("zh")
@@ -352,6 +449,8 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
     fam[("password", "keyword", "intl")] = password_case("intl")
     for lang in ("en", "zh", "intl", "spaced"):
         fam[("otp", "keyword", lang)] = otp_case(lang)
+    for f in ("grouped", "keyword", "cvv"):
+        fam[("card", f, "mixed")] = card_case(f)
     return fam
 
 

@@ -1,13 +1,14 @@
 """Secret redaction, applied before the queue, the NLU, logs and storage ever see a text.
 
 Seed phrases (BIP-39 word runs from every official word list), private keys (hex with key
-context, WIF, extended keys, Solana-style), API secrets, passwords, passphrases and one-time codes
-are replaced by ``[REDACTED:<kind>]``. What agents need — TxIDs, hashes, addresses, UIDs, order
+context, WIF, extended keys, Solana-style), API secrets (and 2FA setup keys), passwords,
+passphrases, one-time codes (and 2FA backup codes), and payment card numbers with their security
+codes are replaced by ``[REDACTED:<kind>]``. What agents need — TxIDs, hashes, addresses, UIDs, order
 ids, ticket numbers, amounts, dates, phone numbers, e-mail addresses, questions about secrets —
 stays intact. Every detector is linear in the length of the text (no pattern can backtrack
 catastrophically), and `redact_async` moves large texts off the event loop.
 
-Detectors live beside this module (`seed`, `keys`, `credentials`); each returns spans of the
+Detectors live beside this module (`seed`, `keys`, `credentials`, `cards`); each returns spans of the
 original text, and overlapping spans merge under the most severe kind.
 """
 
@@ -19,7 +20,7 @@ import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.redact import credentials, keys, seed
+from bot.redact import cards, credentials, keys, seed
 from bot.redact._doc import MARK, Doc
 
 SEED = "seed_phrase"
@@ -27,7 +28,8 @@ PRIVATE_KEY = "private_key"
 API_SECRET = credentials.API_SECRET
 PASSWORD = credentials.PASSWORD
 OTP = credentials.OTP
-KINDS = (SEED, PRIVATE_KEY, API_SECRET, PASSWORD, OTP)
+CARD = cards.CARD
+KINDS = (SEED, PRIVATE_KEY, API_SECRET, PASSWORD, CARD, OTP)
 # Kinds that mean the user's funds are exposed (the policy opens an urgent theft ticket).
 EXPOSING = frozenset({SEED, PRIVATE_KEY, API_SECRET})
 _RANK = {k: i for i, k in enumerate(KINDS)}
@@ -73,6 +75,7 @@ def _spans(doc: Doc) -> list[tuple[int, int, str]]:
     out = [(s, e, SEED) for s, e in seed.find(doc)]
     out += [(s, e, PRIVATE_KEY) for s, e in keys.find(doc)]
     out += [(h.start, h.end, h.kind) for h in credentials.find(doc)]
+    out += [(s, e, CARD) for s, e in cards.find(doc)]
     return [(s, e, k) for s, e, k in out if e > s and not doc.in_mark(s, e)]
 
 

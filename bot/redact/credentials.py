@@ -76,7 +76,8 @@ _NOT_OTP_BEFORE = re.compile(
 )
 API_RE = (
     r"(?<![A-Za-z0-9])(?:api[\s_-]{0,2}(?:keys?|secrets?|tokens?|passphrase)|secret[\s_-]{0,2}keys?|access[\s_-]{0,2}(?:keys?|tokens?)|"
-    r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?)(?![A-Za-z0-9])|"
+    r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?|"
+    r"session[\s_-]{0,2}(?:ids?|tokens?|keys?|cookies?)|sessionid|cookies?)(?![A-Za-z0-9])|"
     r"API\s{0,2}(?:密钥|密鑰|私钥|私鑰|秘钥|密匙|金鑰|金钥|口令)|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|令牌"
 )
 API_WORDS = _keywords(API_RE, "asbctk密秘祕金令")
@@ -498,11 +499,21 @@ def _api_value(v: str, generic: bool) -> bool:
     return dg or (lo and up) or len(v) >= 24
 
 
+# "key" / "secret" after one of these is no generic word: "binance api: key=…", "2FA backup key:
+# …", "google authenticator secret …" (a 2FA secret key logs in like a password).
+_KEY_QUALIFIER = re.compile(
+    r"(?i)(?<![a-z])(?:api|2fa|totp|mfa|otp|authenticator|google[\s-]?auth\w{0,10}|two[\s-]factor|2[\s-]step|setup)"
+    r"(?![a-z])[^.!?\n]{0,24}$")
+_GENERIC_API = frozenset(("secret", "secrets", "token", "tokens", "key", "keys", "cookie", "cookies"))
+
+
 def _apis(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in API_WORDS.finditer(doc.text):
         word = m.group(0).lower()
-        generic = word in ("secret", "secrets", "token", "tokens", "key", "keys")
+        generic = word in _GENERIC_API
+        if generic and _KEY_QUALIFIER.search(doc.text, max(0, m.start() - 40), m.start()):
+            generic = False
         w = _window(doc, m.end())
         for t in w.toks[: _MAX_BETWEEN + 2]:
             if (pm := _API_VALUE.match(t.text)) and pm.end() < len(t.text) and not t.text[pm.end()].isalnum():
@@ -568,5 +579,62 @@ def _email_passwords(doc: Doc) -> list[Hit]:
     return hits
 
 
+# -- 2FA secret keys and backup codes -----------------------------------------------------------
+
+# An authenticator's setup key as apps show it, in groups of four ("jbsw y3dp ehpk 3pxp"): at
+# least four groups, one digit among them (random base32 of that length nearly always has one;
+# four-letter words do not).
+TOTP_RE = (
+    r"(?<![A-Za-z0-9])(?:2fa|totp|mfa|otp|authenticator|google[\s-]?auth\w{0,10}|two[\s-]factor|2[\s-]step|setup|"
+    r"secret|backup|recovery)(?![A-Za-z0-9])|谷歌验证|谷歌驗證|验证器|驗證器|密钥|密鑰|秘钥|备份|備份"
+)
+TOTP_WORDS = _keywords(TOTP_RE, "2tmoagsbr谷验驗密秘备備")
+_B32_GROUPS = re.compile(r"(?i)(?<![a-z0-9])[a-z2-7]{4}(?:[ -][a-z2-7]{4}){3,15}(?![a-z0-9])")
+# Backup (recovery) codes: a list of codes after the words, on the same line or the next ones.
+BACKUP_RE = (
+    r"(?<![A-Za-z0-9])(?:backup|recovery|emergency|scratch)[\s_-]{0,2}codes?(?![A-Za-z0-9])|"
+    r"备用码|備用碼|备份码|備份碼|恢复码|恢復碼|救援码|救援碼"
+)
+BACKUP_WORDS = _keywords(BACKUP_RE, "bres备備恢救")
+_BACKUP_CODE = re.compile(r"(?=[A-Za-z-]*\d)[A-Za-z0-9]{4,10}(?:-[A-Za-z0-9]{3,10}){0,3}")
+_BACKUP_GAP = frozenset("for my 2fa google account are is were : - the codes code these here they".split())
+
+
+def _totp_keys(doc: Doc) -> list[Hit]:
+    text = doc.text
+    hits: list[Hit] = []
+    for m in TOTP_WORDS.finditer(text):
+        g = _B32_GROUPS.search(text, m.end(), min(len(text), m.end() + 48))
+        if g is None or not any(c in "234567" for c in g.group(0)):
+            continue
+        if not _NEAR_GAP.fullmatch(text, m.end(), g.start()):
+            continue
+        hits.append(Hit(g.start(), g.end(), API_SECRET))
+    return hits
+
+
+_NEAR_GAP = re.compile(r"[^.!?\n]{0,40}?[\s:：=]|[^.!?]{0,8}\n")
+
+
+def _backup_codes(doc: Doc) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in BACKUP_WORDS.finditer(doc.text):
+        toks = doc.tokens  # (cut only when needed: most texts have no such words)
+        j = doc.token_index(m.end())
+        skipped = 0
+        while j < len(toks) and skipped < 4 and toks[j].text.lower() in _BACKUP_GAP:
+            j += 1
+            skipped += 1
+        n = 0
+        while j < len(toks) and n < 16 and _BACKUP_CODE.fullmatch(toks[j].text) and not _NOT_VALUE.match(toks[j].text):
+            hits.append(Hit(toks[j].start, toks[j].end, OTP))
+            j += 1
+            n += 1
+            if j + 1 < len(toks) and toks[j].text.lower() in ("and", "or", "&", "/", "和", "及"):
+                j += 1  # "… 8a7b-6c5d and 1a2b-3c4d"
+    return hits
+
+
 def find(doc: Doc) -> list[Hit]:
-    return _apis(doc) + _bare(doc) + _passwords(doc) + _email_passwords(doc) + _otps(doc)
+    return (_apis(doc) + _bare(doc) + _passwords(doc) + _email_passwords(doc) + _otps(doc) + _totp_keys(doc)
+            + _backup_codes(doc))

@@ -7,6 +7,7 @@ import pytest
 from bot.config import SLASettings
 from bot.models import Action, Priority
 from bot.policy import ConvState, decide, format_eta, slots_from, topic_of
+from bot.redact import redact
 from intents.answers import Answers
 from intents.client import NLUResult
 
@@ -103,6 +104,23 @@ def test_agent_mode_keeps_the_bot_silent() -> None:
 def test_pasted_seed_phrase_goes_to_a_person_and_warns() -> None:
     out = run("here is [REDACTED:seed_phrase] please fix", any_intent("account"), 0.9, redactions=("seed_phrase",))
     assert out.action is Action.HANDOFF and out.topic == "theft"
+
+
+@pytest.mark.parametrize("text", ["2FA backup key: JBSWY3DPEHPK3PXP", "google authenticator setup key jbsw y3dp ehpk 3pxp",
+                                  "谷歌验证器密钥 JBSWY3DPEHPK3PXP"])
+def test_a_pasted_2fa_setup_key_is_redacted_and_goes_to_a_person(text: str) -> None:
+    # Whoever holds the setup key makes the codes: it is exposed like an API secret.
+    found = redact(text)
+    assert "JBSW" not in found.text.upper().replace(" ", "")
+    out = run(found.text, any_intent("security"), 0.9, redactions=found.kinds)
+    assert out.action is Action.HANDOFF and out.topic == "theft"
+
+
+def test_a_card_number_is_redacted_and_answered_with_the_warning() -> None:
+    found = redact("I bought USDT with my visa 4111 1111 1111 1111 cvv 123 and nothing arrived")
+    assert "4111" not in found.text and "123" not in found.text and found.kinds == ("card", "card")
+    out = run(found.text, any_intent("deposit"), 0.9, redactions=found.kinds)
+    assert out.action is Action.ANSWER and ANSWERS.get("secret_redacted", "en") in out.reply
 
 
 def test_redacted_password_adds_the_warning_to_an_answer() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.redact import credentials as C
 
 PATTERNS = [(C.PASSWORD_RE, C.PASSWORD_WORDS), (C.PASSPHRASE_RE, C.PASSPHRASE_WORDS), (C.OTP_RE, C.OTP_WORDS),
-            (C.API_RE, C.API_WORDS)]
+            (C.API_RE, C.API_WORDS), (C.TOTP_RE, C.TOTP_WORDS), (C.BACKUP_RE, C.BACKUP_WORDS)]
 context = st.sampled_from(["", " ", "my ", "x", "9", "_", "我的", "：", "the new ", "\n", "API ", "e-", "one "])
 
 
@@ -21,7 +21,7 @@ def spans(p: re.Pattern[str], text: str) -> list[tuple[int, int]]:
     return [m.span() for m in p.finditer(text)]
 
 
-@pytest.mark.parametrize("raw,fast", PATTERNS, ids=["password", "passphrase", "otp", "api"])
+@pytest.mark.parametrize("raw,fast", PATTERNS, ids=["password", "passphrase", "otp", "api", "totp", "backup"])
 @settings(max_examples=600, deadline=None)
 @given(data=st.data())
 def test_every_keyword_is_found_where_the_plain_pattern_finds_it(raw: str, fast: re.Pattern[str],
