@@ -245,13 +245,14 @@ def password(rng: random.Random) -> str:
 PW_CTX = {
     "copula": ["my password is {v}", "password: {v}", "pwd={v}", "my password for binance is {v}",
                "The password I use is {v} and it fails", "can't log in, my password is {v}", "Password = {v}",
-               "password:\n{v}", "my PIN is {pin}"],
+               "password:\n{v}", "my PIN is {pin}", "password → {v}", "<password>{v}</password>",
+               "user=alice&password={v}&lang=en", "my password ({v}) stopped working"],
     "between": ["I changed my pass to {v}", "new password {v}, still can't login", "tried password {v} twice",
                 "i set the password to {v} yesterday", "password now {v}"],
     "multiword": ["my password is {m}", "password is {m}. can you help?", "my pass phrase was {m}"],
     "email": ["login: {e} / {v}", "{e}:{v}", "account {e} password {v}", "{e} | {v}", "my login is {e} / {v} please check"],
     "zh": ["我的登录密码{v}，", "密码是 {v}", "资金密码 {pin}", "交易密碼：{v}", "我把密码改成了{v}", "登入密碼為{v}",
-           "账号 {e} 密码 {v}", "我的密码现在是{v}，登不上"],
+           "账号 {e} 密码 {v}", "我的密码现在是{v}，登不上", "密码:{v}"],
     # The value before its keyword.
     "value_first": ["{v} is my password", "I use {v} as my password", "{v} was my old binance password, now it fails",
                     "{v} is the password I set", "{v} is my login password, help", "{v} = my password"],
@@ -286,8 +287,10 @@ def password_case(family: str) -> Callable[[random.Random], Case]:
 OTP_CTX = {
     "en": ["my 2FA code is {c}", "verification code: {c}", "the code is {c}", "authenticator shows {c3} now",
            "{c} is my google auth code", "OTP {c}", "sms code {c}, what do I do", "Google Authenticator: {c}",
-           "here's the one-time code they asked for {c}", "the security code I got was {c3}"],
-    "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币"],
+           "here's the one-time code they asked for {c}", "the security code I got was {c3}", "code:{c}", "OTP={c}",
+           "SMS: {c}"],
+    "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币",
+           "验证码:{c}"],
     "intl": ["código: {c}", "mi código de verificación es {c}", "Bestätigungscode: {c}", "ваш код {c}", "код подтверждения: {c}",
              "doğrulama kodu {c}", "認証コード：{c}", "인증번호: {c}", "mã xác nhận: {c}", "code de vérification : {c}"],
     # Read out digit by digit, or in pairs ("the code you sent me: 4 8 2 9 1 3").

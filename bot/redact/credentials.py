@@ -59,7 +59,7 @@ PASSPHRASE_WORDS = _keywords(PASSPHRASE_RE, "p口")
 OTP_RE = (
     r"(?<![A-Za-z0-9])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
     r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
-    r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?)(?![A-Za-z0-9])|"
+    r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?|sms)(?![A-Za-z0-9])|"
     r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|安全码|安全碼|确认码|確認碼|"
     r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]|"
     # Other languages (see PASSWORD_RE): "código: …", "Bestätigungscode …", "код …", "doğrulama kodu".
@@ -84,7 +84,7 @@ API_WORDS = _keywords(API_RE, "asbctk密秘祕金令")
 
 # (With the copulas of the other languages a password keyword is written in: "mein Passwort ist …",
 # "mi contraseña es …", "mon mot de passe est …", "minha senha é …", "пароль это …", "…คือ".)
-_COPULA_EN = frozenset("is was are were = : ： => -> equals ist war est était es era é è är er jest je это "
+_COPULA_EN = frozenset("is was are were = : ： => -> → ⇒ equals ist war est était es era é è är er jest je это "
                        "là adalah ialah هي היא คือ".split())
 _COPULA_ZH = ("改成", "改为", "改為", "设成", "設成", "设为", "設為", "设置成", "設置成", "设置为", "設置為", "换成", "換成",
               "是", "为", "為", "：", ":", "=", "は", "が", "는", "은")
@@ -183,6 +183,7 @@ class _Window:
 
 
 _MAX_BETWEEN = 7
+_TAIL_END = re.compile(r"&(?=[A-Za-z_]{2,32}=)|</")  # the next query parameter, a closing tag
 
 
 def _label(raw: str) -> bool:
@@ -213,10 +214,14 @@ def _window(doc: Doc, kw_end: int) -> _Window:
     while i < len(toks) and toks[i].start < sent_end and len(out) < _MAX_BETWEEN + 6:
         t = toks[i]
         if t.start < kw_end:  # the glued tail of the keyword token ("password:Abc123")
-            tail = doc.text[kw_end : t.end].lstrip(":：=")
-            if tail:
-                t = Token(t.end - len(tail), t.end, tail.rstrip(",.;"), tail)
-                copula_at = 0 if doc.text[kw_end] in ":：=" else copula_at
+            raw_tail = doc.text[kw_end : t.end]
+            lead = len(raw_tail) - len(raw_tail.lstrip(":：=>\"'([{"))
+            # The value ends where a query string or markup goes on ("…=dragon1985&user=…",
+            # "<password>dragon1985</password>").
+            tail = _TAIL_END.split(raw_tail[lead:], maxsplit=1)[0].rstrip(",.;\"')]}")
+            if tail:  # (the text without a final "?" or "!": `_value_span` reads "…?" as a question)
+                t = Token(kw_end + lead, kw_end + lead + len(tail), tail.rstrip("?!") or tail, tail)
+                copula_at = 0 if doc.text[kw_end] in ":：=>" else copula_at
             else:
                 copula_at = 0 if doc.text[kw_end:t.end].strip() in (":", "：", "=") else copula_at
                 i += 1
@@ -294,10 +299,15 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
             if _ASIAN.match(t.text):
                 continue
             v = t.text
-            if not v.isascii() or _NOT_VALUE.match(v):
+            start = t.start
+            if v[:1] in (":", "="):  # "密码:abc12345": the colon is the copula, not the value
+                v = v.lstrip(":=")
+                start = t.end - len(v)
+                k = j if k < 0 else k
+            if not v or not v.isascii() or _NOT_VALUE.match(v):
                 break
             if (k >= 0 and j >= k and len(v) >= 4 and any(c.isalnum() for c in v)) or accept(v):
-                hits.append(Hit(t.start, t.end, kind))
+                hits.append(Hit(start, t.end, kind))
             break
         return hits
     weak = _WEAK_KEYWORD.fullmatch(kw.group(0)) is not None
@@ -446,6 +456,14 @@ def _otps(doc: Doc) -> list[Hit]:
         s, e = doc.sentence(m.start())
         # After the keyword, within a few words ("authenticator shows 123 456 now").
         i = doc.token_index(m.end())
+        # Glued to it by a colon or "=" ("code:483920", "验证码:483920"): one token.
+        g = i - 1 if i > 0 and toks[i - 1].end > m.end() else i
+        if g < len(toks) and toks[g].start <= m.end():
+            glued = text[m.end() : toks[g].end]
+            tail = glued.lstrip(":：=")
+            if tail != glued and _GROUPED.fullmatch(tail):
+                hits.append(Hit(toks[g].end - len(tail), toks[g].end, OTP))
+                continue
         j = i
         taken = 0
         while j < len(toks) and toks[j].start < e and taken < 10:
