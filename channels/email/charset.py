@@ -112,6 +112,10 @@ def looks_cjk(data: bytes, text: str) -> bool:
 _LATIN_SINGLE_BYTE = re.compile(r"^(cp125[02347]|iso8859_(1|2|3|4|9|10|13|14|15|16)|latin_1|mac_(roman|latin2|iceland)"
                                 r"|cp850|cp437|windows-125[02347]|iso-8859-(1|2|3|4|9|10|13|14|15|16))$")
 _SHORT = 16  # fewer high bytes than this: too little for a statistical detector
+_WIDE = re.compile(r"^utf[-_]?(16|32)")
+# Charsets that write non-ASCII text in 7-bit bytes (escape sequences, "~{…~}", "+…-"): ASCII-only
+# data in one of them still has to be decoded with it.
+_SEVEN_BIT = re.compile(r"^(iso[-_]?2022|csiso2022|hz|utf[-_]?7)")
 
 
 def _detect(data: bytes) -> str:
@@ -125,6 +129,8 @@ def _detect(data: bytes) -> str:
         matches = []
     for m in matches:
         codec = codec_for(m.encoding) or "utf-8"
+        if _WIDE.match(codec) and b"\x00" not in sample:
+            continue  # UTF-16/32 without a single NUL: two 8-bit bytes read as one character
         text = _strict(sample, codec)
         if text is None:
             continue
@@ -176,9 +182,13 @@ def _short_guess(data: bytes) -> str:
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode `data` labelled `charset`, never raising (see the module docstring for the order)."""
-    if data.isascii():
-        return data.decode("ascii")
     codec = codec_for(charset)
+    if data.isascii():
+        if codec and _SEVEN_BIT.match(codec) and (text := _strict(data, codec)) is not None:
+            return text
+        if b"\x1b$" in data and (text := _strict(data, "iso2022_jp_ext")) is not None:
+            return text  # unlabelled ISO-2022-JP (escape sequences: nothing else has them)
+        return data.decode("ascii")
     if codec and (text := _strict(data, codec)) is not None:
         if not _CJK_CODECS.match(codec) or codec in ZH_CHARSETS or looks_cjk(data, text):
             return text

@@ -155,12 +155,12 @@ class FakeBotAPI:
         f = queue.pop(0) if queue else None
         if f is not None:
             call.status = f.status
-            body: dict[str, Any] = {"ok": False, "error_code": f.status, "description": f.description}
+            answer: dict[str, Any] = {"ok": False, "error_code": f.status, "description": f.description}
             if f.retry_after is not None:
-                body["parameters"] = {"retry_after": f.retry_after}
+                answer["parameters"] = {"retry_after": f.retry_after}
             if f.migrate_to_chat_id is not None:
-                body["parameters"] = {"migrate_to_chat_id": f.migrate_to_chat_id}
-            return _json(body, f.status)
+                answer["parameters"] = {"migrate_to_chat_id": f.migrate_to_chat_id}
+            return _json(answer, f.status)
         handler = getattr(self, f"_m_{method}", None)
         try:
             result = await handler(params) if handler else True

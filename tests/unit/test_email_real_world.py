@@ -167,6 +167,36 @@ def test_unlabelled_8bit_text_is_decoded_as_what_it_is(text: str, codec: str) ->
     assert decode_bytes(text.encode(codec), None) == text
 
 
+@pytest.mark.parametrize(
+    ("subject", "codec"),
+    [("自动回复: 关于您的提现", "gbk"), ("自動回覆: 關於您的提現", "big5"), ("充值问题：USDT 没到账，请尽快处理", "gb18030"),
+     ("Автоответ: отпуск до понедельника", "cp1251")],
+)
+def test_a_raw_8bit_subject_is_read_in_its_charset_not_as_utf16(subject: str, codec: str) -> None:
+    # An old Chinese mail system writes the subject in raw GBK: the detector's first guess for
+    # such bytes is UTF-16 (no NUL anywhere), which turned it into Hangul-looking noise, and the
+    # auto-reply was answered.
+    body = {"big5": "您好，我現在休假中。", "cp1251": "Я в отпуске."}.get(codec, "您好，我现在休假中。")
+    raw = raw_mail({"Subject": "S"}, body.encode(codec), f"text/plain; charset={codec}").replace(
+        b"Subject: S", b"Subject: " + subject.encode(codec))
+    m = parse_mail(raw)
+    assert m.subject == subject
+    if "回" in subject or "Авто" in subject:
+        assert verdict(raw)[0] == "auto_reply"
+
+
+@pytest.mark.parametrize("codec", ["iso-2022-jp", "hz-gb-2312", "utf-7"])
+def test_seven_bit_charsets_are_decoded_not_read_as_ascii(codec: str) -> None:
+    # ISO-2022-JP (Japanese mail's usual charset), HZ (old Chinese mail) and UTF-7 write non-ASCII
+    # text in 7-bit bytes: read as ASCII they gave escape sequences and "~{…~}" to the bot.
+    text = {"iso-2022-jp": "不在のため、返信が遅れます", "hz-gb-2312": "我的充值没有到账", "utf-7": "Où est mon dépôt ?"}[codec]
+    subject = "=?" + codec + "?B?" + base64.b64encode(text.encode(codec)).decode() + "?="
+    m = parse_mail(raw_mail({"Subject": subject}, text.encode(codec), f"text/plain; charset={codec}"))
+    assert m.subject == text and m.body == text
+    if codec == "iso-2022-jp":  # unlabelled too: its escape sequences say what it is
+        assert decode_bytes(text.encode(codec), None) == text
+
+
 def test_encoded_words_with_raw_8bit_inside_and_around_decode_properly() -> None:
     # A Q word with raw UTF-8 bytes in it, then raw Latin-1 text: no "\\u9c0f" escapes, no mojibake.
     raw = b"From: a@b.example\r\nSubject: =?utf-8?Q?Caf\xc3\xa9?= Fr\xf6sche\r\n\r\nhi"
