@@ -13,7 +13,9 @@ customers also write in):
 - QQ Mail "------------------ 原始邮件 ------------------", NetEase 163 "在 <date>，<name> 写道：",
   Foxmail "在 2002-02-19 22:09:00 you wrote：", Lotus Notes "<name> wrote on 2021/06/29 下午 03:12:45:"
   (and "写于 …:"), Yahoo "--- On <date>, <name> wrote:";
-- German "Am … schrieb …:", French "Le … a écrit :", Spanish "El … escribió:", Russian "… пишет:".
+- German "Am … schrieb …:", French "Le … a écrit :", Spanish "El … escribió:", Russian "… пишет:",
+  and Gmail's line in the languages that put the name last or use no verb (a time, the sender's
+  address, ":": "Am … um 09:00 Uhr schrieb Support <…>:", "пт, 4 дек. 2026 г. в 09:00, Support <…>:").
 
 Lines quoted with ">" are dropped wherever they are; when the quote comes *first* (bottom-posting)
 the text under it is what is kept. Signatures end the text: the RFC 3676 "-- " delimiter and the
@@ -31,7 +33,8 @@ import re
 
 from bot.lang import Lang, han_count
 
-_WROTE = r"(wrote|writes|a écrit|schrieb|escribió|escreveu|ha scritto|schreef|skrev|пишет|написал\(?а?\)?|写道|寫道)"
+_WROTE = (r"(wrote|writes|a écrit|schrieb|escribió|escreveu|ha scritto|schreef|skrev|пишет|написал\(?а?\)?|写道|寫道"
+          r"|yazdı|napisał\(?a?\)?|napsal\(?a?\)?|kirjoitti|scrisse|έγραψε|viết)")
 _ATTRIBUTION = [
     # Gmail / Apple / Thunderbird / Yahoo ("--- On …"), English and other Latin languages.
     re.compile(r"^-{0,3}\s*(On|Am|Le|El|Em|Il|Op|Den|Dne)\b.{0,400}\b" + _WROTE + r"\s*[:：]?\s*$", re.I | re.S),
@@ -43,6 +46,10 @@ _ATTRIBUTION = [
     re.compile(r"^\s*在.{0,300}(写道|寫道|wrote)\s*[:：]?\s*$", re.I | re.S),
     re.compile(r"^.{0,300}\d{4}.{0,100}(写道|寫道)\s*[:：]?\s*$", re.S),
     re.compile(r"^.{0,300}\d{4}年.{0,100}(wrote|のメッセージ|書きました)\s*[:：]\s*$", re.I | re.S),
+    # Gmail in most other languages: a date with a time, then the sender's address, then ":" —
+    # the verb before the name or none at all ("Am … um 09:00 Uhr schrieb Support <s@x.com>:",
+    # "пт, 4 дек. 2026 г. в 09:00, Support <s@x.com>:", "2026年12月4日(金) 9:00 Support <s@x.com>:").
+    re.compile(r"^.{0,300}\b\d{1,2}[:.]\d{2}\b.{0,200}<[^<>\s]+@[^<>\s]+>\)?\s*[:：]\s*$", re.S),
 ]
 _SEPARATOR = re.compile(
     r"^\s*-{2,}\s*(original message|original-nachricht|ursprüngliche nachricht|message d'origine|mensaje original"

@@ -259,6 +259,13 @@ def test_deeply_nested_forwards_are_bounded_and_keep_the_mail() -> None:
         ("谢谢\n\n发件人: 客服 <s@ex.com>\n发送时间: 2026年12月1日 10:00\n收件人: 我\n主题: 回复: 充值\n\n旧", "谢谢"),
         ("Danke\n\nVon: Support <s@ex.com>\nGesendet: Montag\nAn: mich\nBetreff: AW: x\n\nalt", "Danke"),
         ("Merci\n\nLe lun. 1 déc. 2026 à 10:00, Support <s@ex.com> a écrit :\n> ancien", "Merci"),
+        # Gmail where the name comes after the verb, or with no verb at all.
+        ("Immer noch nichts\n\nAm Fr., 4. Dez. 2026 um 09:00 Uhr schrieb Support <s@ex.com>:\n> Hallo", "Immer noch nichts"),
+        ("Nog steeds niets\n\nOp vr 4 dec 2026 om 09:00 schreef Support <s@ex.com>:\n> Hallo", "Nog steeds niets"),
+        ("Ничего не пришло\n\nпт, 4 дек. 2026 г. в 09:00, Support <s@ex.com>:\n> Здравствуйте", "Ничего не пришло"),
+        ("まだです\n\n2026年12月4日(金) 9:00 Support <s@ex.com>:\n> こんにちは", "まだです"),
+        ("Hala yok\n\nSupport <s@ex.com>, 4 Ara 2026 Cum, 09:00 tarihinde şunu yazdı:\n> Merhaba", "Hala yok"),
+        ("Nadal nic\n\npt., 4 gru 2026 o 09:00 Support <s@ex.com> napisał(a):\n> Dzień dobry", "Nadal nic"),
         # Signatures followed by a link.
         ("Where is my BTC?\n\nGet Outlook for iOS<https://aka.ms/o0ukef>", "Where is my BTC?"),
         ("提现卡住了\n\n发送自 Windows 10 版邮件<https://go.microsoft.com/fwlink/?LinkId=550986>应用\n\n发件人: x",
