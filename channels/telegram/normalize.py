@@ -210,7 +210,8 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         return Normalized(kind, skipped="from_bot")
     if chat.type not in CHAT_TYPES:
         return Normalized(kind, skipped=f"chat_type_{chat.type}")
-    text = m.text if m.text is not None else (m.caption or "")
+    text = with_link_addresses(m.text, m.entities) if m.text is not None else \
+        with_link_addresses(m.caption or "", m.caption_entities)
     group = render.is_group(chat.type)
     words = _words(text, me, group)
     if words is None:
@@ -335,6 +336,29 @@ _PLAIN_USER = frozenset({"id", "is_bot", "first_name", "last_name", "username", 
                          "added_to_attachment_menu"})
 _USER_TEXT = ("first_name", "last_name", "username", "language_code")
 _PLAIN_ENTITY = frozenset({"type", "offset", "length"})
+
+
+def with_link_addresses(text: str, entities: Any) -> str:
+    """`text` with the address of each text link written after its words: Telegram shows a text
+    link's words and hides where it goes, and "is this site yours?" is a question about the
+    address (agents and the phishing guidance need it). Offsets count UTF-16 code units."""
+    links = sorted((e for e in entities or () if e.type == "text_link" and e.url), key=lambda e: e.offset)
+    if not links:
+        return text
+    u16 = text.encode("utf-16-le")
+    out: list[str] = []
+    pos = 0
+    for e in links:
+        start, end = 2 * e.offset, 2 * (e.offset + e.length)
+        if start < pos or end > len(u16):
+            continue  # overlapping or out of range: Telegram never sends it; nothing to add
+        words = u16[start:end].decode("utf-16-le", "replace").strip()
+        out.append(u16[pos:end].decode("utf-16-le", "replace"))
+        if e.url.rstrip("/") != words.rstrip("/"):
+            out.append(f" ({e.url})")
+        pos = end
+    out.append(u16[pos:].decode("utf-16-le", "replace"))
+    return "".join(out)
 
 
 def _is_int(v: object) -> bool:

@@ -47,12 +47,29 @@ def dm_conversation(user_id: str) -> str:
     return f"twitter:dm:{user_id}"
 
 
-def _clean(text: str, drop_urls: list[str]) -> str:
-    """X HTML-escapes &, < and > in post text, and appends the t.co link of attached media."""
+def _expansions(entities: Any) -> dict[str, str]:
+    """t.co link → the address it stands for. X shortens every link in a text; "is this site
+    yours? https://t.co/…" is a question about the address, which agents (and the phishing
+    guidance) need to see."""
+    out: dict[str, str] = {}
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    for u in urls if isinstance(urls, list) else []:
+        if isinstance(u, dict) and not u.get("media_key"):
+            short, full = _s(u.get("url")), _s(u.get("unwound_url") or u.get("expanded_url"))
+            if short and full.startswith(("http://", "https://")):
+                out[short] = full
+    return out
+
+
+def _clean(text: str, drop_urls: list[str], entities: Any = None) -> str:
+    """X HTML-escapes &, < and > in post text, appends the t.co link of attached media, and
+    shortens the other links (`_expansions`)."""
     text = html.unescape(text)
     for u in drop_urls:
         if u:
             text = text.replace(u, "")
+    for short, full in _expansions(entities).items():
+        text = text.replace(short, full)
     return text.strip()[:MAX_TEXT_CHARS]
 
 
@@ -171,7 +188,7 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
             return Skipped(why)
     users, media = _v2_includes(includes)
     atts, drop = _v2_media(tweet, media)
-    text = strip_leading_mentions(_clean(raw_text, drop))
+    text = strip_leading_mentions(_clean(raw_text, drop, tweet.get("entities")))
     if not text and not atts:
         return Skipped("empty_mention")
     meta = {
@@ -208,7 +225,7 @@ def dm_from_v2(event: dict[str, Any], includes: dict[str, Any] | None, account_i
         return Skipped("own_dm")
     users, media = _v2_includes(includes)
     atts, drop = _v2_media(event, media)
-    text = _clean(_s(event.get("text")), drop)
+    text = _clean(_s(event.get("text")), drop, event.get("entities"))
     if (event.get("attachments") or {}).get("media_keys"):
         # A DM with media ends with the media's t.co link, and dm_events lists no entity for it.
         text = _TCO_TAIL.sub("", text)
@@ -273,7 +290,7 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
     if why:
         return Skipped(why)
     atts, drop = _v1_media(src.get("extended_entities") or entities)
-    text = strip_leading_mentions(_clean(raw, drop))
+    text = strip_leading_mentions(_clean(raw, drop, entities))
     if not text and not atts:
         return Skipped("empty_mention")
     meta = {
@@ -313,7 +330,7 @@ def dm_from_webhook(event: dict[str, Any], users: dict[str, Any], account_id: st
     att = data.get("attachment") or {}
     media = att.get("media") if att.get("type") == "media" else None
     atts, drop = _v1_media({"media": [media]} if isinstance(media, dict) else {})
-    text = _clean(_s(data.get("text")), drop)
+    text = _clean(_s(data.get("text")), drop, data.get("entities"))
     meta = {"reply_visibility": "dm", "reply_author_id": sender}
     handle = (users.get(sender) or {}).get("screen_name") if isinstance(users, dict) else None
     if handle:

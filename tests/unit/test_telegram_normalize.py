@@ -270,3 +270,24 @@ def test_the_json_path_agrees_with_ptb_or_leaves_the_update_to_it(case: dict[str
     if raw is None:
         return
     same(raw, norm(u))  # PTB parses whatever the JSON path accepts, and agrees on it
+
+
+def test_a_text_links_address_is_written_after_its_words() -> None:
+    # Telegram shows "this site" and hides where it goes: the address is what the question is about
+    # (agents and the phishing guidance need it). Offsets count UTF-16 units: an emoji is two.
+    text = "😀 is this site yours? also here"
+    u = tg.message(text, entities=[{"type": "text_link", "offset": 6, "length": 9, "url": "https://binance-login.example"},
+                                   {"type": "text_link", "offset": 28, "length": 4, "url": "https://x.example/a"},
+                                   {"type": "bold", "offset": 0, "length": 2}])
+    for n in (norm(u), normalize_raw(u, ME) or norm(u)):
+        assert n.message is not None
+        assert n.message.text == "😀 is this site (https://binance-login.example) yours? also here (https://x.example/a)"
+    # In a caption too, and not twice when the words are the address.
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 10, "height": 10, "file_size": 100}]
+    cap = tg.message(None, photo=photo, caption="登录这个网站",
+                     caption_entities=[{"type": "text_link", "offset": 2, "length": 2, "url": "https://phish.example"}])
+    m = norm(cap).message
+    assert m is not None and m.text == "登录这个 (https://phish.example)网站"
+    same = tg.message("https://a.example", entities=[{"type": "text_link", "offset": 0, "length": 17, "url": "https://a.example/"}])
+    m = norm(same).message
+    assert m is not None and m.text == "https://a.example"

@@ -156,3 +156,21 @@ def test_a_polled_dm_with_a_video_keeps_the_video_and_drops_the_link() -> None:
     assert not isinstance(m, Skipped)
     assert m.text == "look" and [(a.content_type, a.ref) for a in m.attachments] == [
         ("video/mp4", "https://video.twimg.com/a.mp4")]
+
+
+def test_shortened_links_are_written_as_the_addresses_they_stand_for() -> None:
+    # X turns every link into t.co: "is this site yours?" is about the address behind it.
+    urls = {"urls": [{"url": "https://t.co/x1", "expanded_url": "https://binance-login.example/verify"},
+                     {"url": "https://t.co/m9", "media_key": "3_9"}]}
+    m = mention_from_v2(v2_tweet(text="@ExchangeSupport is this yours? https://t.co/x1 https://t.co/m9", entities=urls),
+                        None, ME)
+    assert not isinstance(m, Skipped) and m.text == "is this yours? https://binance-login.example/verify"
+    dm = dm_from_v2({"id": "9", "event_type": "MessageCreate", "sender_id": "7", "text": "got this https://t.co/x1",
+                     "entities": urls}, None, ME)
+    assert not isinstance(dm, Skipped) and dm.text == "got this https://binance-login.example/verify"
+    v1 = mention_from_webhook(v1_tweet(text="@ExchangeSupport legit? https://t.co/x1",
+                                       entities={"user_mentions": [{"id_str": ME}], "urls": urls["urls"][:1]}), ME)
+    assert not isinstance(v1, Skipped) and v1.text == "legit? https://binance-login.example/verify"
+    v1dm = dm_from_webhook({"type": "message_create", "id": "5", "message_create": {
+        "sender_id": "8", "message_data": {"text": "is https://t.co/x1 you", "entities": urls}}}, {}, ME)
+    assert not isinstance(v1dm, Skipped) and v1dm.text == "is https://binance-login.example/verify you"
