@@ -6,7 +6,8 @@ factor per 4x of input (≈4 means linear; a backtracking pattern shows 16 and m
 The shapes aim at each detector's worst case: one endless run of spaces after a keyword (the
 3.5 s widget upload of issue #16), keyword after keyword with no value, one endless token of hex,
 base58 or digits, spaced digits between code words, values before their keywords, 2FA words
-among setup-key groups and backup codes, card words among digit groups, an endless
+among setup-key groups and backup codes, card words among digit groups, key words among hex
+and base58 pieces, an endless
 seed-word run, an endless glued run of Chinese list characters, phrase-length Chinese segments
 between commas, key words next to hex, e-mail addresses chained
 with separators, and random printable soup.
@@ -47,6 +48,7 @@ def shapes() -> dict[str, Callable[[int], str]]:
         "values before their keywords": lambda n: _fill("Abc123 is my password, 密码是我的 ", n),
         "2FA words among key groups": lambda n: _fill("2fa ab2d ef3h backup codes a1b2 ", n),
         "card words among digit groups": lambda n: _fill("visa 4111 1111 cvv ", n),
+        "key words among hex and base58 pieces": lambda n: _fill("key ab12 cd34\n5HueCGU8rMjx\n", n),
         "seed words, one run": lambda n: _fill(" ".join(rng.choice(en) for _ in range(64)) + " ", n),
         "glued Chinese list chars": lambda n: _fill("".join(rng.choice(zh[500:]) for _ in range(64)), n, "助记词"),
         "12-char Chinese segments, ，-separated": lambda n: _fill("".join(rng.choice(zh[300:]) for _ in range(12)) + "，", n),

@@ -148,6 +148,14 @@ def _key_value(rng: random.Random, form: str) -> str:
         return b58(rbytes(rng, 64))
     if form == "bytes":
         return json.dumps(list(rbytes(rng, 64)), separators=(",", rng.choice([",", ", "])))
+    if form == "hex_pieces":  # in groups, or split over lines (a narrow window, a wrapped mail)
+        k = "".join(rng.choice(HEX) for _ in range(64))
+        n = rng.choice([4, 8, 16, 32])
+        return rng.choice([" ", "\n", "-", "  "]).join(k[i : i + n] for i in range(0, 64, n))
+    if form == "b58_split":  # a WIF or an extended key over two lines
+        k = _key_value(rng, rng.choice(["wif", "xprv"]))
+        cut = rng.randint(10, len(k) - 10)
+        return k[:cut] + rng.choice(["\n", " \n", "\r\n"]) + k[cut:]
     raise ValueError(form)
 
 
@@ -158,6 +166,9 @@ def key_case(form: str, lang: str) -> Callable[[random.Random], Case]:
             text = rng.choice(["import this {k} please", "{k}", "看看这个 {k}"]).format(k=k)
         else:
             text = rng.choice(KEY_CTX[lang]).format(k=k)
+        if form in ("hex_pieces", "b58_split"):  # no piece may survive
+            pieces = re.split(r"[\s-]+", k)
+            return Case("private_key", form, lang, text, tuple(x for x in pieces if len(x) >= 4))
         return Case("private_key", form, lang, text, (k if form != "bytes" else k[1:40],))
 
     return gen
@@ -420,6 +431,7 @@ def keep_case(rng: random.Random) -> Case:
         f"password reset for {email} failed on {date}",
         f"the token contract is {tron}, is that the right USDT?", f"my key is on a ledger, the address {btc_legacy}",
         f"order {luhn_number(rng)} paid by card", f"UID {uid}, card purchase order {order} failed",
+        "txid: " + " ".join(txid[i : i + 16] for i in range(0, 64, 16)), f"tx hash\n{txid[:32]}\n{txid[32:]}",
     ]
     return Case("keep", "support_text", "en", rng.choice(tpls))
 
@@ -434,7 +446,7 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
             styles += ["glued", "glued_alone"]  # glued_alone: no keyword, nothing around it
         for st in styles:
             fam[("seed_phrase", st, wl)] = seed_case(st, wl)
-    for form in ("hex", "wif", "xprv", "solana", "bytes"):
+    for form in ("hex", "wif", "xprv", "solana", "bytes", "hex_pieces", "b58_split"):
         for lang in ("en", "zh"):
             fam[("private_key", form, lang)] = key_case(form, lang)
     for f in ("keyword", "passphrase"):

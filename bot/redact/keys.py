@@ -4,6 +4,8 @@
   private keys (xprv/yprv/zprv/tprv/uprv/vprv/Yprv/Zprv) are redacted wherever they are: nothing
   else has that shape.
 - A 64-byte array written as a JSON list of numbers (a Solana keypair file) likewise.
+- Keys in pieces — hex in groups or split over lines, base58 split over one line break — are
+  joined first and then judged like the whole key.
 - 64 or 128 hex characters (with or without `0x`) and 87–88 character base58 strings (a Solana
   secret key — but also a Solana transaction signature) are redacted only when a key word (private
   key, PK, key export, import, 私钥/私鑰, 导出 …) is in the same sentence, the sentence before or the
@@ -29,6 +31,13 @@ _XPRV = re.compile(rf"(?<![{_B58C}])[xyztuvYZUV]prv[{_B58C}]{{60,115}}(?![{_B58C
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{64})(?![0-9A-Za-z])")
 _B58_64 = re.compile(rf"(?<![{_B58C}])[{_B58C}]{{86,88}}(?![{_B58C}])")
 _BYTE_ARRAY = re.compile(r"\[\s{0,4}(?:\d{1,3}\s{0,4},\s{0,4}){63}\d{1,3}\s{0,4}\]")
+# A key copied from a narrow window, read out in groups or wrapped by a mail client arrives in
+# pieces: hex in 2–32 chunks apart by one or two spaces, one line break, "-" or ":"
+# ("4c0883a6 9102937d …", half a key per line); base58 in two pieces across one line break.
+_SEP = r"(?:[ \t]{1,2}|[ \t]*\r?\n[ \t]*|[-:])"
+_HEX_PIECES = re.compile(rf"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]{{4,128}}(?:{_SEP}[0-9a-fA-F]{{4,128}}){{1,31}}(?![0-9A-Za-z])")
+_B58_PIECES = re.compile(rf"(?<![{_B58C}])[{_B58C}]{{10,120}}[ \t]*\r?\n[ \t]*[{_B58C}]{{10,120}}(?![{_B58C}])")
+_NOT_KEY_CHARS = re.compile(r"[\s:-]|^0[xX]")
 
 KEY_WORDS = re.compile(
     r"private[\s_-]{0,2}keys?|priv[\s_-]{0,2}keys?|privkey|secret[\s_-]{0,2}keys?|signing[\s_-]{0,2}key|"
@@ -82,6 +91,7 @@ def _nearest(pattern: re.Pattern[str], doc: Doc, start: int, end: int) -> int | 
     """Distance from the candidate to the nearest match of `pattern` in its context: the same
     sentence, the sentence before, or the line before (at most `_REACH` characters away)."""
     s, e = doc.sentence(start)
+    e = max(e, doc.sentence(max(start, end - 1))[1])  # a key in pieces may span several lines
     lo = s
     ps, pe = doc.prev_sentence(start)
     if pe > ps:
@@ -118,5 +128,16 @@ def find(doc: Doc) -> list[tuple[int, int]]:
     for m in _B58_64.finditer(text):
         raw = b58decode(m.group(0))
         if raw is not None and len(raw) == 64 and keyed(doc, *m.span()):
+            spans.append(m.span())
+    for m in _HEX_PIECES.finditer(text):
+        joined = _NOT_KEY_CHARS.sub("", m.group(0))
+        if len(joined) in (64, 128) and any(c.isdigit() for c in joined) and keyed(doc, *m.span()):
+            spans.append(m.span())
+    for m in _B58_PIECES.finditer(text):
+        joined = _NOT_KEY_CHARS.sub("", m.group(0))
+        if _XPRV.fullmatch(joined) or (_WIF.fullmatch(joined) and _is_wif(joined)):
+            spans.append(m.span())
+        elif len(joined) in range(86, 89) and (raw := b58decode(joined)) is not None and len(raw) == 64 \
+                and keyed(doc, *m.span()):
             spans.append(m.span())
     return spans
