@@ -301,7 +301,42 @@ def _part_text(part: Message) -> tuple[str, str | None]:
     if not isinstance(payload, bytes):
         payload = str(_payload(part) or "").encode("utf-8", "surrogateescape")
     cs = part.get_content_charset()
-    return decode_bytes(payload, cs), codec_for(cs)
+    text = decode_bytes(payload, cs)
+    if part.get_content_type() == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
+        text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
+    return text, codec_for(cs)
+
+
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """RFC 3676 `format=flowed` (Thunderbird's and Apple Mail's plain text): a line that ends in
+    a space goes on in the next one — a paragraph wrapped at about 72 characters, a key or an
+    address cut in two — and one leading space is stuffing. Lines join only within one quote
+    depth; the signature separator "-- " never joins. Quoted lines come out as "> …"."""
+    out: list[str] = []
+    para: list[str] = []
+    depth_of_para = 0
+
+    def flush() -> None:
+        if para:
+            joined = "".join(para)
+            out.append(">" * depth_of_para + " " + joined if depth_of_para else joined)
+            para.clear()
+
+    for raw in text.split("\n"):
+        line = raw.rstrip("\r")
+        depth = len(line) - len(line.lstrip(">"))
+        body = line[depth:]
+        if body.startswith(" "):
+            body = body[1:]
+        if para and depth != depth_of_para:
+            flush()
+        depth_of_para = depth
+        soft = body.endswith(" ") and body != "-- "
+        para.append(body[:-1] if soft and delsp else body)
+        if not soft:
+            flush()
+    flush()
+    return "\n".join(out)
 
 
 def _filename(part: Message) -> str | None:

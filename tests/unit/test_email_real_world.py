@@ -308,3 +308,20 @@ def test_long_message_ids_are_written_unencoded_and_folded_between_ids() -> None
     back = email.message_from_bytes(wire, policy=policy.default)
     assert str(back["In-Reply-To"]) == LONG_ID
     assert str(back["References"]).split() == refs.split()
+
+
+def test_format_flowed_paragraphs_are_joined_as_the_user_wrote_them() -> None:
+    # Thunderbird and Apple Mail wrap plain text at ~72 characters with a trailing space (RFC 3676):
+    # read as written, one sentence became several lines, and a key cut by DelSp=yes stayed in two
+    # pieces for the redaction to see.
+    wif = "5HueCGU8rMjxEXxiPuD5BDku4MkFqeZyd4dZ1jvhTVqvbTLvyTJ"
+    # DelSp=yes: the client adds the space that marks a soft break, and it is removed on reading.
+    body = ("My withdrawal of 0.5 BTC has been pending since yesterday and I  \r\n"
+            "really need it today. The key is " + wif[:20] + " \r\n" + wif[20:] + "\r\n\r\n"
+            "> an old answer that the client  \r\n> wrapped\r\n-- \r\nJohn\r\n")
+    m = parse_mail(raw_mail({}, body, "text/plain; charset=utf-8; format=flowed; delsp=yes"))
+    assert m.body.startswith("My withdrawal of 0.5 BTC has been pending since yesterday and I really need it today. "
+                             f"The key is {wif}\n")
+    assert "> an old answer that the client wrapped\n-- \nJohn" in m.body
+    plain = parse_mail(raw_mail({}, body, "text/plain; charset=utf-8"))
+    assert "I  \nreally" in plain.body  # not flowed: lines stay as they are
