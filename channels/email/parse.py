@@ -144,7 +144,9 @@ _SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 class _HTMLText(HTMLParser):
     """Just enough layout to read a mail: blocks and <br> become line breaks, list items get a
-    bullet, <blockquote> content is prefixed "> " (so the quote stripper treats it as quoted)."""
+    bullet, <blockquote> content is prefixed "> " (so the quote stripper treats it as quoted), and
+    a link's address follows its words as plain-text mail writes it ("from Binance
+    <https://…>"): "is this mail from you?" is a question about where the link goes."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -152,6 +154,7 @@ class _HTMLText(HTMLParser):
         self.skip = 0
         self.quote = 0
         self.pre = 0
+        self.link: tuple[str, list[str]] | None = None  # the open <a>'s address and its words
 
     def _break(self, blank: bool = False) -> None:
         """End the current line; `blank` also leaves an empty line (paragraph-like blocks)."""
@@ -176,6 +179,9 @@ class _HTMLText(HTMLParser):
             self.lines[-1] += "• "
         elif tag in ("td", "th") and self.lines[-1].strip():
             self.lines[-1] += "  "
+        elif tag == "a" and not self.skip:
+            href = (dict(attrs).get("href") or "").strip()
+            self.link = (href, []) if re.match(r"(?i)https?://\S+$", href) else None
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("br", "hr", "p", "div"):
@@ -189,6 +195,12 @@ class _HTMLText(HTMLParser):
             self.quote = max(0, self.quote - 1)
         elif tag == "pre":
             self.pre = max(0, self.pre - 1)
+        elif tag == "a" and self.link is not None:
+            href, words = self.link
+            self.link = None
+            shown = "".join(words).strip()
+            if href.rstrip("/").lower() not in (shown.rstrip("/").lower(), "mailto:" + shown.lower()):
+                self.lines[-1] += f" <{href}>"
         if tag in _BLOCK and tag != "br":
             self._break(blank=tag in _PARAGRAPH)
 
@@ -199,6 +211,8 @@ class _HTMLText(HTMLParser):
             data = re.sub(r"[ \t\r\n\f\u00a0]+", " ", data)
             if not self.lines[-1].strip():
                 data = data.lstrip()
+        if self.link is not None:
+            self.link[1].append(data)
         prefix = "> " * self.quote
         parts = data.split("\n") if self.pre else [data]
         for i, part in enumerate(parts):

@@ -325,3 +325,14 @@ def test_format_flowed_paragraphs_are_joined_as_the_user_wrote_them() -> None:
     assert "> an old answer that the client wrapped\n-- \nJohn" in m.body
     plain = parse_mail(raw_mail({}, body, "text/plain; charset=utf-8"))
     assert "I  \nreally" in plain.body  # not flowed: lines stay as they are
+
+
+def test_an_html_links_address_follows_its_words() -> None:
+    # "Is this mail from you?" about a link: the bot and the agent need where it goes, not its words.
+    html = ('<p>Is this <a href="https://binance-verify.example/login">from Binance</a>?</p>'
+            '<p><a href="https://support.example.com/">https://support.example.com</a> '
+            '<a href="javascript:alert(1)">x</a></p><p><a href="https://aka.ms/o0ukef">Get Outlook for iOS</a></p>')
+    m = parse_mail(raw_mail({}, html, "text/html; charset=utf-8"))
+    assert "Is this from Binance <https://binance-verify.example/login>?" in m.body
+    assert "https://support.example.com x" in m.body  # the address is its words: not twice; no script URL
+    assert strip_reply(m.body).endswith("x")  # the client's signature is still cut
