@@ -193,8 +193,11 @@ THIRD_PARTY = _rx(
 # "your account will be suspended" text), not a real compliance request ("you asked for my bank
 # statements, is that legit?").
 LEGIT_CHECK = _rx(
-    r"\bis\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|legit|real|genuine|official|a\s+scam|phishing)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:click(?:ed)?|tap(?:ped)?)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:open(?:ed)?\s+(?:the|that|this|any)\s+(?:link|e-?mail|mail|sms|text|message|attachment)|(?:call(?:ed)?|reply|replied|answer(?:ed)?)\s+(?:to\s+)?(?:it|that|them|back|the\s+(?:number|call|sms|text|e-?mail|message)))\b",
+    r"\b(?:is|was)\s+(?:it|this|that)\s+(?:really\s+)?(?:from\s+you|you|yours|legit|real|genuine|official|true|a\s+scam|a\s+scammer|a\s+fraud|fake|phishing)\b|"
+    r"\bdid\s+(?:you|your\s+(?:team|support|staff))\s+(?:really\s+)?(?:send|text|e-?mail|call)\b|\bare\s+(?:they|these\s+guys)\s+(?:really\s+)?(?:you|your\s+staff|legit|real|scammers)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:click(?:ed)?|tap(?:ped)?)\b|\b(?:did\s*n[o']?t|didnt|have\s*n[o']?t|havent|did\s+not|never)\s+(?:open(?:ed)?\s+(?:the|that|this|any)\s+(?:link|e-?mail|mail|sms|text|message|attachment)|(?:call(?:ed)?|reply|replied|answer(?:ed)?)\s+(?:to\s+)?(?:it|that|them|back|the\s+(?:number|call|sms|text|e-?mail|message)))\b",
     r"(?<!不)是(不是)?你们(的|发的|官方)[^。.!！]{0,12}(吗|么|嘛|吧|\?|？)|是不是你们|(还|并)?没(有)?(点开?|回拨|打过去|打回去|回复)(链接|那个|电话|它)?(吧|吗|呢|[，,。.？?!！]|$)",
+    # "是真的吗", "是骗子吗", "靠谱吗": asking whether what they got is real (a message, a call, a link).
+    r"(?<!不)是(不是)?(真的|假的|骗子|骗局|诈骗|钓鱼|官方的?)(吗|么|嘛|吧|呢|\?|？)|是真是假|(靠谱|可信|可靠)(吗|么|嘛|不)|是不是(真的|骗子|骗局|诈骗|钓鱼|官方)",
 )
 _PHISHING_VECTOR = _rx(r"\b(?:link|sms|text\s+message|texts?|e-?mail|url|website|call(?:ed)?)\b", r"短信|链接|网址|邮件|电话|网站")
 # Things that make it clear it already happened, overriding a how-to phrasing.

@@ -273,6 +273,11 @@ def test_rules_read_traditional_characters_symptoms_and_real_requests(text: str,
     "提币白名单能防盗号吗",
     "假如我密码泄露了但开了2FA，别人能登进来吗",
     "收到短信说账户被冻结要点链接解冻，还没点，是你们发的吗",
+    # Asking whether what they got is real, in the words people use for it.
+    "收到一封邮件说我的账户要冻结，让我点链接验证，是真的吗",
+    "收到短信说账户异常要被冻结，让我点链接，靠谱吗",
+    "I got an SMS saying my account will be frozen unless I verify at a link, is that you?",
+    "got an email that my withdrawals are suspended until I log in at the link. was it really you?",
     "I sent 0.8 ETH two hours ago, etherscan shows success but my balance still shows 0. tx 0x9d4727f1",
     "USDT充错链了，充到了ERC20地址，钱是不是没了",
 ])
@@ -288,6 +293,9 @@ def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
     ("no i dont want to open a ticket, i want a person on chat", "human"),
     ("the convert screen showed the wrong price, I expect the difference refunded", "human"),
     ("法院判决书下来了，要求划扣我账户里的资产，我需要做什么", "compliance"),
+    # "Is it real?" about their own account's status is no phishing check: no message or link in it.
+    ("我的账户被冻结了，是真的吗？为什么", "compliance"),
+    ("my account is frozen, is this real?", "compliance"),
 ])
 def test_cantonese_and_more_requests_for_a_person(text: str, topic: str) -> None:
     out = routed(text, "trading")
