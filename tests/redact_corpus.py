@@ -301,7 +301,7 @@ OTP_CTX = {
            "here's the one-time code they asked for {c}", "the security code I got was {c3}", "code:{c}", "OTP={c}",
            "SMS: {c}"],
     "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币",
-           "验证码:{c}"],
+           "验证码:{c}", "谷歌验证码:{c}"],
     "intl": ["código: {c}", "mi código de verificación es {c}", "Bestätigungscode: {c}", "ваш код {c}", "код подтверждения: {c}",
              "doğrulama kodu {c}", "認証コード：{c}", "인증번호: {c}", "mã xác nhận: {c}", "code de vérification : {c}"],
     # Read out digit by digit, or in pairs ("the code you sent me: 4 8 2 9 1 3").
@@ -330,6 +330,24 @@ def backup_case(lang: str) -> Callable[[random.Random], Case]:
         tpl = rng.choice(BACKUP_CTX[lang])
         text = tpl.format(codes=" ".join(codes), codes_nl="\n".join(codes))
         return Case("otp", "backup_codes", lang, text, tuple(codes))
+
+    return gen
+
+
+def _fullwidth(v: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in v)
+
+
+def fullwidth_case(kind: str) -> Callable[[random.Random], Case]:
+    """A Chinese input method left in full-width mode: "密码：ａｂｃ１２３", "验证码：４８３９２０"."""
+    def gen(rng: random.Random) -> Case:
+        if kind == "password":
+            v = _fullwidth(password(rng))
+            tpl = rng.choice(["密码：{v}", "我的登录密码是{v}", "资金密码 {v}，别告诉别人"])
+        else:
+            v = _fullwidth(f"{rng.randint(0, 999999):06d}")
+            tpl = rng.choice(["验证码：{v}", "谷歌验证码：{v}，帮我看看", "短信验证码是 {v}", "{v}是验证码"])
+        return Case(kind, "fullwidth", "zh", tpl.format(v=v), (v,))
 
     return gen
 
@@ -464,6 +482,8 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
     fam[("password", "keyword", "intl")] = password_case("intl")
     for lang in ("en", "zh", "intl", "spaced"):
         fam[("otp", "keyword", lang)] = otp_case(lang)
+    for kind in ("password", "otp"):
+        fam[(kind, "fullwidth", "zh")] = fullwidth_case(kind)
     for f in ("grouped", "keyword", "cvv"):
         fam[("card", f, "mixed")] = card_case(f)
     return fam

@@ -20,6 +20,10 @@ _TOKEN = re.compile(f"[!-~]+|[{HAN_CHARS}]|[^\\s!-~{HAN_CHARS}]+")
 # Existing redaction marks: never redacted again, never taken apart.
 MARK = re.compile(r"\[REDACTED:[a-z_]{1,20}\]")
 _NON_SPACE = re.compile(r"\S")
+# Full-width ASCII (a Chinese input method left in full-width mode: "ａｂｃ１２３") is read as the
+# ASCII it stands for in a token's text.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_FULLWIDTH_ANY = re.compile("[\uff01-\uff5e]")
 
 _EDGE_OPEN = "([{<\"'`“‘「『【"
 _EDGE_CLOSE = ")]}>\"'`”’」』】,.;:!?，。；：！？、"
@@ -122,7 +126,10 @@ class Doc:
                 while e > s and self.text[e - 1] in _EDGE_CLOSE:
                     e -= 1
                 if s < e:
-                    toks.append(Token(s, e, self.text[s:e], raw))
+                    text = self.text[s:e]
+                    if _FULLWIDTH_ANY.search(text):
+                        text = text.translate(_FULLWIDTH)  # one character for one: spans stay right
+                    toks.append(Token(s, e, text, raw))
             self._tokens = toks
             self._token_starts = [t.start for t in toks]
         return self._tokens

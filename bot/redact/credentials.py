@@ -304,6 +304,8 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
                 v = v.lstrip(":=")
                 start = t.end - len(v)
                 k = j if k < 0 else k
+            elif k < 0 and doc.text[kw.end() : t.start].rstrip().endswith((":", "：", "=")):
+                k = j  # "登录密码：00000@": the full-width colon is no token of its own
             if not v or not v.isascii() or _NOT_VALUE.match(v):
                 break
             if (k >= 0 and j >= k and len(v) >= 4 and any(c.isalnum() for c in v)) or accept(v):
@@ -376,10 +378,14 @@ def _before_keyword(doc: Doc, kw: re.Match[str]) -> Hit | None:
 def _passwords(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in PASSWORD_WORDS.finditer(doc.text):
+        if doc.in_mark(m.start(), m.end()):
+            continue  # the word inside an earlier mark, "[REDACTED:password]"
         hits += _after_keyword(doc, m, PASSWORD, True, credential_shaped)
         if (h := _before_keyword(doc, m)) is not None:
             hits.append(h)
     for m in PASSPHRASE_WORDS.finditer(doc.text):
+        if doc.in_mark(m.start(), m.end()):
+            continue
         s, e = doc.sentence(m.start())
         kind = API_SECRET if re.search(r"(?i)(?<![a-z])api(?![a-z])", doc.text[max(s, m.start() - 60) : min(e, m.end() + 40)]) else PASSWORD
         hits += _after_keyword(doc, m, kind, True, credential_shaped)
@@ -448,6 +454,8 @@ def _otps(doc: Doc) -> list[Hit]:
     text = doc.text
     hits: list[Hit] = []
     for m in OTP_WORDS.finditer(text):
+        if doc.in_mark(m.start(), m.end()):
+            continue
         toks = doc.tokens
         i0 = doc.token_index(m.start())
         prev = toks[i0 - 1].text if i0 > 0 else ""
@@ -467,6 +475,11 @@ def _otps(doc: Doc) -> list[Hit]:
         j = i
         taken = 0
         while j < len(toks) and toks[j].start < e and taken < 10:
+            t = toks[j].text
+            if t[:1] in (":", "=") and _GROUPED.fullmatch(v := t.lstrip(":=")):  # "谷歌验证码:483920"
+                if _otp_value_ok(doc, toks, j, j, direct=True):
+                    hits.append(Hit(toks[j].end - len(v), toks[j].end, OTP))
+                break
             d = _digits(toks, j)
             if d is not None:
                 if _otp_value_ok(doc, toks, d[0], d[1], direct=j == i):
@@ -528,6 +541,8 @@ _GENERIC_API = frozenset(("secret", "secrets", "token", "tokens", "key", "keys",
 def _apis(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in API_WORDS.finditer(doc.text):
+        if doc.in_mark(m.start(), m.end()):
+            continue
         word = m.group(0).lower()
         generic = word in _GENERIC_API
         if generic and _KEY_QUALIFIER.search(doc.text, max(0, m.start() - 40), m.start()):
@@ -622,6 +637,8 @@ def _totp_keys(doc: Doc) -> list[Hit]:
     text = doc.text
     hits: list[Hit] = []
     for m in TOTP_WORDS.finditer(text):
+        if doc.in_mark(m.start(), m.end()):
+            continue
         g = _B32_GROUPS.search(text, m.end(), min(len(text), m.end() + 48))
         if g is None or not any(c in "234567" for c in g.group(0)):
             continue
@@ -637,6 +654,8 @@ _NEAR_GAP = re.compile(r"[^.!?\n]{0,40}?[\s:：=]|[^.!?]{0,8}\n")
 def _backup_codes(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in BACKUP_WORDS.finditer(doc.text):
+        if doc.in_mark(m.start(), m.end()):
+            continue
         toks = doc.tokens  # (cut only when needed: most texts have no such words)
         j = doc.token_index(m.end())
         skipped = 0
