@@ -93,7 +93,8 @@ _CONNECT = frozenset(
     """to now my new old the it its it's changed reset set updated update currently still again temporary temp
     as be into just here here's this one also like e.g. eg maybe probably either or and is was : = - — – me your
     code number no. no for account acct login shows showing show says gives gave sent got received generated
-    displays displayed reads read of we you i i'm i've typed type entered enter used use using tried try""".split()
+    displays displayed reads read of we you i i'm i've typed type entered enter used use using tried try
+    will would might may should could must into""".split()
 )
 # After a copula these words describe the secret instead of revealing it.
 _NEG = frozenset(
@@ -109,7 +110,7 @@ _DESCRIPTORS = frozenset(
     """wrong incorrect correct right invalid expired weak strong fine ok okay good bad new old safe secure unsafe
     long short simple easy hard complex complicated required needed broken blocked locked lost forgotten changed
     reset compromised leaked stolen hacked saved stored unknown empty blank missing ready done gone useless
-    unique random mandatory optional sensitive working valid correctly
+    unique random mandatory optional sensitive working valid correctly set made put sent given told asked shared
     falsch richtig vergessen abgelaufen gesperrt faux fausse oublié oubliée incorrecte bloqué expiré
     incorrecta incorrecto olvidada olvidado olvidé bloqueada errada errado incorreta esquecida esqueci bloqueada
     fout vergeten błędne błędny nieprawidłowe špatné fel forkert feil väärä yanlış hatalı greșită salah sai
@@ -317,7 +318,8 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
         span = _value_span(w, w.copula_at, multi)
         if span is not None:
             return [Hit(span[0], span[1], kind)]
-        return []
+        # What follows the copula describes the secret ("was set to …", "is now …"): a
+        # credential-shaped token after connecting words is still the value.
     for t in toks[:_MAX_BETWEEN]:
         if accept(t.text):
             hits.append(Hit(t.start, t.end, kind))
