@@ -397,8 +397,9 @@ def _passwords(doc: Doc) -> list[Hit]:
 # -- one-time codes ------------------------------------------------------------------------------
 
 _GROUP = re.compile(r"\d{1,4}")
+_NUMBER_GAPS = frozenset(("", " ", "-", ".", ",", "\u00a0"))
 # 4–8 digits in groups of one size: "123-456", "12-34-56", "4-8-2-9-1-3".
-_GROUPED = re.compile(r"\d{4,8}|\d{3}-\d{3}|\d\d(?:-\d\d){2,3}|\d(?:-\d){3,7}")
+_GROUPED = re.compile(r"(?:G-)?\d{4,8}|\d{3}-\d{3}|\d\d(?:-\d\d){2,3}|\d(?:-\d){3,7}")  # "G-482913": Google's SMS
 
 
 def _spaced(toks: list[Token], j: int) -> int:
@@ -443,10 +444,11 @@ def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> 
         return False
     if _ID_TAIL.search(doc.text, max(0, toks[a].start - 12), toks[a].start):
         return False
-    # Part of a longer number (a phone number "138 0013 8000", a grouped amount).
-    if before.isdigit() and toks[a].start - toks[a - 1].end <= 1:
+    # Part of a longer number (a phone number "138 0013 8000", a grouped amount) — not a number
+    # after a clause ends ("验证码482913，5分钟内有效").
+    if before.isdigit() and doc.text[toks[a - 1].end : toks[a].start] in _NUMBER_GAPS:
         return False
-    if after.isdigit() and toks[b + 1].start - toks[b].end <= 1:
+    if after.isdigit() and doc.text[toks[b].end : toks[b + 1].start] in _NUMBER_GAPS:
         return False
     v = toks[a].text
     return not (len(v) == 4 and re.fullmatch(r"19\d\d|20[0-4]\d", v) and not direct)
