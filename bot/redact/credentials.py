@@ -16,7 +16,7 @@ amount or year; questions about secrets carry no value and are left alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.redact import keys
@@ -30,6 +30,14 @@ _CJK = re.compile(f"[{HAN_CHARS}]")
 # Scripts written without spaces between words (Chinese, Japanese kana, Korean syllables): a
 # keyword in one of them is followed by its own script before the value ("密码是…", "パスワードは…").
 _ASIAN = re.compile(f"[{HAN_CHARS}\u3040-\u30ff\uac00-\ud7af]")
+
+
+def _outside_marks(pattern: re.Pattern[str], doc: Doc) -> Iterator[re.Match[str]]:
+    """The keywords `pattern` finds in `doc`, except inside earlier marks ("[REDACTED:password]"
+    holds a keyword): redacting twice changes nothing."""
+    for m in pattern.finditer(doc.text):
+        if not doc.in_mark(m.start(), m.end()):
+            yield m
 
 
 def _keywords(pattern: str, first: str) -> re.Pattern[str]:
@@ -379,15 +387,11 @@ def _before_keyword(doc: Doc, kw: re.Match[str]) -> Hit | None:
 
 def _passwords(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
-    for m in PASSWORD_WORDS.finditer(doc.text):
-        if doc.in_mark(m.start(), m.end()):
-            continue  # the word inside an earlier mark, "[REDACTED:password]"
+    for m in _outside_marks(PASSWORD_WORDS, doc):
         hits += _after_keyword(doc, m, PASSWORD, True, credential_shaped)
         if (h := _before_keyword(doc, m)) is not None:
             hits.append(h)
-    for m in PASSPHRASE_WORDS.finditer(doc.text):
-        if doc.in_mark(m.start(), m.end()):
-            continue
+    for m in _outside_marks(PASSPHRASE_WORDS, doc):
         s, e = doc.sentence(m.start())
         kind = API_SECRET if re.search(r"(?i)(?<![a-z])api(?![a-z])", doc.text[max(s, m.start() - 60) : min(e, m.end() + 40)]) else PASSWORD
         hits += _after_keyword(doc, m, kind, True, credential_shaped)
@@ -457,9 +461,7 @@ def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> 
 def _otps(doc: Doc) -> list[Hit]:
     text = doc.text
     hits: list[Hit] = []
-    for m in OTP_WORDS.finditer(text):
-        if doc.in_mark(m.start(), m.end()):
-            continue
+    for m in _outside_marks(OTP_WORDS, doc):
         toks = doc.tokens
         i0 = doc.token_index(m.start())
         prev = toks[i0 - 1].text if i0 > 0 else ""
@@ -544,9 +546,7 @@ _GENERIC_API = frozenset(("secret", "secrets", "token", "tokens", "key", "keys",
 
 def _apis(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
-    for m in API_WORDS.finditer(doc.text):
-        if doc.in_mark(m.start(), m.end()):
-            continue
+    for m in _outside_marks(API_WORDS, doc):
         word = m.group(0).lower()
         generic = word in _GENERIC_API
         if generic and _KEY_QUALIFIER.search(doc.text, max(0, m.start() - 40), m.start()):
@@ -640,9 +640,7 @@ _BACKUP_GAP = frozenset("for my 2fa google account are is were : - the codes cod
 def _totp_keys(doc: Doc) -> list[Hit]:
     text = doc.text
     hits: list[Hit] = []
-    for m in TOTP_WORDS.finditer(text):
-        if doc.in_mark(m.start(), m.end()):
-            continue
+    for m in _outside_marks(TOTP_WORDS, doc):
         g = _B32_GROUPS.search(text, m.end(), min(len(text), m.end() + 48))
         if g is None or not any(c in "234567" for c in g.group(0)):
             continue
@@ -657,9 +655,7 @@ _NEAR_GAP = re.compile(r"[^.!?\n]{0,40}?[\s:：=]|[^.!?]{0,8}\n")
 
 def _backup_codes(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
-    for m in BACKUP_WORDS.finditer(doc.text):
-        if doc.in_mark(m.start(), m.end()):
-            continue
+    for m in _outside_marks(BACKUP_WORDS, doc):
         toks = doc.tokens  # (cut only when needed: most texts have no such words)
         j = doc.token_index(m.end())
         skipped = 0
