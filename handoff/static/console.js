@@ -1940,7 +1940,11 @@
     box.replaceChildren(...(el ? [el] : []));
     renderBulk();
   }
+  // The chosen action's parameter list (agents, canned replies, incidents) loads when the action
+  // is picked; a click on "go" before it is there waits for it instead of saying nothing was chosen.
+  let bulkParamReady = Promise.resolve();
   async function runBulk() {
+    await bulkParamReady;
     const action = $('#bulk-action').value;
     if (!action) { toast(tr('bulk.chooseFirst'), { kind: 'warning' }); return; }
     const n = selectedCount();
@@ -1980,7 +1984,7 @@
   function wireBulk() {
     const sel = $('#bulk-action');
     fillBulkActions();
-    sel.addEventListener('change', () => { renderBulkParam().catch((e) => actionError(e)); });
+    sel.addEventListener('change', () => { bulkParamReady = renderBulkParam().catch((e) => actionError(e)); });
     $('#bulk-go').addEventListener('click', runBulk);
     $('#bulk-clear').addEventListener('click', () => clearSelection());
     $('#bulk-all').addEventListener('click', () => { S.selAll = true; S.sel.clear(); renderList(); renderBulk(); });

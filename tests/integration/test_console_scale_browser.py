@@ -281,9 +281,18 @@ async def test_an_incident_update_reaches_all_linked_users_and_new_messages_get_
     await page.get_by_test_id("row-select").first.check()
     await page.get_by_test_id("bulk-select-all").click()
     await expect(page.get_by_test_id("bulk-count")).to_have_text("All 3 matching selected")
+
+    # The incidents to choose from load when the action is picked: a click on "go" before they are
+    # there (a slow server, a quick agent) waits for them — it said "no incident chosen" and linked
+    # nothing. The list is held back a second here to make that moment certain.
+    async def slow(route: Any) -> None:
+        await asyncio.sleep(1.0)
+        await route.continue_()
+    await page.route("**/agent/api/incidents", slow)
     await page.get_by_test_id("bulk-action").select_option("incident")
     await page.get_by_test_id("bulk-go").click()
     await expect(page.get_by_test_id("incident-linked")).to_have_text("3", timeout=10_000)
+    await page.unroute("**/agent/api/incidents", slow)
 
     await page.get_by_test_id("incident").click()
     await page.get_by_test_id("incident-update").click()

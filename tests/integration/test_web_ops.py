@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL, ROOT, config_copy, free_port, wait_port
+from tests.conftest import REDIS_URL, ROOT, TEST_REDIS_DB, config_copy, free_port, wait_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.rasa]
 
@@ -170,9 +170,10 @@ async def test_fuzzed_widget_frames_get_answers_not_crashes(product: str) -> Non
         await hello(ws)  # …and the server goes on serving others
 
 
-def _web_role(rasa_url: str, tmp_path, port: int, role: str = "web") -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+def _web_role(rasa_url: str, tmp_path, port: int, role: str = "web",  # type: ignore[no-untyped-def]
+              redis_url: str = REDIS_URL) -> subprocess.Popen[bytes]:
     """`switchboard run --role <role>`; its log in tmp_path/web-<port>.log."""
-    env = {**os.environ, "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_RASA_URL": rasa_url,
+    env = {**os.environ, "SWITCHBOARD_REDIS_URL": redis_url, "SWITCHBOARD_RASA_URL": rasa_url,
            "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/t.db"}
     return subprocess.Popen([str(ROOT / ".venv/bin/switchboard"), "run", "--role", role, "--port", str(port),
                              "--config", str(ROOT / "config.yaml")], env=env, stdout=subprocess.DEVNULL,
@@ -234,7 +235,11 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
     stops both roles with exit 0. A router that fails for good stops the process with exit 1
     (the web role must not go on taking messages nobody answers)."""
     port = free_port()
-    p = _web_role(rasa_url, tmp_path, port, "web+router")  # noqa: ASYNC220
+    # A Redis database of its own: a router that another test left running on the shared one
+    # would take the message (answered, but counted in that process's /metrics, not this one's).
+    own = REDIS_URL.rsplit("/", 1)[0] + f"/{(TEST_REDIS_DB + 1) % 16}"
+    redis.Redis.from_url(own).flushdb()
+    p = _web_role(rasa_url, tmp_path, port, "web+router", redis_url=own)  # noqa: ASYNC220
     try:
         wait_port(port, 30)
         async with aiohttp.ClientSession() as http:
@@ -269,6 +274,7 @@ async def test_the_web_role_with_the_router_in_its_process_answers_and_stops_cle
     finally:
         p.terminate()
         code = p.wait(30)
+        redis.Redis.from_url(own).flushdb()
     log = (tmp_path / f"web-{port}.log").read_text()
     assert code == 0, log[-2000:]
     events = [orjson.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
