@@ -300,9 +300,9 @@ OTP_CTX = {
     "en": ["my 2FA code is {c}", "verification code: {c}", "the code is {c}", "authenticator shows {c3} now",
            "{c} is my google auth code", "OTP {c}", "sms code {c}, what do I do", "Google Authenticator: {c}",
            "here's the one-time code they asked for {c}", "the security code I got was {c3}", "code:{c}", "OTP={c}",
-           "SMS: {c}", "G-{c} is your Google verification code"],
+           "SMS: {c}", "G-{c} is your Google verification code", "got the code {c} 5 minutes ago, expired?"],
     "zh": ["验证码 {c}", "谷歌验证码现在是 {c}", "短信驗證碼：{c}", "{c}是验证码", "动态码{c}", "我的谷歌验证码是{c}，帮我提币",
-           "验证码:{c}", "谷歌验证码:{c}", "收到短信：【币安】验证码{c}，5分钟内有效", "验证码{c}，请勿泄露"],
+           "验证码:{c}", "谷歌验证码:{c}", "收到短信：【币安】验证码{c}，5分钟内有效", "验证码{c}，请勿泄露", "验证码 {c} 5分钟内有效"],
     "intl": ["código: {c}", "mi código de verificación es {c}", "Bestätigungscode: {c}", "ваш код {c}", "код подтверждения: {c}",
              "doğrulama kodu {c}", "認証コード：{c}", "인증번호: {c}", "mã xác nhận: {c}", "code de vérification : {c}"],
     # Read out digit by digit, or in pairs ("the code you sent me: 4 8 2 9 1 3").

@@ -402,6 +402,7 @@ def _passwords(doc: Doc) -> list[Hit]:
 
 _GROUP = re.compile(r"\d{1,4}")
 _NUMBER_GAPS = frozenset(("", " ", "-", ".", ",", "\u00a0"))
+_DURATION = re.compile(r"(?i)\s{0,2}(?:(?:min(?:ute)?s?|sec(?:ond)?s?|h(?:ou)?rs?)\b|分钟|分鐘|秒|小时|小時)")
 # 4–8 digits in groups of one size: "123-456", "12-34-56", "4-8-2-9-1-3".
 _GROUPED = re.compile(r"(?:G-)?\d{4,8}|\d{3}-\d{3}|\d\d(?:-\d\d){2,3}|\d(?:-\d){3,7}")  # "G-482913": Google's SMS
 
@@ -452,7 +453,8 @@ def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> 
     # after a clause ends ("验证码482913，5分钟内有效").
     if before.isdigit() and doc.text[toks[a - 1].end : toks[a].start] in _NUMBER_GAPS:
         return False
-    if after.isdigit() and doc.text[toks[b].end : toks[b + 1].start] in _NUMBER_GAPS:
+    if (after.isdigit() and doc.text[toks[b].end : toks[b + 1].start] in _NUMBER_GAPS
+            and not _DURATION.match(doc.text, toks[b + 1].end)):  # "482913 5 minutes ago"
         return False
     v = toks[a].text
     return not (len(v) == 4 and re.fullmatch(r"19\d\d|20[0-4]\d", v) and not direct)
