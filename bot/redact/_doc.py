@@ -14,6 +14,7 @@ _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)|[。！？；]")
 # The Chinese characters every detector means by "Chinese" (CJK Unified Ideographs with
 # Extension A, and the compatibility ideographs), for use inside a character class.
 HAN_CHARS = "\u3400-\u9fff\uf900-\ufaff"
+HAN = re.compile(f"[{HAN_CHARS}]")
 # Tokens for the keyword → value rules: a run of printable ASCII (a password, a code, an e-mail
 # address), one Chinese character, or any other run of non-space characters.
 _TOKEN = re.compile(f"[!-~]+|[{HAN_CHARS}]|[^\\s!-~{HAN_CHARS}]+")

@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.redact import keys
-from bot.redact._doc import HAN_CHARS, Doc, Token
+from bot.redact._doc import HAN, HAN_CHARS, Doc, Token
 
 PASSWORD = "password"
 OTP = "otp"
 API_SECRET = "api_secret"
 
-_CJK = re.compile(f"[{HAN_CHARS}]")
+_CJK = HAN
 # Scripts written without spaces between words (Chinese, Japanese kana, Korean syllables): a
 # keyword in one of them is followed by its own script before the value ("密码是…", "パスワードは…").
 _ASIAN = re.compile(f"[{HAN_CHARS}\u3040-\u30ff\uac00-\ud7af]")
@@ -111,7 +111,7 @@ _NEG = frozenset(
     i you we he she they me none nothing n/a na nil null unknown forgot forgotten lost
     different what which where how why who when case being been definitely probably already always sometimes
     it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must
-    nicht kein keine pas ne non não nao não não niet nie ikke inte ei değil yok không tidak не ні
+    nicht kein keine pas ne non não nao niet nie ikke inte ei değil yok không tidak не ні
     trop très muy sehr zu demasiado muito mein meine mon ma mi mio minha meu mijn mój""".split()
 )
 _DESCRIPTORS = frozenset(
@@ -120,7 +120,7 @@ _DESCRIPTORS = frozenset(
     reset compromised leaked stolen hacked saved stored unknown empty blank missing ready done gone useless
     unique random mandatory optional sensitive working valid correctly set made put sent given told asked shared
     falsch richtig vergessen abgelaufen gesperrt faux fausse oublié oubliée incorrecte bloqué expiré
-    incorrecta incorrecto olvidada olvidado olvidé bloqueada errada errado incorreta esquecida esqueci bloqueada
+    incorrecta incorrecto olvidada olvidado olvidé bloqueada errada errado incorreta esquecida esqueci
     fout vergeten błędne błędny nieprawidłowe špatné fel forkert feil väärä yanlış hatalı greșită salah sai
     неверный неправильный забыл забыла заблокирован""".split()
 )
@@ -540,9 +540,9 @@ def _api_value(v: str, generic: bool) -> bool:
 
 # "key" / "secret" after one of these is no generic word: "binance api: key=…", "2FA backup key:
 # …", "google authenticator secret …" (a 2FA secret key logs in like a password).
-_KEY_QUALIFIER = re.compile(
-    r"(?i)(?<![a-z])(?:api|2fa|totp|mfa|otp|authenticator|google[\s-]?auth\w{0,10}|two[\s-]factor|2[\s-]step|setup)"
-    r"(?![a-z])[^.!?\n]{0,24}$")
+# The words of two-factor authentication (also the setup keys' context below).
+_TWO_FACTOR = r"2fa|totp|mfa|otp|authenticator|google[\s-]?auth\w{0,10}|two[\s-]factor|2[\s-]step|setup"
+_KEY_QUALIFIER = re.compile(rf"(?i)(?<![a-z])(?:api|{_TWO_FACTOR})(?![a-z])[^.!?\n]{{0,24}}$")
 _GENERIC_API = frozenset(("secret", "secrets", "token", "tokens", "key", "keys", "cookie", "cookies"))
 
 
@@ -624,8 +624,8 @@ def _email_passwords(doc: Doc) -> list[Hit]:
 # least four groups, one digit among them (random base32 of that length nearly always has one;
 # four-letter words do not).
 TOTP_RE = (
-    r"(?<![A-Za-z0-9])(?:2fa|totp|mfa|otp|authenticator|google[\s-]?auth\w{0,10}|two[\s-]factor|2[\s-]step|setup|"
-    r"secret|backup|recovery)(?![A-Za-z0-9])|谷歌验证|谷歌驗證|验证器|驗證器|密钥|密鑰|秘钥|备份|備份"
+    rf"(?<![A-Za-z0-9])(?:{_TWO_FACTOR}|secret|backup|recovery)(?![A-Za-z0-9])|"
+    r"谷歌验证|谷歌驗證|验证器|驗證器|密钥|密鑰|秘钥|备份|備份"
 )
 TOTP_WORDS = _keywords(TOTP_RE, "2tmoagsbr谷验驗密秘备備")
 _B32_GROUPS = re.compile(r"(?i)(?<![a-z0-9])[a-z2-7]{4}(?:[ -][a-z2-7]{4}){3,15}(?![a-z0-9])")

@@ -27,7 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.redact._doc import HAN_CHARS, Doc
+from bot.redact._doc import HAN, HAN_CHARS, Doc
 
 # Letters only: digits, punctuation and spaces are what may stand between seed words.
 # (JSON's \\uXXXX escapes count as the letters they stand for: a phrase exported as an ASCII-only
@@ -35,7 +35,7 @@ from bot.redact._doc import HAN_CHARS, Doc
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u3099-\u309c"  # combining marks: part of a word
 _WORD = re.compile(rf"(?:[^\W\d_]|[{_MARKS}]|\\u[0-9a-fA-F]{{4}})+")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_HAN = re.compile(f"[{HAN_CHARS}]")
+_HAN = HAN
 _HAN_RUN = re.compile(f"[{HAN_CHARS}]+")
 _SEED_CONTEXT = re.compile(
     r"seed|mnemonic|recovery[\s_-]{0,2}(?:phrase|words?)|secret[\s_-]{0,2}(?:phrase|words?)|"

@@ -62,8 +62,8 @@ def _expansions(entities: Any) -> dict[str, str]:
 
 
 def _clean(text: str, drop_urls: list[str], entities: Any = None) -> str:
-    """X HTML-escapes &, < and > in post text, appends the t.co link of attached media, and
-    shortens the other links (`_expansions`)."""
+    """X HTML-escapes &, < and > in post text, appends the t.co link of attached media (dropped
+    here), and shortens the other links (written out again here: `_expansions`)."""
     text = html.unescape(text)
     for u in drop_urls:
         if u:
