@@ -45,9 +45,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "datasets" / "banking77"
@@ -62,7 +63,7 @@ EXPECTED_SHA256 = {
 }
 
 # Reference figures (DESIGN.md, "Measured on these machines"; last row: published, unverified)
-REFERENCES: List[Tuple[str, str, str]] = [
+REFERENCES: list[tuple[str, str, str]] = [
     ("Rasa LogisticRegressionClassifier (word + char 2-5 counts)", "0.891", "~3 min"),
     ("Rasa DIET, no transformer, 40 epochs", "0.880", "~5 min"),
     ("Rasa DIET default pipeline, 100 epochs", "-", "~3 h"),
@@ -82,7 +83,7 @@ def data_dir() -> Path:
     return Path(os.environ.get("BANKING77_DIR") or DEFAULT_DATA_DIR).resolve()
 
 
-def read_split(d: Path, name: str) -> Tuple[List[str], List[str], str]:
+def read_split(d: Path, name: str) -> tuple[list[str], list[str], str]:
     path = d / f"{name}.csv"
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
@@ -95,7 +96,7 @@ def read_split(d: Path, name: str) -> Tuple[List[str], List[str], str]:
     return texts, labels, digest
 
 
-def write_rasa_nlu(texts: List[str], labels: List[str], path: Path) -> None:
+def write_rasa_nlu(texts: list[str], labels: list[str], path: Path) -> None:
     """Rasa NLU YAML, written with Rasa's own writer (takes care of quoting)."""
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
     from rasa.shared.nlu.training_data.message import Message
@@ -105,11 +106,11 @@ def write_rasa_nlu(texts: List[str], labels: List[str], path: Path) -> None:
         # Rasa's YAML reader would treat "[x](y)" as an entity annotation.
         if re.search(r"\[[^\]]*\]\([^)]*\)", t):
             raise ValueError(f"training text looks like entity markup: {t!r}")
-    td = TrainingData([Message(data={"text": t, "intent": y}) for t, y in zip(texts, labels)])
+    td = TrainingData([Message(data={"text": t, "intent": y}) for t, y in zip(texts, labels, strict=True)])
     RasaYAMLWriter().dump(path, td)
 
 
-def bench_config(work: Path) -> Tuple[Path, Dict[str, Any]]:
+def bench_config(work: Path) -> tuple[Path, dict[str, Any]]:
     """Our pipeline's classifier entry, verbatim, behind a WhitespaceTokenizer."""
     from rasa.shared.utils.io import read_yaml_file, write_yaml
 
@@ -133,7 +134,7 @@ def bench_config(work: Path) -> Tuple[Path, Dict[str, Any]]:
 # ---------------------------------------------------------------------------- train
 
 
-def train(work: Path, config: Path, nlu: Path) -> Dict[str, Any]:
+def train(work: Path, config: Path, nlu: Path) -> dict[str, Any]:
     rasa_bin = Path(sys.executable).parent / "rasa"
     cmd = [str(rasa_bin)] if rasa_bin.exists() else [sys.executable, "-m", "rasa"]
     cmd += [
@@ -157,7 +158,7 @@ def train(work: Path, config: Path, nlu: Path) -> Dict[str, Any]:
         raise SystemExit(f"rasa train failed (exit {proc.returncode})")
 
     # The classifier's own training time, from Rasa's "Starting/Finished training" log lines.
-    stamps: Dict[str, datetime] = {}
+    stamps: dict[str, datetime] = {}
     for line in proc.stdout.splitlines():
         m = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d).*(Starting to train|Finished training) component '(\w+)'", line)
         if m and m.group(3) == CLASSIFIER_MARKER:
@@ -186,27 +187,27 @@ def quiet_rasa_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def parse_all(model: Path, texts: List[str]) -> Tuple[List[Dict[str, Any]], float, float]:
+async def parse_all(model: Path, texts: list[str]) -> tuple[list[dict[str, Any]], float, float]:
     from rasa.core.agent import Agent
 
     t0 = time.perf_counter()
     agent = Agent.load(str(model))
     load_s = time.perf_counter() - t0
     await agent.parse_message("warm up")
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for t in texts:
         out.append(await agent.parse_message(t))
     return out, load_s, time.perf_counter() - t0
 
 
-def metrics(gold: List[str], parsed: List[Dict[str, Any]]) -> Dict[str, Any]:
+def metrics(gold: list[str], parsed: list[dict[str, Any]]) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, f1_score
 
     pred = [(p.get("intent") or {}).get("name") or "<none>" for p in parsed]
     conf = [float((p.get("intent") or {}).get("confidence") or 0.0) for p in parsed]
     labels = sorted(set(gold))
-    correct = [p == g for p, g in zip(pred, gold)]
+    correct = [p == g for p, g in zip(pred, gold, strict=True)]
     n = len(gold)
 
     # Expected calibration error (10 equal-width bins) of the top confidence.
@@ -227,15 +228,15 @@ def metrics(gold: List[str], parsed: List[Dict[str, Any]]) -> Dict[str, Any]:
             "coverage": round(len(kept) / n, 4),
             "accuracy_on_covered": round(sum(correct[i] for i in kept) / len(kept), 4) if kept else None,
         })
-    top = Counter((g, p) for g, p in zip(gold, pred) if g != p).most_common(8)
+    top = Counter((g, p) for g, p in zip(gold, pred, strict=True) if g != p).most_common(8)
     return {
         "n": n,
         "accuracy": round(accuracy_score(gold, pred), 4),
         "macro_f1": round(f1_score(gold, pred, labels=labels, average="macro", zero_division=0), 4),
         "no_intent": sum(p == "<none>" for p in pred),
         "mean_confidence": round(sum(conf) / n, 4),
-        "mean_confidence_correct": round(sum(c for c, k in zip(conf, correct) if k) / max(1, sum(correct)), 4),
-        "mean_confidence_wrong": round(sum(c for c, k in zip(conf, correct) if not k) / max(1, n - sum(correct)), 4),
+        "mean_confidence_correct": round(sum(c for c, k in zip(conf, correct, strict=True) if k) / max(1, sum(correct)), 4),
+        "mean_confidence_wrong": round(sum(c for c, k in zip(conf, correct, strict=True) if not k) / max(1, n - sum(correct)), 4),
         "ece_10_bins": round(ece, 4),
         "fallback_thresholds": thresholds,
         "most_confused": [{"gold": g, "predicted": p, "count": c} for (g, p), c in top],
@@ -295,13 +296,17 @@ def validate(texts: list[str], labels: list[str], params: dict[str, Any], folds:
 # ---------------------------------------------------------------------------- report
 
 
-def table(rows: List[Tuple[str, ...]], header: Tuple[str, ...]) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
-def versions() -> Dict[str, str]:
+def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for mod, name in (("rasa", "rasa"), ("sklearn", "scikit-learn"), ("numpy", "numpy"), ("scipy", "scipy")):
         try:

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import yaml
@@ -49,6 +49,9 @@ sys.path.insert(0, str(REPO))
 
 from bot import domain  # noqa: E402
 from intents.components.text_features import TfidfSvmIntentModel  # noqa: E402
+
+if TYPE_CHECKING:
+    from intents.client import NLUResult
 
 OFF = ("out_of_scope_unrelated", "out_of_scope_gibberish")
 
@@ -151,8 +154,10 @@ def main() -> int:
                         if i["lang"] != lang:
                             continue
                         order = np.argsort(-p)[:5]
-                        nlu = SimpleNamespace(intent=model.classes_[order[0]], confidence=float(p[order[0]]),
-                                              ranking=tuple((model.classes_[j], float(p[j])) for j in order))
+                        # The fields domain.off_topic reads (NLUResult's module needs the product's venv).
+                        nlu = cast("NLUResult", SimpleNamespace(
+                            intent=model.classes_[order[0]], confidence=float(p[order[0]]),
+                            ranking=tuple((model.classes_[j], float(p[j])) for j in order)))
                         top_is_handoff = model.classes_[order[0]].split("_")[0] in ("theft", "compliance", "human")
                         off = nlu.intent in OFF or domain.off_topic(i["text"], nlu, top_is_handoff) is not None
                         flagged.append(off)

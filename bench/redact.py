@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mnemonic import Mnemonic
 
@@ -70,7 +71,7 @@ def measure(text: str, repeat: int = 2) -> float:
 
 
 def main() -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     redact("warm up: load the word lists abandon ability")
     print(f"{'shape (CPU seconds)':34} " + " ".join(f"{s // 1024:>7} KB" for s in SIZES) + "   x per 4x size (1 MB / 256 KB)")
     for name, make in shapes().items():

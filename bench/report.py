@@ -154,8 +154,9 @@ def print_report(con: Console, res: dict[str, Any]) -> None:
             bt.add_row(f"peak RSS {name} (VmHWM)", f"{fmt(kb, 0)} MB")
         con.print(bt)
 
-    w = res.get("widget_many")
-    if w:
+    wmany: dict[str, Any] | None = res.get("widget_many")
+    if wmany:
+        w = wmany
         wt = Table(title=f"Widget — {w['sessions']} concurrent WebSocket sessions × {w['messages_each']} messages, "
                          f"think time {w['think_s'][0]}–{w['think_s'][1]} s (unique texts, NLU included), "
                          f"medians of {w['rounds']} rounds", title_justify="left")

@@ -49,7 +49,7 @@ def pick(rnd: random.Random, pairs: Any) -> Any:
     return rnd.choices(items, weights)[0]
 
 
-def generate(n_dec: int, n_tix: int, days: int, now: datetime, seed: int = 1):  # type: ignore[no-untyped-def]
+def generate(n_dec: int, n_tix: int, days: int, now: datetime, seed: int = 1):
     rnd = random.Random(seed)
     span = days * 86400
     t0 = now - timedelta(seconds=span)

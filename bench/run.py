@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import platform
@@ -58,6 +59,7 @@ from bot.queue import Queue
 
 CHANNEL = "bench"  # direct mode: nobody consumes outbound:bench but the load client
 RESULTS = Path(__file__).resolve().parent / "results"
+Job = Callable[[], Coroutine[Any, Any, Any]]  # one measurement of a round
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -445,7 +447,7 @@ class Bench:
         last_id = ""
         for k in range(0, len(msgs), 500):
             pipe = self.r.pipeline(transaction=False)
-            q = Queue(pipe, self.settings.queue)  # type: ignore[arg-type]
+            q = Queue(pipe, self.settings.queue)
             for m in msgs[k:k + 500]:
                 await q.publish(m)  # the product's intake Lua, queued on the pipeline
             ids = await pipe.execute()
@@ -538,7 +540,9 @@ class Bench:
                     break
                 t_round = time.monotonic()
                 self.con.print(f"[bold]round {rnd + 1}/{a.rounds}[/] (t+{elapsed:.0f} s)")
-                rot: Callable[[list[Any]], list[Any]] = lambda xs, r=rnd: xs[r % len(xs):] + xs[:r % len(xs)]  # noqa: E731
+                def rot(xs: list[Job], r: int = rnd) -> list[Job]:
+                    return xs[r % len(xs):] + xs[:r % len(xs)]
+
                 phases = ["U", "A", "B", "C", "D"] if self.cfg2 else ["U", "A", "B"]
                 if rnd % 2 == 1:
                     phases.reverse()
@@ -554,11 +558,11 @@ class Bench:
                         # process), beside its peers.
                         await asyncio.to_thread(self.web_mode, True)
                         for n in (1, 8, 32):
-                            jobs: list[Callable[[], Coroutine[Any, Any, None]]] = [
-                                lambda n=n: self.m_raw(f"raw{n}", n, r1, self.unique),
-                                lambda n=n: self.m_widget(f"widget{n}", n),
-                                lambda n=n: self.m_opsdroid(f"opsdroid{n}", n),
-                                lambda n=n: self.m_telegram(f"telegram{n}", n),
+                            jobs: list[Job] = [
+                                functools.partial(self.m_raw, f"raw{n}", n, r1, self.unique),
+                                functools.partial(self.m_widget, f"widget{n}", n),
+                                functools.partial(self.m_opsdroid, f"opsdroid{n}", n),
+                                functools.partial(self.m_telegram, f"telegram{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
@@ -570,9 +574,9 @@ class Bench:
                         await asyncio.to_thread(self.topo.ensure, 1, self.cfg1)
                         for n in (1, 8, 32):
                             jobs = [
-                                lambda n=n: self.m_direct(f"direct{n}", n, self.unique),
-                                lambda n=n: self.m_widget(f"widgetsplit{n}", n),
-                                lambda n=n: self.m_telegram(f"telegramsplit{n}", n),
+                                functools.partial(self.m_direct, f"direct{n}", n, self.unique),
+                                functools.partial(self.m_widget, f"widgetsplit{n}", n),
+                                functools.partial(self.m_telegram, f"telegramsplit{n}", n),
                             ]
                             for j in rot(jobs):
                                 await j()
@@ -717,7 +721,7 @@ class Bench:
         target("repeated mix (70 % FAQ) with parse cache ÷ raw Rasa on the same mix, N=32", v,
                f"{fmt(v, 2)}× (cache hit rate {fmt(100 * hr, 0)} %)", f"≥ {TARGETS['mix_speedup']}×",
                v >= TARGETS["mix_speedup"])
-        wm = None
+        wm: dict[str, Any] | None = None
         if widget_many:
             wm = {k: med([w[k] for w in widget_many]) for k in ("connected", "replies", "no_reply", "offered_rate",
                                                                  "p50_ms", "p95_ms", "p99_ms", "ours_cpu_ms")}

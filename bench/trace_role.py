@@ -85,4 +85,4 @@ if __name__ == "__main__":
     from app.cli import main
 
     sys.argv[0] = "switchboard"
-    sys.exit(main())
+    main()

@@ -4,9 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false
-.venv/bin/ruff check app bot channels intents handoff tests || exit 1
+.venv/bin/ruff check app bot channels intents handoff tests bench || exit 1
 # The layers (application > channels | handoff > core > intents; pyproject [tool.importlinter]) and
-# the types of the product packages (pyproject [tool.mypy]; unused ignores are errors).
+# the types of the product packages and the benches (pyproject [tool.mypy]; unused ignores are errors).
 .venv/bin/lint-imports || exit 1
 .venv/bin/switchboard train || exit 1
 
