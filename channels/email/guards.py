@@ -10,12 +10,16 @@ loop (two robots replying to each other forever) or spam to a list. The verdicts
   `message/delivery-status` part (RFC 3464, with or without `report-type`), a mailer-daemon
   sender (`MAILER-DAEMON@`, display names "Mail Delivery System/Subsystem"…), or the null
   reverse-path (`Return-Path: <>`, RFC 5321 §4.5.5) or a `postmaster@` sender *together with*
-  a bounce subject. Recorded on the conversation of the mail that bounced; never answered.
+  a bounce subject, or the stamps only non-delivery reports carry (Exchange's
+  `X-MS-Exchange-Message-Is-Ndr`, Exim's `X-Failed-Recipients`). Recorded on the conversation
+  of the mail that bounced; never answered.
 - **auto_reply**: any other `multipart/report` (read receipts RFC 8098, abuse reports RFC 5965,
   DMARC and TLS reports), Outlook "Read:" notices in TNEF, DMARC aggregate reports, RFC 3834
   `Auto-Submitted`, the non-standard auto-responder headers (`X-Autoreply`, `X-Autorespond`,
   `X-Apple-Action: VACATION`, Exchange's `X-Auto-Response-Suppress` / inbox-rule loop stamp),
-  `Precedence: auto_reply`, vacation subjects in the major languages, mail sent with the null
+  `Precedence: auto_reply`, help desks' loop stamps (`X-Loop`, `X-OTRS-Loop`), vacation subjects
+  in the major languages (Outlook's localised prefixes), help desks' "request received"
+  acknowledgements, mail sent with the null
   reverse-path, and no-reply senders (`noreply`, `no-reply`, `donotreply`, `ne-pas-repondre`,
   `gmail-noreply` …).
 - **list**: mailing lists (RFC 2369/2919 `List-*`), bulk senders, and list-manager notices
@@ -67,9 +71,26 @@ _AUTO_WORDS = (
     r"|r[ée]ponse automatique|absence du bureau|absent du bureau|respuesta autom[aá]tica|fuera de la oficina"
     r"|risposta automatica|fuori sede|resposta autom[aá]tica|automatisch antwoord|autosvar|automaattinen vastaus"
     r"|автоответ|автоматический ответ|自動応答|自動返信|不在通知|自动回复|自動回覆|自动答复|自動回復|休假|자동 응답"
+    # Outlook's "Automatic reply:" prefix in the languages it ships in, and the common vacation words.
+    r"|odpowied[zź] automatyczna|automatick[áa] odpov[eě][dď]|automatikus v[áa]lasz|r[ăa]spuns automat"
+    r"|automatisk svar|automatiskt svar|automatski odgovor|samodejni odgovor|automatinis atsakymas"
+    r"|autom[āa]tisk[āa] atbilde|automaatvastus|resposta autom[àa]tica|otomatik (yan[ıi]t|cevap)"
+    r"|автоматична відповідь|автоматичен отговор|αυτόματη απάντηση|tr[ảa] l[ờo]i t[ựu] đ[ộo]ng|balasan otomatis"
+    r"|balasan automatik|ตอบกลับอัตโนมัติ|رد تلقائي|תשובה אוטומטית|자동 ?회신|자동응답|부재 ?중"
+    r"|fuori ufficio|fora do escrit[óo]rio|aus[êe]ncia tempor[áa]ria|afwezig(heid)?|niet aanwezig|nieobecno[śs][ćc]( w biurze)?"
+    r"|poza biurem|ofis d[ıi][şs][ıi]nda|di luar kantor|v[ắa]ng m[ặa]t|ngo[àa]i v[ăa]n ph[òo]ng|вне офиса|нет на месте"
+    r"|absence|absent|不在"
 )
 _AUTO_SUBJECT = re.compile(
     r"^\s*([\[【(]\s*(" + _AUTO_WORDS + r")\s*[\]】)]|(" + _AUTO_WORDS + r")\s*([:：]|$|\s-))", re.I
+)
+# A help desk's acknowledgement of a new ticket (Zendesk, Freshdesk, Chinese mail systems): answering
+# it opens a ticket over there, which acknowledges again — the classic loop between two desks.
+_ACK_SUBJECT = re.compile(
+    r"^\s*(\[\s*request received\s*\]|request received\s*[:：]|ticket received\s*[-:–]"
+    r"|we(['’]ve| have) received your (request|e-?mail|message|ticket)"
+    r"|(您的|你的)?(邮件|郵件|来信|來信|请求|請求)已(收到|收悉)|已收到(您|你)的(邮件|郵件|来信|來信|请求|請求))",
+    re.I,
 )
 _READ_SUBJECT = re.compile(r"^\s*(read|not read|gelesen|ungelesen|lu|non lu|leído|no leído|已读|已讀|未读)\s*[:：]", re.I)
 _DMARC_SUBJECT = re.compile(r"^\s*(report domain:|\[?dmarc\]? aggregate report|dmarc report|report-id:)", re.I)
@@ -139,6 +160,9 @@ def _bounce(mail: ParsedMail) -> Verdict | None:
         return Verdict("bounce", "mailer_daemon")
     if _DAEMON_NAME.search(mail.from_name):
         return Verdict("bounce", "mailer_daemon_name")
+    if mail.has("x-ms-exchange-message-is-ndr") or mail.has("x-failed-recipients"):
+        # Exchange's non-delivery report stamp; Exim's list of the addresses that failed.
+        return Verdict("bounce", "ndr_header")
     if bounce_subject and (_null_return_path(mail) or local == "postmaster" or not mail.from_addr):
         return Verdict("bounce", "bounce_subject_from_daemon")
     return None
@@ -161,11 +185,17 @@ def _auto_reply(mail: ParsedMail) -> Verdict | None:
         return Verdict("auto_reply", "x_auto_response_suppress")
     if mail.has("x-ms-exchange-inbox-rules-loop") or mail.has("x-ms-exchange-generated-message-source"):
         return Verdict("auto_reply", "exchange_rule")
+    for name in ("x-loop", "x-otrs-loop", "x-zammad-loop"):
+        # The loop stamps of procmail, OTRS/Znuny and other help desks on what they send by themselves.
+        if mail.has(name) and mail.header(name).strip().lower() not in ("no", "false"):
+            return Verdict("auto_reply", f"header:{name}")
     precedence = mail.header("precedence").strip().lower()
     if precedence == "auto_reply":
         return Verdict("auto_reply", "precedence:auto_reply")
     if _AUTO_SUBJECT.match(_without_reply_prefix(mail.subject)):
         return Verdict("auto_reply", "auto_reply_subject")
+    if _ACK_SUBJECT.match(_without_reply_prefix(mail.subject)):
+        return Verdict("auto_reply", "ticket_acknowledgement")
     if _null_return_path(mail):
         return Verdict("auto_reply", "null_return_path")
     return None

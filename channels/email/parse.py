@@ -142,16 +142,24 @@ _PARAGRAPH = frozenset("p blockquote h1 h2 h3 h4 h5 h6 table ul ol pre hr".split
 _SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 
+# Elements a mail client never shows: preheaders of marketing templates, tracking words, Outlook's
+# `mso-hide:all`. Their text is not what the person read or wrote.
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.I)
+_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+
 class _HTMLText(HTMLParser):
     """Just enough layout to read a mail: blocks and <br> become line breaks, list items get a
-    bullet, <blockquote> content is prefixed "> " (so the quote stripper treats it as quoted), and
-    a link's address follows its words as plain-text mail writes it ("from Binance
-    <https://…>"): "is this mail from you?" is a question about where the link goes."""
+    bullet, <blockquote> content is prefixed "> " (so the quote stripper treats it as quoted), a
+    link's address follows its words as plain-text mail writes it ("from Binance
+    <https://…>"): "is this mail from you?" is a question about where the link goes; hidden
+    elements (`display:none`, `hidden`) are left out."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = [""]
         self.skip = 0
+        self.hidden: tuple[str, int] | None = None  # the hidden element's tag and how deep it nests
         self.quote = 0
         self.pre = 0
         self.link: tuple[str, list[str]] | None = None  # the open <a>'s address and its words
@@ -166,6 +174,13 @@ class _HTMLText(HTMLParser):
             self.lines.append("")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hidden is not None:
+            if tag == self.hidden[0]:
+                self.hidden = (tag, self.hidden[1] + 1)
+            return
+        if tag not in _VOID and tag not in _SKIP and _is_hidden(attrs):
+            self.hidden = (tag, 1)
+            return
         if tag in _SKIP:
             self.skip += 1
             return
@@ -184,10 +199,14 @@ class _HTMLText(HTMLParser):
             self.link = (href, []) if re.match(r"(?i)https?://\S+$", href) else None
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("br", "hr", "p", "div"):
+        if self.hidden is None and tag in ("br", "hr", "p", "div"):
             self._break()
 
     def handle_endtag(self, tag: str) -> None:
+        if self.hidden is not None:
+            if tag == self.hidden[0]:
+                self.hidden = (tag, self.hidden[1] - 1) if self.hidden[1] > 1 else None
+            return
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
             return
@@ -205,7 +224,7 @@ class _HTMLText(HTMLParser):
             self._break(blank=tag in _PARAGRAPH)
 
     def handle_data(self, data: str) -> None:
-        if self.skip:
+        if self.skip or self.hidden is not None:
             return
         if not self.pre:
             data = re.sub(r"[ \t\r\n\f\u00a0]+", " ", data)
@@ -225,6 +244,10 @@ class _HTMLText(HTMLParser):
     def text(self) -> str:
         out = "\n".join(line.rstrip() for line in self.lines)
         return re.sub(r"\n{3,}", "\n\n", out).strip()
+
+
+def _is_hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    return any(name == "hidden" or (name == "style" and value and _HIDDEN_STYLE.search(value)) for name, value in attrs)
 
 
 def html_to_text(html: str) -> str:
@@ -293,8 +316,9 @@ MAX_NESTING = 24  # MIME levels (multiparts and forwarded mails) read before the
 
 
 def _clean(text: str) -> str:
-    """Line ends normalised, control characters (NUL breaks PostgreSQL text) removed."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Line ends normalised, control characters (NUL breaks PostgreSQL text) and byte order marks
+    removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")  # byte order marks, also mid-text
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
 
 

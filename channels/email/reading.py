@@ -12,6 +12,7 @@ from bot.files import safe_filename
 from channels.email.compose import base_subject, ticket_token
 from channels.email.config import EmailChannelSettings
 from channels.email.parse import ParsedMail, RawAttachment
+from channels.email.quotes import signature_only
 
 NLU_TEXT_CHARS = 4000
 MAX_ATTACHMENTS = 20
@@ -38,7 +39,7 @@ def bot_text(mail: ParsedMail, *, is_reply: bool) -> str:
     """What the NLU reads: the new part of the mail (quotes and signature cut), with the subject
     in front for a new thread (people often put the question there)."""
     subject = base_subject(mail.subject)
-    stripped = mail.stripped or mail.body
+    stripped = mail.stripped or ("" if signature_only(mail.body) else mail.body)
     if not is_reply and subject and not _contains_phrase(stripped, subject):
         text = f"{subject}\n\n{stripped}".strip()
     else:
