@@ -97,6 +97,10 @@ LINK_KEY = "telegram:link:{}"  # user id → the group conversation their privat
 HELD_KEY = "telegram:held:{}"  # sorted set: replies waiting for the user to open the private chat
 INVITED_KEY = "telegram:invited:{}:{}"  # (group, user): an invitation link was posted recently
 GROUP_SEEN_KEY = "telegram:seen:{}"  # "chat:message" of a group message already queued
+ALBUM_KEY = "telegram:album:{}"  # hash: message id → Message, the files of one album so far
+ALBUMS_KEY = "telegram:albums"  # sorted set: albums waiting to be queued (found again after a crash)
+ALBUM_WAIT_S = 1.5  # Telegram sends an album's files as separate updates, within a second
+ALBUM_TTL_S = 24 * 3600
 LINK_TTL_S = 7 * 24 * 3600
 INVITE_TTL_S = 600
 GROUP_SEEN_TTL_S = 2 * 24 * 3600
@@ -225,6 +229,7 @@ class TelegramChannel:
             await self._bot.shutdown()
             self._bot, self._sink = None, None
             raise
+        self._spawn(self._albums_left_over())
         if self.cfg.mode == "polling":
             self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop())
         elif not self._ready:
@@ -339,12 +344,17 @@ class TelegramChannel:
         if msg is not None and n.group_message is not None:
             # Telegram sends a corrected group message again as an edit: one answer per message.
             # (Marked only once queued: a delivery that fails half-way must not lose the message.)
-            if await self.r.exists(GROUP_SEEN_KEY.format(n.group_message)):
+            # An edit that pastes a secret into it is not a correction: it goes on (the secret is
+            # a leak the router acts on) and the group is told, as for a new message.
+            if n.secret_in_group is None and await self.r.exists(GROUP_SEEN_KEY.format(n.group_message)):
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="group_message_already_queued")
                 msg = None
         notices = list(n.notices)
         if msg is not None and n.secret_in_group is not None:
             notices.append(self._secret_notice_for(msg, n.secret_in_group[1], update_id))
+        if msg is not None and n.album is not None:
+            await self._stash_album(n.album, msg, notices)
+            return None
         private = msg is not None and msg.meta.get("chat_type") == "private"
         entry: str | None = None
         queued = False
@@ -386,6 +396,92 @@ class TelegramChannel:
                 if ob.meta.get("ticket") or ob.kind == "handoff":
                     await self._tell_agent("delivered_private", ob)
         return entry
+
+    # -- albums -------------------------------------------------------------------------------------
+    # An album (several photos or files sent at once, the caption on one of them) arrives as one
+    # update per file. Queued one by one, one question would get an answer and then a "file
+    # received, what is it about?" per further file. So its files are kept in Redis (durably: the
+    # update counts as taken) until no file of it came for ALBUM_WAIT_S, then queued as one message:
+    # the caption with every file. Every file's update starts a task that waits for that quiet
+    # moment (so none depends on another's task, or on this process: another web role may take the
+    # next update), one of them at a time queues what is there (a short lock) and removes exactly
+    # what it queued; `telegram:albums` (the newest file's time per album) finds them again after
+    # a crash. The queued message's id names its files' updates: the same files queued twice are
+    # one message, a file that came late makes a message of its own rather than being lost.
+    async def _stash_album(self, album: str, msg: Message, notices: list[Outbound]) -> None:
+        key = ALBUM_KEY.format(album)
+        for ob in notices:
+            await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(key, msg.channel_message_id, msg.to_json())
+        pipe.expire(key, ALBUM_TTL_S)
+        pipe.zadd(ALBUMS_KEY, {key: time.time()})
+        await pipe.execute()
+        self._spawn(self._album_when_quiet(key))
+
+    async def _album_when_quiet(self, key: str) -> None:
+        backoff = Backoff(base=0.5, cap=30.0)
+        while True:
+            try:
+                if await self._album_step(key):
+                    return
+                backoff.reset()
+            except (TransientError, *_REDIS_ERRORS) as e:
+                log.warning("telegram.album_retry", album=key, error=str(e)[:200])
+                if await self._sleep(backoff.next()):
+                    return
+            except Exception:
+                log.exception("telegram.album_failed", album=key)  # kept in Redis: the next start retries
+                return
+
+    async def _album_step(self, key: str) -> bool:
+        """One look at an album: True when it is done (nothing left) or the channel stops."""
+        at = await self.r.zscore(ALBUMS_KEY, key)
+        if at is None:
+            if not await self.r.exists(key):
+                return True
+            at = time.time()  # files without their index entry (a flush removed it meanwhile)
+            await self.r.zadd(ALBUMS_KEY, {key: at}, nx=True)
+        left = float(at) + ALBUM_WAIT_S - time.time()
+        if left > 0:
+            return await self._sleep(left + 0.01)
+        lock = f"{key}:lock"
+        if not await self.r.set(lock, "1", nx=True, px=10_000):
+            return await self._sleep(0.2)  # another task is queueing it
+        try:
+            await self._flush_album(key)
+        finally:
+            await self.r.delete(lock)
+        if await self.r.exists(key):
+            return False  # a file came while it was queued: its own message, once quiet
+        await self.r.zrem(ALBUMS_KEY, key)
+        return False  # looked at once more: a file may have come just now
+
+    async def _flush_album(self, key: str) -> None:
+        items = await self.r.hgetall(key)
+        parts: list[Message] = []
+        for field, raw in items.items():
+            try:
+                parts.append(Message.from_json(raw))
+            except ValueError:
+                log.error("telegram.album_file_unreadable", album=key, update_id=field)
+        if parts:
+            parts.sort(key=lambda m: int(m.channel_message_id))
+            lead = next((m for m in parts if m.text.strip()), parts[0])
+            merged = lead.model_copy(update={
+                "channel_message_id": "+".join(m.channel_message_id for m in parts),
+                "text": "\n".join(m.text for m in parts if m.text.strip()),
+                "attachments": tuple(a for m in parts for a in m.attachments)})
+            await self._queue(Normalized("message", message=merged), int(lead.channel_message_id))
+            log.info("telegram.album_queued", files=len(merged.attachments), updates=len(parts))
+        if items:
+            await self.r.hdel(key, *items)
+
+    async def _albums_left_over(self) -> None:
+        """Albums a stopped or crashed process did not queue yet."""
+        with contextlib.suppress(*_REDIS_ERRORS):
+            for key in await self.r.zrange(ALBUMS_KEY, 0, -1):
+                self._spawn(self._album_when_quiet(key))
 
     @staticmethod
     def _secret_notice_for(msg: Message, message_id: int, update_id: int) -> Outbound:

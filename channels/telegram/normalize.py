@@ -8,6 +8,7 @@ messages that are not for the bot are skipped with a reason the adapter logs, ne
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,9 @@ class Normalized:
     secret_in_group: tuple[int, int] | None = None
     # A group message, "chat:message": answered once, whether Telegram sends it again as an edit.
     group_message: str | None = None
+    # One file of an album (several photos sent together, one caption) in a private chat,
+    # "chat:media_group_id": the adapter queues the album as one message, not one per file.
+    album: str | None = None
 
 
 def update_kind(update: Update) -> str:
@@ -99,6 +103,12 @@ def strip_mention(text: str, username: str) -> tuple[str, bool]:
     return _LEADING_PUNCT.sub("", out).strip(), True
 
 
+def is_blank(text: str) -> bool:
+    """Nothing a person could read: whitespace and invisible format characters only (zero-width
+    spaces and joiners, a byte order mark), which `str.strip` keeps."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def _replies_to_bot(m: TgMessage, me: BotIdentity) -> bool:
     """A reply to one of the bot's messages. In a forum topic every message "replies" to the
     topic's creation message: when the bot created the topic, that is not talking to the bot."""
@@ -110,9 +120,9 @@ def _replies_to_bot(m: TgMessage, me: BotIdentity) -> bool:
 
 # Files Telegram describes with a type of their own: (attribute, default MIME type, name stem).
 _FILE_KINDS = (
-    ("document", "application/octet-stream", "document"),
     ("video", "video/mp4", "video"),
     ("animation", "video/mp4", "animation"),
+    ("document", "application/octet-stream", "document"),
 )
 _EXT = {"video/mp4": ".mp4", "video/quicktime": ".mov"}
 
@@ -125,10 +135,13 @@ def _attachments(m: TgMessage, me: BotIdentity) -> tuple[list[Attachment], list[
         p = max(m.photo, key=lambda s: (s.file_size or 0, s.width * s.height))
         found.append(Attachment(name=f"photo_{p.file_unique_id}.jpg", content_type="image/jpeg",
                                 size=p.file_size or 0, ref=p.file_id))
+    seen: set[str] = set()
     for attr, default_type, stem in _FILE_KINDS:
         f = getattr(m, attr, None)
-        if f is None:
+        # A GIF arrives as `animation` and, for older clients, as `document` too: one file.
+        if f is None or f.file_unique_id in seen:
             continue
+        seen.add(f.file_unique_id)
         ctype = getattr(f, "mime_type", None) or default_type
         name = getattr(f, "file_name", None) or f"{stem}_{f.file_unique_id}{_EXT.get(ctype, '')}"
         found.append(Attachment(name=name[:255], content_type=ctype, size=f.file_size or 0, ref=f.file_id))
@@ -233,14 +246,23 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     reply_meta = _reply_meta(chat, None if secret else m.message_id, thread_id)
     accepted, refused = _attachments(m, me)
     notices: list[Outbound] = []
-    if refused:
+    # The original message got its notices. An edit repeats its files, and a shared live location
+    # is "edited" every few seconds while it lasts: an edit tells the user nothing again.
+    if refused and not edited:
         body = render.not_kept_notice([(a.name, why) for a, why in refused], me.max_attachment_bytes, lang,
                                       text_kept=bool(text.strip()))
         notices.append(_notice(update.update_id, "not_kept", chat, user, body, lang, reply_meta))
     other = next((a for a in UNSUPPORTED_CONTENT if getattr(m, a, None)), None)
-    if not text.strip() and not accepted:
+    if other is not None and not edited and not is_blank(text):
+        # A voice message (or a sticker, a location, …) with a caption: the caption goes on, and
+        # the user learns that what they said or showed beside it was not heard.
+        notices.append(_notice(update.update_id, "unsupported", chat, user, render.text("unsupported", lang), lang,
+                               reply_meta))
+    if is_blank(text) and not accepted:
         if refused:
             return Normalized(kind, notices=tuple(notices), skipped="only_rejected_files")
+        if other is not None and edited:
+            return Normalized(kind, skipped="edit_without_text")
         if other is not None:
             body = render.text("unsupported", lang)
             return Normalized(kind, notices=(_notice(update.update_id, "unsupported", chat, user, body, lang,
@@ -271,7 +293,8 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     )
     return Normalized(kind, message=msg, notices=tuple(notices),
                       secret_in_group=(chat.id, m.message_id) if secret else None,
-                      group_message=f"{chat.id}:{m.message_id}" if group else None)
+                      group_message=f"{chat.id}:{m.message_id}" if group else None,
+                      album=f"{chat.id}:{m.media_group_id}" if m.media_group_id and not group and not edited else None)
 
 
 def _from_callback(update: Update, me: BotIdentity) -> Normalized:
@@ -408,7 +431,7 @@ def normalize_raw(data: dict[str, Any], me: BotIdentity) -> Normalized | None:
     cmd, text, mentioned = words
     if cmd is None and mentioned:
         cmd = parse_command(text)
-    if not text.strip():
+    if is_blank(text):
         return Normalized(kind, skipped="no_content")
     meta = {"reply_chat_id": str(chat_id), "reply_chat_type": "private", "chat_type": "private",
             "reply_to_message_id": str(m["message_id"])}

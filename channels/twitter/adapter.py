@@ -71,7 +71,7 @@ _REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _WEBHOOK_CONTEXT = frozenset({"for_user_id", "users", "apps", "user_has_blocked", "source"})
 
 TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "lang", "attachments", "entities",
-                "referenced_tweets", "in_reply_to_user_id", "display_text_range"]
+                "referenced_tweets", "in_reply_to_user_id", "display_text_range", "note_tweet"]
 MEDIA_FIELDS = ["type", "url", "preview_image_url", "variants"]
 # Account Activity events that are not messages to answer: known, skipped with this reason.
 _NOT_MESSAGES = {
@@ -504,9 +504,10 @@ class TwitterChannel:
                 return Response(status_code=503)
             try:
                 await self.handle_webhook(payload)
-            except _REDIS_ERRORS as e:
-                # Nothing was lost on our side: X retries a delivery that did not get a 2xx.
-                log.warning("twitter.webhook_intake_failed", error=str(e))
+            except (*_REDIS_ERRORS, TransientChannelError, PermanentChannelError) as e:
+                # Nothing was lost on our side: X retries a delivery that did not get a 2xx. (A
+                # channel error: X did not tell us who the account is yet.)
+                log.warning("twitter.webhook_intake_failed", error=str(e)[:300])
                 return Response(status_code=503)
             return Response(status_code=200)
 
@@ -515,9 +516,9 @@ class TwitterChannel:
     async def handle_webhook(self, payload: dict[str, Any]) -> None:
         """Dispatch one verified Account Activity delivery."""
         for_user = str(payload.get("for_user_id") or "")
-        if self.account_id is None and for_user:
-            self.account_id = for_user
-        me = self.account_id or for_user
+        # Who we are comes from X (GET /2/users/me), never from a delivery: every account
+        # subscribed to the app's webhook gets deliveries, and the first one may be another's.
+        me = await self._account()
         if for_user and for_user != me:
             log.info("twitter.event_skipped", reason="other_account", for_user_id=for_user)
             return

@@ -148,6 +148,13 @@ def _s(v: Any) -> str:
 # -- API v2 (polling) -------------------------------------------------------------------------------
 
 
+def _note(obj: dict[str, Any]) -> dict[str, Any]:
+    """A post longer than 280 (X Premium) comes with its first 280 characters in `text` and the
+    whole post, with its own entities, in `note_tweet`."""
+    note = obj.get("note_tweet")
+    return note if isinstance(note, dict) else {}
+
+
 def _v2_includes(includes: dict[str, Any] | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     inc = includes or {}
     users = {_s(u.get("id")): u for u in inc.get("users") or [] if isinstance(u, dict)}
@@ -164,7 +171,8 @@ def _v2_media(obj: dict[str, Any], media: dict[str, dict[str, Any]]) -> tuple[tu
         if a is not None:
             atts.append(a)
     # v2 lists the t.co link of attached media among the url entities, with its media_key.
-    drop = [_s(u.get("url")) for u in (obj.get("entities") or {}).get("urls") or [] if u.get("media_key")]
+    urls = [*((obj.get("entities") or {}).get("urls") or []), *((_note(obj).get("entities") or {}).get("urls") or [])]
+    drop = [_s(u.get("url")) for u in urls if isinstance(u, dict) and u.get("media_key")]
     return tuple(atts), drop
 
 
@@ -177,8 +185,10 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
         return Skipped("own_post")
     if any(r.get("type") == "retweeted" for r in tweet.get("referenced_tweets") or []):
         return Skipped("retweet")
-    raw_text = _s(tweet.get("text"))
-    mentions = [(int(m.get("start") or 0), _s(m.get("id"))) for m in (tweet.get("entities") or {}).get("mentions") or []
+    note = _note(tweet)
+    raw_text = _s(note.get("text") or tweet.get("text"))
+    entities = (note.get("entities") if note.get("text") else tweet.get("entities")) or {}
+    mentions = [(int(m.get("start") or 0), _s(m.get("id"))) for m in entities.get("mentions") or []
                 if isinstance(m, dict) and m.get("id")]
     rng = tweet.get("display_text_range")
     start = int(rng[0]) if isinstance(rng, list) and rng else None
@@ -188,7 +198,8 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
             return Skipped(why)
     users, media = _v2_includes(includes)
     atts, drop = _v2_media(tweet, media)
-    text = strip_leading_mentions(_clean(raw_text, drop, tweet.get("entities")))
+    urls = [*(entities.get("urls") or []), *((tweet.get("entities") or {}).get("urls") or [])]
+    text = strip_leading_mentions(_clean(raw_text, drop, {"urls": urls}))
     if not text and not atts:
         return Skipped("empty_mention")
     meta = {

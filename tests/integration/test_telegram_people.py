@@ -375,3 +375,91 @@ async def test_a_forwarded_message_that_holds_a_secret_is_not_waved_through_as_a
     await t.route()
     [d] = await t.decisions()
     assert d.intent != "forwarded_message" and "abandon" not in d.redacted_text
+
+
+async def test_a_secret_edited_into_an_answered_group_mention_is_not_left_in_the_group(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    # The question was answered; then the user edits the message and pastes their seed phrase into
+    # it. "Answered once" is about corrections: this edit must still be removed (or the user told).
+    t = await telegram()
+    t.fake.can_delete.add(GID)
+    first = group_msg("is my wallet safe?", 7090)
+    edit = {"update_id": first["update_id"] + 1,
+            "edited_message": {**first["message"], "text": f"@{BOT} is my wallet safe? my words: {PHRASE}",
+                               "edit_date": 1}}
+    assert await t.post(first) == 200 and await t.post(edit) == 200
+    await t.deliver()
+    assert (GID, first["message"]["message_id"]) in t.fake.deleted
+    [told] = t.fake.sent()
+    assert told["text"].startswith("I removed your message") and "abandon" not in told["text"]
+    first_msg, leaked = await t.inbound()
+    assert leaked.meta["reply_redacted"] and "abandon" not in leaked.text and "[REDACTED:" in leaked.text
+
+
+# -- an album: several photos sent at once, one caption ------------------------------------------------
+
+def album_photo(uid: int, group_id: str, n: int, caption: str | None = None) -> dict[str, Any]:
+    sizes = [{"file_id": f"small-{n}", "file_unique_id": f"s{n}", "width": 90, "height": 60, "file_size": 900},
+             {"file_id": f"big-{n}", "file_unique_id": f"b{n}", "width": 1280, "height": 853, "file_size": 90_000}]
+    extra: dict[str, Any] = {"photo": sizes, "media_group_id": group_id}
+    if caption is not None:
+        extra["caption"] = caption
+    return tg.message(None, uid=uid, **extra)
+
+
+async def test_an_album_of_screenshots_with_one_caption_is_one_question_with_every_file(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    # Telegram sends each file of an album as its own update; only one carries the caption.
+    # Queued one by one, the question would be answered and then each further screenshot would
+    # get "thanks, what is this file about?".
+    t = await telegram()
+    uid = 7100
+    album = [album_photo(uid, "13579", 1, "my USDT deposit has not arrived, see the screenshots"),
+             album_photo(uid, "13579", 2), album_photo(uid, "13579", 3)]
+    for u in album:
+        assert await t.post(u) == 200
+    [m] = await _base.wait_inbound(t, 1)
+    await asyncio.sleep(0.3)
+    assert len(await t.inbound()) == 1
+    assert m.text == "my USDT deposit has not arrived, see the screenshots"
+    assert [a.ref for a in m.attachments] == ["big-1", "big-2", "big-3"]
+    assert m.conversation_id == f"telegram:{uid}" and m.meta["reply_to_message_id"] == str(album[0]["message"]["message_id"])
+    assert await t.r.zcard("telegram:albums") == 0
+
+
+async def test_an_album_file_that_comes_late_is_a_message_of_its_own_not_lost(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    # The album was queued (1.5 s without a new file); then one more file of it arrives (a slow
+    # upload). It must not vanish into the album already queued, nor be merged into it twice.
+    t = await telegram()
+    uid = 7101
+    for u in (album_photo(uid, "24680", 1, "withdrawal stuck, screenshots attached"), album_photo(uid, "24680", 2)):
+        assert await t.post(u) == 200
+    [first] = await _base.wait_inbound(t, 1)
+    late = album_photo(uid, "24680", 3)
+    assert await t.post(late) == 200
+    _, second = await _base.wait_inbound(t, 2)
+    await asyncio.sleep(0.3)
+    assert len(await t.inbound()) == 2
+    assert [a.ref for a in first.attachments] == ["big-1", "big-2"]
+    assert [a.ref for a in second.attachments] == ["big-3"]
+    assert await t.r.zcard("telegram:albums") == 0 and not await t.r.keys("telegram:album:*")
+
+
+async def test_an_album_a_stopped_process_held_is_queued_by_the_next_start(
+    telegram: Callable[..., Awaitable[TG]]
+) -> None:
+    # The webhook answered 200 for each file (Telegram will not send them again), then the role
+    # stopped before the album was quiet: the next start queues it.
+    t = await telegram()
+    uid = 7102
+    for u in (album_photo(uid, "97531", 1, "is this transfer from you?"), album_photo(uid, "97531", 2)):
+        assert await t.post(u) == 200
+    await t.channel.stop()
+    assert await t.inbound() == []
+    t2 = await telegram()
+    [m] = await _base.wait_inbound(t2, 1)
+    assert m.text == "is this transfer from you?" and [a.ref for a in m.attachments] == ["big-1", "big-2"]

@@ -291,3 +291,45 @@ def test_a_text_links_address_is_written_after_its_words() -> None:
     same = tg.message("https://a.example", entities=[{"type": "text_link", "offset": 0, "length": 17, "url": "https://a.example/"}])
     m = norm(same).message
     assert m is not None and m.text == "https://a.example"
+
+
+# -- real-world shapes: edits, GIFs, invisible text, captioned voice -----------------------------------
+
+def test_an_edit_repeats_no_notice_so_a_live_location_does_not_spam_the_user() -> None:
+    # A shared live location arrives as an edited_message every few seconds while it lasts.
+    live = {"latitude": 1.3, "longitude": 103.8, "live_period": 900}
+    first = norm(tg.message(None, uid=580, location=live))
+    assert first.skipped == "unsupported_media" and len(first.notices) == 1
+    for _ in range(3):
+        n = norm(tg.message(None, uid=580, location=live, edited=True))
+        assert n.message is None and n.notices == () and n.skipped == "edit_without_text"
+    # A caption edited under a file we did not keep: the corrected words go on, the notice does not.
+    doc = {"file_id": "d", "file_unique_id": "d", "file_name": "wallet.apk",
+           "mime_type": "application/vnd.android.package-archive", "file_size": 2000}
+    n = norm(tg.message(None, uid=581, document=doc, caption="they told me to install this app", edited=True))
+    assert n.message is not None and n.message.text == "they told me to install this app" and n.notices == ()
+
+
+def test_a_gif_telegram_describes_twice_is_one_attachment() -> None:
+    gif = {"file_id": "an", "file_unique_id": "an", "width": 320, "height": 240, "duration": 2,
+           "mime_type": "video/mp4", "file_size": 90_000}
+    m = norm(tg.message(None, uid=582, animation=gif, document={k: v for k, v in gif.items() if k not in (
+        "width", "height", "duration")}, caption="the app shows this")).message
+    assert m is not None and [a.name for a in m.attachments] == ["animation_an.mp4"]
+
+
+def test_invisible_characters_alone_are_not_a_message() -> None:
+    for text in ("\u200b", "\u200b\u200c\u200d\ufeff", " \u2060 "):
+        u = tg.message(text, uid=583)
+        assert norm(u).skipped == "no_content"
+        raw = normalize_raw(u, ME)
+        assert raw is not None and raw.skipped == "no_content"
+    assert norm(tg.message(f"@{tg.BOT_USERNAME}\u200b", chat_id=-100123, chat_type="supergroup")).message is None
+
+
+def test_a_voice_message_with_a_caption_tells_the_user_the_voice_was_not_heard() -> None:
+    voice = {"file_id": "v", "file_unique_id": "v", "duration": 12, "mime_type": "audio/ogg"}
+    n = norm(tg.message(None, uid=584, voice=voice, caption="listen, this is my problem"))
+    assert n.message is not None and n.message.text == "listen, this is my problem"
+    [notice] = n.notices
+    assert "not voice messages" in notice.text

@@ -101,3 +101,16 @@ def test_callback_data_limit_is_64_bytes() -> None:
     assert render.fits_callback("x" * 64) and not render.fits_callback("x" * 65)
     assert not render.fits_callback("充" * 22)  # 66 bytes in UTF-8
     assert len(render.CALLBACK_PREFIX + render.callback_digest("y" * 500)) <= 64
+
+
+def test_a_hard_cut_never_splits_what_a_reader_sees_as_one_character() -> None:
+    # A long run without spaces (emoji, flags, accented letters): the cut moves back to the
+    # start of the character sequence instead of splitting a family emoji, a flag or an accent.
+    family, flag, accented = "👨\u200d👩\u200d👧\u200d👦", "🇨🇳", "e\u0301"
+    for unit in (family, flag, accented, "👍🏽", "1\ufe0f\u20e3"):
+        for pad in ("", "x", "xyz"):
+            s = pad + unit * (9000 // len(unit))
+            parts = render.split_text(s)
+            assert "".join(parts) == s and all(render.utf16_len(p) <= 4096 for p in parts)
+            for p in parts[1:]:
+                assert p.startswith(unit), (pad, unit, p[:4])

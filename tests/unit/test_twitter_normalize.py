@@ -174,3 +174,20 @@ def test_shortened_links_are_written_as_the_addresses_they_stand_for() -> None:
     v1dm = dm_from_webhook({"type": "message_create", "id": "5", "message_create": {
         "sender_id": "8", "message_data": {"text": "is https://t.co/x1 you", "entities": urls}}}, {}, ME)
     assert not isinstance(v1dm, Skipped) and v1dm.text == "is https://binance-login.example/verify you"
+
+
+def test_a_long_post_polled_through_v2_is_read_whole_from_note_tweet() -> None:
+    # X Premium posts run past 280: `text` holds the first 280 characters, `note_tweet` the post.
+    full = ("@ExchangeSupport I tried to withdraw 0.5 BTC to my hardware wallet yesterday and the app said "
+            "error 5003, and now my balance shows zero although the withdrawal history lists nothing at all. "
+            "I checked the address twice and my 2FA was fine. The site I used is https://t.co/Long1 — please "
+            "tell me whether my funds are safe and what I should do next, this is urgent for me.")
+    cut = full[:275] + "…"
+    m = mention_from_v2(v2_tweet(text=cut, entities={"mentions": [{"start": 0, "end": 16, "id": ME}]},
+                                 note_tweet={"text": full, "entities": {
+                                     "mentions": [{"start": 0, "end": 16, "username": "ExchangeSupport", "id": ME}],
+                                     "urls": [{"start": 0, "end": 0, "url": "https://t.co/Long1",
+                                               "expanded_url": "https://exchange-help.example/login"}]}}), None, ME)
+    assert not isinstance(m, Skipped)
+    assert m.text.startswith("I tried to withdraw") and m.text.endswith("this is urgent for me.")
+    assert "https://exchange-help.example/login" in m.text and "…" not in m.text

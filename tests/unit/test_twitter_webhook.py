@@ -156,3 +156,42 @@ def test_polling_mode_exposes_no_webhook_route() -> None:
     s = make_settings(channels=[{"type": "twitter", "bearer_token": "b"}])
     ch = TwitterChannel(s, s.channel("twitter"), aioredis.from_url("redis://127.0.0.1:1/0"))  # type: ignore[arg-type]
     assert ch.routes() is None
+
+
+async def test_the_account_is_asked_of_x_never_taken_from_a_delivery_for_another_user(aredis: aioredis.Redis) -> None:
+    # Every account subscribed to the app's webhook gets deliveries. Without `account_id` in the
+    # config, the first delivery after a start may be another user's: the support account must not
+    # become that user (answering posts addressed to them, ignoring its own).
+    s = make_settings(channels=[{"type": "twitter", "mode": "webhook", "webhook_path": PATH, "consumer_key": "ck",
+                                 "consumer_secret": SECRET, "access_token": "at", "access_token_secret": "ats"}])
+    ch = TwitterChannel(s, s.channel("twitter"), aredis, session=object())  # type: ignore[arg-type]
+    got: list[Message] = []
+    x_answers: list[Any] = [OSError("X unreachable"), {"data": {"id": ME, "username": "ExchangeSupport"}}]
+
+    async def get_me(**_: Any) -> Any:
+        answer = x_answers.pop(0) if len(x_answers) > 1 else x_answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def sink(m: Message) -> str:
+        got.append(m)
+        return "1-0"
+
+    ch.client.get_me = get_me  # type: ignore[method-assign]
+    await ch.start(sink)
+    app = FastAPI()
+    app.include_router(ch.routes())  # type: ignore[arg-type]
+    other = {"for_user_id": "999", "tweet_create_events": [tweet_event("31", "7", "@marketing hi", ("999",))],
+             "direct_message_events": [dm_event("32", "7", "hi marketing")]}
+    ours = {"for_user_id": ME, "tweet_create_events": [tweet_event("33", "7", "@ExchangeSupport what is a stop order?")]}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            assert await post(http, other) == 503  # X cannot say who we are yet: X delivers again later
+            assert await post(http, other) == 200
+            assert await post(http, ours) == 200
+    finally:
+        ch.client.session = None
+        await ch.stop()
+    assert ch.account_id == ME
+    assert [m.channel_message_id for m in got] == ["33"]
