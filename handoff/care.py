@@ -52,12 +52,13 @@ def care_routes(router: APIRouter, svc: TicketService, current: Callable[..., Aw
 
     @router.post("/api/tickets/{number}/page-link")
     async def page_link(request: Request, number: str) -> dict[str, Any]:
-        """A fresh ticket page link to give the user (their old ones keep working until revoked)."""
-        from handoff.selfservice import cli_link
+        """A fresh ticket page link to give the user (their old ones keep working until revoked);
+        only on a ticket the agent may act on (handoff.selfservice.agent_link)."""
+        from handoff.selfservice import agent_link
 
         a = await current(request, write=True)
         try:
-            url = await run(cli_link, svc, number)
+            url = await run(agent_link, svc, number, a)
         except ValueError as e:
             raise HTTPException(409, str(e)) from None
         svc_log.info("selfservice.link_issued", ticket=number, agent=a.id)

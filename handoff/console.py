@@ -30,6 +30,7 @@ import orjson
 import redis.asyncio as aioredis
 import yaml
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import select
@@ -100,18 +101,31 @@ class ApiError(HTTPException):
         self.params = params
 
 
+# Every response of a console route carries these unless it sets its own: pages their CSP
+# (`security_headers`), static files their caching, attachments their sandbox. Nothing served under
+# /agent is sniffed into another type, framed, cached by a shared cache, or rendered as a page
+# (a JSON body with a user's text opened directly in a tab runs nothing).
+BASELINE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox"}
+
+
 class CodedErrors(APIRoute):
-    """Routes of the console: an ApiError becomes the coded JSON body (no app-level handler needed)."""
+    """Routes of the console: an ApiError becomes the coded JSON body (no app-level handler needed),
+    and every response gets the `BASELINE_HEADERS` it does not set itself."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
             try:
-                return await handler(request)
+                resp = await handler(request)
             except ApiError as e:
-                return JSONResponse({"error": e.detail, "code": e.code, "params": e.params, "detail": e.detail},
+                resp = JSONResponse({"error": e.detail, "code": e.code, "params": e.params, "detail": e.detail},
                                     e.status_code, headers=e.headers)
+            except HTTPException as e:  # FastAPI's own answer, with the headers below
+                resp = await http_exception_handler(request, e)
+            for k, v in BASELINE_HEADERS.items():
+                resp.headers.setdefault(k, v)
+            return resp
 
         return route
 
@@ -207,6 +221,8 @@ def console_router(
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             await sessions.drop(token)
+            # Open consoles of this session (another tab) close now, not at their next recheck.
+            await r.publish(CONTROL, orjson.dumps({"type": "signed_out"}).decode())
         resp = JSONResponse({"ok": True})
         resp.delete_cookie(SESSION_COOKIE, path="/agent")
         return resp
@@ -220,14 +236,16 @@ def console_router(
     @router.get("/static/i18n/{name}", include_in_schema=False)
     async def catalogue(name: str) -> Response:
         """The message catalogues (public: the sign-in page needs them too)."""
-        if name != "languages.json" and name.removesuffix(".json") not in i18n.codes():
+        if name != "languages.json" and not (name.endswith(".json") and name.removesuffix(".json") in i18n.codes()):
             raise HTTPException(404)
         return Response((i18n.DIR / name).read_bytes(), media_type="application/json",
                         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
-        if "/" in name or name.startswith(".") or not (STATIC / name).is_file():
+        # Scripts, styles and images only: a page is served by its own route, with its headers
+        # (CSP, frame-ancestors) and its sign-in check — never as a bare file at a second address.
+        if "/" in name or name.startswith(".") or name.endswith(".html") or not (STATIC / name).is_file():
             raise HTTPException(404)
         ext = name[name.rfind("."):]
         return Response(_static(name), media_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
@@ -383,7 +401,9 @@ def console_router(
                 continue
             except (TransientError, PermanentChannelError, OSError) as e:
                 log.warning("console.attachment_failed", ticket=number, channel=channel, error=str(e)[:200])
-                raise ApiError(502, "attachment_upstream", f"{channel} did not return the file: {e}", channel=channel) from None
+                # The reason stays in the log: an upstream error can name a server path or a URL
+                # with a channel's credentials, which are not the agent's to see.
+                raise ApiError(502, "attachment_upstream", f"{channel} did not return the file", channel=channel) from None
         if data is None:
             raise ApiError(404, "attachment_gone", "the file is no longer available")
         body: bytes = data

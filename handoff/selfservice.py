@@ -44,7 +44,8 @@ from bot.httpbody import BodyTooLarge, read_capped
 from bot.logs import get_logger
 from bot.redact import redact
 from bot.sniff import matches_type
-from handoff.models import Ticket, TicketMessage
+from handoff.console import CodedErrors
+from handoff.models import Agent, Ticket, TicketMessage
 from handoff.service import NotFound, TicketService, iso
 
 log = get_logger("switchboard.selfservice")
@@ -151,6 +152,12 @@ class PageFiles:
     async def fetch_attachment(self, ref: str) -> bytes:
         return await asyncio.to_thread(read_inside, self.root, ref)
 
+    async def remove(self, ref: str) -> None:
+        """A stored file that joined no message (its ticket closed meanwhile) is not kept."""
+        path = (self.root / ref).resolve()
+        if self.root.resolve() in path.parents:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
 
 class TicketPage:
     """What the page reads and writes, by ticket number (the caller checked the link)."""
@@ -213,6 +220,12 @@ class TicketPage:
             log.info("selfservice.message", ticket=number, files=len(attachments or []))
             return {"ok": True, "at": iso(m.created_at)}
 
+    async def writable(self, number: str) -> bool:
+        """Whether the page may still add to this ticket (a closed ticket's link only reads)."""
+        async with self.svc.sm() as s:
+            status = (await s.execute(select(Ticket.status).where(Ticket.number == number))).scalar_one_or_none()
+            return status is not None and status != "closed"
+
     async def file_count(self, number: str) -> int:
         async with self.svc.sm() as s:
             t = (await s.execute(select(Ticket).where(Ticket.number == number))).scalar_one()
@@ -244,7 +257,7 @@ def selfservice_router(settings: Settings, svc: TicketService, r: aioredis.Redis
                        files: PageFiles) -> APIRouter:
     cfg = settings.selfservice
     page = TicketPage(svc, files)
-    router = APIRouter(prefix="/ticket")
+    router = APIRouter(prefix="/ticket", route_class=CodedErrors)  # its baseline headers on every answer
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                "X-Frame-Options": "DENY"}
 
@@ -316,6 +329,9 @@ def selfservice_router(settings: Settings, svc: TicketService, r: aioredis.Redis
         name = safe_filename(request.query_params.get("name") or "file")
         if attachment_refusal(ctype, name, 0, allowed=DEFAULT_ATTACHMENT_TYPES, max_bytes=1) == "type":
             return refuse(request, 415, "file_type")
+        if not await page.writable(number):
+            # Refused before the body is read: a closed ticket's link must not keep filling the disk.
+            return refuse(request, 409, "closed")
         try:
             data = await read_capped(request, cfg.max_upload_bytes)
         except BodyTooLarge:
@@ -336,6 +352,7 @@ def selfservice_router(settings: Settings, svc: TicketService, r: aioredis.Redis
         try:
             return JSONResponse(await page.add(number, "", [att]), headers=headers)
         except PermissionError:
+            await files.remove(ref)  # closed while the file was read: it joins nothing, so it is not kept
             return refuse(request, 409, "closed")
 
     return router
@@ -362,6 +379,22 @@ async def cli_link(svc: TicketService, number: str) -> str:
     url = await links.url(await _existing(svc, number))
     if url is None:
         raise ValueError("set web.public_url (the address users reach this server at) to issue links")
+    return url
+
+
+async def agent_link(svc: TicketService, number: str, agent: Agent) -> str:
+    """A fresh link an agent asks for, to give a user who lost theirs. Whoever holds it reads the
+    ticket and writes to it as its user, so issuing one is an action on the ticket like a reply:
+    on an unassigned ticket or the agent's own, or by a supervisor; and it is in the audit log."""
+    number = number.strip().upper()
+    async with svc.sm() as s, s.begin():
+        t = await svc._get(s, number)
+        svc._may_act(t, agent)
+        links, _ = ticket_page_parts(svc.settings, svc, svc.r)
+        url = await links.url(number)
+        if url is None:
+            raise ValueError("set web.public_url (the address users reach this server at) to issue links")
+        svc._audit(s, t, agent.name, "page_link_issued")
     return url
 
 

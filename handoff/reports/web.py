@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.models import TOPICS
 from handoff.auth import SESSION_COOKIE, Sessions, signed_in
-from handoff.console import security_headers
+from handoff.console import CodedErrors, security_headers
 from handoff.models import Agent
 from handoff.reports.query import Filters, Table, report
 from handoff.reports.svg import chart
@@ -190,7 +190,7 @@ def reports_router(settings: Settings, sm: async_sessionmaker[AsyncSession], r: 
     hs = settings.handoff
     sessions = Sessions(r, hs.session_hours * 3600, hs.max_login_failures, hs.lockout_min * 60,
                         hs.max_account_failures)
-    router = APIRouter(prefix="/agent/reports")
+    router = APIRouter(prefix="/agent/reports", route_class=CodedErrors)
     channels = sorted({*channels, *KNOWN_CHANNELS})
 
     async def supervisor(request: Request) -> Agent | None:

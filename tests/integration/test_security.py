@@ -149,6 +149,8 @@ class Web:
     svc: Any
     settings: Any
     app: FastAPI
+    channels: list[Any]
+    links: Any
 
 
 @contextlib.asynccontextmanager
@@ -163,8 +165,11 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     from bot.intake import make_sink
     from bot.queue import Queue
     from handoff.console import console_router
+    from handoff.reports.web import reports_router
+    from handoff.selfservice import selfservice_router, ticket_page_parts
 
     files = tmp / "files"
+    over.setdefault("data_dir", str(tmp / "data"))
     settings = make_settings(database={"url": f"sqlite+aiosqlite:///{tmp}/t.db"}, web=web or {},
                              channels=[{"type": "web", "attachments_dir": str(files), **(widget or {})}], **over)
     channels = build_channels(settings, r)
@@ -172,8 +177,11 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     for ch in channels:
         await ch.start(sink)
     svc, engine = await ticket_service(settings, r, migrate=True)
-    app = create_app(settings, r, channels, extra_routers=[console_router(settings, svc, r, channels),
-                                                           review_router(settings, svc, r)])
+    links, page_files = ticket_page_parts(settings, svc, r)  # the ticket page, wired as the web role does
+    app = create_app(settings, r, channels, extra_routers=[
+        console_router(settings, svc, r, [*channels, page_files]), review_router(settings, svc, r),
+        selfservice_router(settings, svc, r, links, page_files),
+        reports_router(settings, svc.sm, r, [ch.name for ch in channels])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                           **uvicorn_options(settings)))
@@ -181,7 +189,7 @@ async def serve(tmp: Path, r: aioredis.Redis, *, web: dict[str, Any] | None = No
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
         await asyncio.sleep(0.01)
     try:
-        yield Web(f"http://127.0.0.1:{port}", r, files, svc, settings, app)
+        yield Web(f"http://127.0.0.1:{port}", r, files, svc, settings, app, channels, links)
     finally:
         server.should_exit = True
         await task
@@ -579,3 +587,138 @@ def test_security_settings_are_checked_and_never_echo_a_secret() -> None:
         make_settings(web={"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]})
     with pytest.raises(ConfigError, match=r"allowed_attachment_types.*application/zip: no content check"):
         make_settings(channels=[{"type": "web", "allowed_attachment_types": ["image/png", "application/zip"]}])
+
+
+# -- 9. The web entry points, reviewed as an attacker (console, ticket page, reports) -----------------------
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_a_closed_tickets_page_link_stores_no_more_files(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    """A ticket page link keeps reading after the ticket is closed; before, every upload through
+    it was written to disk and only then refused (409), so one old link filled the disk."""
+    from sqlalchemy import update
+
+    from handoff.models import Ticket
+    from handoff.selfservice import TOKEN_HEADER
+    from tests.integration.test_tickets import event
+
+    async with serve(tmp_path, aredis, web={"public_url": "http://t"}) as web, asgi(web.app) as user:
+        t = await web.svc.handle_event(event("I want to talk to a person", topic="human", priority="normal"))
+        h = {TOKEN_HEADER: await web.links.token(t.number), "content-type": "image/png"}
+        store = Path(web.settings.data_dir) / "ticket_page"
+        res = await user.post("/ticket/api/upload?name=a.png", content=PNG, headers=h)
+        assert res.status_code == 200 and len([p for p in store.rglob("*") if p.is_file()]) == 1
+        async with web.svc.sm() as s, s.begin():
+            await s.execute(update(Ticket).where(Ticket.id == t.id).values(status="closed"))
+        for i in range(5):
+            res = await user.post(f"/ticket/api/upload?name=b{i}.png", content=PNG, headers=h)
+            assert res.status_code == 409 and res.json()["error"] == "closed"
+        assert len([p for p in store.rglob("*") if p.is_file()]) == 1  # refused, and nothing kept
+        body = Endless(64 * 1024 * 1024)
+        res = await user.post("/ticket/api/upload?name=c.png", content=body, headers=h)
+        assert res.status_code == 409 and body.sent <= 2 * 1024 * 1024  # refused before the file is read
+        assert len([p for p in store.rglob("*") if p.is_file()]) == 1
+        assert (await user.get("/ticket/api", headers={TOKEN_HEADER: h[TOKEN_HEADER]})).json()["can_write"] is False
+
+
+async def test_issuing_a_ticket_page_link_is_an_action_on_the_ticket(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    """Whoever holds a ticket page link reads the conversation and writes to it as the user. An
+    agent could get one for a colleague's ticket (and hand it to a caller who "lost theirs")
+    though they may not even reply on it; now only the assignee, or anyone on an unassigned ticket,
+    or a supervisor, and each link issued is in the ticket's audit log."""
+    from tests.integration.test_tickets import event
+
+    async with serve(tmp_path, aredis, web={"public_url": "http://t"}) as web:
+        svc = web.svc
+        lin = await svc.add_agent("lin@example.com", "Lin", PW)
+        await svc.add_agent("bob@example.com", "Bob", PW)
+        await svc.add_agent("sue@example.com", "Sue", PW, "supervisor")
+        t = await svc.handle_event(event("my account was hacked", user="victim"))
+        await svc.claim(t.number, lin)
+        link = f"/agent/api/tickets/{t.number}/page-link"
+        async with asgi(web.app) as bob, asgi(web.app) as lin_http, asgi(web.app) as sue:
+            heads = {}
+            for http, email in ((bob, "bob@example.com"), (lin_http, "lin@example.com"), (sue, "sue@example.com")):
+                assert await sign_in(http, email) == "/agent"
+                heads[email] = {"x-csrf-token": (await http.get("/agent/api/me")).json()["csrf"]}
+            res = await bob.post(link, headers=heads["bob@example.com"])
+            assert res.status_code == 403 and res.json()["code"] == "assigned_elsewhere"
+            for http, email in ((lin_http, "lin@example.com"), (sue, "sue@example.com")):
+                res = await http.post(link, headers=heads[email])
+                assert res.status_code == 200 and res.json()["url"].startswith("http://t/ticket#" + t.number)
+            audit = [(a["actor"], a["action"]) for a in (await sue.get(f"/agent/api/tickets/{t.number}")).json()["audit"]]
+            assert ("Lin", "page_link_issued") in audit and ("Sue", "page_link_issued") in audit
+            assert ("Bob", "page_link_issued") not in audit
+
+
+async def test_console_answers_carry_the_security_headers_and_pages_come_only_from_their_routes(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    """The console's pages were also served as bare files (`/agent/static/console.html`,
+    `login.html`, `ticket.html`) without their CSP and frame-ancestors, and the JSON and error
+    answers carried no nosniff or no-store; an unknown catalogue name was a 500."""
+    async with serve(tmp_path, aredis) as web, asgi(web.app) as http:
+        await web.svc.add_agent("lin@example.com", "Lin", PW)
+        for name in ("console.html", "login.html", "ticket.html", "callbacks.html"):
+            assert (await http.get(f"/agent/static/{name}")).status_code == 404
+        assert (await http.get("/agent/static/i18n/en")).status_code == 404
+        assert (await http.get("/agent/static/i18n/zh.json")).status_code == 200
+
+        def hardened(res: httpx.Response) -> bool:
+            return (res.headers.get("x-content-type-options") == "nosniff"
+                    and "frame-ancestors 'none'" in res.headers.get("content-security-policy", ""))
+
+        for path in ("/agent/api/me", "/agent/api/tickets", "/agent/static/nothing.js", "/agent/reports/api",
+                     "/ticket/api", "/agent/login"):
+            res = await http.get(path)
+            assert hardened(res), (path, res.status_code, res.headers)
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        for path in ("/agent/api/me", "/agent/api/tickets", "/agent/api/canned", "/agent/reports/api",
+                     "/agent/static/console.js"):
+            res = await http.get(path)
+            assert hardened(res), (path, res.status_code, res.headers)
+            if path.startswith("/agent/api"):
+                assert res.headers["cache-control"] == "no-store"
+        page = await http.get("/agent")  # a page keeps its own CSP: its scripts and its socket
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+async def test_an_attachment_fetch_error_is_logged_not_shown_to_the_agent(
+        tmp_path: Path, aredis: aioredis.Redis) -> None:
+    """The console passed the channel's error text to the agent: a server path, or a URL
+    carrying a channel's credentials (Telegram puts its bot token in file URLs)."""
+    from bot.errors import PermanentChannelError
+    from tests.integration.test_tickets import event
+
+    secret_url = "https://api.telegram.org/file/bot123456:AAE-secret-token/photos/1.jpg"
+    async with serve(tmp_path, aredis) as web, asgi(web.app) as http:
+        ev = event("here is my screenshot", user="victim")
+        ev["message"]["attachments"] = [{"name": "a.png", "content_type": "image/png", "size": 9, "ref": "x/a.png"}]
+        t = await web.svc.handle_event(ev)
+        msg = next(m for m in (await web.svc.detail(t.number))["messages"] if m["attachments"])
+
+        async def broken(ref: str) -> bytes:
+            raise PermanentChannelError(f"{secret_url} answered 500 (/srv/switchboard/data/{ref})")
+
+        [widget] = web.channels
+        widget.fetch_attachment = broken
+        await web.svc.add_agent("lin@example.com", "Lin", PW)
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        with capture_logs() as logs:
+            res = await http.get(f"/agent/api/tickets/{t.number}/messages/{msg['id']}/attachments/0")
+        assert res.status_code == 502 and res.json()["code"] == "attachment_upstream"
+        assert "secret" not in res.text and "/srv/" not in res.text
+        assert any(e["event"] == "console.attachment_failed" for e in logs)  # the reason is in the log
+
+
+async def test_signing_out_closes_the_sessions_open_consoles_at_once(tmp_path: Path, aredis: aioredis.Redis) -> None:
+    """Signed out, another tab of the same session kept receiving every ticket's messages live
+    until its next session recheck (`handoff.ws_recheck_s`, 30 s)."""
+    async with serve(tmp_path, aredis, handoff={"ws_recheck_s": 60}) as web, asgi(web.app) as http:
+        await web.svc.add_agent("lin@example.com", "Lin", PW)
+        assert await sign_in(http, "lin@example.com") == "/agent"
+        ws = await console_ws(web, http.cookies["sb_session"], web.url)
+        await ws.send_str('{"type":"ping"}')
+        assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
+        csrf = (await http.get("/agent/api/me")).json()["csrf"]
+        assert (await http.post("/agent/logout", headers={"x-csrf-token": csrf})).status_code == 200
+        assert await closed_with(ws, 5) == 4401
