@@ -172,6 +172,10 @@ def decide(
             # user says it did not happen — answer with the best non-handoff reading instead.
             handoff_topic, (intent, conf), reason = None, alt, "nlu:only_asking"
             nlu_topic = topic_of(intent)
+        elif nlu_topic == "compliance" and safety.asks_if_real(text):
+            # "I got an SMS saying my account will be frozen, is it from you?": the classifier reads
+            # the threat; the user asks how to tell a fake message from us (security).
+            handoff_topic, intent, reason, nlu_topic = None, "security_fake_support_phishing", "nlu:asks_if_real", "security"
     elif redactions and any(k in EXPOSING for k in redactions):
         # Someone just pasted a seed phrase or key into a support chat: treat it as exposed.
         handoff_topic, reason, intent = "theft", "secret_exposed", "theft_leaked_secret"

@@ -159,6 +159,16 @@ def _key_value(rng: random.Random, form: str) -> str:
     raise ValueError(form)
 
 
+FAR_KEY_CTX = ["This is the private key of my wallet. I need help recovering funds from it. Thank you, the value is {k}",
+               "I was told to export my private key. I did. Here it comes, please check it: {k}",
+               "钱包私钥在下面。麻烦帮我看看。谢谢。{k}"]
+
+
+def far_key_case(rng: random.Random) -> Case:
+    k = _key_value(rng, "hex")
+    return Case("private_key", "far_keyword", "mixed", rng.choice(FAR_KEY_CTX).format(k=k), (k,))
+
+
 def key_case(form: str, lang: str) -> Callable[[random.Random], Case]:
     def gen(rng: random.Random) -> Case:
         k = _key_value(rng, form)
@@ -209,6 +219,19 @@ def api_case(family: str, lang: str) -> Callable[[random.Random], Case]:
         return Case("api_secret", family, lang, rng.choice(API_CTX[lang]).format(v=v), (v,))
 
     return gen
+
+
+def api_lines_case(rng: random.Random) -> Case:
+    """A key and its secret pasted one per line under a heading, or the value before its keyword;
+    lower case only (no bare-token rule catches it)."""
+    alphabet = string.ascii_lowercase + string.digits
+    k, v = ("".join(rng.choice(alphabet) for _ in range(64)) for _ in range(2))
+    k, v = "7" + k[1:], "7" + v[1:]
+    tpl = rng.choice(["api key and secret below\n{k}\n{v}", "binance api\n\n{k}\n{v}", "API密钥如下\n{k}\n{v}",
+                      "{v} is my api secret", "{v}是我的API密钥", "secret key is \"{h1}\n{h2}\""])
+    text = tpl.format(k=k, v=v, h1=v[:20], h2=v[20:40])
+    secrets = (v[:20], v[20:40]) if "{h1}" in tpl else (k, v) if "{k}" in tpl else (v,)
+    return Case("api_secret", "lines", "mixed", text, secrets)
 
 
 SHORT_KEY_CTX = ["binance api: key={v}", "my api key is {v}", "2FA secret key {v}", "session cookie is {v}",
@@ -275,7 +298,16 @@ PW_CTX = {
              "パスワードは{v}です", "비밀번호: {v}", "비밀번호는 {v}입니다", "şifre: {v}", "wachtwoord: {v}", "hasło: {v}",
              "kata sandi saya adalah {v}", "Kennwort = {v}", "mật khẩu: {v}"],
 }
-PW_LANG = {"zh": "zh", "value_first_zh": "zh", "intl": "intl"}
+# As people type in a hurry: the word mistyped or in slang/pinyin, the English word in Chinese,
+# the value in the next sentence or in quotes, a URL with a password in it.
+PW_CTX["slang"] = ["my passwrod is {v}", "pasword: {v}", "passowrd = {v}", "paswd {v} pls reset", "p/w: {v}",
+                   "my pword is {v}", "mima shi {v}", "wo de mima {v} bu dui", "Mein Passwort lautet {v}",
+                   "mật khẩu của tôi là {v}", "https://alice:{v}@exchange.com/login", "{v} thats my pw",
+                   "password is '{m}'", "support asked for my password. ok here: {v}", "my password?? sure its {v}",
+                   "pass\n\n{v}", "the password you asked for:\n{v}"]
+PW_CTX["mixed_zh"] = ["我的password是{v}", "我的pwd是{v}", "我的 password 是 {v}", "{v}是我的password", "PIN码 {pin4}",
+                      "密码 {pin4}", "交易密码：{pin}", "支付密码是{pin}", "資金密碼 {pin}"]
+PW_LANG = {"zh": "zh", "value_first_zh": "zh", "intl": "intl", "mixed_zh": "zh"}
 
 
 def password_case(family: str) -> Callable[[random.Random], Case]:
@@ -284,11 +316,14 @@ def password_case(family: str) -> Callable[[random.Random], Case]:
     def gen(rng: random.Random) -> Case:
         v = password(rng)
         pin = str(rng.randint(100000, 99999999))
+        pin4 = str(rng.randint(1000, 9999))
         m = " ".join(rng.sample(WORDS, rng.randint(3, 5)))
         e = rng.choice(["a@b.com", "anna.lee@example.org", "zhang.wei@qq.com"])
         tpl = rng.choice(PW_CTX[family])
-        text = tpl.format(v=v, pin=pin, m=m, e=e)
-        secret = pin if "{pin}" in tpl else m.split()[-1] if "{m}" in tpl else v
+        if "@exchange.com" in tpl:
+            v = v.replace("@", "#").replace("/", "_")  # (a URL's password holds no "@" or "/" unescaped)
+        text = tpl.format(v=v, pin=pin, pin4=pin4, m=m, e=e)
+        secret = pin if "{pin}" in tpl else pin4 if "{pin4}" in tpl else m.split()[-1] if "{m}" in tpl else v
         return Case("password", family, lang, text, (secret,) if "{m}" not in tpl else tuple(m.split()[1:]))
 
     return gen
@@ -308,6 +343,9 @@ OTP_CTX = {
     # Read out digit by digit, or in pairs ("the code you sent me: 4 8 2 9 1 3").
     "spaced": ["the code you sent me: {cs}", "{cs} is my 2FA code", "verification code {cs}", "验证码 {cs}",
                "authenticator shows {cs} now", "谷歌验证码是 {cs}，帮我看看"],
+    # In the next sentence or under a label line; the SMS itself ("短信里是…").
+    "next": ["i got the code. {c}", "code\n{c}", "the 2fa code you asked for:\n\n{c}", "verification code?\n{c}",
+             "短信里是{c}", "刚收到短信 {c}", "簡訊：{c}"],
 }
 
 
@@ -371,6 +409,7 @@ CARD_CTX = {
     "grouped": ["my card {g} was charged twice", "{g}", "card: {g} exp 11/28", "我的卡 {g} 被扣款了"],
     "keyword": ["visa {p} exp 11/28", "my credit card number is {p}", "bought USDT with mastercard {p} but nothing arrived",
                 "银行卡号 {p}", "信用卡{p}扣款失败", "card no. {p}"],
+    "card_word": ["paid with card {p} cvc 456", "card:{p} exp:10/29", "my card {p} was charged twice", "cards: {p}"],
     "cvv": ["cvv {cvv}", "CVC: {cvv}", "the security code on the back is {cvv}", "安全码 {cvv}", "卡背面三位数 {cvv}"],
 }
 
@@ -393,7 +432,7 @@ def card_case(family: str) -> Callable[[random.Random], Case]:
         cvv = f"{rng.randint(0, 9999):04d}"[: rng.choice([3, 4])]
         tpl = rng.choice(CARD_CTX[family])
         lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in tpl) else "en"
-        secret = g if family == "grouped" else p if family == "keyword" else cvv
+        secret = g if family == "grouped" else p if family in ("keyword", "card_word") else cvv
         return Case("card", family, lang, tpl.format(g=g, p=p, cvv=cvv), (secret,))
 
     return gen
@@ -420,6 +459,12 @@ KEEP_QUESTIONS = [
     "backup your data before 2026", "my session expired again", "where do I find my 2FA setup key?",
     "the backup code does not work", "谷歌验证器密钥丢了怎么办", "备用码在哪里看",
     "my card was declined", "card ending 1111 was charged twice", "can I pay with visa?", "信用卡买币失败",
+    # A word of the kind next to a noun it names ("password field"), or in a sentence of its own.
+    "the password field is greyed out", "my password manager is bitwarden", "password strength meter says weak",
+    "the password reset email went to spam", "I forgot my password. 2 hours later still no reset email",
+    "mật khẩu không đúng", "mima wangle zenme ban", "https://exchange.com/login?lang=en", "i forgot my pw how do i reset",
+    "where do I find my code? I tried 3 times", "the api key is read-only, no withdrawal permission",
+    "PIN码 3次错误被锁了", "密码 2 次输错了", "密码是多少位的",
 ]
 
 
@@ -451,6 +496,9 @@ def keep_case(rng: random.Random) -> Case:
         f"the token contract is {tron}, is that the right USDT?", f"my key is on a ledger, the address {btc_legacy}",
         f"order {luhn_number(rng)} paid by card", f"UID {uid}, card purchase order {order} failed",
         "txid: " + " ".join(txid[i : i + 16] for i in range(0, 64, 16)), f"tx hash\n{txid[:32]}\n{txid[32:]}",
+        f"I lost my private key last year. My deposit did not arrive. Please check {txid}",
+        f"my api key works. UID {uid}\norder {order}",
+        f"card purchase on {date}, order {order}, txid {txid}",
     ]
     return Case("keep", "support_text", "en", rng.choice(tpls))
 
@@ -476,16 +524,19 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
     for lang in ("en", "zh"):
         fam[("api_secret", "2fa_key", lang)] = api_case("2fa_key", lang)
         fam[("otp", "backup_codes", lang)] = backup_case(lang)
-    for f in ("copula", "between", "multiword", "email", "value_first"):
+    for f in ("copula", "between", "multiword", "email", "value_first", "slang"):
         fam[("password", f, "en")] = password_case(f)
+    fam[("password", "mixed", "zh")] = password_case("mixed_zh")
+    fam[("api_secret", "lines", "mixed")] = api_lines_case
+    fam[("private_key", "far_keyword", "mixed")] = far_key_case
     fam[("password", "keyword", "zh")] = password_case("zh")
     fam[("password", "value_first", "zh")] = password_case("value_first_zh")
     fam[("password", "keyword", "intl")] = password_case("intl")
-    for lang in ("en", "zh", "intl", "spaced"):
+    for lang in ("en", "zh", "intl", "spaced", "next"):
         fam[("otp", "keyword", lang)] = otp_case(lang)
     for kind in ("password", "otp"):
         fam[(kind, "fullwidth", "zh")] = fullwidth_case(kind)
-    for f in ("grouped", "keyword", "cvv"):
+    for f in ("grouped", "keyword", "cvv", "card_word"):
         fam[("card", f, "mixed")] = card_case(f)
     return fam
 

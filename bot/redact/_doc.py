@@ -16,8 +16,11 @@ _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)|[。！？；]")
 HAN_CHARS = "\u3400-\u9fff\uf900-\ufaff"
 HAN = re.compile(f"[{HAN_CHARS}]")
 # Tokens for the keyword → value rules: a run of printable ASCII (a password, a code, an e-mail
-# address), one Chinese character, or any other run of non-space characters.
-_TOKEN = re.compile(f"[!-~]+|[{HAN_CHARS}]|[^\\s!-~{HAN_CHARS}]+")
+# address) with the accented Latin letters of the languages written with them ("mật khẩu là …",
+# "contraseña:", "não" stay one word each), one Chinese character, or any other run of non-space
+# characters.
+_LATIN = "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+_TOKEN = re.compile(f"[!-~{_LATIN}]+|[{HAN_CHARS}]|[^\\s!-~{_LATIN}{HAN_CHARS}]+")
 # Existing redaction marks: never redacted again, never taken apart.
 MARK = re.compile(r"\[REDACTED:[a-z_]{1,20}\]")
 _NON_SPACE = re.compile(r"\S")

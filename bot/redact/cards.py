@@ -24,7 +24,7 @@ CARD = "card"
 _GROUPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?(?![\d-])|\d{4}[ -]\d{6}[ -]\d{4,5}(?![\d-])")
 _PLAIN = re.compile(r"\d{13,19}(?!\d)")
 _CARD_WORDS = re.compile(
-    r"(?i)(?<![a-z])(?:(?:credit|debit|bank|payment|visa|master|prepaid)[\s-]?cards?|cards?[\s-]?(?:number|no\.?|#)|"
+    r"(?i)(?<![a-z])(?:(?:credit|debit|bank|payment|visa|master|prepaid)[\s-]?cards?|cards?[\s-]?(?:number|no\.?|#)|cards?|"
     r"visa|master[\s-]?card|amex|american[\s-]express|union[\s-]?pay|discover|jcb|maestro)(?![a-z])|"
     r"银行卡|銀行卡|信用卡|借记卡|借記卡|储蓄卡|儲蓄卡|卡号|卡號|银联|銀聯|维萨|萬事達|万事达"
 )

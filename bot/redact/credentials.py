@@ -51,13 +51,17 @@ def _keywords(pattern: str, first: str) -> re.Pattern[str]:
 
 PASSWORD_RE = (
     r"(?<![A-Za-z0-9])(?:pass(?:words?|wd|code)|pass|pwd|pw|pin(?:[\s-]?code)?|login|log[\s-]?in|sign[\s-]?in|credentials?|creds)(?![A-Za-z0-9])|"
+    # The word as it is mistyped in a hurry ("passwrod", "pasword", "passowrd", "paswd", "pssword",
+    # "pword", "p/w").
+    r"(?<![A-Za-z0-9])(?:p(?:as{1,2}|s{2})(?:wor|wro|owr|wr|wo|war|w)ds?|pword|p/w)(?![A-Za-z0-9])|"
     r"(?:登录|登陆|登入|登錄|資金|资金|交易|支付|提币|提幣|账户|帳戶|账号|帳號|邮箱|郵箱)?(?:密码|密碼)|PIN[码碼]|"
     # The word in the other languages our users write (a mail from Europe, a user abroad):
     # German, French, Spanish, Portuguese, Dutch, Polish, Czech, Swedish, Danish/Norwegian,
-    # Finnish, Turkish, Romanian, Indonesian/Malay, Vietnamese, Russian/Ukrainian …
+    # Finnish, Turkish, Romanian, Indonesian/Malay, Vietnamese, Russian/Ukrainian, Chinese in
+    # pinyin ("mima shi …") …
     r"(?<![^\W\d_])(?:passwort|kennwort|mot[\s-]de[\s-]passe|mdp|contrase[ñn]as?|senhas?|wachtwoord|has[łl]o|heslo|"
     r"l[öo]senord|adgangskode|passord|salasana|[şs]ifre(?:m|niz)?|parol[ăa]|kata[\s-]?sandi|kata[\s-]laluan|"
-    r"m[ậa]t[\s-]kh[ẩa]u|парол(?:ем|ей|[ьяюе])|гасло)(?![^\W\d_])|"
+    r"m[ậa]t[\s-]kh[ẩa]u|парол(?:ем|ей|[ьяюе])|гасло|mima)(?![^\W\d_])|"
     # … and Japanese, Korean, Thai, Arabic, Hebrew (no word boundaries to look for).
     r"パスワード|暗証番号|비밀번호|암호|รหัสผ่าน|كلمة\s?(?:المرور|السر)|סיסמ[הא]"
 )
@@ -68,14 +72,14 @@ OTP_RE = (
     r"(?<![A-Za-z0-9])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
     r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
     r"sms[\s-]{0,2}codes?|e-?mail[\s-]{0,2}codes?|auth\w{0,10}[\s-]{0,2}codes?|codes?|sms)(?![A-Za-z0-9])|"
-    r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|安全码|安全碼|确认码|確認碼|"
+    r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|短信|簡訊|简讯|安全码|安全碼|确认码|確認碼|"
     r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]|"
     # Other languages (see PASSWORD_RE): "código: …", "Bestätigungscode …", "код …", "doğrulama kodu".
     r"(?<![^\W\d_])(?:c[óo]digo|k[óo]d(?:u|em|y)?|код|m[ãa][\s-](?:x[áa]c[\s-](?:nh[ậa]n|th[ựu]c)|otp)|"
     r"(?:best[äa]tigungs|sicherheits|verifizierungs|authentifizierungs|anmelde|einmal)codes?)(?![^\W\d_])|"
     r"認証コード|確認コード|認証番号|確認番号|ワンタイムパスワード|인증\s?번호|인증\s?코드|보안\s?코드"
 )
-OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短安确確两兩二身kкb認確ワ인보")
+OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短簡简安确確两兩二身kкb認確ワ인보")
 # Words in front of "code" that make it something else than a one-time code.
 _NOT_OTP_BEFORE = re.compile(
     r"(?i)^(?:referral|promo|promotion|invite|invitation|coupon|voucher|bonus|reward|error|status|zip|postal|area|"
@@ -89,11 +93,14 @@ API_RE = (
     r"API\s{0,2}(?:密钥|密鑰|私钥|私鑰|秘钥|密匙|金鑰|金钥|口令)|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|令牌"
 )
 API_WORDS = _keywords(API_RE, "asbctk密秘祕金令")
+# "API" alone heads the lines of a key and its secret pasted under it (no more: "api" in a sentence
+# is a word about the product).
+API_HEADING = _keywords(r"(?<![A-Za-z0-9])api(?![A-Za-z0-9])", "a")
 
 # (With the copulas of the other languages a password keyword is written in: "mein Passwort ist …",
 # "mi contraseña es …", "mon mot de passe est …", "minha senha é …", "пароль это …", "…คือ".)
-_COPULA_EN = frozenset("is was are were = : ： => -> → ⇒ equals ist war est était es era é è är er jest je это "
-                       "là adalah ialah هي היא คือ".split())
+_COPULA_EN = frozenset("is was are were = : ： => -> → ⇒ equals ist war lautet est était es era é è är er jest je это "
+                       "là adalah ialah هي היא คือ shi".split())
 _COPULA_ZH = ("改成", "改为", "改為", "设成", "設成", "设为", "設為", "设置成", "設置成", "设置为", "設置為", "换成", "換成",
               "是", "为", "為", "：", ":", "=", "は", "が", "는", "은")
 # Words that may stand between a keyword and a credential-shaped value without a copula.
@@ -112,7 +119,8 @@ _NEG = frozenset(
     different what which where how why who when case being been definitely probably already always sometimes
     it's it isn't wasn't doesn't don't didn't won't can't cannot should would could might may must
     nicht kein keine pas ne non não nao niet nie ikke inte ei değil yok không tidak не ні
-    trop très muy sehr zu demasiado muito mein meine mon ma mi mio minha meu mijn mój""".split()
+    trop très muy sehr zu demasiado muito mein meine mon ma mi mio minha meu mijn mój
+    bu shenme sha duoshao cuo cuole wangle wang""".split()
 )
 _DESCRIPTORS = frozenset(
     """wrong incorrect correct right invalid expired weak strong fine ok okay good bad new old safe secure unsafe
@@ -189,9 +197,23 @@ class _Window:
     toks: list[Token]
     copula_at: int  # index of the first token after a copula (-1 when none)
     colon: bool = False  # the copula was ":" or "=" (a label: what follows is the value as written)
+    # The tokens are the next sentence's: the keyword's own ended with a question or a full stop
+    # ("support asked for my password. ok here: Qaz!2wsx") or a label line ("the code you asked
+    # for:\n\n…"). Only a credential-shaped value with connecting words before it counts there.
+    crossed: bool = False
 
 
 _MAX_BETWEEN = 7
+# Words that may open the sentence after the keyword's before its value ("… my password. ok
+# here: …", "password?? sure its …").
+_NEXT_SENTENCE_LEAD = frozenset("ok okay k sure here heres fine well yes yeah yep so its it's then there".split())
+_HAN_NEXT = re.compile(rf"[ \t]{{0,2}}[{HAN_CHARS}]")
+# Nouns right after the keyword that make it part of another thing's name: what follows is
+# about that thing ("the password field is greyed out", "my password manager is bitwarden").
+_ABOUT_NOUN = frozenset(
+    """field fields box input page screen manager managers app policy rules rule requirement requirements
+    strength hint hints length prompt button link option options setting settings form section feature tab
+    menu protection generator vault history expiry""".split())
 _TAIL_END = re.compile(r"&(?=[A-Za-z_]{2,32}=)|</")  # the next query parameter, a closing tag
 
 
@@ -201,18 +223,55 @@ def _label(raw: str) -> bool:
     return raw.endswith((":", "：")) or (raw.endswith("=") and not any(c.isdigit() for c in raw))
 
 
+_ENDS_SENTENCE = re.compile(r"[\s.!?。！？…]*")
+_LABEL_LINE = re.compile(r"[^\n]{0,40}[:：][ \t\r]{0,8}\n")
+_BLANK = re.compile(r"[\s`]*")  # (a code fence is blank too)
+
+
+def next_sentence(doc: Doc, end: int) -> tuple[int, int]:
+    """The sentence after the one ending at `end`, past blank lines ("code:\n\n482913")."""
+    s, e = end, end
+    for _ in range(4):
+        if s >= len(doc.text):
+            break
+        s, e = doc.sentence(s)
+        if not _BLANK.fullmatch(doc.text, s, e):
+            break
+        s = e
+    return s, e
+
+
+def reach(doc: Doc, kw_end: int) -> tuple[int, int, bool]:
+    """Where the value of a keyword ending at `kw_end` may be: (start, end, crossed). Its own
+    sentence; the next one (past blank lines) when nothing but a copula follows the keyword
+    ("password:\nHunter2"); the next one, `crossed`, when the keyword's sentence ends right after
+    it with a full stop or a question mark, or ends a label line ("… you asked for:\n")."""
+    _, sent_end = doc.sentence(kw_end)
+    if sent_end >= len(doc.text):
+        return kw_end, sent_end, False
+    rest = doc.text[kw_end : min(sent_end, kw_end + 64)]
+    if not rest.strip(" \t:：=-\n"):
+        return kw_end, next_sentence(doc, sent_end)[1], False
+    if _ENDS_SENTENCE.fullmatch(rest) or _LABEL_LINE.fullmatch(doc.text, kw_end, sent_end):
+        i = doc.token_index(sent_end)
+        if i > 0 and doc.tokens[i - 1].end > sent_end:
+            return kw_end, sent_end, False  # the mark opens a value ("资金密码 ！Ｄ＆＠１…")
+        s, e = next_sentence(doc, sent_end)
+        return s, e, True
+    return kw_end, sent_end, False
+
+
 def _window(doc: Doc, kw_end: int) -> _Window:
-    """The tokens after a keyword in its sentence (or the next line when nothing follows it)."""
+    """The tokens after a keyword where its value may be (`reach`)."""
     toks = doc.tokens
+    begin, sent_end, crossed = reach(doc, kw_end)
+    if crossed:
+        i = doc.token_index(begin)
+        return _Window(toks[i : min(doc.token_index(sent_end), i + _MAX_BETWEEN)], -1, crossed=True)
     i = doc.token_index(kw_end)
     # A keyword glued to the next token ("密码Abc123", "password:Abc123") starts a token itself.
     if i > 0 and toks[i - 1].end > kw_end and toks[i - 1].start < kw_end:
         i -= 1
-    _, sent_end = doc.sentence(kw_end)
-    if not doc.text[kw_end : min(sent_end, kw_end + 64)].strip(" \t:：=-\n"):
-        # "password:\nHunter2" — the value is on the next line.
-        if sent_end < len(doc.text):
-            sent_end = doc.sentence(sent_end)[1]
     out: list[Token] = []
     copula_at = -1
     rest = doc.text[kw_end : toks[i].start if i < len(toks) else kw_end]
@@ -258,6 +317,24 @@ def _zh_copula(toks: list[Token]) -> int:
     return best
 
 
+_QUOTES = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’", "「": "」", "『": "』"}
+
+
+def _quoted(toks: list[Token], at: int) -> tuple[int, int] | None:
+    """A value of several words in quotes ("is 'my dog rex 2010'"): all of it, whatever the
+    words — unless they only describe the secret ("is 'not working'")."""
+    close = _QUOTES.get(toks[at].raw[:1])
+    if close is None or toks[at].raw.rstrip(",.;:!?").endswith(close):
+        return None
+    for end in range(at + 1, min(len(toks), at + 8)):
+        if toks[end].raw.rstrip(",.;:!?)").endswith(close):
+            words = [t.text.lower() for t in toks[at : end + 1]]
+            if all(x in _NEG or _is_descriptive(x) for x in words):
+                return None
+            return toks[at].start, toks[end].end
+    return None
+
+
 def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
     """The value starting at token `at` after a copula (None when it only describes the secret)."""
     toks = w.toks
@@ -268,6 +345,8 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
         return None
     first = toks[at]
     v = first.text
+    if (quoted := _quoted(toks, at)) is not None:
+        return quoted
     if _CJK.match(v) or _NOT_VALUE.match(v) or v.endswith("?"):
         return None
     if v.lower() in (_NOT_GIVEN if w.colon else _NEG):
@@ -298,7 +377,20 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
     toks = w.toks
     if not toks:
         return []
-    zh = _ASIAN.search(kw.group(0)) is not None
+    if w.crossed:
+        # The next sentence: "ok here: Qaz!2wsx", "sure its Kiwi4455" — no bare PIN ("my pin?
+        # 12345678 is my UID").
+        for t in toks[:4]:
+            if accept(t.text) and not t.text.isdigit():
+                return [Hit(t.start, t.end, kind)]
+            if t.text.lower() not in _CONNECT and t.text.lower() not in _NEXT_SENTENCE_LEAD:
+                break
+        return []
+    weak = _WEAK_KEYWORD.fullmatch(kw.group(0)) is not None
+    # An English keyword in Chinese ("我的password是qwe123") takes the Chinese copula.
+    zh = _ASIAN.search(kw.group(0)) is not None or (not weak and _HAN_NEXT.match(doc.text, kw.end()) is not None)
+    if not zh and toks[0].text.lower() in _ABOUT_NOUN and not doc.text[kw.end() : toks[0].start].strip():
+        return []  # "the password field is greyed out", "my password manager is bitwarden"
     hits: list[Hit] = []
     if zh:
         # Chinese (Japanese, Korean): any characters of the script may stand between
@@ -317,11 +409,13 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
                 k = j  # "登录密码：00000@": the full-width colon is no token of its own
             if not v or not v.isascii() or _NOT_VALUE.match(v):
                 break
-            if (k >= 0 and j >= k and len(v) >= 4 and any(c.isalnum() for c in v)) or accept(v):
+            # Right after the keyword, a 4-digit PIN too ("PIN码 2580", "密码 1234").
+            pin = (j == 0 or (j == 1 and toks[0].text in "码碼是为為")) and v.isdigit() and 4 <= len(v) <= 8 and not (
+                j + 1 < len(toks) and _UNIT_AFTER.match(toks[j + 1].text))
+            if (k >= 0 and j >= k and len(v) >= 4 and any(c.isalnum() for c in v)) or accept(v) or pin:
                 hits.append(Hit(start, t.end, kind))
             break
         return hits
-    weak = _WEAK_KEYWORD.fullmatch(kw.group(0)) is not None
     if 0 <= w.copula_at <= 6 and not weak:
         span = _value_span(w, w.copula_at, multi)
         if span is not None:
@@ -340,7 +434,7 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
 # Value first: "Qwerty#123 is my password", "I use Qwerty#123 as my login password",
 # "Abc12345是我的密码", "我用Abc12345当密码". Between the value and the keyword: a copula, then
 # only words that say whose or which password it is.
-_BEFORE_COPULA_EN = frozenset("is was = as for".split())
+_BEFORE_COPULA_EN = frozenset("is was = as for thats that's - -- ← <- <--".split())
 _BEFORE_OWNER_EN = frozenset(
     """my our his her their the a new old current actual real main usual whole account login email e-mail binance
     exchange wallet trading withdrawal fund funds""".split())
@@ -349,14 +443,17 @@ _WEAK_KEYWORD = re.compile(r"(?i)log[\s-]?in|sign[\s-]?in|credentials?|creds")
 _END_MARK = re.compile(r"[.!?;]{1,3}\s{0,3}")
 
 
-def _before_keyword(doc: Doc, kw: re.Match[str]) -> Hit | None:
-    """A credential-shaped value written before its keyword (see above), in the same sentence."""
+def _before_keyword(doc: Doc, kw: re.Match[str], kind: str = PASSWORD,
+                    accept: Callable[[str], bool] = credential_shaped) -> Hit | None:
+    """A value written before its keyword (see above), in the same sentence: credential-shaped
+    for a password, an API secret's shape for an API keyword ("<key> is my api secret")."""
     if _WEAK_KEYWORD.fullmatch(kw.group(0)):
         return None
     toks = doc.tokens
     s, _ = doc.sentence(kw.start())
     j = doc.token_index(kw.start()) - 1
-    zh = _ASIAN.search(kw.group(0)) is not None
+    # (An English keyword after Chinese takes the Chinese copula: "qwe123是我的password".)
+    zh = _ASIAN.search(kw.group(0)) is not None or (kw.start() > 0 and _CJK.match(doc.text, kw.start() - 1) is not None)
     copula = False
     skipped = 0
     while j >= 0 and toks[j].start >= s and skipped < 8:
@@ -377,12 +474,12 @@ def _before_keyword(doc: Doc, kw: re.Match[str]) -> Hit | None:
     if toks[j].start < s and not _END_MARK.fullmatch(doc.text, toks[j].end, s):
         return None  # (a value ending in "!", "." or "?" ends a sentence: "Monkey66! is my password")
     v = toks[j].text
-    if not credential_shaped(v) or looks_like_address(v):
+    if not accept(v) or looks_like_address(v):
         return None
     before = toks[j - 1].text if j > 0 else ""
     if _ID_BEFORE.match(before) or _ID_TAIL.search(doc.text, max(0, toks[j].start - 12), toks[j].start):
         return None  # "order 12345678 is my …"
-    return Hit(toks[j].start, toks[j].end, PASSWORD)
+    return Hit(toks[j].start, toks[j].end, kind)
 
 
 def _passwords(doc: Doc) -> list[Hit]:
@@ -470,7 +567,12 @@ def _otps(doc: Doc) -> list[Hit]:
         if _NOT_OTP_BEFORE.match(prev) or _NOT_OTP_BEFORE.match(m.group(0).split()[0]):
             continue
         s, e = doc.sentence(m.start())
-        # After the keyword, within a few words ("authenticator shows 123 456 now").
+        # After the keyword, within a few words ("authenticator shows 123 456 now") — or in the
+        # next sentence when the keyword's ends right after it ("i got the code. 252353",
+        # "code:\n\n482913", "the code you asked for:\n482913").
+        begin, e, crossed = reach(doc, m.end())
+        if crossed:  # (only its first few words: "no code. I tried 5 times with …" is no code)
+            e = min(e, toks[min(doc.token_index(begin) + 3, len(toks) - 1)].end)
         i = doc.token_index(m.end())
         # Glued to it by a colon or "=" ("code:483920", "验证码:483920"): one token.
         g = i - 1 if i > 0 and toks[i - 1].end > m.end() else i
@@ -490,7 +592,7 @@ def _otps(doc: Doc) -> list[Hit]:
                 break
             d = _digits(toks, j)
             if d is not None:
-                if _otp_value_ok(doc, toks, d[0], d[1], direct=j == i):
+                if _otp_value_ok(doc, toks, d[0], d[1], direct=j == i and not crossed):
                     hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
                 break
             j += 1
@@ -546,6 +648,46 @@ _KEY_QUALIFIER = re.compile(rf"(?i)(?<![a-z])(?:api|{_TWO_FACTOR})(?![a-z])[^.!?
 _GENERIC_API = frozenset(("secret", "secrets", "token", "tokens", "key", "keys", "cookie", "cookies"))
 
 
+_HEX64 = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+
+
+def _line_value(v: str) -> bool:
+    """A value alone on a line under an API keyword or under another value: an API secret's shape
+    with letters in it (no order id), and no bare TxID."""
+    return (_api_value(v, False) and len(v) >= 16 and any(c.isalpha() for c in v)
+            and _HEX64.fullmatch(v) is None)
+
+
+def _lines_below(doc: Doc, pos: int) -> list[Hit]:
+    """Values alone on the lines after the one holding `pos` (blank lines and code fences
+    skipped): a key and its secret pasted one per line under "api key and secret below", or a
+    secret wrapped over two lines."""
+    text = doc.text
+    toks = doc.tokens
+    hits: list[Hit] = []
+    _, le = doc.line(pos)
+    for _ in range(4):
+        if le >= len(text):
+            break
+        ls, le = doc.line(le)
+        if _BLANK.fullmatch(text, ls, le):
+            continue
+        i = doc.token_index(ls)
+        if i >= len(toks) or toks[i].start >= le or (i + 1 < len(toks) and toks[i + 1].start < le):
+            break  # no token, or more than one
+        if not _line_value(toks[i].text):
+            break
+        hits.append(Hit(toks[i].start, toks[i].end, API_SECRET))
+    return hits
+
+
+_LINE_END = re.compile(r"[ \t\"'`,;)\]}]{0,8}(?:\r?\n|$)")
+
+
+def _ends_line(doc: Doc, end: int) -> bool:
+    return _LINE_END.match(doc.text, end) is not None  # (bounded: a megabyte line is not read per hit)
+
+
 def _apis(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     for m in _outside_marks(API_WORDS, doc):
@@ -554,15 +696,31 @@ def _apis(doc: Doc) -> list[Hit]:
         if generic and _KEY_QUALIFIER.search(doc.text, max(0, m.start() - 40), m.start()):
             generic = False
         w = _window(doc, m.end())
+        found = None
         for t in w.toks[: _MAX_BETWEEN + 2]:
             if (pm := _API_VALUE.match(t.text)) and pm.end() < len(t.text) and not t.text[pm.end()].isalnum():
                 # "api_key=VALUE&symbol=…": the value ends where a query string goes on.
                 t = Token(t.start, t.start + pm.end(), pm.group(0), t.raw)
             if _api_value(t.text, generic):
-                if re.fullmatch(r"(?:0x)?[0-9a-fA-F]{64}", t.text) and not keys.keyed(doc, t.start, t.end) and generic:
+                if _HEX64.fullmatch(t.text) and not keys.keyed(doc, t.start, t.end) and generic:
                     break  # a TxID near the word "token"
-                hits.append(Hit(t.start, t.end, API_SECRET))
+                found = Hit(t.start, t.end, API_SECRET)
                 break
+        if found is not None:
+            hits.append(found)
+            if _ends_line(doc, found.end):  # the rest of a wrapped secret, the secret under the key
+                hits += _lines_below(doc, found.end)
+        elif not generic:
+            # "api key and secret below\n<key>\n<secret>": a heading line, the values under it.
+            ls, le = doc.line(m.end())
+            if le - m.end() <= 48:
+                hits += _lines_below(doc, m.end())
+            # The value first: "<key> is my api secret", "<key>是我的API密钥".
+            if (h := _before_keyword(doc, m, API_SECRET, _line_value)) is not None:
+                hits.append(h)
+    for m in _outside_marks(API_HEADING, doc):  # "binance api\n\n<key>\n<secret>"
+        if doc.line(m.end())[1] - m.end() <= 48:
+            hits += _lines_below(doc, m.end())
     return hits
 
 
@@ -597,9 +755,19 @@ _EMAIL_THEN = re.compile(
 _CRED_CONTEXT = re.compile(r"(?i)log[\s-]?in|sign[\s-]?in|account|credential|password|passwd|pwd|账号|帳號|账户|帳戶|登录|登錄|登陆|密码|密碼")
 
 
+# A password in a URL's user part ("https://alice:Secr3tPass@host/…", a pasted connection string).
+_URL_USERINFO = re.compile(r"://[^\s/:@]{1,64}:(?P<v>[^\s/@]{1,128})@(?=[\w\[])")
+
+
 def _email_passwords(doc: Doc) -> list[Hit]:
-    hits: list[Hit] = []
+    userinfo = [Hit(*m.span("v"), PASSWORD) for m in _URL_USERINFO.finditer(doc.text)]
+    hits = list(userinfo)
+    u = 0  # (both in text order: one pass)
     for m in _EMAIL_THEN.finditer(doc.text):
+        while u < len(userinfo) and userinfo[u].end <= m.start():
+            u += 1
+        if u < len(userinfo) and userinfo[u].start <= m.start():
+            continue  # "user:password@host/path" is no e-mail address followed by a password
         v = m.group("v").strip("\"'()[]<>.")
         if not v or _NOT_VALUE.match(v):
             continue

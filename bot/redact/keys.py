@@ -102,11 +102,28 @@ def _nearest(pattern: re.Pattern[str], doc: Doc, start: int, end: int) -> int | 
     return doc.nearest(pattern, max(lo, start - _REACH), start, end, min(e, end + _REACH))
 
 
+# Words that name a private key and nothing else; with one of them earlier on the same line (a
+# paragraph of a mail: "This is the private key of my wallet. I need help … the value is <key>")
+# a key is still keyed, unless a word of transactions or transfers is nearer.
+STRONG_KEY_WORDS = re.compile(
+    r"(?i)private[\s_-]{0,2}keys?|priv[\s_-]{0,2}keys?|privkey|secret[\s_-]{0,2}keys?|私钥|私鑰|私匙")
+_MOVE_WORDS = re.compile(
+    r"(?i)(?<![a-z])(?:deposit\w{0,3}|withdr[ae]w\w{0,4}|sent|send(?:ing)?|arriv\w{1,4}|received?|paid|transfer\w{0,3})(?![a-z])|"
+    r"充值|提现|提現|提币|提幣|到账|到賬|转账|轉賬|汇款|匯款")
+
+
 def keyed(doc: Doc, start: int, end: int) -> bool:
     """A key word is in context and no transaction word is nearer."""
     k = _nearest(KEY_WORDS, doc, start, end)
     if k is None:
-        return False
+        ls, le = doc.line(start)
+        lo = max(ls, start - _REACH)
+        k = doc.nearest(STRONG_KEY_WORDS, lo, start, end, start)  # (only before it)
+        if k is None:
+            return False
+        hi = min(le, end + _REACH)
+        return all(d is None or k <= d for d in (doc.nearest(TX_WORDS, lo, start, end, hi),
+                                                  doc.nearest(_MOVE_WORDS, lo, start, end, hi)))
     t = _nearest(TX_WORDS, doc, start, end)
     return t is None or k <= t
 

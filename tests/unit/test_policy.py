@@ -286,6 +286,30 @@ def test_phishing_checks_and_hypotheticals_are_not_reports(text: str) -> None:
     assert out.action is Action.ANSWER
 
 
+@pytest.mark.parametrize("text", [
+    "i received an sms saying my account will be frozen, is it from you?",
+    "got an email: your account will be suspended unless you verify within 24 hours. is this legit?",
+    "收到短信说我的账户将被冻结，是你们发的吗",
+    "收到一封邮件说我的账户24小时内会被冻结，让我点链接，是真的吗",
+])
+def test_asking_whether_a_freeze_threat_is_from_us_is_a_security_question(text: str) -> None:
+    # The classifier reads the threat it quotes (a frozen account, 0.96); the user asks how to tell
+    # a fake message from us: the phishing answer, no compliance ticket.
+    out = run(text, "compliance_account_frozen", 0.96, lang=lang_of(text))
+    assert (out.action, out.topic, out.intent) == (Action.ANSWER, "security", "security_fake_support_phishing")
+    assert out.state.mode == "bot"
+
+
+@pytest.mark.parametrize("text", [
+    "my account was frozen and I got an sms about it, is it from you?",  # it happened
+    "my account is frozen, why",
+    "Got an email asking for source of funds documents, is it legit?",  # a real request (a rule)
+])
+def test_a_frozen_account_or_a_real_request_is_still_compliance(text: str) -> None:
+    out = run(text, "compliance_account_frozen", 0.96, lang=lang_of(text))
+    assert (out.action, out.topic) == (Action.HANDOFF, "compliance")
+
+
 @pytest.mark.parametrize(("text", "topic"), [
     ("頭先收到個email話我改咗綁定手機號碼，我冇改過喎", "theft"),  # Cantonese
     ("i never opened this long, who did", "theft"),

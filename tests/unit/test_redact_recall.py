@@ -88,6 +88,38 @@ def test_more_phrasings_people_use(text: str, secret: str) -> None:
     assert secret not in redact(text).text
 
 
+# Written by people who did not write the engine (an outside check, then our own fresh round):
+# typos, slang and pinyin, the value in the next sentence or under a label line, an English keyword
+# in Chinese, a key and its secret one per line, a card after the bare word "card".
+@pytest.mark.parametrize(("text", "secret", "kind"), [
+    ("my passwrod is Dragon#99 why it say wrong", "Dragon#99", "password"),
+    ("passowrd = qwerty123", "qwerty123", "password"),
+    ("mima shi abc12345", "abc12345", "password"),
+    ("我的password是qwe123", "qwe123", "password"),
+    ("PIN码 2580", "2580", "password"),
+    ("Mein Passwort lautet Hund#2020", "Hund#2020", "password"),
+    ("mật khẩu của tôi là Meo2020", "Meo2020", "password"),
+    ("password is 'my dog rex 2010'", "dog rex 2010", "password"),
+    ("support asked for my password. ok here: Qaz!2wsx", "Qaz!2wsx", "password"),
+    ("pass\n\nKiwi4455", "Kiwi4455", "password"),
+    ("Password123 thats my pw", "Password123", "password"),
+    ("https://alice:Secr3tPass@exchange.com/login", "Secr3tPass", "password"),
+    ("i got the code. 252353", "252353", "otp"),
+    ("the 2fa code you asked for:\n\n733411", "733411", "otp"),
+    ("短信里是841074", "841074", "otp"),
+    (f"{HEX[:8]}q8r7s6t5u4v3w2x1y0z9{HEX[:36]} is my api secret", "q8r7s6t5u4v3w2x1y0z9", "api_secret"),
+    ("api key and secret below\nariwx8lixqxxk7hpksybomoyxp4qadgyxpsb425hh395fzh54lo12dhmerx24pv9\n"
+     "fnqjeezteee8aexej9h56r2lgqtz0l2g3vunbyognwvramefktqlcj4gdyqfodes", "fnqjeezteee8aexej9h56r", "api_secret"),
+    ('secret key is "deGoEVnKN3972yhd\n8BHdpHkG3ungfEqD"', "8BHdpHkG3ungfEqD", "api_secret"),
+    ("This is the private key of my wallet. I need help recovering funds from it. Thank you, the value is "
+     + HEX, HEX, "private_key"),
+    ("paid with card 4219720827343825 cvc 456", "4219720827343825", "card"),
+])
+def test_phrasings_from_outside_the_engine(text: str, secret: str, kind: str) -> None:
+    out = redact(text)
+    assert secret not in out.text and kind in out.kinds, out.text
+
+
 @pytest.mark.parametrize("text", [
     "password: the same as before", "password: none", "password: I forgot it", "contact bob@example.com iPhone15 user",
     "please read my key points: the deposit is late", "the secret to trading is patience", "can't pass KYC level 2",
@@ -97,6 +129,9 @@ def test_more_phrasings_people_use(text: str, secret: str) -> None:
     "ticket SB-000123, order 2026110112345678, UID 48213377", "call +86 138 0013 8000 or a@b.com",
     "I sent 1,000 USDT on 2026-11-01 10:32", "Withdraw 0.5 ETH to 0x52908400098527886E0F7030069857D2E4169EE7",
     "my private key is safe, I never shared it. The tx hash is " + HEX,
+    "the password field is greyed out", "my password manager is bitwarden", "mật khẩu không đúng",
+    "I lost my private key last year. My deposit did not arrive. Please check " + HEX,
+    "https://exchange.com/login?lang=en", "PIN码 3次错误被锁了", "mima wangle zenme ban",
 ])
 def test_what_agents_need_is_kept(text: str) -> None:
     assert redact(text).text == text
