@@ -403,6 +403,103 @@ def otp_case(lang: str) -> Callable[[random.Random], Case]:
     return gen
 
 
+# As they arrive in a chat: the SMS itself pasted whole in the user's language, digits read out
+# as words (voice typing), full width and ASCII mixed, emoji around the code.
+SMS_CTX = ["Your Binance verification code is {c}. Don't share it with anyone.", "【OKX】您的验证码为：{c}，5分钟内有效。",
+           "Код подтверждения: {c}. Никому не сообщайте его.", "Tu código es {c}", "Doğrulama kodunuz: {c}",
+           "Mã OTP của bạn là {c}", "Kode verifikasi Anda {c}", "رمز التحقق {c}", "Seu código é {c}",
+           "Il tuo codice di verifica è {c}", "رمز التحقق الخاص بك هو {c}", "Use {c} to verify your account",
+           "[Web발신] 인증번호 [{c}]를 입력해주세요", "認証コードは{c}です", "Votre code de vérification est {c}",
+           "verification code {w}", "2fa code: {cw}", "my otp is {cw}", "the code is {ch}", "验证码是{zh}",
+           "六位验证码是{zh}", "验证码：{zh}", "el código es {es}", "验证码 {mixed}", "code: 🔢 {c} 🔢", "验证码👉{c}👈"]
+_EN_DIGITS = "zero one two three four five six seven eight nine".split()
+_ES_DIGITS = "cero uno dos tres cuatro cinco seis siete ocho nueve".split()
+
+
+def sms_case(rng: random.Random) -> Case:
+    c = f"{rng.randint(0, 999999):06d}"
+    words = {"cw": " ".join(_EN_DIGITS[int(d)] for d in c), "ch": "-".join(_EN_DIGITS[int(d)] for d in c),
+             "zh": "".join("零一二三四五六七八九"[int(d)] for d in c), "es": " ".join(_ES_DIGITS[int(d)] for d in c),
+             "w": _fullwidth(c), "mixed": "".join(_fullwidth(d) if i % 2 else d for i, d in enumerate(c))}
+    tpl = rng.choice(SMS_CTX)
+    key = next((k for k in words if "{" + k + "}" in tpl), "c")
+    secret = words[key] if key != "c" else c
+    return Case("otp", "sms_voice", "mixed", tpl.format(c=c, **words), (secret,))
+
+
+# Passwords as chats and pastes hold them: slang and script of other languages, a 4-digit PIN, a
+# key emoji for the word, a value under a label after words about it, a table row.
+PW_CHAT_CTX = ["PIN {pin4}", "비번 {v}", "비번은 {v} 이에요", "🔑 {v}", "password 🔑 {v}", "мой пароль от биржи {v}",
+               "my pass for the account is the same as the email: {v}", "my password is the same as my gmail one: {v}",
+               "| field | value |\n|---|---|\n| email | a@b.com |\n| password | {v} |", "| password | {v} |",
+               "the 25th word is {v}", "seed words are on paper\n25th word: {v}", "passphrase (25th word): {v}",
+               "my password is {voice}", "password is {voice} please reset"]
+
+
+def pw_chat_case(rng: random.Random) -> Case:
+    v = password(rng)
+    while v.isdigit():
+        v = password(rng)
+    pin4 = f"{rng.randint(0, 9999):04d}"
+    # Spelt out by voice typing: "capital Q w e r t y one two three".
+    letters = [rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 7))]
+    voice = " ".join(["capital", letters[0].upper(), *letters[1:], *(_EN_DIGITS[rng.randint(0, 9)] for _ in range(3))])
+    tpl = rng.choice(PW_CHAT_CTX)
+    secret = pin4 if "{pin4}" in tpl else " ".join(voice.split()[-4:]) if "{voice}" in tpl else v
+    return Case("password", "chat", "mixed", tpl.format(v=v, pin4=pin4, voice=voice), (secret,))
+
+
+# API keys in code and config pastes: SDK clients, curl headers, CSV/table rows, ccxt configs.
+API_CODE_CTX = ['client = Client("{k}", "{v}")', "client = Client('{k}', '{v}')", "api key,secret\n{k},{v}",
+                "| api key | {k} |\n| secret | {v} |", 'curl -H "X-MBX-APIKEY: {k}" https://api.binance.com/api/v3/account',
+                "exchange = ccxt.binance({{'apiKey': '{k}', 'secret': '{v}'}})", '{{"binance": {{"key": "{k}", "secret": "{v}"}}}}',
+                "BINANCE_API_KEY={k}\nBINANCE_API_SECRET={v}", "const apiKey = '{k}';\nconst apiSecret = '{v}';",
+                'curl -H "Authorization: Bearer {k}" https://api.example.com/v1/me', "apiKey: {k}\nsecretKey: {v}"]
+
+
+def api_code_case(rng: random.Random) -> Case:
+    alphabet = string.ascii_lowercase + string.digits  # (lower case: no bare-token rule catches it)
+    k, v = ("7" + "".join(rng.choice(alphabet) for _ in range(rng.choice([39, 63]))) for _ in range(2))
+    tpl = rng.choice(API_CODE_CTX)
+    return Case("api_secret", "code", "en", tpl.format(k=k, v=v), tuple(x for x, f in ((k, "{k}"), (v, "{v}")) if f in tpl))
+
+
+def seed_layout_case(rng: random.Random) -> Case:
+    """Seed phrases laid out by hand: " - ", " | " or "/" between the words, a numbered table,
+    three lines of four, 24 words in two columns, ALL CAPS, a typo among the first words."""
+    wl = rng.choice(["english", "spanish", "french", "italian", "portuguese", "czech", "japanese", "korean"])
+    layout = rng.choice(["dash", "pipe", "slash", "table", "lines", "columns", "typo"])
+    words = mn(wl).to_mnemonic(rbytes(rng, 32 if layout == "columns" else 16)).split()
+    if wl not in ("japanese", "korean") and rng.random() < 0.3:
+        words = [w.upper() for w in words]
+    if layout in ("dash", "pipe", "slash"):
+        body = {"dash": " - ", "pipe": " | ", "slash": "/"}[layout].join(words)
+    elif layout == "table":
+        body = "| # | word |\n|---|---|\n" + "\n".join(f"| {i} | {w} |" for i, w in enumerate(words, 1))
+    elif layout == "lines":
+        body = "\n".join(" ".join(words[i : i + 4]) for i in range(0, 12, 4))
+    elif layout == "columns":
+        body = "\n".join(f"{i + 1}. {words[i]}    {i + 13}. {words[i + 12]}" for i in range(12))
+    elif wl in ("japanese", "korean"):  # (kana and hangul have no case: a typo there ends a run)
+        body = "my seed: " + " ".join(words)
+    else:  # one typo among the first three words: the run must still start at the first word
+        t = rng.randint(1, 2)
+        q = "q" if words[t][-1] not in "qQ" else "z"
+        words[t] = words[t][:-1] + (q.upper() if words[t].isupper() else q)
+        body = "my seed: " + " ".join(words)
+    probes = tuple(r"[^\w]{0,16}?".join(re.escape(w) for w in words[i : i + 3]) for i in range(len(words) - 2))
+    return Case("seed_phrase", "layout", wl, body, (), probes)
+
+
+def card_expiry_case(rng: random.Random) -> Case:
+    """A card number with no card word, but its expiry date (and security code) after it."""
+    p = luhn_number(rng)
+    g = " ".join(p[i : i + 4] for i in range(0, len(p), 4)) if len(p) != 15 else " ".join([p[:4], p[4:10], p[10:]])
+    tpl = rng.choice(["{p}|12/27|123", "{p} 12/27 JOHN SMITH", "number: {p}\nexp: 12/27\ncvv: 123", "{g} 12/27 JOHN SMITH",
+                      "{p}, 03/2028, 456", "💳 {p}"])
+    return Case("card", "expiry", "en", tpl.format(p=p, g=g), (p if "{p}" in tpl else g,))
+
+
 # -- payment cards -------------------------------------------------------------------------------
 
 CARD_CTX = {
@@ -465,6 +562,15 @@ KEEP_QUESTIONS = [
     "mật khẩu không đúng", "mima wangle zenme ban", "https://exchange.com/login?lang=en", "i forgot my pw how do i reset",
     "where do I find my code? I tried 3 times", "the api key is read-only, no withdrawal permission",
     "PIN码 3次错误被锁了", "密码 2 次输错了", "密码是多少位的",
+    # Close to the round-2 rules (SMS, spelled codes, PINs, cards with expiry, API code).
+    "my code doesn't work", "error code 100023", '{"code": 100023, "msg": "insufficient balance"}',
+    '{"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}', "card ending 4242 was charged twice",
+    "visa ending 4242 expires 12/27", "the card expires 12/27", "the 25th word is optional, right?",
+    "what is the 25th word in a seed phrase?", "PIN locked after 3 tries", "비번을 잊어버렸어요", "Kode verifikasi tidak masuk",
+    "Doğrulama kodu gelmedi", "رمز التحقق لم يصل", "Tu código no llegó", "验证码一直收不到", "验证码三次错误",
+    "the code is one of the two I got", "IBAN DE89 3704 0044 0532 0130 00 for the SEPA deposit",
+    "curl https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT", "set header X-MBX-APIKEY to your key",
+    "my password is the same as before: I did not change it", "🔑 how do I reset my key?", "password reset for UID: 38920174",
 ]
 
 
@@ -499,6 +605,9 @@ def keep_case(rng: random.Random) -> Case:
         f"I lost my private key last year. My deposit did not arrive. Please check {txid}",
         f"my api key works. UID {uid}\norder {order}",
         f"card purchase on {date}, order {order}, txid {txid}",
+        f"| order id | status |\n|---|---|\n| {order} | filled |", json.dumps({"orderId": int(order), "status": "FILLED"}),
+        f"txid,amount\n{txid},{amount}", f"GET /api/v3/order?symbol=BTCUSDT&orderId={order}&signature={txid}",
+        f"IBAN GB29 NWBK 6016 1331 9268 19, UID {uid}", f"uid,email\n{uid},{email}",
     ]
     return Case("keep", "support_text", "en", rng.choice(tpls))
 
@@ -538,6 +647,11 @@ def families() -> dict[tuple[str, str, str], Callable[[random.Random], Case]]:
         fam[(kind, "fullwidth", "zh")] = fullwidth_case(kind)
     for f in ("grouped", "keyword", "cvv", "card_word"):
         fam[("card", f, "mixed")] = card_case(f)
+    fam[("card", "expiry", "en")] = card_expiry_case
+    fam[("otp", "sms_voice", "mixed")] = sms_case
+    fam[("password", "chat", "mixed")] = pw_chat_case
+    fam[("api_secret", "code", "en")] = api_code_case
+    fam[("seed_phrase", "layout", "mixed")] = seed_layout_case
     return fam
 
 

@@ -28,6 +28,10 @@ _NON_SPACE = re.compile(r"\S")
 # ASCII it stands for in a token's text.
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _FULLWIDTH_ANY = re.compile("[\uff01-\uff5e]")
+# A letter or digit in full width glued to one in ASCII ("４８2９13", "abc１２３": the input method
+# switched mid-value): the runs on both sides are one token.
+_MIXED_WIDTH = re.compile("[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+_WIDE_ALNUM = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
 
 _EDGE_OPEN = "([{<\"'`“‘「『【"
 _EDGE_CLOSE = ")]}>\"'`”’」』】,.;:!?，。；：！？、"
@@ -121,9 +125,11 @@ class Doc:
     def tokens(self) -> list[Token]:
         if self._tokens is None:
             toks = []
-            for m in _TOKEN.finditer(self.text):
-                raw = m.group(0)
-                s, e = m.span()
+            runs = [m.span() for m in _TOKEN.finditer(self.text)]
+            if _FULLWIDTH_ANY.search(self.text):
+                runs = self._join_widths(runs)
+            for s, e in runs:
+                raw = self.text[s:e]
                 # Peel quotes, brackets and trailing punctuation off an ASCII token ("'Hunter2',").
                 while s < e and self.text[s] in _EDGE_OPEN:
                     s += 1
@@ -137,6 +143,18 @@ class Doc:
             self._tokens = toks
             self._token_starts = [t.start for t in toks]
         return self._tokens
+
+    def _join_widths(self, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Glued runs joined where a full-width letter or digit meets an ASCII one."""
+        t = self.text
+        out: list[tuple[int, int]] = []
+        for s, e in runs:
+            if (out and out[-1][1] == s and _MIXED_WIDTH.match(t, s - 1) and _MIXED_WIDTH.match(t, s)
+                    and (_WIDE_ALNUM.match(t, s - 1) is None) != (_WIDE_ALNUM.match(t, s) is None)):
+                out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
+        return out
 
     def token_index(self, pos: int) -> int:
         """Index of the first token starting at or after `pos`."""

@@ -34,10 +34,26 @@ _ASIAN = re.compile(f"[{HAN_CHARS}\u3040-\u30ff\uac00-\ud7af]")
 
 def _outside_marks(pattern: re.Pattern[str], doc: Doc) -> Iterator[re.Match[str]]:
     """The keywords `pattern` finds in `doc`, except inside earlier marks ("[REDACTED:password]"
-    holds a keyword): redacting twice changes nothing."""
-    for m in pattern.finditer(doc.text):
-        if not doc.in_mark(m.start(), m.end()):
+    holds a keyword): redacting twice changes nothing; and except a segment of a link's path
+    ("https://…/login?id=123", "…/api/key/list"): a page's name, not a secret's label (a query
+    parameter, "?password=…", still is one)."""
+    text = doc.text
+    for m in pattern.finditer(text):
+        if not doc.in_mark(m.start(), m.end()) and not _url_path_segment(text, m.start()):
             yield m
+
+
+_URL_START = re.compile(r"(?:https?://|www\.)[^\s/]+/", re.I)
+_URL_LOOKBACK = 2048  # a link's length at most: bounded, so a long run of keywords stays linear
+
+
+def _url_path_segment(text: str, start: int) -> bool:
+    """The keyword at `start` follows a "/" inside a link (no space between the link's start and it)."""
+    if start == 0 or text[start - 1] != "/":
+        return False
+    lo = max(0, start - _URL_LOOKBACK)
+    space = max(text.rfind(" ", lo, start), text.rfind("\n", lo, start), text.rfind("\t", lo, start))
+    return _URL_START.search(text, space + 1 if space >= 0 else lo, start) is not None
 
 
 def _keywords(pattern: str, first: str) -> re.Pattern[str]:
@@ -63,11 +79,15 @@ PASSWORD_RE = (
     r"l[öo]senord|adgangskode|passord|salasana|[şs]ifre(?:m|niz)?|parol[ăa]|kata[\s-]?sandi|kata[\s-]laluan|"
     r"m[ậa]t[\s-]kh[ẩa]u|парол(?:ем|ей|[ьяюе])|гасло|mima)(?![^\W\d_])|"
     # … and Japanese, Korean, Thai, Arabic, Hebrew (no word boundaries to look for).
-    r"パスワード|暗証番号|비밀번호|암호|รหัสผ่าน|كلمة\s?(?:المرور|السر)|סיסמ[הא]"
+    r"パスワード|暗証番号|비밀번호|비번|암호|รหัสผ่าน|كلمة\s?(?:المرور|السر)|סיסמ[הא]|"
+    # A key emoji standing for the word ("🔑 Abc#1234"): only a credential-shaped value follows.
+    r"\U0001f511|\U0001f5dd\ufe0f?"
 )
-PASSWORD_WORDS = _keywords(PASSWORD_RE, "plsc登資资交支提账帳邮郵密kmwhaşпгパ暗비암รكס")
-PASSPHRASE_RE = r"(?<![A-Za-z0-9])pass[\s_-]{0,2}phrases?(?![A-Za-z0-9])|口令"
-PASSPHRASE_WORDS = _keywords(PASSPHRASE_RE, "p口")
+PASSWORD_WORDS = _keywords(PASSWORD_RE, "plsc登資资交支提账帳邮郵密kmwhaşпгパ暗비암รكס\U0001f511\U0001f5dd")
+PASSPHRASE_RE = (
+    r"(?<![A-Za-z0-9])(?:pass[\s_-]{0,2}phrases?|25th[\s_-]{1,2}word)(?![A-Za-z0-9])|口令|第25个词|第25個詞|第二十五个词"
+)
+PASSPHRASE_WORDS = _keywords(PASSPHRASE_RE, "p2口第")
 OTP_RE = (
     r"(?<![A-Za-z0-9])(?:one[\s-]{0,2}time[\s-]{0,2}(?:pass(?:word|code)?|code|pin)|otp|2fa|totp|mfa|authenticator|"
     r"google[\s-]{0,2}auth\w{0,10}|verification[\s-]{0,2}codes?|verify[\s-]{0,2}codes?|security[\s-]{0,2}codes?|"
@@ -75,17 +95,25 @@ OTP_RE = (
     r"验证码|驗證碼|动态码|動態碼|校验码|校驗碼|谷歌码|谷歌碼|短信码|短信碼|短信|簡訊|简讯|安全码|安全碼|确认码|確認碼|"
     r"谷歌验证|谷歌驗證|两步验证|兩步驗證|二次验证|二次驗證|身份验证器|身份驗證器|GA[码碼]|"
     # Other languages (see PASSWORD_RE): "código: …", "Bestätigungscode …", "код …", "doğrulama kodu".
-    r"(?<![^\W\d_])(?:c[óo]digo|k[óo]d(?:u|em|y)?|код|m[ãa][\s-](?:x[áa]c[\s-](?:nh[ậa]n|th[ựu]c)|otp)|"
+    r"(?<![^\W\d_])(?:c[óo]digo|codice|k[óo]d(?:u|em|y|unuz|un|e)?|код|رمز(?:\s?(?:التحقق|التأكيد|الدخول))?|m[ãa][\s-](?:x[áa]c[\s-](?:nh[ậa]n|th[ựu]c)|otp)|"
     r"(?:best[äa]tigungs|sicherheits|verifizierungs|authentifizierungs|anmelde|einmal)codes?)(?![^\W\d_])|"
     r"認証コード|確認コード|認証番号|確認番号|ワンタイムパスワード|인증\s?번호|인증\s?코드|보안\s?코드"
 )
-OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短簡简安确確两兩二身kкb認確ワ인보")
+OTP_WORDS = _keywords(OTP_RE, "o2tmagvsec验驗动動校谷短簡简安确確两兩二身kкbر認確ワ인보")
 # Words in front of "code" that make it something else than a one-time code.
 _NOT_OTP_BEFORE = re.compile(
     r"(?i)^(?:referral|promo|promotion|invite|invitation|coupon|voucher|bonus|reward|error|status|zip|postal|area|"
     r"country|qr|source|tracking|discount|gift|redeem|redemption|affiliate|ref|swift|bank|branch|reason|"
+    r"hata|referans|davet|promosyon|indirim|"
     r"邀请|邀請|推荐|推薦|优惠|優惠|错误|錯誤|邮编|郵編|区号|區號|返佣|二维|二維|兑换|兌換)$"
 )
+# … and after it, in the languages that put the modifier second ("código postal", "kode promo",
+# "codice promozionale", "código de error", "رمز الإحالة").
+_NOT_OTP_AFTER = re.compile(
+    r"(?i)^(?:promo\w{0,8}|postal\w{0,2}|referral|referid[oa]|referensi|rujukan|sconto|invito|convite|indica[cç][aã]o|"
+    r"descuento|desconto|invitaci[oó]n|error|erro|errore|lỗi|kesalahan|voucher|kupon|cupom|cup[oó]n|bonus|pos|"
+    r"الإحالة|الخطأ|الخصم|الدعوة)$")
+_OF = frozenset("de di do da del della des du".split())
 API_RE = (
     r"(?<![A-Za-z0-9])(?:api[\s_-]{0,2}(?:keys?|secrets?|tokens?|passphrase)|secret[\s_-]{0,2}keys?|access[\s_-]{0,2}(?:keys?|tokens?)|"
     r"client[\s_-]{0,2}secrets?|app[\s_-]{0,2}secrets?|bearer|secrets?|tokens?|keys?|"
@@ -99,7 +127,7 @@ API_HEADING = _keywords(r"(?<![A-Za-z0-9])api(?![A-Za-z0-9])", "a")
 
 # (With the copulas of the other languages a password keyword is written in: "mein Passwort ist …",
 # "mi contraseña es …", "mon mot de passe est …", "minha senha é …", "пароль это …", "…คือ".)
-_COPULA_EN = frozenset("is was are were = : ： => -> → ⇒ equals ist war lautet est était es era é è är er jest je это "
+_COPULA_EN = frozenset("is was are were = : ： => -> → ⇒ | equals ist war lautet est était es era é è är er jest je это "
                        "là adalah ialah هي היא คือ shi".split())
 _COPULA_ZH = ("改成", "改为", "改為", "设成", "設成", "设为", "設為", "设置成", "設置成", "设置为", "設置為", "换成", "換成",
               "是", "为", "為", "：", ":", "=", "は", "が", "는", "은")
@@ -109,7 +137,8 @@ _CONNECT = frozenset(
     as be into just here here's this one also like e.g. eg maybe probably either or and is was : = - — – me your
     code number no. no for account acct login shows showing show says gives gave sent got received generated
     displays displayed reads read of we you i i'm i've typed type entered enter used use using tried try
-    will would might may should could must into""".split()
+    will would might may should could must into
+    от для на мой моя биржи аккаунта аккаунт""".split()
 )
 # After a copula these words describe the secret instead of revealing it.
 _NEG = frozenset(
@@ -138,13 +167,17 @@ _NOT_GIVEN = frozenset("none nothing n/a na nil null unknown forgot forgotten lo
 _STOP = frozenset(
     """and but so because please thanks thank help i i'm i've it we you he she they can can't cannot won't
     doesn't don't didn't isn't wasn't since for after before when on in at from with without by again already
-    today yesterday now then which that if or as to ok okay right thx pls""".split()
+    today yesterday now then which that if or as to ok okay right thx pls |""".split()
 )
 _ID_BEFORE = re.compile(
     r"(?i)^(?:order|orders|id|uid|ticket|tx|txid|txn|account|acct|no\.?|number|#|phone|tel|mobile|cell|ref|"
     r"reference|invoice|case|card|member|user|订单|訂單|单号|單號|编号|編號|账号|帳號|手机|手機|电话|電話|尾号|尾號|UID)$"
 )
 _ID_TAIL = re.compile(r"(?:订单号?|訂單號?|单号|單號|编号|編號|账号|帳號|手机号?|手機號?|电话|電話|尾号|尾號|卡号|卡號|UID)\s{0,2}[:：#]?\s{0,2}$", re.I)
+# A label that names an id: the number after it is that id, whatever keyword came before.
+_ID_LABEL = re.compile(
+    r"(?i)^(?:order|orders|order[\s_-]?id|id|uid|ticket|tx|txid|txn|phone|tel|mobile|invoice|case|ref|reference|"
+    r"订单号?|訂單號?|单号|單號|编号|編號|手机号?|手機號?|UID)[:：=]$")
 _UNIT_AFTER = re.compile(
     r"(?i)^(?:usdt|usdc|btc|eth|bnb|sol|trx|usd|eur|cny|rmb|%|元|块|塊|u|个|個|次|times|minutes?|mins?|seconds?|secs?|"
     r"s|秒|分钟|分鐘|小时|小時|hours?|days?|天|位|digits?|characters?|chars?|letters?|号|號|年|月|日|pcs|x)$"
@@ -295,6 +328,8 @@ def _window(doc: Doc, kw_end: int) -> _Window:
                 i += 1
                 continue
         out.append(t)
+        if t.raw[-1:] in ":：=" and _ID_LABEL.match(t.raw):
+            break  # "password reset for UID: 38920174": what follows is the id
         if copula_at < 0 and (t.text.lower() in _COPULA_EN or _label(t.raw)):
             copula_at = len(out)
         elif copula_at < 0 and _clause_end(t):
@@ -335,6 +370,18 @@ def _quoted(toks: list[Token], at: int) -> tuple[int, int] | None:
     return None
 
 
+# What voice typing writes for a password spelt out: single characters, number words, and the
+# names of cases and symbols.
+_SPELLING = frozenset(
+    """capital cap caps uppercase upper lowercase lower small letter symbol exclamation mark point hash hashtag pound
+    dollar percent ampersand star asterisk underscore dash hyphen dot period sign""".split())
+
+
+def _spelling(t: str) -> bool:
+    w = t.lower()
+    return (len(t) == 1 and t.isalnum()) or w in _SPELLING or w in _DIGIT_WORDS
+
+
 def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
     """The value starting at token `at` after a copula (None when it only describes the secret)."""
     toks = w.toks
@@ -355,9 +402,11 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
         return None  # "is 12 characters long", "is 4 digits"
     end = at
     if multi and not _clause_end(first):
-        while end + 1 < len(toks) and end - at < 5:
+        while end + 1 < len(toks) and (end - at < 5 or _spelling(toks[end + 1].text)):
             nxt = toks[end + 1]
-            if nxt.text.lower() in _STOP or _CJK.match(nxt.text) or _NOT_VALUE.match(nxt.text):
+            if _spelling(nxt.text) and _spelling(toks[end].text):
+                pass  # spelt out by voice typing: "capital Q w e r t y one two three"
+            elif nxt.text.lower() in _STOP or _CJK.match(nxt.text) or _NOT_VALUE.match(nxt.text):
                 break
             if nxt.text.lower().endswith("ly") and nxt.text.isalpha():
                 break
@@ -416,10 +465,15 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
                 hits.append(Hit(start, t.end, kind))
             break
         return hits
+    if (_PIN_WORD.fullmatch(kw.group(0)) and _PIN.fullmatch(toks[0].text) and toks[0].raw == toks[0].text
+            and not (len(toks) > 1 and _UNIT_AFTER.match(toks[1].text))):
+        return [Hit(toks[0].start, toks[0].end, kind)]  # "PIN 0000" (a bank PIN is often 4 digits)
     if 0 <= w.copula_at <= 6 and not weak:
         span = _value_span(w, w.copula_at, multi)
         if span is not None:
             return [Hit(span[0], span[1], kind)]
+        if (h := _labelled(toks, w.copula_at, kind)) is not None:
+            return [h]
         # What follows the copula describes the secret ("was set to …", "is now …"): a
         # credential-shaped token after connecting words is still the value.
     for t in toks[:_MAX_BETWEEN]:
@@ -429,6 +483,25 @@ def _after_keyword(doc: Doc, kw: re.Match[str], kind: str, multi: bool,
         if t.text.lower() not in _CONNECT:
             break
     return hits
+
+
+_PIN_WORD = re.compile(r"(?i)pin(?:[\s-]?code)?")
+_PIN = re.compile(r"\d{4,8}")
+
+
+def _labelled(toks: list[Token], at: int, kind: str) -> Hit | None:
+    """A value under a label after words that describe it: "my pass is the same as the email:
+    Tiger2020!" — credential-shaped, not all digits, and the label names no id ("UID: …")."""
+    for j in range(at, min(len(toks) - 1, at + _MAX_BETWEEN)):
+        t = toks[j]
+        if _clause_end(t) and not _label(t.raw):
+            return None
+        if _label(t.raw) and not _ID_BEFORE.match(t.text.rstrip(":：=")):
+            v = toks[j + 1].text
+            if credential_shaped(v) and not v.isdigit():
+                return Hit(toks[j + 1].start, toks[j + 1].end, kind)
+            return None
+    return None
 
 
 # Value first: "Qwerty#123 is my password", "I use Qwerty#123 as my login password",
@@ -538,6 +611,37 @@ def _group_start(toks: list[Token], j: int) -> int:
     return j
 
 
+# Digits written as words, as voice typing or a careful user writes them ("one two three four
+# five six", "四八二九一三", "cuatro ocho dos …").
+_DIGIT_WORDS = frozenset(
+    """zero oh one two three four five six seven eight nine cero uno dos tres cuatro cinco seis siete ocho nueve
+    um dois três tres quatro sete oito nove zéro un deux trois quatre cinq sept huit neuf
+    ноль один два три четыре пять шесть семь восемь девять""".split())
+_HAN_DIGITS = frozenset("零〇一二三四五六七八九幺两")
+
+
+def _spelled(doc: Doc, toks: list[Token], j: int) -> tuple[int, int] | None:
+    """A code of 4–8 digits written as words from token j: number words one space (", " or "-")
+    apart, or Chinese numerals written together."""
+    t = toks[j].text
+    if t in _HAN_DIGITS:
+        k = j
+        while k + 1 < len(toks) and k - j < 8 and toks[k + 1].start == toks[k].end and toks[k + 1].text in _HAN_DIGITS:
+            k += 1
+        return (j, k) if 4 <= k - j + 1 <= 8 and (k + 1 >= len(toks) or toks[k + 1].start > toks[k].end
+                                                  or toks[k + 1].text not in _HAN_DIGITS) else None
+    parts = t.lower().split("-")
+    if not all(p in _DIGIT_WORDS for p in parts):
+        return None
+    if len(parts) > 1:
+        return (j, j) if 4 <= len(parts) <= 8 else None
+    k = j
+    while (k + 1 < len(toks) and k - j < 8 and toks[k + 1].text.lower() in _DIGIT_WORDS
+           and doc.text[toks[k].end : toks[k + 1].start] in (" ", ", ", ",")):
+        k += 1
+    return (j, k) if 4 <= k - j + 1 <= 8 else None
+
+
 def _otp_value_ok(doc: Doc, toks: list[Token], a: int, b: int, direct: bool) -> bool:
     before = toks[a - 1].text if a > 0 else ""
     before2 = toks[a - 2].text if a > 1 else ""
@@ -566,6 +670,13 @@ def _otps(doc: Doc) -> list[Hit]:
         prev = toks[i0 - 1].text if i0 > 0 else ""
         if _NOT_OTP_BEFORE.match(prev) or _NOT_OTP_BEFORE.match(m.group(0).split()[0]):
             continue
+        k = doc.token_index(m.end())  # the word after the keyword, past "de"/"di"
+        if k + 1 < len(toks) and toks[k].text.lower() in _OF:
+            k += 1
+        if k < len(toks) and _NOT_OTP_AFTER.match(toks[k].text):
+            continue
+        if _JSON_ERROR.match(text, m.end()):
+            continue  # an API's error answer: {"code": -1022, "msg": "…"}
         s, e = doc.sentence(m.start())
         # After the keyword, within a few words ("authenticator shows 123 456 now") — or in the
         # next sentence when the keyword's ends right after it ("i got the code. 252353",
@@ -595,6 +706,9 @@ def _otps(doc: Doc) -> list[Hit]:
                 if _otp_value_ok(doc, toks, d[0], d[1], direct=j == i and not crossed):
                     hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
                 break
+            if (t in _HAN_DIGITS or "-" in t or t.lower() in _DIGIT_WORDS) and (d := _spelled(doc, toks, j)) is not None:
+                hits.append(Hit(toks[d[0]].start, toks[d[1]].end, OTP))
+                break
             j += 1
             taken += 1
         # Before it ("483920 is my code", "483920是验证码").
@@ -608,7 +722,18 @@ def _otps(doc: Doc) -> list[Hit]:
                 break
             j -= 1
             taken += 1
+    for u in _USE_TO_VERIFY.finditer(text):  # (found by its digits: "use" is in every other text)
+        if _USE_BEFORE.search(text, max(0, u.start() - 10), u.start()):
+            hits.append(Hit(*u.span(1), OTP))
     return hits
+
+
+_JSON_ERROR = re.compile(r'"\s{0,3}:\s{0,3}-?\d{1,9}\s{0,3},\s{0,3}"(?:msg|message|error|err|success|data|detail)"', re.I)
+# An SMS with no code word: "Use 482913 to verify your account".
+_USE_BEFORE = re.compile(r"(?i)(?<![a-z])(?:use|enter|type)\s{1,3}$")
+_USE_TO_VERIFY = re.compile(
+    r"(?=[G0-9])(?<![\w-])((?:G-)?\d{4,8})\s{1,3}(?:to|for)\s{1,3}"
+    r"(?:verify|confirm|log\s?in|sign\s?in|authori[sz]e|authenticate)(?![a-z])", re.I)
 
 
 # -- API secrets ---------------------------------------------------------------------------------
@@ -708,6 +833,7 @@ def _apis(doc: Doc) -> list[Hit]:
                 break
         if found is not None:
             hits.append(found)
+            hits += _siblings(doc, found.end)
             if _ends_line(doc, found.end):  # the rest of a wrapped secret, the secret under the key
                 hits += _lines_below(doc, found.end)
         elif not generic:
@@ -721,6 +847,28 @@ def _apis(doc: Doc) -> list[Hit]:
     for m in _outside_marks(API_HEADING, doc):  # "binance api\n\n<key>\n<secret>"
         if doc.line(m.end())[1] - m.end() <= 48:
             hits += _lines_below(doc, m.end())
+    for m in _CLIENT_ARGS.finditer(doc.text) if "(" in doc.text else ():
+        hits += [Hit(*m.span(g), API_SECRET) for g in (1, 2) if _api_value(m.group(g), False)]
+    return hits
+
+
+# The next cell of a row after a secret: "api key,secret\n<key>,<secret>", "| <key> | <secret> |".
+_SIBLING = re.compile(r"[\"'`]?[ \t]{0,2}[,;|\t][ \t]{0,2}[\"'`]?([A-Za-z0-9_\-+/=.]{16,256})(?![A-Za-z0-9_\-+/=.])")
+# An exchange SDK's client built with the key and the secret as plain arguments:
+# `Client("<key>", "<secret>")` (python-binance), `Spot(...)`, `HTTP(...)` (pybit).
+_CLIENT_ARGS = re.compile(
+    r"(?=[ACSUH])(?<![A-Za-z0-9_.])(?:Client|AsyncClient|Spot|UMFutures|CMFutures|HTTP)\(\s{0,4}[\"']([A-Za-z0-9_\-+/=]{16,256})[\"']"
+    r"\s{0,4},\s{0,4}[\"']([A-Za-z0-9_\-+/=]{16,256})[\"']")
+
+
+def _siblings(doc: Doc, end: int) -> list[Hit]:
+    hits: list[Hit] = []
+    for _ in range(2):
+        m = _SIBLING.match(doc.text, end)
+        if m is None or not _line_value(m.group(1)):
+            break
+        hits.append(Hit(*m.span(1), API_SECRET))
+        end = m.end()
     return hits
 
 

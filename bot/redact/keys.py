@@ -6,6 +6,8 @@
 - A 64-byte array written as a JSON list of numbers (a Solana keypair file) likewise.
 - Keys in pieces — hex in groups or split over lines, base58 split over one line break — are
   joined first and then judged like the whole key.
+- The `"ciphertext"` of an Ethereum keystore (UTC--… JSON) wherever it is: it is the private key,
+  encrypted with a password users pick weak and often paste beside it; nothing else is named so.
 - 64 or 128 hex characters (with or without `0x`) and 87–88 character base58 strings (a Solana
   secret key — but also a Solana transaction signature) are redacted only when a key word (private
   key, PK, key export, import, 私钥/私鑰, 导出 …) is in the same sentence, the sentence before or the
@@ -37,11 +39,14 @@ _BYTE_ARRAY = re.compile(r"\[\s{0,4}(?:\d{1,3}\s{0,4},\s{0,4}){63}\d{1,3}\s{0,4}
 _SEP = r"(?:[ \t]{1,2}|[ \t]*\r?\n[ \t]*|[-:])"
 _HEX_PIECES = re.compile(rf"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]{{4,128}}(?:{_SEP}[0-9a-fA-F]{{4,128}}){{1,31}}(?![0-9A-Za-z])")
 _B58_PIECES = re.compile(rf"(?<![{_B58C}])[{_B58C}]{{10,120}}[ \t]*\r?\n[ \t]*[{_B58C}]{{10,120}}(?![{_B58C}])")
+_KEYSTORE = re.compile(r'"ciphertext"\s{0,3}:\s{0,3}"([0-9a-fA-F]{32,1024})"')
 _NOT_KEY_CHARS = re.compile(r"[\s:-]|^0[xX]")
 
 KEY_WORDS = re.compile(
     r"private[\s_-]{0,2}keys?|priv[\s_-]{0,2}keys?|privkey|secret[\s_-]{0,2}keys?|signing[\s_-]{0,2}key|"
     r"(?<![A-Za-z0-9])(?:pk|sk|keys?|keypair|export(?:ed|ing)?|import(?:ed|ing)?)(?![A-Za-z0-9])|"
+    # A wallet built from the key in code: `new ethers.Wallet('0x…')`, `Wallet.fromPrivateKey(…)`.
+    r"(?<![A-Za-z0-9])Wallet\s?\(|"
     r"私钥|私鑰|私匙|密钥|密鑰|秘钥|祕鑰|金鑰|金钥|钥匙|鑰匙|导出|導出|导入|導入",
     re.I,
 )
@@ -133,6 +138,8 @@ def find(doc: Doc) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _XPRV.finditer(text):
         spans.append(m.span())
+    for m in _KEYSTORE.finditer(text) if '"ciphertext"' in text else ():
+        spans.append(m.span(1))
     for m in _BYTE_ARRAY.finditer(text):
         if all(0 <= int(x) <= 255 for x in re.findall(r"\d+", m.group(0))):
             spans.append(m.span())

@@ -173,7 +173,8 @@ def _words(text: str) -> list[_W]:
 def _typo(text: str, w: _W) -> bool:
     """A word that may be a misspelt list word (lowercase letters, list-word length)."""
     t = text[w.start : w.end]
-    return not w.han and 3 <= len(t) <= 9 and t.isalpha() and (t.islower() or t.isupper())
+    b = _norm(t)  # (accents may be combining marks: "éprouvex" as the word lists spell it)
+    return not w.han and 3 <= len(b) <= 9 and b.isalpha() and (t.islower() or t.isupper())
 
 
 _REACH = 400  # how far around a run a keyword is looked for (bounded: linear time)
@@ -257,7 +258,7 @@ def _find(doc: Doc) -> list[tuple[int, int]]:
             else:
                 break
             j += 1
-        start, end = w.start, words[last_hit].end
+        end = words[last_hit].end
         if w.han:
             # Characters written apart ("齿 截 炼 …") inside a run that also holds glued prose
             # ("我的助记词是 齿 截 炼 …，钱包里的币不见了"): each separated stretch on its own.
@@ -281,9 +282,41 @@ def _find(doc: Doc) -> list[tuple[int, int]]:
                 if span:
                     spans.append(span)
         elif hits >= 12 or (hits >= 8 and anywhere):
-            spans.append((start, end))
+            spans.append((_back(text, words, i, mask), end))
         i = last_hit + 1
     return spans
+
+
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _back(text: str, words: list[_W], i: int, mask: int) -> int:
+    """Where a phrase starting at word i really starts: a typo among its first words ended the
+    run that began before it ("chimney task eyebrox bottom …" grew only from "bottom"), so step
+    back over one typo and the list words of the same language before it (a few words: linear),
+    each set apart as the phrase's own words are ("my secret words: abandon …" stays outside)."""
+    if i + 1 >= len(words):
+        return words[i].start
+    sep = text[words[i].end : words[i + 1].start].translate(_NO_DIGITS)
+    k = i
+    typo = False
+    for _ in range(6):
+        p = k - 1
+        if p < 0 or words[p].han:
+            break
+        gap = text[words[p].end : words[k].start]
+        if gap == "" or len(gap) > _MAX_GAP or gap.translate(_NO_DIGITS) != sep:
+            break
+        if words[p].mask & mask:
+            k = p
+        elif not typo and p > 0 and words[p - 1].mask & mask and _typo(text, words[p]):
+            typo = True
+            k = p
+        else:
+            break
+    if typo and not words[k].mask:
+        k += 1  # (a typo with no list word before it stays outside)
+    return words[k].start
 
 
 def _glued_han(doc: Doc, words: list[_W], i: int, j: int) -> tuple[int, int] | None:

@@ -114,6 +114,7 @@ def test_more_phrasings_people_use(text: str, secret: str) -> None:
     ("This is the private key of my wallet. I need help recovering funds from it. Thank you, the value is "
      + HEX, HEX, "private_key"),
     ("paid with card 4219720827343825 cvc 456", "4219720827343825", "card"),
+    ("https://x.com/api?password=Hunter22abc", "Hunter22abc", "password"),  # a query parameter still is one
 ])
 def test_phrasings_from_outside_the_engine(text: str, secret: str, kind: str) -> None:
     out = redact(text)
@@ -132,6 +133,9 @@ def test_phrasings_from_outside_the_engine(text: str, secret: str, kind: str) ->
     "the password field is greyed out", "my password manager is bitwarden", "mật khẩu không đúng",
     "I lost my private key last year. My deposit did not arrive. Please check " + HEX,
     "https://exchange.com/login?lang=en", "PIN码 3次错误被锁了", "mima wangle zenme ban",
+    # a keyword that names a page of a link, not a secret
+    "https://www.binance.com/en/login?id=123", "go to https://x.com/signin?next=abc123", "请访问https://x.com/login?id=5 登录",
+    "is (https://exchange.example/pwd/reset?uid=48213377) your page?",
 ])
 def test_what_agents_need_is_kept(text: str) -> None:
     assert redact(text).text == text
