@@ -68,11 +68,12 @@ from channels.email.compose import (
 from channels.email.config import ADDRESS_RE, EmailChannelSettings
 from channels.email.guards import Verdict, classify
 from channels.email.imap import IMAP_ERRORS, ImapError, ImapSession
+from channels.email.notices import unreadable_notice
 from channels.email.parse import ParsedMail, decode_bytes, first_address, parse_headers_only, parse_mail
-from channels.email.quotes import mail_language
 from channels.email.reading import (
     NLU_TEXT_CHARS,
     attachment_decisions,
+    bot_language,
     bot_text,
     looks_like_reply,
     new_conversation_id,
@@ -304,6 +305,8 @@ class EmailChannel:
                 await self._dead_letter(uid, cmid, "no sender address (From) to reply to")
             elif not check.verified and self.cfg.unverified_senders == "ignore":
                 await self._record_suppressed(mail, cmid, Verdict("customer", f"sender_not_verified: {check.why}"[:300]))
+            elif mail.unreadable and not too_big:
+                await self._tell_unreadable(mail, cmid, check, size=size)
             else:
                 await self._accept(mail, cmid, check, too_big=too_big, size=size)
         except RETRYABLE:
@@ -387,8 +390,10 @@ class EmailChannel:
             notes.append(f"The mail was {_mib(size)}, over the {_mib(self.cfg.max_message_bytes)} limit: only its headers were read.")
         if mail.problems:
             notes.append("Parts of this mail could not be read: " + ", ".join(mail.problems))
+        if mail.unreadable:
+            notes.append(f"The mail is {mail.unreadable}: neither the bot nor this copy could read it.")
         stored = await self._store(mail, cmid, notes)
-        lang = mail_language(text, mail.lang_hint)
+        lang = bot_language(mail, is_reply=how != "new" or looks_like_reply(mail))
         # Intake redacts `text` only: the subject is kept in meta and state, and quoted in replies.
         safe_subject = redact(mail.subject).text[:300]
         label = mail.from_name if mail.from_name and not check.relay else address
@@ -434,6 +439,35 @@ class EmailChannel:
         log.info("email.accepted", conversation=conv, thread=how, duplicate=entry is None, lang=lang,
                  sender_verified=check.verified, sender_check=check.method,
                  attachments=len(stored.attachments), rejected=len(stored.rejected))
+
+    async def _tell_unreadable(self, mail: ParsedMail, cmid: str, check: SenderCheck, *, size: int) -> None:
+        """An encrypted mail (or one sent in parts) has nothing the bot can read: the sender is
+        told so and asked to write again, instead of being answered on the subject alone. The
+        notice's id derives from the mail's, so one sent again after a crash is the same mail
+        (same Message-ID). When it cannot be sent, the mail goes on as an empty one with the
+        reason noted — a ticket, so a person tells them — rather than be dropped."""
+        address = check.reply_address or ""
+        is_reply = looks_like_reply(mail)
+        lang = bot_language(mail, is_reply=is_reply)
+        meta = {"reply_to_addr": address, "reply_subject": redact(mail.subject).text[:300]}
+        if mail.message_id:
+            meta["reply_message_id"] = f"<{mail.message_id}>"
+        ob = Outbound(
+            id="unreadable-" + hashlib.sha256(cmid.encode("utf-8", "replace")).hexdigest()[:32],
+            channel=self.name, conversation_id=new_conversation_id(cmid), user_id=identity(check),
+            text=unreadable_notice(mail.unreadable, lang), lang=lang, kind="answer", meta=meta,
+        )
+        try:
+            await self._deliver(ob, address)
+        except (TransientChannelError, PermanentChannelError) as e:
+            log.warning("email.unreadable_notice_failed", error=str(e)[:200])
+            await self._accept(mail, cmid, check, too_big=False, size=size)
+            return
+        await self.state.record_once(self.state.k_suppressed, cmid, {
+            "at": _now_iso(), "from": mail.from_addr, "reason": f"unreadable: {mail.unreadable}",
+            "message_id": mail.message_id,
+        })
+        log.info("email.unreadable_told", reason=mail.unreadable, lang=lang)
 
     async def _store(self, mail: ParsedMail, cmid: str, notes: list[str]) -> Stored:
         """Attachments within the limits, and the full mail as text (redacted), under a folder

@@ -45,6 +45,12 @@ CHARSET_ALIASES = {
     "ascii": "utf-8",
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
+    # Microsoft's ISO-2022-JP (Outlook, Windows): also the NEC and IBM characters of CP932 (①, ㈱, ～).
+    "iso-2022-jp-ms": "iso2022_jp_ms",
+    "cp50220": "iso2022_jp_ms",
+    "cp50221": "iso2022_jp_ms",
+    "cp50222": "iso2022_jp_ms",
+    "csiso2022jp": "iso2022_jp_ms",
 }
 ZH_CHARSETS = ("gb18030", "hz", "big5hkscs", "cp950")
 _CJK_CODECS = re.compile(r"^(gb|big5|hz|cp93[26]|cp94[9]|cp950|shift_?jis|euc|iso2022|johab|ms9|x-)", re.I)
@@ -180,6 +186,45 @@ def _short_guess(data: bytes) -> str:
     return data.decode("cp1252", errors="replace")
 
 
+_JIS_ESCAPE = re.compile(rb"\x1b(\(B|\(J|\(I|\$@|\$B)")
+
+
+def iso2022jp_ms(data: bytes) -> str | None:
+    """ISO-2022-JP as Windows writes it (CP50220/50221/50222): the JIS X 0208 code space also holds
+    CP932's extensions (circled numbers ①, ㈱, NEC and IBM kanji), which Python's ISO-2022-JP codecs
+    refuse. Each two-byte segment is turned into its Shift_JIS bytes and the whole read as CP932.
+    None when the data uses other escapes (JIS X 0212, ISO-2022-JP-2's charsets) or is not valid."""
+    out = bytearray()
+    mode = "ascii"
+    pos = 0
+    for m in [*_JIS_ESCAPE.finditer(data), None]:
+        end = m.start() if m else len(data)
+        chunk = data[pos:end]
+        if b"\x1b" in chunk:
+            return None  # an escape this reading does not know
+        chunk = bytes(b for b in chunk if b not in (0x0E, 0x0F))  # SO/SI around katakana (CP50222)
+        if mode == "ascii":
+            out += chunk
+        elif mode == "kana":
+            out += bytes(b + 0x80 if 0x21 <= b <= 0x5F else b for b in chunk)
+        else:
+            text = re.sub(rb"[\r\n]", b"", chunk)
+            if len(text) % 2:
+                return None
+            for j1, j2 in zip(text[::2], text[1::2], strict=True):
+                if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
+                    return None
+                s1 = (j1 + 1) // 2 + (0x70 if j1 <= 0x5E else 0xB0)
+                s2 = j2 + 0x7E if j1 % 2 == 0 else j2 + 0x1F + (j2 >= 0x60)
+                out += bytes([s1, s2])
+        if m is None:
+            break
+        esc = m.group(1)
+        mode = "kana" if esc == b"(I" else "jis" if esc.startswith(b"$") else "ascii"
+        pos = m.end()
+    return _strict(bytes(out), "cp932")
+
+
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode `data` labelled `charset`, never raising (see the module docstring for the order)."""
     codec = codec_for(charset)
@@ -188,6 +233,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             return text
         if b"\x1b$" in data and (text := _strict(data, "iso2022_jp_ext")) is not None:
             return text  # unlabelled ISO-2022-JP (escape sequences: nothing else has them)
+        if b"\x1b$" in data and (text := iso2022jp_ms(data)) is not None:
+            return text  # Windows' ISO-2022-JP, labelled or not, with its CP932 characters
         return data.decode("ascii")
     if codec and (text := _strict(data, codec)) is not None:
         if not _CJK_CODECS.match(codec) or codec in ZH_CHARSETS or looks_cjk(data, text):

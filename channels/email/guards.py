@@ -14,7 +14,11 @@ loop (two robots replying to each other forever) or spam to a list. The verdicts
   `X-MS-Exchange-Message-Is-Ndr`, Exim's `X-Failed-Recipients`). Recorded on the conversation
   of the mail that bounced; never answered.
 - **auto_reply**: any other `multipart/report` (read receipts RFC 8098, abuse reports RFC 5965,
-  DMARC and TLS reports), Outlook "Read:" notices in TNEF, DMARC aggregate reports, RFC 3834
+  DMARC and TLS reports), Outlook "Read:" notices in TNEF, plain-text read receipts (a "Read:",
+  "Gelesen:", "已读:" or Lotus Notes "Return Receipt" subject *and* the receipt's sentence "was
+  read on …" in a short body), calendar answers (iTIP REPLY/COUNTER; "Accepted:"/"Declined:"
+  with a calendar or TNEF part) and invitations or cancellations a calendar service sends for
+  someone (`calendar.py`), DMARC aggregate reports, RFC 3834
   `Auto-Submitted`, the non-standard auto-responder headers (`X-Autoreply`, `X-Autorespond`,
   `X-Apple-Action: VACATION`, Exchange's `X-Auto-Response-Suppress` / inbox-rule loop stamp),
   `Precedence: auto_reply`, help desks' loop stamps (`X-Loop`, `X-OTRS-Loop`), vacation subjects
@@ -22,7 +26,9 @@ loop (two robots replying to each other forever) or spam to a list. The verdicts
   acknowledgements, mail sent with the null
   reverse-path, and no-reply senders (`noreply`, `no-reply`, `donotreply`, `ne-pas-repondre`,
   `gmail-noreply` …).
-- **list**: mailing lists (RFC 2369/2919 `List-*`), bulk senders, and list-manager notices
+- **list**: mailing lists (RFC 2369/2919 `List-*`), bulk senders (`List-Unsubscribe` together
+  with an e-mail service provider's campaign stamp: `X-Mailgun-*`, `X-SES-*`, `X-SG-EID`,
+  `X-MC-User`, `X-Campaign*`, `Feedback-ID`, …; either alone is on one-to-one mail too), and list-manager notices
   (`*-owner@`, `*-request@`, Mailman/Majordomo/LISTSERV/Sympa).
 - **customer**: everything else — a person wrote to us.
 
@@ -37,7 +43,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from channels.email.parse import ParsedMail
+from channels.email.parse import ParsedMail, first_address
 
 LOOP_HEADER = "X-Switchboard-Loop"
 
@@ -59,6 +65,10 @@ _LIST_MANAGER = re.compile(
 )
 _LIST_MANAGER_HEADERS = ("x-mailman-version", "x-list-administrivia", "x-ecartis-version", "x-listserver")
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
+# E-mail service providers' stamps on campaign mail: Mailgun, Amazon SES, SendGrid, Mailchimp/Mandrill,
+# campaign tools, Gmail's feedback loop id, the certified senders' complaint address, one-click unsubscribe.
+_BULK_HEADERS = frozenset({"x-sg-eid", "x-sg-id", "x-mc-user", "feedback-id", "x-csa-complaints", "list-unsubscribe-post"})
+_BULK_PREFIXES = ("x-mailgun-", "x-ses-", "x-mailchimp-", "x-campaign", "x-mandrill-")
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered mail|delivery status notification|delivery (has )?fail|mail delivery fail|returned mail"
     r"|failure notice|could not be delivered|delivery problem|non[- ]?remis|unzustellbar|nicht zustellbar"
@@ -92,7 +102,35 @@ _ACK_SUBJECT = re.compile(
     r"|(您的|你的)?(邮件|郵件|来信|來信|请求|請求)已(收到|收悉)|已收到(您|你)的(邮件|郵件|来信|來信|请求|請求))",
     re.I,
 )
-_READ_SUBJECT = re.compile(r"^\s*(read|not read|gelesen|ungelesen|lu|non lu|leído|no leído|已读|已讀|未读)\s*[:：]", re.I)
+_READ_SUBJECT = re.compile(
+    r"^\s*((read|not read|gelesen|ungelesen|lu|non lu|le[íi]do|no le[íi]do|letto|non letto|lido|n[ãa]o lido|gelezen"
+    r"|niet gelezen|przeczytana|прочитано|не прочитано|開封済み|開封|已读|已讀|未读|未讀|읽음)\s*[:：]"
+    r"|(return|read) receipt\b|回执\s*[:：]|已读回执)",
+    re.I,
+)
+# The sentence a plain-text read receipt (no multipart/report: Outlook, Exchange, Lotus Notes, Chinese
+# clients) says it with. Together with the subject: "Read: the docs but still stuck" is a person.
+_RECEIPT_SENTENCE = re.compile(
+    r"\bwas read on\b|\bwas read at\b|was deleted without being read|\bwas received by\s*:"
+    r"|wurde am .{1,80}? gelesen|wurde .{0,40}ungelesen gelöscht|a été lu(e)? le|a été supprimé sans avoir été lu"
+    r"|fue le[íi]do el|se ha le[íi]do el|è stato letto il|foi lid[oa] em|is gelezen op|została przeczytana"
+    r"|было прочитано|開封されました|已于.{0,40}?(被)?(阅读|读取)|已於.{0,40}?(被)?(閱讀|讀取)|已被(阅读|閱讀|读取|讀取)"
+    r"|읽었습니다|okundu",
+    re.I | re.S,
+)
+_RECEIPT_MAX_CHARS = 2000  # receipts are a few lines; a long text is a person's
+# An attendee's answer to an invitation (Outlook's prefixes; sent by the calendar, with an iTIP part
+# or in TNEF from Exchange).
+_CALENDAR_REPLY_SUBJECT = re.compile(
+    r"^\s*(accepted|tentative|declined|angenommen|mit vorbehalt angenommen|abgelehnt|accepté|provisoire|refusé"
+    r"|aceptado|provisional|rechazado|accettato|provvisorio|rifiutato|aceito|recusado|geaccepteerd|voorlopig"
+    r"|geweigerd|已接受|暂定|已拒绝|已謝絕|暫訂|已婉拒|承諾|仮承諾|辞退|수락|미정|거절)\s*[:：]",
+    re.I,
+)
+_CALENDAR_REPLY_SENTENCE = re.compile(
+    r"\bhas (tentatively )?(accepted|declined) (this|the|your) (invitation|meeting|event)\b|\bhas tentatively accepted\b",
+    re.I,
+)
 _DMARC_SUBJECT = re.compile(r"^\s*(report domain:|\[?dmarc\]? aggregate report|dmarc report|report-id:)", re.I)
 
 
@@ -145,11 +183,37 @@ def _report(mail: ParsedMail) -> Verdict | None:
         return Verdict("auto_reply", f"report:{mail.report_type or 'unspecified'}")
     if "application/ms-tnef" in types and _READ_SUBJECT.match(mail.subject):
         return Verdict("auto_reply", "read_receipt")
+    if _READ_SUBJECT.match(mail.subject) and len(mail.body) <= _RECEIPT_MAX_CHARS and _RECEIPT_SENTENCE.search(mail.body):
+        return Verdict("auto_reply", "read_receipt")
     if _DMARC_SUBJECT.match(mail.subject) and types & {
         "application/zip", "application/gzip", "application/x-gzip", "application/xml", "text/xml",
         "application/x-zip-compressed", "application/tlsrpt+gzip", "application/tlsrpt+json",
     }:
         return Verdict("auto_reply", "dmarc_report")
+    return None
+
+
+def _calendar(mail: ParsedMail) -> Verdict | None:
+    """Calendar traffic nobody wrote to us. An attendee's answer ("Accepted: …", iTIP REPLY) is
+    generated by the attendee's calendar for the organizer's calendar: answering it tells nobody
+    anything. An invitation or cancellation is a system's when a calendar service sends it for
+    someone (`Sender:` another address) or a scheduling service writes for the organizer (the
+    ORGANIZER is not the From: address); a person's own invitation, with their words, stays a
+    customer's mail."""
+    itip = mail.itip
+    if itip is not None and itip.is_reply:
+        return Verdict("auto_reply", f"calendar_reply:{itip.method}")
+    if _CALENDAR_REPLY_SUBJECT.match(mail.subject) and (
+        itip is not None or "application/ms-tnef" in mail.part_types
+        or (len(mail.body) <= _RECEIPT_MAX_CHARS and _CALENDAR_REPLY_SENTENCE.search(mail.body))
+    ):
+        return Verdict("auto_reply", "calendar_reply")
+    if itip is not None and itip.method in ("request", "cancel", "publish", "add"):
+        sender = first_address(mail.header("sender"))[1]
+        if sender and sender != mail.from_addr:
+            return Verdict("auto_reply", f"calendar_{itip.method}:sent_by_service")
+        if itip.organizer and itip.organizer not in (mail.from_addr, sender):
+            return Verdict("auto_reply", f"calendar_{itip.method}:sent_for_organizer")
     return None
 
 
@@ -213,8 +277,18 @@ def _list(mail: ParsedMail) -> Verdict | None:
         return Verdict("list", "mailing_list")
     if _LIST_MANAGER.match(_localpart(mail.from_addr)) or any(mail.has(h) for h in _LIST_MANAGER_HEADERS):
         return Verdict("list", "list_manager")
-    if mail.has("list-unsubscribe") and (mail.has("feedback-id") or mail.has("list-unsubscribe-post")):
-        return Verdict("list", "bulk_sender")
+    if mail.has("list-unsubscribe") and (esp := _bulk_header(mail)):
+        return Verdict("list", f"bulk_sender:{esp}")
+    return None
+
+
+def _bulk_header(mail: ParsedMail) -> str | None:
+    """The first header that marks mail sent in bulk by an e-mail service provider. Alone, some of
+    them are on one-to-one mail too (SES and Mailgun also send a shop's receipts, a CRM's mail), and
+    `List-Unsubscribe` alone is on a CRM's one-to-one mail: only together do they make a campaign."""
+    for name in mail.header_names:
+        if name in _BULK_HEADERS or name.startswith(_BULK_PREFIXES):
+            return name
     return None
 
 
@@ -226,7 +300,7 @@ def classify(mail: ParsedMail, own_address: str, relay_senders: frozenset[str] =
         return Verdict("loop", "own_loop_header")
     if mail.from_addr == own:
         return Verdict("loop", "own_address")
-    for rule in (_report, _bounce, _auto_reply, _list):
+    for rule in (_report, _bounce, _auto_reply, _calendar, _list):
         if (v := rule(mail)) is not None:
             return v
     if is_noreply(mail.from_addr) and (mail.from_addr or "") not in relay_senders:

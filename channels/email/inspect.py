@@ -21,9 +21,9 @@ from bot.redact import redact
 from channels.email.config import EmailChannelSettings
 from channels.email.guards import classify
 from channels.email.parse import ParsedMail, parse_mail
-from channels.email.quotes import mail_language
 from channels.email.reading import (
     attachment_decisions,
+    bot_language,
     bot_text,
     looks_like_reply,
     new_conversation_id,
@@ -70,6 +70,8 @@ def inspect_mail(raw: bytes, cfg: EmailChannelSettings, source: str = "") -> dic
     why = verdict.reason or "a person wrote: no automatic-mail, bounce, list or loop sign"
     if kind == "customer" and not sender.reply_address:
         kind, why = "unparseable", "no sender address (From) to reply to"
+    elif kind == "customer" and mail.unreadable:
+        why = f"a person wrote, but the mail is {mail.unreadable}: the sender is asked to write again"
     cmid = mail.message_id or "no-message-id"
     text = bot_text(mail, is_reply=looks_like_reply(mail))
     attachments = [
@@ -88,7 +90,7 @@ def inspect_mail(raw: bytes, cfg: EmailChannelSettings, source: str = "") -> dic
         "sender_verification": sender.why,
         "subject": mail.subject,
         "thread": _thread(mail, cmid),
-        "language": mail_language(text, mail.lang_hint),
+        "language": bot_language(mail, is_reply=looks_like_reply(mail)),
         "text": redact(text).text if kind == "customer" else "",
         "attachments": attachments,
         "problems": list(mail.problems),

@@ -7,7 +7,11 @@ Mail in the wild is messy, so every step degrades instead of failing:
   guessing, so a Chinese mail never turns into mojibake or an exception;
 - headers are decoded from their raw form (RFC 2047 words in any charset, and raw 8-bit headers
   some clients send), because the library's own decoding replaces what it cannot read;
-- HTML-only mail is turned into text with `html.parser` (no third-party HTML stack);
+- HTML-only mail is turned into text with `html.parser` (no third-party HTML stack); of a
+  `multipart/alternative` the plain part is read unless it is not the mail the person's client
+  shows (a placeholder, or most of the HTML's words missing: `plain_falls_short`);
+- signatures and encryption (`crypto.py`): inline PGP armor is removed, an encrypted mail is
+  marked `unreadable`; a mail attached whole (`message/rfc822`) is summarised as `forwarded`;
 - for the NLU, quoted replies and signatures are cut (`strip_reply`): the router should classify
   what the user wrote now, not our previous answer quoted below it. The full text is kept too —
   the ticket gets it (see `EmailChannel`).
@@ -25,6 +29,7 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from typing import Any
 
+from channels.email.calendar import CALENDAR_TYPES, Itip, read_itip
 from channels.email.charset import (
     CONTROL,
     ZH_CHARSETS,
@@ -33,11 +38,12 @@ from channels.email.charset import (
     decode_bytes,
     decode_header_value,
 )
+from channels.email.crypto import pgp_cleartext, unreadable
 from channels.email.quotes import mail_language, strip_reply
 
 # Decoding and quote stripping live in their own modules; re-exported for callers and tests.
 __all__ = [
-    "Bounce", "ParsedMail", "RawAttachment", "codec_for", "decode_bytes", "decode_header_value", "first_address",
+    "Bounce", "Forwarded", "ParsedMail", "RawAttachment", "codec_for", "decode_bytes", "decode_header_value", "first_address",
     "html_to_text", "mail_language", "msg_ids", "parse_headers_only", "parse_mail", "strip_reply",
 ]
 
@@ -282,6 +288,14 @@ class Bounce:
 
 
 @dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A mail the user attached whole (`message/rfc822`: "is this from you?" with the mail they got)."""
+
+    sender: str  # its From: as written (display name and address)
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedMail:
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -303,6 +317,9 @@ class ParsedMail:
     reply_to: Mailboxes | None = None
     part_types: tuple[str, ...] = ()  # every MIME type in the mail (report parts, TNEF …)
     header_names: tuple[str, ...] = ()  # lower-case names in the order they appear (top first)
+    itip: Itip | None = None  # the calendar part's method and organizer (invitations and answers)
+    forwarded: tuple[Forwarded, ...] = ()  # mails attached whole, in order
+    unreadable: str = ""  # why the bot cannot read the mail (encrypted, in parts); "" when it can
 
     def header(self, name: str) -> str:
         vals = self.headers.get(name.lower())
@@ -563,15 +580,17 @@ def parse_mail(raw: bytes) -> ParsedMail:
     if plain_part is not None:
         body, cs = _part_text(plain_part)
         charsets.append(cs or "")
-    if not body.strip() and html_part is not None:
+    if html_part is not None and (not body.strip() or plain_part is not None):
         html, cs = _part_text(html_part)
-        charsets.append(cs or "")
-        body = html_to_text(html)
+        html_text = html_to_text(html)
+        if not body.strip() or plain_falls_short(body, html_text):
+            charsets.append(cs or "")
+            body = html_text
     if not body.strip() and plain_part is None and html_part is None and problems:
         # Broken structure (no boundary, truncated parts): read what text there is.
         body = _raw_text_fallback(raw)
         problems.append("body read from the raw message")
-    body = _clean(body)
+    body = pgp_cleartext(_clean(body))
 
     attachments: list[RawAttachment] = []
     part_types: list[str] = []
@@ -589,6 +608,10 @@ def parse_mail(raw: bytes) -> ParsedMail:
     elif content_language.startswith("en"):
         lang_hint = "en"
 
+    itip = None if too_deep else _itip(msg)
+    leaves = [] if too_deep else list(_leaves(msg))
+    forwarded = tuple(f for p in leaves if p.get_content_type() == "message/rfc822" and (f := _forwarded(p)))
+    why_unreadable = unreadable(content_type, tuple(p.get_content_type() for p in leaves), body)
     has_dsn = any(t in ("message/delivery-status", "message/global-delivery-status") for t in part_types)
     bounce = _parse_bounce(msg) if report_type in ("delivery-status", "global-delivery-status") or has_dsn else None
     return ParsedMail(
@@ -612,7 +635,60 @@ def parse_mail(raw: bytes) -> ParsedMail:
         reply_to=reply_to,
         part_types=tuple(part_types),
         header_names=tuple(names),
+        itip=itip,
+        forwarded=forwarded if report_type is None else (),
+        unreadable=why_unreadable,
     )
+
+
+def _forwarded(part: Message) -> Forwarded | None:
+    payload = _payload(part)
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if not isinstance(inner, Message):
+        return None
+    sender = clean_header(decode_header_value(inner.get("From")))[:200]
+    subject = clean_header(decode_header_value(inner.get("Subject")))[:300]
+    return Forwarded(sender, subject) if sender or subject else None
+
+
+# What a template writes in the plain part of an HTML mail for clients that show no HTML.
+_PLAIN_PLACEHOLDER = re.compile(
+    r"enable html|html (version|format|e-?mail)|view (this|the) (e-?mail|message|newsletter) (in|online|as)"
+    r"|(does not|doesn't|cannot|can't) (support|display|show) html|to view this (e-?mail|message)"
+    r"|(此|本)(邮件|郵件)为\s*html|支持\s*html|html\s*(格式|形式)",
+    re.I,
+)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def plain_falls_short(plain: str, html_text: str) -> bool:
+    """In a `multipart/alternative`, the plain part is read unless it is not the same mail as the
+    HTML part that the person's client showed (and the agent's shows): a placeholder ("enable
+    HTML to read this message"), or a text that lacks most of the HTML's words — then a reader of
+    the plain part alone would answer something the person never saw, or miss what they wrote."""
+    html_words = _words(html_text)
+    plain_words = _words(plain)
+    if not html_words:
+        return False
+    if len(plain_words) < 40 and _PLAIN_PLACEHOLDER.search(plain):
+        return True
+    seen = set(plain_words)
+    missing = sum(1 for w in html_words if w not in seen)
+    return len(html_words) >= 8 and missing * 2 > len(html_words)
+
+
+def _itip(msg: Message) -> Itip | None:
+    """The first calendar part's iTIP facts (an inline `text/calendar` or an attached `.ics`)."""
+    for part in _walk(msg):
+        name = (_filename(part) or "").lower()
+        if part.get_content_type() in CALENDAR_TYPES or (name.endswith(".ics") and not part.is_multipart()):
+            method = part.get_param("method")
+            text, _ = _part_text(part)
+            return read_itip(text, method if isinstance(method, str) else None)
+    return None
 
 
 def _collect_attachments(msg: Message, body_parts: set[int], out: list[RawAttachment], problems: list[str]) -> None:

@@ -9,10 +9,11 @@ import uuid
 from dataclasses import dataclass
 
 from bot.files import safe_filename
+from bot.lang import Lang
 from channels.email.compose import base_subject, ticket_token
 from channels.email.config import EmailChannelSettings
 from channels.email.parse import ParsedMail, RawAttachment
-from channels.email.quotes import signature_only
+from channels.email.quotes import mail_language, signature_only
 
 NLU_TEXT_CHARS = 4000
 MAX_ATTACHMENTS = 20
@@ -37,8 +38,27 @@ def looks_like_reply(mail: ParsedMail) -> bool:
 
 def bot_text(mail: ParsedMail, *, is_reply: bool) -> str:
     """What the NLU reads: the new part of the mail (quotes and signature cut), with the subject
-    in front for a new thread (people often put the question there)."""
+    in front for a new thread (people often put the question there), and the sender and subject
+    of each mail attached whole ("is this from you?" is a question about that mail). Nothing of
+    a mail the bot cannot read (encrypted): its subject alone would be answered as if it were
+    the question."""
+    if mail.unreadable:
+        return ""
+    text = own_text(mail, is_reply=is_reply)
+    shown = [f"> From: {f.sender}\n> Subject: {f.subject}" for f in mail.forwarded[:3]]
+    return "\n\n".join([text, *shown]).strip()[:NLU_TEXT_CHARS]
+
+
+def bot_language(mail: ParsedMail, *, is_reply: bool) -> Lang:
+    """The language to answer in: of what the user wrote, not of a mail they forwarded."""
+    return mail_language(own_text(mail, is_reply=is_reply), mail.lang_hint)
+
+
+def own_text(mail: ParsedMail, *, is_reply: bool) -> str:
+    """The words the user wrote (see `bot_text`); the mail's language is decided on these."""
     subject = base_subject(mail.subject)
+    if any(base_subject(f.subject) == subject for f in mail.forwarded):
+        subject = ""  # "Fwd: <its subject>": said once, with the forwarded mail
     stripped = mail.stripped or ("" if signature_only(mail.body) else mail.body)
     if not is_reply and subject and not _contains_phrase(stripped, subject):
         text = f"{subject}\n\n{stripped}".strip()

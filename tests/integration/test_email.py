@@ -471,6 +471,30 @@ async def test_a_bounce_is_recorded_on_its_conversation_and_never_answered(rig_n
     assert await rig.inbound() == [] and len(rig.smtp.rec.mails) == 1
 
 
+async def test_an_encrypted_mail_gets_a_notice_to_write_again_and_is_not_handed_to_the_bot(rig_no_nlu: Rig) -> None:
+    # The mailbox has no key: the bot answered the subject alone, and the user never learned why.
+    rig = rig_no_nlu
+    await rig.start()
+    raw, msgid = mail("Withdrawal pending", "x")
+    head = raw.split(b"\n\n", 1)[0].replace(b"Content-Type: text/plain; charset=\"utf-8\"", b"Content-Type: text/plain")
+    head = b"\n".join(ln for ln in head.split(b"\n") if not ln.lower().startswith((b"content-", b"mime-version")))
+    p7m = base64.encodebytes(b"\x30\x82\x01\x00" + b"\x01" * 200)
+    rig.dovecot.deliver(head + b"\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data;"
+                        b" name=smime.p7m\nContent-Transfer-Encoding: base64\n\n" + p7m)
+    await rig.wait_seen(1)
+
+    async def told() -> bool:
+        return len(rig.smtp.rec.mails) == 1
+
+    await wait_until(told, what="the notice")
+    [notice] = rig.smtp.rec.mails
+    assert notice["To"] == ALICE and str(notice["In-Reply-To"]) == msgid
+    assert "encrypted (S/MIME)" in text_of(notice) and notice["Auto-Submitted"] == "auto-replied"
+    assert await rig.inbound() == []
+    [entry] = [orjson.loads(x) for x in await rig.r.lrange(rig.channel.state.k_suppressed, 0, -1)]
+    assert entry["reason"] == "unreadable: encrypted with S/MIME"
+
+
 async def test_automatic_replies_to_one_address_are_rate_limited_but_agent_replies_never(tmp_path: Path,
         aredis: aioredis.Redis, dovecot: Dovecot, smtp: SmtpServer) -> None:
     async for rig in _rig(tmp_path, aredis, dovecot, smtp, "http://127.0.0.1:1", autoreply_max=2):

@@ -447,3 +447,198 @@ def test_a_screenshot_sent_from_a_phone_is_read_as_its_subject_not_its_signature
                    f"--A\r\nContent-Type: image/png; name=s.png\r\nContent-Disposition: inline; filename=s.png\r\n"
                    f"Content-Transfer-Encoding: base64\r\n\r\n{png}\r\n--A--\r\n", "multipart/mixed; boundary=A")
     assert bot_text(parse_mail(raw), is_reply=False) == "Withdrawal problem"
+
+
+# -- second round: read receipts as plain text, calendar traffic, campaigns ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Read: Deposit missing", "Your message\n\n  To: support@example.com\n  Subject: Deposit missing\n"
+         "  Sent: Friday, December 4, 2026 9:00 AM (UTC)\n\nwas read on Saturday, December 5, 2026 10:00 AM (UTC)."),
+        ("Gelesen: Einzahlung fehlt", "Ihre Nachricht\n\n  An: support@example.com\n  Betreff: Einzahlung fehlt\n\n"
+         "wurde am Samstag, 5. Dezember 2026 10:00:00 (UTC) gelesen."),
+        ("Lu : Dépôt manquant", "Votre message\n\n  À : support@example.com\n  Objet : Dépôt manquant\n\n"
+         "a été lu le samedi 5 décembre 2026 10:00:00 (UTC)."),
+        ("Not read: Deposit missing", "Your message\n  To: support@example.com\nwas deleted without being read on 5.12.2026."),
+        ("=?utf-8?B?5bey6K+7OiDlhYXlgLzmnKrliLDotKY=?=", "您的邮件\n\n  主题: 充值未到账\n\n已于 2026年12月5日 10:00 被阅读。"),
+        ("=?utf-8?B?5bey6K6A77ya5o+Q54++?=", "您的郵件\n\n  主旨: 提現\n\n已於 2026年12月5日 10:00 讀取。"),
+        ("Return Receipt", "Your document:\tDeposit missing\nwas received by:\tAlice Wong/ACME\nat:\t05.12.2026 10:00:00"),
+    ],
+)
+def test_plain_text_read_receipts_are_automatic(subject: str, body: str) -> None:
+    # Outlook, Exchange, Lotus Notes and Chinese clients send read receipts as plain mail, not as
+    # multipart/report: each was answered as a customer's question about its subject.
+    assert verdict(raw_mail({"Subject": subject}, body)) == ("auto_reply", "read_receipt")
+
+
+def test_a_read_subject_without_a_receipt_sentence_is_a_person() -> None:
+    assert verdict(raw_mail({"Subject": "Read: the docs but still stuck"},
+                            "I read the API docs but still cannot create a key."))[0] == "customer"
+    long_text = "My message was read on Monday by your agent, but nothing happened. " * 40
+    assert verdict(raw_mail({"Subject": "Read: my earlier mail"}, long_text))[0] == "customer"
+
+
+ICS = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nORGANIZER;CN=Bob:mailto:{org}\r\n"
+       "ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@example.org\r\nSUMMARY:Call about my account\r\nUID:u1\r\n"
+       "DTSTART:20261206T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def calendar_mail(headers: dict[str, str], text: str, method: str, org: str = "alice@example.org",
+                  param: bool = True) -> bytes:
+    m = f"; method={method}" if param else ""
+    body = (f"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--B\r\n"
+            f"Content-Type: text/calendar; charset=utf-8{m}\r\n\r\n" + ICS.format(method=method, org=org) + "--B--\r\n")
+    return raw_mail(headers, body, "multipart/alternative; boundary=B")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # An attendee's calendar answering an invitation: whatever the subject, and from the METHOD line alone.
+        (calendar_mail({"Subject": "Accepted: Call about my account"}, "", "REPLY", org=OWN), ("auto_reply", "calendar_reply:reply")),
+        (calendar_mail({"Subject": "=?utf-8?B?5bey5o6l5Y+XOiDotKbmiLc=?="}, "", "REPLY", org=OWN, param=False),
+         ("auto_reply", "calendar_reply:reply")),
+        (calendar_mail({"Subject": "Declined: Call"}, "Sorry, cannot make it.", "REPLY", org=OWN),
+         ("auto_reply", "calendar_reply:reply")),
+        (calendar_mail({"Subject": "Counter"}, "", "COUNTER", org=OWN), ("auto_reply", "calendar_reply:counter")),
+        # Exchange sends the answer in TNEF; a client without iTIP only the sentence.
+        (raw_mail({"Subject": "Tentative: Call"}, "--T\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\n\r\nx\r\n--T--\r\n",
+                  "multipart/mixed; boundary=T"), ("auto_reply", "calendar_reply")),
+        (raw_mail({"Subject": "Tentative: Call"}, "Alice has tentatively accepted this invitation."), ("auto_reply", "calendar_reply")),
+        # Invitations and cancellations a calendar service sends for someone.
+        (calendar_mail({"Subject": "Invitation: Weekly sync", "Sender": "Google Calendar <calendar-notification@google.com>"},
+                       "You have been invited to the following event.", "REQUEST"),
+         ("auto_reply", "calendar_request:sent_by_service")),
+        (calendar_mail({"From": "Calendly <notifications@calendly.example>", "Subject": "Canceled: Weekly sync"},
+                       "The event has been canceled.", "CANCEL", org="bob@example.org"),
+         ("auto_reply", "calendar_cancel:sent_for_organizer")),
+        # A person's own invitation with their words, and a "Declined:" subject of a person, stay customers.
+        (calendar_mail({"Subject": "Call about my frozen account"}, "My account is frozen, can we talk?", "REQUEST"),
+         ("customer", "")),
+        (raw_mail({"Subject": "Declined: my card deposit"}, "My card deposit was declined twice today."), ("customer", "")),
+    ],
+)
+def test_calendar_answers_and_service_invitations_are_not_answered(raw: bytes, expected: tuple[str, str]) -> None:
+    assert verdict(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind"),
+    [
+        ({"X-Mailgun-Sid": "WyI0", "X-Mailgun-Tag": "newsletter"}, "list"),
+        ({"X-SES-Outgoing": "2026.12.05-54.240.1.1"}, "list"),
+        ({"X-SG-EID": "u001.abc"}, "list"),
+        ({"X-MC-User": "abc123"}, "list"),
+        ({"X-Mailchimp-Campaign": "77"}, "list"),
+        ({"X-CampaignID": "spring-2026"}, "list"),
+        ({"Feedback-ID": "1:campaign:123:esp"}, "list"),
+        ({"X-CSA-Complaints": "csa-complaints@eco.de"}, "list"),
+        # A CRM's one-to-one mail: List-Unsubscribe alone is not a campaign; an ESP stamp alone neither.
+        ({}, "customer"),
+        ({"X-SES-Outgoing": "2026.12.05-54.240.1.1", "List-Unsubscribe": None}, "customer"),
+    ],
+)
+def test_campaign_mail_is_a_list_only_with_unsubscribe_and_a_bulk_stamp(headers: dict[str, str], kind: str) -> None:
+    raw = raw_mail({"From": "Shop <news@shop.example>", "Subject": "Question about my withdrawal",
+                    "List-Unsubscribe": "<mailto:unsub@esp.example>", **headers}, "Big sale this week!")
+    assert verdict(raw)[0] == kind
+
+
+# -- second round: signed and encrypted mail, forwards, alternatives, Windows' ISO-2022-JP -------------
+
+P7 = base64.b64encode(b"\x30\x82\x01\x00" + b"\x01" * 120).decode()
+PGP_SIGNATURE = "-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEBCAAdFiEEabcdef0123456789abcdef0123456789ab\r\n=abcd\r\n-----END PGP SIGNATURE-----\r\n"
+
+
+def test_an_inline_pgp_signature_never_reaches_the_bot() -> None:
+    from channels.email.reading import bot_text
+
+    body = ("-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nMy withdrawal of 1 BTC is pending.\r\n"
+            "- - reset password did not help\r\n" + PGP_SIGNATURE)
+    m = parse_mail(raw_mail({"Subject": "Withdrawal pending"}, body))
+    assert m.body == "My withdrawal of 1 BTC is pending.\n- reset password did not help"
+    assert "PGP" not in bot_text(m, is_reply=False) and not m.unreadable
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "why"),
+    [
+        ("application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m", P7, "encrypted with S/MIME"),
+        ("application/x-pkcs7-mime; name=smime.p7m", P7, "encrypted with S/MIME"),
+        ('multipart/encrypted; protocol="application/pgp-encrypted"; boundary=E',
+         "--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+         "-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA0abc\r\n-----END PGP MESSAGE-----\r\n--E--\r\n", "encrypted with PGP"),
+        ("text/plain", "-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA0abcdefgh\r\n=xyz\r\n-----END PGP MESSAGE-----\r\n",
+         "encrypted with PGP"),
+        ('message/partial; id="abc@example.org"; number=1; total=2', "From: a@example.org\r\n\r\nfirst half",
+         "sent in parts (message/partial), which are not put back together"),
+    ],
+)
+def test_encrypted_mail_is_unreadable_and_its_subject_alone_is_not_answered(ctype: str, body: str, why: str) -> None:
+    # The bot answered the subject ("Withdrawal pending") as if it were the question; the user never
+    # learned that nobody could read the mail.
+    from channels.email.reading import bot_text
+
+    headers = {"Subject": "Withdrawal pending"}
+    if "pkcs7" in ctype:
+        headers["Content-Transfer-Encoding"] = "base64"
+    m = parse_mail(raw_mail(headers, body, ctype))
+    assert m.unreadable == why
+    assert bot_text(m, is_reply=False) == "" and classify(m, OWN).kind == "customer"
+
+
+def test_signed_mail_is_read_and_its_signature_is_not_stored() -> None:
+    body = ("--S\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMy withdrawal is pending.\r\n--S\r\n"
+            "Content-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            f"{P7}\r\n--S--\r\n")
+    m = parse_mail(raw_mail({}, body, 'multipart/signed; protocol="application/pkcs7-signature"; boundary=S'))
+    assert m.body == "My withdrawal is pending." and not m.unreadable
+
+
+PHISH = ("From: Binance Security <security@binance-verify.example>\r\nSubject: Your account will be frozen in 24h\r\n"
+         "Content-Type: text/html\r\n\r\n<p>Verify now: <a href=\"https://binance-verify.example/login\">Login</a></p>\r\n")
+
+
+def test_a_forwarded_mail_attached_whole_is_read_with_its_sender_and_subject() -> None:
+    # "Is this from you?" with the phishing mail attached: the bot saw only the question.
+    from channels.email.reading import bot_language, bot_text
+
+    raw = raw_mail({"Subject": "Fwd: Your account will be frozen in 24h"},
+                   "--F\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n这是你们发的吗？\r\n--F\r\n"
+                   f"Content-Type: message/rfc822\r\n\r\n{PHISH}--F--\r\n", "multipart/mixed; boundary=F")
+    m = parse_mail(raw)
+    text = bot_text(m, is_reply=False)
+    assert text.startswith("这是你们发的吗？")
+    assert "Binance Security <security@binance-verify.example>" in text and "Your account will be frozen in 24h" in text
+    assert bot_language(m, is_reply=False) == "zh"  # the user's words decide, not the forwarded English
+
+
+@pytest.mark.parametrize(
+    ("plain", "html", "expected"),
+    [
+        ("Please enable HTML to view this message.", "<p>My withdrawal has been stuck for 3 days.</p>",
+         "My withdrawal has been stuck for 3 days."),
+        ("Withdrawal stuck.", "<p>Withdrawal stuck.</p><p>It was sent to the wrong network, TxID 0xabc, please help me.</p>",
+         "Withdrawal stuck.\n\nIt was sent to the wrong network, TxID 0xabc, please help me."),
+        # The usual case: the same words (line breaks, a link's address aside) — the plain part is read.
+        ("My deposit is missing.\nTxID 0xabc", "<p>My deposit is <b>missing</b>.<br>TxID 0xabc</p>",
+         "My deposit is missing.\nTxID 0xabc"),
+    ],
+)
+def test_the_html_part_is_read_when_the_plain_part_is_not_the_same_mail(plain: str, html: str, expected: str) -> None:
+    body = (f"--A\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}\r\n--A\r\n"
+            f"Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--A--\r\n")
+    assert parse_mail(raw_mail({}, body, "multipart/alternative; boundary=A")).body == expected
+
+
+# Windows writes CP932's extra characters (①, ㈱, ～) inside ISO-2022-JP's JIS X 0208 segments (CP50220).
+JIS_MS = b"\x1b$B=P6b$,$^$@FO$-$^$;$s-!-\"-j\x1b(B \x1b$B!A$43NG'$/$@$5$$\x1b(B"
+
+
+@pytest.mark.parametrize("charset", ["iso-2022-jp", "iso-2022-jp-ms", "cp50221", None])
+def test_windows_iso_2022_jp_with_circled_numbers_is_decoded(charset: str | None) -> None:
+    assert decode_bytes(JIS_MS, charset) == "出金がまだ届きません①②㈱ ～ご確認ください"
+    subject = "=?iso-2022-jp?B?" + base64.b64encode(b"\x1b$B=P6b-!\x1b(B").decode() + "?="
+    assert decode_header_value(subject) == "出金①"
