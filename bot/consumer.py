@@ -43,6 +43,7 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
     MasterDownError,
+    OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
     SlotNotCoveredError,
@@ -113,9 +114,11 @@ _NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirector
 
 
 # A Redis failover in progress (cluster slot without a master, a demoted master, a replica still
-# loading): it passes like a connection error, so it must not count against the entry.
+# loading): it passes like a connection error, so it must not count against the entry. A Redis at
+# `maxmemory` (`OOM command not allowed`) is an outage too: it refuses every write of every entry
+# (and the dead letter itself) until memory is freed, so counting it would dead-letter good messages.
 _REDIS_FAILOVER = (ClusterDownError, TryAgainError, SlotNotCoveredError, MasterDownError, ReadOnlyError,
-                   BusyLoadingError)
+                   BusyLoadingError, OutOfMemoryError)
 # Replies of a master being demoted that redis-py leaves as a plain ResponseError: a blocked
 # XREADGROUP released by the role change, and a WAIT that reached the old master.
 _FAILOVER_REPLIES = ("UNBLOCKED", "WAIT cannot be used with replica")
@@ -218,6 +221,7 @@ class StreamConsumer:
         # last of its read (its writes may wait for that read).
         self._deferred: list[tuple[Any, ...]] = []
         self._defer_this = False
+        self.crashed = 0  # handler tasks (concurrency > 1) that raised, each logged with its traceback
 
     @property
     def defers(self) -> bool:
@@ -485,8 +489,15 @@ class StreamConsumer:
         self.inflight[e.id] = t
         t.add_done_callback(functools.partial(self._done, e.id))
 
-    def _done(self, eid: str, _t: asyncio.Task[None]) -> None:
+    def _done(self, eid: str, t: asyncio.Task[None]) -> None:
         self.inflight.pop(eid, None)
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            # What `_process` raised (a bug, an unexpected Redis error while settling) is told,
+            # with its traceback — never a task that dies unseen. The entry stays pending and is
+            # taken over again, as before.
+            self.crashed += 1
+            log.error("consumer.task_crashed", stream=self.stream, entry=eid, handler=self.handler_name,
+                      error=_describe(exc)[:300], traceback="".join(traceback.format_exception(exc))[-4000:])
 
     async def _process(self, e: Entry, fresh: bool) -> None:
         """Handle one entry: outages are retried here (held, never counted); everything else is

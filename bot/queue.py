@@ -144,7 +144,9 @@ redis.call('XADD', KEYS[5], '*', 'entry', ARGV[2], 'm', ARGV[4], 'error', ARGV[5
            'c', ARGV[7], 'at', ARGV[8], 'handler', ARGV[9])
 if ARGV[3] ~= '' then
   local seq = tonumber(ARGV[3])
-  local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0')
+  -- A corrupt `seq_done` (not a number) must not fail the dead letter: the XADD above is kept
+  -- when a script errors, so every attempt would add one more and never acknowledge the entry.
+  local done = tonumber(redis.call('HGET', KEYS[1], 'seq_done') or '0') or 0
   if done == seq - 1 then
     redis.call('HSET', KEYS[1], 'seq_done', advance(KEYS[1], KEYS[4], seq))
   elseif done < seq - 1 then

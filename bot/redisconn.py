@@ -88,7 +88,11 @@ def connect(url: str, *, max_connections: int = 1000, decode_responses: bool = T
     """The client for `url` (typed as `Redis`: a `RedisCluster` offers the same commands the
     product uses, with every multi-key command on one hash slot — see `bot.streams.Layout`)."""
     spec = parse_url(url)
-    opts: dict[str, Any] = {"decode_responses": decode_responses, "socket_connect_timeout": 2}
+    # Bytes that are not UTF-8 (a stream entry some other writer added) decode with U+FFFD instead
+    # of failing the whole reply: a strict decode fails the read of every entry around it, again
+    # on each take-over, and the stream stops for good (seen as a Redis outage).
+    opts: dict[str, Any] = {"decode_responses": decode_responses, "encoding_errors": "replace",
+                            "socket_connect_timeout": 2}
     if spec.kind == "single":
         return aioredis.from_url(url, health_check_interval=30, max_connections=max_connections, **opts)
     auth: dict[str, Any] = {"username": spec.username, "password": spec.password}

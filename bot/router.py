@@ -52,12 +52,21 @@ def _decisions(action: str, topic: str) -> Any:
     return metrics.DECISIONS.labels(action, topic)
 
 
+def _count(raw: str | None) -> int:
+    """A counter of the conversation's state; a corrupt one reads as 0 (and the commit writes it
+    anew) rather than failing every message of the conversation for good."""
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
 def state_from_hash(h: dict[str, str]) -> ConvState:
     return ConvState(
         mode=h.get("mode") or "bot",
-        fallbacks=int(h.get("fallbacks") or 0),
+        fallbacks=_count(h.get("fallbacks")),
         lang=h.get("lang") or None,
-        vip=int(h.get("vip") or 0),
+        vip=_count(h.get("vip")),
         handoff_topic=h.get("handoff_topic") or None,
         csat_pending=h.get("csat_pending") or None,
     )

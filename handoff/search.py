@@ -37,6 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 MAX_DOC_CHARS = 200_000  # a ticket with a huge mail thread: the first 200k characters are searchable
 MAX_TERMS = 12
+# A longer run of letters/digits (a pasted token, a base64 blob) is indexed and searched by its
+# first MAX_WORD_CHARS characters: PostgreSQL refuses a tsvector lexeme over 2047 bytes, which
+# would fail the ticket's whole write (and dead-letter the user's handoff).
+MAX_WORD_CHARS = 255
 PG_MAX_POS = 16383  # tsvector positions stop there (phrases past it match less precisely)
 
 _CJK = (
@@ -53,7 +57,7 @@ def normalize(s: str) -> str:
 
 def tokens(s: str) -> list[str]:
     """The words of a text: each CJK character, each run of letters/digits (highlighting)."""
-    return _TOKEN.findall(normalize(s))
+    return [t[:MAX_WORD_CHARS] for t in _TOKEN.findall(normalize(s))]
 
 
 def index_tokens(s: str) -> list[str]:
@@ -64,7 +68,7 @@ def index_tokens(s: str) -> list[str]:
     for m in _RUN.finditer(normalize(s)):
         run = m.group("cjk")
         if run is None:
-            out.append(m.group("word"))
+            out.append(m.group("word")[:MAX_WORD_CHARS])
             continue
         for i, ch in enumerate(run):
             out.append(ch)

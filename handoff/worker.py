@@ -38,14 +38,30 @@ def db_outage(exc: BaseException) -> bool:
     return False
 
 
+def _without_nul(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.replace("\x00", "")
+    if isinstance(v, dict):
+        return {_without_nul(k): _without_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_without_nul(x) for x in v]
+    return v
+
+
 def handoff_handler(svc: TicketService):
     async def handle(e: Entry, fresh: bool) -> Outcome:
+        raw = e.fields.get("d", "")
         try:
-            payload: Any = orjson.loads(e.fields.get("d", ""))
+            payload: Any = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return Permanent(f"malformed handoff event: {exc}")
         if not isinstance(payload, dict):
             return Permanent("malformed handoff event: not an object")
+        if "\\u0000" in raw:
+            # A NUL character a user typed (or a channel let through): PostgreSQL cannot store it
+            # in text, and refusing it would dead-letter the user's ticket. Only events that have
+            # one are walked.
+            payload = _without_nul(payload)
         # Idempotent on the message id: a redelivery never doubles a ticket message.
         await svc.handle_event(payload)
         return None
