@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import CallbackQuery, Chat, ChatMemberUpdated, Update, User
+from telegram import (
+    CallbackQuery,
+    Chat,
+    ChatMemberUpdated,
+    ExternalReplyInfo,
+    MessageOrigin,
+    TextQuote,
+    Update,
+    User,
+)
 from telegram import Message as TgMessage
 
 from bot.files import DEFAULT_ATTACHMENT_TYPES, attachment_refusal
@@ -32,6 +41,10 @@ CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 # Content that is not a file nor words: the user is told to type instead of getting silence.
 UNSUPPORTED_CONTENT = ("voice", "video_note", "audio", "sticker", "location", "venue", "contact", "poll", "dice",
                        "game", "story", "invoice", "giveaway", "paid_media", "checklist")
+
+# What the user shows us (a replied-to message, a quote) is cut to this many characters: enough
+# for a scam post or an announcement, never so much that it drowns the user's own question.
+QUOTE_MAX_CHARS = 1000
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)(.*)$", re.S)
 _LEADING_PUNCT = re.compile(r"^[\s,:;，：；、]+")
@@ -127,7 +140,7 @@ _FILE_KINDS = (
 _EXT = {"video/mp4": ".mp4", "video/quicktime": ".mov"}
 
 
-def _attachments(m: TgMessage, me: BotIdentity) -> tuple[list[Attachment], list[tuple[Attachment, str]]]:
+def _attachments(m: TgMessage | ExternalReplyInfo, me: BotIdentity) -> tuple[list[Attachment], list[tuple[Attachment, str]]]:
     """(kept, [(not kept, why: "type" | "size")]), with the same rule as every other channel
     (`bot.files.attachment_refusal`). A photo arrives in several sizes: the largest is kept."""
     found: list[Attachment] = []
@@ -212,6 +225,77 @@ def _command_meta(meta: dict[str, str], cmd: Command | None) -> None:
         meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
 
 
+def quote_block(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    """`text` as "> " lines (a blank line as ">"), cut to `limit` characters between grapheme
+    clusters with "…": the router and the agent read it as shown, not said."""
+    text = text.strip()
+    if len(text) > limit:
+        text = text[: render.grapheme_cut(text, limit - 1)].rstrip() + "…"
+    return "\n".join(f"> {line}".rstrip() for line in text.splitlines())
+
+
+def _user_name(u: User) -> str:
+    return f"@{u.username}" if u.username else u.full_name
+
+
+def _chat_name(c: Chat) -> str:
+    title = c.title or c.full_name or ""
+    return f"{title} (@{c.username})" if title and c.username else (f"@{c.username}" if c.username else title)
+
+
+def _origin_author(origin: MessageOrigin | None, chat: Chat | None) -> tuple[str, str]:
+    """(name, id) of who wrote a message from elsewhere, as far as Telegram tells."""
+    sender_user = getattr(origin, "sender_user", None)
+    if sender_user is not None:
+        return _user_name(sender_user), str(sender_user.id)
+    if getattr(origin, "sender_user_name", None):
+        return str(origin.sender_user_name), ""  # type: ignore[union-attr]
+    src = getattr(origin, "sender_chat", None) or getattr(origin, "chat", None) or chat
+    if src is None:
+        return "", ""
+    name = _chat_name(src)
+    sig = getattr(origin, "author_signature", None)
+    return (f"{name} ({sig})" if sig else name), str(src.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What a message points at: another message's text (or the part the user selected), who
+    wrote it, and its files."""
+
+    kind: str  # "reply" | "external"
+    text: str
+    author: str
+    author_id: str
+    media: Any  # the replied-to Message or ExternalReplyInfo (photo, video, document, …)
+
+
+def _shown(m: TgMessage, me: BotIdentity) -> _Shown | None:
+    """The message the user replies to or quotes, unless it is the bot's own answer: quoting that
+    back would feed the classifier our own topic words (a `quote` of it is dropped too)."""
+    q: TextQuote | None = m.quote
+    quoted = with_link_addresses(q.text, q.entities) if q is not None else None
+    ext: ExternalReplyInfo | None = m.external_reply
+    if ext is not None:
+        author, author_id = _origin_author(ext.origin, ext.chat)
+        return _Shown("external", quoted or "", author, author_id, ext)
+    r = m.reply_to_message
+    if r is None or r.forum_topic_created is not None or (m.is_topic_message and r.message_id == m.message_thread_id):
+        return None  # in a forum topic every message "replies" to the topic's first message
+    if r.from_user is not None and r.from_user.id == me.id:
+        return None
+    if quoted is None:
+        quoted = with_link_addresses(r.text, r.entities) if r.text is not None else \
+            with_link_addresses(r.caption or "", r.caption_entities)
+    if r.sender_chat is not None:
+        author, author_id = _chat_name(r.sender_chat), str(r.sender_chat.id)
+    elif r.from_user is not None:
+        author, author_id = _user_name(r.from_user), str(r.from_user.id)
+    else:
+        author, author_id = "", ""
+    return _Shown("reply", quoted, author, author_id, r)
+
+
 def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalized:
     kind = "edited_message" if edited else "message"
     m = update.edited_message if edited else update.message
@@ -239,12 +323,20 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
     forwarded = origin is not None and getattr(getattr(origin, "sender_user", None), "id", None) != user.id
     if forwarded:
         cmd = None  # a command inside something the user shows us is not theirs to run
-    lang = _lang(cmd, text, user.language_code)
+    shown = None if forwarded else _shown(m, me)
+    shown_text = shown.text if shown is not None and not is_blank(shown.text) else ""
+    # Only "@bot" under a post shown to it: the post is the question, and its language the user's.
+    lang = _lang(cmd, text if not is_blank(text) or not shown_text else shown_text, user.language_code)
     thread_id = m.message_thread_id if m.is_topic_message else None
     # A secret posted in a group must not be quoted back (a reply shows the quoted message).
     secret = group and redact(text).changed
     reply_meta = _reply_meta(chat, None if secret else m.message_id, thread_id)
     accepted, refused = _attachments(m, me)
+    if shown is not None:
+        # The files of what the user points at (a scam post's screenshot) go with it; one we would
+        # not keep is not the user's to be told about.
+        refs = {a.ref for a in accepted}
+        accepted += [a for a in _attachments(shown.media, me)[0] if a.ref not in refs]
     notices: list[Outbound] = []
     # The original message got its notices. An edit repeats its files, and a shared live location
     # is "edited" every few seconds while it lasts: an edit tells the user nothing again.
@@ -258,7 +350,7 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         # the user learns that what they said or showed beside it was not heard.
         notices.append(_notice(update.update_id, "unsupported", chat, user, render.text("unsupported", lang), lang,
                                reply_meta))
-    if is_blank(text) and not accepted:
+    if is_blank(text) and not accepted and not shown_text:
         if refused:
             return Normalized(kind, notices=tuple(notices), skipped="only_rejected_files")
         if other is not None and edited:
@@ -276,6 +368,17 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         # answers "is this from you?" with the anti-phishing guidance, never opens a case on it.
         meta["forwarded"] = "1"
         meta["forward_origin"] = str(origin.type)  # type: ignore[union-attr]
+    if shown is not None:
+        # Something the user points at ("is this real?" under a post): shown, not said. Its text
+        # follows their words as a quote, so the router reads the question with what it is about.
+        meta["quoted"] = shown.kind
+        if shown.author:
+            meta["quoted_from"] = shown.author[:200]
+        if shown.author_id:
+            meta["quoted_from_id"] = shown.author_id
+        if shown_text and cmd is None:
+            block = quote_block(shown_text)
+            text = f"{text.strip()}\n\n{block}" if not is_blank(text) else block
     _command_meta(meta, cmd)
     if secret:
         meta["reply_redacted"] = "1"  # whatever the answer, it goes to the private chat

@@ -394,7 +394,9 @@ class TwitterChannel:
         params: dict[str, Any] = {
             "max_results": 100,
             "tweet_fields": TWEET_FIELDS,
-            "expansions": ["author_id", "attachments.media_keys"],
+            # The quoted post, or the post a mention replies under, with its author ("is this real?").
+            "expansions": ["author_id", "attachments.media_keys", "referenced_tweets.id",
+                           "referenced_tweets.id.author_id"],
             "media_fields": MEDIA_FIELDS,
             "user_fields": ["username"],
         }

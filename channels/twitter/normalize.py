@@ -27,7 +27,7 @@ from bot.intake import redacted
 from bot.lang import detect_language
 from bot.models import MAX_TEXT_CHARS, Attachment, Message
 from channels.twitter.text import LEADING_MENTIONS as _LEADING
-from channels.twitter.text import strip_leading_mentions
+from channels.twitter.text import quote_block, strip_leading_mentions
 
 CHANNEL = "twitter"
 
@@ -176,6 +176,49 @@ def _v2_media(obj: dict[str, Any], media: dict[str, dict[str, Any]]) -> tuple[tu
     return tuple(atts), drop
 
 
+def _with_shown(text: str, meta: dict[str, str], kind: str, shown: str, author: str, author_id: str,
+                post_id: str) -> str:
+    """Mark what the user shows us (a quoted post, the post they reply under) in `meta`, and put
+    its text after their words as a quote: "is this real?" is a question about that post."""
+    meta["quoted"] = kind
+    if author:
+        meta["quoted_from"] = f"@{author}"
+    if author_id:
+        meta["quoted_from_id"] = author_id
+    if post_id:
+        meta["quoted_post_id"] = post_id
+    if not shown.strip():
+        return text
+    block = quote_block(shown)
+    return f"{text}\n\n{block}" if text else block
+
+
+def _v2_shown(tweet: dict[str, Any], includes: dict[str, Any] | None,
+              account_id: str) -> tuple[str, str, str, str, str] | None:
+    """(kind, text, author handle, author id, post id) of the post a v2 mention quotes, or replies
+    under when that post is not ours (our own answer is never quoted back). The post's text is
+    in `includes.tweets` when asked for with the expansion `referenced_tweets.id`."""
+    refs = {_s(r.get("type")): _s(r.get("id")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
+    if refs.get("quoted"):
+        kind, ref = "quote_post", refs["quoted"]
+    elif refs.get("replied_to") and _s(tweet.get("in_reply_to_user_id")) != account_id:
+        kind, ref = "reply", refs["replied_to"]
+    else:
+        return None
+    inc = includes or {}
+    post = next((t for t in inc.get("tweets") or [] if isinstance(t, dict) and _s(t.get("id")) == ref), {})
+    author_id = _s(post.get("author_id")) or (_s(tweet.get("in_reply_to_user_id")) if kind == "reply" else "")
+    if kind == "quote_post" and author_id == account_id:
+        return None  # a quote of our own post: our words, not something shown to us
+    users, media = _v2_includes(includes)
+    note = _note(post)
+    raw = _s(note.get("text") or post.get("text"))
+    entities = (note.get("entities") if note.get("text") else post.get("entities")) or {}
+    _, drop = _v2_media(post, media)
+    text = strip_leading_mentions(_clean(raw, drop, entities)) if raw else ""
+    return kind, text, _s(users.get(author_id, {}).get("username")), author_id, ref
+
+
 def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, account_id: str) -> Message | Skipped:
     """A post from GET /2/users/:id/mentions."""
     tid, author = _s(tweet.get("id")), _s(tweet.get("author_id"))
@@ -200,7 +243,9 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
     atts, drop = _v2_media(tweet, media)
     urls = [*(entities.get("urls") or []), *((tweet.get("entities") or {}).get("urls") or [])]
     text = strip_leading_mentions(_clean(raw_text, drop, {"urls": urls}))
-    if not text and not atts:
+    shown = _v2_shown(tweet, includes, account_id)
+    # "@Support" alone quoting a post asks about that post; alone under one, it is only a tag.
+    if not text and not atts and not (shown and shown[0] == "quote_post" and shown[1]):
         return Skipped("empty_mention")
     meta = {
         "reply_visibility": "public",
@@ -211,6 +256,9 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
     handle = _s(users.get(author, {}).get("username"))
     if handle:
         meta["reply_handle"] = handle
+    lang = detect_language(text or (shown[1] if shown else ""), tweet.get("lang"))
+    if shown is not None:
+        text = _with_shown(text, meta, *shown)[:MAX_TEXT_CHARS]
     return _finish(
         Message(
             channel=CHANNEL,
@@ -218,7 +266,7 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
             conversation_id=mention_conversation(author),
             user_id=author,
             text=text,
-            lang=detect_language(text, tweet.get("lang")),
+            lang=lang,
             attachments=atts,
             meta=meta,
         )
@@ -276,6 +324,30 @@ def _v1_media(entities: dict[str, Any]) -> tuple[tuple[Attachment, ...], list[st
     return tuple(atts), drop
 
 
+def _v1_shown(tweet: dict[str, Any], account_id: str) -> tuple[str, str, str, str, str] | None:
+    """The v1.1 counterpart of `_v2_shown`: a quote post carries the quoted post whole
+    (`quoted_status`); a reply carries only who and which post it replies to, not its text."""
+    q = tweet.get("quoted_status")
+    if isinstance(q, dict):
+        qu = q.get("user") or {}
+        qid = _s(qu.get("id_str") or qu.get("id"))
+        if qid == account_id:
+            return None
+        ext = q.get("extended_tweet") if q.get("truncated") else None
+        src = ext if isinstance(ext, dict) else q
+        ents = src.get("entities") or {}
+        _, drop = _v1_media(src.get("extended_entities") or ents)
+        text = strip_leading_mentions(_clean(_s(src.get("full_text") or src.get("text")), drop, ents))
+        return "quote_post", text, _s(qu.get("screen_name")), qid, _s(q.get("id_str") or q.get("id"))
+    if tweet.get("is_quote_status") and tweet.get("quoted_status_id_str"):
+        return "quote_post", "", "", "", _s(tweet["quoted_status_id_str"])  # quoted post withheld or deleted
+    to_user = _s(tweet.get("in_reply_to_user_id_str"))
+    if tweet.get("in_reply_to_status_id_str") and to_user and to_user != account_id:
+        return ("reply", "", _s(tweet.get("in_reply_to_screen_name")), to_user,
+                _s(tweet["in_reply_to_status_id_str"]))
+    return None
+
+
 def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Skipped:
     """One item of `tweet_create_events`. X delivers every post by *or to* the account there
     (our own replies, retweets, quotes); only posts addressed to us — mentioning us or replying
@@ -302,7 +374,8 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
         return Skipped(why)
     atts, drop = _v1_media(src.get("extended_entities") or entities)
     text = strip_leading_mentions(_clean(raw, drop, entities))
-    if not text and not atts:
+    shown = _v1_shown(tweet, account_id)
+    if not text and not atts and not (shown and shown[0] == "quote_post" and shown[1]):
         return Skipped("empty_mention")
     meta = {
         "reply_visibility": "public",
@@ -313,6 +386,9 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
     }
     if user.get("screen_name"):
         meta["reply_handle"] = _s(user["screen_name"])
+    lang = detect_language(text or (shown[1] if shown else ""), tweet.get("lang"))
+    if shown is not None:
+        text = _with_shown(text, meta, *shown)[:MAX_TEXT_CHARS]
     return _finish(
         Message(
             channel=CHANNEL,
@@ -320,7 +396,7 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
             conversation_id=mention_conversation(author),
             user_id=author,
             text=text,
-            lang=detect_language(text, tweet.get("lang")),
+            lang=lang,
             attachments=atts,
             meta=meta,
         )

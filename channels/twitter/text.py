@@ -1,21 +1,31 @@
 """Text rules of X, as pure functions: how X counts a post's length, how an answer is shortened
 for a public reply, how a long answer is split into DMs, and how a mention loses its @handles.
 
-Why our own counter: X does not count characters. It weighs them (twitter-text v3 config): Latin
-and most punctuation weigh 1, CJK, emoji and everything else 2, and every URL counts as 23 (it is
-wrapped in t.co). A 200-character Chinese answer is 400 on X and would be rejected, so shortening
-must use the same weights.
+Why our own counter: X does not count characters. It weighs them (twitter-text v3 config): code
+points in U+0000–U+10FF and three ranges of general punctuation weigh 1, everything else (CJK,
+emoji, …) 2; an emoji sequence (a flag, a skin tone, a family joined with ZWJ) weighs 2 as one;
+and every URL counts 23 (it is wrapped in t.co) — also a bare domain with a known top-level
+domain ("example.com/fees"), and a URL ends where X's URL pattern ends it (not at the next space:
+"详情见 https://example.com/faq。请…" is a URL and eleven CJK characters). A 200-character Chinese
+answer is 400 on X and would be refused, so shortening must use the same weights. The maintained
+ports of twitter-text for Python are not: `twitter-text-parser` (last release 2023) imports
+`pkg_resources` and carries Unicode 12 emoji and a 2019 TLD list; the rules below follow
+twitter-text's `parseTweet` and `extractUrls`, with the top-level domains taken from the Public
+Suffix List the project already ships (`publicsuffixlist`).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import unicodedata
+
+import regex
 
 URL_WEIGHT = 23
 # twitter-text v3: code point ranges of weight 1 (scaled 100); everything else weighs 2 (200).
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-URL_RE = re.compile(r"https?://[^\s<>\"]+", re.I)
 ELLIPSIS = "…"
 
 # A sentence ends at .!?: followed by whitespace, right after a CJK full stop, or at a line break.
@@ -35,15 +45,126 @@ def _char_weight(ch: str) -> int:
     return 2
 
 
+@functools.cache
+def _tlds() -> str:
+    """The top-level domains (ICANN section of the Public Suffix List), longest first, as one
+    alternation: X counts "example.com" as a URL and "example.zzz" as text."""
+    import publicsuffixlist
+
+    path = os.path.join(os.path.dirname(publicsuffixlist.__file__), "public_suffix_list.dat")
+    with open(path, encoding="utf-8") as f:
+        icann = f.read().split("===END ICANN DOMAINS===")[0]
+    tlds = {line.strip().lstrip("!*.").rsplit(".", 1)[-1] for line in icann.splitlines()
+            if line.strip() and not line.startswith("//")}
+    return "|".join(regex.escape(t) for t in sorted(tlds, key=lambda t: (-len(t), t)))
+
+
+# twitter-text's URL pattern (extractUrls), pieces named as there.
+_PUNCT = r"!'#%&()*+,\\\-./:;<=>?@\[\]^_{|}~$"
+_SPACES = r"\x09-\x0D\x20\x85\xA0\u1680\u180E\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+_INVALID = r"\uFFFE\uFEFF\uFFFF"
+_DIRECTIONAL = r"\u202A-\u202E\u061C\u200E\u200F\u2066-\u2069"
+_LATIN = r"\xC0-\xD6\xD8-\xF6\xF8-\xFF\u0100-\u024F\u0253\u0254\u0256\u0257\u0259\u025B\u0263\u0268\u026F\u0272" \
+         r"\u0289\u028B\u02BB\u0300-\u036F\u1E00-\u1EFF"
+_CYRILLIC = r"\u0400-\u04FF"
+
+
+@functools.cache
+def _url_pattern() -> regex.Pattern[str]:
+    dc = f"[^{_PUNCT}{_SPACES}{_INVALID}{_DIRECTIONAL}]"  # a domain character: CJK and accents too
+    tld = f"(?:(?:{_tlds()})(?=[^0-9a-zA-Z@+-]|$)|xn--[-0-9a-z]+)"
+    domain = f"(?:(?:(?:{dc}(?:[_-]|{dc})*)?{dc}\\.)*(?:(?:{dc}(?:-|{dc})*)?{dc}\\.){tld})"
+    path_char = f"[a-z{_CYRILLIC}0-9!*';:=+,.$/%#\\[\\]\\-\u2013_~@|&{_LATIN}]"
+    parens = f"\\((?:{path_char}+|(?:{path_char}*\\({path_char}+\\){path_char}*))\\)"
+    path_end = f"(?:[+\\-a-z{_CYRILLIC}0-9=_#/{_LATIN}]|{parens})"
+    path = f"(?:(?:{path_char}*(?:{parens}{path_char}*)*{path_end})|(?:@{path_char}+/))"
+    query = r"\?[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]*[a-z0-9\-_&=#/]"
+    return regex.compile(
+        # The character before a URL is part of the match, as in twitter-text (a URL right after
+        # another starts one character later).
+        f"(?P<before>[^A-Za-z0-9@＠$#＃{_INVALID}]|[{_DIRECTIONAL}]|^)"
+        f"(?P<url>(?P<protocol>https?://)?(?P<domain>{domain})(?::[0-9]+)?(?P<path>/{path}*)?(?:{query})?)",
+        regex.I | regex.V0,
+    )
+
+
+_ASCII_DOMAIN = f"(?:[-a-z0-9{_LATIN}]+\\.)+"
+_TCO = regex.compile(r"https?://t\.co/[a-z0-9]+", regex.I)
+
+
+@functools.cache
+def _ascii_domain() -> regex.Pattern[str]:
+    return regex.compile(f"{_ASCII_DOMAIN}(?:(?:{_tlds()})(?=[^0-9a-zA-Z@+-]|$)|xn--[-0-9a-z]+)", regex.I)
+
+
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every URL X finds in `text` (twitter-text `extractUrlsWithIndices`): with a
+    protocol any valid domain; without one only an ASCII domain with a known top-level domain,
+    not right after "-", "_", "." or "/"; a t.co link ends after its slug."""
+    if "." not in text:
+        return []
+    out: list[tuple[int, int]] = []
+    for m in _url_pattern().finditer(text):
+        start, end = m.span("url")
+        if m.group("protocol") is None:
+            if m.group("before") in ("-", "_", ".", "/"):
+                continue
+            dstart = m.start("domain")
+            last: tuple[int, int] | None = None
+            for d in _ascii_domain().finditer(m.group("domain")):
+                last = (dstart + d.start(), dstart + d.end())
+                out.append(last)
+            if last is not None and m.group("path"):
+                out[-1] = (last[0], end)
+        else:
+            tco = _TCO.match(text, start)
+            out.append((start, tco.end() if tco else end))
+    return out
+
+
+_GRAPHEME = regex.compile(r"\X")
+# A cluster X counts as one emoji (weight 2): a pictograph with modifiers, variation selector or
+# ZWJ partners, a flag (two regional indicators), a keycap.
+_EMOJI_SEQUENCE = regex.compile(r"\p{Extended_Pictographic}|[\U0001F1E6-\U0001F1FF]{2}|\u20E3")
+
+
+def _text_weight(text: str) -> int:
+    n = 0
+    for m in _GRAPHEME.finditer(text):
+        g = m.group()
+        n += 2 if len(g) > 1 and _EMOJI_SEQUENCE.search(g) else sum(_char_weight(c) for c in g)
+    return n
+
+
 def weighted_length(text: str) -> int:
-    """The length X computes for a post (NFC-normalized, URLs = 23, CJK/emoji = 2)."""
-    text = unicodedata.normalize("NFC", text)
+    """The length X computes for a post (twitter-text v3 `parseTweet`): NFC-normalized, every URL
+    23, an emoji sequence 2, other code points 1 or 2 by range."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n")
     n = 0
     pos = 0
-    for m in URL_RE.finditer(text):
-        n += sum(_char_weight(c) for c in text[pos : m.start()]) + URL_WEIGHT
-        pos = m.end()
-    return n + sum(_char_weight(c) for c in text[pos:])
+    for start, end in url_spans(text):
+        n += _text_weight(text[pos:start]) + URL_WEIGHT
+        pos = end
+    return n + _text_weight(text[pos:])
+
+
+# What a user shows us (a quoted or replied-to post) is cut to this many characters.
+QUOTE_MAX_CHARS = 1000
+_GRAPHEME_START = regex.compile(r"\X")
+
+
+def quote_block(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    """`text` as "> " lines (a blank line as ">"), cut to `limit` characters between grapheme
+    clusters with "…": shown to us, not said by the user."""
+    text = text.strip()
+    if len(text) > limit:
+        cut = 0
+        for m in _GRAPHEME_START.finditer(text):
+            if m.end() > limit - 1:
+                break
+            cut = m.end()
+        text = text[:cut].rstrip() + ELLIPSIS
+    return "\n".join(f"> {line}".rstrip() for line in text.splitlines())
 
 
 def strip_leading_mentions(text: str) -> str:

@@ -654,3 +654,18 @@ async def test_cli_sets_shows_and_deletes_the_webhook(fake: FakeBotAPI, tmp_path
     r = await cli("info")
     assert r.exit_code == 1 and "rejected the token" in r.output
     assert tg.TOKEN not in r.output
+
+
+async def test_a_group_member_asking_about_someone_elses_post_queues_the_post_as_a_quote(
+    telegram: Callable[..., Awaitable[TG]],
+) -> None:
+    t = await telegram()
+    gid = -100555
+    scam = {"message_id": 4242, "date": 1, "chat": tg.chat(gid, "supergroup"),
+            "from": {"id": 666, "is_bot": False, "first_name": "Support", "username": "exchange_help_desk"},
+            "text": "Send 1 ETH to 0xabc and get 2 ETH back, official giveaway"}
+    u = tg.message(f"@{tg.BOT_USERNAME} is this real?", uid=530, chat_id=gid, chat_type="supergroup", reply_to=scam)
+    assert await t.post(u) == 200
+    [m] = await t.inbound()
+    assert m.text == "is this real?\n\n> Send 1 ETH to 0xabc and get 2 ETH back, official giveaway"
+    assert (m.meta["quoted"], m.meta["quoted_from"]) == ("reply", "@exchange_help_desk")

@@ -333,3 +333,89 @@ def test_a_voice_message_with_a_caption_tells_the_user_the_voice_was_not_heard()
     assert n.message is not None and n.message.text == "listen, this is my problem"
     [notice] = n.notices
     assert "not voice messages" in notice.text
+
+
+# -- what the user shows us: replies, quotes, messages from other chats ---------------------------------
+
+SCAM = "📢 Official airdrop! Verify your wallet at the link to claim 500 USDT"
+SCAM_ENTITIES = [{"type": "text_link", "offset": 47, "length": 4, "url": "https://exchange-verify.example"}]
+
+
+def scammer(gid: int, text: str = SCAM, **extra: Any) -> dict[str, Any]:
+    return {"message_id": 4242, "date": 1, "chat": tg.chat(gid, "supergroup"),
+            "from": {"id": 666, "is_bot": False, "first_name": "Support", "username": "exchange_help_desk"},
+            "text": text, "entities": SCAM_ENTITIES, **extra}
+
+
+def test_asking_about_another_members_post_carries_the_post_as_a_quote() -> None:
+    gid = -100777
+    u = tg.message(f"@{tg.BOT_USERNAME} is this real?", uid=590, chat_id=gid, chat_type="supergroup",
+                   reply_to=scammer(gid))
+    n = norm(u)
+    m = n.message
+    assert m is not None
+    assert m.text == ("is this real?\n\n> 📢 Official airdrop! Verify your wallet at the link "
+                      "(https://exchange-verify.example) to claim 500 USDT")
+    assert (m.meta["quoted"], m.meta["quoted_from"], m.meta["quoted_from_id"]) == ("reply", "@exchange_help_desk", "666")
+    assert m.lang == "en" and n.secret_in_group is None
+
+
+def test_a_selected_quote_is_what_is_shown_and_only_mentioning_the_bot_asks_about_it() -> None:
+    gid = -100778
+    quote = {"text": "Verify your wallet", "position": 19}
+    m = norm(tg.message(f"@{tg.BOT_USERNAME}", uid=591, chat_id=gid, chat_type="supergroup",
+                        reply_to=scammer(gid), quote=quote)).message
+    assert m is not None and m.text == "> Verify your wallet" and m.meta["quoted"] == "reply"
+
+
+def test_a_reply_to_the_bots_own_answer_is_the_users_words_only() -> None:
+    bot = tg.bot_message(1001, "Deposits need 12 confirmations on Ethereum.")
+    for extra in ({}, {"quote": {"text": "12 confirmations", "position": 14}}):
+        m = norm(tg.message("and for BTC?", reply_to=bot, **extra)).message
+        assert m is not None and m.text == "and for BTC?" and "quoted" not in m.meta
+
+
+def test_a_reply_to_a_message_from_another_chat_names_its_origin_and_keeps_its_picture() -> None:
+    photo = [{"file_id": "ext-small", "file_unique_id": "s", "width": 90, "height": 90, "file_size": 1000},
+             {"file_id": "ext-big", "file_unique_id": "b", "width": 900, "height": 900, "file_size": 90_000}]
+    ext = {"origin": {"type": "channel", "date": 1, "message_id": 9,
+                      "chat": {"id": -1009, "type": "channel", "title": "Exchange Announcements", "username": "exch_news"}},
+           "chat": {"id": -1009, "type": "channel", "title": "Exchange Announcements", "username": "exch_news"},
+           "message_id": 9, "photo": photo}
+    quote = {"text": "Send 1 ETH, get 2 back", "position": 0}
+    n = norm(tg.message("是你们的官方频道吗？", uid=592, lang="zh-hans", external_reply=ext, quote=quote))
+    m = n.message
+    assert m is not None and m.text == "是你们的官方频道吗？\n\n> Send 1 ETH, get 2 back" and m.lang == "zh"
+    assert m.meta["quoted"] == "external" and m.meta["quoted_from"] == "Exchange Announcements (@exch_news)"
+    assert m.meta["quoted_from_id"] == "-1009"
+    assert [a.ref for a in m.attachments] == ["ext-big"] and n.notices == ()
+    hidden = {"origin": {"type": "hidden_user", "date": 1, "sender_user_name": "Binance Support"}}
+    m = norm(tg.message("is this you?", external_reply=hidden)).message
+    assert m is not None and m.text == "is this you?"  # no text reached us: nothing to quote
+    assert (m.meta["quoted"], m.meta["quoted_from"]) == ("external", "Binance Support") and "quoted_from_id" not in m.meta
+
+
+def test_a_long_shown_message_is_cut_and_every_line_is_marked() -> None:
+    long = "line one\n\n" + "x" * 3000
+    m = norm(tg.message("what is this", reply_to=scammer(1001, text=long, entities=[]))).message
+    assert m is not None
+    quote = m.text.split("\n\n", 1)[1]
+    assert quote.startswith("> line one\n>\n> xxx") and quote.endswith("x…") and len(quote) < 1020
+    assert all(line.startswith(">") for line in quote.splitlines())
+
+
+def test_forum_topic_replies_and_commands_quote_nothing() -> None:
+    gid = -100779
+    topic_start = {"message_id": 50, "date": 1, "chat": tg.chat(gid, "supergroup"), "from": tg.user(5),
+                   "forum_topic_created": {"name": "Deposits", "icon_color": 1}}
+    m = norm(tg.message(f"@{tg.BOT_USERNAME} deposit help", uid=593, chat_id=gid, chat_type="supergroup",
+                        reply_to=topic_start, message_thread_id=50, is_topic_message=True)).message
+    assert m is not None and m.text == "deposit help" and "quoted" not in m.meta
+    cmd = norm(tg.message("/status SB-000042", reply_to=scammer(1001))).message
+    assert cmd is not None and cmd.text == "/status SB-000042" and cmd.meta["command_arg"] == "SB-000042"
+
+
+def test_replies_quotes_and_external_replies_take_the_ptb_path() -> None:
+    for extra in ({"reply_to": scammer(1001)}, {"quote": {"text": "x", "position": 0}},
+                  {"external_reply": {"origin": {"type": "hidden_user", "date": 1, "sender_user_name": "X"}}}):
+        assert normalize_raw(tg.message("is this real?", **extra), ME) is None

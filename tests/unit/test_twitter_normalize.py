@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.models import Message
 from channels.twitter.normalize import (
     Skipped,
     dm_from_v2,
@@ -191,3 +192,64 @@ def test_a_long_post_polled_through_v2_is_read_whole_from_note_tweet() -> None:
     assert not isinstance(m, Skipped)
     assert m.text.startswith("I tried to withdraw") and m.text.endswith("this is urgent for me.")
     assert "https://exchange-help.example/login" in m.text and "…" not in m.text
+
+
+# -- what the user shows us: quote posts and replies under someone else's post -------------------------
+
+IMPOSTOR = {"id": "900", "author_id": "66", "text": "DM us your seed phrase to unlock your account: https://t.co/abc",
+            "entities": {"urls": [{"url": "https://t.co/abc", "expanded_url": "https://exchange-unlock.example"}]}}
+
+
+def test_a_v2_quote_post_carries_the_quoted_post_after_the_users_words() -> None:
+    inc = {"users": [{"id": "7", "username": "alice"}, {"id": "66", "username": "Exchange_Helpdesk"}],
+           "tweets": [IMPOSTOR]}
+    m = mention_from_v2(v2_tweet(text="@ExchangeSupport is this real?", referenced_tweets=[{"type": "quoted", "id": "900"}]),
+                        inc, ME)
+    assert isinstance(m, Message)
+    assert m.text == ("is this real?\n\n> DM us your seed phrase to unlock your account: "
+                      "https://exchange-unlock.example")
+    assert (m.meta["quoted"], m.meta["quoted_from"], m.meta["quoted_from_id"], m.meta["quoted_post_id"]) == (
+        "quote_post", "@Exchange_Helpdesk", "66", "900")
+    # "@Support" alone on a quote post asks about the post.
+    only = mention_from_v2(v2_tweet(text="@ExchangeSupport", referenced_tweets=[{"type": "quoted", "id": "900"}]), inc, ME)
+    assert isinstance(only, Message) and only.text.startswith("> DM us your seed phrase") and only.lang == "en"
+
+
+def test_a_v2_reply_under_someone_elses_post_carries_that_post_but_never_our_own() -> None:
+    inc = {"users": [{"id": "66", "username": "Exch_Helpdesk"}], "tweets": [
+        {**IMPOSTOR, "text": "@victim We can restore your funds, send us a DM"}]}
+    tweet = v2_tweet(text="@Exch_Helpdesk @ExchangeSupport is this your account?", in_reply_to_user_id="66",
+                     display_text_range=[15, 54], referenced_tweets=[{"type": "replied_to", "id": "900"}],
+                     entities={"mentions": [{"start": 0, "end": 14, "id": "66"}, {"start": 15, "end": 31, "id": ME}]})
+    m = mention_from_v2(tweet, inc, ME)
+    assert isinstance(m, Message)
+    assert m.text == "is this your account?\n\n> We can restore your funds, send us a DM"
+    assert (m.meta["quoted"], m.meta["quoted_from"]) == ("reply", "@Exch_Helpdesk")
+    ours = mention_from_v2(v2_tweet(text="@ExchangeSupport thanks, and for BTC?", in_reply_to_user_id=ME,
+                                    referenced_tweets=[{"type": "replied_to", "id": "800"}]),
+                           {"tweets": [{"id": "800", "author_id": ME, "text": "Deposits need 12 confirmations."}]}, ME)
+    assert isinstance(ours, Message) and ours.text == "thanks, and for BTC?" and "quoted" not in ours.meta
+
+
+def test_a_webhook_quote_post_and_reply_are_marked_as_shown() -> None:
+    quoted = {"id_str": "900", "text": "Claim your airdrop &amp; verify here https://t.co/abc",
+              "entities": {"urls": [{"url": "https://t.co/abc", "expanded_url": "https://airdrop.example"}]},
+              "user": {"id_str": "66", "screen_name": "fake_exchange"}}
+    m = mention_from_webhook(v1_tweet(text="@ExchangeSupport 这是你们的活动吗？", lang="zh", is_quote_status=True,
+                                      quoted_status_id_str="900", quoted_status=quoted), ME)
+    assert isinstance(m, Message) and m.lang == "zh"
+    assert m.text == "这是你们的活动吗？\n\n> Claim your airdrop & verify here https://airdrop.example"
+    assert (m.meta["quoted"], m.meta["quoted_from"], m.meta["quoted_post_id"]) == ("quote_post", "@fake_exchange", "900")
+    # A v1.1 reply names the post it is under, not its text.
+    r = mention_from_webhook(v1_tweet(text="@ExchangeSupport is this account yours?", in_reply_to_status_id_str="900",
+                                      in_reply_to_user_id_str="66", in_reply_to_screen_name="fake_exchange", display_text_range=[0, 39],
+                                      entities={"user_mentions": [{"id_str": ME, "indices": [0, 16]}]}), ME)
+    assert isinstance(r, Message) and r.text == "is this account yours?"
+    assert (r.meta["quoted"], r.meta["quoted_from"], r.meta["quoted_from_id"]) == ("reply", "@fake_exchange", "66")
+
+
+def test_a_secret_in_a_quoted_post_keeps_the_reply_out_of_public() -> None:
+    leak = {"id": "901", "author_id": "66", "text": "my password is Hunter2Hunter2!"}
+    m = mention_from_v2(v2_tweet(text="@ExchangeSupport look what he posted",
+                                 referenced_tweets=[{"type": "quoted", "id": "901"}]), {"tweets": [leak]}, ME)
+    assert isinstance(m, Message) and "Hunter2Hunter2" not in m.text and m.meta.get("reply_redacted")

@@ -97,3 +97,44 @@ def test_leading_handles_are_stripped_and_later_ones_kept() -> None:
     assert strip_leading_mentions(".@ExchangeSupport 你好") == "你好"
     assert strip_leading_mentions("@ExchangeSupport你好，充值没到账") == "你好，充值没到账"
     assert strip_leading_mentions("is @fake_support yours?") == "is @fake_support yours?"
+
+
+# -- X's own count (twitter-text v3): what X refuses and what it lets through ---------------------------
+
+@pytest.mark.parametrize(("text", "weight"), [
+    ("visit example.com now", 6 + 23 + 4),  # a bare domain with a known TLD is a link: 23
+    ("fees: help.example.com/fees.", 6 + 23 + 1),  # the final full stop is not part of the link
+    ("详情见 https://example.com/faq。请联系客服", 7 + 23 + 2 * 6),  # the link ends before Chinese
+    ("英語example.com中国語", 4 + 23 + 6),
+    ("see https://x.com/a.", 4 + 23 + 1),
+    ("example.zzz and v1.2, e.g. this", 31),  # no known TLD: text
+    ("foo@example.com", 15),  # an e-mail address is not a link
+    ("https://localhost/x", 19),
+])
+def test_links_are_found_where_x_finds_them(text: str, weight: int) -> None:
+    assert weighted_length(text) == weight
+
+
+@pytest.mark.parametrize("emoji", ["👍🏽", "🇨🇳", "👨\u200d👩\u200d👧", "1️⃣", "❤️", "😀"])
+def test_an_emoji_sequence_counts_two_as_one(emoji: str) -> None:
+    assert weighted_length(emoji) == 2
+    assert weighted_length(f"ok {emoji}") == 5
+    assert weighted_length("©") == 1  # a single light code point stays light
+
+
+def test_a_chinese_answer_with_a_link_in_the_middle_is_shortened_to_what_x_accepts() -> None:
+    # Before: everything after the link up to the next space counted as part of the link (23), so
+    # the shortened post was far over 280 on X and refused.
+    answer = ("提币到账时间取决于网络确认数，详情见https://help.example.com/withdrawal。" + "一般情况下几分钟内到账，" * 12
+              + "如超过一小时仍未到账，请提供TxID。")
+    out = shorten_public(answer, 280, HELP)
+    link = "https://help.example.com/withdrawal"
+    assert link in out and out.endswith(" " + HELP)
+    rest = out.replace(link, "").replace(HELP, "")
+    # X's count written out: two links, and every other character here weighs 2 unless ASCII.
+    assert 2 * 23 + sum(1 if ord(c) < 0x1100 else 2 for c in rest) <= 280
+
+
+def test_emoji_sequences_are_not_cut_as_if_they_counted_per_code_point() -> None:
+    text = "Welcome! " + "👍🏽" * 135  # 9 + 270 = 279 on X: it fits as it is
+    assert shorten_public(text, 280) == text
