@@ -116,3 +116,22 @@ async def private() -> AsyncIterator[aioredis.Redis]:
     finally:
         await r.aclose()
         await asyncio.to_thread(rs.stop)
+
+
+@pytest.fixture
+async def stub_nlu() -> AsyncIterator[str]:
+    """The instant stand-in for Rasa (bench/stub_nlu.py), on this test's loop: for tests whose
+    subject is not the NLU (the queue, the cluster keys, poison entries)."""
+    from aiohttp import web
+
+    from bench.stub_nlu import parse, status
+
+    app = web.Application()
+    app.router.add_post("/model/parse", parse)
+    app.router.add_get("/status", status)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    await runner.cleanup()

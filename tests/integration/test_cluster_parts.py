@@ -23,7 +23,6 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import yaml
-from aiohttp import web
 from typer.testing import CliRunner
 
 from bench.redis_ha import RedisCluster
@@ -67,20 +66,8 @@ def settings_for(cluster: RedisCluster, tmp: Path, nlu: str = "http://127.0.0.1:
 
 
 @pytest.fixture
-async def nlu() -> AsyncIterator[str]:
-    """The instant stand-in for Rasa, on this test's loop."""
-    from bench.stub_nlu import parse, status
-
-    app = web.Application()
-    app.router.add_post("/model/parse", parse)
-    app.router.add_get("/status", status)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+def nlu(stub_nlu: str) -> str:
+    return stub_nlu
 
 
 @dataclass

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from bot.consumer import StreamConsumer
 from bot.queue import Entry
@@ -108,22 +107,6 @@ async def test_a_handler_task_that_raises_at_concurrency_above_one_is_told(
 
 
 # -- the router: a conversation whose state hash is corrupt ----------------------------------------
-@pytest.fixture
-async def stub_nlu() -> AsyncIterator[str]:
-    """The instant stand-in for Rasa (Rasa is not the subject here)."""
-    from bench.stub_nlu import parse, status
-
-    app = web.Application()
-    app.router.add_post("/model/parse", parse)
-    app.router.add_get("/status", status)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    await runner.cleanup()
-
-
 @pytest.mark.parametrize(("field", "value"), [("seq_done", "abc"), ("fallbacks", "x"), ("vip", "1.5")])
 async def test_a_corrupt_conversation_state_never_stops_the_stream_nor_multiplies_dead_letters(
     product_redis: aioredis.Redis, stub_nlu: str, field: str, value: str
