@@ -49,6 +49,11 @@ _FOREIGN_EN = re.compile(
     r"tiktok|snapchat|whatsapp|linkedin|youtube|reddit|discord|netflix|spotify|hulu|disney\s*\+?|"
     r"amazon|ebay|etsy|walmart|costco|doordash|grubhub|instacart|uber|lyft|airbnb|expedia|"
     r"ticketmaster|steam|playstation|psn|xbox|nintendo|fortnite|roblox|minecraft|epic\s+games|"
+    # other exchanges and wallets: their accounts are theirs to unlock ("my binance account is frozen");
+    # moving coins from or to them is ours, and names a coin, a deposit or a withdrawal
+    r"binance|okx|okex|coinbase(?:\s+wallet)?|kraken|bybit|kucoin|huobi|htx|bitget|mexc|gate\.io|bitfinex|bitstamp|"
+    r"crypto\.com|upbit|bithumb|robinhood|metamask|meta\s+mask|trust\s*wallet|phantom(?:\s+wallet)?|exodus(?:\s+wallet)?|"
+    r"ledger\s+(?:nano|live)|trezor|imtoken|tokenpocket|"
     r"verizon|t-?mobile|at&t|sprint|comcast|xfinity|cable\s+company|internet\s+provider|cab|taxi|"
     r"airline|flight|hotel|restaurant|landlord|roommate|neighbou?r|doctor|dentist|dmv|irs|post\s+office|"
     # physical things
@@ -62,14 +67,15 @@ _FOREIGN_ZH = re.compile(
     r"淘宝|天猫|京东|拼多多|美团|饿了么|滴滴|高德|闲鱼|携程|去哪儿|大麦|爱奇艺|优酷|腾讯视频|B站|"
     r"王者荣耀|游戏账号|游戏|Steam|宽带|物业|房东|室友|邻居|医院|饭店|餐厅|航空公司|航班|酒店|身份证地址|"
     r"自行车|电动车|车被|汽车|快递|包裹|家里进贼|地铁|公交|扒手|WiFi|路由器|蓝牙|草坪|通讯录|"
-    r"房贷|车贷|公积金|社保|个税",
+    r"房贷|车贷|公积金|社保|个税|"
+    r"币安|欧易|火币|抹茶|芝麻开门|库币|小狐狸钱包|狐狸钱包|TP钱包|OKX|Bybit|Bitget",
     _F,
 )
 # Anything that ties the message to this exchange: crypto, its products, "your app", an account
 # matter here. Checked on the same text; it always wins over a foreign subject.
 _ANCHOR_EN = re.compile(
     r"\b(?:crypto\w*|bitcoin|btc|eth|ether(?:eum)?|usdt|usdc|bnb|sol|xrp|trx|doge|coins?|tokens?|stablecoin|"
-    r"blockchain|on-?chain|txid|tx\s*hash|wallet\s+address|(?<!direct\s)deposit\w*|withdraw\w*|top\s*up|trad(?:e|es|ed|ing)|"
+    r"blockchain|on-?chain|txid|tx\s*hash|wallet\s+address|(?<!direct\s)deposit\w*|withdraw\w*|withdrew|top\s*up|trad(?:e|es|ed|ing)|"
     r"futures|margin|spot|p2p|leverage|liquidat\w*|staking|kyc|2fa|authenticator|api\s*keys?|seed\s*phrase|"
     r"private\s*key|seed|mnemonic|sim(?:\s*card)?|sms|verification\s+codes?|uid|exchange|platform|your\s+(?:app|site|website|support|team|staff|agents?|company)|"
     r"this\s+(?:app|site|exchange|platform|account)|(?:account|balance|funds|money)\s+(?:here|with\s+you|on\s+your)|"
@@ -77,7 +83,7 @@ _ANCHOR_EN = re.compile(
     _F,
 )
 _ANCHOR_ZH = re.compile(
-    r"币|交易所|平台|你们|贵司|充值|充币|入金|出金|提现|提币|合约|现货|杠杆|爆仓|质押|链上|钱包地址|助记词|私钥|"
+    r"(?<!火)币(?!安)|交易所|平台|你们|贵司|充值|充币|入金|出金|提现|提币|合约|现货|杠杆|爆仓|质押|链上|钱包地址|助记词|私钥|"
     r"谷歌验证|验证码|短信|SIM|UID|实名|KYC|API|USDT|BTC|ETH|工单|流水|工资单|资金来源|收入证明|\d+\s*[uU](?![A-Za-z])",
     _F,
 )

@@ -122,9 +122,12 @@ def decide(
     redactions: tuple[str, ...] = (),
     entities: dict[str, str] | None = None,
     slots: dict[str, str] | None = None,
+    quoted: str | None = None,
 ) -> Outcome:
     """Decide answer / clarify / handoff for one (redacted) message. `slots`: `slots_from(text,
-    entities)`, when the caller has it already."""
+    entities)`, when the caller has it already. `quoted`: the message's `meta["quoted"]` (`reply`,
+    `external`, `quote_post`) when the text ends with something the user shows us as "> " lines
+    (see `shown_words`)."""
     if state.lang != lang:
         state = replace(state, lang=lang)
     if slots is None:
@@ -141,11 +144,25 @@ def decide(
 
     intent, conf = nlu.intent, nlu.confidence
     nlu_topic = topic_of(intent)
-    hit = safety.check(text, lang)
+    own = shown_words(text, quoted)
+    if own is not None and safety.check(own, lang) is None and safety.asks_about_shown(own):
+        # "Is this real?" under a scammer's post: the anti-phishing answer, as for a forward.
+        reply = _join(*(answers.get(k, lang) for k in SHOWN_ANSWERS), secret_note)
+        return Outcome(
+            Action.ANSWER, "security", "shown_message", 1.0, Priority.LOW, reply, f"shown:{quoted}",
+            replace(state, fallbacks=0) if state.fallbacks else state,
+        )
+    words = text if own is None else own  # what the rules read: the user's words, not the shown post
+    hit = safety.check(words, lang)
     handoff_topic: str | None = None
     reason = "nlu"
+    if own is not None and hit is None and nlu_topic == "compliance":
+        # The classifier read the whole text; a "your account will be frozen" in the shown post is
+        # not the user's account. Their own words had no compliance words: the best other reading.
+        intent, conf = next(((n, c) for n, c in nlu.ranking if topic_of(n) not in HANDOFF_TOPICS), ("nlu_fallback", 0.0))
+        nlu_topic, reason = topic_of(intent), "nlu:shown_not_said"
     if hit is None and nlu_topic != OUT_OF_SCOPE and (
-        off := domain.off_topic(text, nlu, handoff_reading=nlu_topic in HANDOFF_TOPICS)
+        off := domain.off_topic(words, nlu, handoff_reading=nlu_topic in HANDOFF_TOPICS)
     ) is not None:
         # Not about this exchange (bot/domain.py): ask what we can help with, never a confident
         # answer or a person.
@@ -172,6 +189,16 @@ def decide(
             # user says it did not happen — answer with the best non-handoff reading instead.
             handoff_topic, (intent, conf), reason = None, alt, "nlu:only_asking"
             nlu_topic = topic_of(intent)
+        elif nlu_topic == "theft" and safety.hypothetical(words):
+            # "If I lose my phone, can someone get into my account?": a what-if, no rule saw an
+            # incident — a security question (the best security reading, or the account tips: the
+            # classifier was sure it is about someone getting into the account).
+            intent = next((n for n, _ in nlu.ranking if topic_of(n) == "security"), "security_account_tips")
+            handoff_topic, nlu_topic, reason = None, topic_of(intent), "nlu:hypothetical"
+        elif nlu_topic == "compliance" and safety.general_question(words):
+            # "Do I need to pay tax on my crypto gains?", "你们受哪个国家监管": a general question, no
+            # account matter — not ours to answer, nor a case.
+            handoff_topic, intent, reason, nlu_topic = None, "out_of_scope_unrelated", "nlu:general_question", OUT_OF_SCOPE
         elif nlu_topic == "compliance" and safety.asks_if_real(text):
             # "I got an SMS saying my account will be frozen, is it from you?": the classifier reads
             # the threat; the user asks how to tell a fake message from us (security).
@@ -289,6 +316,22 @@ def status_lookup(command: str | None, arg: str, text: str) -> str | None:
 
 # The reply to a forwarded message: "is this from you?" plus the anti-phishing guidance.
 FORWARDED_ANSWERS = ("forwarded_check", "security_fake_support_phishing")
+# The same for a post or message the user points at (a reply, a quote), in words for that.
+SHOWN_ANSWERS = ("shown_check", "security_fake_support_phishing")
+
+
+def shown_words(text: str, quoted: str | None) -> str | None:
+    """The user's own words when the message shows us something (`quoted`: `meta["quoted"]`, the
+    shown text after their words as "> " lines), else None. The shown post — a scammer's "your
+    account will be frozen, verify your wallet" — is not the user's account: the rules read only
+    their words, unless those words say it happened to them too ("same happened to me", "我也是")
+    or a secret was redacted (a seed phrase is a leak whoever posted it, as for a forward)."""
+    if not quoted or "[REDACTED:" in text:
+        return None
+    own, shown = safety.split_shown(text)
+    if not shown or safety.me_too(own):
+        return None
+    return own
 
 
 def is_shown_forward(text: str, forwarded: bool, secret_found: bool) -> bool:

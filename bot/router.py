@@ -181,6 +181,7 @@ class Brain:
             redactions=found,
             entities=entities,
             slots=slots,
+            quoted=msg.meta.get("quoted"),
         )
         if msg.meta.get("ticket_on_clarify") == "1":
             out = policy.clarify_to_ticket(out, vip=state.vip, lang=msg.lang, answers=self.answers,

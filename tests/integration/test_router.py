@@ -72,6 +72,23 @@ async def test_questions_are_answered_in_the_users_language_and_theft_is_handed_
     assert len(handoffs) == 1 and orjson.loads(handoffs[0][1]["d"])["decision"]["topic"] == "theft"
 
 
+async def test_a_question_about_a_post_the_user_points_at_is_about_that_post_not_their_account(
+    rasa_url: str, aredis: aioredis.Redis
+) -> None:
+    # Telegram and X put what the user replied to or quoted after their words (meta "quoted"): the
+    # scammer's "your account will be frozen" is not the user's account, "is this real?" is theirs.
+    s = make_settings(nlu={"urls": [rasa_url]})
+    shown = ("is this real?\n\n> URGENT: your account will be frozen within 24 hours unless you verify your "
+             "wallet at https://exchange-verify.example")
+    m = web_msg("1", shown, "q1").model_copy(update={"meta": {"quoted": "reply", "quoted_from": "@exchange_helpdesk"}})
+    await make_sink(Queue(aredis, s.queue))(m)
+    await drain(s, aredis)
+    [d] = await decisions(aredis)
+    assert (d.action.value, d.topic) == ("answer", "security"), d
+    assert "post or message you pointed at" in d.reply
+    assert await aredis.xlen("handoff") == 0
+
+
 async def test_bot_stays_silent_after_a_handoff(rasa_url: str, aredis: aioredis.Redis) -> None:
     s = make_settings(nlu={"urls": [rasa_url]})
     sink = make_sink(Queue(aredis, s.queue))

@@ -238,3 +238,19 @@ def test_the_off_topic_eval_set_is_never_trained_on() -> None:
     items = [i for i in load_items([ROOT / "intents" / "eval" / "heldout"]) if i.section == "offtopic"]
     assert len(items) >= 300 and {i.lang for i in items} == {"en", "zh"}
     assert not [i.text for i in items if norm(i.text) in trained]
+
+
+@pytest.mark.parametrize("text", ["my binance account is frozen", "my okx account got hacked", "my kraken account is locked",
+                                  "币安账户被冻结了", "欧易的账号被盗了", "bybit 账户被限制了", "my metamask got drained"])
+def test_another_exchanges_or_wallets_account_is_not_a_case_here(text: str) -> None:
+    assert domain.foreign_subject(text) is not None
+    assert safety.check(text, lang_of(text)) is None
+    out = decide_with(text, [("theft_account_hacked", 0.9), ("compliance_account_frozen", 0.05)])
+    assert out.action is Action.CLARIFY and out.topic == "out_of_scope"
+
+
+@pytest.mark.parametrize("text", ["send usdt from binance to here which network", "我从币安转过来的USDT没到账",
+                                  "okx 提现到你们这里要多久", "币被盗了", "my binance was hacked and now my account here "
+                                  "shows a withdrawal i did not make", "I withdrew to metamask and it never arrived"])
+def test_moving_coins_from_or_to_another_exchange_stays_ours(text: str) -> None:
+    assert domain.foreign_subject(text) is None

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import safety
 from bot.config import SLASettings
 from bot.models import Action, Priority
 from bot.policy import ConvState, decide, format_eta, slots_from, topic_of
@@ -444,3 +445,148 @@ def test_clarify_becomes_a_ticket_on_channels_that_ask_for_it() -> None:
     assert clarify_to_ticket(out, vip=1, lang="en", answers=ANSWERS, sla=SLA).priority is Priority.HIGH
     answered = run("how do I deposit", any_intent("deposit"), 0.9)
     assert clarify_to_ticket(answered, vip=0, lang="en", answers=ANSWERS, sla=SLA) is answered
+
+
+# -- second round of outside input: threats, typos, other exchanges, what-ifs, tax ------------------
+def ranked(text: str, ranking: list[tuple[str, float]], **kw):  # type: ignore[no-untyped-def]
+    return decide(text=text, lang=lang_of(text), nlu=NLUResult(ranking[0][0], ranking[0][1], tuple(ranking)),
+                  state=ConvState(), answers=ANSWERS, sla=SLA, threshold=0.5, escalate_after=2, **kw)
+
+
+@pytest.mark.parametrize("text", [
+    "if my withdrawal isn't processed today i will go to the press",
+    "reporting you to the FCA tomorrow",
+    "i'm going to the media with this",
+    "going to post this on twitter and tell everyone you're thieves",
+    "再不处理我就曝光你们",
+    "我要告你们",
+    "我要发微博曝光你们",
+    "this is bullshit give me my money back",
+    "i want to find your customer service person",
+])
+def test_a_threat_to_go_public_or_to_a_regulator_or_a_demand_reaches_a_person(text: str) -> None:
+    out = routed(text, "out_of_scope")
+    assert out.action is Action.HANDOFF and out.topic == "human", out.reason
+
+
+@pytest.mark.parametrize("text", [
+    "what is the SEC", "is this exchange regulated by the FCA", "press the withdraw button and nothing happens",
+    "what does the press say about you", "how do i report a scammer", "going to the news agent to buy a paper",
+    "监管部门是哪个", "怎么举报骗子", "我告诉你们我的UID了", "媒体报道说你们被黑了是真的吗",
+    "can you give me my money back if I used the wrong network?", "i want to contact the person who scammed me",
+    "my landlord won't fix the heating, i will report him to the authorities",
+])
+def test_questions_about_regulators_the_press_or_reports_are_not_threats(text: str) -> None:
+    assert safety.check(text, lang_of(text)) is None
+
+
+def test_a_mistyped_theft_and_my_frozen_funds_are_caught_by_the_rules() -> None:
+    out = routed("my account was stealed", "compliance")
+    assert out.topic == "theft" and out.priority is Priority.URGENT
+    out = routed("i need to talk to someone about my frozen funds", "human")
+    assert out.topic == "compliance" and out.priority is Priority.HIGH
+    assert safety.check("how do I move my locked savings to spot", "en") is None  # a product's name
+
+
+@pytest.mark.parametrize("text", [
+    "if i lose my phone can someone get into my account", "要是有人知道我的密码会怎样",
+    "what happens to my funds if my laptop gets stolen",
+])
+def test_a_what_if_read_as_theft_by_the_classifier_is_answered_as_security(text: str) -> None:
+    out = ranked(text, [("theft_account_hacked", 0.85), ("deposit_how", 0.1)])
+    assert out.action is Action.ANSWER and out.topic == "security" and out.reason == "nlu:hypothetical"
+
+
+@pytest.mark.parametrize("text", [
+    "I lost my phone, if someone gets in what happens", "if my account got hacked yesterday what do i do",
+    "someone got into my account, what if they withdraw", "刚才有人登录了我的账户 如果他提币怎么办",
+])
+def test_a_what_if_after_an_incident_still_reaches_a_person(text: str) -> None:
+    out = ranked(text, [("theft_account_hacked", 0.85), ("security_account_tips", 0.1)])
+    assert out.action is Action.HANDOFF and out.topic == "theft"
+
+
+@pytest.mark.parametrize("text", ["do i need to pay tax on my crypto gains", "加密货币要交税吗", "你们受哪个国家监管",
+                                  "are you licensed"])
+def test_a_general_tax_or_licence_question_is_not_a_compliance_case(text: str) -> None:
+    out = ranked(text, [("compliance_source_of_funds", 0.62), ("deposit_how", 0.1)])
+    assert out.action is Action.CLARIFY and out.topic == "out_of_scope"
+
+
+@pytest.mark.parametrize("text", ["you asked me for my tax returns, why", "my withdrawal is on hold for a tax review",
+                                  "税务局要求你们冻结我的账户吗"])
+def test_tax_words_in_a_compliance_case_still_reach_a_person(text: str) -> None:
+    out = ranked(text, [("compliance_source_of_funds", 0.62), ("deposit_how", 0.1)])
+    assert out.action is Action.HANDOFF and out.topic == "compliance"
+
+
+def test_is_this_you_about_a_call_is_a_phishing_question_not_a_compliance_case() -> None:
+    out = ranked("is this you? +44 number calling me about my account", [("compliance_law_enforcement", 0.53)])
+    assert out.action is Action.ANSWER and out.topic == "security"
+    # a status the user states is still theirs
+    out = ranked("my account is frozen, is this email real?", [("compliance_account_frozen", 0.8)])
+    assert out.action is Action.HANDOFF and out.topic == "compliance"
+
+
+# -- shown content: what the user points at, after their words as "> " lines ------------------------
+SCAM_POST = "> ⚠️ Your account will be frozen within 24 hours!\n> Verify your wallet now: https://exch-verify.top\n> Support team"
+SCAM_POST_ZH = "> 【紧急通知】您的账户将被冻结，请立即点击链接验证钱包：http://verify-exch.cc"
+
+
+@pytest.mark.parametrize("own", ["is this real?", "legit?", "is this you?", "是真的吗", "真的假的", "@ExchSupportBot",
+                                 "", "Is this one of your admins?", "what is this"])
+@pytest.mark.parametrize("quoted", ["reply", "external", "quote_post"])
+def test_asking_about_a_shown_post_gets_the_anti_phishing_answer(own: str, quoted: str) -> None:
+    post = SCAM_POST_ZH if lang_of(own) == "zh" else SCAM_POST
+    text = f"{own}\n\n{post}" if own else post
+    out = ranked(text, [("compliance_account_frozen", 0.9)], quoted=quoted)
+    assert out.action is Action.ANSWER and out.topic == "security" and out.reason == f"shown:{quoted}"
+    assert ANSWERS.get("security_fake_support_phishing", lang_of(text)).strip() in out.reply
+
+
+def test_without_quoted_the_same_text_is_read_as_before() -> None:
+    out = ranked(f"lol\n\n{SCAM_POST}", [("compliance_account_frozen", 0.9)])
+    assert out.action is Action.HANDOFF and out.topic == "compliance"
+
+
+@pytest.mark.parametrize("own", ["what do you think", "lol these guys again", "how do I report this account?",
+                                 "看看这个"])
+def test_the_shown_posts_words_never_make_a_compliance_case_of_the_users_own(own: str) -> None:
+    post = SCAM_POST_ZH if lang_of(own) == "zh" else SCAM_POST
+    out = ranked(f"{own}\n\n{post}", [("compliance_account_frozen", 0.9), ("security_fake_support_phishing", 0.06)],
+                 quoted="reply")
+    assert out.action is not Action.HANDOFF, out.reason
+    hacked = "> My account was hacked and all my USDT is gone, DM @recover_funds_pro to get it back"
+    out = ranked(f"{own}\n\n{hacked}", [("security_fake_support_phishing", 0.9)], quoted="quote_post")
+    assert out.action is not Action.HANDOFF, out.reason
+
+
+@pytest.mark.parametrize("own", [
+    "I clicked it and typed my seed phrase, is this real?", "someone just withdrew my BTC after I opened this",
+    "same happened to me", "我也是 账户被冻结了", "我点了链接 输入了密码 现在币不见了",
+    "my account is frozen since I got this, is it you?",
+])
+def test_the_users_own_words_of_an_incident_still_reach_a_person(own: str) -> None:
+    post = SCAM_POST_ZH if lang_of(own) == "zh" else SCAM_POST
+    out = ranked(f"{own}\n\n{post}", [("security_fake_support_phishing", 0.9)], quoted="reply")
+    assert out.action is Action.HANDOFF and out.topic in ("theft", "compliance"), out.reason
+
+
+def test_a_shown_post_with_a_seed_phrase_is_left_to_the_rules() -> None:
+    red = redact("is this real?\n\n> free wallet with 5000 USDT, seed: " + " ".join(
+        "abandon ability able about above absent absorb abstract absurd abuse access accident".split()))
+    out = ranked(red.text, [("security_fake_support_phishing", 0.9)], quoted="reply", redactions=red.kinds)
+    assert out.reason != "shown:reply"
+
+
+def test_a_theft_reading_under_a_shown_post_without_a_question_stays_with_a_person() -> None:
+    # "this is the guy who took my 5k": no rule sees it, the classifier does — a person reads it.
+    out = ranked(f"this is the guy who took my 5k\n\n{SCAM_POST}", [("theft_scam_victim", 0.7)], quoted="reply")
+    assert out.action is Action.HANDOFF and out.topic == "theft"
+
+
+@pytest.mark.parametrize("text", ["what happens to my funds now that my account was hacked",
+                                  "what happens if someone already drained my account",
+                                  "I typed my seed phrase into the site, is this real?"])
+def test_a_what_if_or_a_legit_check_after_an_incident_is_still_theft(text: str) -> None:
+    assert safety.check(text, "en") is not None and safety.check(text, "en").topic == "theft"  # type: ignore[union-attr]
