@@ -28,6 +28,7 @@ from telegram import Message as TgMessage
 from bot.files import DEFAULT_ATTACHMENT_TYPES, attachment_refusal
 from bot.lang import Lang, detect_language
 from bot.models import Attachment, Message, Outbound
+from bot.quoting import quote_block
 from bot.redact import redact
 from channels.telegram import render
 
@@ -44,7 +45,6 @@ UNSUPPORTED_CONTENT = ("voice", "video_note", "audio", "sticker", "location", "v
 
 # What the user shows us (a replied-to message, a quote) is cut to this many characters: enough
 # for a scam post or an announcement, never so much that it drowns the user's own question.
-QUOTE_MAX_CHARS = 1000
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)(.*)$", re.S)
 _LEADING_PUNCT = re.compile(r"^[\s,:;，：；、]+")
@@ -223,15 +223,6 @@ def _command_meta(meta: dict[str, str], cmd: Command | None) -> None:
     if cmd is not None and cmd.name in COMMANDS:
         meta["command"] = cmd.name
         meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
-
-
-def quote_block(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
-    """`text` as "> " lines (a blank line as ">"), cut to `limit` characters between grapheme
-    clusters with "…": the router and the agent read it as shown, not said."""
-    text = text.strip()
-    if len(text) > limit:
-        text = text[: render.grapheme_cut(text, limit - 1)].rstrip() + "…"
-    return "\n".join(f"> {line}".rstrip() for line in text.splitlines())
 
 
 def _user_name(u: User) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-import regex
-
 from bot.models import Button, Outbound
+from bot.quoting import grapheme_cut
 
 # Bot API limit for one message ("1-4096 characters after entities parsing"). Counted in UTF-16
 # code units, as Telegram does, so emoji-heavy text never overshoots.
@@ -186,21 +185,6 @@ def _fit(s: str, limit: int) -> int:
         if n > limit:
             return i
     return len(s)
-
-
-# One user-perceived character (UAX #29 extended grapheme cluster: 👨‍👩‍👧, 🇩🇪, é written as e +
-# accent, a keycap): `regex` implements the Unicode segmentation rules, which `re` does not.
-_GRAPHEME = regex.compile(r"\X")
-
-
-def grapheme_cut(s: str, i: int) -> int:
-    """`i`, moved back to the start of the grapheme cluster it falls inside, so that `s[:i]` never
-    ends inside what a reader sees as one character; `i` itself when that cluster starts the text
-    (one cluster longer than a message: there is no better cut)."""
-    for m in _GRAPHEME.finditer(s):
-        if m.end() > i:
-            return m.start() or i
-    return i
 
 
 def split_text(s: str, limit: int = MAX_MESSAGE) -> list[str]:

@@ -26,8 +26,9 @@ from typing import Any
 from bot.intake import redacted
 from bot.lang import detect_language
 from bot.models import MAX_TEXT_CHARS, Attachment, Message
+from bot.quoting import quote_block
 from channels.twitter.text import LEADING_MENTIONS as _LEADING
-from channels.twitter.text import quote_block, strip_leading_mentions
+from channels.twitter.text import strip_leading_mentions
 
 CHANNEL = "twitter"
 

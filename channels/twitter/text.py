@@ -149,24 +149,6 @@ def weighted_length(text: str) -> int:
 
 
 # What a user shows us (a quoted or replied-to post) is cut to this many characters.
-QUOTE_MAX_CHARS = 1000
-_GRAPHEME_START = regex.compile(r"\X")
-
-
-def quote_block(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
-    """`text` as "> " lines (a blank line as ">"), cut to `limit` characters between grapheme
-    clusters with "…": shown to us, not said by the user."""
-    text = text.strip()
-    if len(text) > limit:
-        cut = 0
-        for m in _GRAPHEME_START.finditer(text):
-            if m.end() > limit - 1:
-                break
-            cut = m.end()
-        text = text[:cut].rstrip() + ELLIPSIS
-    return "\n".join(f"> {line}".rstrip() for line in text.splitlines())
-
-
 def strip_leading_mentions(text: str) -> str:
     """'@support @alice how do I deposit?' → 'how do I deposit?'. Handles later in the text stay:
     they may be part of what the user asks ("is @fake_support yours?")."""
