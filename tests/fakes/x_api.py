@@ -134,6 +134,7 @@ class FakeXAPI:
     tweets: list[dict[str, Any]] = field(default_factory=list)  # posted by the bot
     dms: list[dict[str, Any]] = field(default_factory=list)  # sent by the bot
     mentions: list[dict[str, Any]] = field(default_factory=list)
+    posts: dict[str, dict[str, Any]] = field(default_factory=dict)  # other posts, served as includes.tweets
     dm_events: list[dict[str, Any]] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -191,7 +192,8 @@ class FakeXAPI:
 
     def add_mention(self, author_id: str, username: str, text: str, *, lang: str = "en",
                     reply_to: str | None = None, media_keys: tuple[str, ...] = (),
-                    reply_to_user: str | None = None, display_from: int | None = None) -> str:
+                    reply_to_user: str | None = None, display_from: int | None = None,
+                    quote_of: str | None = None) -> str:
         """A post mentioning the account, as GET /2/users/:id/mentions returns it: mention entities
         for every @handle X knows, `in_reply_to_user_id` of the post it answers (our account by
         default) and, for a reply, `display_text_range` starting after the handles X added."""
@@ -208,6 +210,8 @@ class FakeXAPI:
                     for m in re.finditer(r"@(\w{1,15})", text) if m.group(1).lower() in by_name]
         if mentions:
             tweet["entities"] = {"mentions": mentions}
+        if quote_of:
+            tweet["referenced_tweets"] = [{"type": "quoted", "id": quote_of}]
         if reply_to:
             tweet["referenced_tweets"] = [{"type": "replied_to", "id": reply_to}]
             tweet["in_reply_to_user_id"] = reply_to_user or self.account_id
@@ -217,6 +221,14 @@ class FakeXAPI:
             for k in media_keys:
                 self.media.setdefault(k, {"media_key": k, "type": "photo", "url": f"https://pbs.twimg.com/media/{k}.jpg"})
         self.mentions.append(tweet)
+        return tid
+
+    def add_post(self, author_id: str, username: str, text: str) -> str:
+        """A post that does not mention the account (one a user may quote or reply under)."""
+        self.add_user(author_id, username)
+        tid = self.next_id()
+        self.posts[tid] = {"id": tid, "text": text, "author_id": author_id, "created_at": _now(),
+                           "edit_history_tweet_ids": [tid]}
         return tid
 
     def add_dm(self, sender_id: str, username: str, text: str, *, media: dict[str, Any] | None = None) -> str:
@@ -318,6 +330,17 @@ class FakeXAPI:
         if page:
             out["data"] = page
             out["includes"] = self._includes(page, "author_id")
+            expansions = request.query.get("expansions", "").split(",")
+            if "referenced_tweets.id" in expansions:
+                # As X does: the posts a page quotes or replies to, with their authors when asked.
+                refs = [self.posts[r["id"]] for t in page for r in t.get("referenced_tweets") or []
+                        if r["id"] in self.posts]
+                if refs:
+                    out["includes"]["tweets"] = refs
+                    if "referenced_tweets.id.author_id" in expansions:
+                        known = {u["id"] for u in out["includes"].get("users", [])}
+                        out["includes"].setdefault("users", []).extend(
+                            self.users[r["author_id"]] for r in refs if r["author_id"] not in known)
         return web.json_response(out)
 
     async def _dm_events(self, request: web.Request) -> web.Response:

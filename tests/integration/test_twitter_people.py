@@ -88,6 +88,23 @@ async def test_polled_replies_to_someone_else_under_our_post_are_not_for_us(
     assert m.user_id == "8203" and m.text == "how do I lower my trading fees?"
 
 
+async def test_a_polled_quote_post_asking_is_this_real_carries_the_quoted_post(
+    aredis: aioredis.Redis, fake_x: FakeXAPI
+) -> None:
+    # "@ExchangeSupport is this real?" over a quoted impostor's post: the question is about that post,
+    # which polling asks X for (expansions=referenced_tweets.id) and writes after the user's words.
+    s = make_settings(channels=[channel_section("polling")])
+    scam = fake_x.add_post("8211", "exchange_supp0rt",
+                           "Your account will be frozen in 24h. Verify your wallet now: https://verify-exchange.example")
+    fake_x.add_mention("8212", "fay", "@ExchangeSupport is this real?", quote_of=scam)
+    async with running(s, aredis, fake_x) as ch:
+        await until(lambda: polled(ch))
+    [m] = await inbound(aredis)
+    assert m.text.startswith("is this real?\n\n> Your account will be frozen in 24h."), m.text
+    assert "https://verify-exchange.example" in m.text
+    assert m.meta["quoted"] == "quote_post" and m.meta["quoted_from"] == "@exchange_supp0rt"
+
+
 async def polled(ch: Any) -> bool:
     return bool(ch.poll_rounds["mentions"] >= 2 and ch.poll_rounds["dms"] >= 2)
 
