@@ -63,6 +63,9 @@ log = get_logger("switchboard.consumer")
 
 HEARTBEATS = "consumers:heartbeat"  # hash "<stream>|<group>|<consumer>" → unix time of the last loop
 HEARTBEAT_EVERY_S = 5.0
+# A handler still working keeps its entry (see `StreamConsumer._keep_claimed`) for at most this many
+# `claim_idle_ms`: one stuck longer is taken over, as if its worker had died.
+KEEP_CLAIM_FOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,9 +502,54 @@ class StreamConsumer:
             log.error("consumer.task_crashed", stream=self.stream, entry=eid, handler=self.handler_name,
                       error=_describe(exc)[:300], traceback="".join(traceback.format_exception(exc))[-4000:])
 
+    def _keep_claimed(self, eid: str) -> Callable[[], None]:
+        """While a handler works on `eid`, reset the entry's idle time every third of
+        `claim_idle_ms` (without counting a delivery), so that no other consumer takes over an
+        entry that is being handled: a Bot API or SMTP call slower than `claim_idle_ms` would
+        otherwise be made twice. For at most `KEEP_CLAIM_FOR` × `claim_idle_ms`: a handler stuck
+        longer is taken over, as one whose worker died. Returns the function that stops it. A
+        handler done within the first third (nearly all) costs one timer, nothing in Redis."""
+        loop = asyncio.get_running_loop()
+        step = self.claim_idle_ms / 3000
+        state: dict[str, Any] = {"done": False, "task": None, "sleeping": False}
+
+        async def refresh() -> None:
+            end = time.monotonic() + KEEP_CLAIM_FOR * self.claim_idle_ms / 1000
+            while not state["done"] and time.monotonic() < end:
+                try:
+                    await self.r.xclaim(self.stream, self.group, self.name, 0, [eid], justid=True)
+                except Exception as exc:  # noqa: BLE001 - an outage or a stopping client: the entry stays pending
+                    log.debug("consumer.keep_claim_failed", stream=self.stream, entry=eid, error=_describe(exc)[:200])
+                if state["done"]:
+                    return
+                state["sleeping"] = True
+                await asyncio.sleep(step)
+                state["sleeping"] = False
+
+        def start() -> None:
+            if not state["done"]:
+                state["task"] = loop.create_task(refresh())
+
+        handle = loop.call_later(step, start)
+
+        def stop() -> None:
+            state["done"] = True
+            handle.cancel()
+            if state["task"] is not None and state["sleeping"]:
+                state["task"].cancel()  # never in the middle of a Redis call: the connection stays sound
+
+        return stop
+
     async def _process(self, e: Entry, fresh: bool) -> None:
         """Handle one entry: outages are retried here (held, never counted); everything else is
-        an outcome or a counted failure."""
+        an outcome or a counted failure. The entry stays claimed while its handler works."""
+        stop_keeping = self._keep_claimed(e.id)
+        try:
+            await self._process_kept(e, fresh)
+        finally:
+            stop_keeping()
+
+    async def _process_kept(self, e: Entry, fresh: bool) -> None:
         backoff: Backoff | None = None
         while True:
             t0 = time.perf_counter()

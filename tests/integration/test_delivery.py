@@ -384,3 +384,46 @@ async def test_writes_a_handler_leaves_for_the_next_read_are_never_lost(aredis: 
     assert not set(pending) & set(recorded.values())  # every recorded one acknowledged
     assert len(handled) == (12 if stop_at is None else stop_at + 1)
     assert c.processed == len(handled)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_an_entry_whose_handler_is_slower_than_the_claim_time_is_handled_once(
+    aredis: aioredis.Redis, concurrency: int
+) -> None:
+    # A Bot API or SMTP call slower than `claim_idle_ms`: the other worker must not take the entry
+    # over while it is being handled (the reply would go out twice), yet one that dies is still
+    # taken over (the second half).
+    from bot.consumer import StreamConsumer
+    from bot.queue import Entry
+
+    calls: list[tuple[str, str]] = []
+
+    def slow(name: str) -> Any:
+        async def handle(e: Entry, fresh: bool) -> None:
+            calls.append((name, e.id))
+            await asyncio.sleep(1.2)  # four times claim_idle_ms
+
+        return handle
+
+    await aredis.xadd("slowpoke", {"d": "1"})
+    stop = asyncio.Event()
+    a = StreamConsumer(aredis, "slowpoke", "g", slow("a"), name="a", claim_idle_ms=300, block_ms=50,
+                       concurrency=concurrency)
+    b = StreamConsumer(aredis, "slowpoke", "g", slow("b"), name="b", claim_idle_ms=300, block_ms=50,
+                       concurrency=concurrency)
+    ta = asyncio.create_task(a.run(stop))
+    await asyncio.sleep(0.1)  # a reads it first
+    tb = asyncio.create_task(b.run(stop))
+    await asyncio.sleep(2.0)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(ta, tb), 15)
+    assert [n for n, _ in calls] == ["a"], calls
+    assert (await aredis.xpending("slowpoke", "g"))["pending"] == 0
+
+    # A worker that dies mid-handling (nothing keeps its entry any more) is still taken over.
+    await aredis.xadd("slowpoke", {"d": "2"})
+    await aredis.xreadgroup("g", "dead-worker", {"slowpoke": ">"}, count=1)
+    calls.clear()
+    c = StreamConsumer(aredis, "slowpoke", "g", slow("c"), name="c", claim_idle_ms=300, block_ms=50)
+    await asyncio.wait_for(c.run(asyncio.Event(), burst=True), 15)
+    assert [n for n, _ in calls] == ["c"]
