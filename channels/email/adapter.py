@@ -131,6 +131,16 @@ def _write_once(path: Path, data: bytes) -> None:
         write_atomic(path, data)
 
 
+def _reply_to(mail: ParsedMail, address: str) -> dict[str, str]:
+    """Where and how a reply to `mail` goes: the address, the subject (redacted: intake redacts the
+    text only, and the subject is kept in meta and state and quoted in replies) and, to thread it,
+    the mail's Message-ID."""
+    meta = {"reply_to_addr": address, "reply_subject": redact(mail.subject).text[:300]}
+    if mail.message_id:
+        meta["reply_message_id"] = f"<{mail.message_id}>"
+    return meta
+
+
 class EmailChannel:
     """The email adapter: see the module docstring for the guarantees."""
 
@@ -394,12 +404,9 @@ class EmailChannel:
             notes.append(f"The mail is {mail.unreadable}: neither the bot nor this copy could read it.")
         stored = await self._store(mail, cmid, notes)
         lang = bot_language(mail, is_reply=how != "new" or looks_like_reply(mail))
-        # Intake redacts `text` only: the subject is kept in meta and state, and quoted in replies.
-        safe_subject = redact(mail.subject).text[:300]
         label = mail.from_name if mail.from_name and not check.relay else address
         meta = {
-            "reply_to_addr": address,
-            "reply_subject": safe_subject,
+            **_reply_to(mail, address),
             "reply_ticket_ack": "1",
             "ticket_on_clarify": "1",
             "user_label": (label if check.verified else f"{label} (sender not verified)")[:200],
@@ -408,8 +415,6 @@ class EmailChannel:
         }
         if check.relay and mail.from_addr:
             meta["sender_relay"] = mail.from_addr
-        if mail.message_id:
-            meta["reply_message_id"] = f"<{mail.message_id}>"
         refs = references_for(" ".join(f"<{r}>" for r in mail.references), meta.get("reply_message_id", ""))
         if refs:
             meta["reply_references"] = refs
@@ -431,7 +436,7 @@ class EmailChannel:
             meta=meta,
         )
         if how == "new":
-            await self.state.set_conv(conv, owner=sender, subject=safe_subject)
+            await self.state.set_conv(conv, owner=sender, subject=meta["reply_subject"])
         if mail.message_id:
             await self.state.remember_msgid(mail.message_id, conv, keep=True)  # never re-pointed by a reuse
         entry = await self._sink(msg)
@@ -447,11 +452,8 @@ class EmailChannel:
         (same Message-ID). When it cannot be sent, the mail goes on as an empty one with the
         reason noted — a ticket, so a person tells them — rather than be dropped."""
         address = check.reply_address or ""
-        is_reply = looks_like_reply(mail)
-        lang = bot_language(mail, is_reply=is_reply)
-        meta = {"reply_to_addr": address, "reply_subject": redact(mail.subject).text[:300]}
-        if mail.message_id:
-            meta["reply_message_id"] = f"<{mail.message_id}>"
+        lang = bot_language(mail, is_reply=looks_like_reply(mail))
+        meta = _reply_to(mail, address)
         ob = Outbound(
             id="unreadable-" + hashlib.sha256(cmid.encode("utf-8", "replace")).hexdigest()[:32],
             channel=self.name, conversation_id=new_conversation_id(cmid), user_id=identity(check),

@@ -256,9 +256,10 @@ def _auto_reply(mail: ParsedMail) -> Verdict | None:
     precedence = mail.header("precedence").strip().lower()
     if precedence == "auto_reply":
         return Verdict("auto_reply", "precedence:auto_reply")
-    if _AUTO_SUBJECT.match(_without_reply_prefix(mail.subject)):
+    subject = _without_reply_prefix(mail.subject)
+    if _AUTO_SUBJECT.match(subject):
         return Verdict("auto_reply", "auto_reply_subject")
-    if _ACK_SUBJECT.match(_without_reply_prefix(mail.subject)):
+    if _ACK_SUBJECT.match(subject):
         return Verdict("auto_reply", "ticket_acknowledgement")
     if _null_return_path(mail):
         return Verdict("auto_reply", "null_return_path")

@@ -97,7 +97,7 @@ LINK_KEY = "telegram:link:{}"  # user id → the group conversation their privat
 HELD_KEY = "telegram:held:{}"  # sorted set: replies waiting for the user to open the private chat
 INVITED_KEY = "telegram:invited:{}:{}"  # (group, user): an invitation link was posted recently
 GROUP_SEEN_KEY = "telegram:seen:{}"  # "chat:message" of a group message already queued
-ALBUM_KEY = "telegram:album:{}"  # hash: message id → Message, the files of one album so far
+ALBUM_KEY = "telegram:album:{}"  # hash: update id → Message, the files of one album so far
 ALBUMS_KEY = "telegram:albums"  # sorted set: albums waiting to be queued (found again after a crash)
 ALBUM_WAIT_S = 1.5  # Telegram sends an album's files as separate updates, within a second
 ALBUM_TTL_S = 24 * 3600
@@ -382,8 +382,7 @@ class TelegramChannel:
             msg, released, held = await self._private_inbound(msg)
             if msg is None:
                 log.info("telegram.update_skipped", update_id=update_id, kind=n.kind, reason="private_chat_opened")
-        for ob in [*released, *notices]:
-            await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
+        await self._queue_outbound([*released, *notices])
         entry = None
         if msg is not None:
             entry = await sink(await self._resolve_callback(msg))
@@ -410,8 +409,7 @@ class TelegramChannel:
     # one message, a file that came late makes a message of its own rather than being lost.
     async def _stash_album(self, album: str, msg: Message, notices: list[Outbound]) -> None:
         key = ALBUM_KEY.format(album)
-        for ob in notices:
-            await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
+        await self._queue_outbound(notices)
         pipe = self.r.pipeline(transaction=False)
         pipe.hset(key, msg.channel_message_id, msg.to_json())
         pipe.expire(key, ALBUM_TTL_S)
@@ -898,6 +896,11 @@ class TelegramChannel:
         await self._redis(self.r.xadd(stream, {"d": orjson.dumps(event).decode()}))
 
     # -- Redis keys of a conversation and of a held reply ------------------------------------------
+    async def _queue_outbound(self, obs: list[Outbound]) -> None:
+        """Notices and released replies, each on its conversation's outbound stream, in order."""
+        for ob in obs:
+            await self.r.xadd(self._outbound_of(ob.conversation_id), {"d": ob.to_json()})
+
     def _outbound_of(self, conversation_id: str) -> str:
         """The conversation's outbound stream (its partition's): notices and released replies
         go out in order with the router's replies of that conversation."""

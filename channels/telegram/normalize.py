@@ -43,9 +43,6 @@ CHAT_TYPES = frozenset({"private", "group", "supergroup"})
 UNSUPPORTED_CONTENT = ("voice", "video_note", "audio", "sticker", "location", "venue", "contact", "poll", "dice",
                        "game", "story", "invoice", "giveaway", "paid_media", "checklist")
 
-# What the user shows us (a replied-to message, a quote) is cut to this many characters: enough
-# for a scam post or an announcement, never so much that it drowns the user's own question.
-
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)(.*)$", re.S)
 _LEADING_PUNCT = re.compile(r"^[\s,:;，：；、]+")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -225,6 +222,13 @@ def _command_meta(meta: dict[str, str], cmd: Command | None) -> None:
         meta["command_arg"] = redact(cmd.arg).text  # intake redacts `text` only; meta is stored too
 
 
+def _text_of(m: TgMessage) -> str:
+    """A message's text, or its caption, with its text links' addresses written out."""
+    if m.text is not None:
+        return with_link_addresses(m.text, m.entities)
+    return with_link_addresses(m.caption or "", m.caption_entities)
+
+
 def _user_name(u: User) -> str:
     return f"@{u.username}" if u.username else u.full_name
 
@@ -276,8 +280,7 @@ def _shown(m: TgMessage, me: BotIdentity) -> _Shown | None:
     if r.from_user is not None and r.from_user.id == me.id:
         return None
     if quoted is None:
-        quoted = with_link_addresses(r.text, r.entities) if r.text is not None else \
-            with_link_addresses(r.caption or "", r.caption_entities)
+        quoted = _text_of(r)
     if r.sender_chat is not None:
         author, author_id = _chat_name(r.sender_chat), str(r.sender_chat.id)
     elif r.from_user is not None:
@@ -298,8 +301,7 @@ def _from_message(update: Update, me: BotIdentity, *, edited: bool) -> Normalize
         return Normalized(kind, skipped="from_bot")
     if chat.type not in CHAT_TYPES:
         return Normalized(kind, skipped=f"chat_type_{chat.type}")
-    text = with_link_addresses(m.text, m.entities) if m.text is not None else \
-        with_link_addresses(m.caption or "", m.caption_entities)
+    text = _text_of(m)
     group = render.is_group(chat.type)
     words = _words(text, me, group)
     if words is None:

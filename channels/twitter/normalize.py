@@ -156,6 +156,14 @@ def _note(obj: dict[str, Any]) -> dict[str, Any]:
     return note if isinstance(note, dict) else {}
 
 
+def _v2_text(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A v2 post's whole text and the entities that go with it (`note_tweet`'s when it has one)."""
+    note = _note(obj)
+    if note.get("text"):
+        return _s(note["text"]), note.get("entities") or {}
+    return _s(obj.get("text")), obj.get("entities") or {}
+
+
 def _v2_includes(includes: dict[str, Any] | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     inc = includes or {}
     users = {_s(u.get("id")): u for u in inc.get("users") or [] if isinstance(u, dict)}
@@ -212,9 +220,7 @@ def _v2_shown(tweet: dict[str, Any], includes: dict[str, Any] | None,
     if kind == "quote_post" and author_id == account_id:
         return None  # a quote of our own post: our words, not something shown to us
     users, media = _v2_includes(includes)
-    note = _note(post)
-    raw = _s(note.get("text") or post.get("text"))
-    entities = (note.get("entities") if note.get("text") else post.get("entities")) or {}
+    raw, entities = _v2_text(post)
     _, drop = _v2_media(post, media)
     text = strip_leading_mentions(_clean(raw, drop, entities)) if raw else ""
     return kind, text, _s(users.get(author_id, {}).get("username")), author_id, ref
@@ -229,9 +235,7 @@ def mention_from_v2(tweet: dict[str, Any], includes: dict[str, Any] | None, acco
         return Skipped("own_post")
     if any(r.get("type") == "retweeted" for r in tweet.get("referenced_tweets") or []):
         return Skipped("retweet")
-    note = _note(tweet)
-    raw_text = _s(note.get("text") or tweet.get("text"))
-    entities = (note.get("entities") if note.get("text") else tweet.get("entities")) or {}
+    raw_text, entities = _v2_text(tweet)
     mentions = [(int(m.get("start") or 0), _s(m.get("id"))) for m in entities.get("mentions") or []
                 if isinstance(m, dict) and m.get("id")]
     rng = tweet.get("display_text_range")
@@ -325,6 +329,12 @@ def _v1_media(entities: dict[str, Any]) -> tuple[tuple[Attachment, ...], list[st
     return tuple(atts), drop
 
 
+def _v1_source(tweet: dict[str, Any]) -> dict[str, Any]:
+    """Where a v1.1 post's whole text is: `extended_tweet` when X truncated it (over 140)."""
+    ext = tweet.get("extended_tweet") if tweet.get("truncated") else None
+    return ext if isinstance(ext, dict) else tweet
+
+
 def _v1_shown(tweet: dict[str, Any], account_id: str) -> tuple[str, str, str, str, str] | None:
     """The v1.1 counterpart of `_v2_shown`: a quote post carries the quoted post whole
     (`quoted_status`); a reply carries only who and which post it replies to, not its text."""
@@ -334,8 +344,7 @@ def _v1_shown(tweet: dict[str, Any], account_id: str) -> tuple[str, str, str, st
         qid = _s(qu.get("id_str") or qu.get("id"))
         if qid == account_id:
             return None
-        ext = q.get("extended_tweet") if q.get("truncated") else None
-        src = ext if isinstance(ext, dict) else q
+        src = _v1_source(q)
         ents = src.get("entities") or {}
         _, drop = _v1_media(src.get("extended_entities") or ents)
         text = strip_leading_mentions(_clean(_s(src.get("full_text") or src.get("text")), drop, ents))
@@ -362,8 +371,7 @@ def mention_from_webhook(tweet: dict[str, Any], account_id: str) -> Message | Sk
         return Skipped("own_post")
     if "retweeted_status" in tweet:
         return Skipped("retweet")
-    ext = tweet.get("extended_tweet") if tweet.get("truncated") else None
-    src = ext if isinstance(ext, dict) else tweet
+    src = _v1_source(tweet)
     entities = src.get("entities") or {}
     raw = _s(src.get("full_text") or src.get("text"))
     mentions = [(int((m.get("indices") or [0])[0]), _s(m.get("id_str") or m.get("id")))
