@@ -26,7 +26,6 @@ PASSWORD = "password"
 OTP = "otp"
 API_SECRET = "api_secret"
 
-_CJK = HAN
 # Scripts written without spaces between words (Chinese, Japanese kana, Korean syllables): a
 # keyword in one of them is followed by its own script before the value ("密码是…", "パスワードは…").
 _ASIAN = re.compile(f"[{HAN_CHARS}\u3040-\u30ff\uac00-\ud7af]")
@@ -394,7 +393,7 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
     v = first.text
     if (quoted := _quoted(toks, at)) is not None:
         return quoted
-    if _CJK.match(v) or _NOT_VALUE.match(v) or v.endswith("?"):
+    if HAN.match(v) or _NOT_VALUE.match(v) or v.endswith("?"):
         return None
     if v.lower() in (_NOT_GIVEN if w.colon else _NEG):
         return None  # after "is", "my …"/"the …" describe it; after ":" they may be the value
@@ -406,7 +405,7 @@ def _value_span(w: _Window, at: int, multi: bool) -> tuple[int, int] | None:
             nxt = toks[end + 1]
             if _spelling(nxt.text) and _spelling(toks[end].text):
                 pass  # spelt out by voice typing: "capital Q w e r t y one two three"
-            elif nxt.text.lower() in _STOP or _CJK.match(nxt.text) or _NOT_VALUE.match(nxt.text):
+            elif nxt.text.lower() in _STOP or HAN.match(nxt.text) or _NOT_VALUE.match(nxt.text):
                 break
             if nxt.text.lower().endswith("ly") and nxt.text.isalpha():
                 break
@@ -526,7 +525,7 @@ def _before_keyword(doc: Doc, kw: re.Match[str], kind: str = PASSWORD,
     s, _ = doc.sentence(kw.start())
     j = doc.token_index(kw.start()) - 1
     # (An English keyword after Chinese takes the Chinese copula: "qwe123是我的password".)
-    zh = _ASIAN.search(kw.group(0)) is not None or (kw.start() > 0 and _CJK.match(doc.text, kw.start() - 1) is not None)
+    zh = _ASIAN.search(kw.group(0)) is not None or (kw.start() > 0 and HAN.match(doc.text, kw.start() - 1) is not None)
     copula = False
     skipped = 0
     while j >= 0 and toks[j].start >= s and skipped < 8:
